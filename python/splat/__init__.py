@@ -1,0 +1,3 @@
+"""SPLAT: sparse regular attention compiled through MLIR to GPU kernels."""
+
+__version__ = "0.1.0"
