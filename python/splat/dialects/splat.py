@@ -1,0 +1,106 @@
+"""The splat dialect's Python ops (generated) and attribute builders.
+
+Attributes are built from their textual form, which the C++ verifiers check,
+so Python cannot make an attribute the parser would reject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from mlir import ir
+
+from ._splat_ops_gen import *  # noqa: F401,F403
+from ._splat_ops_gen import _Dialect  # noqa: F401
+
+
+def _attr(text: str) -> ir.Attribute:
+    return ir.Attribute.parse(text)
+
+
+def _check_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return value
+
+
+def _params(**params) -> str:
+    return ", ".join(f"{k} = {_check_int(k, v)}" for k, v in params.items())
+
+
+def window(w: int) -> ir.Attribute:
+    return _attr(f"#splat.window<{_params(w=w)}>")
+
+
+def causal() -> ir.Attribute:
+    return _attr("#splat.causal")
+
+
+def causal_window(w: int) -> ir.Attribute:
+    return _attr(f"#splat.causal_window<{_params(w=w)}>")
+
+
+def dilated(w: int, stride: int) -> ir.Attribute:
+    return _attr(f"#splat.dilated<{_params(w=w, stride=stride)}>")
+
+
+def strided(local: int, stride: int) -> ir.Attribute:
+    return _attr(f"#splat.strided<{_params(local=local, stride=stride)}>")
+
+
+def fixed(block: int, summary: int) -> ir.Attribute:
+    return _attr(f"#splat.fixed<{_params(block=block, summary=summary)}>")
+
+
+def blocked(block: int) -> ir.Attribute:
+    return _attr(f"#splat.blocked<{_params(block=block)}>")
+
+
+def global_tokens(indices: Iterable[int]) -> ir.Attribute:
+    values = ", ".join(str(_check_int("indices", i)) for i in indices)
+    return _attr(f"#splat.global_tokens<[{values}]>")
+
+
+def random_blocks(block: int, per_row: int, seed: int) -> ir.Attribute:
+    return _attr(f"#splat.random_blocks<{_params(block=block, per_row=per_row, seed=seed)}>")
+
+
+def union(members: Sequence[ir.Attribute]) -> ir.Attribute:
+    return _attr(f"#splat.union<[{', '.join(str(m) for m in members)}]>")
+
+
+def intersect(members: Sequence[ir.Attribute]) -> ir.Attribute:
+    return _attr(f"#splat.intersect<[{', '.join(str(m) for m in members)}]>")
+
+
+def piece(r0: int, r1: int, step: int, stride: int, off_a: int, off_b: int,
+          cnt_a: int, cnt_b: int) -> ir.Attribute:
+    for name, value in dict(r0=r0, r1=r1, step=step, stride=stride, off_a=off_a,
+                            off_b=off_b, cnt_a=cnt_a, cnt_b=cnt_b).items():
+        _check_int(name, value)
+    return _attr(f"#splat.piece<rows {r0} to {r1} step {step}, stride {stride}, "
+                 f"offset ({off_a}, {off_b}), count ({cnt_a}, {cnt_b})>")
+
+
+def block_remainder(block: int, blocks: Sequence[int],
+                    masks: ir.Attribute | None = None) -> ir.Attribute:
+    text = f"block {_check_int('block', block)}, blocks [{', '.join(str(int(b)) for b in blocks)}]"
+    if masks is not None:
+        text += f", masks {masks}"
+    return _attr(f"#splat.block_remainder<{text}>")
+
+
+def acsr(lq: int, lk: int, pieces: Sequence[ir.Attribute],
+         remainder: ir.Attribute | None = None) -> ir.Attribute:
+    text = f"{_params(lq=lq, lk=lk)}, pieces = [{', '.join(str(p) for p in pieces)}]"
+    if remainder is not None:
+        text += f", remainder = {remainder}"
+    return _attr(f"#splat.acsr<{text}>")
+
+
+def tile_schedule(block_m: int, block_n: int, row_tiles: Sequence[int],
+                  segments: Sequence[int]) -> ir.Attribute:
+    def i32s(values):
+        return "[" + ", ".join(str(int(v)) for v in values) + "]"
+    return _attr(f"#splat.tile_schedule<{_params(block_m=block_m, block_n=block_n)}, "
+                 f"row_tiles = {i32s(row_tiles)}, segments = {i32s(segments)}>")

@@ -1,0 +1,81 @@
+"""An MLIR context with the splat dialect loaded beside every upstream dialect.
+
+The C++ dialect lives in ``splat/_lib/libSplatDialect.so``, linked against the
+bindings' own ``libMLIRPythonCAPI.so``: there is one MLIR in the process. The
+library exports a C dialect handle; we register it into a Python
+``ir.Context`` through MLIR's C API, reached with ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from pathlib import Path
+
+import mlir
+from mlir import ir
+from mlir._mlir_libs import _mlir as _cext
+
+import splat
+
+_LIBRARY = "libSplatDialect.so"
+
+
+class _Handle(ctypes.Structure):
+    # MlirDialectHandle and MlirContext are both `struct { void *ptr; }`.
+    _fields_ = [("ptr", ctypes.c_void_p)]
+
+
+def _find_library() -> Path:
+    for root in splat.__path__:
+        candidate = Path(root) / "_lib" / _LIBRARY
+        if candidate.is_file():
+            return candidate
+    raise ImportError(
+        f"{_LIBRARY} not found under {list(splat.__path__)}: the splat package "
+        "was not built; install it with `pip install -e .`")
+
+
+@functools.cache
+def _c_api():
+    """Returns (get_handle, register, load) C functions."""
+    dialect_lib = ctypes.CDLL(os.fspath(_find_library()))
+    capi_lib = ctypes.CDLL(os.fspath(
+        Path(list(mlir.__path__)[0]) / "_mlir_libs" / "libMLIRPythonCAPI.so"))
+    get_handle = dialect_lib.mlirGetDialectHandle__splat__
+    get_handle.restype = _Handle
+    get_handle.argtypes = []
+    register = capi_lib.mlirDialectHandleRegisterDialect
+    load = capi_lib.mlirDialectHandleLoadDialect
+    register.argtypes = load.argtypes = [_Handle, _Handle]
+    register.restype = None
+    load.restype = _Handle
+    # Parsed splat ops come back as the generated OpView classes.
+    _cext.globals.append_dialect_search_prefix("splat.dialects")
+    return get_handle, register, load
+
+
+def _context_pointer(context: ir.Context) -> _Handle:
+    capsule = context._CAPIPtr
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype = ctypes.c_void_p
+    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    return _Handle(get_pointer(capsule, b"mlir.ir.Context._CAPIPtr"))
+
+
+def load_dialect(context: ir.Context) -> None:
+    """Registers and loads the splat dialect into ``context``."""
+    get_handle, register, load = _c_api()
+    handle = get_handle()
+    pointer = _context_pointer(context)
+    register(handle, pointer)
+    load(handle, pointer)
+    import splat.dialects.splat  # noqa: F401  (registers the op classes)
+
+
+def make_context() -> ir.Context:
+    """A new context with every upstream dialect and the splat dialect."""
+    context = ir.Context()
+    load_dialect(context)
+    return context
