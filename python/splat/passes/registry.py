@@ -1,0 +1,102 @@
+"""The registry of splat's Python passes.
+
+A pass is a class with a registered ``argument`` (its pipeline name), a
+``summary``, typed ``options`` and a ``run(op, options)`` method. Passes fail
+by raising :class:`PassError` (or emitting an error diagnostic themselves);
+the pipeline turns either into a located diagnostic, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from mlir import ir
+
+
+class PassError(Exception):
+    """A pass failed on ``op``; reported as an error at ``op``'s location."""
+
+    def __init__(self, message: str, op: ir.Operation | ir.OpView | None = None):
+        super().__init__(message)
+        self.op = op
+
+
+@dataclass(frozen=True)
+class PassOption:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    def parse(self, text: str) -> Any:
+        if self.type is bool:
+            if text in ("true", "1", ""):
+                return True
+            if text in ("false", "0"):
+                return False
+            raise ValueError(f"option '{self.name}' expects true or false, got '{text}'")
+        try:
+            return self.type(text)
+        except ValueError:
+            raise ValueError(f"option '{self.name}' expects {self.type.__name__}, "
+                             f"got '{text}'") from None
+
+
+@dataclass
+class SplatPass:
+    """Base of every Python pass; subclasses set the class variables."""
+
+    argument: ClassVar[str]
+    summary: ClassVar[str]
+    options_spec: ClassVar[tuple[PassOption, ...]] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, op: ir.Operation) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_options(cls, values: dict[str, str]) -> "SplatPass":
+        known = {o.name: o for o in cls.options_spec}
+        parsed = {o.name: o.default for o in cls.options_spec}
+        for key, text in values.items():
+            if key not in known:
+                raise ValueError(f"pass '{cls.argument}' has no option '{key}' "
+                                 f"(options: {', '.join(known) or 'none'})")
+            parsed[key] = known[key].parse(text)
+        return cls(options=parsed)
+
+
+PASSES: dict[str, type[SplatPass]] = {}
+
+
+def register_pass(cls: type[SplatPass]) -> type[SplatPass]:
+    if cls.argument in PASSES:
+        raise ValueError(f"pass '{cls.argument}' registered twice")
+    PASSES[cls.argument] = cls
+    return cls
+
+
+def describe_passes() -> str:
+    """Help text: every registered pass with its options."""
+    lines = []
+    for name in sorted(PASSES):
+        cls = PASSES[name]
+        lines.append(f"  {name:32s} {cls.summary}")
+        for option in cls.options_spec:
+            lines.append(f"      {option.name}={option.type.__name__:<6s} "
+                         f"{option.help} (default: {option.default})")
+    return "\n".join(lines)
+
+
+def walk_ops(root: ir.Operation, predicate: Callable[[ir.Operation], bool]):
+    """All operations under ``root`` (pre-order, root included) matching predicate."""
+    found = []
+
+    def visit(op):
+        if predicate(op):
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return found
