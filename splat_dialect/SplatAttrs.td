@@ -178,12 +178,18 @@ def Splat_TileScheduleAttr : Splat_Attr<"TileSchedule", "tile_schedule"> {
     Produced by `splat-tile-acsr`. `row_tiles` holds `(row0, row_step, nrows,
     seg_begin, seg_end)` per query tile and `segments` holds `(col0,
     col_step, ncols, rho_lo, rho_hi, lo_a, lo_b, hi_a, hi_b)` per dense
-    compressed-key problem (see docs/design.md). Both are flattened `i32`
-    arrays.
+    compressed-key problem (see docs/design.md). The irregular remainder, if
+    any, is a list of explicitly masked key tiles: row tile `i` owns mask
+    tiles `mask_ptr[i] .. mask_ptr[i+1]-1`, each `(col0, ncols)` in
+    `mask_tiles` with `block_m x ceil(block_n/32)` words of bits in
+    `mask_bits`. All are flattened `i32` arrays.
   }];
   let parameters = (ins "int64_t":$block_m, "int64_t":$block_n,
                         "::mlir::DenseI32ArrayAttr":$row_tiles,
-                        "::mlir::DenseI32ArrayAttr":$segments);
+                        "::mlir::DenseI32ArrayAttr":$segments,
+                        OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_ptr,
+                        OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_tiles,
+                        OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_bits);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

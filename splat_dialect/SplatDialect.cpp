@@ -229,7 +229,10 @@ LogicalResult BlockRemainderAttr::verify(EmitErrorFn emitError, int64_t block,
 LogicalResult TileScheduleAttr::verify(EmitErrorFn emitError, int64_t blockM,
                                        int64_t blockN,
                                        DenseI32ArrayAttr rowTiles,
-                                       DenseI32ArrayAttr segments) {
+                                       DenseI32ArrayAttr segments,
+                                       DenseI32ArrayAttr maskPtr,
+                                       DenseI32ArrayAttr maskTiles,
+                                       DenseI32ArrayAttr maskBits) {
   if (failed(requireAtLeast(emitError, "tile_schedule", "block_m", blockM, 1)) ||
       failed(requireAtLeast(emitError, "tile_schedule", "block_n", blockN, 1)))
     return failure();
@@ -254,6 +257,20 @@ LogicalResult TileScheduleAttr::verify(EmitErrorFn emitError, int64_t blockM,
     if (segs[i + 1] < 1)
       return emitError() << "tile_schedule segment #" << i / 9
                          << " has col_step " << segs[i + 1] << " (must be >= 1)";
+  if (!maskPtr && !maskTiles && !maskBits)
+    return success();
+  if (!maskPtr || !maskTiles || !maskBits)
+    return emitError() << "tile_schedule needs all of mask_ptr, mask_tiles "
+                          "and mask_bits, or none";
+  int64_t numMaskTiles = maskTiles.size() / 2;
+  int64_t words = (blockN + 31) / 32;
+  if (maskPtr.size() != int64_t(tiles.size() / 5 + 1) || maskTiles.size() % 2 ||
+      maskBits.size() != numMaskTiles * blockM * words)
+    return emitError() << "tile_schedule mask tables have inconsistent sizes: "
+                       << maskPtr.size() << " pointers for " << tiles.size() / 5
+                       << " row tiles, " << numMaskTiles << " mask tiles, "
+                       << maskBits.size() << " bit words (expected "
+                       << numMaskTiles * blockM * words << ")";
   return success();
 }
 

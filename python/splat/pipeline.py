@@ -15,7 +15,7 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from .passes import PASSES, PassError, SplatPass
-from .passes.registry import walk_ops
+from .passes.registry import SplatPipeline, walk_ops
 
 
 class PipelineError(ValueError):
@@ -184,6 +184,10 @@ def _add(pm: PassManager, element: Element, anchor: str | None) -> None:
             splat_pass = cls.from_options(parse_options(element.options))
         except ValueError as e:
             raise PipelineError(str(e)) from None
+        if isinstance(splat_pass, SplatPipeline):
+            for sub in parse_pipeline(splat_pass.expand()):
+                _add(pm, sub, anchor)
+            return
         pm.add(_python_pass(splat_pass, anchor), name=cls.__name__, argument=cls.argument,
                description=cls.summary)
         return

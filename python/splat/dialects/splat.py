@@ -99,8 +99,16 @@ def acsr(lq: int, lk: int, pieces: Sequence[ir.Attribute],
 
 
 def tile_schedule(block_m: int, block_n: int, row_tiles: Sequence[int],
-                  segments: Sequence[int]) -> ir.Attribute:
+                  segments: Sequence[int], mask_ptr: Sequence[int] | None = None,
+                  mask_tiles: Sequence[int] | None = None,
+                  mask_bits: Sequence[int] | None = None) -> ir.Attribute:
+    """Flattened int32 tables (see docs/design.md section 2); the mask tables
+    are given together, for schedules of layouts with an irregular remainder."""
     def i32s(values):
         return "[" + ", ".join(str(int(v)) for v in values) + "]"
-    return _attr(f"#splat.tile_schedule<{_params(block_m=block_m, block_n=block_n)}, "
-                 f"row_tiles = {i32s(row_tiles)}, segments = {i32s(segments)}>")
+    text = (f"{_params(block_m=block_m, block_n=block_n)}, "
+            f"row_tiles = {i32s(row_tiles)}, segments = {i32s(segments)}")
+    if mask_ptr is not None:
+        text += (f", mask_ptr = {i32s(mask_ptr)}, mask_tiles = {i32s(mask_tiles)}, "
+                 f"mask_bits = {i32s(mask_bits)}")
+    return _attr(f"#splat.tile_schedule<{text}>")

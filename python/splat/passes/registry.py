@@ -70,6 +70,18 @@ class SplatPass:
 PASSES: dict[str, type[SplatPass]] = {}
 
 
+@dataclass
+class SplatPipeline(SplatPass):
+    """A named pipeline: ``expand()`` returns the pipeline elements it stands
+    for (splat and upstream passes, comma-separated), built from its options."""
+
+    def expand(self) -> str:
+        raise NotImplementedError
+
+    def run(self, op: ir.Operation) -> None:  # pipelines are expanded, never run
+        raise PassError(f"pipeline '{self.argument}' must be expanded, not run", op)
+
+
 def register_pass(cls: type[SplatPass]) -> type[SplatPass]:
     if cls.argument in PASSES:
         raise ValueError(f"pass '{cls.argument}' registered twice")
@@ -82,7 +94,8 @@ def describe_passes() -> str:
     lines = []
     for name in sorted(PASSES):
         cls = PASSES[name]
-        lines.append(f"  {name:32s} {cls.summary}")
+        kind = " (pipeline)" if issubclass(cls, SplatPipeline) else ""
+        lines.append(f"  {name:32s} {cls.summary}{kind}")
         for option in cls.options_spec:
             lines.append(f"      {option.name}={option.type.__name__:<6s} "
                          f"{option.help} (default: {option.default})")

@@ -339,7 +339,23 @@ func.func @case40(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case41(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xbf16>, %v: tensor<1x2x8x16xf16>) {
+func.func @case41(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{tile_schedule needs all of mask_ptr, mask_tiles and mask_bits, or none}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 0], segments = [], mask_ptr = [0, 1]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @case42(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{tile_schedule mask tables have inconsistent sizes: 2 pointers for 1 row tiles, 1 mask tiles, 1 bit words (expected 128)}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 0], segments = [], mask_ptr = [0, 1], mask_tiles = [0, 8], mask_bits = [1]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @case43(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xbf16>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op q, k, v and o must share one element type}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xbf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -347,7 +363,7 @@ func.func @case41(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xbf16>, %v: tenso
 
 // -----
 
-func.func @case42(%q: tensor<1x2x8x16xf16>, %k: tensor<2x2x8x16xf16>, %v: tensor<2x2x8x16xf16>) {
+func.func @case44(%q: tensor<1x2x8x16xf16>, %k: tensor<2x2x8x16xf16>, %v: tensor<2x2x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op batch mismatch: q has 1 but k has 2}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<2x2x8x16xf16>, tensor<2x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -355,7 +371,7 @@ func.func @case42(%q: tensor<1x2x8x16xf16>, %k: tensor<2x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case43(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x32xf16>, %v: tensor<1x2x8x32xf16>) {
+func.func @case45(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x32xf16>, %v: tensor<1x2x8x32xf16>) {
   // expected-error @+1 {{'splat.attention' op head dim mismatch: q has 16 but k has 32}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x32xf16>, tensor<1x2x8x32xf16> -> tensor<1x2x8x16xf16>
   return
@@ -363,7 +379,7 @@ func.func @case43(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x32xf16>, %v: tensor
 
 // -----
 
-func.func @case44(%q: tensor<1x2x8x16xf16>, %k: tensor<1x3x8x16xf16>, %v: tensor<1x3x8x16xf16>) {
+func.func @case46(%q: tensor<1x2x8x16xf16>, %k: tensor<1x3x8x16xf16>, %v: tensor<1x3x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op query heads (2) must be a multiple of key/value heads (3)}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x3x8x16xf16>, tensor<1x3x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -371,7 +387,7 @@ func.func @case44(%q: tensor<1x2x8x16xf16>, %k: tensor<1x3x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case45(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x9x16xf16>) {
+func.func @case47(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x9x16xf16>) {
   // expected-error @+1 {{'splat.attention' op key/value shape mismatch: k has 8 but v has 9}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x9x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -379,7 +395,7 @@ func.func @case45(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case46(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+func.func @case48(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op output shape mismatch: q has 8 but o has 4}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x4x16xf16>
   return
@@ -387,7 +403,7 @@ func.func @case46(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case47(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+func.func @case49(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op a tile schedule needs an ACSR layout; run splat-analyze-regularity first}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [], segments = []>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -395,7 +411,7 @@ func.func @case47(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case48(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+func.func @case50(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op scale must be a positive finite number}}
   %0 = splat.attention %q, %k, %v layout(#splat.causal) scale(-1.0) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -403,7 +419,7 @@ func.func @case48(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case49(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x16x16xf16>, %v: tensor<1x2x16x16xf16>) {
+func.func @case51(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x16x16xf16>, %v: tensor<1x2x16x16xf16>) {
   // expected-error @+1 {{'splat.attention' op layout is 8x8 but the attention is 8x16}}
   %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) : tensor<1x2x8x16xf16>, tensor<1x2x16x16xf16>, tensor<1x2x16x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -411,7 +427,7 @@ func.func @case49(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x16x16xf16>, %v: tenso
 
 // -----
 
-func.func @case50(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+func.func @case52(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.attention' op attribute 'layout' failed to satisfy constraint: ACSR layout or splat pattern attribute}}
   %0 = splat.attention %q, %k, %v layout(3 : i64) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -419,7 +435,7 @@ func.func @case50(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
 
 // -----
 
-func.func @case51(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xbf16>) {
+func.func @case53(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xbf16>) {
   // expected-error @+1 {{'splat.sddmm' op q and k must share one element type}}
   %0 = splat.sddmm %q, %k layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xbf16> -> tensor<1x2x8x4xf32>
   return
@@ -427,7 +443,7 @@ func.func @case51(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xbf16>) {
 
 // -----
 
-func.func @case52(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
+func.func @case54(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.sddmm' op score shape mismatch: scores has 7 but q has 8}}
   %0 = splat.sddmm %q, %k layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x7x4xf32>
   return
@@ -435,7 +451,7 @@ func.func @case52(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
 
 // -----
 
-func.func @case53(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
+func.func @case55(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.sddmm' op compressed score dimension must be >= 1}}
   %0 = splat.sddmm %q, %k layout(#splat.causal) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x0xf32>
   return
@@ -443,7 +459,7 @@ func.func @case53(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
 
 // -----
 
-func.func @case54(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
+func.func @case56(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.sddmm' op scale must be a positive finite number}}
   %0 = splat.sddmm %q, %k layout(#splat.causal) scale(0.0) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x4xf32>
   return
@@ -451,7 +467,7 @@ func.func @case54(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) {
 
 // -----
 
-func.func @case55(%s: tensor<1x2x8x4xf32>) {
+func.func @case57(%s: tensor<1x2x8x4xf32>) {
   // expected-error @+1 {{'splat.softmax' op shape mismatch: scores has 4 but result has 5}}
   %0 = splat.softmax %s layout(#splat.causal) : tensor<1x2x8x4xf32> -> tensor<1x2x8x5xf32>
   return
@@ -459,7 +475,7 @@ func.func @case55(%s: tensor<1x2x8x4xf32>) {
 
 // -----
 
-func.func @case56(%s: tensor<1x2x7x4xf32>) {
+func.func @case58(%s: tensor<1x2x7x4xf32>) {
   // expected-error @+1 {{'splat.softmax' op layout is 8x8 but the attention is 7x}}
   %0 = splat.softmax %s layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) : tensor<1x2x7x4xf32> -> tensor<1x2x7x4xf32>
   return
@@ -467,7 +483,7 @@ func.func @case56(%s: tensor<1x2x7x4xf32>) {
 
 // -----
 
-func.func @case57(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf16>) {
+func.func @case59(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.spmm' op v and o must share one element type}}
   %0 = splat.spmm %s, %v layout(#splat.causal) : tensor<1x2x8x4xf32>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xbf16>
   return
@@ -475,7 +491,7 @@ func.func @case57(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf16>) {
 
 // -----
 
-func.func @case58(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf16>) {
+func.func @case60(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf16>) {
   // expected-error @+1 {{'splat.spmm' op output shape mismatch: probs has 8 but o has 9}}
   %0 = splat.spmm %s, %v layout(#splat.causal) : tensor<1x2x8x4xf32>, tensor<1x2x8x16xf16> -> tensor<1x2x9x16xf16>
   return
@@ -483,7 +499,7 @@ func.func @case58(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x8x16xf16>) {
 
 // -----
 
-func.func @case59(%s: tensor<1x2x8x4xf32>, %v: tensor<1x3x8x16xf16>) {
+func.func @case61(%s: tensor<1x2x8x4xf32>, %v: tensor<1x3x8x16xf16>) {
   // expected-error @+1 {{'splat.spmm' op query heads (2) must be a multiple of key/value heads (3)}}
   %0 = splat.spmm %s, %v layout(#splat.causal) : tensor<1x2x8x4xf32>, tensor<1x3x8x16xf16> -> tensor<1x2x8x16xf16>
   return
@@ -491,7 +507,7 @@ func.func @case59(%s: tensor<1x2x8x4xf32>, %v: tensor<1x3x8x16xf16>) {
 
 // -----
 
-func.func @case60(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x16x16xf16>) {
+func.func @case62(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x16x16xf16>) {
   // expected-error @+1 {{'splat.spmm' op layout is 8x8 but the attention is 8x16}}
   %0 = splat.spmm %s, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) : tensor<1x2x8x4xf32>, tensor<1x2x16x16xf16> -> tensor<1x2x8x16xf16>
   return

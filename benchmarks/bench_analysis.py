@@ -1,0 +1,119 @@
+"""Cost of building ACSRs: every named family at L = 4K, 16K, 32K, three ways.
+
+* ``ctor``   - ``pattern.acsr()`` on a fresh pattern: the analytic construction (longformer and
+  bigbird have none: interval algebra of their parts + the general analysis).
+* ``mask``   - ``analyze(mask)`` of the materialised bool mask (the mask is built first, untimed).
+* ``fn``     - ``analyze(from_mask_fn(predicate))``: the predicate evaluated in row chunks plus the
+  analysis; no ``L x L`` array exists at any time.
+
+Times are the best of a few runs, in milliseconds.  Usage:
+
+    PYTHONPATH=python python benchmarks/bench_analysis.py [--sizes 4096,16384,32768] [--no-fn]
+
+Prints a table and writes benchmarks/results/analysis-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from splat import patterns as P  # noqa: E402
+from splat.analysis import analyze  # noqa: E402
+
+G = range(64)  # global tokens
+FAMILIES = {
+    "window(256)": lambda L: P.window(256, L),
+    "causal": lambda L: P.causal(L),
+    "causal_window(256)": lambda L: P.causal_window(256, L),
+    "dilated(64,4)": lambda L: P.dilated(64, 4, L),
+    "strided(128,128)": lambda L: P.strided(128, 128, L),
+    "fixed(128,8)": lambda L: P.fixed(128, 8, L),
+    "blocked(128)": lambda L: P.blocked(128, L),
+    "global_tokens(0:64)": lambda L: P.global_tokens(G, L),
+    "random_blocks(64,3)": lambda L: P.random_blocks(64, 3, 0, L),
+    "longformer(256,0:64)": lambda L: P.longformer(256, G, L),
+    "bigbird(192,0:64,3,64)": lambda L: P.bigbird(192, G, 3, 64, 0, L),
+}
+
+
+def best_ms(fn, repeat: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3, out
+
+
+def bench(sizes, with_fn: bool):
+    rows = []
+    for L in sizes:
+        for name, make in FAMILIES.items():
+            ctor_ms, a = best_ms(lambda: make(L).acsr(), 5)
+            mask = a.to_mask()  # exact (tests), and much faster than the predicate at 32K
+            mask_ms, g = best_ms(lambda: analyze(mask), 3 if L <= 16384 else 2)
+            assert np.array_equal(g.to_mask(), mask), f"{name} L={L}: analysis not exact"
+            del mask
+            fn_ms = None
+            if with_fn:
+                p = make(L)
+                fn_ms, f = best_ms(lambda: analyze(P.from_mask_fn(p.contains, L)), 1)
+                assert f == g, f"{name} L={L}: chunked analysis differs"
+            rem = g.remainder.n if g.remainder is not None else 0
+            row = {"family": name, "L": L, "pieces_ctor": len(a.pieces), "pieces_analysis": len(g.pieces),
+                   "remainder_blocks": rem, "nnz": a.nnz, "ctor_ms": round(ctor_ms, 3),
+                   "mask_ms": round(mask_ms, 1), "fn_ms": None if fn_ms is None else round(fn_ms, 1)}
+            rows.append(row)
+            print(f"{name:24s} L={L:6d} pieces {row['pieces_ctor']:4d}/{row['pieces_analysis']:4d} "
+                  f"rem {rem:3d}  ctor {ctor_ms:8.3f} ms  mask {mask_ms:8.1f} ms  "
+                  f"fn {'-' if fn_ms is None else f'{fn_ms:8.1f}'} ms", flush=True)
+    return rows
+
+
+def table(rows) -> str:
+    sizes = sorted({r["L"] for r in rows})
+    head = "| family | pieces | " + " | ".join(f"ctor / mask / fn ms, L={L // 1024}K" for L in sizes) + " |"
+    lines = [head, "|" + "---|" * (2 + len(sizes))]
+    for name in FAMILIES:
+        rs = {r["L"]: r for r in rows if r["family"] == name}
+        r0 = rs[sizes[0]]
+        cells = []
+        for L in sizes:
+            r = rs[L]
+            fn = "-" if r["fn_ms"] is None else f"{r['fn_ms']:.0f}"
+            cells.append(f"{r['ctor_ms']:.2f} / {r['mask_ms']:.0f} / {fn}")
+        lines.append(f"| {name} | {r0['pieces_ctor']} / {r0['pieces_analysis']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="4096,16384,32768")
+    ap.add_argument("--no-fn", action="store_true", help="skip the from_mask_fn column")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = bench(sizes, not args.no_fn)
+    print()
+    print(table(rows))
+    out = Path(args.out or Path(__file__).parent / "results" / f"analysis-{_dt.date.today().isoformat()}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "cpus": os.cpu_count(), "note": "best-of-N wall times in ms; pieces at the first size"}
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""SPLAT vs FlexAttention vs dense SDPA on one GPU, in one process.
+
+For every pattern of `splat.testing.BENCH_FAMILIES` (window, causal-window, dilated, strided,
+Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H = 16, bf16:
+
+1. correctness first: SPLAT (and Flex) against an fp64 reference on a slice of heads, on fresh
+   random inputs (relative error max|o - ref| / max|ref| must be ≤ 1e-2; a failing row is
+   reported and marked, its timings kept);
+2. ``triton.testing.do_bench`` medians of
+   - SPLAT fused: ``splat.torch.attention`` (the public call: validation, allocation, launch),
+     and ``splat_fused_kernel_ms``: the prebound launch into preallocated buffers;
+   - SPLAT decomposed (sddmm → softmax → spmm) when the pack has that variant, else null;
+   - FlexAttention: ``torch.compile(flex_attention)`` with ``create_block_mask`` from the same
+     mask predicate;
+   - dense SDPA without a mask (``sdpa_ms``: the dense roofline) and with the boolean mask
+     (``sdpa_masked_ms``);
+3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``;
+4. first-call (JIT) cost: SPLAT = artifact load + PTX JIT + table upload + first launch (the
+   MLIR compile time, measured where the pack was built, is ``splat_compile_s``); Flex =
+   ``create_block_mask`` + ``torch.compile`` + first call.
+
+Artifacts come prebuilt (the GPU machine has no MLIR)::
+
+    python scripts/pack_gpu_artifacts.py --bench --out .device/artifacts   # where MLIR is
+    SPLAT_ARTIFACT_DIR=.device/artifacts python benchmarks/bench_attention.py --copy-to $OUT
+
+Writes ``benchmarks/results/<date>-<gpu>.json`` (a JSON list of rows: pattern, L, D, dtype,
+density, splat_fused_ms, splat_decomposed_ms, flex_ms, sdpa_ms, gpu, and more) and the table in
+docs/performance.md (between ``<!-- bench:begin -->`` / ``<!-- bench:end -->``). ``--from-json``
+re-renders the table from a results file without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+from splat import testing as T  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+PERF_MD = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+TOL = 1e-2  # bf16
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _sync():
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def _timed(fn):
+    _sync()
+    t0 = time.perf_counter()
+    out = fn()
+    _sync()
+    return out, time.perf_counter() - t0
+
+
+def _bench(fn, args) -> float:
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=args.warmup, rep=args.rep, return_mode="median"))
+
+
+def _nnz_torch(fam, L, device) -> int:
+    total = 0
+    for r in range(0, L, 2048):
+        total += int(T.mask_torch(fam, L, r, min(r + 2048, L), device).sum().item())
+    return total
+
+
+def _tflops(nnz, D, B, H, ms):
+    if ms is None or not ms or not math.isfinite(ms):
+        return None
+    return 4.0 * nnz * D * B * H / (ms * 1e-3) / 1e12
+
+
+def _catalog(art_dir: Path) -> dict:
+    p = art_dir / "catalog.json"
+    if not p.is_file():
+        raise SystemExit(f"{p} not found: run scripts/pack_gpu_artifacts.py --bench and point "
+                         f"SPLAT_ARTIFACT_DIR (or --artifacts) at its output")
+    cat = json.loads(p.read_text())
+    return {(e["family_id"], e["L"], e["D"], e["dtype"], e.get("variant", "fused")): e
+            for e in cat["entries"]}
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()
+
+
+# ----------------------------------------------------------------------------------- one row
+
+
+def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
+    import torch
+    import torch.nn.functional as F
+
+    import splat.torch as st
+    from splat.runtime.launcher import get_launcher
+    from splat.runtime.resolve import load_cached
+
+    B, H, dev = args.B, args.H, torch.device("cuda")
+    row = dict(pattern=fam.name, family_id=str(fam), params=fam.p, L=L, D=D, dtype="bf16", B=B,
+               H=H, Hkv=H, gpu=torch.cuda.get_device_name(), splat_fused_ms=None,
+               splat_fused_kernel_ms=None, splat_decomposed_ms=None, flex_ms=None, sdpa_ms=None,
+               sdpa_masked_ms=None, notes=[])
+    nnz = _nnz_torch(fam, L, dev)
+    row.update(nnz=nnz, density=nnz / (L * L))
+    scale = 1.0 / math.sqrt(D)
+    q, k, v = (torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16) for _ in range(3))
+    hs = slice(0, args.check_heads)
+    ref_o, _, _ = T.reference_attention_torch(q[:1], k[:1], v[:1], fam, scale, heads=hs)
+
+    # --- SPLAT fused -----------------------------------------------------------------------
+    entry = catalog.get((str(fam), L, D, "bf16", "fused"))
+    if entry is None:
+        row["notes"].append("no SPLAT artifact packed")
+    else:
+        row["splat_compile_s"] = entry.get("compile_s")
+        row["splat_n_tiles"] = entry.get("n_tiles")
+        row["splat_n_segments"] = entry.get("n_segments")
+        try:
+            _sync()
+            t0 = time.perf_counter()
+            art = load_cached(art_dir / entry["key"])
+            load_s = time.perf_counter() - t0
+            o, first_s = _timed(lambda: st.attention(q, k, v, scale=scale, artifact=art))
+            row["splat_load_s"], row["splat_first_call_s"] = load_s, load_s + first_s
+            err = T.rel_error(o[:1, hs], ref_o)
+            row["splat_rel_err"] = err
+            row["splat_ok"] = bool(err <= TOL and not torch.isnan(o).any())
+            row["splat_fused_ms"] = _bench(lambda: st.attention(q, k, v, scale=scale, artifact=art), args)
+            launcher = get_launcher(art, torch.cuda.current_device())
+            o_buf = torch.empty_like(q)
+            lse_buf = torch.empty(B, H, L, device=dev, dtype=torch.float32)
+            shapes = (B, H, H, L, L, D)
+            stream = torch.cuda.current_stream().cuda_stream
+            row["splat_fused_kernel_ms"] = _bench(
+                lambda: launcher.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), o_buf.data_ptr(),
+                                         lse_buf.data_ptr(), shapes, scale, stream), args)
+            del o
+        except Exception as e:
+            row["notes"].append(f"splat fused failed: {e!r}")
+            traceback.print_exc()
+    dec = catalog.get((str(fam), L, D, "bf16", "decomposed"))
+    if dec is not None:
+        try:
+            art_d = load_cached(art_dir / dec["key"])
+            o = st.attention(q, k, v, scale=scale, artifact=art_d)
+            row["splat_decomposed_rel_err"] = T.rel_error(o[:1, hs], ref_o)
+            row["splat_decomposed_ms"] = _bench(lambda: st.attention(q, k, v, scale=scale, artifact=art_d), args)
+            del o
+        except Exception as e:
+            row["notes"].append(f"splat decomposed failed: {e!r}")
+
+    # --- FlexAttention ---------------------------------------------------------------------
+    if not args.skip_flex:
+        try:
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            pred = fam.predicate(L, dev)
+
+            def mask_mod(b, h, q_idx, kv_idx):
+                return pred(q_idx, kv_idx)
+
+            _sync()
+            t0 = time.perf_counter()
+            bm = create_block_mask(mask_mod, B=None, H=None, Q_LEN=L, KV_LEN=L, device="cuda")
+            _sync()
+            bm_s = time.perf_counter() - t0
+            o, first_s = _timed(lambda: flex_compiled(q, k, v, block_mask=bm, scale=scale))
+            row["flex_block_mask_s"], row["flex_first_call_s"] = bm_s, bm_s + first_s
+            row["flex_rel_err"] = T.rel_error(o[:1, hs], ref_o)
+            row["flex_ms"] = _bench(lambda: flex_compiled(q, k, v, block_mask=bm, scale=scale), args)
+            del o, bm
+        except Exception as e:
+            row["notes"].append(f"flex failed: {e!r}")
+            traceback.print_exc()
+
+    # --- dense SDPA --------------------------------------------------------------------------
+    try:
+        row["sdpa_ms"] = _bench(lambda: F.scaled_dot_product_attention(q, k, v, scale=scale), args)
+    except Exception as e:
+        row["notes"].append(f"sdpa failed: {e!r}")
+    if not args.skip_sdpa_masked:
+        try:
+            mask = torch.empty(L, L, dtype=torch.bool, device=dev)
+            for r in range(0, L, 2048):
+                mask[r:r + 2048] = T.mask_torch(fam, L, r, min(r + 2048, L), dev)
+            row["sdpa_masked_ms"] = _bench(
+                lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), args)
+            del mask
+        except Exception as e:
+            row["notes"].append(f"sdpa with mask failed: {e!r}")
+
+    for name in ("splat_fused", "splat_fused_kernel", "splat_decomposed", "flex", "sdpa_masked"):
+        row[f"{name}_tflops"] = _tflops(nnz, D, B, H, row.get(f"{name}_ms"))
+    row["sdpa_dense_tflops"] = _tflops(L * L, D, B, H, row["sdpa_ms"])
+    row["sdpa_tflops"] = _tflops(nnz, D, B, H, row["sdpa_ms"])  # effective, on the non-zeros
+    if row["splat_fused_ms"] and row["flex_ms"]:
+        row["splat_vs_flex"] = row["flex_ms"] / row["splat_fused_ms"]
+    del q, k, v, ref_o
+    torch.cuda.empty_cache()
+    return row
+
+
+# ----------------------------------------------------------------------------------- output
+
+
+def _f(x, fmt="{:.3f}"):
+    return "–" if x is None else fmt.format(x)
+
+
+def render_markdown(rows: list, meta: dict) -> str:
+    head = (f"Measured {meta.get('date', '?')} on **{meta.get('gpu', '?')}** (torch "
+            f"{meta.get('torch', '?')}, triton {meta.get('triton', '?')}), bf16, B={meta.get('B', '?')}, "
+            f"H={meta.get('H', '?')} (MHA); `triton.testing.do_bench` medians in ms; TFLOP/s are "
+            f"effective, on the mask's non-zeros (4·nnz·D·B·H / t). *SPLAT* is the public "
+            f"`splat.torch.attention` call, *kernel* the prebound launch; *Flex* is "
+            f"`torch.compile(flex_attention)` with `create_block_mask` from the same predicate; "
+            f"*SDPA* is dense without a mask (the dense roofline), *SDPA+mask* with the boolean "
+            f"mask. First call: SPLAT = load + PTX JIT + first launch (compile time where the pack "
+            f"was built in brackets); Flex = block mask + torch.compile + first call. "
+            f"Source: `{meta.get('json', '?')}`.\n\n")
+    cols = ["pattern", "L", "D", "density", "SPLAT ms", "kernel ms", "decomp. ms", "Flex ms",
+            "SDPA ms", "SDPA+mask ms", "SPLAT TF/s", "Flex TF/s", "SPLAT/Flex", "SPLAT 1st s",
+            "Flex 1st s", "SPLAT err"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        ok = r.get("splat_ok")
+        err = _f(r.get("splat_rel_err"), "{:.1e}") + ("" if ok in (None, True) else " ✗")
+        first = _f(r.get("splat_first_call_s"), "{:.2f}")
+        if r.get("splat_compile_s") is not None:
+            first += f" [{r['splat_compile_s']:.1f}]"
+        lines.append("| " + " | ".join([
+            r["pattern"], str(r["L"]), str(r["D"]), _f(r.get("density"), "{:.4f}"),
+            _f(r.get("splat_fused_ms")), _f(r.get("splat_fused_kernel_ms")),
+            _f(r.get("splat_decomposed_ms")), _f(r.get("flex_ms")), _f(r.get("sdpa_ms")),
+            _f(r.get("sdpa_masked_ms")), _f(r.get("splat_fused_kernel_tflops"), "{:.0f}"),
+            _f(r.get("flex_tflops"), "{:.0f}"), _f(r.get("splat_vs_flex"), "{:.2f}×"), first,
+            _f(r.get("flex_first_call_s"), "{:.2f}"), err]) + " |")
+    params = sorted({(r["pattern"], json.dumps(r.get("params", {}), sort_keys=True)) for r in rows})
+    foot = "\n\nPattern parameters: " + "; ".join(f"{p} {q}" for p, q in params) + "\n"
+    notes = [f"{r['pattern']} L={r['L']} D={r['D']}: {n}" for r in rows for n in r.get("notes", [])]
+    if notes:
+        foot += "\nNotes:\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return head + "\n".join(lines) + foot
+
+
+def write_markdown(text: str, path: Path = PERF_MD) -> None:
+    block = f"{BEGIN}\n{text}{END}\n"
+    if path.is_file():
+        old = path.read_text()
+        if BEGIN in old and END in old:
+            new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END) + 1:]
+        else:
+            new = old.rstrip("\n") + "\n\n" + block
+    else:
+        new = ("# Performance\n\nForward attention, SPLAT against FlexAttention and dense SDPA, "
+               "written by `benchmarks/bench_attention.py`.\n\n" + block)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),
+                    help="prebuilt artifact directory (default $SPLAT_ARTIFACT_DIR)")
+    ap.add_argument("--patterns", help="comma-separated family names (default: all seven)")
+    ap.add_argument("--lengths", default="4096,16384")
+    ap.add_argument("--head-dims", default="64,128")
+    ap.add_argument("--B", type=int, default=2)
+    ap.add_argument("--H", type=int, default=16)
+    ap.add_argument("--check-heads", type=int, default=2, help="heads checked against fp64")
+    ap.add_argument("--warmup", type=int, default=25, help="do_bench warmup (ms)")
+    ap.add_argument("--rep", type=int, default=100, help="do_bench repetition time (ms)")
+    ap.add_argument("--skip-flex", action="store_true")
+    ap.add_argument("--skip-sdpa-masked", action="store_true")
+    ap.add_argument("--out-json", help="results path (default benchmarks/results/<date>-<gpu>.json)")
+    ap.add_argument("--no-markdown", action="store_true", help="do not touch docs/performance.md")
+    ap.add_argument("--copy-to", help="also copy the JSON and docs/performance.md here (e.g. $OUT)")
+    ap.add_argument("--from-json", help="only re-render docs/performance.md from a results file")
+    args = ap.parse_args(argv)
+
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text())
+        first = rows[0] if rows else {}
+        meta = {k: first.get(k) for k in ("date", "gpu", "torch", "triton", "B", "H")}
+        meta["json"] = os.path.relpath(Path(args.from_json).resolve(), ROOT)
+        write_markdown(render_markdown(rows, meta))
+        print(f"wrote {PERF_MD}")
+        return 0
+
+    import torch
+    import triton
+
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_attention.py needs a CUDA GPU")
+    if not args.artifacts:
+        raise SystemExit("set SPLAT_ARTIFACT_DIR (or --artifacts) to the pack of "
+                         "scripts/pack_gpu_artifacts.py --bench")
+    art_dir = Path(args.artifacts)
+    catalog = _catalog(art_dir)
+    fams = [f for f in T.BENCH_FAMILIES
+            if not args.patterns or f.name in args.patterns.split(",")]
+    lengths = [int(x) for x in args.lengths.split(",")]
+    dims = [int(x) for x in args.head_dims.split(",")]
+
+    flex_compiled = None
+    if not args.skip_flex:
+        import torch._dynamo
+        from torch.nn.attention.flex_attention import flex_attention
+
+        for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                     "accumulated_recompile_limit"):
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 4096)
+        flex_compiled = torch.compile(flex_attention, dynamic=False)
+
+    gpu = torch.cuda.get_device_name()
+    date = _dt.date.today().isoformat()
+    meta = dict(date=date, gpu=gpu, torch=torch.__version__, triton=triton.__version__,
+                B=args.B, H=args.H, dtype="bf16", cuda=torch.version.cuda)
+    out_json = Path(args.out_json) if args.out_json else RESULTS / f"{date}-{_slug(gpu)}.json"
+    rows = []
+    for fam in fams:
+        for L in lengths:
+            for D in dims:
+                t0 = time.perf_counter()
+                row = run_row(fam, L, D, args, catalog, art_dir, flex_compiled)
+                row.update(date=date, torch=meta["torch"], triton=meta["triton"], cuda=meta["cuda"])
+                rows.append(row)
+                print(f"{fam.name:14s} L={L:6d} D={D:3d} dens={row['density']:.4f} "
+                      f"splat={_f(row['splat_fused_ms'])} kern={_f(row['splat_fused_kernel_ms'])} "
+                      f"flex={_f(row['flex_ms'])} sdpa={_f(row['sdpa_ms'])} "
+                      f"sdpa+mask={_f(row['sdpa_masked_ms'])} err={_f(row.get('splat_rel_err'), '{:.1e}')} "
+                      f"({time.perf_counter() - t0:.1f}s) {'; '.join(row['notes'])}", flush=True)
+                out_json.parent.mkdir(parents=True, exist_ok=True)
+                out_json.write_text(json.dumps(rows, indent=1) + "\n")  # a list of rows
+    meta["json"] = os.path.relpath(out_json, ROOT)
+    print(f"wrote {out_json}")
+    if not args.no_markdown:
+        write_markdown(render_markdown(rows, meta))
+        print(f"wrote {PERF_MD}")
+    if args.copy_to:
+        dest = Path(args.copy_to)
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out_json, dest / out_json.name)
+        if not args.no_markdown:
+            shutil.copy(PERF_MD, dest / PERF_MD.name)
+    bad = [r for r in rows if r.get("splat_ok") is False]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,536 @@
+"""Exact regularity analysis: any boolean mask (or Pattern) -> ACSR.
+
+Pipeline (all numpy-vectorised; no per-row or per-element Python loops):
+
+1. **Intervals.**  The mask is reduced to its maximal intervals ``(row, start, stop)`` per row.
+   From a dense mask this goes through bit-packed 64-bit words: a run starts where a bit is set
+   and its left neighbour is not, so one pass of word shifts finds every run boundary and only
+   the few words holding a boundary are unpacked.  Patterns that know their ACSR, masks built
+   from a predicate (in row chunks) and unions/intersections (an event sweep) all meet here, so
+   an ``Lq x Lk`` array is never needed.
+2. **Runs.**  Each row is split into maximal arithmetic runs: intervals of length >= 2 are
+   stride-1 runs; consecutive singletons with equal gaps chain (greedily, left to right) into
+   stride-``s`` runs (dilated and strided patterns).
+3. **Tracks.**  Run ``k`` of row ``i+1`` is linked to a run of row ``i``, aligning the two rows
+   from the left or from the right, whichever moves the runs less (so a run appearing on the left,
+   like the strided pattern's stride part, does not shift the others).
+4. **Pieces.**  Each track is cut greedily into maximal stretches whose stride is constant and
+   whose offset and count are affine in the row (second differences zero).  Runs whose
+   stretches are short compared with their stride are regrouped by residue class
+   (``row_step = stride``) when that gives fewer pieces: the ramps of dilated / strided patterns.
+5. **Remainder.**  Pieces with fewer than ``min_piece_nnz`` elements (irregular fragments) go to
+   the block remainder.  The result is exact by construction; ``SPLAT_DEBUG=1`` re-checks it.
+
+The greedy steps ("extend while consistent, then start anew") are sequential by nature; they are
+evaluated for all rows at once by pointer doubling over the "next group start" map.
+
+Piece counts achieved on the named families (Lq = Lk = L much larger than the parameters; see
+docs/acsr.md, asserted in tests/unit/test_analysis.py)::
+
+    window(w)                  3
+    causal                     1
+    causal_window(w)           2
+    dilated(w, s)              1 + 2*min(w, s)
+    strided(local, s)          2 + s                (s >= 2)
+    fixed(block, summary)      2*nb - 2             (nb = L / block)
+    blocked(block)             nb
+    global_tokens(g contiguous, at the start)  2
+    longformer(w, g at the start)              4
+
+The remainder is empty for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .acsr import ACSR, BlockRemainder, Piece
+
+__all__ = ["analyze", "Intervals", "intervals_from_mask", "intervals_from_acsr", "acsr_from_intervals"]
+
+_I64 = np.int64
+_SCAN_CELLS = 1 << 24  # cells per chunk when scanning a dense mask
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Intervals
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Intervals:
+    """The maximal intervals ``[start, stop)`` of an ``Lq x Lk`` mask, sorted by (row, start);
+    intervals of one row never touch."""
+
+    Lq: int
+    Lk: int
+    row: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.row.size)
+
+    @property
+    def nnz(self) -> int:
+        return int((self.stop - self.start).sum())
+
+    def to_mask(self) -> np.ndarray:
+        """Dense mask (tests and small sizes only)."""
+        d = np.zeros((self.Lq, self.Lk + 1), dtype=np.int8)
+        np.add.at(d, (self.row, self.start), 1)
+        np.add.at(d, (self.row, self.stop), -1)
+        return np.cumsum(d, axis=1, dtype=np.int8)[:, :self.Lk] > 0
+
+    @staticmethod
+    def concat(Lq: int, Lk: int, parts: list["Intervals"]) -> "Intervals":
+        """Concatenate interval sets of disjoint, increasing row ranges."""
+        if not parts:
+            return _empty(Lq, Lk)
+        return Intervals(Lq, Lk, *(np.concatenate([getattr(p, f) for p in parts])
+                                   for f in ("row", "start", "stop")))
+
+
+def _empty(Lq: int, Lk: int) -> Intervals:
+    z = np.zeros(0, dtype=_I64)
+    return Intervals(Lq, Lk, z, z, z)
+
+
+def _bit_positions(word_idx: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Global bit positions (64 * word index + bit) of the set bits of the given words,
+    ascending."""
+    bits = np.unpackbits(np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1, 8),
+                         axis=1, bitorder="little")
+    w, b = np.nonzero(bits)
+    return word_idx[w].astype(_I64) * 64 + b
+
+
+def intervals_from_mask(mask: np.ndarray, row0: int = 0, Lq: int | None = None) -> Intervals:
+    """Maximal intervals of a bool ``[rows, Lk]`` mask; rows are numbered from ``row0``.
+    Works in row chunks of about 2^24 cells, which keeps the packed words in cache."""
+    R, C = mask.shape
+    Lq = R if Lq is None else Lq
+    step = max(1, _SCAN_CELLS // max(C, 1))
+    if R > step:
+        return Intervals.concat(Lq, C, [_scan(mask[i:i + step], row0 + i, Lq)
+                                        for i in range(0, R, step)])
+    return _scan(mask, row0, Lq)
+
+
+def _scan(mask: np.ndarray, row0: int, Lq: int) -> Intervals:
+    R, C = mask.shape
+    if R == 0 or C == 0:
+        return _empty(Lq, C)
+    packed = np.packbits(mask, axis=1, bitorder="little")  # bit j of byte b = column 8b + j
+    W = -(-packed.shape[1] // 8)
+    if packed.shape[1] != 8 * W:
+        packed = np.concatenate([packed, np.zeros((R, 8 * W - packed.shape[1]), np.uint8)], axis=1)
+    x = packed.view("<u8")  # [R, W]; bit j of word w = column 64w + j
+    # Bit c of `flips` is set where column c differs from column c-1 (column -1 counts as
+    # unset): the top bit of each word carries into the next word of the row.
+    flips = x << 1
+    flips[:, 1:] |= x[:, :-1] >> 63
+    flips ^= x
+    fw = np.flatnonzero(flips)
+    pos = _bit_positions(fw, flips.reshape(-1)[fw])  # row * 64W + column, ascending
+    # A run reaching the last column has its closing flip in the padding, unless the row
+    # width is a multiple of 64: add those closing flips at column C.
+    if C == 64 * W:
+        full_end = np.flatnonzero(mask[:, -1])
+        if full_end.size:
+            pos = np.sort(np.concatenate([pos, full_end * (64 * W) + C]))
+    # Every row starts unset and ends unset, so flips alternate start, stop, start, stop, ...
+    row, start = np.divmod(pos[0::2], 64 * W)
+    stop = pos[1::2] - row * (64 * W)
+    return Intervals(Lq, C, row + row0, start, stop)
+
+
+def _normalize(Lq: int, Lk: int, row, start, stop, need: int = 1, count=None) -> Intervals:
+    """Intervals covered by at least ``need`` of the given ones (``count[i]`` copies each),
+    merged into maximal intervals.  An event sweep over the flattened position
+    ``row * (Lk + 1) + col``; the spare column keeps rows apart."""
+    if row.size == 0:
+        return _empty(Lq, Lk)
+    base = row.astype(_I64) * (Lk + 1)
+    w = np.ones(row.size, dtype=_I64) if count is None else count
+    pos = np.concatenate([base + start, base + stop])
+    delta = np.concatenate([w, -w])
+    order = np.argsort(pos, kind="stable")
+    pos, delta = pos[order], delta[order]
+    first = np.ones(pos.size, dtype=bool)
+    first[1:] = pos[1:] != pos[:-1]
+    upos = pos[first]
+    cover = np.cumsum(np.add.reduceat(delta, np.flatnonzero(first)))  # on [upos[j], upos[j+1])
+    sel = cover >= need
+    prev = np.concatenate([[False], sel[:-1]])
+    nxt = np.concatenate([sel[1:], [False]])
+    g0 = upos[sel & ~prev]
+    g1 = upos[1:][(sel & ~nxt)[:-1]] if upos.size > 1 else upos[:0]
+    r, c0 = np.divmod(g0, Lk + 1)
+    return Intervals(Lq, Lk, r, c0, g1 - r * (Lk + 1))
+
+
+def union(a: Intervals, b: Intervals) -> Intervals:
+    return _normalize(a.Lq, a.Lk, np.concatenate([a.row, b.row]),
+                      np.concatenate([a.start, b.start]), np.concatenate([a.stop, b.stop]), 1)
+
+
+def intersection(a: Intervals, b: Intervals) -> Intervals:
+    # Each operand is already disjoint, so coverage 2 means "in both".
+    return _normalize(a.Lq, a.Lk, np.concatenate([a.row, b.row]),
+                      np.concatenate([a.start, b.start]), np.concatenate([a.stop, b.stop]), 2)
+
+
+def _expand(reps: np.ndarray) -> np.ndarray:
+    """For counts ``reps``: the position ``j`` inside each repeat block, concatenated."""
+    total = int(reps.sum())
+    starts = np.cumsum(reps) - reps
+    return np.arange(total, dtype=_I64) - np.repeat(starts, reps)
+
+
+def intervals_from_acsr(a: ACSR) -> Intervals:
+    """Maximal intervals of an ACSR without materialising the mask: stride-1 rows become one
+    interval each, strided rows and the remainder become single cells, then everything merges."""
+    rows, starts, stops = [], [], []
+    for p in a.pieces:
+        t = np.arange(p.T, dtype=_I64)
+        r, off, cnt = p.r0 + p.row_step * t, p.off_a * t + p.off_b, p.cnt_a * t + p.cnt_b
+        keep = cnt > 0
+        r, off, cnt = r[keep], off[keep], cnt[keep]
+        if p.stride == 1:
+            rows.append(r), starts.append(off), stops.append(off + cnt)
+        else:
+            j = _expand(cnt)
+            col = np.repeat(off, cnt) + p.stride * j
+            rows.append(np.repeat(r, cnt)), starts.append(col), stops.append(col + 1)
+    rem = a.remainder
+    if rem is not None:
+        n, i, j = np.nonzero(rem.masks)
+        r = rem.blocks[n, 0].astype(_I64) * rem.block + i
+        c = rem.blocks[n, 1].astype(_I64) * rem.block + j
+        rows.append(r), starts.append(c), stops.append(c + 1)
+    if not rows:
+        return _empty(a.Lq, a.Lk)
+    return _normalize(a.Lq, a.Lk, np.concatenate(rows), np.concatenate(starts), np.concatenate(stops))
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy segmentation, vectorised
+# ---------------------------------------------------------------------------------------------
+
+def _reachable(nxt: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """Bool mask of the nodes reachable from the ``roots`` mask following ``nxt`` (``nxt[i] > i``;
+    values ``>= n`` end a chain).  Pointer doubling: after step k every node within 2^k - 1 hops
+    of a root is marked, and the loop stops once no marked node has a 2^k-hop successor."""
+    n = nxt.size
+    jump = np.minimum(nxt, n)
+    lands = np.flatnonzero(jump < n)
+    jump[lands[roots[jump[lands]]]] = n  # a chain may stop at a root: it is marked anyway
+    jump = np.append(jump, n)
+    mark = np.append(roots, False)
+    while True:
+        live = mark[:n] & (jump[:n] < n)
+        if not live.any():
+            return mark[:n]
+        mark[jump[:n][live]] = True
+        jump = jump[jump]
+
+
+def _greedy_groups(link: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """Greedy left-to-right grouping of a sequence.  ``link[p]``: p and p+1 may share a group;
+    ``same[q]``: a group holding q-1 and q may take q+1 too.  Returns the group start indices.
+    A group starting at p is p .. f with f the first q > p where ``same[q]`` fails, except that
+    p stays alone when it cannot link, or when p+1 .. p+3 would fit one group and p does not
+    fit with them (one look-ahead step, so that an odd row before a long stretch does not
+    capture the stretch's first row).  The next group starts after the group's end."""
+    n = link.size
+    if n == 0:
+        return np.zeros(0, dtype=_I64)
+    link = link.copy()
+    link[-1] = False
+    same = same & np.concatenate([[False], link[:-1]]) & link
+    fails = np.flatnonzero(~same)  # same[n-1] is False (link[n-1] is), so every search lands
+    idx = np.arange(n, dtype=_I64)
+    f = fails[np.searchsorted(fails, np.minimum(idx + 1, n - 1))]
+    same_next = np.concatenate([same[1:], [False]])
+    same_next2 = np.concatenate([same[2:], [False, False]])
+    grows = link & ~(~same_next & same_next2)
+    nxt = np.where(grows, f, idx) + 1
+    roots = np.ones(n, dtype=bool)
+    roots[1:] = ~link[:-1]
+    # Only roots and targets of `nxt` can start a group; on regular data they are few, so the
+    # pointer doubling runs on that subset only.
+    cand = roots.copy()
+    cand[nxt[nxt < n]] = True
+    S = np.flatnonzero(cand)
+    nxt_S = np.searchsorted(S, nxt[S])  # nxt[S] is in S, or n (-> len(S))
+    return S[_reachable(nxt_S, roots[S])]
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Runs
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Runs:
+    row: np.ndarray
+    off: np.ndarray
+    stride: np.ndarray  # 0 for runs of one element (any stride fits)
+    cnt: np.ndarray
+
+
+def _runs(iv: Intervals) -> _Runs:
+    """Intervals of length >= 2 are runs of stride 1; singletons next to each other in a row
+    chain greedily into runs of equal gaps."""
+    length = iv.stop - iv.start
+    single = length == 1
+    stride = np.where(single, 0, 1)
+    cnt = length.copy()
+    is_start = ~single
+    si = np.flatnonzero(single)
+    if si.size:
+        gap = np.zeros(si.size, dtype=_I64)
+        if si.size > 1:
+            ok = (si[1:] == si[:-1] + 1) & (iv.row[si[1:]] == iv.row[si[:-1]])
+            gap[:-1] = np.where(ok, iv.start[si[1:]] - iv.start[si[:-1]], 0)
+        link = gap > 0
+        same = np.zeros(si.size, dtype=bool)
+        same[1:] = link[1:] & (gap[1:] == gap[:-1])
+        g = _greedy_groups(link, same)
+        size = np.diff(np.append(g, si.size))
+        heads = si[g]
+        is_start[heads] = True
+        cnt[heads] = size
+        stride[heads] = np.where(size > 1, gap[g], 0)
+    j = np.flatnonzero(is_start)
+    return _Runs(row=iv.row[j], off=iv.start[j], stride=stride[j], cnt=cnt[j])
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Tracks
+# ---------------------------------------------------------------------------------------------
+
+def _tracks(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
+    """Order the runs by track.  Returns (order, chain_start): ``order`` lists run indices track
+    by track, rows ascending; ``chain_start[p]`` marks where a new track begins.
+
+    Consecutive rows are aligned from the left (run k -> run k) unless aligning from the right
+    moves the runs less.  With ``shift`` the per-row-pair alignment offset and ``C`` its running
+    sum, ``u = k - C`` is constant along a track, so (block of consecutive rows, u) names it."""
+    n = r.row.size
+    first = np.flatnonzero(np.concatenate([[True], r.row[1:] != r.row[:-1]]))
+    ng = first.size
+    nruns = np.diff(np.append(first, n))
+    row_of = np.repeat(np.arange(ng), nruns)
+    k = np.arange(n) - first[row_of]
+    has_prev = np.zeros(ng, dtype=bool)
+    has_prev[1:] = r.row[first[1:]] == r.row[first[:-1]] + 1
+    n0 = np.concatenate([[0], nruns[:-1]])
+    shift = np.zeros(ng, dtype=_I64)
+    differ = has_prev & (n0 != nruns)
+    if differ.any():
+        j = np.flatnonzero(differ[row_of])
+        g = row_of[j]
+        d = nruns[g] - n0[g]
+        last = r.off + np.maximum(r.stride, 1) * (r.cnt - 1)
+
+        def cost(kp):  # total movement of the runs paired with the previous row's run kp
+            ok = (kp >= 0) & (kp < n0[g])
+            p = np.where(ok, first[g - 1] + kp, 0)
+            c = np.abs(r.off[j] - r.off[p]) + np.abs(last[j] - last[p])
+            return np.bincount(g, weights=np.where(ok, c, 0), minlength=ng)
+
+        right = cost(k[j] - d) < cost(k[j])
+        shift = np.where(right & differ, nruns - n0, 0)
+    block = np.cumsum(~has_prev)
+    u = k - np.cumsum(shift)[row_of]
+    order = np.lexsort((u, block[row_of]))  # stable: rows stay ascending inside a track
+    ou, ob, orow = u[order], block[row_of][order], r.row[order]
+    chain_start = np.ones(n, dtype=bool)
+    chain_start[1:] = (ou[1:] != ou[:-1]) | (ob[1:] != ob[:-1]) | (orow[1:] != orow[:-1] + 1)
+    return order, chain_start
+
+
+def _resolve_wildcards(stride: np.ndarray, chain_start: np.ndarray) -> np.ndarray:
+    """Runs of one element (stride 0) take the stride of the nearest earlier run of their track,
+    else of the nearest later one, else 1.  Arrays are in track order; chain_start marks the
+    first run of each track."""
+    n = stride.size
+    idx = np.arange(n)
+    known = stride > 0
+    # forward fill inside tracks
+    last_known = np.where(known | chain_start, idx, 0)
+    np.maximum.accumulate(last_known, out=last_known)
+    fwd = np.where(known[last_known], stride[last_known], 0)
+    # backward fill inside tracks
+    chain_end = np.append(chain_start[1:], True)
+    nxt_known = np.where(known | chain_end, idx, n - 1)
+    nxt_known = np.minimum.accumulate(nxt_known[::-1])[::-1]
+    bwd = np.where(known[nxt_known], stride[nxt_known], 0)
+    out = np.where(known, stride, np.where(fwd > 0, fwd, np.where(bwd > 0, bwd, 1)))
+    return out
+
+
+def _segment(off, cnt, link) -> np.ndarray:
+    """Greedy affine segmentation of sequences in track order; returns group starts."""
+    n = off.size
+    same = np.zeros(n, dtype=bool)
+    if n > 2:
+        dd_off = off[2:] - 2 * off[1:-1] + off[:-2]
+        dd_cnt = cnt[2:] - 2 * cnt[1:-1] + cnt[:-2]
+        same[1:-1] = (dd_off == 0) & (dd_cnt == 0)
+    return _greedy_groups(link, same)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4./5. Pieces and remainder
+# ---------------------------------------------------------------------------------------------
+
+def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR:
+    r = _runs(iv)
+    n = r.row.size
+    if n == 0:
+        return ACSR(iv.Lq, iv.Lk)
+    order, chain_start = _tracks(r)
+    row, off, cnt = r.row[order], r.off[order], r.cnt[order]
+    stride = _resolve_wildcards(r.stride[order], chain_start)
+    link = np.zeros(n, dtype=bool)
+    link[:-1] = ~chain_start[1:] & (stride[1:] == stride[:-1])
+    g = _segment(off, cnt, link)
+    size = np.diff(np.append(g, n))
+
+    # Residue pass: runs of short stretches with stride s >= 2 regrouped with row_step = s.
+    grp = np.repeat(np.arange(g.size), size)
+    cand = (stride >= 2) & (size[grp] <= stride)
+    groups = [(g, size, np.ones(g.size, dtype=_I64))]
+    if cand.any():
+        ci = np.flatnonzero(cand)
+        c_row, c_s = row[ci], stride[ci]
+        # rank among the row's candidates of the same stride (left to right by offset)
+        o = np.lexsort((off[ci], c_s, c_row))
+        ci, c_row, c_s = ci[o], c_row[o], c_s[o]
+        newkey = np.ones(ci.size, dtype=bool)
+        newkey[1:] = (c_row[1:] != c_row[:-1]) | (c_s[1:] != c_s[:-1])
+        starts = np.flatnonzero(newkey)
+        rank = np.arange(ci.size) - np.repeat(starts, np.diff(np.append(starts, ci.size)))
+        o2 = np.lexsort((c_row, rank, c_row % c_s, c_s))
+        ci2 = ci[o2]
+        k_s, k_res, k_rank, k_row = c_s[o2], (c_row % c_s)[o2], rank[o2], c_row[o2]
+        link2 = np.zeros(ci2.size, dtype=bool)
+        link2[:-1] = ((k_s[1:] == k_s[:-1]) & (k_res[1:] == k_res[:-1]) & (k_rank[1:] == k_rank[:-1])
+                      & (k_row[1:] == k_row[:-1] + k_s[:-1]))
+        g2 = _segment(off[ci2], cnt[ci2], link2)
+        n_pass1 = np.unique(grp[ci]).size
+        if g2.size < n_pass1:
+            # Keep the pass-1 groups of the other runs; the residue groups index copies of the
+            # candidate runs appended in residue order.
+            other = ~cand[g]
+            groups = [(g[other], size[other], np.ones(int(other.sum()), dtype=_I64)),
+                      (g2 + n, np.diff(np.append(g2, ci2.size)), k_s[g2])]
+            row, off, cnt, stride = (np.concatenate([x, x[ci2]]) for x in (row, off, cnt, stride))
+    return _build(iv.Lq, iv.Lk, row, off, cnt, stride, groups, block, min_piece_nnz)
+
+
+def _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) -> ACSR:
+    g = np.concatenate([x[0] for x in groups])
+    size = np.concatenate([x[1] for x in groups])
+    rstep = np.concatenate([x[2] for x in groups])
+    two = size >= 2
+    g1 = np.where(two, g + 1, g)
+    off_a = np.where(two, off[g1] - off[g], 0)
+    cnt_a = np.where(two, cnt[g1] - cnt[g], 0)
+    nnz = cnt_a * size * (size - 1) // 2 + cnt[g] * size
+    keep = nnz >= min_piece_nnz
+    st = stride[g]
+    st = np.where(np.maximum(cnt[g], cnt[g] + cnt_a * (size - 1)) <= 1, 1, st)
+    r0 = row[g]
+    r1 = r0 + rstep * (size - 1) + 1
+    table = np.stack([r0, r1, np.where(size > 1, rstep, 1), st, off_a, off[g], cnt_a, cnt[g]], axis=1)[keep]
+    pieces = tuple(Piece(*map(int, t)) for t in table)
+    remainder = None
+    if not keep.all():
+        drop_g, drop_size = g[~keep], size[~keep]
+        members = np.repeat(drop_g, drop_size) + _expand(drop_size)
+        rr, oo, cc, ss = row[members], off[members], cnt[members], np.maximum(stride[members], 1)
+        j = _expand(cc)
+        cells_r = np.repeat(rr, cc)
+        cells_c = np.repeat(oo, cc) + np.repeat(ss, cc) * j
+        remainder = _remainder(Lq, Lk, cells_r, cells_c, block)
+    return ACSR(Lq, Lk, pieces, remainder)
+
+
+def _remainder(Lq, Lk, rows, cols, block) -> BlockRemainder:
+    nrb, ncb = -(-Lq // block), -(-Lk // block)
+    key = (rows // block) * ncb + cols // block
+    if nrb * ncb <= 4 * key.size + (1 << 20):  # a block occupancy table beats sorting
+        present = np.bincount(key, minlength=nrb * ncb) > 0
+        ukey = np.flatnonzero(present)
+        inv = (np.cumsum(present) - 1)[key]
+    else:
+        ukey, inv = np.unique(key, return_inverse=True)
+    masks = np.zeros((ukey.size, block, block), dtype=bool)
+    masks[inv, rows % block, cols % block] = True
+    blocks = np.stack(np.divmod(ukey, ncb), axis=1).astype(np.int32)
+    return BlockRemainder(block, blocks, masks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+def _check_mask(mask) -> np.ndarray:
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a numpy bool ndarray of shape (Lq, Lk), got {type(mask).__name__}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must have dtype bool, got {mask.dtype}")
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (Lq, Lk), got shape {mask.shape}")
+    if mask.shape[0] < 1 or mask.shape[1] < 1:
+        raise ValueError(f"mask must have Lq >= 1 and Lk >= 1, got shape {mask.shape}")
+    return np.ascontiguousarray(mask)
+
+
+def analyze(pattern_or_mask, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR:
+    """Exact ACSR of a bool mask or a Pattern.
+
+    A Pattern that knows its ACSR analytically returns it directly; otherwise its intervals (from
+    its mask, its predicate evaluated in row chunks, or the interval algebra of a union /
+    intersection) go through the general analysis.  ``block`` is the remainder block size;
+    pieces with fewer than ``min_piece_nnz`` elements go to the remainder.
+    """
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block must be a positive int, got {block!r}")
+    if isinstance(pattern_or_mask, np.ndarray):
+        mask = _check_mask(pattern_or_mask)
+        iv = intervals_from_mask(mask)
+        result = acsr_from_intervals(iv, block=block, min_piece_nnz=min_piece_nnz)
+        if os.environ.get("SPLAT_DEBUG") == "1":
+            _assert_exact(result, mask)
+        return result
+    intervals = getattr(pattern_or_mask, "intervals", None)
+    if intervals is None:
+        raise TypeError("analyze() takes a bool ndarray mask or a splat.patterns.Pattern, "
+                        f"got {type(pattern_or_mask).__name__}")
+    analytic = pattern_or_mask.analytic_acsr()
+    if analytic is not None:
+        return analytic
+    result = acsr_from_intervals(intervals(), block=block, min_piece_nnz=min_piece_nnz)
+    if os.environ.get("SPLAT_DEBUG") == "1":
+        _assert_exact_chunks(result, pattern_or_mask)
+    return result
+
+
+def _assert_exact(a: ACSR, mask: np.ndarray) -> None:
+    a.validate()
+    if not np.array_equal(a.to_mask(), mask):
+        raise AssertionError("SPLAT_DEBUG: analysis is not exact")
+
+
+def _assert_exact_chunks(a: ACSR, pattern) -> None:
+    a.validate()
+    for i0, rows in a.iter_mask_chunks():
+        if not np.array_equal(rows, pattern.mask_rows(i0, i0 + rows.shape[0])):
+            raise AssertionError(f"SPLAT_DEBUG: analysis is not exact in rows from {i0}")

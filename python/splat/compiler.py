@@ -1,0 +1,152 @@
+"""The compiler: pattern -> PTX artifact, in ordered, named, dumpable stages.
+
+    analyze  pattern/mask -> exact ACSR (splat.analysis), written into the
+             attention IR as a #splat.acsr layout (splat-analyze-regularity
+             does the same for pattern attributes in IR)
+    tile     splat-tile-acsr        -> #splat.tile_schedule on the op
+    lower    splat-lower-to-gpu     -> gpu.module kernel + runtime call
+    nvvm     upstream NVVM lowering (gpu-lower-to-nvvm-pipeline up to
+             serialisation) + splat-export-dynamic-smem
+    ptx      gpu-module-to-binary   -> PTX
+
+``SPLAT_DUMP_DIR`` (or ``dump_dir=``) writes the IR after each stage as
+``<n>-<stage>.mlir``, and the PTX. The same stages run in ``splat-opt`` as
+``--pass-pipeline='builtin.module(splat-to-ptx)'``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import func
+
+import splat
+
+from .acsr import ACSR
+from .acsr_ir import acsr_to_attr
+from .analysis import analyze
+from .dialects import splat as splat_d
+from .ir import make_context
+from .lowering import fused_forward
+from .passes.tile_acsr import attr_to_schedule
+from .passes.to_ptx import nvvm_passes_before_binary
+from .pipeline import build_pass_manager
+from .runtime.artifact import FORMAT, Artifact, artifact_key
+from .tools.extract_ptx import binaries_ptx
+
+STAGES = ("analyze", "tile", "lower", "nvvm", "ptx")
+_ELEMENT_TYPES = {"bf16": ir.BF16Type, "f16": ir.F16Type}
+
+
+class CompileError(RuntimeError):
+    """A stage failed; the message holds its diagnostics."""
+
+
+def _stage_pipelines(target: str, block_n: int) -> dict[str, str]:
+    return {
+        "tile": f"splat-tile-acsr{{block-n={block_n}}}",
+        "lower": "splat-lower-to-gpu",
+        "nvvm": nvvm_passes_before_binary(target, "+ptx80", 3) + ", splat-export-dynamic-smem",
+        "ptx": "gpu-module-to-binary{format=isa}",
+    }
+
+
+def attention_module(layout: ir.Attribute, *, lq: int, lk: int, dtype: str, head_dim: int,
+                     scale: float | None = None) -> ir.Module:
+    """``func @attention(q, k, v) -> o`` holding one splat.attention (B, H dynamic)."""
+    if dtype not in _ELEMENT_TYPES:
+        raise ValueError(f"dtype must be one of {sorted(_ELEMENT_TYPES)}, got {dtype!r}")
+    element = _ELEMENT_TYPES[dtype].get()
+    dyn = ir.ShapedType.get_dynamic_size()
+    q_t = ir.RankedTensorType.get([dyn, dyn, lq, head_dim], element)
+    kv_t = ir.RankedTensorType.get([dyn, dyn, lk, head_dim], element)
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        @func.FuncOp.from_py_func(q_t, kv_t, kv_t, name="attention")
+        def _attention(q, k, v):
+            kwargs = {} if scale is None else {"scale": ir.FloatAttr.get_f32(scale)}
+            return splat_d.AttentionOp(q_t, q, k, v, layout, **kwargs).result
+    return module
+
+
+def _as_acsr(pattern) -> ACSR:
+    if isinstance(pattern, ACSR):
+        return pattern
+    if isinstance(pattern, np.ndarray):
+        from .patterns import from_mask
+        pattern = from_mask(pattern)
+    return analyze(pattern)
+
+
+def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
+            scale: float | None = None, block_n: int | None = None,
+            dump_dir: str | os.PathLike | None = None) -> Artifact:
+    """Compile the fused forward kernel and schedule for ``pattern`` (a Pattern, an ACSR or a
+    bool mask) into an :class:`~splat.runtime.Artifact` (PTX + manifest + tables)."""
+    if head_dim not in (64, 128):
+        raise ValueError(f"head_dim must be 64 or 128, got {head_dim!r}")
+    block_n = block_n or fused_forward.DEFAULTS[head_dim]["block_n"]
+    acsr = _as_acsr(pattern)
+    dump = Path(dump_dir or os.environ.get("SPLAT_DUMP_DIR") or "") if (
+        dump_dir or os.environ.get("SPLAT_DUMP_DIR")) else None
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
+    with make_context(), ir.Location.unknown():
+        module = attention_module(acsr_to_attr(acsr), lq=acsr.Lq, lk=acsr.Lk, dtype=dtype,
+                                  head_dim=head_dim, scale=scale)
+        _dump(dump, 0, "analyze", str(module))
+        schedule = None
+        for n, (stage, pipeline) in enumerate(_stage_pipelines(target, block_n).items(), start=1):
+            try:
+                build_pass_manager(pipeline).run(module.operation)
+            except ir.MLIRError as e:
+                raise CompileError(f"stage '{stage}' failed: {e}") from None
+            if stage == "tile":
+                schedule = attr_to_schedule(_attention_op(module).attributes["schedule"],
+                                            acsr.Lq, acsr.Lk)
+            _dump(dump, n, stage, str(module))
+        ptx = binaries_ptx(module)[fused_forward.GPU_MODULE_NAME]
+    if dump is not None:
+        (dump / "kernel.ptx").write_text(ptx)
+    return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
+                     scale=scale, block_n=block_n)
+
+
+def _attention_op(module: ir.Module) -> ir.Operation:
+    body = module.body.operations[0].regions[0].blocks[0]
+    return next(op.operation for op in body.operations if op.operation.name == "splat.attention")
+
+
+def _dump(directory: Path | None, n: int, stage: str, text: str) -> None:
+    if directory is not None:
+        (directory / f"{n}-{stage}.mlir").write_text(text)
+
+
+def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
+              scale: float | None, block_n: int) -> Artifact:
+    kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n)
+    kernel["ptx_file"] = "kernel.ptx"
+    acsr_text = acsr.to_text()
+    key = artifact_key(acsr=acsr_text, Lq=acsr.Lq, Lk=acsr.Lk, dtype=dtype, head_dim=head_dim,
+                       target=target, compiler_version=splat.__version__)
+    tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
+    manifest = {
+        "format": FORMAT,
+        "compiler_version": splat.__version__,
+        "key": key,
+        "target": target,
+        "dtype": dtype,
+        "head_dim": head_dim,
+        "shapes": {"Lq": acsr.Lq, "Lk": acsr.Lk},
+        "scale": scale if scale is not None else 1.0 / math.sqrt(head_dim),
+        "kernels": [kernel],
+        "tables": {name: {"file": f"{name}.npy", "dtype": "int32", "shape": list(t.shape)}
+                   for name, t in tables.items()},
+        "acsr": acsr_text,
+        "stats": schedule.stats(),
+    }
+    return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()

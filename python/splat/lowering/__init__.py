@@ -1,0 +1,1 @@
+"""Lowering stage: tile schedule -> MLIR GPU kernels -> PTX (design.md §3)."""

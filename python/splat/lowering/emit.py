@@ -1,0 +1,28 @@
+"""Kernel emission into a module *operation* (what a pass receives).
+
+The kernel builders take an ``ir.Module``; passes hold the module's
+``ir.Operation``. This adapter gives the builders the two things they use
+(``.body`` and ``.operation``).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from mlir import ir
+
+from . import fused_forward, to_ptx
+
+
+def _as_module(op: ir.Operation) -> SimpleNamespace:
+    return SimpleNamespace(body=op.regions[0].blocks[0], operation=op, context=op.context)
+
+
+def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int) -> None:
+    """Adds ``gpu.func @splat_fwd_<dtype>_d<D>`` to ``gpu.module @splat_kernels``."""
+    cfg = fused_forward.FusedForwardConfig(dtype, head_dim, block_n)
+    fused_forward.build_into(_as_module(module_op), cfg)
+
+
+def export_dynamic_shared_memory(module_op: ir.Operation) -> int:
+    return to_ptx.patch_dynamic_shared_memory(_as_module(module_op))

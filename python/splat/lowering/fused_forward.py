@@ -1,0 +1,833 @@
+"""The fused forward sparse-attention kernel of design.md §3, built with the MLIR Python bindings.
+
+One CTA = 4 warps = 128 threads handles one row tile of the schedule (``BLOCK_M = 64`` query rows,
+warp ``w`` owns tile rows ``16w .. 16w+15``) for one (batch, head).  Grid ``(n_tiles, H, B)``.
+
+Data flow of one CTA::
+
+    Q tile (rows row0 + row_step*rho)  --cp.async-->  smem  --ldmatrix-->  registers (A operand)
+    key tile 0 (K/V rows col0 + col_step*u, u >= ncols zero-filled)  --cp.async-->  stage 0
+    for it, (segment, u0) in enumerate(key tiles of all the tile's segments):
+        cp.async.wait_group 0 ; bar.sync            (tile it landed; stage (it+1)%2 is free)
+        S  = Q Kᵀ                        (ldmatrix K, mma.sync m16n8k16, f32 accumulators)
+        prefetch key tile it+1  --cp.async-->  stage (it+1) % 2
+        S  = mask(S)                     (only when the key tile is not "full", design.md §2)
+        online softmax in base 2         (m, l per row; P = exp2(S*scale*log2e - m))
+        O  = O*alpha + P V               (ldmatrix.trans V, mma.sync)
+    O /= l ; lse = (m + log2 l) * ln 2 ; rows with l == 0 give O = 0, lse = -inf
+    O  --st.shared-->  smem  --16-byte stores-->  rows < nrows of o ; lse from one lane per row
+
+Register layouts (m16n8k16, ``lane`` = thread index in the warp, ``g = lane // 4``, ``t = lane % 4``):
+
+* A (16x16, row major), 4 registers of 2 elements: ``A[g][2t:2t+2], A[g+8][2t:2t+2],
+  A[g][2t+8:2t+10], A[g+8][2t+8:2t+10]``.
+* B (16x8, "col major" = stored N x K), 2 registers: ``B[2t:2t+2][g], B[2t+8:2t+10][g]``.
+* C/D (16x8, f32), 4 values: ``C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]``.
+  We keep every accumulator tile as a Python list of these 4 f32 SSA values; values 0,1 belong to
+  the thread's row ``g`` ("row a"), values 2,3 to row ``g + 8`` ("row b").
+* The S accumulators of key n-tiles ``2k`` and ``2k+1`` are exactly the A fragment of k-step ``k``
+  of P·V (after rounding to the input type), so P never goes through shared memory.
+
+Shared memory (dynamic only, rows padded by 8 elements = 16 bytes so that the 8 row addresses of
+one ldmatrix 8x8 matrix fall into distinct bank groups)::
+
+    [ K stage 0 ][ K stage 1 ][ V stage 0 ][ V stage 1 ]      each BLOCK_N x (D+8)
+                 [ Q tile BLOCK_M x (D+8) ]                  (aliases K stage 1 when BLOCK_N >= 64)
+
+Q is only read (into registers, once) before the key loop, whose first prefetch then overwrites
+K stage 1; after the loop the same region stages the output tile for 16-byte coalesced stores.
+(For BLOCK_N < BLOCK_M the Q tile gets its own region after the V stages.)
+Defaults (``DEFAULTS``): D = 64 uses BLOCK_N = 64, 36 KiB and <= 128 registers (4 CTAs/SM);
+D = 128 uses BLOCK_N = 32, 51 KiB and 168 registers (3 CTAs/SM).  The kernel requires scale > 0
+(the running max is taken on raw scores and scaled afterwards).
+
+f16 uses ``nvgpu.mma.sync``; bf16 uses ``nvvm.mma.sync`` on i32-packed pairs, because the bf16
+``nvgpu.mma.sync`` lowering fails in MLIR 22.1.8 (see shared/TOOLCHAIN.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
+
+BLOCK_M = 64
+NUM_WARPS = 4
+NUM_THREADS = 32 * NUM_WARPS
+# Per head dim defaults, picked by measurement on an H100 (benchmarks/scratch_kernel_check.py):
+# block_n and the occupancy hint that keeps registers at <= 128 (D=64: 4 CTAs/SM) or <= 168
+# (D=128: 3 CTAs/SM) without spills.  0 = no .minnctapersm hint.
+DEFAULTS = {64: {"block_n": 64, "min_blocks_per_sm": 4},
+            128: {"block_n": 32, "min_blocks_per_sm": 0}}
+DEFAULT_BLOCK_N = 64  # the design's nominal BLOCK_N; pass block_n=None to get DEFAULTS instead
+SMEM_PAD = 8  # elements appended to every shared-memory row (16 bytes)
+CHUNK = 8  # elements per 16-byte cp.async / vector chunk
+GPU_MODULE_NAME = "splat_kernels"
+
+_DTYPES = ("bf16", "f16")
+_HEAD_DIMS = (64, 128)
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_I32_MIN = -(2**31)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration and launch metadata (no MLIR needed)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FusedForwardConfig:
+    dtype: str
+    head_dim: int
+    block_n: int | None = None  # None: DEFAULTS[head_dim]
+    # Occupancy hint (PTX .minnctapersm): caps registers at 64K / (128 * n).  0 = no hint,
+    # None = DEFAULTS[head_dim].
+    min_blocks_per_sm: int | None = None
+    # One CTA barrier per key tile (wait -> barrier -> compute + prefetch) instead of two.
+    single_barrier: bool = True
+
+    def __post_init__(self):
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
+        if self.head_dim not in _HEAD_DIMS:
+            raise ValueError(f"head_dim must be one of {_HEAD_DIMS}, got {self.head_dim}")
+        for field in ("block_n", "min_blocks_per_sm"):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, DEFAULTS[self.head_dim][field])
+        if self.block_n not in (32, 64, 128):
+            raise ValueError(f"block_n must be 32, 64 or 128, got {self.block_n}")
+
+    @property
+    def name(self) -> str:
+        return kernel_name(self.dtype, self.head_dim)
+
+    @property
+    def row_stride(self) -> int:
+        """Elements per shared-memory row (head_dim + padding)."""
+        return self.head_dim + SMEM_PAD
+
+    @property
+    def kv_tile_bytes(self) -> int:
+        """Bytes of one K (or V) tile: BLOCK_N padded rows."""
+        return self.block_n * self.row_stride * 2
+
+    @property
+    def q_offset(self) -> int:
+        """Byte offset of the Q tile: K stage 1 if it fits there, else after the V stages."""
+        if BLOCK_M * self.row_stride * 2 <= self.kv_tile_bytes:
+            return self.kv_tile_bytes
+        return 4 * self.kv_tile_bytes
+
+    @property
+    def shared_bytes(self) -> int:
+        return max(4 * self.kv_tile_bytes, self.q_offset + BLOCK_M * self.row_stride * 2)
+
+
+def kernel_name(dtype: str, head_dim: int) -> str:
+    return f"splat_fwd_{dtype}_d{head_dim}"
+
+
+def kernel_params(dtype: str) -> list[dict]:
+    """The ABI of design.md §3 in manifest form (design.md §4)."""
+    return [
+        {"name": "q", "kind": "memref", "rank": 4, "dtype": dtype},
+        {"name": "k", "kind": "memref", "rank": 4, "dtype": dtype},
+        {"name": "v", "kind": "memref", "rank": 4, "dtype": dtype},
+        {"name": "o", "kind": "memref", "rank": 4, "dtype": dtype},
+        {"name": "lse", "kind": "memref", "rank": 3, "dtype": "f32"},
+        {"name": "row_tiles", "kind": "memref", "rank": 2, "dtype": "i32"},
+        {"name": "segments", "kind": "memref", "rank": 2, "dtype": "i32"},
+        {"name": "scale", "kind": "f32"},
+    ]
+
+
+def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None) -> dict:
+    """Launch metadata of ``splat_fwd_<dtype>_d<D>`` (a manifest "kernels" entry, less ptx_file)."""
+    cfg = FusedForwardConfig(dtype, head_dim, block_n)
+    params = kernel_params(dtype)
+    return {
+        "name": cfg.name,
+        "block": [NUM_THREADS, 1, 1],
+        "shared_bytes": cfg.shared_bytes,
+        "params": params,
+        # memrefs expand to 3 + 2*rank 64-bit params, scalars to one.
+        "num_ptx_params": sum(3 + 2 * p["rank"] if p["kind"] == "memref" else 1 for p in params),
+        "grid": "row_tiles",
+        "tables": ["row_tiles", "segments"],
+        "block_m": BLOCK_M,
+        "block_n": cfg.block_n,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Small IR helpers: constants and arithmetic that accept Python numbers for either operand
+# ----------------------------------------------------------------------------------------------
+
+
+def _i32():
+    return ir.IntegerType.get_signless(32)
+
+
+def _f32():
+    return ir.F32Type.get()
+
+
+def _idx():
+    return ir.IndexType.get()
+
+
+def _is_float(ty) -> bool:
+    return isinstance(ty, (ir.F32Type, ir.F16Type, ir.BF16Type, ir.F64Type))
+
+
+def _const(ty, value):
+    if _is_float(ty):
+        return arith.constant(ty, ir.FloatAttr.get(ty, float(value)))
+    return arith.constant(ty, ir.IntegerAttr.get(ty, int(value)))
+
+
+def ci(v):
+    """i32 constant."""
+    return _const(_i32(), v)
+
+
+def cx(v):
+    """index constant."""
+    return _const(_idx(), v)
+
+
+def cf(v):
+    """f32 constant."""
+    return _const(_f32(), v)
+
+
+def _pair(a, b):
+    if not isinstance(a, ir.Value):
+        a = _const(b.type, a)
+    if not isinstance(b, ir.Value):
+        b = _const(a.type, b)
+    return a, b
+
+
+def add(a, b):
+    a, b = _pair(a, b)
+    return arith.addf(a, b) if _is_float(a.type) else arith.addi(a, b)
+
+
+def sub(a, b):
+    a, b = _pair(a, b)
+    return arith.subf(a, b) if _is_float(a.type) else arith.subi(a, b)
+
+
+def mul(a, b):
+    a, b = _pair(a, b)
+    return arith.mulf(a, b) if _is_float(a.type) else arith.muli(a, b)
+
+
+def udiv(a, b):
+    a, b = _pair(a, b)
+    return arith.divui(a, b)
+
+
+def urem(a, b):
+    a, b = _pair(a, b)
+    return arith.remui(a, b)
+
+
+def smin(a, b):
+    a, b = _pair(a, b)
+    return arith.minsi(a, b)
+
+
+def smax(a, b):
+    a, b = _pair(a, b)
+    return arith.maxsi(a, b)
+
+
+def fmax(a, b):
+    a, b = _pair(a, b)
+    return arith.maxnumf(a, b)
+
+
+def band(a, b):
+    return arith.andi(a, b)
+
+
+def icmp(pred: str, a, b):
+    a, b = _pair(a, b)
+    return arith.cmpi(getattr(arith.CmpIPredicate, pred), a, b)
+
+
+def fcmp(pred: str, a, b):
+    a, b = _pair(a, b)
+    return arith.cmpf(getattr(arith.CmpFPredicate, pred.upper()), a, b)
+
+
+def sel(cond, a, b):
+    a, b = _pair(a, b)
+    return arith.select(cond, a, b)
+
+
+def to_idx(v):
+    return arith.index_cast(_idx(), v)
+
+
+def to_i32(v):
+    return arith.index_cast(_i32(), v)
+
+
+def all_of(conds):
+    out = conds[0]
+    for c in conds[1:]:
+        out = band(out, c)
+    return out
+
+
+def fma(a, b, c):
+    """a*b + c (f32), as one fma.rn.f32."""
+    return llvm.intr_fma(a, b, c)
+
+
+def _nvvm_intrinsic(name, x):
+    return llvm.call_intrinsic(_f32(), name, [x], [], [])
+
+
+def exp2(x):
+    """2**x as ex2.approx.ftz.f32: one MUFU.EX2 (the non-ftz form costs 3 extra instructions
+    per call for denormal scaling).  math.exp2 / llvm.exp2 would be routed to libdevice."""
+    return _nvvm_intrinsic("llvm.nvvm.ex2.approx.ftz.f", x)
+
+
+def log2(x):
+    """log2(x) as one lg2.approx.f32 (no libdevice)."""
+    return _nvvm_intrinsic("llvm.nvvm.lg2.approx.f", x)
+
+
+def _tree(values, combine):
+    """Balanced reduction (short dependency chains; float ops are not reassociated for us)."""
+    values = list(values)
+    while len(values) > 1:
+        nxt = [combine(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+def _yield(values):
+    scf.yield_(list(values))
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensor-core operand handling per element type
+# ----------------------------------------------------------------------------------------------
+
+
+class _MmaF16:
+    """f16 fragments as nvgpu vectors: A vector<4x2xf16>, B vector<2x2xf16>, C vector<2x2xf32>."""
+
+    def __init__(self):
+        self.elem = ir.F16Type.get()
+
+    def a_from_ldmatrix(self, v):
+        return v
+
+    def b_pair_from_ldmatrix(self, v):
+        """x4 ldmatrix result (4 regs) -> B fragments of two adjacent n8 tiles (regs 0,1 / 2,3)."""
+        return vector.shuffle(v, v, [0, 1]), vector.shuffle(v, v, [2, 3])
+
+    def a_from_f32(self, vals):
+        """8 f32 (register order of A) -> A fragment."""
+        h = [arith.truncf(self.elem, x) for x in vals]
+        return vector.from_elements(ir.VectorType.get([4, 2], self.elem), h)
+
+    def mma(self, a, b, c):
+        f32 = _f32()
+        cvec = vector.from_elements(ir.VectorType.get([2, 2], f32), list(c))
+        d = nvgpu.mma_sync(ir.VectorType.get([2, 2], f32), a, b, cvec, [16, 8, 16])
+        return [vector.extract(d, [], [i, j]) for i in range(2) for j in range(2)]
+
+
+class _MmaBF16:
+    """bf16 fragments as packed i32 registers for nvvm.mma.sync: A 4 x i32, B 2 x i32."""
+
+    def __init__(self):
+        self.elem = ir.BF16Type.get()
+        self.shape = ir.Attribute.parse("#nvvm.shape<m = 16, n = 8, k = 16>")
+        self.row = ir.Attribute.parse("#nvvm.mma_layout<row>")
+        self.col = ir.Attribute.parse("#nvvm.mma_layout<col>")
+        self.ptx_type = ir.Attribute.parse("#nvvm.mma_type<bf16>")
+        self.res_type = ir.Type.parse("!llvm.struct<(f32, f32, f32, f32)>")
+
+    def _regs(self, v, n):
+        """vector<nx2xbf16> -> n packed i32 registers (row by row: 2-D bitcasts do not lower)."""
+        return [self._pack(vector.extract(v, [], [i])) for i in range(n)]
+
+    @staticmethod
+    def _pack(pair):
+        """vector<2xbf16> -> i32."""
+        return vector.extract(vector.bitcast(ir.VectorType.get([1], _i32()), pair), [], [0])
+
+    def a_from_ldmatrix(self, v):
+        return self._regs(v, 4)
+
+    def b_pair_from_ldmatrix(self, v):
+        r = self._regs(v, 4)
+        return r[0:2], r[2:4]
+
+    def a_from_f32(self, vals):
+        regs = []
+        for i in range(4):
+            pair = [arith.truncf(self.elem, vals[2 * i]), arith.truncf(self.elem, vals[2 * i + 1])]
+            regs.append(self._pack(vector.from_elements(ir.VectorType.get([2], self.elem), pair)))
+        return regs
+
+    def mma(self, a, b, c):
+        d = nvvm.mma_sync(
+            self.res_type, self.shape, self.row, self.col, list(a), list(b), list(c),
+            multiplicand_a_ptx_type=self.ptx_type, multiplicand_b_ptx_type=self.ptx_type,
+        )
+        return [llvm.extractvalue(_f32(), d, [i]) for i in range(4)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The kernel body
+# ----------------------------------------------------------------------------------------------
+
+
+class _FusedForwardKernel:
+    """Emits the body of one ``gpu.func``; call :meth:`emit` inside the entry block."""
+
+    def __init__(self, cfg: FusedForwardConfig, args):
+        self.cfg = cfg
+        self.D = cfg.head_dim
+        self.BN = cfg.block_n
+        self.SD = cfg.row_stride
+        self.ops = _MmaBF16() if cfg.dtype == "bf16" else _MmaF16()
+        self.elem = self.ops.elem
+        (self.q, self.k, self.v, self.o, self.lse, self.row_tiles, self.segments,
+         self.scale) = args
+
+    # --- thread geometry ------------------------------------------------------------------------
+    def _setup_ids(self):
+        self.tid = to_i32(gpu.thread_id(gpu.Dimension.x))
+        self.warp = arith.shrui(self.tid, ci(5))
+        self.lane = arith.andi(self.tid, ci(31))
+        self.g = arith.shrui(self.lane, ci(2))  # row of the lane inside an 8-row group
+        self.t = arith.andi(self.lane, ci(3))  # column pair of the lane
+        self.tile = gpu.block_id(gpu.Dimension.x)
+        self.h = gpu.block_id(gpu.Dimension.y)
+        self.b = gpu.block_id(gpu.Dimension.z)
+        # GQA: kv head = h // (H // Hkv)
+        heads_q = memref.dim(self.q, cx(1))
+        heads_kv = memref.dim(self.k, cx(1))
+        self.hkv = arith.divui(self.h, arith.divui(heads_q, heads_kv))
+        # This thread's two accumulator rows inside the row tile.
+        self.row_a = add(mul(self.warp, 16), self.g)
+        self.row_b = add(self.row_a, 8)
+
+    def _setup_smem(self):
+        ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
+        dyn = ir.ShapedType.get_dynamic_size()
+        raw = gpu.dynamic_shared_memory(
+            ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
+        cfg = self.cfg
+        kv_ty = ir.MemRefType.get([2, self.BN, self.SD], self.elem, memory_space=ws)
+        self.ks = memref.view(kv_ty, raw, cx(0), [])
+        self.vs = memref.view(kv_ty, raw, cx(2 * cfg.kv_tile_bytes), [])
+        # Q is only read (into registers) before the key loop and the output is only staged after
+        # it, so the Q tile lives in K stage 1, which the loop's first prefetch overwrites.
+        q_ty = ir.MemRefType.get([BLOCK_M, self.SD], self.elem, memory_space=ws)
+        self.qs = memref.view(q_ty, raw, cx(cfg.q_offset), [])
+
+    def _load_row_tile(self):
+        rt = [memref.load(self.row_tiles, [self.tile, cx(i)]) for i in range(5)]
+        self.row0, self.row_step, self.nrows, self.seg_begin, self.seg_end = rt
+
+    def _segment(self, seg):
+        """The 9 fields of segment row ``seg`` (i32)."""
+        s = to_idx(seg)
+        names = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
+        return dict(zip(names, (memref.load(self.segments, [s, cx(i)]) for i in range(9))))
+
+    # --- global -> shared copies ----------------------------------------------------------------
+    def _async_copy_rows(self, dst, dst_prefix, tile_rows, src, src_prefix, global_row):
+        """Copy ``tile_rows`` rows of D elements with 16-byte cp.async chunks.
+
+        ``global_row(r) -> (valid, row)``: smem row ``r`` comes from global row ``row`` when
+        ``valid``; otherwise it is zero-filled and the source address is clamped to row 0 so
+        that nothing outside the tensor is ever addressed.  Consecutive threads take consecutive
+        chunks of a row (coalesced).
+        """
+        chunks_per_row = self.D // CHUNK
+        rows_per_pass = NUM_THREADS // chunks_per_row
+        assert tile_rows % rows_per_pass == 0
+        r_first = udiv(self.tid, chunks_per_row)
+        col = to_idx(mul(urem(self.tid, chunks_per_row), CHUNK))
+        for i in range(tile_rows // rows_per_pass):
+            r = add(r_first, i * rows_per_pass)
+            valid, grow = global_row(r)
+            grow = sel(valid, grow, 0)
+            n_src = sel(valid, cx(CHUNK), cx(0))
+            nvgpu.device_async_copy(
+                dst, list(dst_prefix) + [to_idx(r), col],
+                src, list(src_prefix) + [to_idx(grow), col],
+                CHUNK, src_elements=n_src, bypass_l1=True)
+
+    def load_q_tile(self):
+        def q_row(r):
+            return icmp("slt", r, self.nrows), add(self.row0, mul(self.row_step, r))
+
+        self._async_copy_rows(self.qs, [], BLOCK_M, self.q, [self.b, self.h], q_row)
+
+    def load_kv_tile(self, seg, u0, stage):
+        """Gather key/value rows ``col0 + col_step*u`` for ``u in [u0, u0+BLOCK_N)`` into ``stage``."""
+        s = self._segment(seg)
+
+        def kv_row(r):
+            u = add(u0, r)
+            return icmp("slt", u, s["ncols"]), add(s["col0"], mul(s["col_step"], u))
+
+        for buf, src in ((self.ks, self.k), (self.vs, self.v)):
+            self._async_copy_rows(buf, [stage], self.BN, src, [self.b, self.hkv], kv_row)
+
+    # --- fragments ------------------------------------------------------------------------------
+    def _ldmatrix_x4(self, buf, prefix, row, col, transpose):
+        v = nvgpu.ldmatrix(ir.VectorType.get([4, 2], self.elem), buf,
+                           list(prefix) + [to_idx(row), to_idx(col)], transpose, 4)
+        return v
+
+    def load_q_frags(self):
+        """A fragments of Q for this warp's 16 rows, one per k16 step (kept in registers).
+
+        x4 ldmatrix: lanes 8m..8m+7 address matrix m; matrices (rows, cols) =
+        (0-7, 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15)  -> registers a0..a3.
+        """
+        mi = arith.shrui(self.lane, ci(3))
+        row = add(add(mul(self.warp, 16), mul(arith.andi(mi, ci(1)), 8)), arith.andi(self.lane, ci(7)))
+        col = mul(arith.shrui(mi, ci(1)), 8)
+        return [self.ops.a_from_ldmatrix(self._ldmatrix_x4(self.qs, [], row, add(col, 16 * kk), False))
+                for kk in range(self.D // 16)]
+
+    def qk_scores(self, q_frags, stage):
+        """S = Q Kᵀ for the current key tile: BLOCK_N/8 accumulator tiles of 4 f32.
+
+        K is stored N x K (keys x D) = the "col major" B operand, so no transpose: one x4
+        ldmatrix gives B of key tiles n0 (matrices 0,1: d 0-7, 8-15) and n0+8 (matrices 2,3).
+        """
+        mi = arith.shrui(self.lane, ci(3))
+        row = add(mul(arith.shrui(mi, ci(1)), 8), arith.andi(self.lane, ci(7)))
+        col = mul(arith.andi(mi, ci(1)), 8)
+        zero = cf(0.0)
+        s = [[zero] * 4 for _ in range(self.BN // 8)]
+        for p in range(self.BN // 16):
+            for kk in range(self.D // 16):
+                v = self._ldmatrix_x4(self.ks, [stage], add(row, 16 * p), add(col, 16 * kk), False)
+                b0, b1 = self.ops.b_pair_from_ldmatrix(v)
+                s[2 * p] = self.ops.mma(q_frags[kk], b0, s[2 * p])
+                s[2 * p + 1] = self.ops.mma(q_frags[kk], b1, s[2 * p + 1])
+        return s
+
+    def pv_accumulate(self, p, o, stage):
+        """O += P V.  V is stored K x N (keys x D), so ldmatrix.trans gives B: lanes address
+        matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)."""
+        mi = arith.shrui(self.lane, ci(3))
+        row = add(mul(arith.andi(mi, ci(1)), 8), arith.andi(self.lane, ci(7)))
+        col = mul(arith.shrui(mi, ci(1)), 8)
+        o = [list(x) for x in o]
+        for kk in range(self.BN // 16):
+            a = self.ops.a_from_f32(p[2 * kk] + p[2 * kk + 1])
+            for dp in range(self.D // 16):
+                v = self._ldmatrix_x4(self.vs, [stage], add(row, 16 * kk), add(col, 16 * dp), True)
+                b0, b1 = self.ops.b_pair_from_ldmatrix(v)
+                o[2 * dp] = self.ops.mma(a, b0, o[2 * dp])
+                o[2 * dp + 1] = self.ops.mma(a, b1, o[2 * dp + 1])
+        return o
+
+    # --- masking --------------------------------------------------------------------------------
+    def tile_is_full(self, s, u0):
+        """design.md §2: no element mask needed for key tile [u0, u0+BLOCK_N) of segment s."""
+        u1 = add(u0, self.BN)
+        last = sub(s["rho_hi"], 1)
+        conds = [
+            icmp("eq", s["rho_lo"], 0),
+            icmp("eq", s["rho_hi"], BLOCK_M),
+            icmp("eq", self.nrows, BLOCK_M),
+            icmp("sle", u1, s["ncols"]),
+        ]
+        for rho in (s["rho_lo"], last):
+            lo = add(mul(s["lo_a"], rho), s["lo_b"])
+            hi = add(mul(s["hi_a"], rho), s["hi_b"])
+            conds += [icmp("sle", lo, u0), icmp("sle", u1, hi)]
+        return all_of(conds)
+
+    def apply_mask(self, s_tiles, s, u0):
+        """Set S to -inf where tile row rho does not attend to compressed key u."""
+        ninf = cf(-math.inf)
+        bounds = []
+        for rho in (self.row_a, self.row_b):
+            lo = add(mul(s["lo_a"], rho), s["lo_b"])
+            hi = smin(add(mul(s["hi_a"], rho), s["hi_b"]), s["ncols"])
+            row_ok = band(icmp("sge", rho, s["rho_lo"]), icmp("slt", rho, s["rho_hi"]))
+            bounds.append((lo, sel(row_ok, hi, _I32_MIN)))
+        ubase = add(u0, mul(self.t, 2))
+        out = []
+        for j, tile in enumerate(s_tiles):
+            vals = []
+            for idx, x in enumerate(tile):
+                lo, hi = bounds[idx // 2]
+                u = add(ubase, 8 * j + (idx % 2))
+                keep = band(icmp("sge", u, lo), icmp("slt", u, hi))
+                vals.append(sel(keep, x, ninf))
+            out.append(vals)
+        return out
+
+    # --- softmax --------------------------------------------------------------------------------
+    def _quad_reduce(self, x, combine):
+        """Combine over the 4 lanes of a quad (they hold the same accumulator row)."""
+        width = ci(32)
+        for off in (1, 2):
+            other = gpu.shuffle(x, ci(off), width, gpu.ShuffleMode.XOR)[0]
+            x = combine(x, other)
+        return x
+
+    def online_softmax_update(self, s_tiles, m, l, o, c):
+        """One key tile of online softmax for rows a (values 0,1) and b (values 2,3).
+
+        ``m`` is the running max of S*scale*log2(e) (quad-uniform), ``l`` the thread-partial
+        running sum (reduced over the quad only at the end).  Returns P (f32), m, l, rescaled O.
+        """
+        p = [[None] * 4 for _ in s_tiles]
+        new_m, new_l = [], []
+        o = [list(x) for x in o]
+        for half in range(2):
+            slots = (2 * half, 2 * half + 1)
+            mx = _tree([tile[k] for tile in s_tiles for k in slots], fmax)
+            mx = self._quad_reduce(mx, fmax)
+            m_new = fmax(m[half], mul(mx, c))
+            # A row with no key so far keeps m = -inf; use 0 as the reference so exp2 gives 0.
+            m_use = sel(fcmp("oeq", m_new, -math.inf), cf(0.0), m_new)
+            alpha = exp2(sub(m[half], m_use))
+            neg_m = arith.negf(m_use)
+            for j, tile in enumerate(s_tiles):
+                for k in slots:
+                    p[j][k] = exp2(fma(tile[k], c, neg_m))
+            row_sum = _tree([p[j][k] for j in range(len(s_tiles)) for k in slots], add)
+            new_l.append(fma(l[half], alpha, row_sum))
+            new_m.append(m_new)
+            for acc in o:
+                for k in slots:
+                    acc[k] = mul(acc[k], alpha)
+        return p, new_m, new_l, o
+
+    # --- epilogue -------------------------------------------------------------------------------
+    def write_output(self, m, l, o):
+        ln2 = cf(_LN2)
+        inv, lse = [], []
+        for half in range(2):
+            l_tot = self._quad_reduce(l[half], add)
+            nonempty = fcmp("ogt", l_tot, 0.0)
+            inv.append(sel(nonempty, arith.divf(cf(1.0), l_tot), cf(0.0)))
+            lse.append(sel(nonempty, mul(add(m[half], log2(l_tot)), ln2), cf(-math.inf)))
+
+        # Stage the normalised O tile in the Q buffer (= K stage 1, which other warps may still
+        # be reading in the last iteration, hence the barrier): each thread writes its 2-element
+        # pairs, then 16-byte chunks go to global memory.
+        gpu.barrier()
+        vec2 = ir.VectorType.get([2], self.elem)
+        for j, acc in enumerate(o):
+            col = to_idx(add(mul(self.t, 2), 8 * j))
+            for half, row in enumerate((self.row_a, self.row_b)):
+                pair = [arith.truncf(self.elem, mul(acc[2 * half + e], inv[half])) for e in range(2)]
+                vector.store(vector.from_elements(vec2, pair), self.qs, [to_idx(row), col],
+                             alignment=4)
+        gpu.barrier()
+
+        chunks_per_row = self.D // CHUNK
+        rows_per_pass = NUM_THREADS // chunks_per_row
+        vec8 = ir.VectorType.get([CHUNK], self.elem)
+        r_first = udiv(self.tid, chunks_per_row)
+        col = to_idx(mul(urem(self.tid, chunks_per_row), CHUNK))
+        for i in range(BLOCK_M // rows_per_pass):
+            r = add(r_first, i * rows_per_pass)
+            in_tile = scf.IfOp(icmp("slt", r, self.nrows))
+            with ir.InsertionPoint(in_tile.then_block):
+                val = vector.load(vec8, self.qs, [to_idx(r), col], alignment=16)
+                grow = to_idx(add(self.row0, mul(self.row_step, r)))
+                vector.store(val, self.o, [self.b, self.h, grow, col], alignment=16)
+                _yield([])
+
+        # log-sum-exp: one lane per quad writes its two rows.
+        for half, row in enumerate((self.row_a, self.row_b)):
+            cond = band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))
+            w = scf.IfOp(cond)
+            with ir.InsertionPoint(w.then_block):
+                grow = to_idx(add(self.row0, mul(self.row_step, row)))
+                memref.store(lse[half], self.lse, [self.b, self.h, grow])
+                _yield([])
+
+    # --- main -----------------------------------------------------------------------------------
+    def _count_key_tiles(self):
+        """Total key tiles over the tile's segments (an empty segment still costs one tile)."""
+        loop = scf.ForOp(to_idx(self.seg_begin), to_idx(self.seg_end), cx(1), [ci(0)])
+        with ir.InsertionPoint(loop.body):
+            ncols = memref.load(self.segments, [loop.induction_variable, cx(2)])
+            n = smax(udiv(add(ncols, self.BN - 1), self.BN), 1)
+            _yield([add(loop.inner_iter_args[0], n)])
+        return loop.results[0]
+
+    def emit(self):
+        D, BN = self.D, self.BN
+        self._setup_ids()
+        self._setup_smem()
+        self._load_row_tile()
+        n_iter = self._count_key_tiles()
+        c = mul(self.scale, cf(_LOG2E))  # softmax in base 2
+
+        # Prologue: Q (group 0), first key tile into stage 0 (group 1).
+        self.load_q_tile()
+        nvvm.cp_async_commit_group()
+        first = scf.IfOp(icmp("sgt", n_iter, 0))
+        with ir.InsertionPoint(first.then_block):
+            self.load_kv_tile(self.seg_begin, ci(0), cx(0))
+            _yield([])
+        nvvm.cp_async_commit_group()
+        nvvm.cp_async_wait_group(1)
+        gpu.barrier()
+        q_frags = self.load_q_frags()
+
+        n_o = D // 8
+        ninf, zero = cf(-math.inf), cf(0.0)
+        init = [self.seg_begin, ci(0), ninf, ninf, zero, zero] + [zero] * (4 * n_o)
+        loop = scf.ForOp(cx(0), to_idx(n_iter), cx(1), init)
+        with ir.InsertionPoint(loop.body):
+            it = loop.induction_variable
+            seg, u0 = loop.inner_iter_args[0], loop.inner_iter_args[1]
+            m = list(loop.inner_iter_args[2:4])
+            l = list(loop.inner_iter_args[4:6])
+            flat = list(loop.inner_iter_args[6:])
+            o = [flat[4 * j:4 * j + 4] for j in range(n_o)]
+            stage = arith.andi(it, cx(1))
+
+            seg_info = self._segment(seg)
+            # Next key tile in (segment, u0) order.
+            nxt = add(u0, BN)
+            same_seg = icmp("slt", nxt, seg_info["ncols"])
+            nseg = sel(same_seg, seg, add(seg, 1))
+            nu0 = sel(same_seg, nxt, 0)
+
+            def prefetch_next():
+                more = scf.IfOp(arith.cmpi(arith.CmpIPredicate.slt, add(it, cx(1)),
+                                           to_idx(n_iter)))
+                with ir.InsertionPoint(more.then_block):
+                    self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
+                    _yield([])
+                nvvm.cp_async_commit_group()
+
+            if self.cfg.single_barrier:
+                # Wait for this tile (the only group in flight), then one barrier makes it
+                # visible to all warps AND proves every warp is done with the previous tile,
+                # whose stage the prefetch below overwrites.  The prefetch is issued after the
+                # Q·Kᵀ tensor-core work so its address arithmetic overlaps it.
+                nvvm.cp_async_wait_group(0)
+                gpu.barrier()
+                s_tiles = self.qk_scores(q_frags, stage)
+                prefetch_next()
+            else:
+                # Two barriers: one before overwriting the other stage, one after the wait.
+                gpu.barrier()
+                prefetch_next()
+                nvvm.cp_async_wait_group(1)  # the current tile's group has landed
+                gpu.barrier()
+                s_tiles = self.qk_scores(q_frags, stage)
+            flat_s = [x for tile in s_tiles for x in tile]
+            masked = scf.IfOp(self.tile_is_full(seg_info, u0), [x.type for x in flat_s],
+                              has_else=True)
+            with ir.InsertionPoint(masked.then_block):
+                _yield(flat_s)
+            with ir.InsertionPoint(masked.else_block):
+                _yield([x for tile in self.apply_mask(s_tiles, seg_info, u0) for x in tile])
+            res = list(masked.results)
+            s_tiles = [res[4 * j:4 * j + 4] for j in range(BN // 8)]
+
+            p, m, l, o = self.online_softmax_update(s_tiles, m, l, o, c)
+            o = self.pv_accumulate(p, o, stage)
+            _yield([nseg, nu0] + m + l + [x for acc in o for x in acc])
+
+        out = list(loop.results)
+        m, l = out[2:4], out[4:6]
+        o = [out[6 + 4 * j:6 + 4 * j + 4] for j in range(n_o)]
+        nvvm.cp_async_wait_group(0)
+        self.write_output(m, l, o)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry point
+# ----------------------------------------------------------------------------------------------
+
+
+def _find_or_create_gpu_module(module: ir.Module):
+    for op in module.body.operations:
+        if op.operation.name == "gpu.module" and \
+                ir.StringAttr(op.attributes["sym_name"]).value == GPU_MODULE_NAME:
+            return op
+    module.operation.attributes["gpu.container_module"] = ir.UnitAttr.get()
+    with ir.InsertionPoint(module.body):
+        gm = gpu.GPUModuleOp(GPU_MODULE_NAME)
+        gm.bodyRegion.blocks.append()
+    return gm
+
+
+def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
+    gm = _find_or_create_gpu_module(module)
+    dyn = ir.ShapedType.get_dynamic_size()
+    elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
+    t4 = ir.MemRefType.get([dyn] * 4, elem)
+    lse_t = ir.MemRefType.get([dyn] * 3, _f32())
+    rt_t = ir.MemRefType.get([dyn, 5], _i32())
+    seg_t = ir.MemRefType.get([dyn, 9], _i32())
+    fn_type = ir.FunctionType.get([t4, t4, t4, t4, lse_t, rt_t, seg_t, _f32()], [])
+    block = gm.bodyRegion.blocks[0]
+    with ir.InsertionPoint(block):
+        fn = gpu.GPUFuncOp(fn_type, sym_name=cfg.name, kernel=True,
+                           known_block_size=[NUM_THREADS, 1, 1])
+        if cfg.min_blocks_per_sm:
+            fn.attributes["nvvm.minctasm"] = ir.IntegerAttr.get(_i32(), cfg.min_blocks_per_sm)
+        entry = fn.add_entry_block()
+        with ir.InsertionPoint(entry):
+            _FusedForwardKernel(cfg, list(entry.arguments)).emit()
+            gpu.return_([])
+    return module
+
+
+def build_fused_forward(module_or_none, *, dtype: str, head_dim: int,
+                        block_n: int | None = None,
+                        min_blocks_per_sm: int | None = None,
+                        single_barrier: bool = True) -> ir.Module:
+    """Emit ``gpu.func @splat_fwd_<dtype>_d<D>`` into ``gpu.module @splat_kernels``.
+
+    ``module_or_none``: an ``ir.Module`` to add to (its gpu.module is reused if present), or
+    ``None`` for a new module (in the current MLIR context, or a fresh one if none is active).
+    ``block_n`` / ``min_blocks_per_sm`` default to ``DEFAULTS[head_dim]``; ``single_barrier=False``
+    selects the older two-barriers-per-key-tile loop (kept for comparison).  The launch metadata
+    of the same configuration is ``kernel_launch_info(dtype, head_dim, block_n)``.
+    Returns the module.  The kernel requires ``scale > 0``.
+    """
+    cfg = FusedForwardConfig(dtype, head_dim, block_n, min_blocks_per_sm, single_barrier)
+    if module_or_none is not None:
+        module = module_or_none
+        with module.context, ir.Location.unknown():
+            return build_into(module, cfg)
+    try:
+        ctx = ir.Context.current
+    except ValueError:
+        ctx = None
+    if ctx is None:
+        ctx = ir.Context()
+    with ctx, ir.Location.unknown():
+        module = ir.Module.create()
+        build_into(module, cfg)
+    return module

@@ -1,0 +1,65 @@
+"""splat-analyze-regularity: pattern layouts -> exact ``#splat.acsr`` layouts.
+
+The analysis (``splat.analysis``) runs just in time, at compile time, for the
+op's static Lq x Lk; its result reconstructs the pattern exactly.
+``splat-test-print-acsr`` prints the pieces (for lit tests and debugging).
+"""
+
+from __future__ import annotations
+
+from mlir import ir
+
+from ..acsr_ir import acsr_to_attr, attr_to_acsr, is_acsr_attr
+from ..analysis import analyze
+from ..pattern_ir import attr_to_pattern
+from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
+
+LAYOUT_OPS = ("splat.attention", "splat.sddmm", "splat.softmax", "splat.spmm")
+
+
+def static_lengths(op: ir.Operation) -> tuple[int, int]:
+    """(Lq, Lk) of a splat op; both must be static to analyse its layout."""
+    rows = ir.RankedTensorType(op.operands[0].type).shape[2]
+    keys = (ir.RankedTensorType(op.operands[1].type).shape[2] if len(op.operands) > 1
+            else ir.ShapedType.get_dynamic_size())
+    if op.name == "splat.softmax":
+        raise PassError("softmax alone does not know Lk; analyse its sddmm/spmm", op)
+    if ir.ShapedType.is_dynamic_size(rows) or ir.ShapedType.is_dynamic_size(keys):
+        raise PassError("needs static query and key lengths to analyse its layout", op)
+    return rows, keys
+
+
+@register_pass
+class AnalyzeRegularity(SplatPass):
+    argument = "splat-analyze-regularity"
+    summary = "Rewrite pattern layouts into exact #splat.acsr layouts (the regularity analysis)"
+    options_spec = (PassOption("block", int, 64, "block size of the irregular remainder"),)
+
+    def run(self, op: ir.Operation) -> None:
+        for target in walk_ops(op, lambda o: o.name in LAYOUT_OPS):
+            layout = target.attributes["layout"]
+            if is_acsr_attr(layout):
+                continue
+            lq, lk = static_lengths(target)
+            try:
+                acsr = analyze(attr_to_pattern(layout, lq, lk), block=self.options["block"])
+            except ValueError as e:
+                raise PassError(f"cannot analyse {layout} for {lq}x{lk}: {e}", target) from None
+            target.attributes["layout"] = acsr_to_attr(acsr)
+
+
+@register_pass
+class TestPrintACSR(SplatPass):
+    argument = "splat-test-print-acsr"
+    summary = "Print the ACSR pieces of every analysed layout (testing aid)"
+
+    def run(self, op: ir.Operation) -> None:
+        for target in walk_ops(op, lambda o: o.name in LAYOUT_OPS):
+            layout = target.attributes["layout"]
+            if not is_acsr_attr(layout):
+                print(f"{target.name}: not analysed: {layout}")
+                continue
+            acsr = attr_to_acsr(layout)
+            print(f"{target.name}: {acsr.Lq}x{acsr.Lk} nnz={acsr.nnz} "
+                  f"density={acsr.density:.4f} pieces={len(acsr.pieces)}")
+            print(acsr.to_text())

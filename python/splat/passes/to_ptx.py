@@ -1,0 +1,60 @@
+"""PTX generation: ``splat-export-dynamic-smem`` and the ``splat-to-ptx`` pipeline.
+
+``splat-to-ptx`` is the whole compiler as one pipeline element:
+analyse -> tile -> lower -> upstream NVVM lowering -> (patch) -> PTX. The
+upstream ``gpu-lower-to-nvvm-pipeline`` is split before
+``gpu-module-to-binary`` so that the dynamic shared-memory global can be made
+``external`` and aligned first (otherwise it is a 1-byte static array that
+may overlap other shared buffers; see shared/TOOLCHAIN.md).
+"""
+
+from __future__ import annotations
+
+from mlir import ir, passmanager
+
+from ..lowering.emit import export_dynamic_shared_memory
+from .registry import PassOption, SplatPass, SplatPipeline, register_pass
+
+
+@register_pass
+class ExportDynamicSharedMemory(SplatPass):
+    argument = "splat-export-dynamic-smem"
+    summary = "Give the dynamic shared-memory global external linkage and 128-byte alignment"
+
+    def run(self, op: ir.Operation) -> None:
+        export_dynamic_shared_memory(op)
+
+
+def nvvm_passes_before_binary(chip: str, features: str, opt_level: int) -> str:
+    """The expanded upstream NVVM pipeline, up to (excluding) gpu-module-to-binary."""
+    full = str(passmanager.PassManager.parse(
+        "builtin.module(gpu-lower-to-nvvm-pipeline{"
+        f"cubin-chip={chip} cubin-features={features} cubin-format=isa opt-level={opt_level}}})"))
+    head, sep, _ = full.partition(",gpu-module-to-binary")
+    if not sep or not head.startswith("builtin.module("):
+        raise RuntimeError(f"unexpected expansion of gpu-lower-to-nvvm-pipeline: {full}")
+    return head[len("builtin.module("):]
+
+
+@register_pass
+class ToPTX(SplatPipeline):
+    argument = "splat-to-ptx"
+    summary = "analyse, tile, lower to gpu/nvvm and serialise splat.attention to PTX"
+    options_spec = (
+        PassOption("chip", str, "sm_90a", "NVVM target chip"),
+        PassOption("features", str, "+ptx80", "PTX features (+ptx80 or newer for sm_90a)"),
+        PassOption("opt-level", int, 3, "LLVM optimisation level"),
+        PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
+    )
+
+    def expand(self) -> str:
+        o = self.options
+        return ", ".join([
+            "splat-canonicalize-patterns",
+            "splat-analyze-regularity",
+            f"splat-tile-acsr{{block-n={o['block-n']}}}",
+            "splat-lower-to-gpu",
+            nvvm_passes_before_binary(o["chip"], o["features"], o["opt-level"]),
+            "splat-export-dynamic-smem",
+            "gpu-module-to-binary{format=isa}",
+        ])

@@ -1,0 +1,584 @@
+"""Attention patterns: a vectorised predicate plus, for the named families, an analytic ACSR.
+
+A :class:`Pattern` is an ``Lq x Lk`` mask given by ``contains(q_idx, k_idx)`` (broadcasting
+numpy index arrays -> bool).  The named families build their ACSR in O(pieces) without looking at
+the mask.  Unions and intersections (``|``, ``&``, longformer, bigbird) have no analytic form;
+they combine their operands' *intervals* (see :mod:`splat.analysis`) and go through the general
+analysis, so no ``Lq x Lk`` array is built for them either.
+
+The analytic pieces are cut exactly where the general analysis cuts (greedy maximal affine
+stretches), so for these families ``pattern.acsr() == analyze(pattern.mask())`` as ACSR content,
+not only as masks; tests/unit/test_patterns.py checks it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Callable
+
+import numpy as np
+
+from . import analysis
+from .acsr import ACSR, Piece
+
+__all__ = ["Pattern", "window", "causal", "causal_window", "dilated", "strided", "fixed", "blocked",
+           "global_tokens", "random_blocks", "longformer", "bigbird", "from_mask", "from_mask_fn"]
+
+_CHUNK_CELLS = 1 << 22  # cells per predicate evaluation chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+# ---------------------------------------------------------------------------------------------
+
+def _int(name: str, value, minimum: int | None = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _sizes(Lq, Lk) -> tuple[int, int]:
+    Lq = _int("Lq", Lq)
+    Lk = Lq if Lk is None else _int("Lk", Lk)
+    return Lq, Lk
+
+
+# ---------------------------------------------------------------------------------------------
+# Pattern
+# ---------------------------------------------------------------------------------------------
+
+class Pattern:
+    """An ``Lq x Lk`` attention mask.
+
+    ``contains(q_idx, k_idx)`` evaluates the mask on broadcasting index arrays.  ``acsr()`` is the
+    analytic ACSR when the family has one, else the general analysis.  Build instances with the
+    module functions (``window``, ``causal``, ..., ``from_mask``, ``from_mask_fn``)."""
+
+    def __init__(self, Lq: int, Lk: int, contains: Callable, *, name: str,
+                 analytic: Callable[[], ACSR] | None = None,
+                 intervals: Callable[[], "analysis.Intervals"] | None = None):
+        self.Lq, self.Lk = _sizes(Lq, Lk)
+        self._contains = contains
+        self.name = name
+        self._analytic = analytic
+        self._intervals = intervals
+        self._acsr_cache: ACSR | None = None
+
+    # -- predicate and materialisation ---------------------------------------------------------
+    def contains(self, q_idx, k_idx) -> np.ndarray:
+        q = np.asarray(q_idx, dtype=np.int64)
+        k = np.asarray(k_idx, dtype=np.int64)
+        return np.asarray(self._contains(q, k), dtype=bool)
+
+    def mask_rows(self, i0: int, i1: int) -> np.ndarray:
+        """``bool [i1-i0, Lk]``: rows ``i0 .. i1-1``."""
+        if not 0 <= i0 <= i1 <= self.Lq:
+            raise ValueError(f"row range {i0}:{i1} outside 0:{self.Lq}")
+        q = np.arange(i0, i1, dtype=np.int64)[:, None]
+        k = np.arange(self.Lk, dtype=np.int64)[None, :]
+        return np.broadcast_to(self.contains(q, k), (i1 - i0, self.Lk))
+
+    def iter_rows(self):
+        """Yield ``(i0, mask[i0:i1])`` in chunks of about 4M cells."""
+        step = max(1, _CHUNK_CELLS // self.Lk)
+        for i0 in range(0, self.Lq, step):
+            yield i0, self.mask_rows(i0, min(self.Lq, i0 + step))
+
+    def mask(self) -> np.ndarray:
+        out = np.empty((self.Lq, self.Lk), dtype=bool)
+        for i0, rows in self.iter_rows():
+            out[i0:i0 + rows.shape[0]] = rows
+        return out
+
+    # -- ACSR ----------------------------------------------------------------------------------
+    @property
+    def analytic(self) -> bool:
+        return self._analytic is not None
+
+    def analytic_acsr(self) -> ACSR | None:
+        """The analytic ACSR, or None for patterns without one."""
+        if self._analytic is None:
+            return None
+        if self._acsr_cache is None:
+            self._acsr_cache = self._analytic()
+        return self._acsr_cache
+
+    def acsr(self, *, block: int = 64) -> ACSR:
+        """Analytic ACSR when known, else ``analysis.analyze(self, block=block)``."""
+        a = self.analytic_acsr()
+        return a if a is not None else analysis.analyze(self, block=block)
+
+    def intervals(self) -> "analysis.Intervals":
+        """Maximal row intervals of the mask, without an ``Lq x Lk`` array."""
+        if self._intervals is not None:
+            return self._intervals()
+        a = self.analytic_acsr()
+        if a is not None:
+            return analysis.intervals_from_acsr(a)
+        parts = [analysis.intervals_from_mask(np.ascontiguousarray(rows), row0=i0, Lq=self.Lq)
+                 for i0, rows in self.iter_rows()]
+        return analysis.Intervals.concat(self.Lq, self.Lk, parts)
+
+    # -- algebra -------------------------------------------------------------------------------
+    def _combine(self, other, op: str) -> "Pattern":
+        if not isinstance(other, Pattern):
+            return NotImplemented
+        if (self.Lq, self.Lk) != (other.Lq, other.Lk):
+            raise ValueError(f"cannot combine patterns of shapes {self.Lq}x{self.Lk} and "
+                             f"{other.Lq}x{other.Lk}")
+        a, b = self, other
+        if op == "|":
+            fn = lambda q, k: a.contains(q, k) | b.contains(q, k)  # noqa: E731
+            iv = lambda: analysis.union(a.intervals(), b.intervals())  # noqa: E731
+        else:
+            fn = lambda q, k: a.contains(q, k) & b.contains(q, k)  # noqa: E731
+            iv = lambda: analysis.intersection(a.intervals(), b.intervals())  # noqa: E731
+        return Pattern(self.Lq, self.Lk, fn, name=f"({a.name} {op} {b.name})", intervals=iv)
+
+    def __or__(self, other):
+        return self._combine(other, "|")
+
+    def __and__(self, other):
+        return self._combine(other, "&")
+
+    def describe(self) -> str:
+        kind = "analytic" if self.analytic else "analysed"
+        return f"{self.name} [{self.Lq}x{self.Lk}, {kind}]"
+
+    def __repr__(self) -> str:
+        return f"<Pattern {self.describe()}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Analytic construction helpers
+# ---------------------------------------------------------------------------------------------
+
+def _ge(a: int, b: int, c: int, T: int) -> tuple[int, int]:
+    """The t-interval [lo, hi) within [0, T) where a*t + b >= c (affine, so an interval)."""
+    if a == 0:
+        return (0, T) if b >= c else (0, 0)
+    if a > 0:
+        return min(T, max(0, -(-(c - b) // a))), T
+    return 0, max(0, min(T, (c - b) // a + 1))
+
+
+def _band(Lk: int, r0: int, r1: int, step: int, stride: int,
+          lo: tuple[int, int], hi: tuple[int, int]) -> list[Piece]:
+    """Pieces of the rows ``i = r0 + step*t < r1`` holding the columns ``lo(i), lo(i) + stride,
+    ... <= hi(i)`` clipped to ``[0, Lk)``; ``lo``/``hi`` are ``(a, b)`` for ``a*i + b``.
+
+    Clipping is exact when the column residue ``lo(i) mod stride`` is the same on every row
+    (always for stride 1; for stride > 1 the caller passes one residue class, ``step = stride``)
+    or when no row is clipped.  The result is one track, cut greedily like the analysis cuts."""
+    T = -(-(r1 - r0) // step)
+    if T <= 0:
+        return []
+    la, lb = lo[0] * step, lo[0] * r0 + lo[1]
+    ha, hb = hi[0] * step, hi[0] * r0 + hi[1]
+    if la % stride == 0:  # one column residue on every row: clip to that residue's ends
+        c0 = lb % stride
+        c1 = Lk - 1 - (Lk - 1 - lb) % stride
+    else:  # residue changes from row to row: the caller guarantees that nothing is clipped
+        c0, c1 = 0, Lk - 1
+    cuts = {0, T}
+    for a, b, c in ((la, lb, c0), (-ha, -hb, -c1)):  # lo >= c0 ; hi <= c1
+        cuts.update(_ge(a, b, c, T))
+    cuts = sorted(cuts)
+    regimes = []  # (t0, t1, off_a, off_b, cnt_a, cnt_b) in the track's t
+    for ta, tb in zip(cuts, cuts[1:]):
+        if ta >= tb:
+            continue
+        oa, ob = (la, lb) if la * ta + lb >= c0 else (0, c0)
+        ua, ub = (ha, hb) if ha * ta + hb <= c1 else (0, c1)
+        # count = (upper - lower) / stride + 1; upper and lower share the residue
+        ca, cb = (ua - oa) // stride, (ub - ob) // stride + 1
+        t0, t1 = _ge(ca, cb, 1, T)
+        t0, t1 = max(t0, ta), min(t1, tb)
+        if t0 < t1:
+            regimes.append((t0, t1, oa, ob, ca, cb))
+    return _greedy_track(regimes, r0, step, stride)
+
+
+def _greedy_track(regimes, r0: int, step: int, stride: int) -> list[Piece]:
+    """Re-cut a track given as affine regimes into the greedy maximal affine stretches the
+    analysis finds: a stretch starts at row u, takes row u+1, then every following row on the
+    line through them.  Regimes not touching (a gap in t) are separate tracks.  O(regimes)."""
+    pieces: list[Piece] = []
+    run: list[tuple] = []
+    for reg in regimes + [None]:
+        if reg is not None and run and reg[0] == run[-1][1]:
+            run.append(reg)
+            continue
+        if run:
+            pieces += _greedy_run(run, r0, step, stride)
+        run = [reg] if reg is not None else []
+    return pieces
+
+
+def _greedy_run(regs, r0, step, stride) -> list[Piece]:
+    starts = [r[0] for r in regs]
+    end = regs[-1][1]
+
+    def val(t):
+        r = regs[bisect.bisect_right(starts, t) - 1]
+        return r[2] * t + r[3], r[4] * t + r[5]
+
+    out = []
+    u = regs[0][0]
+    while u < end:
+        o0, c0 = val(u)
+        if u + 1 == end:
+            out.append(_piece(r0, step, stride, u, 1, 0, o0, 0, c0))
+            break
+        o1, c1 = val(u + 1)
+        so, sc = o1 - o0, c1 - c0
+        if u + 3 < end and _collinear(val, u + 1) and not _collinear(val, u):
+            # the analysis' look-ahead: a row that breaks the line of the next three stays alone
+            out.append(_piece(r0, step, stride, u, 1, 0, o0, 0, c0))
+            u += 1
+            continue
+        e = u + 1
+        while e + 1 < end:
+            ri = bisect.bisect_right(starts, e + 1) - 1
+            r = regs[ri]
+            on_line = val(e + 1) == (o0 + so * (e + 1 - u), c0 + sc * (e + 1 - u))
+            if not on_line:
+                break
+            # The whole regime lies on the line when it has the line's slopes.
+            e = r[1] - 1 if (r[2], r[4]) == (so, sc) else e + 1
+        out.append(_piece(r0, step, stride, u, e - u + 1, so, o0, sc, c0))
+        u = e + 1
+    return out
+
+
+def _collinear(val, u) -> bool:
+    """Rows u, u+1, u+2 have affine (offset, count)."""
+    (a0, b0), (a1, b1), (a2, b2) = val(u), val(u + 1), val(u + 2)
+    return a2 - a1 == a1 - a0 and b2 - b1 == b1 - b0
+
+
+def _piece(r0, step, stride, t0, T, off_a, off_b, cnt_a, cnt_b) -> Piece:
+    """The piece of T rows from track row t0 (global row r0 + step*t0), in canonical form."""
+    first = r0 + step * t0
+    if T == 1:
+        step, off_a, cnt_a = 1, 0, 0
+    if max(cnt_b, cnt_b + cnt_a * (T - 1)) <= 1:
+        stride = 1
+    return Piece(first, first + step * (T - 1) + 1, step, stride, off_a, off_b, cnt_a, cnt_b)
+
+
+def _acsr(Lq, Lk, pieces) -> ACSR:
+    return ACSR(Lq, Lk, tuple(pieces))
+
+
+# ---------------------------------------------------------------------------------------------
+# Named families
+# ---------------------------------------------------------------------------------------------
+
+def window(w: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Sliding window: ``|q - k| <= w``."""
+    w = _int("w", w)
+    Lq, Lk = _sizes(Lq, Lk)
+    return Pattern(Lq, Lk, lambda q, k: np.abs(q - k) <= w, name=f"window(w={w})",
+                   analytic=lambda: _acsr(Lq, Lk, _band(Lk, 0, Lq, 1, 1, (1, -w), (1, w))))
+
+
+def causal(Lq: int, Lk: int | None = None) -> Pattern:
+    """Causal: ``k <= q``."""
+    Lq, Lk = _sizes(Lq, Lk)
+    return Pattern(Lq, Lk, lambda q, k: k <= q, name="causal",
+                   analytic=lambda: _acsr(Lq, Lk, _band(Lk, 0, Lq, 1, 1, (0, 0), (1, 0))))
+
+
+def causal_window(w: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Causal sliding window: ``0 <= q - k <= w``."""
+    w = _int("w", w)
+    Lq, Lk = _sizes(Lq, Lk)
+    return Pattern(Lq, Lk, lambda q, k: (q - k >= 0) & (q - k <= w), name=f"causal_window(w={w})",
+                   analytic=lambda: _acsr(Lq, Lk, _band(Lk, 0, Lq, 1, 1, (1, -w), (1, 0))))
+
+
+def dilated(w: int, stride: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Dilated window: ``|q - k| <= w*stride`` and ``(q - k) % stride == 0``."""
+    w, s = _int("w", w), _int("stride", stride)
+    Lq, Lk = _sizes(Lq, Lk)
+    reach = w * s
+
+    def build():
+        if s == 1:
+            return _acsr(Lq, Lk, _band(Lk, 0, Lq, 1, 1, (1, -reach), (1, reach)))
+        # Body: rows never clipped, one row_step-1 piece; the ramps above and below it are
+        # affine per residue class of the row.  When w <= s the ramps are cut into stretches of
+        # s rows instead (fewer pieces), as the analysis does.
+        b0, b1 = reach, min(Lq, Lk - reach)
+        if b0 >= b1:
+            b0 = b1 = min(reach, Lq)
+        pieces = _band(Lk, b0, b1, 1, s, (1, -reach), (1, reach)) if b0 < b1 else []
+        for lo_row, hi_row in ((0, b0), (b1, Lq)):
+            pieces += _dilated_ramp(Lk, lo_row, hi_row, w, s)
+        return _acsr(Lq, Lk, pieces)
+
+    return Pattern(Lq, Lk, lambda q, k: (np.abs(q - k) <= reach) & ((q - k) % s == 0),
+                   name=f"dilated(w={w}, stride={s})", analytic=build)
+
+
+def _dilated_ramp(Lk, r0, r1, w, s) -> list[Piece]:
+    if r0 >= r1:
+        return []
+    per_residue = [p for rho in range(r0, min(r1, r0 + s))
+                   for p in _band(Lk, rho, r1, s, s, (1, -w * s), (1, w * s))]
+    if w > s:
+        return per_residue
+    # Stretches of s consecutive rows: exact only where the analysis would see one track of
+    # row_step 1, which needs the residue-wise clipping to be affine inside each stretch; take
+    # them when they are valid and fewer.
+    blocks = _dilated_blocks(Lk, r0, r1, w, s)
+    return blocks if blocks is not None and len(blocks) <= len(per_residue) else per_residue
+
+
+def _dilated_blocks(Lk, r0, r1, w, s) -> list[Piece] | None:
+    """Row_step-1 cut of a dilated ramp.  Builds the rows' (offset, count) per row in closed
+    form over the (short: < 2*w*s rows) ramp and lets the greedy cutter group them."""
+    if r1 - r0 > 2048:  # keep the per-row closed form cheap; per-residue pieces are exact too
+        return None
+    i = np.arange(r0, r1, dtype=np.int64)
+    lo = np.where(i - w * s >= 0, i - w * s, i % s)
+    hi_raw = np.minimum(i + w * s, Lk - 1)
+    hi = hi_raw - (hi_raw - i) % s
+    cnt = np.where(hi >= lo, (hi - lo) // s + 1, 0)
+    if (cnt <= 0).any():
+        return None
+    regimes = [(t, t + 1, 0, int(lo[t]), 0, int(cnt[t])) for t in range(i.size)]
+    pieces = _greedy_track(regimes, r0, 1, s)
+    return pieces
+
+
+def strided(local: int, stride: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Sparse Transformer "strided": causal, and ``q - k < local`` or ``(q - k) % stride == 0``."""
+    l, s = _int("local", local), _int("stride", stride)
+    Lq, Lk = _sizes(Lq, Lk)
+
+    def build():
+        if s == 1:
+            return causal(Lq, Lk).analytic_acsr()
+        # When stride divides local, the stride element k = q - local touches the local window
+        # and joins it (the analysis sees one interval), otherwise the stride part stops below.
+        merged = l % s == 0
+        width = l if merged else l - 1
+        top = l + s if merged else s * -(-l // s)  # distance of the highest separate element
+        if l == 1:  # the local window is the diagonal alone: it chains with the stride part
+            width, top = -1, 0
+        pieces = _band(Lk, 0, Lq, 1, 1, (1, -width), (1, 0)) if width >= 0 else []
+        for rho in range(min(s, Lq)):
+            pieces += _band(Lk, rho, Lq, s, s, (1, -(Lq + Lk) * s), (1, -top))
+        return _acsr(Lq, Lk, pieces)
+
+    return Pattern(Lq, Lk, lambda q, k: (q >= k) & ((q - k < l) | ((q - k) % s == 0)),
+                   name=f"strided(local={l}, stride={s})", analytic=build)
+
+
+def fixed(block: int, summary: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Sparse Transformer "fixed": causal, and same block or ``k % block >= block - summary``."""
+    B, c = _int("block", block), _int("summary", summary)
+    if c > B:
+        raise ValueError(f"summary must be <= block ({B}), got {c}")
+    Lq, Lk = _sizes(Lq, Lk)
+
+    def build():
+        if c == B:
+            return causal(Lq, Lk).analytic_acsr()
+        pieces = []
+        nb = -(-Lq // B)
+        for b in range(nb):
+            # own block, joined with the summary columns of the block before (they touch)
+            lo = 0 if b == 0 else b * B - c
+            pieces += _band(Lk, b * B, min(Lq, b * B + B), 1, 1, (0, lo), (1, 0))
+        if c == 1:
+            # one summary column per block: the analysis chains them into a stride-B run per
+            # row block (count = summary columns left of the block before, clipped to Lk)
+            n_cols = 0 if Lk < B else (Lk - B) // B + 1
+            for b in range(2, nb):
+                n = min(b - 1, n_cols)
+                if n > 0:
+                    pieces.append(_piece(b * B, 1, B, 0, min(Lq, b * B + B) - b * B, 0, B - 1, 0, n))
+            return _acsr(Lq, Lk, pieces)
+        for j in range(nb - 2):
+            # summary of block j, seen by every row two blocks on
+            c0, c1 = j * B + B - c, min(j * B + B, Lk)
+            if c0 < c1:
+                pieces.append(Piece((j + 2) * B, Lq, 1, 1, 0, c0, 0, c1 - c0))
+        return _acsr(Lq, Lk, pieces)
+
+    return Pattern(Lq, Lk, lambda q, k: (q >= k) & ((q // B == k // B) | (k % B >= B - c)),
+                   name=f"fixed(block={B}, summary={c})", analytic=build)
+
+
+def blocked(block: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Block diagonal: ``q // block == k // block``."""
+    B = _int("block", block)
+    Lq, Lk = _sizes(Lq, Lk)
+
+    def build():
+        pieces = []
+        for b in range(-(-min(Lq, Lk) // B)):
+            r0, r1, c1 = b * B, min(Lq, b * B + B), min(Lk, b * B + B)
+            pieces.append(Piece(r0, r1, 1, 1, 0, r0, 0, c1 - r0))
+        return _acsr(Lq, Lk, [p.normalized() for p in pieces])
+
+    return Pattern(Lq, Lk, lambda q, k: q // B == k // B, name=f"blocked(block={B})", analytic=build)
+
+
+def _index_set(name: str, idx, limit: int) -> np.ndarray:
+    arr = np.asarray(idx)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise TypeError(f"{name} must be a 1-D sequence of ints, got {arr.dtype} shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= limit):
+        raise ValueError(f"{name} must lie in [0, {limit}), got min {arr.min()} max {arr.max()}")
+    return np.unique(arr.astype(np.int64))
+
+
+def _runs_of(sorted_idx: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive integers as [start, stop) pairs."""
+    if sorted_idx.size == 0:
+        return []
+    brk = np.flatnonzero(np.diff(sorted_idx) != 1) + 1
+    starts = np.concatenate([[0], brk])
+    stops = np.concatenate([brk, [sorted_idx.size]])
+    return [(int(sorted_idx[a]), int(sorted_idx[b - 1]) + 1) for a, b in zip(starts, stops)]
+
+
+def global_tokens(idx, Lq: int, Lk: int | None = None) -> Pattern:
+    """Global tokens: rows in ``idx`` attend every key and every row attends the columns ``idx``
+    (indices beyond Lq or Lk only act on the side where they exist)."""
+    Lq, Lk = _sizes(Lq, Lk)
+    g = _index_set("idx", idx, max(Lq, Lk))
+    is_row = np.zeros(Lq, dtype=bool)
+    is_row[g[g < Lq]] = True
+    is_col = np.zeros(Lk, dtype=bool)
+    is_col[g[g < Lk]] = True
+
+    def build():
+        grows = _runs_of(g[g < Lq])
+        pieces = [Piece(a, b, 1, 1, 0, 0, 0, Lk) for a, b in grows]
+        bounds = [0] + [x for ab in grows for x in ab] + [Lq]
+        other = [(a, b) for a, b in zip(bounds[0::2], bounds[1::2]) if a < b]
+        # The global columns as the analysis splits a row: intervals, and equal-gap singletons
+        # chained into strided runs.
+        cols = _runs_of(g[g < Lk])
+        one_row = analysis.Intervals(1, Lk, np.zeros(len(cols), np.int64),
+                                     np.array([a for a, _ in cols], np.int64),
+                                     np.array([b for _, b in cols], np.int64))
+        runs = analysis._runs(one_row)
+        for off, stride, cnt in zip(runs.off.tolist(), runs.stride.tolist(), runs.cnt.tolist()):
+            pieces += [_piece(a, 1, max(stride, 1), 0, b - a, 0, off, 0, cnt) for a, b in other]
+        return _acsr(Lq, Lk, pieces)
+
+    return Pattern(Lq, Lk, lambda q, k: is_row[q] | is_col[k],
+                   name=f"global_tokens({_short(g)})", analytic=build)
+
+
+def _short(g: np.ndarray) -> str:
+    runs = _runs_of(g)
+    return ",".join(f"{a}" if b == a + 1 else f"{a}:{b}" for a, b in runs[:4]) + (",..." if len(runs) > 4 else "")
+
+
+def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Each row block attends ``per_row`` distinct random column blocks (numpy
+    ``default_rng(seed)``; reproducible)."""
+    B, r = _int("block", block), _int("per_row", per_row)
+    seed = _int("seed", seed, minimum=0)
+    Lq, Lk = _sizes(Lq, Lk)
+    nrb, ncb = -(-Lq // B), -(-Lk // B)
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros((nrb, ncb), dtype=bool)
+    for rb in range(nrb):
+        chosen[rb, rng.choice(ncb, size=min(r, ncb), replace=False)] = True
+
+    def build():
+        # Column runs of each row block; a run continues the piece above it when the analysis
+        # would link it there (left/right alignment by least movement, as in analysis._tracks)
+        # and it is the same run.
+        pieces, prev, prev_ids = [], [], []
+        spans: list[list[int]] = []  # [row0, row1, col0, col1] per piece
+        for rb in range(nrb):
+            r0, r1 = rb * B, min(Lq, rb * B + B)
+            cur = [(c0 * B, min(Lk, c1 * B)) for c0, c1 in _runs_of(np.flatnonzero(chosen[rb]))]
+            shift = 0
+            if prev and len(prev) != len(cur):
+                d = len(cur) - len(prev)
+
+                def cost(sh):
+                    return sum(abs(cur[k][0] - prev[k - sh][0]) + abs(cur[k][1] - prev[k - sh][1])
+                               for k in range(len(cur)) if 0 <= k - sh < len(prev))
+                shift = d if cost(d) < cost(0) else 0
+            ids = []
+            for k, run in enumerate(cur):
+                j = k - shift
+                if prev and 0 <= j < len(prev) and prev[j] == run:
+                    spans[prev_ids[j]][1] = r1
+                    ids.append(prev_ids[j])
+                else:
+                    spans.append([r0, r1, *run])
+                    ids.append(len(spans) - 1)
+            prev, prev_ids = cur, ids
+        for r0, r1, c0, c1 in spans:
+            pieces.append(_piece(r0, 1, 1, 0, r1 - r0, 0, c0, 0, c1 - c0))
+        return _acsr(Lq, Lk, pieces)
+
+    return Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
+                   name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)
+
+
+def longformer(w: int, globals, Lq: int, Lk: int | None = None) -> Pattern:
+    """Longformer: sliding window ``w`` plus global tokens."""
+    p = window(w, Lq, Lk) | global_tokens(globals, Lq, Lk)
+    p.name = f"longformer(w={w}, globals={_short(_index_set('globals', globals, max(p.Lq, p.Lk)))})"
+    return p
+
+
+def bigbird(w: int, globals, random: int, block: int, seed: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """BigBird: sliding window ``w``, global tokens and ``random`` random blocks per row block."""
+    p = window(w, Lq, Lk) | global_tokens(globals, Lq, Lk) | random_blocks(block, random, seed, Lq, Lk)
+    p.name = f"bigbird(w={w}, random={random}, block={block}, seed={seed})"
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Arbitrary masks
+# ---------------------------------------------------------------------------------------------
+
+def from_mask(mask) -> Pattern:
+    """A pattern from an explicit bool ``(Lq, Lk)`` ndarray (copied)."""
+    m = analysis._check_mask(mask).copy()
+    m.setflags(write=False)
+    Lq, Lk = m.shape
+    p = Pattern(Lq, Lk, lambda q, k: m[q, k], name=f"mask({Lq}x{Lk})",
+                intervals=lambda: analysis.intervals_from_mask(m))
+    p.mask_rows = lambda i0, i1: m[i0:i1]  # rows are already there
+    return p
+
+
+def from_mask_fn(fn: Callable, Lq: int, Lk: int | None = None, *, name: str | None = None) -> Pattern:
+    """A pattern from a vectorised predicate ``fn(q_idx, k_idx) -> bool array``; it is called on
+    row chunks with ``q_idx`` of shape ``(rows, 1)`` and ``k_idx`` of shape ``(1, Lk)`` and must
+    return a bool array of shape ``(rows, Lk)``."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable fn(q_idx, k_idx) -> bool array, got {type(fn).__name__}")
+    Lq, Lk = _sizes(Lq, Lk)
+
+    def checked(q, k):
+        out = fn(q, k)
+        shape = np.broadcast_shapes(np.shape(q), np.shape(k))
+        if not isinstance(out, np.ndarray) or out.dtype != np.bool_:
+            raise TypeError(f"mask fn must return a bool ndarray, got "
+                            f"{getattr(out, 'dtype', type(out).__name__)}")
+        if out.shape != shape:
+            raise ValueError(f"mask fn returned shape {out.shape}, expected {shape} "
+                             f"(the broadcast of q_idx {np.shape(q)} and k_idx {np.shape(k)})")
+        return out
+
+    return Pattern(Lq, Lk, checked, name=name or getattr(fn, "__name__", "mask_fn"))

@@ -1,0 +1,398 @@
+"""The compiled artifact (docs/design.md §4): manifest + PTX texts + int32 schedule tables.
+
+This module imports no MLIR and no CUDA: an artifact is plain data that the compiler writes on a
+machine with MLIR and the runtime loads on a machine with a GPU.
+
+On disk::
+
+    <dir>/manifest.json   {"format": "splat-artifact/1", "key", "kernels": [...], "tables": {...}, ...}
+    <dir>/<kernel>.ptx    one file per kernel ("ptx_file" of the kernel entry)
+    <dir>/<table>.npy     int32 schedule tables ("file" of the table entry)
+
+`save` is atomic: everything is written into a temporary sibling directory which is then renamed
+into place with `os.replace`, so a reader never sees a half-written artifact and a failed save
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+FORMAT = "splat-artifact/1"
+MANIFEST = "manifest.json"
+KEY_DOMAIN = "splat-content-key/1"
+
+_PARAM_KINDS = ("memref", "f32", "i32")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class ArtifactError(ValueError):
+    """An artifact directory or manifest is missing, malformed or inconsistent."""
+
+
+# --------------------------------------------------------------------------------------------
+# content keys
+# --------------------------------------------------------------------------------------------
+
+
+def _canonical(value: Any, where: str) -> Any:
+    """Turn `value` into plain JSON data, refusing anything whose text form is not stable."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            raise ValueError(f"content_key: {where} is not finite ({f!r})")
+        return f
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"content_key: {where} has a non-string key {k!r}")
+            out[k] = _canonical(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        return {
+            "ndarray": str(a.dtype),
+            "shape": list(a.shape),
+            "sha256": hashlib.sha256(a.tobytes()).hexdigest(),
+        }
+    if isinstance(value, bytes):
+        return {"bytes_sha256": hashlib.sha256(value).hexdigest()}
+    raise TypeError(
+        f"content_key: {where} has type {type(value).__name__}; pass str, int, float, bool, "
+        f"None, list, dict or numpy arrays (a stable text form), not arbitrary objects"
+    )
+
+
+def canonical_json(**parts: Any) -> str:
+    """The canonical JSON text that `content_key` hashes (sorted keys, no spaces)."""
+    data = {"domain": KEY_DOMAIN, "parts": _canonical(parts, "parts")}
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def content_key(**parts: Any) -> str:
+    """sha256 (hex) of a canonical JSON of `parts`.
+
+    Typical parts: ``acsr`` (the ACSR text form), ``shapes``, ``dtype``, ``head_dim``,
+    ``target``, ``compiler_version``. The key is independent of keyword order and of
+    tuple-vs-list / numpy-vs-Python scalar spellings, and changes when any value changes.
+    """
+    return hashlib.sha256(canonical_json(**parts).encode("utf-8")).hexdigest()
+
+
+def artifact_key(*, acsr: str, Lq: int, Lk: int, dtype: str, head_dim: int, target: str,
+                 compiler_version: str, variant: str = "fused") -> str:
+    """The content key the runtime uses to find a prebuilt artifact for a pattern.
+
+    `acsr` is the canonical text of the analysed layout (see `splat.runtime.resolve`),
+    `dtype` a normalised dtype name ("bf16" / "f16")."""
+    parts = dict(acsr=acsr, shapes={"Lq": int(Lq), "Lk": int(Lk)}, dtype=dtype,
+                 head_dim=int(head_dim), target=target, compiler_version=compiler_version)
+    if variant != "fused":
+        parts["variant"] = variant
+    return content_key(**parts)
+
+
+# --------------------------------------------------------------------------------------------
+# the artifact
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class Artifact:
+    """manifest (dict, see docs/design.md §4) + PTX texts by file name + int32 tables by name."""
+
+    manifest: dict
+    ptx: dict  # ptx_file name -> PTX text
+    tables: dict  # table name -> np.ndarray (int32)
+    path: Path | None = None  # where it was loaded from, if anywhere
+
+    # convenient views of the manifest ------------------------------------------------------
+    @property
+    def key(self) -> str:
+        return self.manifest.get("key", "")
+
+    @property
+    def dtype(self) -> str:
+        return self.manifest.get("dtype", "")
+
+    @property
+    def head_dim(self) -> int:
+        return int(self.manifest["head_dim"])
+
+    @property
+    def target(self) -> str:
+        return self.manifest.get("target", "")
+
+    @property
+    def kernels(self) -> list:
+        return self.manifest["kernels"]
+
+    @property
+    def shapes(self) -> dict | None:
+        return self.manifest.get("shapes")
+
+    def __repr__(self) -> str:  # the default dataclass repr would print whole PTX files
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return (f"Artifact(key={self.key[:16]!r}, dtype={self.dtype!r}, head_dim="
+                f"{self.manifest.get('head_dim')!r}, kernels={[k.get('name') for k in self.kernels]!r}, "
+                f"tables={ {n: tuple(a.shape) for n, a in self.tables.items()} !r}{where})")
+
+    def validate(self) -> "Artifact":
+        """Check the manifest against the PTX texts and tables held in memory."""
+        validate_manifest(self.manifest, where="artifact")
+        for k in self.kernels:
+            if k["ptx_file"] not in self.ptx:
+                raise ArtifactError(f"artifact: kernel {k['name']!r} refers to PTX file "
+                                    f"{k['ptx_file']!r}, which the artifact does not hold")
+        for name in self.manifest["tables"]:
+            if name not in self.tables:
+                raise ArtifactError(f"artifact: table {name!r} is listed in the manifest but "
+                                    f"its array is missing")
+        for name, arr in self.tables.items():
+            arr = np.asarray(arr)
+            if arr.dtype != np.int32:
+                raise ArtifactError(f"artifact: table {name!r} has dtype {arr.dtype}, "
+                                    f"expected int32")
+            meta = self.manifest["tables"].get(name)
+            if meta is None:
+                raise ArtifactError(f"artifact: table {name!r} is not listed in the manifest")
+            if "shape" in meta and list(meta["shape"]) != list(arr.shape):
+                raise ArtifactError(f"artifact: table {name!r} has shape {list(arr.shape)}, "
+                                    f"the manifest says {list(meta['shape'])}")
+        return self
+
+
+def _require(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ArtifactError(f"{where}: {msg}")
+
+
+def _check_name(name: Any, where: str, what: str) -> None:
+    _require(isinstance(name, str) and bool(_SAFE_NAME.match(name)) and ".." not in name,
+             where, f"{what} {name!r} is not a plain file name (letters, digits, '_', '-', '.')")
+
+
+def validate_manifest(m: Any, where: str = "manifest") -> None:
+    """Structural checks of a manifest dict; raises ArtifactError naming the bad field."""
+    _require(isinstance(m, dict), where, "manifest is not a JSON object")
+    fmt = m.get("format")
+    _require(fmt == FORMAT, where,
+             f"unsupported artifact format {fmt!r} (this runtime reads {FORMAT!r}); "
+             f"rebuild the artifact with a matching compiler")
+    for field in ("key", "dtype", "head_dim", "kernels", "tables"):
+        _require(field in m, where, f"missing field {field!r}")
+    _require(isinstance(m["key"], str) and m["key"] != "", where, "'key' must be a non-empty string")
+    _require(isinstance(m["head_dim"], int) and m["head_dim"] > 0, where,
+             f"'head_dim' must be a positive integer, got {m['head_dim']!r}")
+    shapes = m.get("shapes")
+    _require(shapes is None or isinstance(shapes, dict), where, "'shapes' must be an object or null")
+    tables = m["tables"]
+    _require(isinstance(tables, dict), where, "'tables' must be an object")
+    for name, meta in tables.items():
+        tw = f"{where}: table {name!r}"
+        _require(isinstance(meta, dict), tw, "entry must be an object")
+        _check_name(meta.get("file"), tw, "file")
+        _require(meta.get("dtype", "int32") == "int32", tw,
+                 f"dtype must be int32, got {meta.get('dtype')!r}")
+        if "shape" in meta:
+            _require(isinstance(meta["shape"], list)
+                     and all(isinstance(s, int) and s >= 0 for s in meta["shape"]),
+                     tw, f"shape must be a list of non-negative ints, got {meta['shape']!r}")
+    kernels = m["kernels"]
+    _require(isinstance(kernels, list) and len(kernels) > 0, where,
+             "'kernels' must be a non-empty list")
+    for i, k in enumerate(kernels):
+        kw = f"{where}: kernels[{i}]"
+        _require(isinstance(k, dict), kw, "entry must be an object")
+        for field in ("name", "ptx_file", "block", "shared_bytes", "params", "grid"):
+            _require(field in k, kw, f"missing field {field!r}")
+        kw = f"{where}: kernel {k['name']!r}"
+        _check_name(k["ptx_file"], kw, "ptx_file")
+        blk = k["block"]
+        _require(isinstance(blk, list) and len(blk) == 3
+                 and all(isinstance(b, int) and b >= 1 for b in blk), kw,
+                 f"'block' must be three positive ints, got {blk!r}")
+        _require(isinstance(k["shared_bytes"], int) and k["shared_bytes"] >= 0, kw,
+                 f"'shared_bytes' must be a non-negative int, got {k['shared_bytes']!r}")
+        grid = k["grid"]
+        _require(grid == "row_tiles" or (isinstance(grid, list) and len(grid) == 3
+                                         and all(isinstance(g, int) and g >= 1 for g in grid)),
+                 kw, f"'grid' must be \"row_tiles\" or three positive ints, got {grid!r}")
+        if grid == "row_tiles":
+            _require("row_tiles" in tables, kw, "grid is \"row_tiles\" but there is no row_tiles table")
+        params = k["params"]
+        _require(isinstance(params, list), kw, "'params' must be a list")
+        for j, p in enumerate(params):
+            pw = f"{kw} param {j}"
+            _require(isinstance(p, dict) and isinstance(p.get("name"), str), pw,
+                     "must be an object with a 'name'")
+            _require(p.get("kind") in _PARAM_KINDS, pw,
+                     f"kind must be one of {_PARAM_KINDS}, got {p.get('kind')!r}")
+            if p["kind"] == "memref":
+                _require(isinstance(p.get("rank"), int) and p["rank"] >= 0, pw,
+                         f"memref needs a non-negative int 'rank', got {p.get('rank')!r}")
+        for t in k.get("tables", []):
+            _require(t in tables, kw, f"uses table {t!r}, which the manifest does not list")
+
+
+# --------------------------------------------------------------------------------------------
+# save / load
+# --------------------------------------------------------------------------------------------
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_into(artifact: Artifact, tmp: Path) -> None:
+    manifest = json.loads(json.dumps(artifact.manifest))  # deep copy, and proves it is JSON
+    tables_meta = manifest.setdefault("tables", {})
+    for name, arr in artifact.tables.items():
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype != np.int32:
+            raise ArtifactError(f"save: table {name!r} has dtype {arr.dtype}, expected int32")
+        meta = tables_meta.setdefault(name, {})
+        meta.setdefault("file", f"{name}.npy")
+        meta["dtype"] = "int32"
+        meta["shape"] = list(arr.shape)
+        _check_name(meta["file"], f"save: table {name!r}", "file")
+        with open(tmp / meta["file"], "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+    for fname, text in artifact.ptx.items():
+        _check_name(fname, "save", "PTX file")
+        with open(tmp / fname, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+    validate_manifest(manifest, where="save")
+    for k in manifest["kernels"]:
+        if k["ptx_file"] not in artifact.ptx:
+            raise ArtifactError(f"save: kernel {k['name']!r} refers to PTX file "
+                                f"{k['ptx_file']!r}, which the artifact does not hold")
+    for name in manifest["tables"]:
+        if name not in artifact.tables:
+            raise ArtifactError(f"save: table {name!r} is listed in the manifest but its array "
+                                f"is missing")
+    with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for p in tmp.iterdir():
+        _fsync_file(p)
+
+
+def save(artifact: Artifact, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write `artifact` to `directory` atomically and return the path.
+
+    The files are written into a fresh temporary directory beside `directory`, which is then
+    renamed into place (`os.replace`). If anything fails, the temporary directory is removed and
+    `directory` is untouched. If `directory` exists: `FileExistsError` unless `overwrite`; with
+    `overwrite` the old directory is first renamed aside and removed after the new one is in
+    place.
+    """
+    dest = Path(directory)
+    parent = dest.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"save: {dest} exists (pass overwrite=True to replace it)")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+    old = None
+    try:
+        _write_into(artifact, tmp)
+        if dest.exists():
+            if not overwrite:  # appeared while we were writing
+                raise FileExistsError(f"save: {dest} exists (pass overwrite=True to replace it)")
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=parent))
+            os.replace(dest, old / "a")
+        try:
+            os.replace(tmp, dest)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):  # a concurrent writer won the race
+                raise FileExistsError(f"save: {dest} exists (written concurrently)") from None
+            raise
+        tmp = None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    try:  # make the rename durable
+        fd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return dest
+
+
+def load(directory: str | os.PathLike) -> Artifact:
+    """Load and validate an artifact directory written by `save` (or by the compiler).
+
+    Raises `ArtifactError` (a `ValueError`) for a missing directory or manifest, an unsupported
+    format version, a malformed manifest, or any referenced file that is missing or does not
+    match the manifest.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise ArtifactError(f"load: {d} is not a directory (expected a SPLAT artifact directory "
+                            f"holding {MANIFEST})")
+    mpath = d / MANIFEST
+    if not mpath.is_file():
+        raise ArtifactError(f"load: {d} holds no {MANIFEST}; not a SPLAT artifact")
+    try:
+        with open(mpath, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"load: {mpath} is not valid JSON: {e}") from None
+    validate_manifest(manifest, where=str(mpath))
+    ptx: dict = {}
+    for k in manifest["kernels"]:
+        fname = k["ptx_file"]
+        p = d / fname
+        if not p.is_file():
+            raise ArtifactError(f"load: kernel {k['name']!r} refers to {fname!r}, which is "
+                                f"missing from {d}")
+        if fname not in ptx:
+            ptx[fname] = p.read_text(encoding="utf-8")
+    tables: dict = {}
+    for name, meta in manifest["tables"].items():
+        p = d / meta["file"]
+        if not p.is_file():
+            raise ArtifactError(f"load: table {name!r} refers to {meta['file']!r}, which is "
+                                f"missing from {d}")
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except Exception as e:  # truncated or foreign file
+            raise ArtifactError(f"load: table {name!r} ({p}) is not a readable .npy file: {e}") from None
+        if arr.dtype != np.int32:
+            raise ArtifactError(f"load: table {name!r} ({p}) has dtype {arr.dtype}, expected int32")
+        if "shape" in meta and list(arr.shape) != list(meta["shape"]):
+            raise ArtifactError(f"load: table {name!r} ({p}) has shape {list(arr.shape)}, the "
+                                f"manifest says {meta['shape']}")
+        tables[name] = arr
+    return Artifact(manifest=manifest, ptx=ptx, tables=tables, path=d)

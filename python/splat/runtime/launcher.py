@@ -1,0 +1,318 @@
+"""Launch an artifact's kernels (docs/design.md §3) on raw device pointers.
+
+`Launcher(artifact, device)` JIT-loads the artifact's PTX once into the device's primary context
+(the context PyTorch and JAX use), uploads its int32 schedule tables to device memory once, and
+`forward(...)` launches the fused kernel on grid ``(n_row_tiles, H, B)`` on the caller's stream.
+`get_launcher` caches one Launcher per (context, artifact key) for the process.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from . import driver as drv
+from .artifact import Artifact, ArtifactError
+from .driver import MemRef, SplatCudaError
+
+STATIC_SMEM_LIMIT = 48 * 1024  # above this, dynamic shared memory needs an opt-in attribute
+
+_TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
+_SCALARS = ("B", "H", "Hkv", "Lq", "Lk", "D")
+_TABLE_COLS = {"row_tiles": 5, "segments": 9}
+
+
+class Shapes(NamedTuple):
+    """Problem sizes: q/o are B×H×Lq×D, k/v are B×Hkv×Lk×D, lse is B×H×Lq."""
+
+    B: int
+    H: int
+    Hkv: int
+    Lq: int
+    Lk: int
+    D: int
+
+    @classmethod
+    def of(cls, value: Any) -> "Shapes":
+        if isinstance(value, Shapes):
+            return value
+        if isinstance(value, Mapping):
+            return cls(*(int(value[f]) for f in cls._fields))
+        return cls(*(int(x) for x in value))
+
+
+def tile_coverage(row_tiles: np.ndarray) -> tuple:
+    """(Lq covered, total rows) of a row_tiles table: (max row + 1, sum of nrows)."""
+    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, 5)
+    if rt.shape[0] == 0:
+        return 0, 0
+    nrows = rt[:, 2]
+    live = nrows > 0
+    if not live.any():
+        return 0, 0
+    last = rt[live, 0] + rt[live, 1] * (nrows[live] - 1)
+    return int(last.max()) + 1, int(nrows.sum())
+
+
+def segments_min_lk(segments: np.ndarray) -> int:
+    """Smallest Lk the segments are valid for (max key column referenced + 1)."""
+    sg = np.asarray(segments, dtype=np.int64).reshape(-1, 9)
+    live = sg[:, 2] > 0
+    if not live.any():
+        return 0
+    last = sg[live, 0] + sg[live, 1] * (sg[live, 2] - 1)
+    return int(last.max()) + 1
+
+
+def _target_ok(target: str, cc: tuple) -> bool:
+    """Can PTX built for `target` (e.g. 'sm_90a', 'sm_80') run on a device of capability cc?"""
+    t = target.lower().removeprefix("sm_")
+    arch_specific = t.endswith(("a", "f"))
+    digits = t.rstrip("af")
+    if not digits.isdigit():
+        return True  # unknown spelling: let the JIT decide
+    major, minor = int(digits[:-1] or 0), int(digits[-1])
+    if arch_specific:  # sm_90a PTX runs on 9.0 only
+        return cc == (major, minor)
+    return cc >= (major, minor)
+
+
+class Plan(NamedTuple):
+    """What the launcher derives from an artifact without a GPU."""
+
+    n_tiles: int
+    tile_Lq: int | None  # query rows the row tiles cover (None without a row_tiles table)
+    min_Lk: int  # smallest Lk the segments are valid for
+
+
+def check_artifact(artifact: Artifact) -> Plan:
+    """All launch checks that need no GPU: the PTX entries' parameter lists against the
+    manifest (3 + 2R per memref), parameter names and ranks, table shapes, and that the row
+    tiles partition [0, Lq). Raises ArtifactError. The result is memoised on the artifact."""
+    cached = artifact.__dict__.get("_splat_plan")
+    if cached is not None:
+        return cached
+    artifact.validate()
+    kernels = artifact.kernels
+    known = set(_TENSOR_RANKS) | {"scale"} | set(_SCALARS) | set(artifact.tables)
+    for k in kernels:
+        ptx = artifact.ptx[k["ptx_file"]]
+        try:
+            drv.check_ptx_abi(ptx, k["name"], k["params"])
+        except ValueError as e:
+            raise ArtifactError(f"artifact {artifact.key[:12]}: {e}") from None
+        for p in k["params"]:
+            n = p["name"]
+            if n not in known:
+                raise ArtifactError(f"kernel {k['name']!r}: parameter {n!r} is neither a "
+                                    f"tensor (q, k, v, o, lse), a table, 'scale' nor a size")
+            want = _TENSOR_RANKS.get(n)
+            if want is None and n in artifact.tables:
+                want = int(np.asarray(artifact.tables[n]).ndim)
+            if want is not None and (p["kind"] != "memref" or p.get("rank") != want):
+                raise ArtifactError(f"kernel {k['name']!r}: parameter {n!r} must be a rank-"
+                                    f"{want} memref, the manifest says {p}")
+        nptx = k.get("num_ptx_params")
+        if nptx is not None and nptx != drv.param_count(k["params"]):
+            raise ArtifactError(f"kernel {k['name']!r}: num_ptx_params = {nptx} but its params "
+                                f"expand to {drv.param_count(k['params'])}")
+    for name, cols in _TABLE_COLS.items():
+        t = artifact.tables.get(name)
+        if t is not None and (t.ndim != 2 or t.shape[1] != cols):
+            raise ArtifactError(f"table {name!r} must be [n, {cols}], got {list(t.shape)}")
+    rt = artifact.tables.get("row_tiles")
+    n_tiles = int(rt.shape[0]) if rt is not None else 0
+    tile_Lq, rows = tile_coverage(rt) if rt is not None else (None, None)
+    if rt is not None and rows != tile_Lq:
+        raise ArtifactError(f"row_tiles cover {rows} rows but reach row {tile_Lq - 1}: "
+                            f"they do not partition [0, Lq)")
+    sg = artifact.tables.get("segments")
+    min_Lk = segments_min_lk(sg) if sg is not None else 0
+    plan = Plan(n_tiles, tile_Lq, min_Lk)
+    artifact.__dict__["_splat_plan"] = plan
+    return plan
+
+
+class Launcher:
+    """The artifact's module, functions and device-resident tables in one CUDA context."""
+
+    def __init__(self, artifact: Artifact, device: int = 0):
+        self.artifact = artifact.validate()
+        self.device = int(device)
+        self._closed = False
+        self._modules: dict = {}
+        self._functions: dict = {}
+        self._tables: dict = {}  # name -> (dptr, shape)
+        m = artifact.manifest
+        self.kernels = list(m["kernels"])
+        self.n_tiles, self.tile_Lq, self.min_Lk = check_artifact(artifact)
+        # device side --------------------------------------------------------------------------
+        drv.ensure_init()
+        cc = drv.compute_capability(self.device)
+        if artifact.target and not _target_ok(artifact.target, cc):
+            raise SplatCudaError("Launcher", detail=f"artifact was built for {artifact.target}, "
+                                 f"device {self.device} has compute capability {cc[0]}.{cc[1]}")
+        self.ctx = drv.primary_context(self.device)
+        try:
+            with drv.context_scope(self.ctx):
+                for k in self.kernels:
+                    f = k["ptx_file"]
+                    if f not in self._modules:
+                        self._modules[f] = drv.load_module(artifact.ptx[f])
+                    fn = drv.get_function(self._modules[f], k["name"])
+                    shared = int(k["shared_bytes"])
+                    if shared > STATIC_SMEM_LIMIT:
+                        limit = drv.max_dynamic_smem_optin(self.device)
+                        if shared > limit:
+                            raise SplatCudaError(
+                                "cuFuncSetAttribute", detail=f"kernel {k['name']!r} needs "
+                                f"{shared} bytes of shared memory, device {self.device} allows {limit}")
+                        drv.set_max_dynamic_smem(fn, shared)
+                    self._functions[k["name"]] = fn
+                for name, arr in artifact.tables.items():
+                    a = np.ascontiguousarray(arr, dtype=np.int32)
+                    dptr = drv.mem_alloc(a.nbytes)
+                    self._tables[name] = (dptr, tuple(a.shape))
+                    drv.memcpy_htod(dptr, a, a.nbytes)
+        except BaseException:
+            self.close()
+            raise
+
+    # -------------------------------------------------------------------------------- checks
+    def check_shapes(self, shapes: Any) -> Shapes:
+        """Validate problem sizes against the artifact; ValueError naming what disagrees."""
+        s = Shapes.of(shapes)
+        for f, x in zip(Shapes._fields, s):
+            if x < 0:
+                raise ValueError(f"shapes: {f} = {x} is negative")
+        if s.D != self.artifact.head_dim:
+            raise ValueError(f"head dim {s.D} does not match the artifact (built for head_dim="
+                             f"{self.artifact.head_dim})")
+        if s.Hkv == 0 or s.H % s.Hkv:
+            raise ValueError(f"GQA: H = {s.H} query heads is not a multiple of Hkv = {s.Hkv} kv heads")
+        if self.tile_Lq is not None and s.Lq != self.tile_Lq:
+            raise ValueError(f"pattern: the artifact's schedule covers Lq = {self.tile_Lq} query "
+                             f"rows, but q has L = {s.Lq}")
+        if s.Lk < self.min_Lk:
+            raise ValueError(f"pattern: the artifact's schedule reads keys up to {self.min_Lk - 1}, "
+                             f"but k/v have L = {s.Lk}")
+        fixed = self.artifact.shapes or {}
+        for f in _SCALARS:
+            want = fixed.get(f)
+            if want is not None and int(want) != getattr(s, f):
+                raise ValueError(f"shapes: the artifact was built for {f} = {want}, got "
+                                 f"{getattr(s, f)}")
+        return s
+
+    def grid(self, kernel: Mapping, s: Shapes) -> tuple:
+        g = kernel["grid"]
+        if g == "row_tiles":
+            return (self.n_tiles, s.H, s.B)
+        return tuple(int(x) for x in g)
+
+    # -------------------------------------------------------------------------------- launch
+    def forward(self, q_ptr: int, k_ptr: int, v_ptr: int, o_ptr: int, lse_ptr: int,
+                shapes: Any, scale: float, stream: Any = None) -> None:
+        """Launch the artifact's kernels (in manifest order) on `stream`.
+
+        Pointers are device addresses of contiguous tensors: q/o ``B×H×Lq×D``, k/v
+        ``B×Hkv×Lk×D`` (dtype of the artifact), lse ``B×H×Lq`` float32."""
+        if self._closed:
+            raise RuntimeError("Launcher is closed")
+        s = self.check_shapes(shapes)
+        if not math.isfinite(float(scale)):
+            raise ValueError(f"scale must be finite, got {scale}")
+        if s.B == 0 or s.H == 0 or self.n_tiles == 0:
+            return
+        ns: dict = {
+            "q": MemRef(q_ptr, (s.B, s.H, s.Lq, s.D)),
+            "k": MemRef(k_ptr, (s.B, s.Hkv, s.Lk, s.D)),
+            "v": MemRef(v_ptr, (s.B, s.Hkv, s.Lk, s.D)),
+            "o": MemRef(o_ptr, (s.B, s.H, s.Lq, s.D)),
+            "lse": MemRef(lse_ptr, (s.B, s.H, s.Lq)),
+            "scale": float(scale),
+        }
+        ns.update({f: getattr(s, f) for f in _SCALARS})
+        ns.update({n: MemRef(p, shape) for n, (p, shape) in self._tables.items()})
+        with drv.context_scope(self.ctx):
+            for k in self.kernels:
+                params = drv.pack_params(k["params"], ns)
+                drv.launch(self._functions[k["name"]], self.grid(k, s), k["block"],
+                           int(k["shared_bytes"]), stream, params)
+
+    def close(self) -> None:
+        """Free the device tables and unload the modules (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        try:
+            with drv.context_scope(self.ctx):
+                for dptr, _ in self._tables.values():
+                    try:
+                        drv.mem_free(dptr)
+                    except SplatCudaError as e:
+                        errors.append(e)
+                for mod in self._modules.values():
+                    try:
+                        drv.unload_module(mod)
+                    except SplatCudaError as e:
+                        errors.append(e)
+        except (SplatCudaError, AttributeError) as e:
+            errors.append(e)
+        self._tables.clear()
+        self._modules.clear()
+        self._functions.clear()
+        _forget(self)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"Launcher(artifact={self.artifact.key[:12]!r}, device={self.device}, "
+                f"n_tiles={self.n_tiles}, closed={self._closed})")
+
+
+_registry: dict = {}
+_reg_lock = threading.Lock()
+
+
+def _forget(launcher: Launcher) -> None:
+    with _reg_lock:
+        for k, v in list(_registry.items()):
+            if v is launcher:
+                del _registry[k]
+
+
+def get_launcher(artifact: Artifact, device: int = 0) -> Launcher:
+    """The process-wide Launcher for (device's primary context, artifact key)."""
+    drv.ensure_init()
+    ctx = drv.primary_context(int(device))
+    key = (int(ctx), artifact.key or f"id:{id(artifact)}")
+    with _reg_lock:
+        hit = _registry.get(key)
+    if hit is not None and not hit._closed:
+        return hit
+    launcher = Launcher(artifact, device)
+    with _reg_lock:
+        return _registry.setdefault(key, launcher)
+
+
+def close_all() -> None:
+    """Close every cached Launcher (frees device tables; for tests and long-lived processes)."""
+    with _reg_lock:
+        launchers = list(_registry.values())
+        _registry.clear()
+    for l in launchers:
+        try:
+            l.close()
+        except SplatCudaError:
+            pass

@@ -1,0 +1,209 @@
+"""Find the artifact for a call: given, compiled on demand, or prebuilt in ``$SPLAT_ARTIFACT_DIR``.
+
+Order (`resolve_artifact`):
+
+1. an explicit ``artifact=`` (an `Artifact`, or a path to an artifact directory), or a `pattern`
+   that is itself an `Artifact`;
+2. when MLIR and `splat.compiler` are importable (and ``SPLAT_NO_COMPILE`` is unset):
+   ``splat.compiler.compile(pattern, dtype=..., head_dim=..., target=...)``, cached in memory and
+   on disk (`splat.runtime.cache`) under `request_key`;
+3. ``$SPLAT_ARTIFACT_DIR/<request_key>/`` (prebuilt, e.g. by scripts/pack_gpu_artifacts.py);
+4. otherwise a `SplatInputError` saying how to provide one.
+
+`request_key` = `artifact.artifact_key` over the canonical text of the pattern's analysed layout
+(ACSR), Lq, Lk, the dtype, head dim, target and `splat.__version__`. The layout text comes from
+the ACSR object's fields (dataclass fields, numpy arrays hashed), so it is exact; computing it
+needs `splat.analyze` (numpy only) but no MLIR. This module never imports MLIR itself: it only
+checks whether `mlir` can be found before importing `splat.compiler`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifact import Artifact, ArtifactError, artifact_key, canonical_json, load
+from .validate import SplatInputError, normalize_dtype
+
+DEFAULT_TARGET = "sm_90a"
+
+_loaded: dict = {}
+_lock = threading.Lock()
+
+
+def compiler_version() -> str:
+    from .. import __version__  # noqa: PLC0415
+
+    return str(__version__)
+
+
+def compiler_available() -> bool:
+    """True when MLIR's Python bindings and `splat.compiler` can be imported (not imported here)."""
+    if os.environ.get("SPLAT_NO_COMPILE"):
+        return False
+    try:
+        return (importlib.util.find_spec("mlir") is not None
+                and importlib.util.find_spec("splat.compiler") is not None)
+    except (ImportError, ValueError):
+        return False
+
+
+# ------------------------------------------------------------------------------------ layout text
+
+
+def _plain(obj: Any, depth: int = 0) -> Any:
+    """A JSON-able, exact description of an ACSR-like object (arrays become content hashes)."""
+    if depth > 12:
+        raise TypeError("layout object nests too deeply to fingerprint")
+    if obj is None or isinstance(obj, (bool, int, float, str, np.integer, np.floating, np.bool_)):
+        return obj.item() if isinstance(obj, np.generic) else obj
+    if isinstance(obj, np.ndarray):
+        return obj  # content_key hashes arrays exactly
+    if isinstance(obj, (list, tuple)):
+        return [_plain(x, depth + 1) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"__type__": type(obj).__name__,
+                **{f.name: _plain(getattr(obj, f.name), depth + 1) for f in dataclasses.fields(obj)
+                   if f.compare and not f.name.startswith("_")}}
+    to_text = getattr(obj, "to_text", None)
+    if callable(to_text):
+        return {"__type__": type(obj).__name__, "text": str(to_text())}
+    if hasattr(obj, "__dict__"):
+        d = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+        return {"__type__": type(obj).__name__, **{k: _plain(v, depth + 1) for k, v in sorted(d.items())}}
+    raise TypeError(f"cannot fingerprint a {type(obj).__name__} exactly")
+
+
+def _analyze(pattern: Any) -> Any:
+    import splat  # noqa: PLC0415
+
+    fn = getattr(splat, "analyze", None)
+    if fn is None:
+        try:
+            fn = importlib.import_module("splat.analysis").analyze
+        except (ImportError, AttributeError):
+            fn = None
+    if fn is None:
+        raise SplatInputError("pattern", "cannot compute the pattern's content key: splat.analyze "
+                                         "is not available; pass artifact= instead")
+    return fn(pattern)
+
+
+def _is_acsr(obj: Any) -> bool:
+    return hasattr(obj, "pieces")
+
+
+def layout_text(pattern: Any) -> str:
+    """Canonical text of the pattern's analysed layout (the ACSR part of the content key).
+
+    A `str` is taken as an ACSR text form as is; an ACSR object is fingerprinted directly;
+    anything else (a pattern, a mask) goes through `splat.analyze` first."""
+    if isinstance(pattern, str):
+        return pattern
+    acsr = pattern if _is_acsr(pattern) else _analyze(pattern)
+    to_text = getattr(acsr, "to_text", None)
+    if callable(to_text):  # splat.acsr.ACSR.to_text is exact (remainder bits included)
+        return str(to_text())
+    try:
+        return canonical_json(acsr=_plain(acsr))
+    except TypeError as e:
+        raise SplatInputError("pattern", f"cannot compute a content key for {type(acsr).__name__}: {e}") from None
+
+
+def request_key(pattern: Any, *, Lq: int, Lk: int, dtype: str, head_dim: int,
+                target: str = DEFAULT_TARGET, variant: str = "fused") -> str:
+    """The key under which the artifact for (pattern, sizes, dtype, D, target) is cached/prebuilt."""
+    return artifact_key(acsr=layout_text(pattern), Lq=Lq, Lk=Lk, dtype=normalize_dtype(dtype),
+                        head_dim=head_dim, target=target, compiler_version=compiler_version(),
+                        variant=variant)
+
+
+# ------------------------------------------------------------------------------------ resolution
+
+
+def load_cached(path: str | os.PathLike) -> Artifact:
+    """`load`, memoised per process by absolute path and manifest mtime."""
+    p = Path(path).resolve()
+    try:
+        stamp = (p / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    with _lock:
+        hit = _loaded.get(p)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    art = load(p)
+    with _lock:
+        _loaded[p] = (stamp, art)
+    return art
+
+
+def _compile(pattern: Any, dtype: str, head_dim: int, target: str, variant: str) -> Artifact:
+    compiler = importlib.import_module("splat.compiler")
+    kwargs = dict(dtype=dtype, head_dim=head_dim, target=target)
+    if variant != "fused":
+        kwargs["variant"] = variant
+    art = compiler.compile(pattern, **kwargs)
+    if not isinstance(art, Artifact):
+        raise TypeError(f"splat.compiler.compile returned {type(art).__name__}, expected "
+                        f"splat.runtime.Artifact")
+    return art
+
+
+def resolve_artifact(pattern: Any, *, dtype: str, head_dim: int, Lq: int, Lk: int,
+                     target: str = DEFAULT_TARGET, artifact: Any = None,
+                     variant: str = "fused") -> Artifact:
+    """Return the artifact for this call (see the module docstring for the order)."""
+    if artifact is not None:
+        if isinstance(artifact, Artifact):
+            return artifact
+        if isinstance(artifact, (str, os.PathLike)):
+            try:
+                return load_cached(artifact)
+            except ArtifactError as e:
+                raise SplatInputError("artifact", str(e)) from None
+        raise SplatInputError("artifact", f"expected a splat.runtime.Artifact or a directory path, "
+                                          f"got {type(artifact).__name__}")
+    if isinstance(pattern, Artifact):
+        return pattern
+    if isinstance(pattern, os.PathLike):
+        try:
+            return load_cached(pattern)
+        except ArtifactError as e:
+            raise SplatInputError("pattern", str(e)) from None
+    if pattern is None:
+        raise SplatInputError("pattern", "required (a splat pattern, an ACSR, or pass artifact=)")
+    dtype = normalize_dtype(dtype)
+    if compiler_available():
+        from . import cache  # noqa: PLC0415
+
+        key = request_key(pattern, Lq=Lq, Lk=Lk, dtype=dtype, head_dim=head_dim, target=target,
+                          variant=variant)
+        return cache.get_or_build(key, lambda: _compile(pattern, dtype, head_dim, target, variant))
+    prebuilt = os.environ.get("SPLAT_ARTIFACT_DIR")
+    if prebuilt:
+        key = request_key(pattern, Lq=Lq, Lk=Lk, dtype=dtype, head_dim=head_dim, target=target,
+                          variant=variant)
+        path = Path(prebuilt) / key
+        if not (path / "manifest.json").is_file():
+            raise SplatInputError(
+                "pattern", f"no prebuilt artifact for this pattern with Lq={Lq}, Lk={Lk}, dtype="
+                           f"{dtype}, head_dim={head_dim}, target={target} (looked for {path}); "
+                           f"build it where MLIR is installed (scripts/pack_gpu_artifacts.py)")
+        try:
+            return load_cached(path)
+        except ArtifactError as e:
+            raise SplatInputError("pattern", f"prebuilt artifact {path} is unusable: {e}") from None
+    raise SplatInputError(
+        "pattern", "cannot get a kernel: MLIR is not installed here, so nothing can be compiled. "
+                   "Pass artifact=splat.runtime.load(path), or set SPLAT_ARTIFACT_DIR to a directory "
+                   "of prebuilt artifacts (scripts/pack_gpu_artifacts.py)")

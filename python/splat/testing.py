@@ -1,0 +1,356 @@
+"""Pattern families for the GPU tests and the benchmark, with exact mask predicates, and an
+fp64 reference attention in PyTorch.
+
+Each `Family` is defined by a vectorised predicate ``fn(q_idx, k_idx) -> bool`` that works on
+numpy *and* torch integer arrays (broadcasting), so the same definition gives
+
+* the fp64 reference mask (torch, on the GPU, in row chunks),
+* FlexAttention's ``mask_mod`` / ``create_block_mask`` in the benchmark,
+* the splat pattern to compile (`build_pattern`): the named constructor of `splat.patterns`
+  when it reproduces the predicate exactly (checked by `check_pattern`), else
+  ``splat.patterns.from_mask_fn(predicate, L, L)``, else the bool mask itself.
+
+Random families (random blocks, BigBird's random part) draw their blocks here from a seeded
+numpy generator and keep them as a lookup table, so the reference never depends on another
+module's random number stream.
+
+Nothing here imports MLIR; torch is imported only by the torch helpers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Family", "TEST_FAMILIES", "BENCH_FAMILIES", "TEST_LENGTHS", "build_pattern",
+           "check_pattern", "mask_numpy", "nnz", "reference_attention_torch", "rel_error"]
+
+TEST_LENGTHS = (1024, 4096, 16384, 3001)
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _table(arr: Any, like: Any):
+    """`arr` as a lookup table usable with index arrays like `like` (numpy or torch)."""
+    if _is_torch(arr):
+        return arr
+    if _is_torch(like):
+        import torch  # noqa: PLC0415
+
+        return torch.as_tensor(arr, device=like.device)
+    return arr
+
+
+def _globals(L: int, n: int) -> np.ndarray:
+    """Global token indices: the first n tokens and the middle one."""
+    idx = sorted(set(range(min(n, L))) | {L // 2})
+    return np.array(idx, dtype=np.int64)
+
+
+def _global_vec(L: int, n: int) -> np.ndarray:
+    g = np.zeros(L, dtype=bool)
+    g[_globals(L, n)] = True
+    return g
+
+
+def _random_block_table(L: int, block: int, per_row: int, seed: int) -> np.ndarray:
+    nb = -(-L // block)
+    rng = np.random.default_rng(seed)
+    t = np.zeros((nb, nb), dtype=bool)
+    for r in range(nb):
+        t[r, rng.choice(nb, size=min(per_row, nb), replace=False)] = True
+    return t
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A named mask family with fixed parameters; `predicate(L)` is its exact definition."""
+
+    name: str
+    params: tuple  # ((key, value), ...) so the dataclass stays hashable
+
+    @property
+    def p(self) -> dict:
+        return dict(self.params)
+
+    def __str__(self) -> str:
+        return self.name + "(" + ", ".join(f"{k}={v}" for k, v in self.params) + ")"
+
+    def predicate(self, L: int, device: Any = None) -> Callable[[Any, Any], Any]:
+        """``fn(q_idx, k_idx)``: bool array, True where query q_idx attends key k_idx.
+
+        With `device` (a torch device) the lookup tables are torch tensors there already, as
+        FlexAttention's ``mask_mod`` needs (captured tensors, no numpy inside traced code)."""
+        fn = self._predicate(L, device)
+        return fn
+
+    def _predicate(self, L: int, device: Any) -> Callable[[Any, Any], Any]:
+        def tab(arr):
+            if device is None:
+                return arr
+            import torch  # noqa: PLC0415
+
+            return torch.as_tensor(arr, device=device)
+
+        p, name = self.p, self.name
+        if name == "window":
+            w = p["w"]
+            return lambda q, k: abs(q - k) <= w
+        if name == "causal":
+            return lambda q, k: (q - k) >= 0
+        if name == "causal_window":
+            w = p["w"]
+            return lambda q, k: ((q - k) >= 0) & ((q - k) <= w)
+        if name == "dilated":  # w neighbours on each side, every `stride`-th key
+            w, s = p["w"], p["stride"]
+            return lambda q, k: (abs(q - k) <= w * s) & ((q - k) % s == 0)
+        if name == "strided":  # Sparse Transformer "strided"
+            loc, s = p["local"], p["stride"]
+            return lambda q, k: ((q - k) >= 0) & (((q - k) < loc) | ((q - k) % s == 0))
+        if name == "fixed":  # Sparse Transformer "fixed"
+            b, c = p["block"], p["summary"]
+            return lambda q, k: ((q - k) >= 0) & (((q // b) == (k // b)) | ((k % b) >= b - c))
+        if name == "blocked":
+            b = p["block"]
+            return lambda q, k: (q // b) == (k // b)
+        if name == "global_tokens":
+            g = tab(_global_vec(L, p["n"]))
+            return lambda q, k: _table(g, q)[q] | _table(g, k)[k]
+        if name == "random_blocks":
+            b = p["block"]
+            t = tab(_random_block_table(L, b, p["per_row"], p["seed"]))
+            return lambda q, k: _table(t, q)[q // b, k // b]
+        if name == "longformer":
+            w, g = p["w"], tab(_global_vec(L, p["n_globals"]))
+            return lambda q, k: (abs(q - k) <= w) | _table(g, q)[q] | _table(g, k)[k]
+        if name == "bigbird":
+            w, g, b = p["w"], tab(_global_vec(L, p["n_globals"])), p["block"]
+            t = tab(_random_block_table(L, b, p["random"], p["seed"]))
+            return lambda q, k: ((abs(q - k) <= w) | _table(g, q)[q] | _table(g, k)[k]
+                                 | _table(t, q)[q // b, k // b])
+        if name == "sparse_rows":  # a window with empty rows (whole row tiles and single rows)
+            w = p["w"]
+            return lambda q, k: ((abs(q - k) <= w) & (((q // 64) % 3) != 1) & ((q % 5) != 2))
+        raise ValueError(f"unknown family {name!r}")
+
+
+def F(name: str, **params) -> Family:
+    return Family(name, tuple(sorted(params.items())))
+
+
+TEST_FAMILIES = (
+    F("window", w=128),
+    F("causal"),
+    F("causal_window", w=256),
+    F("dilated", w=64, stride=4),
+    F("strided", local=128, stride=128),
+    F("fixed", block=128, summary=16),
+    F("blocked", block=256),
+    F("global_tokens", n=16),
+    F("random_blocks", block=64, per_row=3, seed=0),
+    F("longformer", w=128, n_globals=16),
+    F("bigbird", w=64, n_globals=64, block=64, random=3, seed=1),
+    F("sparse_rows", w=64),
+)
+
+# The benchmark's patterns (issue 5): window, causal-window, dilated, strided, Longformer, BigBird,
+# blocked; parameters in the range the Longformer / BigBird / Sparse Transformer papers use.
+BENCH_FAMILIES = (
+    F("window", w=256),
+    F("causal_window", w=512),
+    F("dilated", w=128, stride=4),
+    F("strided", local=128, stride=128),
+    F("longformer", w=256, n_globals=32),
+    F("bigbird", w=192, n_globals=64, block=64, random=3, seed=1),
+    F("blocked", block=512),
+)
+
+
+# ------------------------------------------------------------------------------------ numpy side
+
+
+def mask_numpy(fam: Family, L: int, rows: tuple | None = None) -> np.ndarray:
+    """bool [r1 - r0, L] mask of rows [r0, r1) (default all rows)."""
+    r0, r1 = rows if rows is not None else (0, L)
+    fn = fam.predicate(L)
+    q = np.arange(r0, r1, dtype=np.int64)[:, None]
+    k = np.arange(L, dtype=np.int64)[None, :]
+    return np.asarray(np.broadcast_to(fn(q, k), (r1 - r0, L)))
+
+
+def nnz(fam: Family, L: int, chunk: int = 1024) -> int:
+    return int(sum(mask_numpy(fam, L, (r, min(r + chunk, L))).sum() for r in range(0, L, chunk)))
+
+
+# ------------------------------------------------------------------------------------ splat side
+
+
+def _patterns_module():
+    return importlib.import_module("splat.patterns")
+
+
+def _sized(fn: Callable, args: tuple, L: int):
+    """Call a splat.patterns constructor with the sizes however it takes them."""
+    errors = []
+    for call in (lambda: fn(*args, Lq=L, Lk=L), lambda: fn(*args, L, L), lambda: fn(*args, L=L)):
+        try:
+            return call()
+        except TypeError as e:
+            errors.append(e)
+    raise TypeError(f"cannot call {getattr(fn, '__name__', fn)} with sizes: {errors[-1]}")
+
+
+def _constructor(fam: Family, L: int):
+    P = _patterns_module()
+    p = fam.p
+    n = fam.name
+    if n == "window":
+        return _sized(P.window, (p["w"],), L)
+    if n == "causal":
+        return _sized(P.causal, (), L)
+    if n == "causal_window":
+        return _sized(P.causal_window, (p["w"],), L)
+    if n == "dilated":
+        return _sized(P.dilated, (p["w"], p["stride"]), L)
+    if n == "strided":
+        return _sized(P.strided, (p["local"], p["stride"]), L)
+    if n == "fixed":
+        return _sized(P.fixed, (p["block"], p["summary"]), L)
+    if n == "blocked":
+        return _sized(P.blocked, (p["block"],), L)
+    if n == "global_tokens":
+        return _sized(P.global_tokens, (_globals(L, p["n"]).tolist(),), L)
+    if n == "longformer":
+        return _sized(P.longformer, (p["w"], _globals(L, p["n_globals"]).tolist()), L)
+    if n == "bigbird":  # analytic parts from constructors, the random blocks from our table
+        parts = _sized(P.window, (p["w"],), L) | _sized(
+            P.global_tokens, (_globals(L, p["n_globals"]).tolist(),), L)
+        b = p["block"]
+        t = _random_block_table(L, b, p["random"], p["seed"])
+        return parts | P.from_mask_fn(lambda q, k: t[q // b, k // b], L, L)
+    return None  # no named constructor with our semantics: use the predicate
+
+
+def pattern_mask(pattern: Any, L: int) -> np.ndarray:
+    """The full bool mask of a splat pattern / ACSR / ndarray (for checks at small L)."""
+    if isinstance(pattern, np.ndarray):
+        return pattern
+    mask_rows = getattr(pattern, "mask_rows", None)
+    if callable(mask_rows):
+        return np.asarray(mask_rows(0, L))
+    to_mask = getattr(pattern, "to_mask", None)
+    if callable(to_mask):
+        return np.asarray(to_mask())
+    from .analysis import analyze  # noqa: PLC0415
+
+    return analyze(pattern).to_mask()
+
+
+def check_pattern(fam: Family, pattern: Any, L: int) -> None:
+    """Raise AssertionError unless `pattern`'s mask equals the family's predicate at length L."""
+    got = pattern_mask(pattern, L)
+    want = mask_numpy(fam, L)
+    if got.shape != want.shape or not np.array_equal(got, want):
+        diff = int((got != want).sum()) if got.shape == want.shape else -1
+        raise AssertionError(f"{fam} at L={L}: splat pattern differs from the predicate "
+                             f"({diff} cells differ, shapes {got.shape} vs {want.shape})")
+
+
+def build_pattern(fam: Family, L: int, route: str = "auto") -> tuple:
+    """(splat pattern, route) for `fam` at length L.
+
+    route: "constructor" (named splat.patterns constructor), "mask_fn"
+    (``splat.patterns.from_mask_fn``), "mask" (a bool ndarray, which `splat.analyze` takes), or
+    "auto": the first of these that exists and, for the constructor, matches the predicate at a
+    small length (3001, odd). A constructor that disagrees is reported by `check_pattern`'s
+    message in the returned route string ("mask_fn (constructor differs: ...)")."""
+    notes = ""
+    if route in ("auto", "constructor"):
+        try:
+            small = _constructor(fam, 3001)
+            if small is not None:
+                check_pattern(fam, small, 3001)
+                return _constructor(fam, L), "constructor"
+            if route == "constructor":
+                raise ValueError(f"{fam.name} has no named constructor")
+        except (ImportError, AttributeError, TypeError, AssertionError) as e:
+            if route == "constructor":
+                raise
+            notes = f" (constructor unusable: {e})"
+    fn = fam.predicate(L)
+    if route in ("auto", "mask_fn"):
+        try:
+            P = _patterns_module()
+            return P.from_mask_fn(fn, L, L), "mask_fn" + notes
+        except (ImportError, AttributeError) as e:
+            if route == "mask_fn":
+                raise
+            notes += f" (from_mask_fn unusable: {e})"
+    return mask_numpy(fam, L), "mask" + notes
+
+
+# ------------------------------------------------------------------------------------ torch side
+
+
+def mask_torch(fam: Family | Callable, L: int, r0: int, r1: int, device, Lk: int | None = None):
+    """bool [r1 - r0, Lk] mask on `device`; `fam` is a Family or a predicate ``fn(q, k)``."""
+    import torch  # noqa: PLC0415
+
+    fn = fam.predicate(L, device) if isinstance(fam, Family) else fam
+    q = torch.arange(r0, r1, device=device, dtype=torch.int64)[:, None]
+    k = torch.arange(Lk if Lk is not None else L, device=device, dtype=torch.int64)[None, :]
+    return torch.broadcast_to(fn(q, k), (r1 - r0, k.shape[1]))
+
+
+def reference_attention_torch(q, k, v, fam: Family | Callable, scale: float | None = None, *,
+                              heads: slice | None = None, chunk: int = 1024):
+    """fp64 masked attention on the tensors' device, in row chunks.
+
+    Returns ``(o float64 [B, h, Lq, D], lse float64 [B, h, Lq], empty bool [Lq])`` for the query
+    heads `heads` (default all); GQA maps query head h to kv head ``h // (H // Hkv)``. Rows with
+    no key give o = 0, lse = -inf."""
+    import torch  # noqa: PLC0415
+
+    B, H, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    if scale is None:
+        scale = 1.0 / math.sqrt(D)
+    hs = range(H)[heads] if heads is not None else range(H)
+    kvh = torch.tensor([h // (H // Hkv) for h in hs], device=q.device)
+    q64 = q[:, list(hs)].double()
+    k64 = k.double()[:, kvh]
+    v64 = v.double()[:, kvh]
+    o = torch.zeros(q64.shape, dtype=torch.float64, device=q.device)
+    lse = torch.full(q64.shape[:3], -math.inf, dtype=torch.float64, device=q.device)
+    empty = torch.zeros(Lq, dtype=torch.bool, device=q.device)
+    for i0 in range(0, Lq, chunk):
+        i1 = min(i0 + chunk, Lq)
+        m = mask_torch(fam, Lq, i0, i1, q.device, Lk)
+        ok = m.any(dim=1)
+        empty[i0:i1] = ~ok
+        s = torch.einsum("bhmd,bhnd->bhmn", q64[:, :, i0:i1], k64) * scale
+        s = s.masked_fill(~m, -math.inf)
+        mx = s.amax(dim=-1, keepdim=True)
+        mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+        p = torch.exp(s - mx)
+        den = p.sum(dim=-1, keepdim=True)
+        safe = torch.where(den > 0, den, torch.ones_like(den))
+        o[:, :, i0:i1] = torch.where(den > 0, torch.einsum("bhmn,bhnd->bhmd", p, v64) / safe,
+                                     torch.zeros((), dtype=torch.float64, device=q.device))
+        lse[:, :, i0:i1] = torch.where(den[..., 0] > 0, (mx + torch.log(safe))[..., 0],
+                                       torch.full((), -math.inf, dtype=torch.float64, device=q.device))
+        del s, p
+    return o, lse, empty
+
+
+def rel_error(out, ref) -> float:
+    """max |out - ref| / max |ref| (both over all elements)."""
+    err = (out.double() - ref).abs().max().item()
+    scale = ref.abs().max().item()
+    return err / scale if scale > 0 else err

@@ -1,0 +1,924 @@
+"""ACSR -> tile schedule (docs/design.md section 2).
+
+A :class:`TileSchedule` is what the fused kernel walks: one CTA per *row tile* (query rows
+``row0 + row_step*rho``, ``rho < nrows <= BLOCK_M``), and inside it a list of *segments*, dense
+problems in compressed key coordinates ``u`` (key column ``col0 + col_step*u``) whose
+``[lo, hi)`` bounds are affine in ``rho``.  The irregular remainder of the ACSR is scheduled as
+*mask tiles*: per row tile, a CSR list of ``(col0, ncols)`` key tiles (``col_step = 1``,
+``ncols <= BLOCK_N``) each with an explicit ``BLOCK_M x BLOCK_N`` bit mask.  Regular pieces
+never produce mask tiles, so a schedule of an ACSR without remainder has empty mask tables and
+the regular kernel contract is unchanged.
+
+How :func:`build_schedule` works
+--------------------------------
+1. *Regions.*  ``[0, Lq)`` is cut at every row where the set of live pieces (rows that hold
+   columns) or remainder row blocks changes.
+2. *Row step.*  Each region picks the tile row step ``R`` that minimises a cost model (key tiles
+   computed, masked key tiles, segments, tiles) among ``1``, the pieces' row steps, their
+   *periods* ``P = row_step * s/gcd(off_a, s)`` (the row step that keeps a strided piece on
+   one residue class of key columns, so that one key sequence ``col0 + s*u`` serves a tile) and
+   the lcm of the periods.  ``R > 1`` splits the region into ``R`` residue classes of rows.
+3. *Cuts.*  Consecutive regions with the same ``R`` form a band; every residue class of a band
+   is cut into tiles of at most ``BLOCK_M`` rows by a small dynamic programme over candidate cut
+   points (region boundaries and ``BLOCK_M`` grids from them), again minimising the cost model:
+   it decides whether a tile breaks at a region boundary or straddles it.
+4. *Segments.*  For a tile and a piece, the tile rows inside the piece are a contiguous ``rho``
+   range; when ``R`` is a multiple of the piece's period they form one segment (exact affine
+   bounds), otherwise one segment per row.  Three exact rewrites follow, each taken only when
+   the cost model says it is cheaper:
+
+   * *stacking*: rectangles/bands of one shape whose first columns step by a constant ``P``
+     become ``count`` segments of ``col_step = P`` (the "fixed" pattern's summary columns);
+   * *transposing*: rows whose columns share a stride ``s`` but sit on different residues
+     mod ``s`` (first column moving by ``alpha`` per row) become one diagonal segment per
+     column index ``j`` (the stride part of the "strided" pattern);
+   * *coalescing*: segments on adjacent rows whose union is still exactly affine merge (this
+     repairs decompositions that split one line into several pieces, or into rows).
+5. *Remainder.*  The remainder elements of a tile's rows are covered greedily by ``BLOCK_N``
+   wide key windows.  A window that is one contiguous run per row with affine ends is a plain
+   segment; any other becomes a mask tile with its bits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..acsr import ACSR
+
+__all__ = ["TileSchedule", "build_schedule", "key_tile_full",
+           "ROW_TILE_FIELDS", "SEGMENT_FIELDS", "MASK_TILE_FIELDS"]
+
+ROW_TILE_FIELDS = ("row0", "row_step", "nrows", "seg_begin", "seg_end")
+SEGMENT_FIELDS = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
+MASK_TILE_FIELDS = ("col0", "ncols")
+
+# Cost model, in units of one computed BLOCK_M x BLOCK_N key tile.
+_W_TILE = 1.0     # a CTA: load Q, write O and lse
+_W_SEG = 0.1      # read a segment, set up its loop
+_W_MASKED = 0.25  # a key tile that evaluates the element mask
+_W_BITS = 0.5     # a remainder mask tile loads its bits on top of that
+
+_I32_MAX = 2**31 - 1
+_MAX_DP_BOUNDARIES = 48  # per residue class; beyond, tiles are plain BLOCK_M chunks
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def key_tile_full(seg, nrows: int, u0: int, block_m: int, block_n: int) -> bool:
+    """The section 2 rule: key tile ``[u0, u0 + BLOCK_N)`` of segment ``seg`` needs no element
+    mask iff the segment spans all ``BLOCK_M`` rows of a full tile, the key tile lies inside
+    ``[0, ncols)`` and inside every row's ``[lo, hi)`` (checked at the two end rows)."""
+    col0, cs, ncols, rl, rh, la, lb, ha, hb = (int(x) for x in seg)
+    if rl != 0 or rh != nrows or nrows != block_m or u0 + block_n > ncols:
+        return False
+    last = rh - 1
+    return (max(lb, la * last + lb) <= u0
+            and u0 + block_n <= min(hb, ha * last + hb))
+
+
+def _seg_key_tiles(seg, nrows: int, block_m: int, block_n: int) -> tuple[int, int]:
+    """(key tiles walked, of which full) for one segment: closed form of :func:`key_tile_full`
+    over ``u0 = 0, BLOCK_N, ...``."""
+    col0, cs, ncols, rl, rh, la, lb, ha, hb = seg
+    nkt = _cdiv(ncols, block_n)
+    if rl != 0 or rh != nrows or nrows != block_m:
+        return nkt, 0
+    last = rh - 1
+    lo = max(lb, la * last + lb)
+    hi = min(ncols, hb, ha * last + hb)
+    first = _cdiv(max(lo, 0), block_n)
+    lastk = (hi - block_n) // block_n
+    return nkt, max(0, lastk - first + 1)
+
+
+# -----------------------------------------------------------------------------------------------
+# The schedule
+# -----------------------------------------------------------------------------------------------
+
+def _i32(a, shape_tail) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64).reshape((-1,) + shape_tail)
+    if a.size and (a.min() < -_I32_MAX - 1 or a.max() > _I32_MAX):
+        raise ValueError("schedule value does not fit int32")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+@dataclass(eq=False)
+class TileSchedule:
+    """Tile schedule of one ACSR for one ``BLOCK_M x BLOCK_N`` tile shape.
+
+    ``row_tiles int32 [n_tiles, 5]`` and ``segments int32 [n_segs, 9]`` are exactly the tables
+    of design section 2.  The remainder tables (empty when the ACSR has no remainder):
+
+    * ``mask_ptr int32 [n_tiles + 1]``: mask tiles of row tile ``i`` are
+      ``mask_ptr[i] .. mask_ptr[i+1]-1``;
+    * ``mask_tiles int32 [n_mask, 2]``: ``(col0, ncols)``, keys ``col0 + u``, ``u < ncols <=
+      BLOCK_N``;
+    * ``mask_bits int32 [n_mask, BLOCK_M, ceil(BLOCK_N/32)]``: bit ``u % 32`` of word
+      ``[m, rho, u // 32]`` says tile row ``rho`` attends key ``col0 + u`` (bits of rows
+      ``rho >= nrows`` and keys ``u >= ncols`` are 0).  Mask tiles are disjoint from the
+      segments, so the kernel just runs them as always-masked key tiles after the segments,
+      carrying the same online-softmax state.
+    """
+
+    Lq: int
+    Lk: int
+    block_m: int
+    block_n: int
+    row_tiles: np.ndarray
+    segments: np.ndarray
+    mask_ptr: np.ndarray | None = None
+    mask_tiles: np.ndarray | None = None
+    mask_bits: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.Lq, self.Lk = int(self.Lq), int(self.Lk)
+        self.block_m, self.block_n = int(self.block_m), int(self.block_n)
+        self.row_tiles = _i32(self.row_tiles, (5,))
+        self.segments = _i32(self.segments, (9,))
+        n = self.row_tiles.shape[0]
+        if self.mask_ptr is None:
+            self.mask_ptr = np.zeros(n + 1, dtype=np.int32)
+        self.mask_ptr = _i32(self.mask_ptr, ()).reshape(-1)
+        if self.mask_tiles is None:
+            self.mask_tiles = np.zeros((0, 2), dtype=np.int32)
+        self.mask_tiles = _i32(self.mask_tiles, (2,))
+        if self.mask_bits is None:
+            self.mask_bits = np.zeros((0, self.block_m, self.words), dtype=np.int32)
+        bits = np.asarray(self.mask_bits)
+        if bits.dtype not in (np.int32, np.uint32):
+            bits = (bits.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32)
+        self.mask_bits = np.ascontiguousarray(bits.view(np.int32).reshape(-1, self.block_m, self.words))
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def words(self) -> int:
+        """32-bit words per mask-tile row."""
+        return _cdiv(self.block_n, 32)
+
+    @property
+    def n_tiles(self) -> int:
+        return int(self.row_tiles.shape[0])
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.segments.shape[0])
+
+    @property
+    def n_mask_tiles(self) -> int:
+        return int(self.mask_tiles.shape[0])
+
+    @property
+    def has_masks(self) -> bool:
+        return self.n_mask_tiles > 0
+
+    def tile_rows(self, i: int) -> np.ndarray:
+        row0, step, nrows = (int(x) for x in self.row_tiles[i, :3])
+        return row0 + step * np.arange(nrows, dtype=np.int64)
+
+    def tile_segments(self, i: int) -> np.ndarray:
+        b, e = self.row_tiles[i, 3], self.row_tiles[i, 4]
+        return self.segments[b:e]
+
+    def mask_tile_bool(self, m: int) -> np.ndarray:
+        """``bool [BLOCK_M, BLOCK_N]`` of mask tile ``m``."""
+        w = self.mask_bits[m].view(np.uint32).astype(np.uint64)          # [BM, W]
+        bits = (w[:, :, None] >> np.arange(32, dtype=np.uint64)) & 1      # [BM, W, 32]
+        return bits.reshape(self.block_m, -1)[:, :self.block_n].astype(bool)
+
+    # -- statistics --------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counts and tile efficiency = nnz / computed elements, where every walked key tile
+        (segment key tiles and mask tiles) computes ``BLOCK_M * BLOCK_N`` elements."""
+        BM, BN = self.block_m, self.block_n
+        key_tiles = full = 0
+        nnz = 0
+        nrows_of = np.zeros(self.n_segments, dtype=np.int64)
+        for row0, step, nrows, b, e in self.row_tiles.tolist():
+            nrows_of[b:e] = nrows
+        for seg, nrows in zip(self.segments.tolist(), nrows_of.tolist()):
+            k, f = _seg_key_tiles(seg, nrows, BM, BN)
+            key_tiles += k
+            full += f
+            col0, cs, ncols, rl, rh, la, lb, ha, hb = seg
+            n = rh - rl  # sum over rho in [rl, rh) of (ha - la)*rho + (hb - lb)
+            nnz += (ha - la) * (rl + rh - 1) * n // 2 + (hb - lb) * n
+        nmask = self.n_mask_tiles
+        if nmask:
+            nnz += int(np.unpackbits(self.mask_bits.view(np.uint8)).sum())
+        key_tiles += nmask
+        computed = key_tiles * BM * BN
+        no_segs = self.row_tiles[:, 3] == self.row_tiles[:, 4]
+        empty = int(np.count_nonzero(no_segs & (np.diff(self.mask_ptr) == 0)))
+        return {
+            "tiles": self.n_tiles,
+            "empty_tiles": empty,
+            "full_row_tiles": int(np.count_nonzero(self.row_tiles[:, 2] == BM)),
+            "segments": self.n_segments,
+            "mask_tiles": nmask,
+            "key_tiles": key_tiles,
+            "masked_key_tiles": key_tiles - full,
+            "nnz": nnz,
+            "computed": computed,
+            "efficiency": nnz / computed if computed else 1.0,
+        }
+
+    def summary(self) -> str:
+        s = self.stats()
+        return (f"TileSchedule {self.Lq}x{self.Lk} tile {self.block_m}x{self.block_n}: "
+                f"{s['tiles']} tiles ({s['full_row_tiles']} full, {s['empty_tiles']} empty), "
+                f"{s['segments']} segments, {s['mask_tiles']} mask tiles, "
+                f"{s['key_tiles']} key tiles ({s['masked_key_tiles']} masked), "
+                f"nnz={s['nnz']}, efficiency {s['efficiency']:.3f}")
+
+    def __repr__(self) -> str:
+        return f"<{self.summary()}>"
+
+    def to_text(self) -> str:
+        """Human-readable dump: the summary, then each tile and its segments."""
+        lines = [self.summary()]
+        for i, (row0, step, nrows, b, e) in enumerate(self.row_tiles.tolist()):
+            mb, me = int(self.mask_ptr[i]), int(self.mask_ptr[i + 1])
+            lines.append(f"tile {i} rows={row0}+{step}*rho rho<{nrows} segs={b}:{e}"
+                         + (f" masks={mb}:{me}" if me > mb else ""))
+            for col0, cs, ncols, rl, rh, la, lb, ha, hb in self.segments[b:e].tolist():
+                lines.append(f"  seg cols={col0}+{cs}*u u<{ncols} rho={rl}:{rh} "
+                             f"u in [{la}*rho{lb:+d}, {ha}*rho{hb:+d})")
+            for col0, ncols in self.mask_tiles[mb:me].tolist():
+                lines.append(f"  mask cols={col0}+u u<{ncols}")
+        return "\n".join(lines)
+
+    # -- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": "splat-tile-schedule/1",
+            "Lq": self.Lq, "Lk": self.Lk, "block_m": self.block_m, "block_n": self.block_n,
+            "row_tiles": self.row_tiles.tolist(),
+            "segments": self.segments.tolist(),
+            "mask_ptr": self.mask_ptr.tolist(),
+            "mask_tiles": self.mask_tiles.tolist(),
+            "mask_bits": self.mask_bits.reshape(-1).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TileSchedule":
+        fmt = d.get("format", "splat-tile-schedule/1")
+        if fmt != "splat-tile-schedule/1":
+            raise ValueError(f"unknown tile schedule format {fmt!r}")
+        bm, bn = int(d["block_m"]), int(d["block_n"])
+        bits = np.array(d.get("mask_bits", []), dtype=np.int64).reshape(-1, bm, _cdiv(bn, 32))
+        return cls(int(d["Lq"]), int(d["Lk"]), bm, bn,
+                   np.array(d["row_tiles"], dtype=np.int64).reshape(-1, 5),
+                   np.array(d["segments"], dtype=np.int64).reshape(-1, 9),
+                   np.array(d.get("mask_ptr", [0] * (len(d["row_tiles"]) + 1)), dtype=np.int64),
+                   np.array(d.get("mask_tiles", []), dtype=np.int64).reshape(-1, 2),
+                   bits)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, TileSchedule):
+            return NotImplemented
+        return ((self.Lq, self.Lk, self.block_m, self.block_n)
+                == (other.Lq, other.Lk, other.block_m, other.block_n)
+                and all(np.array_equal(getattr(self, n), getattr(other, n))
+                        for n in ("row_tiles", "segments", "mask_ptr", "mask_tiles", "mask_bits")))
+
+    __hash__ = None
+
+    # -- checks ------------------------------------------------------------------------------
+    def validate(self) -> "TileSchedule":
+        """Structural checks (no ACSR needed): the row tiles partition ``[0, Lq)``, segment
+        ranges are contiguous, every segment's keys lie in ``[0, Lk)`` with ``0 <= lo <= hi <=
+        ncols`` on its rows, mask tables are consistent.  Disjointness and equality with a mask
+        are checked by :meth:`coverage`.  Returns self."""
+        BM, BN, Lq, Lk = self.block_m, self.block_n, self.Lq, self.Lk
+        rt, sg = self.row_tiles, self.segments
+        if BM < 1 or BN < 1:
+            raise ValueError("block sizes must be >= 1")
+        n = rt.shape[0]
+        if n == 0:
+            raise ValueError("a schedule needs at least one row tile")
+        row0, step, nrows, sb, se = (rt[:, c].astype(np.int64) for c in range(5))
+        if (nrows < 1).any() or (nrows > BM).any():
+            raise ValueError(f"tile nrows must be in 1..{BM}")
+        if (step < 1).any() or (row0 < 0).any() or (row0 + step * (nrows - 1) >= Lq).any():
+            raise ValueError("tile rows outside [0, Lq) or row_step < 1")
+        seen = np.zeros(Lq, dtype=np.int64)
+        rows = np.repeat(row0, nrows) + np.repeat(step, nrows) * (
+            np.arange(int(nrows.sum())) - np.repeat(np.cumsum(nrows) - nrows, nrows))
+        np.add.at(seen, rows, 1)
+        if (seen != 1).any():
+            r = int(np.flatnonzero(seen != 1)[0])
+            raise ValueError(f"row tiles do not partition [0, Lq): row {r} is in {seen[r]} tiles")
+        if sb[0] != 0 or se[-1] != sg.shape[0] or (sb > se).any() or (sb[1:] != se[:-1]).any():
+            raise ValueError("segment ranges must be contiguous and cover the segment table")
+        if sg.shape[0]:
+            col0, cs, ncols, rl, rh, la, lb, ha, hb = (sg[:, c].astype(np.int64) for c in range(9))
+            tile_n = np.repeat(nrows, se - sb)
+            if (cs < 1).any() or (ncols < 1).any():
+                raise ValueError("segments need col_step >= 1 and ncols >= 1")
+            if (rl < 0).any() or (rl >= rh).any() or (rh > tile_n).any():
+                raise ValueError("segments need 0 <= rho_lo < rho_hi <= nrows")
+            if (col0 < 0).any() or (col0 + cs * (ncols - 1) >= Lk).any():
+                raise ValueError("segment keys outside [0, Lk)")
+            for r in (rl, rh - 1):
+                lo, hi = la * r + lb, ha * r + hb
+                if (lo < 0).any() or (hi < lo).any() or (hi > ncols).any():
+                    raise ValueError("segment bounds need 0 <= lo <= hi <= ncols on its rows")
+        mp = self.mask_ptr.astype(np.int64)
+        if mp.shape != (n + 1,) or mp[0] != 0 or mp[-1] != self.n_mask_tiles or (np.diff(mp) < 0).any():
+            raise ValueError("mask_ptr must be a CSR pointer over the row tiles")
+        if self.mask_bits.shape != (self.n_mask_tiles, BM, self.words):
+            raise ValueError("mask_bits shape must be [n_mask, BLOCK_M, ceil(BLOCK_N/32)]")
+        if self.n_mask_tiles:
+            c0, nc = self.mask_tiles[:, 0].astype(np.int64), self.mask_tiles[:, 1].astype(np.int64)
+            if (nc < 1).any() or (nc > BN).any() or (c0 < 0).any() or (c0 + nc > Lk).any():
+                raise ValueError("mask tiles need 1 <= ncols <= BLOCK_N inside [0, Lk)")
+            tn = np.repeat(nrows, np.diff(mp))
+            for m in range(self.n_mask_tiles):
+                b = self.mask_tile_bool(m)
+                if b[tn[m]:].any() or b[:, nc[m]:].any():
+                    raise ValueError(f"mask tile {m} sets bits outside its rows/columns")
+        return self
+
+    def element_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of every element the schedule lets attend, one entry per
+        (segment or mask tile, element): duplicates mean overlapping segments."""
+        rows_out, cols_out = [], []
+        for row0, step, nrows, b, e in self.row_tiles.tolist():
+            for col0, cs, ncols, rl, rh, la, lb, ha, hb in self.segments[b:e].tolist():
+                rho = np.arange(rl, rh, dtype=np.int64)
+                lo, hi = la * rho + lb, ha * rho + hb
+                cnt = np.maximum(hi - lo, 0)
+                tot = int(cnt.sum())
+                j = np.arange(tot, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+                u = np.repeat(lo, cnt) + j
+                rows_out.append(row0 + step * np.repeat(rho, cnt))
+                cols_out.append(col0 + cs * u)
+        for i in range(self.n_tiles):
+            rows = self.tile_rows(i)
+            for m in range(int(self.mask_ptr[i]), int(self.mask_ptr[i + 1])):
+                r, u = np.nonzero(self.mask_tile_bool(m))
+                rows_out.append(rows[r])
+                cols_out.append(int(self.mask_tiles[m, 0]) + u.astype(np.int64))
+        if not rows_out:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(rows_out), np.concatenate(cols_out)
+
+    def coverage(self) -> tuple[np.ndarray, int]:
+        """``(mask bool [Lq, Lk], overlaps)``: the elements the schedule computes and how many
+        elements are covered more than once (0 for a valid schedule)."""
+        r, c = self.element_lists()
+        flat = r * self.Lk + c
+        mask = np.zeros(self.Lq * self.Lk, dtype=bool)
+        mask[flat] = True
+        overlaps = int(flat.size - np.count_nonzero(mask))
+        return mask.reshape(self.Lq, self.Lk), overlaps
+
+
+# -----------------------------------------------------------------------------------------------
+# The builder
+# -----------------------------------------------------------------------------------------------
+
+class _P:
+    """A piece, reduced to its live rows (count > 0): local rows ``t in [ta, tb)``."""
+    __slots__ = ("r0", "p", "s", "oa", "ob", "ca", "cb", "ta", "tb", "first", "last", "period")
+
+    def __init__(self, pc):
+        self.r0, self.p, self.s = pc.r0, pc.row_step, pc.stride
+        self.oa, self.ob, self.ca, self.cb = pc.off_a, pc.off_b, pc.cnt_a, pc.cnt_b
+        T = pc.T
+        a, b = self.ca, self.cb
+        if a == 0:
+            ta, tb = (0, T) if b > 0 else (0, 0)
+        elif a > 0:
+            ta, tb = max(0, (-b) // a + 1), T
+        else:
+            ta, tb = 0, min(T, (b - 1) // -a + 1)
+        self.ta, self.tb = ta, tb
+        self.first = self.r0 + self.p * ta
+        self.last = self.r0 + self.p * (tb - 1)
+        k = self.s // math.gcd(self.oa, self.s)
+        self.period = self.p * k
+
+    @property
+    def live(self) -> bool:
+        return self.ta < self.tb
+
+
+def _piece_chains(pc: _P, row0: int, R: int, nrows: int, out: list) -> None:
+    """Append the piece's rows of tile ``(row0, R, nrows)`` as chains
+    ``(s, alpha, beta, gamma, delta, rho_lo, rho_hi)``: row ``rho`` holds columns
+    ``alpha*rho + beta + s*j``, ``j < gamma*rho + delta``, with ``alpha % s == 0``."""
+    r0, p, s = pc.r0, pc.p, pc.s
+    oa, ob, ca, cb, ta, tb = pc.oa, pc.ob, pc.ca, pc.cb, pc.ta, pc.tb
+    if nrows == 1:
+        R = p
+    if R % p == 0:
+        d = row0 - r0
+        if d % p:
+            return
+        q, t0 = R // p, d // p
+        rl = max(0, _cdiv(ta - t0, q))
+        rh = min(nrows, _cdiv(tb - t0, q))
+        if rl >= rh:
+            return
+        if max(ca * (t0 + q * rl) + cb, ca * (t0 + q * (rh - 1)) + cb) <= 1:
+            s = 1  # one column per row: the stride is unobservable
+        al = oa * q
+        if al % s == 0:
+            out.append((s, al, oa * t0 + ob, ca * q, ca * t0 + cb, rl, rh))
+            return
+        for rho in range(rl, rh):
+            t = t0 + q * rho
+            c = ca * t + cb
+            out.append((s if c > 1 else 1, 0, oa * t + ob, 0, c, rho, rho + 1))
+        return
+    # rows with row0 + R*rho = r0 (mod p): one residue class of rho mod p/g
+    g = math.gcd(R, p)
+    if (r0 - row0) % g:
+        return
+    m = p // g
+    rho0 = ((r0 - row0) // g * pow(R // g, -1, m)) % m if m > 1 else 0
+    for rho in range(rho0, nrows, m):
+        t = (row0 + R * rho - r0) // p
+        if ta <= t < tb:
+            c = ca * t + cb
+            out.append((s if c > 1 else 1, 0, oa * t + ob, 0, c, rho, rho + 1))
+
+
+def _chain_segment(ch) -> tuple:
+    s, al, be, ga, de, rl, rh = ch
+    f_l, f_h = al * rl + be, al * (rh - 1) + be
+    col0 = min(f_l, f_h)
+    lo_a, lo_b = al // s, (be - col0) // s
+    hi_a, hi_b = lo_a + ga, lo_b + de
+    ncols = max(hi_a * rl + hi_b, hi_a * (rh - 1) + hi_b)
+    return (col0, s, ncols, rl, rh, lo_a, lo_b, hi_a, hi_b)
+
+
+def _try_merge(A, B):
+    """Chain for rows of A followed by rows of B (``A.rho_hi == B.rho_lo``) if their union is
+    one affine chain, else None."""
+    s = A[0]
+    if B[0] != s or (A[2] - B[2]) % s:
+        return None
+    if A[6] - A[5] >= 2 or B[6] - B[5] >= 2:
+        line, other = (A, B) if A[6] - A[5] >= 2 else (B, A)
+        al, be, ga, de = line[1:5]
+        if other[6] - other[5] >= 2:
+            if other[1:5] != line[1:5]:
+                return None
+        else:
+            r = other[5]
+            if al * r + be != other[1] * r + other[2] or ga * r + de != other[3] * r + other[4]:
+                return None
+        return (s, al, be, ga, de, A[5], B[6])
+    ra, rb = A[5], B[5]
+    fa, fb = A[1] * ra + A[2], B[1] * rb + B[2]
+    ca, cb = A[3] * ra + A[4], B[3] * rb + B[4]
+    al, ga = fb - fa, cb - ca  # rb == ra + 1
+    return (s, al, fa - al * ra, ga, ca - ga * ra, ra, B[6])
+
+
+class _Builder:
+    def __init__(self, acsr: ACSR, block_m: int, block_n: int):
+        self.acsr = acsr
+        self.Lq, self.Lk = acsr.Lq, acsr.Lk
+        self.BM, self.BN = block_m, block_n
+        self.pieces = [q for q in (_P(p) for p in acsr.pieces) if q.live]
+        self._remainder_rows()
+        self._regions()
+        self.cache: dict[tuple[int, int, int], tuple] = {}
+
+    # -- remainder as CSR rows ---------------------------------------------------------------
+    def _remainder_rows(self):
+        rem = self.acsr.remainder
+        self.rem_ptr = None
+        self.rem_blocks = []
+        if rem is None or rem.nnz == 0:
+            return
+        B = rem.block
+        n, r, c = np.nonzero(rem.masks)
+        rows = rem.blocks[n, 0].astype(np.int64) * B + r
+        cols = rem.blocks[n, 1].astype(np.int64) * B + c
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
+        self.rem_cols = cols
+        self.rem_ptr = np.searchsorted(rows, np.arange(self.Lq + 1))
+        self.rem_block = B
+        self.rem_blocks = sorted({int(x) for x in rows // B})
+
+    def _rem_cols(self, rows: np.ndarray) -> list[np.ndarray]:
+        p = self.rem_ptr
+        return [self.rem_cols[p[r]:p[r + 1]] for r in rows.tolist()]
+
+    def _mask_cover(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """Greedy cover of the tile rows' remainder columns by BLOCK_N-wide key windows."""
+        if self.rem_ptr is None:
+            return []
+        parts = self._rem_cols(rows)
+        if not any(len(x) for x in parts):
+            return []
+        u = np.unique(np.concatenate(parts))
+        out, i, n = [], 0, len(u)
+        while i < n:
+            c = int(u[i])
+            j = int(np.searchsorted(u, c + self.BN))
+            out.append((c, int(u[j - 1]) - c + 1))
+            i = j
+        return out
+
+    def _remainder_tile(self, rows: np.ndarray, chains: list) -> list[tuple[int, int, np.ndarray]]:
+        """Mask tiles ``(col0, ncols, bool [nrows, ncols])`` for the tile rows' remainder.  A
+        window whose rows are one contiguous run each, with affine ends over a contiguous range
+        of rows, is exact as a segment instead: it is appended to ``chains``."""
+        windows = self._mask_cover(rows)
+        if not windows:
+            return []
+        parts = self._rem_cols(rows)
+        lens = np.array([len(x) for x in parts])
+        rho_all = np.repeat(np.arange(len(rows)), lens)
+        col_all = np.concatenate(parts)
+        out = []
+        for c, nc in windows:
+            sel = (col_all >= c) & (col_all < c + nc)
+            b = np.zeros((len(rows), nc), dtype=bool)
+            b[rho_all[sel], col_all[sel] - c] = True
+            ch = _affine_runs(b, c)
+            if ch is None:
+                out.append((c, nc, b))
+            else:
+                chains.append(ch)
+        return out
+
+    # -- regions -----------------------------------------------------------------------------
+    def _regions(self):
+        bps = {0, self.Lq}
+        for pc in self.pieces:
+            bps.add(pc.first)
+            bps.add(pc.last + 1)
+        if self.rem_ptr is not None:
+            B = self.rem_block
+            for rb in self.rem_blocks:
+                bps.add(rb * B)
+                bps.add(min(rb * B + B, self.Lq))
+        self.bounds = sorted(bps)
+        nreg = len(self.bounds) - 1
+        self.active: list[list[int]] = [[] for _ in range(nreg)]
+        for j, pc in enumerate(self.pieces):
+            i0 = bisect.bisect_left(self.bounds, pc.first)
+            i1 = bisect.bisect_left(self.bounds, pc.last + 1)
+            for i in range(i0, i1):
+                self.active[i].append(j)
+
+    def _pieces_in(self, lo: int, hi: int) -> list[int]:
+        """Pieces live somewhere in rows [lo, hi]."""
+        i0 = bisect.bisect_right(self.bounds, lo) - 1
+        i1 = bisect.bisect_right(self.bounds, hi) - 1
+        if i0 == i1:
+            return self.active[i0]
+        s: set[int] = set()
+        for i in range(i0, i1 + 1):
+            s.update(self.active[i])
+        return sorted(s)
+
+    # -- one tile ----------------------------------------------------------------------------
+    def _seg_cost(self, seg, nrows) -> float:
+        k, f = _seg_key_tiles(seg, nrows, self.BM, self.BN)
+        return _W_SEG + k + _W_MASKED * (k - f)
+
+    def tile(self, row0: int, R: int, nrows: int):
+        """(segments, mask tiles, cost) of the tile ``row0 + R*rho``, ``rho < nrows``."""
+        if nrows == 1:
+            R = 1
+        key = (row0, R, nrows)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        chains: list = []
+        for j in self._pieces_in(row0, row0 + R * (nrows - 1)):
+            _piece_chains(self.pieces[j], row0, R, nrows, chains)
+        masks = []
+        if self.rem_ptr is not None:
+            masks = self._remainder_tile(row0 + R * np.arange(nrows, dtype=np.int64), chains)
+        segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
+        cost = (_W_TILE + sum(self._seg_cost(sg, nrows) for sg in segs)
+                + len(masks) * (1 + _W_MASKED + _W_BITS))
+        res = (segs, masks, cost)
+        self.cache[key] = res
+        return res
+
+    def _chains_cost(self, chains, nrows) -> float:
+        return sum(self._seg_cost(_chain_segment(c), nrows) for c in chains)
+
+    def _stack(self, chains: list, nrows: int) -> list:
+        """Chains of one shape (stride 1, same rows, slopes and counts) whose first columns step
+        by a constant ``P``: their ``e``-th columns form one key sequence of stride ``P``, so
+        ``count`` chains of stride ``P`` can replace ``n`` chains (the summary columns of the
+        "fixed" pattern: 16 columns of every earlier block become 16 dense problems)."""
+        groups: dict[tuple, list] = {}
+        out = []
+        for ch in chains:
+            if ch[0] == 1:
+                groups.setdefault((ch[1], ch[3], ch[4], ch[5], ch[6]), []).append(ch)
+            else:
+                out.append(ch)
+        for (al, ga, de, rl, rh), lst in groups.items():
+            if len(lst) < 3:
+                out.extend(lst)
+                continue
+            lst.sort(key=lambda c: c[2])
+            i, n = 0, len(lst)
+            while i < n:
+                j = i + 1
+                if j < n:
+                    P = lst[j][2] - lst[i][2]
+                    while j + 1 < n and lst[j + 1][2] - lst[j][2] == P:
+                        j += 1
+                    j += 1
+                run = lst[i:j]
+                stacked = None
+                if len(run) >= 3 and al % P == 0:
+                    stacked = self._stacked(run, P, nrows)
+                out.extend(run if stacked is None else stacked)
+                i = j
+        return out
+
+    def _stacked(self, run, P, nrows):
+        s_, al, be, ga, de, rl, rh = run[0]
+        nj = len(run)
+        cmax = max(ga * rl + de, ga * (rh - 1) + de)
+        res = []
+        for e in range(cmax):
+            # rows with count > e
+            if ga == 0:
+                a, b = rl, rh
+            elif ga > 0:
+                a, b = max(rl, (e - de) // ga + 1), rh
+            else:
+                a, b = rl, min(rh, (de - e - 1) // -ga + 1)
+            if a < b:
+                res.append((P, al, be + e, 0, nj, a, b))
+        if self._chains_cost(res, nrows) < self._chains_cost(run, nrows):
+            return res
+        return None
+
+    def _transpose(self, chains: list, nrows: int) -> list:
+        """Rows whose columns are APs of one stride ``s`` but whose first columns step by
+        ``alpha`` (not a multiple of ``s``) from row to row cannot share a key sequence.  Their
+        ``j``-th columns, though, lie on lines of slope ``alpha``: emit one chain per ``j``
+        (``64`` rows x ``1`` column in one key tile) instead of one per row when that is cheaper.
+        This is the stride part of the strided pattern in row-contiguous tiles."""
+        single: dict[int, list] = {}
+        out = []
+        for ch in chains:
+            if ch[6] - ch[5] == 1 and ch[3] * ch[5] + ch[4] >= 2:
+                single.setdefault(ch[0], []).append(ch)
+            else:
+                out.append(ch)
+        for s, lst in single.items():
+            per_row: dict[int, int] = {}
+            for ch in lst:
+                per_row[ch[5]] = per_row.get(ch[5], 0) + 1
+            uniq = sorted((ch for ch in lst if per_row[ch[5]] == 1), key=lambda c: c[5])
+            out.extend(ch for ch in lst if per_row[ch[5]] > 1)
+            first = [ch[1] * ch[5] + ch[2] for ch in uniq]
+            i, n = 0, len(uniq)
+            while i < n:
+                j = i + 1
+                al = first[j] - first[i] if j < n else 0
+                if j < n and uniq[j][5] == uniq[i][5] + 1 and al % s:
+                    while j + 1 < n and uniq[j + 1][5] == uniq[j][5] + 1 and first[j + 1] - first[j] == al:
+                        j += 1
+                    j += 1
+                    run = uniq[i:j]
+                    trans = self._transposed(run, first[i], al, s, self._chains_cost(run, nrows), nrows)
+                    out.extend(run if trans is None else trans)
+                else:
+                    out.append(uniq[i])
+                i = j
+        return out
+
+    def _transposed(self, run, f0, al, s, budget, nrows):
+        """Chains ``(1, al, be + s*j, 0, 1, a, b)`` for every ``j`` and every maximal run
+        ``[a, b)`` of rows with more than ``j`` columns, or None when they cost ``budget`` or
+        more.  Rows with count >= c are the same for all ``j`` between two distinct counts, so
+        the runs are found once per distinct count."""
+        r0 = run[0][5]
+        cnt = [ch[3] * ch[5] + ch[4] for ch in run]
+        be = f0 - al * r0
+        res, cost, prev = [], 0.0, 0
+        for lv in sorted(set(cnt)):
+            runs, start = [], None
+            for k, c in enumerate(cnt):
+                if c >= lv and start is None:
+                    start = k
+                elif c < lv and start is not None:
+                    runs.append((start, k))
+                    start = None
+            if start is not None:
+                runs.append((start, len(cnt)))
+            for a, b in runs:
+                ch = (1, al, be, 0, 1, r0 + a, r0 + b)
+                cost += (lv - prev) * self._seg_cost(_chain_segment(ch), nrows)
+                if cost >= budget:
+                    return None
+                res.extend((1, al, be + s * j, 0, 1, r0 + a, r0 + b) for j in range(prev, lv))
+            prev = lv
+        return res
+
+    def _coalesce(self, chains: list, nrows: int) -> list[tuple]:
+        if len(chains) <= 1:
+            return [_chain_segment(c) for c in chains]
+        chains.sort(key=lambda c: (c[5], c[0], c[1] * c[5] + c[2]))
+        out: list = []            # chains
+        cost: list[float] = []
+        open_: dict[tuple, list[int]] = {}   # (rho_hi, s, residue) -> indices into out
+        for ch in chains:
+            s = ch[0]
+            res = ch[2] % s
+            cands = open_.get((ch[5], s, res))
+            best = None
+            if cands:
+                c_b = self._seg_cost(_chain_segment(ch), nrows)
+                for idx in cands:
+                    m = _try_merge(out[idx], ch)
+                    if m is None:
+                        continue
+                    c_m = self._seg_cost(_chain_segment(m), nrows)
+                    delta = c_m - cost[idx] - c_b
+                    if delta <= 1e-9 and (best is None or delta < best[0]):
+                        best = (delta, idx, m, c_m)
+            if best is not None:
+                _, idx, m, c_m = best
+                cands.remove(idx)
+                out[idx], cost[idx] = m, c_m
+                open_.setdefault((m[6], s, res), []).append(idx)
+            else:
+                out.append(ch)
+                cost.append(self._seg_cost(_chain_segment(ch), nrows))
+                open_.setdefault((ch[6], s, res), []).append(len(out) - 1)
+        return [_chain_segment(c) for c in out]
+
+    # -- row step per region -----------------------------------------------------------------
+    def _chunk_cost(self, start: int, end: int, R: int) -> float:
+        total = 0.0
+        for c in range(min(R, end - start)):
+            first = start + c
+            n = _cdiv(end - first, R)
+            for k in range(0, n, self.BM):
+                total += self.tile(first + R * k, R, min(self.BM, n - k))[2]
+        return total
+
+    def _choose_step(self, i: int) -> int:
+        start, end = self.bounds[i], self.bounds[i + 1]
+        length = end - start
+        act = [self.pieces[j] for j in self.active[i]]
+        cands = {1}
+        lcm = 1
+        for pc in act:
+            cands.add(pc.p)
+            cands.add(pc.period)
+            lcm = lcm * pc.period // math.gcd(lcm, pc.period)
+        cands.add(lcm)
+        cands = sorted(R for R in cands if R == 1 or R < length)
+        if len(cands) == 1:
+            return 1
+        costs = [(self._chunk_cost(start, end, R), R) for R in cands]
+        return min(costs)[1]
+
+    # -- cuts --------------------------------------------------------------------------------
+    def _cut_class(self, first: int, R: int, n: int, inner: list[int]) -> list[tuple[int, int]]:
+        """Tiles ``(k, nrows)`` (class indices) for the class ``first + R*k``, ``k < n``; region
+        boundaries at class indices ``inner``."""
+        BM = self.BM
+        thin, last = [], 0  # boundaries closer than BM/8 rows add little but cost much
+        for b in inner:
+            if b - last >= max(1, BM // 8) and n - b >= max(1, BM // 8):
+                thin.append(b)
+                last = b
+        inner = thin
+        if not inner or len(inner) > _MAX_DP_BOUNDARIES:
+            return [(k, min(BM, n - k)) for k in range(0, n, BM)]
+        bases = [0] + inner
+        cand = set(range(0, n, BM)) | {n}  # plain chunking is always a candidate path
+        reach = len(bases) if len(bases) <= 6 else 2  # how many boundaries a grid may straddle
+        for bi, b in enumerate(bases):
+            cand.add(b)
+            stop = bases[bi + reach] if bi + reach < len(bases) else n
+            k = b + BM
+            while k < stop:
+                cand.add(k)
+                k += BM
+        cand = sorted(cand)
+        best = {0: (0.0, None)}
+        for j in cand[1:]:
+            lo = bisect.bisect_left(cand, j - BM)
+            bj = None
+            for i in cand[lo:bisect.bisect_left(cand, j)]:
+                c = best[i][0] + self.tile(first + R * i, R, j - i)[2]
+                if bj is None or c < bj[0] - 1e-9:
+                    bj = (c, i)
+            best[j] = bj
+        tiles, j = [], n
+        while j:
+            i = best[j][1]
+            tiles.append((i, j - i))
+            j = i
+        return tiles[::-1]
+
+    def build(self) -> list[tuple[int, int, int]]:
+        """Row tiles ``(row0, R, nrows)``."""
+        nreg = len(self.bounds) - 1
+        steps = [self._choose_step(i) for i in range(nreg)]
+        tiles = []
+        i = 0
+        while i < nreg:
+            j = i
+            while j + 1 < nreg and steps[j + 1] == steps[i]:
+                j += 1
+            A, E, R = self.bounds[i], self.bounds[j + 1], steps[i]
+            inner_rows = self.bounds[i + 1:j + 1]
+            for c in range(min(R, E - A)):
+                first = A + c
+                n = _cdiv(E - first, R)
+                inner = sorted({_cdiv(b - first, R) for b in inner_rows} - {0, n})
+                inner = [k for k in inner if 0 < k < n]
+                for k, m in self._cut_class(first, R, n, inner):
+                    tiles.append((first + R * k, R if m > 1 else 1, m))
+            i = j + 1
+        return tiles
+
+    def mask_bits(self, b: np.ndarray) -> np.ndarray:
+        """Pack ``bool [nrows, ncols]`` into ``int32 [BLOCK_M, ceil(BLOCK_N/32)]`` words."""
+        W = _cdiv(self.BN, 32)
+        full = np.zeros((self.BM, W * 32), dtype=bool)
+        full[:b.shape[0], :b.shape[1]] = b
+        packed = np.packbits(full, axis=1, bitorder="little")          # [BM, W*4] bytes
+        return packed.view("<u4").astype(np.uint32).view(np.int32).reshape(self.BM, W)
+
+
+def _affine_runs(b: np.ndarray, col0: int):
+    """``b`` (rows x columns from ``col0``) as one chain if every non-empty row is a single
+    contiguous run, the non-empty rows are contiguous and both run ends are affine; else None."""
+    r = np.flatnonzero(b.any(axis=1))
+    if r.size == 0:
+        return None
+    rl, rh = int(r[0]), int(r[-1]) + 1
+    if rh - rl != r.size:
+        return None
+    sub = b[rl:rh]
+    first = sub.argmax(axis=1)
+    end = sub.shape[1] - sub[:, ::-1].argmax(axis=1)
+    cnt = sub.sum(axis=1)
+    if (cnt != end - first).any():
+        return None
+    al = ga = 0
+    if r.size >= 2:
+        df, dc = np.diff(first), np.diff(cnt)
+        if (df != df[0]).any() or (dc != dc[0]).any():
+            return None
+        al, ga = int(df[0]), int(dc[0])
+    return (1, al, col0 + int(first[0]) - al * rl, ga, int(cnt[0]) - ga * rl, rl, rh)
+
+
+def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
+                   order: str = "rows") -> TileSchedule:
+    """Tile schedule of ``acsr`` for ``block_m x block_n`` tiles (see the module docstring).
+
+    ``order``: ``"rows"`` lists the row tiles by first row; ``"heavy_first"`` by decreasing
+    work (key tiles), which shortens the tail of a GPU launch."""
+    if block_m < 1 or block_n < 1:
+        raise ValueError("block sizes must be >= 1")
+    if order not in ("rows", "heavy_first"):
+        raise ValueError(f"unknown tile order {order!r}")
+    b = _Builder(acsr, int(block_m), int(block_n))
+    tiles = b.build()
+    built = [(t, b.tile(*t)) for t in tiles]
+    if order == "rows":
+        built.sort(key=lambda x: x[0][0])
+    else:
+        built.sort(key=lambda x: (-x[1][2], x[0][0]))
+    row_tiles, segs, mptr, mtiles, mbits = [], [], [0], [], []
+    for (row0, R, nrows), (tsegs, tmasks, _) in built:
+        tsegs = sorted(tsegs, key=lambda sg: (sg[0], sg[3]))
+        row_tiles.append((row0, R, nrows, len(segs), len(segs) + len(tsegs)))
+        segs.extend(tsegs)
+        for col0, ncols, bits in tmasks:
+            mtiles.append((col0, ncols))
+            mbits.append(b.mask_bits(bits))
+        mptr.append(len(mtiles))
+    W = _cdiv(block_n, 32)
+    return TileSchedule(
+        acsr.Lq, acsr.Lk, block_m, block_n,
+        np.array(row_tiles, dtype=np.int64).reshape(-1, 5),
+        np.array(segs, dtype=np.int64).reshape(-1, 9),
+        np.array(mptr, dtype=np.int64),
+        np.array(mtiles, dtype=np.int64).reshape(-1, 2),
+        np.array(mbits, dtype=np.int32).reshape(-1, block_m, W) if mbits
+        else np.zeros((0, block_m, W), dtype=np.int32))

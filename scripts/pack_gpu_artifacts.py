@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Compile the artifacts the GPU suite and the benchmark need, here (where MLIR is installed),
+into one directory that is carried to the GPU machine (which has no MLIR).
+
+    python scripts/pack_gpu_artifacts.py --tests            # tests/gpu/test_gpu_attention.py
+    python scripts/pack_gpu_artifacts.py --bench            # benchmarks/bench_attention.py
+    python scripts/pack_gpu_artifacts.py --tests --bench --out .device/artifacts --tar
+
+Layout: ``<out>/<key>/`` one artifact per (family, L, D, dtype), where ``key`` is
+`splat.runtime.resolve.request_key` of the pattern (so ``splat.torch.attention(q, k, v, pattern)``
+finds it through ``SPLAT_ARTIFACT_DIR=<out>``), and ``<out>/catalog.json`` listing every entry
+(family, parameters, L, D, dtype, key, how the pattern was built, compile time, schedule size).
+Existing entries are reused (the key is a content hash), so re-running is cheap. ``--tar``
+also writes ``<out>.tar.gz`` (PTX compresses ~10x; the device tool carries at most 64 MiB).
+
+On the GPU machine (from the repository root)::
+
+    tar xzf .device/artifacts.tar.gz -C /tmp      # if packed with --tar
+    SPLAT_ARTIFACT_DIR=/tmp/artifacts PYTHONPATH=python python -m pytest -m gpu tests/gpu
+    SPLAT_ARTIFACT_DIR=/tmp/artifacts PYTHONPATH=python python benchmarks/bench_attention.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+from splat import testing as T  # noqa: E402
+from splat.runtime.artifact import ArtifactError, load, save  # noqa: E402
+from splat.runtime.resolve import DEFAULT_TARGET, compiler_version, request_key  # noqa: E402
+
+BENCH_LENGTHS = (4096, 16384)
+BENCH_HEAD_DIMS = (64, 128)
+
+
+def jobs(args) -> list:
+    """(suite, family, L, D, dtype, variant) to build."""
+    out = []
+    if args.tests:
+        for fam in T.TEST_FAMILIES:
+            for L in T.TEST_LENGTHS:
+                for D in (64, 128):
+                    for dt in ("bf16", "f16"):
+                        out.append(("tests", fam, L, D, dt, "fused"))
+    if args.bench:
+        for fam in T.BENCH_FAMILIES:
+            for L in BENCH_LENGTHS:
+                for D in BENCH_HEAD_DIMS:
+                    out.append(("bench", fam, L, D, "bf16", "fused"))
+                    if args.decomposed:
+                        out.append(("bench", fam, L, D, "bf16", "decomposed"))
+    if args.families:
+        keep = set(args.families.split(","))
+        out = [j for j in out if j[1].name in keep]
+    if args.lengths:
+        keep_l = {int(x) for x in args.lengths.split(",")}
+        out = [j for j in out if j[2] in keep_l]
+    return out
+
+
+def _compile(pattern, dtype, D, target, variant):
+    from splat import compiler  # imports MLIR; only this script and the compiler do
+
+    kw = dict(dtype=dtype, head_dim=D, target=target)
+    if variant != "fused":
+        kw["variant"] = variant
+    return compiler.compile(pattern, **kw)
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / ".device" / "artifacts"))
+    ap.add_argument("--tests", action="store_true", help="artifacts of tests/gpu/test_gpu_attention.py")
+    ap.add_argument("--bench", action="store_true", help="artifacts of benchmarks/bench_attention.py")
+    ap.add_argument("--decomposed", action="store_true",
+                    help="with --bench: also the decomposed (sddmm/softmax/spmm) variant, if the "
+                         "compiler offers it (skipped with a note otherwise)")
+    ap.add_argument("--families", help="comma-separated family names to keep")
+    ap.add_argument("--lengths", help="comma-separated L values to keep")
+    ap.add_argument("--target", default=DEFAULT_TARGET)
+    ap.add_argument("--route", default="auto", choices=("auto", "constructor", "mask_fn", "mask"),
+                    help="how patterns are built (splat.testing.build_pattern)")
+    ap.add_argument("--tar", action="store_true", help="also write <out>.tar.gz")
+    args = ap.parse_args(argv)
+    if not (args.tests or args.bench):
+        args.tests = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cat_path = out / "catalog.json"
+    old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
+    entries = {(e["family_id"], e["L"], e["D"], e["dtype"], e.get("variant", "fused")): e
+               for e in old.get("entries", [])}
+    patterns: dict = {}
+    todo = jobs(args)
+    t_start = time.perf_counter()
+    failures = []
+    for i, (suite, fam, L, D, dt, variant) in enumerate(todo):
+        ident = (str(fam), L, D, dt, variant)
+        if (str(fam), L) not in patterns:
+            t0 = time.perf_counter()
+            patterns[(str(fam), L)] = T.build_pattern(fam, L, route=args.route) + (time.perf_counter() - t0,)
+        pattern, route, build_s = patterns[(str(fam), L)]
+        key = request_key(pattern, Lq=L, Lk=L, dtype=dt, head_dim=D, target=args.target,
+                          variant=variant)
+        dest = out / key
+        entry = entries.get(ident)
+        compile_s = entry.get("compile_s") if entry and entry.get("key") == key else None
+        try:
+            art = load(dest)
+            state = "cached"
+        except ArtifactError:
+            t0 = time.perf_counter()
+            try:
+                art = _compile(pattern, dt, D, args.target, variant)
+            except TypeError as e:
+                if variant != "fused":
+                    print(f"[{i + 1}/{len(todo)}] {ident}: compiler has no {variant} variant ({e}); skipped")
+                    continue
+                raise
+            except Exception as e:  # keep packing the rest, report at the end
+                failures.append((ident, repr(e)))
+                print(f"[{i + 1}/{len(todo)}] {ident}: FAILED {e!r}", flush=True)
+                continue
+            compile_s = time.perf_counter() - t0
+            save(art, dest, overwrite=True)
+            art = load(dest)
+            state = f"compiled in {compile_s:.2f}s"
+        rt = art.tables.get("row_tiles")
+        sg = art.tables.get("segments")
+        suites = sorted(set((entry or {}).get("suites", [])) | {suite})
+        entries[ident] = dict(
+            family=fam.name, family_id=str(fam), params=fam.p, L=L, D=D, dtype=dt,
+            variant=variant, key=key, route=route, suites=suites, target=args.target,
+            compile_s=compile_s, pattern_build_s=build_s,
+            n_tiles=int(rt.shape[0]) if rt is not None else None,
+            n_segments=int(sg.shape[0]) if sg is not None else None,
+            kernels=[k["name"] for k in art.kernels])
+        print(f"[{i + 1}/{len(todo)}] {fam} L={L} D={D} {dt} {variant}: {state} "
+              f"({route}) -> {key[:12]}", flush=True)
+        if (i + 1) % 16 == 0:
+            _write_json_atomic(cat_path, _catalog(entries, args.target))
+    _write_json_atomic(cat_path, _catalog(entries, args.target))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
+          f"({time.perf_counter() - t_start:.1f}s)")
+    if args.tar:
+        tar_path = out.with_name(out.name + ".tar.gz")
+        tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
+        with tarfile.open(tmp, "w:gz") as tf:
+            tf.add(out, arcname=out.name)
+        os.replace(tmp, tar_path)
+        print(f"wrote {tar_path} ({tar_path.stat().st_size / 2**20:.1f} MiB)")
+    if failures:
+        print(f"{len(failures)} FAILED:")
+        for ident, err in failures:
+            print(f"  {ident}: {err}")
+        return 1
+    return 0
+
+
+def _catalog(entries: dict, target: str) -> dict:
+    return {"format": "splat-catalog/1", "splat_version": compiler_version(), "target": target,
+            "entries": sorted(entries.values(), key=lambda e: (e["family_id"], e["L"], e["D"],
+                                                               e["dtype"], e["variant"]))}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

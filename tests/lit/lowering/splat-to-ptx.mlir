@@ -1,0 +1,21 @@
+// The whole compiler in one splat-opt invocation: pattern IR -> PTX.
+// RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{chip=sm_90a})' | FileCheck %s
+// RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx)' | %python -m splat.tools.extract_ptx -o %t.ptx
+// RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS
+// RUN: FileCheck %s --check-prefix=PTX --input-file=%t.ptx
+
+// CHECK: call @splat_attention_0
+// CHECK: gpu.binary @splat_kernels
+// PTX: .target sm_90a
+// PTX: .extern .shared .align 128 .b8 __dynamic_shmem__
+// PTX: .entry splat_fwd_f16_d128(
+// PTX-DAG: ldmatrix.sync.aligned
+// PTX-DAG: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
+// PTX-DAG: cp.async
+// PTX-DAG: ex2.approx
+// PTXAS: Compiling entry function 'splat_fwd_f16_d128' for 'sm_90a'
+// PTXAS: 0 bytes spill stores, 0 bytes spill loads
+func.func @f(%q: tensor<1x4x512x128xf16>) -> tensor<1x4x512x128xf16> {
+  %o = splat.attention %q, %q, %q layout(#splat.union<[#splat.causal_window<w = 64>, #splat.global_tokens<[0, 1]>]>) : tensor<1x4x512x128xf16>, tensor<1x4x512x128xf16>, tensor<1x4x512x128xf16> -> tensor<1x4x512x128xf16>
+  return %o : tensor<1x4x512x128xf16>
+}

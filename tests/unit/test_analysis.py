@@ -1,0 +1,193 @@
+"""General analysis: exactness on arbitrary masks and on unions/intersections of the families,
+interval extraction and algebra, piece counts, the chunked path, bad input."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from splat import analysis, patterns as P
+from splat.analysis import analyze, intervals_from_mask
+
+
+def check(a, m):
+    a.validate()
+    assert np.array_equal(a.to_mask(), m)
+    assert a.nnz == int(m.sum())
+
+
+# -- random masks --------------------------------------------------------------------------------
+
+@st.composite
+def masks(draw):
+    """Random masks with the awkward rows mixed in: empty, full, one column, runs, strides."""
+    Lq, Lk = draw(st.integers(1, 80)), draw(st.integers(1, 140))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    m = rng.random((Lq, Lk)) < draw(st.sampled_from([0.0, 0.02, 0.2, 0.5, 0.9, 1.0]))
+    for i in range(Lq):
+        kind = rng.integers(8)
+        if kind == 0:
+            m[i] = False
+        elif kind == 1:
+            m[i] = True
+        elif kind == 2:
+            m[i] = False
+            m[i, rng.integers(Lk)] = True
+        elif kind == 3:  # a strided run
+            s = int(rng.integers(1, 6))
+            m[i, int(rng.integers(Lk))::s] = True
+    return m
+
+
+@settings(max_examples=150, deadline=None)
+@given(masks(), st.sampled_from([1, 3, 8, 64]))
+def test_random_masks_are_exact(m, block):
+    a = analyze(m, block=block)
+    check(a, m)
+    if a.remainder is not None:
+        assert a.remainder.block == block
+
+
+@settings(max_examples=80, deadline=None)
+@given(masks())
+def test_intervals_from_mask(m):
+    iv = intervals_from_mask(m)
+    assert np.array_equal(iv.to_mask(), m)
+    # maximal: intervals of one row never touch
+    same_row = iv.row[1:] == iv.row[:-1]
+    assert (iv.start[1:][same_row] > iv.stop[:-1][same_row]).all()
+    assert iv.nnz == int(m.sum())
+
+
+@pytest.mark.parametrize("Lk", [63, 64, 65, 128, 130])
+def test_intervals_at_word_edges(Lk):
+    m = np.zeros((4, Lk), bool)
+    m[0] = True
+    m[1, -1] = True
+    m[2, 62:66] = True
+    m[3, ::2] = True
+    assert np.array_equal(intervals_from_mask(m).to_mask(), m)
+
+
+# -- families, unions and intersections --------------------------------------------------------
+
+@st.composite
+def patterns(draw, Lq, Lk, depth=2):
+    small = st.integers(1, 10)
+    leaves = [
+        lambda: P.window(draw(small), Lq, Lk),
+        lambda: P.causal(Lq, Lk),
+        lambda: P.causal_window(draw(small), Lq, Lk),
+        lambda: P.dilated(draw(small), draw(st.integers(1, 5)), Lq, Lk),
+        lambda: P.strided(draw(small), draw(st.integers(1, 8)), Lq, Lk),
+        lambda: (lambda B: P.fixed(B, draw(st.integers(1, B)), Lq, Lk))(draw(st.integers(1, 12))),
+        lambda: P.blocked(draw(st.integers(1, 16)), Lq, Lk),
+        lambda: P.global_tokens(draw(st.lists(st.integers(0, min(Lq, Lk) - 1), min_size=1, max_size=3)), Lq, Lk),
+        lambda: P.random_blocks(draw(st.integers(1, 8)), draw(st.integers(1, 2)), draw(st.integers(0, 99)), Lq, Lk),
+    ]
+    p = leaves[draw(st.integers(0, len(leaves) - 1))]()
+    if depth and draw(st.booleans()):
+        q = draw(patterns(Lq, Lk, depth - 1))
+        p = p | q if draw(st.booleans()) else p & q
+    return p
+
+
+@st.composite
+def combos(draw):
+    Lq, Lk = draw(st.integers(1, 100)), draw(st.integers(1, 100))
+    return draw(patterns(Lq, Lk))
+
+
+@settings(max_examples=120, deadline=None)
+@given(combos())
+def test_family_combinations_are_exact(p):
+    m = p.mask()
+    check(analyze(m), m)
+    check(p.acsr(), m)  # analytic or interval algebra + analysis, never the mask
+    assert np.array_equal(p.intervals().to_mask(), m)
+
+
+def test_debug_mode_checks(monkeypatch):
+    monkeypatch.setenv("SPLAT_DEBUG", "1")
+    m = P.bigbird(3, [0, 5], 1, 8, 0, 90, 77).mask()
+    check(analyze(m), m)
+    p = P.longformer(3, [1], 50) & P.causal(50)
+    check(analyze(p), p.mask())
+
+
+def test_pattern_with_analytic_acsr_is_returned_as_is():
+    p = P.window(4, 40)
+    assert analyze(p) is p.acsr()
+
+
+# -- documented piece counts through the general analysis ---------------------------------------
+# (docs/acsr.md; Lq = Lk = 1000 >> parameters)
+
+COUNTS = [
+    ("window(16)", lambda d, q, k: np.abs(d) <= 16, 3),
+    ("causal", lambda d, q, k: d >= 0, 1),
+    ("causal_window(16)", lambda d, q, k: (d >= 0) & (d <= 16), 2),
+    ("dilated(8,4)", lambda d, q, k: (np.abs(d) <= 32) & (d % 4 == 0), 9),
+    ("dilated(3,8)", lambda d, q, k: (np.abs(d) <= 24) & (d % 8 == 0), 7),
+    ("strided(16,8)", lambda d, q, k: (d >= 0) & ((d < 16) | (d % 8 == 0)), 10),
+    ("fixed(50,4)", lambda d, q, k: (d >= 0) & ((q // 50 == k // 50) | (k % 50 >= 46)), 38),
+    ("blocked(50)", lambda d, q, k: q // 50 == k // 50, 20),
+    ("global(0:8)", lambda d, q, k: (q < 8) | (k < 8), 2),
+    ("longformer(16, 0:8)", lambda d, q, k: (np.abs(d) <= 16) | (q < 8) | (k < 8), 5),
+]
+
+
+@pytest.mark.parametrize("name, fn, count", COUNTS, ids=[c[0] for c in COUNTS])
+def test_piece_counts_from_masks(name, fn, count):
+    q, k = np.arange(1000)[:, None], np.arange(1000)[None, :]
+    m = fn(q - k, q, k)
+    a = analyze(m)
+    check(a, m)
+    assert len(a.pieces) == count and a.remainder is None
+
+
+def test_random_masks_go_to_the_remainder():
+    m = np.random.default_rng(0).random((200, 150)) < 0.05
+    a = analyze(m, block=32)
+    check(a, m)
+    assert a.remainder is not None and a.remainder.nnz > 0.9 * m.sum()
+
+
+# -- the chunked path never builds the full mask ------------------------------------------------
+
+def test_from_mask_fn_at_32k_is_chunked():
+    L, w = 32768, 64
+    p = P.from_mask_fn(lambda q, k: np.abs(q - k) <= w, L)
+    tracemalloc.start()
+    try:
+        a = analyze(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20  # the full bool mask alone would be 1 GiB
+    assert a == P.window(w, L).acsr()
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg, kw, exc, msg", [
+    (np.ones((3, 3), np.uint8), {}, TypeError, "dtype bool"),
+    (np.ones(3, bool), {}, ValueError, "2-D"),
+    (np.ones((3, 0), bool), {}, ValueError, "Lk >= 1"),
+    ([[True]], {}, TypeError, "bool ndarray mask or a splat.patterns.Pattern"),
+    (np.ones((3, 3), bool), {"block": 0}, ValueError, "block must be a positive int"),
+    (np.ones((3, 3), bool), {"block": 2.0}, ValueError, "block must be a positive int"),
+])
+def test_bad_input(arg, kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        analyze(arg, **kw)
+
+
+def test_interval_algebra():
+    rng = np.random.default_rng(3)
+    a = rng.random((30, 70)) < 0.4
+    b = rng.random((30, 70)) < 0.4
+    ia, ib = intervals_from_mask(a), intervals_from_mask(b)
+    assert np.array_equal(analysis.union(ia, ib).to_mask(), a | b)
+    assert np.array_equal(analysis.intersection(ia, ib).to_mask(), a & b)
