@@ -53,8 +53,10 @@ class Piece:
     cnt_b: int
 
     def __post_init__(self):
-        for name in _PIECE_FIELDS:
-            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+        values = (self.r0, self.r1, self.row_step, self.stride, self.off_a, self.off_b, self.cnt_a, self.cnt_b)
+        if not all(type(v) is int for v in values):  # fast path: plain ints need no conversion
+            for name in _PIECE_FIELDS:
+                object.__setattr__(self, name, _as_int(name, getattr(self, name)))
         if not 0 <= self.r0 < self.r1:
             raise ValueError(f"piece rows need 0 <= r0 < r1, got r0={self.r0} r1={self.r1}")
         if self.row_step < 1:

@@ -371,12 +371,30 @@ def strided(local: int, stride: int, Lq: int, Lk: int | None = None) -> Pattern:
         if l == 1:  # the local window is the diagonal alone: it chains with the stride part
             width, top = -1, 0
         pieces = _band(Lk, 0, Lq, 1, 1, (1, -width), (1, 0)) if width >= 0 else []
-        for rho in range(min(s, Lq)):
-            pieces += _band(Lk, rho, Lq, s, s, (1, -(Lq + Lk) * s), (1, -top))
-        return _acsr(Lq, Lk, pieces)
+        return _acsr(Lq, Lk, pieces + _strided_part(Lq, Lk, s, top))
 
     return Pattern(Lq, Lk, lambda q, k: (q >= k) & ((q - k < l) | ((q - k) % s == 0)),
                    name=f"strided(local={l}, stride={s})", analytic=build)
+
+
+def _strided_part(Lq, Lk, s, top) -> list[Piece]:
+    """Columns ``k = q - top - m*s >= 0`` (``top`` a multiple of s): one piece per residue class
+    of the row (offset = residue, count grows by one per class row), or one per aligned block of
+    s rows (offset grows by one per row, count constant) - whichever is fewer, as the analysis
+    chooses.  The block form needs the columns unclipped by Lk."""
+    residue = [p for rho in range(min(s, Lq))
+               for p in _band(Lk, rho, Lq, s, s, (1, -(Lq + Lk) * s), (1, -top))]
+    if Lq - top > Lk or top >= Lq:
+        return residue
+    nblocks = -(-(Lq - top) // s)
+    if nblocks > len(residue):
+        return residue
+    regimes = []
+    for j in range(top // s, -(-Lq // s)):
+        r0, r1 = j * s, min(Lq, j * s + s)
+        regimes.append((r0, r1, 1, -j * s, 0, j - top // s + 1))
+    blocks = _greedy_track(regimes, 0, 1, s)
+    return blocks if len(blocks) <= len(residue) else residue
 
 
 def fixed(block: int, summary: int, Lq: int, Lk: int | None = None) -> Pattern:

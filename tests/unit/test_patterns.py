@@ -106,10 +106,11 @@ def test_random_blocks(block, per_row, seed, shape):
 
 L = 384
 STRUCTURAL = [
-    P.window(16, L), P.window(1, L, L) if False else P.window(5, L),
+    P.window(16, L), P.window(5, L),
     P.causal(L), P.causal_window(7, L),
     P.dilated(8, 4, L), P.dilated(3, 8, L), P.dilated(5, 5, L), P.dilated(4, 1, L),
     P.strided(16, 8, L), P.strided(13, 8, L), P.strided(16, 16, L), P.strided(1, 4, L),
+    P.strided(100, 64, 1000), P.strided(64, 100, 1000), P.strided(128, 128, 1000),
     P.fixed(32, 4, L), P.fixed(32, 1, L), P.fixed(24, 24, L),
     P.blocked(32, L), P.blocked(50, L),
     P.global_tokens(range(4), L), P.global_tokens([7, 100, 193, 286], L), P.global_tokens([10, 11, 200], L),
@@ -134,6 +135,7 @@ DOCUMENTED_COUNTS = [
     (P.dilated(3, 8, 1000), 1 + 2 * 3),
     (P.strided(16, 8, 1000), 2 + 8),        # 2 + s
     (P.strided(13, 8, 1000), 2 + 8),
+    (P.strided(100, 64, 1000), 2 + 14),    # 2 + min(s, ceil((L - top) / s)), top = 128
     (P.fixed(50, 4, 1000), 2 * 20 - 2),     # 2 nb - 2
     (P.blocked(50, 1000), 20),              # nb
     (P.global_tokens(range(8), 1000), 2),
