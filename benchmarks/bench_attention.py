@@ -176,6 +176,9 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
         try:
             from torch.nn.attention.flex_attention import create_block_mask
 
+            import torch._dynamo
+
+            torch._dynamo.reset()  # each row compiles from scratch: an honest first-call cost
             pred = fam.predicate(L, dev)
 
             def mask_mod(b, h, q_idx, kv_idx):

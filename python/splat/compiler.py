@@ -24,7 +24,6 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import func
 
-import splat
 
 from .acsr import ACSR
 from .acsr_ir import acsr_to_attr
@@ -36,6 +35,7 @@ from .passes.tile_acsr import attr_to_schedule
 from .passes.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
+from .runtime.resolve import compiler_version
 from .tools.extract_ptx import binaries_ptx
 
 STAGES = ("analyze", "tile", "lower", "nvvm", "ptx")
@@ -132,11 +132,11 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     kernel["ptx_file"] = "kernel.ptx"
     acsr_text = acsr.to_text()
     key = artifact_key(acsr=acsr_text, Lq=acsr.Lq, Lk=acsr.Lk, dtype=dtype, head_dim=head_dim,
-                       target=target, compiler_version=splat.__version__)
+                       target=target, compiler_version=compiler_version())
     tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
     manifest = {
         "format": FORMAT,
-        "compiler_version": splat.__version__,
+        "compiler_version": compiler_version(),
         "key": key,
         "target": target,
         "dtype": dtype,

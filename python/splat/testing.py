@@ -53,12 +53,6 @@ def _globals(L: int, n: int) -> np.ndarray:
     return np.array(idx, dtype=np.int64)
 
 
-def _global_vec(L: int, n: int) -> np.ndarray:
-    g = np.zeros(L, dtype=bool)
-    g[_globals(L, n)] = True
-    return g
-
-
 def _random_block_table(L: int, block: int, per_row: int, seed: int) -> np.ndarray:
     nb = -(-L // block)
     rng = np.random.default_rng(seed)
@@ -92,11 +86,16 @@ class Family:
 
     def _predicate(self, L: int, device: Any) -> Callable[[Any, Any], Any]:
         def tab(arr):
+            """A lookup table; on a torch device as int8 (FlexAttention's kernels then load
+            bytes; lookups are compared with != 0 so numpy bool tables work the same)."""
             if device is None:
                 return arr
             import torch  # noqa: PLC0415
 
-            return torch.as_tensor(arr, device=device)
+            return torch.as_tensor(arr.astype(np.int8), device=device)
+
+        def glob(x, n):  # global tokens: the first n and the middle one (no table needed)
+            return (x < n) | (x == L // 2)
 
         p, name = self.p, self.name
         if name == "window":
@@ -120,20 +119,20 @@ class Family:
             b = p["block"]
             return lambda q, k: (q // b) == (k // b)
         if name == "global_tokens":
-            g = tab(_global_vec(L, p["n"]))
-            return lambda q, k: _table(g, q)[q] | _table(g, k)[k]
+            n = p["n"]
+            return lambda q, k: glob(q, n) | glob(k, n)
         if name == "random_blocks":
             b = p["block"]
             t = tab(_random_block_table(L, b, p["per_row"], p["seed"]))
-            return lambda q, k: _table(t, q)[q // b, k // b]
+            return lambda q, k: _table(t, q)[q // b, k // b] != 0
         if name == "longformer":
-            w, g = p["w"], tab(_global_vec(L, p["n_globals"]))
-            return lambda q, k: (abs(q - k) <= w) | _table(g, q)[q] | _table(g, k)[k]
+            w, n = p["w"], p["n_globals"]
+            return lambda q, k: (abs(q - k) <= w) | glob(q, n) | glob(k, n)
         if name == "bigbird":
-            w, g, b = p["w"], tab(_global_vec(L, p["n_globals"])), p["block"]
+            w, n, b = p["w"], p["n_globals"], p["block"]
             t = tab(_random_block_table(L, b, p["random"], p["seed"]))
-            return lambda q, k: ((abs(q - k) <= w) | _table(g, q)[q] | _table(g, k)[k]
-                                 | _table(t, q)[q // b, k // b])
+            return lambda q, k: ((abs(q - k) <= w) | glob(q, n) | glob(k, n)
+                                 | (_table(t, q)[q // b, k // b] != 0))
         if name == "sparse_rows":  # a window with empty rows (whole row tiles and single rows)
             w = p["w"]
             return lambda q, k: ((abs(q - k) <= w) & (((q // 64) % 3) != 1) & ((q % 5) != 2))

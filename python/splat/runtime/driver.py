@@ -400,6 +400,21 @@ def _stream(stream):
     return stream
 
 
+def launch_unchecked_dims(fn, grid: tuple, block: tuple, shared: int, stream, params) -> None:
+    """`launch` for dimensions already checked by `_dims` (the launcher's hot path)."""
+    ensure_init()
+    kp = ctypes.addressof(params) if params is not None and len(params) else 0
+    d = _driver()
+    try:
+        res = d.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+                               int(shared), _stream(stream), kp, 0)
+    except _NO_DRIVER_EXC as e:
+        raise SplatCudaError("cuLaunchKernel", detail=f"no usable CUDA driver: {e}") from None
+    code = int(res[0]) if isinstance(res, tuple) else int(res)
+    if code:
+        _check("cuLaunchKernel", res, f"grid={grid} block={block} shared={shared}")
+
+
 def launch(fn, grid: Sequence[int], block: Sequence[int], shared: int, stream, params) -> None:
     """``cuLaunchKernel(fn, *grid, *block, shared, stream, params, 0)`` with checked arguments.
 

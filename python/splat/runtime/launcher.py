@@ -146,6 +146,8 @@ class Launcher:
         self._modules: dict = {}
         self._functions: dict = {}
         self._tables: dict = {}  # name -> (dptr, shape)
+        self._plans: dict = {}  # Shapes -> launch plan (see _launch_plan)
+        self._lock = threading.Lock()  # params are patched in place, then copied by the launch
         m = artifact.manifest
         self.kernels = list(m["kernels"])
         self.n_tiles, self.tile_Lq, self.min_Lk = check_artifact(artifact)
@@ -214,34 +216,78 @@ class Launcher:
         return tuple(int(x) for x in g)
 
     # -------------------------------------------------------------------------------- launch
+    _PTR_NAMES = ("q", "k", "v", "o", "lse")
+
+    def _launch_plan(self, s: Shapes) -> list:
+        """Per problem size, once: the packed parameter arrays with placeholder pointers, the
+        slots that change per call, grid and block. Calls then only patch ~11 scalars."""
+        plan = self._plans.get(s)
+        if plan is not None:
+            return plan
+        self.check_shapes(s)
+        ns: dict = {
+            "q": MemRef(1, (s.B, s.H, s.Lq, s.D)),
+            "k": MemRef(1, (s.B, s.Hkv, s.Lk, s.D)),
+            "v": MemRef(1, (s.B, s.Hkv, s.Lk, s.D)),
+            "o": MemRef(1, (s.B, s.H, s.Lq, s.D)),
+            "lse": MemRef(1, (s.B, s.H, s.Lq)),
+            "scale": 1.0,
+        }
+        ns.update({f: getattr(s, f) for f in _SCALARS})
+        ns.update({n: MemRef(p, shape) for n, (p, shape) in self._tables.items()})
+        plan = []
+        for k in self.kernels:
+            params = drv.pack_params(k["params"], ns)
+            ptr_slots, scale_slots, i = [], [], 0
+            for p in k["params"]:
+                if p["kind"] == "memref":
+                    if p["name"] in self._PTR_NAMES:  # allocated and aligned pointer
+                        j = self._PTR_NAMES.index(p["name"])
+                        ptr_slots += [(i, j), (i + 1, j)]
+                    i += 3 + 2 * int(p["rank"])
+                else:
+                    if p["name"] == "scale":
+                        scale_slots.append(i)
+                    i += 1
+            grid = drv._dims("grid", self.grid(k, s), (2**31 - 1, 65535, 65535))
+            block = drv._dims("block", k["block"], (1024, 1024, 64))
+            plan.append((self._functions[k["name"]], grid, block, int(k["shared_bytes"]), params,
+                         tuple(ptr_slots), tuple(scale_slots)))
+        if len(self._plans) >= 64:
+            self._plans.clear()
+        self._plans[s] = plan
+        return plan
+
     def forward(self, q_ptr: int, k_ptr: int, v_ptr: int, o_ptr: int, lse_ptr: int,
                 shapes: Any, scale: float, stream: Any = None) -> None:
         """Launch the artifact's kernels (in manifest order) on `stream`.
 
         Pointers are device addresses of contiguous tensors: q/o ``B×H×Lq×D``, k/v
-        ``B×Hkv×Lk×D`` (dtype of the artifact), lse ``B×H×Lq`` float32."""
+        ``B×Hkv×Lk×D`` (dtype of the artifact), lse ``B×H×Lq`` float32. `stream`: a raw
+        ``CUstream`` handle (int, e.g. ``torch.cuda.current_stream().cuda_stream``), a
+        ``CUstream`` or None (legacy default stream)."""
         if self._closed:
             raise RuntimeError("Launcher is closed")
-        s = self.check_shapes(shapes)
-        if not math.isfinite(float(scale)):
+        s = shapes if type(shapes) is Shapes else Shapes.of(shapes)
+        scale = float(scale)
+        if not math.isfinite(scale):
             raise ValueError(f"scale must be finite, got {scale}")
         if s.B == 0 or s.H == 0 or self.n_tiles == 0:
+            self.check_shapes(s)
             return
-        ns: dict = {
-            "q": MemRef(q_ptr, (s.B, s.H, s.Lq, s.D)),
-            "k": MemRef(k_ptr, (s.B, s.Hkv, s.Lk, s.D)),
-            "v": MemRef(v_ptr, (s.B, s.Hkv, s.Lk, s.D)),
-            "o": MemRef(o_ptr, (s.B, s.H, s.Lq, s.D)),
-            "lse": MemRef(lse_ptr, (s.B, s.H, s.Lq)),
-            "scale": float(scale),
-        }
-        ns.update({f: getattr(s, f) for f in _SCALARS})
-        ns.update({n: MemRef(p, shape) for n, (p, shape) in self._tables.items()})
-        with drv.context_scope(self.ctx):
-            for k in self.kernels:
-                params = drv.pack_params(k["params"], ns)
-                drv.launch(self._functions[k["name"]], self.grid(k, s), k["block"],
-                           int(k["shared_bytes"]), stream, params)
+        ptrs = (int(q_ptr), int(k_ptr), int(v_ptr), int(o_ptr), int(lse_ptr))
+        if not all(ptrs):
+            raise ValueError(f"null device pointer among q, k, v, o, lse: {ptrs}")
+        with self._lock:
+            plan = self._launch_plan(s)
+            with drv.context_scope(self.ctx):
+                for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:
+                    scalars = params.scalars
+                    for i, j in ptr_slots:
+                        scalars[i].value = ptrs[j]
+                    for i in scale_slots:
+                        scalars[i].value = scale
+                    drv.launch_unchecked_dims(fn, grid, block, shared, stream, params)
 
     def close(self) -> None:
         """Free the device tables and unload the modules (idempotent)."""

@@ -20,6 +20,8 @@ checks whether `mlir` can be found before importing `splat.compiler`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -38,10 +40,27 @@ _loaded: dict = {}
 _lock = threading.Lock()
 
 
+# The compiler's own sources: a change to any of them changes every content key, so on-disk
+# caches and prebuilt artifact directories never serve kernels of an older compiler.
+_COMPILER_SOURCES = ("acsr.py", "acsr_ir.py", "analysis.py", "compiler.py", "pattern_ir.py",
+                     "patterns.py", "pipeline.py", "lowering", "passes", "tiling")
+
+
+@functools.cache
 def compiler_version() -> str:
+    """``<splat version>+<hash of the compiler's sources>`` (identical wherever the same
+    sources are: the compiling machine and a GPU machine carrying the tree)."""
     from .. import __version__  # noqa: PLC0415
 
-    return str(__version__)
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _COMPILER_SOURCES:
+        path = root / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file():
+                digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
 def compiler_available() -> bool:
