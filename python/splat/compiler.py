@@ -128,12 +128,16 @@ def _dump(directory: Path | None, n: int, stage: str, text: str) -> None:
 
 def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
               scale: float | None, block_n: int) -> Artifact:
-    kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n)
+    kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
+                                              mask_tiles=schedule.has_masks)
     kernel["ptx_file"] = "kernel.ptx"
     acsr_text = acsr.to_text()
     key = artifact_key(acsr=acsr_text, Lq=acsr.Lq, Lk=acsr.Lk, dtype=dtype, head_dim=head_dim,
                        target=target, compiler_version=compiler_version())
     tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
+    if schedule.has_masks:
+        tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
+                      mask_bits=schedule.mask_bits)
     manifest = {
         "format": FORMAT,
         "compiler_version": compiler_version(),

@@ -18,9 +18,10 @@ def _as_module(op: ir.Operation) -> SimpleNamespace:
     return SimpleNamespace(body=op.regions[0].blocks[0], operation=op, context=op.context)
 
 
-def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int) -> None:
-    """Adds ``gpu.func @splat_fwd_<dtype>_d<D>`` to ``gpu.module @splat_kernels``."""
-    cfg = fused_forward.FusedForwardConfig(dtype, head_dim, block_n)
+def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
+                mask_tiles: bool = False) -> None:
+    """Adds ``gpu.func @splat_fwd_<dtype>_d<D>[_masked]`` to ``gpu.module @splat_kernels``."""
+    cfg = fused_forward.FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles)
     fused_forward.build_into(_as_module(module_op), cfg)
 
 

@@ -7,7 +7,7 @@ Data flow of one CTA::
 
     Q tile (rows row0 + row_step*rho)  --cp.async-->  smem  --ldmatrix-->  registers (A operand)
     key tile 0 (K/V rows col0 + col_step*u, u >= ncols zero-filled)  --cp.async-->  stage 0
-    for it, (segment, u0) in enumerate(key tiles of all the tile's segments):
+    for it, (segment, u0) in enumerate(key tiles of all the tile's segments [+ its mask tiles]):
         cp.async.wait_group 0 ; bar.sync            (tile it landed; stage (it+1)%2 is free)
         S  = Q Kᵀ                        (ldmatrix K, mma.sync m16n8k16, f32 accumulators)
         prefetch key tile it+1  --cp.async-->  stage (it+1) % 2
@@ -16,6 +16,21 @@ Data flow of one CTA::
         O  = O*alpha + P V               (ldmatrix.trans V, mma.sync)
     O /= l ; lse = (m + log2 l) * ln 2 ; rows with l == 0 give O = 0, lse = -inf
     O  --st.shared-->  smem  --16-byte stores-->  rows < nrows of o ; lse from one lane per row
+
+Mask tiles (``FusedForwardConfig.mask_tiles``, kernel ``splat_fwd_<dtype>_d<D>_masked``): the
+irregular remainder of the layout comes as three more arguments after ``scale`` (the
+``TileSchedule`` tables, all int32, identity layout)::
+
+    mask_ptr   memref<?xi32>      [n_tiles + 1]  CSR over row tiles
+    mask_tiles memref<?x2xi32>    [n_mask, 2]    (col0, ncols): keys col0 + u, u < ncols <= BLOCK_N
+    mask_bits  memref<?x?x?xi32>  [n_mask, BLOCK_M, ceil(BLOCK_N/32)]: bit u % 32 of word
+                                  [m, rho, u // 32] = tile row rho attends key col0 + u
+
+They run as key tiles ``n_seg_iter .. n_seg_iter + n_mask - 1`` of the same loop, after the
+segments' key tiles, so the online-softmax state and the double-buffered prefetch carry over.
+A mask tile's bits (BLOCK_M x words int32) are copied by cp.async into a per-stage bits buffer
+together with its K/V rows, and S is always element-masked from them.  Past the segments the
+loop reads no segment row (``seg_end`` may be outside the table).
 
 Register layouts (m16n8k16, ``lane`` = thread index in the warp, ``g = lane // 4``, ``t = lane % 4``):
 
@@ -33,13 +48,17 @@ one ldmatrix 8x8 matrix fall into distinct bank groups)::
 
     [ K stage 0 ][ K stage 1 ][ V stage 0 ][ V stage 1 ]      each BLOCK_N x (D+8)
                  [ Q tile BLOCK_M x (D+8) ]                  (aliases K stage 1 when BLOCK_N >= 64)
+    (mask_tiles only, after all of the above:)  [ bits stage 0 ][ bits stage 1 ]
+                                                each BLOCK_M x words int32
 
 Q is only read (into registers, once) before the key loop, whose first prefetch then overwrites
 K stage 1; after the loop the same region stages the output tile for 16-byte coalesced stores.
 (For BLOCK_N < BLOCK_M the Q tile gets its own region after the V stages.)
 Defaults (``DEFAULTS``): D = 64 uses BLOCK_N = 64, 36 KiB and <= 128 registers (4 CTAs/SM);
-D = 128 uses BLOCK_N = 32, 51 KiB and 168 registers (3 CTAs/SM).  The kernel requires scale > 0
-(the running max is taken on raw scores and scaled afterwards).
+D = 128 uses BLOCK_N = 32, 51 KiB and 168 registers (3 CTAs/SM).  The masked kernels add
+2 x BLOCK_M x ceil(BLOCK_N/32) x 4 bytes of shared memory (1 KiB at D = 64, 0.5 KiB at D = 128)
+and keep the same occupancy (D = 128 gets the hint MASKED_MIN_BLOCKS_PER_SM: 167 registers).
+The kernel requires scale > 0 (the running max is taken on raw scores and scaled afterwards).
 
 f16 uses ``nvgpu.mma.sync``; bf16 uses ``nvvm.mma.sync`` on i32-packed pairs, because the bf16
 ``nvgpu.mma.sync`` lowering fails in MLIR 22.1.8 (see shared/TOOLCHAIN.md).
@@ -61,6 +80,9 @@ NUM_THREADS = 32 * NUM_WARPS
 # (D=128: 3 CTAs/SM) without spills.  0 = no .minnctapersm hint.
 DEFAULTS = {64: {"block_n": 64, "min_blocks_per_sm": 4},
             128: {"block_n": 32, "min_blocks_per_sm": 0}}
+# The masked kernel (mask_tiles=True) at D = 128 and its default BLOCK_N: without a hint ptxas
+# takes 195 registers (2 CTAs/SM); capped at 3 CTAs/SM it needs 167 and spills nothing.
+MASKED_MIN_BLOCKS_PER_SM = {128: 3}
 DEFAULT_BLOCK_N = 64  # the design's nominal BLOCK_N; pass block_n=None to get DEFAULTS instead
 SMEM_PAD = 8  # elements appended to every shared-memory row (16 bytes)
 CHUNK = 8  # elements per 16-byte cp.async / vector chunk
@@ -71,6 +93,7 @@ _HEAD_DIMS = (64, 128)
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 _I32_MIN = -(2**31)
+_SEGMENT_FIELDS = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -88,21 +111,33 @@ class FusedForwardConfig:
     min_blocks_per_sm: int | None = None
     # One CTA barrier per key tile (wait -> barrier -> compute + prefetch) instead of two.
     single_barrier: bool = True
+    # Also run the schedule's remainder mask tiles (design.md §2, TileSchedule): three more
+    # kernel arguments and a "_masked" kernel name.  False keeps the plain kernel unchanged.
+    mask_tiles: bool = False
 
     def __post_init__(self):
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
         if self.head_dim not in _HEAD_DIMS:
             raise ValueError(f"head_dim must be one of {_HEAD_DIMS}, got {self.head_dim}")
+        defaults = dict(DEFAULTS[self.head_dim])
+        if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
+                and self.block_n in (None, defaults["block_n"])):
+            defaults["min_blocks_per_sm"] = MASKED_MIN_BLOCKS_PER_SM[self.head_dim]
         for field in ("block_n", "min_blocks_per_sm"):
             if getattr(self, field) is None:
-                object.__setattr__(self, field, DEFAULTS[self.head_dim][field])
+                object.__setattr__(self, field, defaults[field])
         if self.block_n not in (32, 64, 128):
             raise ValueError(f"block_n must be 32, 64 or 128, got {self.block_n}")
 
     @property
     def name(self) -> str:
-        return kernel_name(self.dtype, self.head_dim)
+        return kernel_name(self.dtype, self.head_dim, self.mask_tiles)
+
+    @property
+    def words(self) -> int:
+        """32-bit words per row of a mask tile's bits (ceil(BLOCK_N / 32))."""
+        return -(-self.block_n // 32)
 
     @property
     def row_stride(self) -> int:
@@ -122,17 +157,34 @@ class FusedForwardConfig:
         return 4 * self.kv_tile_bytes
 
     @property
-    def shared_bytes(self) -> int:
+    def bits_offset(self) -> int:
+        """Byte offset of the mask-bits stages (mask_tiles only): after K, V and Q."""
         return max(4 * self.kv_tile_bytes, self.q_offset + BLOCK_M * self.row_stride * 2)
 
+    @property
+    def bits_stage_bytes(self) -> int:
+        """Bytes of one mask tile's bits: BLOCK_M rows x words int32 (a multiple of 16)."""
+        return BLOCK_M * self.words * 4
 
-def kernel_name(dtype: str, head_dim: int) -> str:
-    return f"splat_fwd_{dtype}_d{head_dim}"
+    @property
+    def shared_bytes(self) -> int:
+        if self.mask_tiles:
+            return self.bits_offset + 2 * self.bits_stage_bytes
+        return self.bits_offset
 
 
-def kernel_params(dtype: str) -> list[dict]:
-    """The ABI of design.md §3 in manifest form (design.md §4)."""
-    return [
+def kernel_name(dtype: str, head_dim: int, mask_tiles: bool = False) -> str:
+    return f"splat_fwd_{dtype}_d{head_dim}" + ("_masked" if mask_tiles else "")
+
+
+# Tables of the remainder (TileSchedule.mask_ptr / mask_tiles / mask_bits), passed after scale.
+MASK_TABLES = ("mask_ptr", "mask_tiles", "mask_bits")
+
+
+def kernel_params(dtype: str, mask_tiles: bool = False) -> list[dict]:
+    """The ABI of design.md §3 in manifest form (design.md §4); with ``mask_tiles`` the three
+    remainder tables follow ``scale``."""
+    params = [
         {"name": "q", "kind": "memref", "rank": 4, "dtype": dtype},
         {"name": "k", "kind": "memref", "rank": 4, "dtype": dtype},
         {"name": "v", "kind": "memref", "rank": 4, "dtype": dtype},
@@ -142,12 +194,18 @@ def kernel_params(dtype: str) -> list[dict]:
         {"name": "segments", "kind": "memref", "rank": 2, "dtype": "i32"},
         {"name": "scale", "kind": "f32"},
     ]
+    if mask_tiles:
+        params += [{"name": n, "kind": "memref", "rank": r, "dtype": "i32"}
+                   for n, r in zip(MASK_TABLES, (1, 2, 3))]
+    return params
 
 
-def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None) -> dict:
-    """Launch metadata of ``splat_fwd_<dtype>_d<D>`` (a manifest "kernels" entry, less ptx_file)."""
-    cfg = FusedForwardConfig(dtype, head_dim, block_n)
-    params = kernel_params(dtype)
+def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
+                       mask_tiles: bool = False) -> dict:
+    """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked]`` (a manifest "kernels" entry, less
+    ptx_file)."""
+    cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles)
+    params = kernel_params(dtype, mask_tiles)
     return {
         "name": cfg.name,
         "block": [NUM_THREADS, 1, 1],
@@ -156,7 +214,7 @@ def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None) ->
         # memrefs expand to 3 + 2*rank 64-bit params, scalars to one.
         "num_ptx_params": sum(3 + 2 * p["rank"] if p["kind"] == "memref" else 1 for p in params),
         "grid": "row_tiles",
-        "tables": ["row_tiles", "segments"],
+        "tables": ["row_tiles", "segments"] + (list(MASK_TABLES) if mask_tiles else []),
         "block_m": BLOCK_M,
         "block_n": cfg.block_n,
     }
@@ -409,7 +467,10 @@ class _FusedForwardKernel:
         self.ops = _MmaBF16() if cfg.dtype == "bf16" else _MmaF16()
         self.elem = self.ops.elem
         (self.q, self.k, self.v, self.o, self.lse, self.row_tiles, self.segments,
-         self.scale) = args
+         self.scale) = args[:8]
+        self.masked = cfg.mask_tiles
+        if self.masked:
+            self.mask_ptr, self.mask_tiles, self.mask_bits = args[8:11]
 
     # --- thread geometry ------------------------------------------------------------------------
     def _setup_ids(self):
@@ -442,6 +503,11 @@ class _FusedForwardKernel:
         # it, so the Q tile lives in K stage 1, which the loop's first prefetch overwrites.
         q_ty = ir.MemRefType.get([BLOCK_M, self.SD], self.elem, memory_space=ws)
         self.qs = memref.view(q_ty, raw, cx(cfg.q_offset), [])
+        if self.masked:
+            # The bits of a mask tile travel with its K/V rows (same cp.async group, same
+            # stage), so they are never waited for separately: [stage, rho * words + w].
+            bits_ty = ir.MemRefType.get([2, BLOCK_M * cfg.words], _i32(), memory_space=ws)
+            self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
 
     def _load_row_tile(self):
         rt = [memref.load(self.row_tiles, [self.tile, cx(i)]) for i in range(5)]
@@ -450,8 +516,8 @@ class _FusedForwardKernel:
     def _segment(self, seg):
         """The 9 fields of segment row ``seg`` (i32)."""
         s = to_idx(seg)
-        names = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
-        return dict(zip(names, (memref.load(self.segments, [s, cx(i)]) for i in range(9))))
+        return dict(zip(_SEGMENT_FIELDS,
+                        (memref.load(self.segments, [s, cx(i)]) for i in range(9))))
 
     # --- global -> shared copies ----------------------------------------------------------------
     def _async_copy_rows(self, dst, dst_prefix, tile_rows, src, src_prefix, global_row):
@@ -486,13 +552,49 @@ class _FusedForwardKernel:
     def load_kv_tile(self, seg, u0, stage):
         """Gather key/value rows ``col0 + col_step*u`` for ``u in [u0, u0+BLOCK_N)`` into ``stage``."""
         s = self._segment(seg)
+        self._load_kv_rows(s["col0"], s["col_step"], s["ncols"], u0, stage)
 
+    def _load_kv_rows(self, col0, col_step, ncols, u0, stage):
         def kv_row(r):
             u = add(u0, r)
-            return icmp("slt", u, s["ncols"]), add(s["col0"], mul(s["col_step"], u))
+            return icmp("slt", u, ncols), add(col0, mul(col_step, u))
 
         for buf, src in ((self.ks, self.k), (self.vs, self.v)):
             self._async_copy_rows(buf, [stage], self.BN, src, [self.b, self.hkv], kv_row)
+
+    def load_key_tile(self, j, seg, u0, stage):
+        """Key tile number ``j`` of the row tile into ``stage``: the segment key tile
+        ``(seg, u0)``, or (mask_tiles) once the segments are done, mask tile
+        ``mask_begin + j - n_seg_iter`` (keys ``col0 + u``, ``u < ncols``) and its bits."""
+        if not self.masked:
+            self.load_kv_tile(seg, u0, stage)
+            return
+        # Only the key sequence differs between the two kinds of key tile: pick it, then run
+        # one copy of the K/V gather (two copies would let LLVM hoist both copies' address
+        # arithmetic out of the key loop and cost registers).
+        is_seg = icmp("slt", j, self.n_seg_iter)
+        m = to_idx(add(self.mask_begin, sub(j, self.n_seg_iter)))
+        src = scf.IfOp(is_seg, [_i32()] * 4, has_else=True)
+        with ir.InsertionPoint(src.then_block):
+            s = self._segment(seg)
+            _yield([s["col0"], s["col_step"], s["ncols"], u0])
+        with ir.InsertionPoint(src.else_block):
+            _yield([memref.load(self.mask_tiles, [m, cx(0)]), ci(1),
+                    memref.load(self.mask_tiles, [m, cx(1)]), ci(0)])
+        self._load_kv_rows(*src.results, stage)
+        # The tile's bit words are contiguous in mask_bits (identity layout): BLOCK_M * words / 4
+        # 16-byte chunks (16, 32 or 64), one per thread.  words divides 4, so chunk c starts
+        # at row 4c / words, word 0 (the memref's strides do the addressing).
+        words = self.cfg.words
+        n_chunks = BLOCK_M * words // 4
+        assert 4 % words == 0 and n_chunks <= NUM_THREADS
+        copy = scf.IfOp(band(icmp("sge", j, self.n_seg_iter), icmp("slt", self.tid, n_chunks)))
+        with ir.InsertionPoint(copy.then_block):
+            nvgpu.device_async_copy(
+                self.bits_s, [stage, to_idx(mul(self.tid, 4))],
+                self.mask_bits, [m, to_idx(mul(self.tid, 4 // words)), cx(0)],
+                4, bypass_l1=True)
+            _yield([])
 
     # --- fragments ------------------------------------------------------------------------------
     def _ldmatrix_x4(self, buf, prefix, row, col, transpose):
@@ -582,6 +684,32 @@ class _FusedForwardKernel:
                 u = add(ubase, 8 * j + (idx % 2))
                 keep = band(icmp("sge", u, lo), icmp("slt", u, hi))
                 vals.append(sel(keep, x, ninf))
+            out.append(vals)
+        return out
+
+    def apply_bits(self, s_tiles, stage):
+        """Mask tiles: keep S where the tile's bit says tile row rho attends key u.
+
+        This thread's columns are ``u = 8j + 2t + e`` (n-tile j, e = 0, 1): word ``j // 4``
+        (8j + 2t + e stays inside one 32-bit word), bit ``8 (j % 4) + 2t + e``.  Shifting each
+        word right by 2t once leaves compile-time bit positions.  Bits of keys >= ncols and rows
+        >= nrows are 0, so nothing else needs checking.
+        """
+        words = self.cfg.words
+        ninf = cf(-math.inf)
+        shift = mul(self.t, 2)
+        row_words = []
+        for rho in (self.row_a, self.row_b):
+            base = mul(rho, words)
+            row_words.append([arith.shrui(memref.load(self.bits_s, [stage, to_idx(add(base, w))]),
+                                          shift) for w in range(words)])
+        out = []
+        for j, tile in enumerate(s_tiles):
+            vals = []
+            for idx, x in enumerate(tile):
+                word = row_words[idx // 2][j // 4]
+                bit = ci(1 << (8 * (j % 4) + idx % 2))
+                vals.append(sel(icmp("ne", band(word, bit), 0), x, ninf))
             out.append(vals)
         return out
 
@@ -684,7 +812,13 @@ class _FusedForwardKernel:
         self._setup_ids()
         self._setup_smem()
         self._load_row_tile()
-        n_iter = self._count_key_tiles()
+        n_iter = self.n_seg_iter = self._count_key_tiles()
+        if self.masked:
+            # The tile's mask tiles run as key tiles n_seg_iter .. n_iter-1 of the same loop, so
+            # the double-buffered prefetch and the online-softmax state carry straight over.
+            self.mask_begin = memref.load(self.mask_ptr, [self.tile])
+            mask_end = memref.load(self.mask_ptr, [arith.addi(self.tile, cx(1))])
+            n_iter = add(self.n_seg_iter, sub(mask_end, self.mask_begin))
         c = mul(self.scale, cf(_LOG2E))  # softmax in base 2
 
         # Prologue: Q (group 0), first key tile into stage 0 (group 1).
@@ -692,7 +826,7 @@ class _FusedForwardKernel:
         nvvm.cp_async_commit_group()
         first = scf.IfOp(icmp("sgt", n_iter, 0))
         with ir.InsertionPoint(first.then_block):
-            self.load_kv_tile(self.seg_begin, ci(0), cx(0))
+            self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
             _yield([])
         nvvm.cp_async_commit_group()
         nvvm.cp_async_wait_group(1)
@@ -712,7 +846,20 @@ class _FusedForwardKernel:
             o = [flat[4 * j:4 * j + 4] for j in range(n_o)]
             stage = arith.andi(it, cx(1))
 
-            seg_info = self._segment(seg)
+            if self.masked:
+                # Past the segments, `seg` = seg_end may be out of the table: read nothing then.
+                # The zeros give ncols = 0 (so nseg / nu0 below are harmless and unused) and
+                # rho_hi = 0 (never "full").
+                it32 = to_i32(it)
+                is_seg = icmp("slt", it32, self.n_seg_iter)
+                guarded = scf.IfOp(is_seg, [_i32()] * 9, has_else=True)
+                with ir.InsertionPoint(guarded.then_block):
+                    _yield(list(self._segment(seg).values()))
+                with ir.InsertionPoint(guarded.else_block):
+                    _yield([ci(0)] * 9)
+                seg_info = dict(zip(_SEGMENT_FIELDS, guarded.results))
+            else:
+                seg_info = self._segment(seg)
             # Next key tile in (segment, u0) order.
             nxt = add(u0, BN)
             same_seg = icmp("slt", nxt, seg_info["ncols"])
@@ -723,7 +870,10 @@ class _FusedForwardKernel:
                 more = scf.IfOp(arith.cmpi(arith.CmpIPredicate.slt, add(it, cx(1)),
                                            to_idx(n_iter)))
                 with ir.InsertionPoint(more.then_block):
-                    self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
+                    if self.masked:
+                        self.load_key_tile(add(it32, 1), nseg, nu0, arith.xori(stage, cx(1)))
+                    else:
+                        self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
                     _yield([])
                 nvvm.cp_async_commit_group()
 
@@ -744,12 +894,23 @@ class _FusedForwardKernel:
                 gpu.barrier()
                 s_tiles = self.qk_scores(q_frags, stage)
             flat_s = [x for tile in s_tiles for x in tile]
-            masked = scf.IfOp(self.tile_is_full(seg_info, u0), [x.type for x in flat_s],
-                              has_else=True)
+            types = [x.type for x in flat_s]
+            full = self.tile_is_full(seg_info, u0)
+            if self.masked:
+                full = band(is_seg, full)
+            masked = scf.IfOp(full, types, has_else=True)
             with ir.InsertionPoint(masked.then_block):
                 _yield(flat_s)
             with ir.InsertionPoint(masked.else_block):
-                _yield([x for tile in self.apply_mask(s_tiles, seg_info, u0) for x in tile])
+                if self.masked:
+                    which = scf.IfOp(is_seg, types, has_else=True)
+                    with ir.InsertionPoint(which.then_block):
+                        _yield([x for t in self.apply_mask(s_tiles, seg_info, u0) for x in t])
+                    with ir.InsertionPoint(which.else_block):
+                        _yield([x for t in self.apply_bits(s_tiles, stage) for x in t])
+                    _yield(list(which.results))
+                else:
+                    _yield([x for tile in self.apply_mask(s_tiles, seg_info, u0) for x in tile])
             res = list(masked.results)
             s_tiles = [res[4 * j:4 * j + 4] for j in range(BN // 8)]
 
@@ -789,7 +950,11 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
     lse_t = ir.MemRefType.get([dyn] * 3, _f32())
     rt_t = ir.MemRefType.get([dyn, 5], _i32())
     seg_t = ir.MemRefType.get([dyn, 9], _i32())
-    fn_type = ir.FunctionType.get([t4, t4, t4, t4, lse_t, rt_t, seg_t, _f32()], [])
+    arg_types = [t4, t4, t4, t4, lse_t, rt_t, seg_t, _f32()]
+    if cfg.mask_tiles:  # mask_ptr, mask_tiles, mask_bits
+        arg_types += [ir.MemRefType.get([dyn], _i32()), ir.MemRefType.get([dyn, 2], _i32()),
+                      ir.MemRefType.get([dyn] * 3, _i32())]
+    fn_type = ir.FunctionType.get(arg_types, [])
     block = gm.bodyRegion.blocks[0]
     with ir.InsertionPoint(block):
         fn = gpu.GPUFuncOp(fn_type, sym_name=cfg.name, kernel=True,
@@ -806,17 +971,22 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
 def build_fused_forward(module_or_none, *, dtype: str, head_dim: int,
                         block_n: int | None = None,
                         min_blocks_per_sm: int | None = None,
-                        single_barrier: bool = True) -> ir.Module:
+                        single_barrier: bool = True,
+                        mask_tiles: bool = False) -> ir.Module:
     """Emit ``gpu.func @splat_fwd_<dtype>_d<D>`` into ``gpu.module @splat_kernels``.
 
     ``module_or_none``: an ``ir.Module`` to add to (its gpu.module is reused if present), or
     ``None`` for a new module (in the current MLIR context, or a fresh one if none is active).
     ``block_n`` / ``min_blocks_per_sm`` default to ``DEFAULTS[head_dim]``; ``single_barrier=False``
-    selects the older two-barriers-per-key-tile loop (kept for comparison).  The launch metadata
-    of the same configuration is ``kernel_launch_info(dtype, head_dim, block_n)``.
+    selects the older two-barriers-per-key-tile loop (kept for comparison).  ``mask_tiles=True``
+    emits ``@splat_fwd_<dtype>_d<D>_masked`` instead, which also runs the schedule's remainder
+    mask tiles (three more arguments after ``scale``, see the module docstring).  The launch
+    metadata of the same configuration is ``kernel_launch_info(dtype, head_dim, block_n,
+    mask_tiles)``.
     Returns the module.  The kernel requires ``scale > 0``.
     """
-    cfg = FusedForwardConfig(dtype, head_dim, block_n, min_blocks_per_sm, single_barrier)
+    cfg = FusedForwardConfig(dtype, head_dim, block_n, min_blocks_per_sm, single_barrier,
+                             mask_tiles)
     if module_or_none is not None:
         module = module_or_none
         with module.context, ir.Location.unknown():

@@ -46,7 +46,7 @@ class LowerToGPU(SplatPass):
     summary = "Lower tiled splat.attention to a gpu.module kernel and a runtime call"
     def run(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
-        emitted: dict[tuple[str, int], int] = {}
+        emitted: dict[tuple[str, int, bool], int] = {}
         for n, target in enumerate(targets):
             if "schedule" not in target.attributes:
                 raise PassError("has no tile schedule: run splat-tile-acsr before "
@@ -60,17 +60,19 @@ class LowerToGPU(SplatPass):
             if "block_m = 64," not in schedule or block_n not in (32, 64, 128):
                 raise PassError(f"the kernel needs 64-row tiles of 32, 64 or 128 keys; the "
                                 f"schedule has {schedule[:60]}...", target)
-            if "mask_ptr" in schedule:
-                raise PassError("layouts with an irregular remainder (masked tiles) are not "
-                                "supported by the fused kernel yet", target)
-            if (dtype, head_dim) in emitted and emitted[(dtype, head_dim)] != block_n:
+            # Layouts with an irregular remainder get the kernel variant that also walks the
+            # schedule's explicitly masked key tiles; the plain kernel stays lean.
+            masked = "mask_ptr" in schedule
+            variant = (dtype, head_dim, masked)
+            if variant in emitted and emitted[variant] != block_n:
                 raise PassError(f"every {dtype} D={head_dim} attention of a module must use one "
                                 f"key tile size; this one uses {block_n}", target)
-            if (dtype, head_dim) not in emitted:
-                emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n)
-                emitted[(dtype, head_dim)] = block_n
-            self._replace_with_call(target, n, fused_forward.kernel_name(dtype, head_dim),
-                                    head_dim)
+            if variant not in emitted:
+                emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n,
+                            mask_tiles=masked)
+                emitted[variant] = block_n
+            self._replace_with_call(target, n,
+                                    fused_forward.kernel_name(dtype, head_dim, masked), head_dim)
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, n: int, kernel: str,

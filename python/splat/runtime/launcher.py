@@ -22,7 +22,7 @@ STATIC_SMEM_LIMIT = 48 * 1024  # above this, dynamic shared memory needs an opt-
 
 _TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
 _SCALARS = ("B", "H", "Hkv", "Lq", "Lk", "D")
-_TABLE_COLS = {"row_tiles": 5, "segments": 9}
+_TABLE_COLS = {"row_tiles": 5, "segments": 9, "mask_tiles": 2}
 
 
 class Shapes(NamedTuple):
