@@ -3,9 +3,9 @@
 Pipeline (all numpy-vectorised; no per-row or per-element Python loops):
 
 1. **Intervals.**  The mask is reduced to its maximal intervals ``(row, start, stop)`` per row.
-   From a dense mask this goes through bit-packed 64-bit words: a run starts where a bit is set
-   and its left neighbour is not, so one pass of word shifts finds every run boundary and only
-   the few words holding a boundary are unpacked.  Patterns that know their ACSR, masks built
+   From a dense mask this goes through bit-packed 64-bit words: ``x ^ (x << 1)`` (with the
+   carry from the word on the left) marks every column where the mask changes, and only the set
+   bits of those few words are read out.  Patterns that know their ACSR, masks built
    from a predicate (in row chunks) and unions/intersections (an event sweep) all meet here, so
    an ``Lq x Lk`` array is never needed.
 2. **Runs.**  Each row is split into maximal arithmetic runs: intervals of length >= 2 are
@@ -13,7 +13,8 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops):
    stride-``s`` runs (dilated and strided patterns).
 3. **Tracks.**  Run ``k`` of row ``i+1`` is linked to a run of row ``i``, aligning the two rows
    from the left or from the right, whichever moves the runs less (so a run appearing on the left,
-   like the strided pattern's stride part, does not shift the others).
+   like the strided pattern's stride part, does not shift the others); rows where that pairs
+   distant runs (noise next to a band) try shifts by one more.
 4. **Pieces.**  Each track is cut greedily into maximal stretches whose stride is constant and
    whose offset and count are affine in the row (second differences zero).  Runs whose
    stretches are short compared with their stride are regrouped by residue class
@@ -24,20 +25,24 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops):
 The greedy steps ("extend while consistent, then start anew") are sequential by nature; they are
 evaluated for all rows at once by pointer doubling over the "next group start" map.
 
-Piece counts achieved on the named families (Lq = Lk = L much larger than the parameters; see
-docs/acsr.md, asserted in tests/unit/test_analysis.py)::
+Piece counts on the named families, through ``analyze(mask)`` and identical to the families'
+analytic ACSRs (Lq = Lk = L, parameters small against L; docs/acsr.md; asserted in
+tests/unit/test_patterns.py and test_analysis.py)::
 
-    window(w)                  3
+    window(w)                  3        top ramp, band, bottom ramp
     causal                     1
-    causal_window(w)           2
-    dilated(w, s)              1 + 2*min(w, s)
-    strided(local, s)          2 + s                (s >= 2)
-    fixed(block, summary)      2*nb - 2             (nb = L / block)
-    blocked(block)             nb
-    global_tokens(g contiguous, at the start)  2
-    longformer(w, g at the start)              4
+    causal_window(w)           2        ramp, band
+    dilated(w, s)              1 + 2*min(w, s)            band + ramps per residue (or per s rows)
+    strided(local, s)          2 + min(s, ceil((L - top) / s))
+                               (top = local + s if s | local, else s * ceil(local / s))
+    fixed(B, c < B)            2*nb - 2 (nb = ceil(L / B))  triangles + summary stripes
+    blocked(B)                 nb
+    global_tokens(0:g)         2
+    longformer(w, 0:g)         5
+    random_blocks(B, r)        <= nb * r (repeated / adjacent blocks merge)
 
-The remainder is empty for all of them.
+The remainder is empty for all of them.  Pieces with fewer than ``min_piece_nnz`` (8) elements
+go to the remainder, so tiny corner ramps (window w <= 2, ...) are remainder blocks.
 """
 
 from __future__ import annotations
@@ -49,10 +54,11 @@ import numpy as np
 
 from .acsr import ACSR, BlockRemainder, Piece
 
-__all__ = ["analyze", "Intervals", "intervals_from_mask", "intervals_from_acsr", "acsr_from_intervals"]
+__all__ = ["analyze", "Intervals", "intervals_from_mask", "intervals_from_acsr", "acsr_from_intervals",
+           "union", "intersection"]
 
 _I64 = np.int64
-_SCAN_CELLS = 1 << 24  # cells per chunk when scanning a dense mask
+_SCAN_CELLS = 1 << 23  # cells per chunk when scanning a dense mask (measured best at 16K-32K)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,11 +107,24 @@ def _empty(Lq: int, Lk: int) -> Intervals:
 
 def _bit_positions(word_idx: np.ndarray, words: np.ndarray) -> np.ndarray:
     """Global bit positions (64 * word index + bit) of the set bits of the given words,
-    ascending."""
-    bits = np.unpackbits(np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1, 8),
-                         axis=1, bitorder="little")
-    w, b = np.nonzero(bits)
-    return word_idx[w].astype(_I64) * 64 + b
+    ascending.  Peels the lowest set bit of every word per round (x & -x is a power of two, and
+    float64 holds those exactly, so log2 gives its index); round k writes each word's k-th bit
+    to its slot, so the output comes out sorted.  Cost O(set bits + rounds * words left)."""
+    x = np.ascontiguousarray(words, dtype=np.uint64).copy()
+    cnt = np.bitwise_count(x).astype(_I64)
+    slot = np.cumsum(cnt) - cnt
+    out = np.empty(int(cnt.sum()), dtype=_I64)
+    base = word_idx.astype(_I64) * 64
+    live = np.arange(x.size)
+    while live.size:
+        xl = x[live]
+        low = xl & (~xl + np.uint64(1))
+        out[slot[live]] = base[live] + np.log2(low.astype(np.float64)).astype(_I64)
+        slot[live] += 1
+        xl &= xl - np.uint64(1)
+        x[live] = xl
+        live = live[xl != 0]
+    return out
 
 
 def intervals_from_mask(mask: np.ndarray, row0: int = 0, Lq: int | None = None) -> Intervals:
@@ -317,9 +336,13 @@ def _tracks(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
     """Order the runs by track.  Returns (order, chain_start): ``order`` lists run indices track
     by track, rows ascending; ``chain_start[p]`` marks where a new track begins.
 
-    Consecutive rows are aligned from the left (run k -> run k) unless aligning from the right
-    moves the runs less.  With ``shift`` the per-row-pair alignment offset and ``C`` its running
-    sum, ``u = k - C`` is constant along a track, so (block of consecutive rows, u) names it."""
+    Run k of a row continues run ``k - shift`` of the row above.  The shift is 0 (align from
+    the left) or ``d`` = the change in the number of runs (align from the right), whichever
+    moves the runs less.  Where that leaves a pair of runs that are not near each other (an
+    extra run on one side and a missing one on the other, e.g. noise next to a band), shifts
+    ``-1, +1, d-1, d+1`` are tried too and the one pairing the most nearby runs wins.  With
+    ``C`` the running sum of the shifts, ``u = k - C`` is constant along a track, so (block of
+    consecutive rows, u) names it."""
     n = r.row.size
     first = np.flatnonzero(np.concatenate([[True], r.row[1:] != r.row[:-1]]))
     ng = first.size
@@ -329,25 +352,49 @@ def _tracks(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
     has_prev = np.zeros(ng, dtype=bool)
     has_prev[1:] = r.row[first[1:]] == r.row[first[:-1]] + 1
     n0 = np.concatenate([[0], nruns[:-1]])
+    d_all = nruns - n0
+    last = r.off + np.maximum(r.stride, 1) * (r.cnt - 1)
+    near = 2 + 2 * np.maximum(r.stride, 1)  # how far a run may move and still be "the same"
+
+    def pairs(j, sh):
+        """For runs j of rows g paired with run k - sh above: per-row (#near pairs, movement)."""
+        g = row_of[j]
+        kp = k[j] - sh
+        ok = has_prev[g] & (kp >= 0) & (kp < n0[g])
+        p = np.where(ok, first[np.maximum(g - 1, 0)] + kp, 0)
+        do, dl = np.abs(r.off[j] - r.off[p]), np.abs(last[j] - last[p])
+        good = ok & ((do <= near[j]) | (dl <= near[j]))
+        return (np.bincount(g, weights=good, minlength=ng),
+                np.bincount(g, weights=np.where(ok, do + dl, 0), minlength=ng))
+
     shift = np.zeros(ng, dtype=_I64)
-    differ = has_prev & (n0 != nruns)
+    differ = has_prev & (d_all != 0)
     if differ.any():
         j = np.flatnonzero(differ[row_of])
-        g = row_of[j]
-        d = nruns[g] - n0[g]
-        last = r.off + np.maximum(r.stride, 1) * (r.cnt - 1)
-
-        def cost(kp):  # total movement of the runs paired with the previous row's run kp
-            ok = (kp >= 0) & (kp < n0[g])
-            p = np.where(ok, first[g - 1] + kp, 0)
-            c = np.abs(r.off[j] - r.off[p]) + np.abs(last[j] - last[p])
-            return np.bincount(g, weights=np.where(ok, c, 0), minlength=ng)
-
-        right = cost(k[j] - d) < cost(k[j])
-        shift = np.where(right & differ, nruns - n0, 0)
+        right = pairs(j, d_all[row_of[j]])[1] < pairs(j, 0)[1]
+        shift = np.where(right & differ, d_all, 0)
+    all_runs = np.arange(n)
+    n_good = pairs(all_runs, shift[row_of])[0]
+    odd = has_prev & (n_good < np.minimum(n0, nruns))
+    if odd.any():
+        j = np.flatnonzero(odd[row_of])
+        cands = [shift, d_all, np.full(ng, -1), np.full(ng, 1), d_all - 1, d_all + 1]
+        best_good = np.full(ng, -1.0)
+        best_move = np.zeros(ng)
+        best = shift.copy()
+        for c in cands:  # first candidate wins ties: keep the plain alignment when it is as good
+            good, move = pairs(j, c[row_of[j]])
+            better = odd & ((good > best_good) | ((good == best_good) & (move < best_move)))
+            best = np.where(better, c, best)
+            best_good = np.where(better, good, best_good)
+            best_move = np.where(better, move, best_move)
+        shift = best
     block = np.cumsum(~has_prev)
     u = k - np.cumsum(shift)[row_of]
-    order = np.lexsort((u, block[row_of]))  # stable: rows stay ascending inside a track
+    # One int64 key (block, u); a stable sort keeps rows ascending inside a track.
+    ub = u - u.min()
+    key = block[row_of] * (int(ub.max()) + 1) + ub
+    order = np.argsort(key, kind="stable")
     ou, ob, orow = u[order], block[row_of][order], r.row[order]
     chain_start = np.ones(n, dtype=bool)
     chain_start[1:] = (ou[1:] != ou[:-1]) | (ob[1:] != ob[:-1]) | (orow[1:] != orow[:-1] + 1)
@@ -423,7 +470,7 @@ def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 
         link2[:-1] = ((k_s[1:] == k_s[:-1]) & (k_res[1:] == k_res[:-1]) & (k_rank[1:] == k_rank[:-1])
                       & (k_row[1:] == k_row[:-1] + k_s[:-1]))
         g2 = _segment(off[ci2], cnt[ci2], link2)
-        n_pass1 = np.unique(grp[ci]).size
+        n_pass1 = int(np.count_nonzero(np.bincount(grp[ci])))  # pass-1 groups of the candidates
         if g2.size < n_pass1:
             # Keep the pass-1 groups of the other runs; the residue groups index copies of the
             # candidate runs appended in residue order.

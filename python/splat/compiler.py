@@ -30,7 +30,7 @@ from .acsr_ir import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import fused_forward
+from .lowering import decomposed, fused_forward
 from .passes.tile_acsr import attr_to_schedule
 from .passes.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
@@ -73,6 +73,26 @@ def attention_module(layout: ir.Attribute, *, lq: int, lk: int, dtype: str, head
     return module
 
 
+def decomposed_module(layout: ir.Attribute, *, lq: int, lk: int, width: int, dtype: str,
+                      head_dim: int, scale: float | None = None) -> ir.Module:
+    """``func @attention(q, k, v) -> o`` as splat.sddmm -> splat.softmax -> splat.spmm over a
+    compressed ``B x H x Lq x width`` f32 score tensor."""
+    element = _ELEMENT_TYPES[dtype].get()
+    dyn = ir.ShapedType.get_dynamic_size()
+    q_t = ir.RankedTensorType.get([dyn, dyn, lq, head_dim], element)
+    kv_t = ir.RankedTensorType.get([dyn, dyn, lk, head_dim], element)
+    s_t = ir.RankedTensorType.get([dyn, dyn, lq, width], ir.F32Type.get())
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        @func.FuncOp.from_py_func(q_t, kv_t, kv_t, name="attention")
+        def _attention(q, k, v):
+            kwargs = {} if scale is None else {"scale": ir.FloatAttr.get_f32(scale)}
+            scores = splat_d.SddmmOp(s_t, q, k, layout, **kwargs).result
+            probs = splat_d.SoftmaxOp(s_t, scores, layout).result
+            return splat_d.SpmmOp(q_t, probs, v, layout).result
+    return module
+
+
 def _as_acsr(pattern) -> ACSR:
     if isinstance(pattern, ACSR):
         return pattern
@@ -82,13 +102,23 @@ def _as_acsr(pattern) -> ACSR:
     return analyze(pattern)
 
 
+VARIANTS = ("fused", "decomposed")
+
+
 def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
-            scale: float | None = None, block_n: int | None = None,
+            scale: float | None = None, block_n: int | None = None, variant: str = "fused",
             dump_dir: str | os.PathLike | None = None) -> Artifact:
-    """Compile the fused forward kernel and schedule for ``pattern`` (a Pattern, an ACSR or a
-    bool mask) into an :class:`~splat.runtime.Artifact` (PTX + manifest + tables)."""
+    """Compile ``pattern`` (a Pattern, an ACSR or a bool mask) into an
+    :class:`~splat.runtime.Artifact` (PTX + manifest + tables).
+
+    ``variant="fused"``: one flash-style kernel over the tile schedule; ``"decomposed"``: the
+    paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison)."""
+    if dtype not in _ELEMENT_TYPES:
+        raise ValueError(f"dtype must be one of {sorted(_ELEMENT_TYPES)}, got {dtype!r}")
     if head_dim not in (64, 128):
         raise ValueError(f"head_dim must be 64 or 128, got {head_dim!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     block_n = block_n or fused_forward.DEFAULTS[head_dim]["block_n"]
     acsr = _as_acsr(pattern)
     dump = Path(dump_dir or os.environ.get("SPLAT_DUMP_DIR") or "") if (
@@ -96,8 +126,14 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if dump is not None:
         dump.mkdir(parents=True, exist_ok=True)
     with make_context(), ir.Location.unknown():
-        module = attention_module(acsr_to_attr(acsr), lq=acsr.Lq, lk=acsr.Lk, dtype=dtype,
-                                  head_dim=head_dim, scale=scale)
+        layout = acsr_to_attr(acsr)
+        if variant == "fused":
+            module = attention_module(layout, lq=acsr.Lq, lk=acsr.Lk, dtype=dtype,
+                                      head_dim=head_dim, scale=scale)
+        else:
+            width = decomposed.score_width(acsr.max_row_nnz)
+            module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
+                                       head_dim=head_dim, scale=scale)
         _dump(dump, 0, "analyze", str(module))
         schedule = None
         for n, (stage, pipeline) in enumerate(_stage_pipelines(target, block_n).items(), start=1):
@@ -105,13 +141,16 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                 build_pass_manager(pipeline).run(module.operation)
             except ir.MLIRError as e:
                 raise CompileError(f"stage '{stage}' failed: {e}") from None
-            if stage == "tile":
+            if stage == "tile" and variant == "fused":
                 schedule = attr_to_schedule(_attention_op(module).attributes["schedule"],
                                             acsr.Lq, acsr.Lk)
             _dump(dump, n, stage, str(module))
         ptx = binaries_ptx(module)[fused_forward.GPU_MODULE_NAME]
     if dump is not None:
         (dump / "kernel.ptx").write_text(ptx)
+    if variant == "decomposed":
+        return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
+                                    scale=scale)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=block_n)
 
@@ -126,31 +165,50 @@ def _dump(directory: Path | None, n: int, stage: str, text: str) -> None:
         (directory / f"{n}-{stage}.mlir").write_text(text)
 
 
-def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
-              scale: float | None, block_n: int) -> Artifact:
-    kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
-                                              mask_tiles=schedule.has_masks)
-    kernel["ptx_file"] = "kernel.ptx"
+def _manifest(acsr: ACSR, *, dtype: str, head_dim: int, target: str, scale: float | None,
+              variant: str, kernels: list, tables: dict) -> dict:
+    """The manifest fields every variant shares (docs/design.md section 4)."""
     acsr_text = acsr.to_text()
-    key = artifact_key(acsr=acsr_text, Lq=acsr.Lq, Lk=acsr.Lk, dtype=dtype, head_dim=head_dim,
-                       target=target, compiler_version=compiler_version())
-    tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
-    if schedule.has_masks:
-        tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
-                      mask_bits=schedule.mask_bits)
-    manifest = {
+    for kernel in kernels:
+        kernel["ptx_file"] = "kernel.ptx"
+    return {
         "format": FORMAT,
         "compiler_version": compiler_version(),
-        "key": key,
+        "key": artifact_key(acsr=acsr_text, Lq=acsr.Lq, Lk=acsr.Lk, dtype=dtype,
+                            head_dim=head_dim, target=target,
+                            compiler_version=compiler_version(), variant=variant),
+        "variant": variant,
         "target": target,
         "dtype": dtype,
         "head_dim": head_dim,
         "shapes": {"Lq": acsr.Lq, "Lk": acsr.Lk},
         "scale": scale if scale is not None else 1.0 / math.sqrt(head_dim),
-        "kernels": [kernel],
+        "kernels": kernels,
         "tables": {name: {"file": f"{name}.npy", "dtype": "int32", "shape": list(t.shape)}
                    for name, t in tables.items()},
         "acsr": acsr_text,
-        "stats": schedule.stats(),
     }
+
+
+def _decomposed_artifact(acsr: ACSR, ptx: str, *, dtype: str, head_dim: int, target: str,
+                         scale: float | None) -> Artifact:
+    info = decomposed.decomposed_launch_info(dtype, head_dim, acsr.max_row_nnz)
+    tables = decomposed.decomposed_tables(acsr)
+    manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
+                         variant="decomposed", kernels=info["kernels"], tables=tables)
+    manifest["scratch"] = info["scratch"]
+    return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
+
+
+def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
+              scale: float | None, block_n: int) -> Artifact:
+    kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
+                                              mask_tiles=schedule.has_masks)
+    tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
+    if schedule.has_masks:
+        tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
+                      mask_bits=schedule.mask_bits)
+    manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
+                         variant="fused", kernels=[kernel], tables=tables)
+    manifest["stats"] = schedule.stats()
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()

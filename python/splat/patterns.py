@@ -316,6 +316,13 @@ def dilated(w: int, stride: int, Lq: int, Lk: int | None = None) -> Pattern:
         if b0 >= b1:
             b0 = b1 = min(reach, Lq)
         pieces = _band(Lk, b0, b1, 1, s, (1, -reach), (1, reach)) if b0 < b1 else []
+        if w <= s and Lq == Lk and Lk >= 2 * reach:
+            # Unclipped square case in closed form: top-ramp stretch j (rows js .. js+s-1)
+            # holds columns i mod s, +s, ... (count w+1+j); bottom-ramp stretch j starts at
+            # row Lk - reach + js, columns from i - reach (count 2w - j).
+            top = [(j * s, j * s + s, 1, -j * s, 0, w + 1 + j) for j in range(w)]
+            bottom = [(b1 + j * s, b1 + j * s + s, 1, -reach, 0, 2 * w - j) for j in range(w)]
+            return _acsr(Lq, Lk, pieces + _greedy_track(top, 0, 1, s) + _greedy_track(bottom, 0, 1, s))
         for lo_row, hi_row in ((0, b0), (b1, Lq)):
             pieces += _dilated_ramp(Lk, lo_row, hi_row, w, s)
         return _acsr(Lq, Lk, pieces)
@@ -339,9 +346,10 @@ def _dilated_ramp(Lk, r0, r1, w, s) -> list[Piece]:
 
 
 def _dilated_blocks(Lk, r0, r1, w, s) -> list[Piece] | None:
-    """Row_step-1 cut of a dilated ramp.  Builds the rows' (offset, count) per row in closed
-    form over the (short: < 2*w*s rows) ramp and lets the greedy cutter group them."""
-    if r1 - r0 > 2048:  # keep the per-row closed form cheap; per-residue pieces are exact too
+    """Row_step-1 cut of a clipped dilated ramp (Lq != Lk or L < 2*w*s).  Builds (offset, count)
+    row by row over the ramp and lets the greedy cutter group them; ramps over 8192 rows fall back
+    to residue pieces (exact too, maybe more of them than the analysis finds)."""
+    if r1 - r0 > 8192:  # keep the per-row form affordable; per-residue pieces are exact too
         return None
     i = np.arange(r0, r1, dtype=np.int64)
     lo = np.where(i - w * s >= 0, i - w * s, i % s)
@@ -382,19 +390,16 @@ def _strided_part(Lq, Lk, s, top) -> list[Piece]:
     of the row (offset = residue, count grows by one per class row), or one per aligned block of
     s rows (offset grows by one per row, count constant) - whichever is fewer, as the analysis
     chooses.  The block form needs the columns unclipped by Lk."""
-    residue = [p for rho in range(min(s, Lq))
-               for p in _band(Lk, rho, Lq, s, s, (1, -(Lq + Lk) * s), (1, -top))]
-    if Lq - top > Lk or top >= Lq:
-        return residue
-    nblocks = -(-(Lq - top) // s)
-    if nblocks > len(residue):
-        return residue
-    regimes = []
-    for j in range(top // s, -(-Lq // s)):
-        r0, r1 = j * s, min(Lq, j * s + s)
-        regimes.append((r0, r1, 1, -j * s, 0, j - top // s + 1))
-    blocks = _greedy_track(regimes, 0, 1, s)
-    return blocks if len(blocks) <= len(residue) else residue
+    def residue():
+        return [p for rho in range(min(s, Lq))
+                for p in _band(Lk, rho, Lq, s, s, (1, -(Lq + Lk) * s), (1, -top))]
+
+    # Unclipped, each residue class with rows past `top` is one piece and each block is one.
+    if Lq - top > Lk or top >= Lq or -(-(Lq - top) // s) > min(s, Lq - top):
+        return residue()
+    regimes = [(j * s, min(Lq, j * s + s), 1, -j * s, 0, j - top // s + 1)
+               for j in range(top // s, -(-Lq // s))]
+    return _greedy_track(regimes, 0, 1, s)
 
 
 def fixed(block: int, summary: int, Lq: int, Lk: int | None = None) -> Pattern:
@@ -412,7 +417,11 @@ def fixed(block: int, summary: int, Lq: int, Lk: int | None = None) -> Pattern:
         for b in range(nb):
             # own block, joined with the summary columns of the block before (they touch)
             lo = 0 if b == 0 else b * B - c
-            pieces += _band(Lk, b * B, min(Lq, b * B + B), 1, 1, (0, lo), (1, 0))
+            r1 = min(Lq, b * B + B)
+            if r1 <= Lk:  # unclipped: one triangle, written directly (this loop is O(L / B))
+                pieces.append(_piece(b * B, 1, 1, 0, r1 - b * B, 0, lo, 1, b * B - lo + 1))
+            else:
+                pieces += _band(Lk, b * B, r1, 1, 1, (0, lo), (1, 0))
         if c == 1:
             # one summary column per block: the analysis chains them into a stride-B run per
             # row block (count = summary columns left of the block before, clipped to Lk)
@@ -442,8 +451,8 @@ def blocked(block: int, Lq: int, Lk: int | None = None) -> Pattern:
         pieces = []
         for b in range(-(-min(Lq, Lk) // B)):
             r0, r1, c1 = b * B, min(Lq, b * B + B), min(Lk, b * B + B)
-            pieces.append(Piece(r0, r1, 1, 1, 0, r0, 0, c1 - r0))
-        return _acsr(Lq, Lk, [p.normalized() for p in pieces])
+            pieces.append(_piece(r0, 1, 1, 0, r1 - r0, 0, r0, 0, c1 - r0))
+        return _acsr(Lq, Lk, pieces)
 
     return Pattern(Lq, Lk, lambda q, k: q // B == k // B, name=f"blocked(block={B})", analytic=build)
 
@@ -525,14 +534,7 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
         for rb in range(nrb):
             r0, r1 = rb * B, min(Lq, rb * B + B)
             cur = [(c0 * B, min(Lk, c1 * B)) for c0, c1 in _runs_of(np.flatnonzero(chosen[rb]))]
-            shift = 0
-            if prev and len(prev) != len(cur):
-                d = len(cur) - len(prev)
-
-                def cost(sh):
-                    return sum(abs(cur[k][0] - prev[k - sh][0]) + abs(cur[k][1] - prev[k - sh][1])
-                               for k in range(len(cur)) if 0 <= k - sh < len(prev))
-                shift = d if cost(d) < cost(0) else 0
+            shift = _align(prev, cur) if prev else 0
             ids = []
             for k, run in enumerate(cur):
                 j = k - shift
@@ -549,6 +551,30 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
 
     return Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
                    name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)
+
+
+def _align(prev: list[tuple[int, int]], cur: list[tuple[int, int]]) -> int:
+    """The shift with which the analysis pairs run k of ``cur`` with run k - shift of ``prev``
+    (runs are [start, stop) intervals; mirrors analysis._tracks)."""
+    d = len(cur) - len(prev)
+
+    def stats(sh):  # (#pairs that moved little, total movement)
+        good = move = 0
+        for k in range(len(cur)):
+            if 0 <= k - sh < len(prev):
+                do, dl = abs(cur[k][0] - prev[k - sh][0]), abs(cur[k][1] - prev[k - sh][1])
+                good += do <= 4 or dl <= 4  # stride-1 runs: "near" is 2 + 2*stride
+                move += do + dl
+        return good, move
+
+    shift = d if d and stats(d)[1] < stats(0)[1] else 0
+    best = stats(shift)
+    if best[0] < min(len(prev), len(cur)):
+        for c in (d, -1, 1, d - 1, d + 1):
+            g, m = stats(c)
+            if g > best[0] or (g == best[0] and m < best[1]):
+                shift, best = c, (g, m)
+    return shift
 
 
 def longformer(w: int, globals, Lq: int, Lk: int | None = None) -> Pattern:

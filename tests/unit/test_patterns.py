@@ -261,3 +261,22 @@ def test_describe_and_repr():
     assert "analysed" in (p | P.causal(20, 30)).describe()
     assert repr(p).startswith("<Pattern dilated")
     assert isinstance(p.acsr(), ACSR)
+
+
+# -- pictures ----------------------------------------------------------------------------------
+
+def test_viz_labels_and_png(tmp_path):
+    from splat import viz
+
+    p = P.dilated(3, 4, 60, 50) | P.global_tokens([7], 60, 50)
+    a = analyze(p, block=8)
+    labels = viz.label_image(a)
+    assert np.array_equal(labels != -1, p.mask())
+    assert set(np.unique(labels)) <= set(range(-2, len(a.pieces)))
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "d.png"
+    viz.plot(p, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert viz.main(["window", "--L", "40", "-o", str(tmp_path / "w.png")]) == 0
+    with pytest.raises(ValueError, match="unknown family"):
+        viz.family("nope", 10)

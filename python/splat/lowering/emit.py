@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from mlir import ir
 
-from . import fused_forward, to_ptx
+from . import decomposed, fused_forward, to_ptx
 
 
 def _as_module(op: ir.Operation) -> SimpleNamespace:
@@ -27,3 +27,10 @@ def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: 
 
 def export_dynamic_shared_memory(module_op: ir.Operation) -> int:
     return to_ptx.patch_dynamic_shared_memory(_as_module(module_op))
+
+
+def emit_decomposed_kernels(module_op: ir.Operation, *, dtype: str, head_dim: int) -> None:
+    """Adds the sddmm, softmax and spmm kernels of the decomposed path."""
+    with module_op.context:
+        decomposed.build_into(_as_module(module_op),
+                              decomposed.DecomposedConfig(dtype, head_dim, None))

@@ -18,12 +18,17 @@ LAYOUT_OPS = ("splat.attention", "splat.sddmm", "splat.softmax", "splat.spmm")
 
 
 def static_lengths(op: ir.Operation) -> tuple[int, int]:
-    """(Lq, Lk) of a splat op; both must be static to analyse its layout."""
-    rows = ir.RankedTensorType(op.operands[0].type).shape[2]
-    keys = (ir.RankedTensorType(op.operands[1].type).shape[2] if len(op.operands) > 1
-            else ir.ShapedType.get_dynamic_size())
+    """(Lq, Lk) of a splat op; both must be static to analyse its layout. A softmax takes
+    them from the splat.sddmm that produces its scores."""
     if op.name == "splat.softmax":
-        raise PassError("softmax alone does not know Lk; analyse its sddmm/spmm", op)
+        producer = op.operands[0].owner
+        producer = producer.operation if hasattr(producer, "operation") else producer
+        if getattr(producer, "name", "") != "splat.sddmm":
+            raise PassError("splat.softmax does not know Lk by itself: its scores must come "
+                            "from a splat.sddmm", op)
+        op = producer
+    rows = ir.RankedTensorType(op.operands[0].type).shape[2]
+    keys = ir.RankedTensorType(op.operands[1].type).shape[2]
     if ir.ShapedType.is_dynamic_size(rows) or ir.ShapedType.is_dynamic_size(keys):
         raise PassError("needs static query and key lengths to analyse its layout", op)
     return rows, keys
@@ -36,16 +41,21 @@ class AnalyzeRegularity(SplatPass):
     options_spec = (PassOption("block", int, 64, "block size of the irregular remainder"),)
 
     def run(self, op: ir.Operation) -> None:
+        analysed: dict[tuple[str, int, int], ir.Attribute] = {}  # one analysis per layout
         for target in walk_ops(op, lambda o: o.name in LAYOUT_OPS):
             layout = target.attributes["layout"]
             if is_acsr_attr(layout):
                 continue
             lq, lk = static_lengths(target)
-            try:
-                acsr = analyze(attr_to_pattern(layout, lq, lk), block=self.options["block"])
-            except ValueError as e:
-                raise PassError(f"cannot analyse {layout} for {lq}x{lk}: {e}", target) from None
-            target.attributes["layout"] = acsr_to_attr(acsr)
+            key = (str(layout), lq, lk)
+            if key not in analysed:
+                try:
+                    acsr = analyze(attr_to_pattern(layout, lq, lk), block=self.options["block"])
+                except ValueError as e:
+                    raise PassError(f"cannot analyse {layout} for {lq}x{lk}: {e}",
+                                    target) from None
+                analysed[key] = acsr_to_attr(acsr)
+            target.attributes["layout"] = analysed[key]
 
 
 @register_pass

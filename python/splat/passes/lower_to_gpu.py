@@ -17,34 +17,69 @@ import re
 from mlir import ir
 from mlir.dialects import func
 
-from ..lowering import fused_forward
-from ..lowering.emit import emit_kernel
+from ..acsr_ir import is_acsr_attr
+from ..lowering import decomposed, fused_forward
+from ..lowering.emit import emit_decomposed_kernels, emit_kernel
 from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
 
 _DTYPES = {"bf16": "bf16", "f16": "f16"}
 SUPPORTED_HEAD_DIMS = (64, 128)
+_DECOMPOSED = ("splat.sddmm", "splat.softmax", "splat.spmm")
 
 
-def kernel_dtype(op: ir.Operation) -> str:
-    element = str(ir.RankedTensorType(op.operands[0].type).element_type)
+def kernel_dtype(op: ir.Operation, operand: int = 0) -> str:
+    element = str(ir.RankedTensorType(op.operands[operand].type).element_type)
     if element not in _DTYPES:
-        raise PassError(f"the fused kernel supports bf16 and f16 inputs, got {element}", op)
+        raise PassError(f"the GPU kernels support bf16 and f16 inputs, got {element}", op)
     return _DTYPES[element]
 
 
-def kernel_head_dim(op: ir.Operation) -> int:
-    head_dim = ir.RankedTensorType(op.operands[0].type).shape[3]
+def kernel_head_dim(op: ir.Operation, operand: int = 0) -> int:
+    head_dim = ir.RankedTensorType(op.operands[operand].type).shape[3]
     if head_dim not in SUPPORTED_HEAD_DIMS:
         shown = "dynamic" if ir.ShapedType.is_dynamic_size(head_dim) else head_dim
-        raise PassError(f"the fused kernel supports head dim 64 or 128, got {shown}", op)
+        raise PassError(f"the GPU kernels support head dim 64 or 128, got {shown}", op)
     return head_dim
 
 
 @register_pass
 class LowerToGPU(SplatPass):
     argument = "splat-lower-to-gpu"
-    summary = "Lower tiled splat.attention to a gpu.module kernel and a runtime call"
+    summary = ("Lower tiled splat.attention (fused) and splat.sddmm/softmax/spmm (decomposed) to "
+               "gpu.module kernels and runtime calls")
     def run(self, op: ir.Operation) -> None:
+        self._lower_fused(op)
+        self._lower_decomposed(op)
+
+    def _lower_decomposed(self, op: ir.Operation) -> None:
+        """sddmm -> softmax -> spmm: three SIMT kernels (the paper's design), one call each.
+        Kernels are chosen for every op before any op is replaced, since a softmax takes its
+        dtype and head dim from the sddmm that feeds it."""
+        plan = []
+        for target in walk_ops(op, lambda o: o.name in _DECOMPOSED):
+            if not is_acsr_attr(target.attributes["layout"]):
+                raise PassError("layout is not analysed yet: run splat-analyze-regularity first",
+                                target)
+            kind = target.name.split(".")[1]
+            source = target
+            if kind == "softmax":  # f32 scores only: the feeding sddmm decides dtype and D
+                source = target.operands[0].owner
+                source = source.operation if hasattr(source, "operation") else source
+                if getattr(source, "name", "") != "splat.sddmm":
+                    raise PassError("splat.softmax must consume a splat.sddmm to be lowered",
+                                    target)
+            operand = 1 if kind == "spmm" else 0  # v for spmm, q otherwise
+            plan.append((target, kind, kernel_dtype(source, operand),
+                         kernel_head_dim(source, operand)))
+        emitted: set[tuple[str, int]] = set()
+        for n, (target, kind, dtype, head_dim) in enumerate(plan):
+            if (dtype, head_dim) not in emitted:
+                emit_decomposed_kernels(op, dtype=dtype, head_dim=head_dim)
+                emitted.add((dtype, head_dim))
+            self._replace_with_call(target, f"splat_{kind}_{n}",
+                                    decomposed.kernel_names(dtype, head_dim)[kind], head_dim)
+
+    def _lower_fused(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
         emitted: dict[tuple[str, int, bool], int] = {}
         for n, target in enumerate(targets):
@@ -71,16 +106,15 @@ class LowerToGPU(SplatPass):
                 emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n,
                             mask_tiles=masked)
                 emitted[variant] = block_n
-            self._replace_with_call(target, n,
+            self._replace_with_call(target, f"splat_attention_{n}",
                                     fused_forward.kernel_name(dtype, head_dim, masked), head_dim)
 
     @staticmethod
-    def _replace_with_call(target: ir.Operation, n: int, kernel: str,
+    def _replace_with_call(target: ir.Operation, name: str, kernel: str,
                            head_dim: int) -> None:
         attrs = target.attributes
         scale = (ir.FloatAttr(attrs["scale"]) if "scale" in attrs
                  else ir.FloatAttr.get_f32(1.0 / math.sqrt(head_dim)))
-        name = f"splat_attention_{n}"
         fn_type = ir.FunctionType.get([v.type for v in target.operands],
                                       [r.type for r in target.results])
         # Declared right before the function that calls it.
@@ -92,8 +126,10 @@ class LowerToGPU(SplatPass):
             decl.attributes["splat.kernel"] = ir.SymbolRefAttr.get(
                 [fused_forward.GPU_MODULE_NAME, kernel])
             decl.attributes["splat.layout"] = attrs["layout"]
-            decl.attributes["splat.schedule"] = attrs["schedule"]
-            decl.attributes["splat.scale"] = scale
+            if "schedule" in attrs:
+                decl.attributes["splat.schedule"] = attrs["schedule"]
+            if target.name in ("splat.attention", "splat.sddmm"):
+                decl.attributes["splat.scale"] = scale
         with ir.InsertionPoint(target), target.location:
             call = func.CallOp(decl, list(target.operands))
         for old, new in zip(target.results, call.results):

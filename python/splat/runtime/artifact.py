@@ -220,6 +220,13 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
             _require(isinstance(meta["shape"], list)
                      and all(isinstance(s, int) and s >= 0 for s in meta["shape"]),
                      tw, f"shape must be a list of non-negative ints, got {meta['shape']!r}")
+    for name, spec in m.get("scratch", {}).items():
+        sw = f"{where}: scratch {name!r}"
+        _require(isinstance(spec, dict) and spec.get("dtype") == "f32", sw, "dtype must be f32")
+        shape = spec.get("shape")
+        _require(isinstance(shape, list) and all(d in ("B", "H", "Lq", "Lk") or
+                                                 (isinstance(d, int) and d >= 0) for d in shape),
+                 sw, f"shape must list 'B', 'H', 'Lq', 'Lk' or non-negative ints, got {shape!r}")
     kernels = m["kernels"]
     _require(isinstance(kernels, list) and len(kernels) > 0, where,
              "'kernels' must be a non-empty list")
@@ -237,11 +244,17 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
         _require(isinstance(k["shared_bytes"], int) and k["shared_bytes"] >= 0, kw,
                  f"'shared_bytes' must be a non-negative int, got {k['shared_bytes']!r}")
         grid = k["grid"]
-        _require(grid == "row_tiles" or (isinstance(grid, list) and len(grid) == 3
-                                         and all(isinstance(g, int) and g >= 1 for g in grid)),
-                 kw, f"'grid' must be \"row_tiles\" or three positive ints, got {grid!r}")
+        _require(grid in ("row_tiles", "rows") or (isinstance(grid, list) and len(grid) == 3
+                                                   and all(isinstance(g, int) and g >= 1 for g in grid)),
+                 kw, f"'grid' must be \"row_tiles\", \"rows\" or three positive ints, got {grid!r}")
         if grid == "row_tiles":
             _require("row_tiles" in tables, kw, "grid is \"row_tiles\" but there is no row_tiles table")
+        if grid == "rows":  # (ceil(Lq / rows_per_cta), H, B)
+            _require(isinstance(k.get("rows_per_cta"), int) and k["rows_per_cta"] >= 1, kw,
+                     f"grid \"rows\" needs a positive int 'rows_per_cta', got {k.get('rows_per_cta')!r}")
+        for name in k.get("scratch", []):
+            _require(name in m.get("scratch", {}), kw, f"uses scratch buffer {name!r}, which the "
+                                                       f"manifest does not describe")
         params = k["params"]
         _require(isinstance(params, list), kw, "'params' must be a list")
         for j, p in enumerate(params):

@@ -255,6 +255,18 @@ def mem_alloc(nbytes: int) -> int:
     return int(_call("cuMemAlloc", max(int(nbytes), 1), detail=f"allocating {nbytes} bytes"))
 
 
+def mem_alloc_async(nbytes: int, stream) -> int:
+    """Stream-ordered allocation (valid for work queued on `stream` after this call)."""
+    return int(_call("cuMemAllocAsync", max(int(nbytes), 1), _stream(stream),
+                     detail=f"allocating {nbytes} bytes on a stream"))
+
+
+def mem_free_async(dptr: int, stream) -> None:
+    """Stream-ordered free: the memory is released once `stream` has run past this point."""
+    d = _driver()
+    _call("cuMemFreeAsync", d.CUdeviceptr(int(dptr)), _stream(stream))
+
+
 def mem_free(dptr: int) -> None:
     d = _driver()
     _call("cuMemFree", d.CUdeviceptr(int(dptr)))

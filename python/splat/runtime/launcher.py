@@ -97,7 +97,8 @@ def check_artifact(artifact: Artifact) -> Plan:
         return cached
     artifact.validate()
     kernels = artifact.kernels
-    known = set(_TENSOR_RANKS) | {"scale"} | set(_SCALARS) | set(artifact.tables)
+    known = (set(_TENSOR_RANKS) | {"scale"} | set(_SCALARS) | set(artifact.tables)
+             | set(artifact.manifest.get("scratch", {})))
     for k in kernels:
         ptx = artifact.ptx[k["ptx_file"]]
         try:
@@ -119,6 +120,8 @@ def check_artifact(artifact: Artifact) -> Plan:
         if nptx is not None and nptx != drv.param_count(k["params"]):
             raise ArtifactError(f"kernel {k['name']!r}: num_ptx_params = {nptx} but its params "
                                 f"expand to {drv.param_count(k['params'])}")
+    # The decomposed path's per-row tables define Lq through their first dimension.
+    row_nnz = artifact.tables.get("row_nnz")
     for name, cols in _TABLE_COLS.items():
         t = artifact.tables.get(name)
         if t is not None and (t.ndim != 2 or t.shape[1] != cols):
@@ -131,6 +134,8 @@ def check_artifact(artifact: Artifact) -> Plan:
                             f"they do not partition [0, Lq)")
     sg = artifact.tables.get("segments")
     min_Lk = segments_min_lk(sg) if sg is not None else 0
+    if rt is None and row_nnz is not None:
+        tile_Lq = int(np.asarray(row_nnz).shape[0])
     plan = Plan(n_tiles, tile_Lq, min_Lk)
     artifact.__dict__["_splat_plan"] = plan
     return plan
@@ -213,10 +218,18 @@ class Launcher:
         g = kernel["grid"]
         if g == "row_tiles":
             return (self.n_tiles, s.H, s.B)
+        if g == "rows":  # the decomposed kernels: rows_per_cta query rows per CTA
+            return (-(-s.Lq // int(kernel["rows_per_cta"])), s.H, s.B)
         return tuple(int(x) for x in g)
 
+    def scratch_shapes(self, s: Shapes) -> dict:
+        """{name: shape} of the artifact's scratch buffers (f32) for problem size `s`."""
+        sizes = {"B": s.B, "H": s.H, "Lq": s.Lq, "Lk": s.Lk}
+        return {name: tuple(sizes[d] if isinstance(d, str) else int(d) for d in spec["shape"])
+                for name, spec in self.artifact.manifest.get("scratch", {}).items()}
+
     # -------------------------------------------------------------------------------- launch
-    _PTR_NAMES = ("q", "k", "v", "o", "lse")
+    _PTR_NAMES = ("q", "k", "v", "o", "lse")  # then the scratch buffers, in manifest order
 
     def _launch_plan(self, s: Shapes) -> list:
         """Per problem size, once: the packed parameter arrays with placeholder pointers, the
@@ -235,14 +248,17 @@ class Launcher:
         }
         ns.update({f: getattr(s, f) for f in _SCALARS})
         ns.update({n: MemRef(p, shape) for n, (p, shape) in self._tables.items()})
+        scratch = self.scratch_shapes(s)
+        ns.update({n: MemRef(1, shape) for n, shape in scratch.items()})
+        ptr_names = self._PTR_NAMES + tuple(scratch)
         plan = []
         for k in self.kernels:
             params = drv.pack_params(k["params"], ns)
             ptr_slots, scale_slots, i = [], [], 0
             for p in k["params"]:
                 if p["kind"] == "memref":
-                    if p["name"] in self._PTR_NAMES:  # allocated and aligned pointer
-                        j = self._PTR_NAMES.index(p["name"])
+                    if p["name"] in ptr_names:  # allocated and aligned pointer
+                        j = ptr_names.index(p["name"])
                         ptr_slots += [(i, j), (i + 1, j)]
                     i += 3 + 2 * int(p["rank"])
                 else:
@@ -272,7 +288,7 @@ class Launcher:
         scale = float(scale)
         if not math.isfinite(scale):
             raise ValueError(f"scale must be finite, got {scale}")
-        if s.B == 0 or s.H == 0 or self.n_tiles == 0:
+        if s.B == 0 or s.H == 0 or s.Lq == 0 or (self.n_tiles == 0 and self.tile_Lq is not None):
             self.check_shapes(s)
             return
         ptrs = (int(q_ptr), int(k_ptr), int(v_ptr), int(o_ptr), int(lse_ptr))
@@ -281,13 +297,22 @@ class Launcher:
         with self._lock:
             plan = self._launch_plan(s)
             with drv.context_scope(self.ctx):
-                for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:
-                    scalars = params.scalars
-                    for i, j in ptr_slots:
-                        scalars[i].value = ptrs[j]
-                    for i in scale_slots:
-                        scalars[i].value = scale
-                    drv.launch_unchecked_dims(fn, grid, block, shared, stream, params)
+                # Scratch (the decomposed path's score tensor) is allocated and freed in stream
+                # order, so concurrent calls on different streams never share it.
+                scratch = [drv.mem_alloc_async(4 * math.prod(shape), stream)
+                           for shape in self.scratch_shapes(s).values()]
+                ptrs = ptrs + tuple(scratch)
+                try:
+                    for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:
+                        scalars = params.scalars
+                        for i, j in ptr_slots:
+                            scalars[i].value = ptrs[j]
+                        for i in scale_slots:
+                            scalars[i].value = scale
+                        drv.launch_unchecked_dims(fn, grid, block, shared, stream, params)
+                finally:
+                    for dptr in scratch:
+                        drv.mem_free_async(dptr, stream)
 
     def close(self) -> None:
         """Free the device tables and unload the modules (idempotent)."""

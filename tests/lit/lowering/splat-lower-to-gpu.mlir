@@ -38,3 +38,24 @@ func.func @irregular(%q: tensor<1x1x8x64xf16>) -> tensor<1x1x8x64xf16> {
   %o = splat.attention %q, %q, %q layout(#splat.acsr<lq = 8, lk = 8, pieces = [], remainder = #splat.block_remainder<block 4, blocks [1, 1], masks dense<[[[true, true, false, true], [false, false, true, false], [true, false, false, true], [false, true, true, false]]]> : tensor<1x4x4xi1>>>) : tensor<1x1x8x64xf16>, tensor<1x1x8x64xf16>, tensor<1x1x8x64xf16> -> tensor<1x1x8x64xf16>
   return %o : tensor<1x1x8x64xf16>
 }
+
+// -----
+
+// The decomposed path: three kernels (sddmm, softmax, spmm), one call each; the softmax
+// takes dtype and head dim from the sddmm feeding it.
+// CHECK: func.func private @splat_sddmm_0({{.*}}) -> tensor<1x4x256x12xf32> attributes {splat.kernel = @splat_kernels::@splat_sddmm_bf16_d64
+// CHECK-SAME: splat.scale = 5.000000e-01 : f32
+// CHECK: func.func private @splat_softmax_1({{.*}}) -> tensor<1x4x256x12xf32> attributes {splat.kernel = @splat_kernels::@splat_softmax_bf16
+// CHECK: func.func private @splat_spmm_2({{.*}}) -> tensor<1x4x256x64xbf16> attributes {splat.kernel = @splat_kernels::@splat_spmm_bf16_d64
+// CHECK: %[[S:.*]] = call @splat_sddmm_0(%arg0, %arg1)
+// CHECK: %[[P:.*]] = call @splat_softmax_1(%[[S]])
+// CHECK: call @splat_spmm_2(%[[P]], %arg1)
+// CHECK: gpu.func @splat_sddmm_bf16_d64(%{{.*}}: memref<?x?x?x64xbf16>, %{{.*}}: memref<?x?x?x64xbf16>, %{{.*}}: memref<?x?x?x?xf32>, %{{.*}}: memref<?x?x3xi32>, %{{.*}}: memref<?xi32>, %{{.*}}: f32) kernel
+// CHECK: gpu.func @splat_softmax_bf16(
+// CHECK: gpu.func @splat_spmm_bf16_d64(
+func.func @decomposed(%q: tensor<1x4x256x64xbf16>, %k: tensor<1x2x256x64xbf16>) -> tensor<1x4x256x64xbf16> {
+  %s = splat.sddmm %q, %k layout(#splat.window<w = 4>) scale(0.5) : tensor<1x4x256x64xbf16>, tensor<1x2x256x64xbf16> -> tensor<1x4x256x12xf32>
+  %p = splat.softmax %s layout(#splat.window<w = 4>) : tensor<1x4x256x12xf32> -> tensor<1x4x256x12xf32>
+  %o = splat.spmm %p, %k layout(#splat.window<w = 4>) : tensor<1x4x256x12xf32>, tensor<1x2x256x64xbf16> -> tensor<1x4x256x64xbf16>
+  return %o : tensor<1x4x256x64xbf16>
+}
