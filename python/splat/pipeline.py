@@ -9,7 +9,7 @@ runs on every op of that name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mlir import ir
 from mlir.passmanager import PassManager

@@ -683,18 +683,7 @@ def build_decomposed(module_or_none, *, dtype: str, head_dim: int,
     into ``gpu.module @splat_kernels`` of ``module_or_none`` (or of a new module, in the current
     MLIR context or a fresh one).  Returns the module.  Launch metadata of the same configuration:
     ``decomposed_launch_info(dtype, head_dim, maxnnz, rows_per_cta)``."""
-    ir = _mlir()[0]
+    from .modules import build_in_module  # noqa: PLC0415  (MLIR is imported lazily here)
+
     cfg = DecomposedConfig(dtype, head_dim, rows_per_cta)
-    if module_or_none is not None:
-        with module_or_none.context, ir.Location.unknown():
-            return build_into(module_or_none, cfg, kinds)
-    try:
-        ctx = ir.Context.current
-    except ValueError:
-        ctx = None
-    if ctx is None:
-        ctx = ir.Context()
-    with ctx, ir.Location.unknown():
-        module = ir.Module.create()
-        build_into(module, cfg, kinds)
-    return module
+    return build_in_module(module_or_none, lambda module: build_into(module, cfg, kinds))

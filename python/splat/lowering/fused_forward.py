@@ -72,6 +72,8 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
+from .modules import build_in_module
+
 BLOCK_M = 64
 NUM_WARPS = 4
 NUM_THREADS = 32 * NUM_WARPS
@@ -987,17 +989,4 @@ def build_fused_forward(module_or_none, *, dtype: str, head_dim: int,
     """
     cfg = FusedForwardConfig(dtype, head_dim, block_n, min_blocks_per_sm, single_barrier,
                              mask_tiles)
-    if module_or_none is not None:
-        module = module_or_none
-        with module.context, ir.Location.unknown():
-            return build_into(module, cfg)
-    try:
-        ctx = ir.Context.current
-    except ValueError:
-        ctx = None
-    if ctx is None:
-        ctx = ir.Context()
-    with ctx, ir.Location.unknown():
-        module = ir.Module.create()
-        build_into(module, cfg)
-    return module
+    return build_in_module(module_or_none, lambda module: build_into(module, cfg))

@@ -12,9 +12,7 @@ from mlir import ir
 from ..acsr_ir import acsr_to_attr, attr_to_acsr, is_acsr_attr
 from ..analysis import analyze
 from ..pattern_ir import attr_to_pattern
-from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
-
-LAYOUT_OPS = ("splat.attention", "splat.sddmm", "splat.softmax", "splat.spmm")
+from .registry import PassError, PassOption, SplatPass, layout_ops, register_pass
 
 
 def static_lengths(op: ir.Operation) -> tuple[int, int]:
@@ -42,7 +40,7 @@ class AnalyzeRegularity(SplatPass):
 
     def run(self, op: ir.Operation) -> None:
         analysed: dict[tuple[str, int, int], ir.Attribute] = {}  # one analysis per layout
-        for target in walk_ops(op, lambda o: o.name in LAYOUT_OPS):
+        for target in layout_ops(op):
             layout = target.attributes["layout"]
             if is_acsr_attr(layout):
                 continue
@@ -64,7 +62,7 @@ class TestPrintACSR(SplatPass):
     summary = "Print the ACSR pieces of every analysed layout (testing aid)"
 
     def run(self, op: ir.Operation) -> None:
-        for target in walk_ops(op, lambda o: o.name in LAYOUT_OPS):
+        for target in layout_ops(op):
             layout = target.attributes["layout"]
             if not is_acsr_attr(layout):
                 print(f"{target.name}: not analysed: {layout}")

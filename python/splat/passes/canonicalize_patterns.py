@@ -10,9 +10,7 @@ from __future__ import annotations
 from mlir import ir
 
 from ..dialects import splat as splat_d
-from .registry import SplatPass, register_pass, walk_ops
-
-_LAYOUT_OPS = ("splat.attention", "splat.sddmm", "splat.softmax", "splat.spmm")
+from .registry import SplatPass, layout_ops, register_pass
 
 
 def canonical_pattern(attr: ir.Attribute) -> ir.Attribute:
@@ -45,7 +43,7 @@ class CanonicalizePatterns(SplatPass):
     summary = "Flatten nested pattern unions/intersections and drop duplicates"
 
     def run(self, op: ir.Operation) -> None:
-        for target in walk_ops(op, lambda o: o.name in _LAYOUT_OPS):
+        for target in layout_ops(op):
             layout = target.attributes["layout"]
             canonical = canonical_pattern(layout)
             if str(canonical) != str(layout):

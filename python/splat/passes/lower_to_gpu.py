@@ -20,7 +20,7 @@ from mlir.dialects import func
 from ..acsr_ir import is_acsr_attr
 from ..lowering import decomposed, fused_forward
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
-from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
+from .registry import PassError, SplatPass, register_pass, walk_ops
 
 _DTYPES = {"bf16": "bf16", "f16": "f16"}
 SUPPORTED_HEAD_DIMS = (64, 128)

@@ -113,3 +113,12 @@ def walk_ops(root: ir.Operation, predicate: Callable[[ir.Operation], bool]):
 
     root.walk(visit, ir.WalkOrder.PRE_ORDER)
     return found
+
+
+# The ops that carry a ``layout`` attribute (a pattern or an ACSR).
+LAYOUT_OPS = ("splat.attention", "splat.sddmm", "splat.softmax", "splat.spmm")
+
+
+def layout_ops(root: ir.Operation) -> list:
+    """Every splat op with a layout under ``root``."""
+    return walk_ops(root, lambda o: o.name in LAYOUT_OPS)
