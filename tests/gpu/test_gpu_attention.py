@@ -39,13 +39,13 @@ def _case_id(c):
     return f"{fam.name}-L{L}-D{Dh}-{dt}-{mode}"
 
 
-def catalog_entries() -> dict:
+def catalog_entries(variant: str = "fused") -> dict:
     d = os.environ.get("SPLAT_ARTIFACT_DIR")
     if not d or not (Path(d) / "catalog.json").is_file():
         return {}
     cat = json.loads((Path(d) / "catalog.json").read_text())
     return {(e["family_id"], e["L"], e["D"], e["dtype"]): e for e in cat["entries"]
-            if e.get("variant", "fused") == "fused"}
+            if e.get("variant", "fused") == variant}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,17 @@ def test_lookup_by_pattern_content_key(catalog, fam, monkeypatch):
         pytest.skip("not packed")
     pattern, _ = T.build_pattern(fam, 1024, route=entry["route"].split()[0])
     _run_case(fam, 1024, 64, "bf16", "GQA", None, pattern=pattern)
+
+
+DECOMPOSED_CASES = [(fam, 4096, Dh, "bf16", mode) for fam in T.BENCH_FAMILIES for Dh in (64, 128)
+                    for mode in HEADS]
+
+
+@pytest.mark.parametrize("case", DECOMPOSED_CASES, ids=_case_id)
+def test_decomposed_attention_matches_fp64(case):
+    """The paper's sddmm -> softmax -> spmm path (packed by pack_gpu_artifacts.py --decomposed)."""
+    fam, L, Dh, dt, mode = case
+    entry = catalog_entries("decomposed").get((str(fam), L, Dh, dt))
+    if entry is None:
+        pytest.skip(f"{_case_id(case)}: no decomposed artifact packed")
+    _run_case(fam, L, Dh, dt, mode, _load(entry))

@@ -524,8 +524,11 @@ def test_launcher_without_driver_is_a_clear_error(fresh_driver, monkeypatch):
 class FakeCuda:
     """Records what the runtime asks of the driver; memory is a dict of bytes."""
 
-    def __init__(self, cc=(9, 0), optin=232448, fail=None):
+    def __init__(self, cc=(9, 0), optin=232448, fail=None, param_specs=None):
         from cuda.bindings import driver as real
+
+        self.param_specs = param_specs or {}  # kernel name -> params (default: the fused ABI)
+        self.async_allocs, self.async_frees = [], []
 
         self.real = real
         self.ok = real.CUresult.CUDA_SUCCESS
@@ -580,7 +583,7 @@ class FakeCuda:
         return self._r("cuModuleLoadDataEx", 0xD0 + len(self.loaded))
 
     def cuModuleGetFunction(self, mod, name):
-        return self._r("cuModuleGetFunction", ("fn", name))
+        return self._r("cuModuleGetFunction", ("fn", name.decode() if isinstance(name, bytes) else name))
 
     def cuFuncSetAttribute(self, fn, attr, value):
         self.attrs.append((fn, attr, value))
@@ -591,6 +594,16 @@ class FakeCuda:
         self.next_ptr += (n + 255) // 256 * 256
         self.mem[p] = b"\0" * n
         return self._r("cuMemAlloc", p)
+
+    def cuMemAllocAsync(self, n, stream):
+        p = self.next_ptr
+        self.next_ptr += (n + 255) // 256 * 256
+        self.async_allocs.append((p, n, stream))
+        return self._r("cuMemAllocAsync", p)
+
+    def cuMemFreeAsync(self, p, stream):
+        self.async_frees.append((int(p), stream))
+        return self._r("cuMemFreeAsync")
 
     def cuMemcpyHtoD(self, dst, src, n):
         self.mem[int(dst)] = np.asarray(src).tobytes()[:n]
@@ -608,7 +621,7 @@ class FakeCuda:
         self.launches.append(dict(fn=fn, grid=(gx, gy, gz), block=(bx, by, bz), shared=shared,
                                   stream=stream, kp=kp, extra=extra, ctx=list(self.ctx_stack)))
         if kp:  # read the params now, as the driver does
-            specs = std_params()
+            specs = self.param_specs.get(fn[1], std_params())
             arr = (ctypes.c_void_p * D.param_count(specs)).from_address(kp)
             self.launches[-1]["values"] = _read_params(arr, specs)
         return self._r("cuLaunchKernel")
@@ -1016,3 +1029,45 @@ def test_compiled_artifact_meets_the_runtime_contract(tmp_path):
         V.validate_against_artifact(shapes, dtype, back, pat)
         with pytest.raises(SplatInputError, match="built for Lq = 200"):
             V.validate_against_artifact(shapes._replace(Lq=256), dtype, back, pat)
+
+
+def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_driver, monkeypatch):
+    """grid "rows" = (ceil(Lq / rows_per_cta), H, B); the f32 score tensor is allocated and
+    freed on the caller's stream around the three launches (sddmm, softmax, spmm)."""
+    from splat.acsr import ACSR, Piece
+    from splat.lowering import decomposed as dec
+
+    Lq = 130
+    acsr = ACSR(Lq, Lq, (Piece(0, Lq, 1, 1, 0, 0, 0, 5),))
+    info = dec.decomposed_launch_info("bf16", 64, acsr.max_row_nnz)
+    tables = {n: np.ascontiguousarray(t, dtype=np.int32)
+              for n, t in dec.decomposed_tables(acsr).items()}
+    for k in info["kernels"]:
+        k["ptx_file"] = f"{k['name']}.ptx"
+    manifest = {
+        "format": A.FORMAT, "compiler_version": "0.1.0", "key": "d" * 64, "target": "sm_90a",
+        "dtype": "bf16", "head_dim": 64, "shapes": None, "scale": None, "variant": "decomposed",
+        "kernels": info["kernels"], "scratch": info["scratch"],
+        "tables": {n: {"file": f"{n}.npy", "dtype": "int32", "shape": list(t.shape)}
+                   for n, t in tables.items()},
+        "acsr": acsr.to_text(),
+    }
+    art = Artifact(manifest=manifest, tables=tables,
+                   ptx={k["ptx_file"]: fake_ptx(k["name"], k["params"]) for k in info["kernels"]})
+    fake = FakeCuda(param_specs={k["name"]: k["params"] for k in info["kernels"]})
+    monkeypatch.setattr(D, "_driver_mod", fake.module())
+    with L.Launcher(art, 0) as lt:
+        assert lt.tile_Lq == Lq
+        shapes = L.Shapes(B=2, H=4, Hkv=2, Lq=Lq, Lk=Lq, D=64)
+        lt.forward(0x1000, 0x2000, 0x3000, 0x4000, 0x5000, shapes, 0.5, stream=0x77)
+        assert [c["fn"][1] for c in fake.launches] == [k["name"] for k in info["kernels"]]
+        for call, k in zip(fake.launches, info["kernels"]):
+            assert call["grid"] == (-(-Lq // k["rows_per_cta"]), 4, 2)
+            assert call["stream"] == 0x77
+        ((scores, nbytes, stream),) = fake.async_allocs
+        assert nbytes == 4 * 2 * 4 * Lq * info["score_width"] and stream == 0x77
+        assert fake.async_frees == [(scores, 0x77)]
+        sddmm, softmax, spmm = (c["values"] for c in fake.launches)
+        assert sddmm[:2] == [0x1000, 0x1000] and sddmm[22:24] == [scores, scores]
+        assert softmax[:2] == [scores, scores] and softmax[11:13] == [0x5000, 0x5000]
+        assert spmm[11:13] == [0x3000, 0x3000] and spmm[22:24] == [0x4000, 0x4000]

@@ -288,7 +288,7 @@ class Launcher:
         scale = float(scale)
         if not math.isfinite(scale):
             raise ValueError(f"scale must be finite, got {scale}")
-        if s.B == 0 or s.H == 0 or s.Lq == 0 or (self.n_tiles == 0 and self.tile_Lq is not None):
+        if s.B == 0 or s.H == 0 or s.Lq == 0:
             self.check_shapes(s)
             return
         ptrs = (int(q_ptr), int(k_ptr), int(v_ptr), int(o_ptr), int(lse_ptr))
