@@ -329,6 +329,163 @@ def _runs(iv: Intervals) -> _Runs:
 
 
 # ---------------------------------------------------------------------------------------------
+# 1'. Runs straight from a dense mask
+# ---------------------------------------------------------------------------------------------
+
+_MAX_STRIDES = 16  # distinct candidate strides verified per chunk; rows with others fall back
+
+
+def runs_from_mask(mask: np.ndarray, row0: int = 0) -> "_Runs":
+    """The runs of step 2 (``_runs(intervals_from_mask(mask))``, identical), without making an
+    interval of every isolated cell.  Per row chunk, the isolated cells ``S`` are found on the
+    packed words; a row whose isolated cells form one arithmetic progression (checked by shifting
+    the packed row by the candidate stride) with no longer interval inside its span becomes one
+    run directly, so a dilated row or the stride part of a strided row costs O(words), not
+    O(cells).  Other rows' isolated cells go through the usual greedy chaining.
+
+    The chunk's word arrays live in buffers reused from chunk to chunk: a fresh temporary per
+    operation costs a page fault per 4 KiB on first touch, which was most of the scan's time."""
+    R, C = mask.shape
+    step = min(R, max(1, _SCAN_CELLS // max(C, 1)))
+    W = -(-C // 64)
+    ws = {k: np.empty((step, W), dtype=np.uint64) for k in ("f", "g", "h", "s")}
+    ws["bytes"] = np.zeros((step, 8 * W), dtype=np.uint8)
+    parts = [_scan_runs(mask[i:i + step], row0 + i, ws) for i in range(0, R, step)]
+    if len(parts) == 1:
+        return parts[0]
+    return _Runs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "off", "stride", "cnt")))
+
+
+def _flips_into(x: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Bit c of the result is set where column c differs from column c - 1 (column -1 unset);
+    written into ``f`` (``g`` is scratch), all [R, W] uint64."""
+    np.left_shift(x, np.uint64(1), out=f)
+    ff, gg = f.reshape(-1), g.reshape(-1)
+    np.right_shift(x.reshape(-1)[:-1], np.uint64(63), out=gg[:-1])
+    np.bitwise_or(ff[1:], gg[:-1], out=ff[1:])  # carry from the word on the left ...
+    f[:, 0] &= ~np.uint64(1)                      # ... but not from the row above
+    np.bitwise_xor(f, x, out=f)
+    return f
+
+
+def _intervals_of(x: np.ndarray, f: np.ndarray, C: int, row0: int):
+    """(row, start, stop) of the maximal intervals of packed rows ``x`` with flips ``f``."""
+    W = x.shape[1]
+    fw = np.flatnonzero(f)
+    pos = _bit_positions(fw, f.reshape(-1)[fw])
+    if C == 64 * W:  # closing flips of runs that reach the last column
+        full_end = np.flatnonzero(x[:, -1] >> np.uint64(63))
+        if full_end.size:
+            pos = np.sort(np.concatenate([pos, full_end * (64 * W) + C]))
+    row, start = np.divmod(pos[0::2], 64 * W)
+    stop = pos[1::2] - row * (64 * W)
+    return row + row0, start, stop
+
+
+def _high_bit(w: np.ndarray) -> np.ndarray:
+    """Index of the highest set bit of nonzero uint64 words."""
+    hb = np.log2(w.astype(np.float64)).astype(_I64)  # may round up near powers of two
+    hb -= (w >> np.minimum(hb, 63).astype(np.uint64)) == 0
+    return np.minimum(hb, 63)
+
+
+def _low_bit(w: np.ndarray) -> np.ndarray:
+    return np.log2((w & (~w + np.uint64(1))).astype(np.float64)).astype(_I64)
+
+
+def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
+    R, C = mask.shape
+    W = -(-C // 64)
+    nbytes = -(-C // 8)
+    by = ws["bytes"][:R]
+    by[:, :nbytes] = np.packbits(mask, axis=1, bitorder="little")
+    x = by.view("<u8")  # [R, W]; bit j of word w = column 64w + j
+    f, g, s_bits = ws["f"][:R], ws["g"][:R], ws["s"][:R]
+    _flips_into(x, f, g)
+    # isolated cells: set, with a flip at c and at c + 1
+    np.right_shift(f, np.uint64(1), out=g)
+    gg, ff = g.reshape(-1), f.reshape(-1)
+    np.left_shift(ff[1:], np.uint64(63), out=s_bits.reshape(-1)[:-1])
+    np.bitwise_or(gg[:-1], s_bits.reshape(-1)[:-1], out=gg[:-1])
+    g[:, -1] &= ~(np.uint64(1) << np.uint64(63))  # no carry from the next row
+    if C == 64 * W:  # the closing flip of a cell in the last column is at column C
+        g[:, -1] |= np.uint64(1) << np.uint64(63)
+    np.bitwise_and(x, f, out=s_bits)
+    np.bitwise_and(s_bits, g, out=s_bits)
+    srow = np.flatnonzero(np.bitwise_or.reduce(s_bits, axis=1))
+    if srow.size == 0:
+        row, start, stop = _intervals_of(x, f, C, row0)
+        return _Runs(row=row, off=start, stride=np.ones(row.size, _I64), cnt=stop - start)
+    np.bitwise_xor(x, s_bits, out=g)  # the cells of intervals of length >= 2
+    row, start, stop = _intervals_of(g, _flips_into(g, f, ws["h"][:R]), C, row0)
+    S = s_bits if srow.size == R else s_bits[srow]
+    nz = S != 0
+    wlo = np.argmax(nz, axis=1)
+    whi = W - 1 - np.argmax(nz[:, ::-1], axis=1)
+    ar = np.arange(srow.size)
+    lo = 64 * wlo + _low_bit(S[ar, wlo])
+    hi = 64 * whi + _high_bit(S[ar, whi])
+    n = np.bitwise_count(S).sum(axis=1, dtype=_I64)
+    span = hi - lo
+    s = np.where(n >= 2, span // np.maximum(n - 1, 1), 0)
+    ok = (n == 1) | (span == s * (n - 1))
+    # an interval of length >= 2 inside the span breaks the chain
+    if row.size:
+        rel = np.full(R, -1, dtype=_I64)
+        rel[srow] = ar
+        k = rel[row - row0]
+        inside = (k >= 0) & (start > lo[np.maximum(k, 0)]) & (start < hi[np.maximum(k, 0)])
+        ok[k[inside]] = False
+    cand = np.flatnonzero(ok & (n >= 3))
+    if cand.size:
+        vals, freq = np.unique(s[cand], return_counts=True)
+        keep_s = vals[np.argsort(-freq, kind="stable")[:_MAX_STRIDES]]
+        ok[cand[~np.isin(s[cand], keep_s)]] = False
+        y, h = ws["f"], ws["h"]
+        for sv in keep_s.tolist():
+            j = cand[s[cand] == sv]
+            # Sj is an AP of stride sv iff every cell but the lowest has its predecessor at -sv:
+            # popcount(Sj & (Sj << sv)) == n - 1 (the chains down by sv all end at lo).
+            Sj = S if j.size == S.shape[0] else S[j]
+            yj, hj = y[:j.size], h[:j.size]
+            q, b = divmod(sv, 64)
+            yj[:, :min(q, W)] = 0
+            if q < W:
+                np.left_shift(Sj[:, :W - q], np.uint64(b), out=yj[:, q:])
+                if b and q + 1 < W:
+                    np.right_shift(Sj[:, :W - q - 1], np.uint64(64 - b), out=hj[:, q + 1:])
+                    np.bitwise_or(yj[:, q + 1:], hj[:, q + 1:], out=yj[:, q + 1:])
+            np.bitwise_and(yj, Sj, out=yj)
+            pairs = np.bitwise_count(yj).sum(axis=1, dtype=_I64)
+            ok[j[pairs != n[j] - 1]] = False
+    fall = ~ok
+    runs_r, runs_o, runs_s, runs_c = [row], [start], [np.ones(row.size, _I64)], [stop - start]
+    if fall.any():
+        fr = srow[fall]
+        Sf = s_bits[fr]
+        fw = np.flatnonzero(Sf)
+        pos = _bit_positions(fw, Sf.reshape(-1)[fw])
+        rr, cc = np.divmod(pos, 64 * W)
+        rr = fr[rr] + row0
+        # merge with the intervals and chain the singletons as _runs does
+        allr = np.concatenate([row, rr])
+        alls = np.concatenate([start, cc])
+        alle = np.concatenate([stop, cc + 1])
+        o = np.argsort(allr * (C + 1) + alls, kind="stable")
+        r = _runs(Intervals(0, C, allr[o], alls[o], alle[o]))
+        runs_r, runs_o, runs_s, runs_c = [r.row], [r.off], [r.stride], [r.cnt]
+    good = ok
+    if good.any():
+        runs_r.append(srow[good] + row0)
+        runs_o.append(lo[good])
+        runs_s.append(np.where(n[good] >= 2, s[good], 0))
+        runs_c.append(n[good])
+    allr, allo = np.concatenate(runs_r), np.concatenate(runs_o)
+    o = np.argsort(allr * (C + 1) + allo, kind="stable")
+    return _Runs(row=allr[o], off=allo[o], stride=np.concatenate(runs_s)[o], cnt=np.concatenate(runs_c)[o])
+
+
+# ---------------------------------------------------------------------------------------------
 # 3. Tracks
 # ---------------------------------------------------------------------------------------------
 
@@ -437,10 +594,14 @@ def _segment(off, cnt, link) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR:
-    r = _runs(iv)
+    return acsr_from_runs(iv.Lq, iv.Lk, _runs(iv), block=block, min_piece_nnz=min_piece_nnz)
+
+
+def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_nnz: int = 8) -> ACSR:
+    """Steps 3-5 on the runs of step 2 (sorted by row, then offset)."""
     n = r.row.size
     if n == 0:
-        return ACSR(iv.Lq, iv.Lk)
+        return ACSR(Lq, Lk)
     order, chain_start = _tracks(r)
     row, off, cnt = r.row[order], r.off[order], r.cnt[order]
     stride = _resolve_wildcards(r.stride[order], chain_start)
@@ -478,7 +639,7 @@ def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 
             groups = [(g[other], size[other], np.ones(int(other.sum()), dtype=_I64)),
                       (g2 + n, np.diff(np.append(g2, ci2.size)), k_s[g2])]
             row, off, cnt, stride = (np.concatenate([x, x[ci2]]) for x in (row, off, cnt, stride))
-    return _build(iv.Lq, iv.Lk, row, off, cnt, stride, groups, block, min_piece_nnz)
+    return _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz)
 
 
 def _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) -> ACSR:
@@ -552,8 +713,8 @@ def analyze(pattern_or_mask, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR
         raise ValueError(f"block must be a positive int, got {block!r}")
     if isinstance(pattern_or_mask, np.ndarray):
         mask = _check_mask(pattern_or_mask)
-        iv = intervals_from_mask(mask)
-        result = acsr_from_intervals(iv, block=block, min_piece_nnz=min_piece_nnz)
+        result = acsr_from_runs(mask.shape[0], mask.shape[1], runs_from_mask(mask),
+                                block=block, min_piece_nnz=min_piece_nnz)
         if os.environ.get("SPLAT_DEBUG") == "1":
             _assert_exact(result, mask)
         return result
@@ -564,7 +725,16 @@ def analyze(pattern_or_mask, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR
     analytic = pattern_or_mask.analytic_acsr()
     if analytic is not None:
         return analytic
-    result = acsr_from_intervals(intervals(), block=block, min_piece_nnz=min_piece_nnz)
+    if getattr(pattern_or_mask, "_intervals", None) is None:
+        # a predicate: its row chunks go straight to runs (no interval per isolated cell)
+        parts = [runs_from_mask(np.ascontiguousarray(rows), row0=i0)
+                 for i0, rows in pattern_or_mask.iter_rows()]
+        runs = _Runs(*(np.concatenate([getattr(p, f) for p in parts])
+                       for f in ("row", "off", "stride", "cnt")))
+        result = acsr_from_runs(pattern_or_mask.Lq, pattern_or_mask.Lk, runs, block=block,
+                                min_piece_nnz=min_piece_nnz)
+    else:
+        result = acsr_from_intervals(intervals(), block=block, min_piece_nnz=min_piece_nnz)
     if os.environ.get("SPLAT_DEBUG") == "1":
         _assert_exact_chunks(result, pattern_or_mask)
     return result
