@@ -1,0 +1,58 @@
+"""splat.compile: ordered stages, dumps, variants, and clear errors for bad arguments."""
+
+import numpy as np
+import pytest
+
+import splat
+from splat import patterns
+from splat.runtime.resolve import request_key
+
+
+def test_stages_are_dumped_in_order(tmp_path):
+    splat.compile(patterns.window(16, 200), dtype="f16", head_dim=64, dump_dir=tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["0-analyze.mlir", "1-tile.mlir", "2-lower.mlir", "3-nvvm.mlir",
+                     "4-ptx.mlir", "kernel.ptx"]
+    assert "#splat.acsr<lq = 200" in (tmp_path / "0-analyze.mlir").read_text()
+    assert "schedule(" in (tmp_path / "1-tile.mlir").read_text()
+    assert "gpu.func @splat_fwd_f16_d64" in (tmp_path / "2-lower.mlir").read_text()
+    assert "llvm.func @splat_fwd_f16_d64" in (tmp_path / "3-nvvm.mlir").read_text()
+    assert "gpu.binary @splat_kernels" in (tmp_path / "4-ptx.mlir").read_text()
+
+
+def test_dump_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPLAT_DUMP_DIR", str(tmp_path / "env"))
+    splat.compile(patterns.causal(64), head_dim=128)
+    assert (tmp_path / "env" / "kernel.ptx").is_file()
+
+
+@pytest.mark.parametrize("variant, kernels", [
+    ("fused", ["splat_fwd_bf16_d64"]),
+    ("decomposed", ["splat_sddmm_bf16_d64", "splat_softmax_bf16", "splat_spmm_bf16_d64"]),
+])
+def test_variants_and_content_keys(variant, kernels):
+    pattern = patterns.dilated(8, 2, 300)
+    artifact = splat.compile(pattern, variant=variant)
+    assert [k["name"] for k in artifact.kernels] == kernels
+    # The key is what the runtime computes for the same request, so prebuilt artifacts are found.
+    assert artifact.key == request_key(pattern, Lq=300, Lk=300, dtype="bf16", head_dim=64,
+                                       variant=variant)
+
+
+def test_masks_and_acsr_are_accepted():
+    mask = np.zeros((70, 90), dtype=bool)
+    mask[::3, ::7] = True
+    from_mask = splat.compile(mask)
+    from_acsr = splat.compile(splat.analyze(patterns.from_mask(mask)))
+    assert from_mask.key == from_acsr.key
+    assert from_mask.kernels[0]["name"].endswith("_masked") == ("mask_ptr" in from_mask.tables)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dtype="f32"), "dtype must be one of"),
+    (dict(head_dim=96), "head_dim must be 64 or 128"),
+    (dict(variant="sparse"), "variant must be one of"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        splat.compile(patterns.causal(64), **kwargs)
