@@ -1071,3 +1071,21 @@ def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_dri
         assert sddmm[:2] == [0x1000, 0x1000] and sddmm[22:24] == [scores, scores]
         assert softmax[:2] == [scores, scores] and softmax[11:13] == [0x5000, 0x5000]
         assert spmm[11:13] == [0x3000, 0x3000] and spmm[22:24] == [0x4000, 0x4000]
+
+
+def test_request_key_analyses_a_pattern_object_once(monkeypatch):
+    """Repeated calls with one Pattern object reuse its layout text (no re-analysis per call)."""
+    from splat import patterns
+    from splat.runtime import resolve
+
+    calls = []
+    real = resolve.layout_text
+    monkeypatch.setattr(resolve, "layout_text", lambda p: calls.append(p) or real(p))
+    pattern = patterns.window(8, 100)
+    keys = {resolve.request_key(pattern, Lq=100, Lk=100, dtype="bf16", head_dim=64)
+            for _ in range(3)}
+    assert len(keys) == 1 and len(calls) == 1
+    mask = pattern.mask()
+    for _ in range(2):  # a mask may change between calls: never memoised
+        resolve.request_key(mask, Lq=100, Lk=100, dtype="bf16", head_dim=64)
+    assert len(calls) == 3

@@ -26,6 +26,7 @@ import importlib
 import importlib.util
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -138,12 +139,31 @@ def layout_text(pattern: Any) -> str:
         raise SplatInputError("pattern", f"cannot compute a content key for {type(acsr).__name__}: {e}") from None
 
 
+# Layout text per pattern object: a call with the same Pattern (or ACSR) object must not
+# re-run the analysis. Masks (mutable arrays) and strings are not memoised.
+_layout_texts: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def _memo_layout_text(pattern: Any) -> str:
+    if isinstance(pattern, (np.ndarray, str)):
+        return layout_text(pattern)
+    try:
+        text = _layout_texts.get(pattern)
+    except TypeError:  # not weak-referenceable or not hashable
+        return layout_text(pattern)
+    if text is None:
+        text = layout_text(pattern)
+        with _lock:
+            _layout_texts[pattern] = text
+    return text
+
+
 def request_key(pattern: Any, *, Lq: int, Lk: int, dtype: str, head_dim: int,
                 target: str = DEFAULT_TARGET, variant: str = "fused") -> str:
     """The key under which the artifact for (pattern, sizes, dtype, D, target) is cached/prebuilt."""
-    return artifact_key(acsr=layout_text(pattern), Lq=Lq, Lk=Lk, dtype=normalize_dtype(dtype),
-                        head_dim=head_dim, target=target, compiler_version=compiler_version(),
-                        variant=variant)
+    return artifact_key(acsr=_memo_layout_text(pattern), Lq=Lq, Lk=Lk,
+                        dtype=normalize_dtype(dtype), head_dim=head_dim, target=target,
+                        compiler_version=compiler_version(), variant=variant)
 
 
 # ------------------------------------------------------------------------------------ resolution
