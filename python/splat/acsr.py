@@ -171,6 +171,14 @@ class BlockRemainder:
     def nnz(self) -> int:
         return int(np.count_nonzero(self.masks))
 
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) int64 of every remainder element, sorted by row then column."""
+        n, r, c = np.nonzero(self.masks)
+        rows = self.blocks[n, 0].astype(np.int64) * self.block + r
+        cols = self.blocks[n, 1].astype(np.int64) * self.block + c
+        order = np.lexsort((cols, rows))
+        return rows[order], cols[order]
+
     def __eq__(self, other) -> bool:
         if not isinstance(other, BlockRemainder):
             return NotImplemented

@@ -152,12 +152,7 @@ def decomposed_tables(acsr) -> dict:
         nslot[rows] += 1
     rem = acsr.remainder
     if rem is not None and rem.n:
-        B = rem.block
-        n_idx, r_loc, c_loc = np.nonzero(rem.masks)
-        rows = rem.blocks[n_idx, 0].astype(np.int64) * B + r_loc
-        cols = rem.blocks[n_idx, 1].astype(np.int64) * B + c_loc
-        order = np.lexsort((cols, rows))
-        rows, cols = rows[order], cols[order]
+        rows, cols = rem.coordinates()
         if rows.size:
             new = np.ones(rows.size, dtype=bool)
             new[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1] + 1)

@@ -503,11 +503,7 @@ class _Builder:
         if rem is None or rem.nnz == 0:
             return
         B = rem.block
-        n, r, c = np.nonzero(rem.masks)
-        rows = rem.blocks[n, 0].astype(np.int64) * B + r
-        cols = rem.blocks[n, 1].astype(np.int64) * B + c
-        order = np.lexsort((cols, rows))
-        rows, cols = rows[order], cols[order]
+        rows, cols = rem.coordinates()
         self.rem_cols = cols
         self.rem_ptr = np.searchsorted(rows, np.arange(self.Lq + 1))
         self.rem_block = B
