@@ -274,6 +274,196 @@ def _acsr(Lq, Lk, pieces) -> ACSR:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fast construction of many pieces, and the analytic union of window / globals / random blocks
+# ---------------------------------------------------------------------------------------------
+
+_PF = ("r0", "r1", "row_step", "stride", "off_a", "off_b", "cnt_a", "cnt_b")
+_new, _set = object.__new__, object.__setattr__
+
+
+def _pieces_from_table(tab: np.ndarray) -> list[Piece]:
+    """Pieces from an int ``[n, 8]`` table that is already canonical and structurally valid
+    (``0 <= r0 < r1``, ``row_step, stride >= 1``; built so by the callers).  Skips the dataclass
+    ``__init__`` (about 2 us a piece, most of a constructor's time at 16K); the fields are the
+    same plain ints, so equality, hashing and ``validate()`` see ordinary Pieces."""
+    out = []
+    for row in np.asarray(tab, dtype=np.int64).tolist():
+        p = _new(Piece)
+        _set(p, "__dict__", dict(zip(_PF, row)))
+        out.append(p)
+    return out
+
+
+def _rect_table(r0, r1, c0, c1) -> np.ndarray:
+    """Canonical table rows of the rectangles rows [r0, r1) x cols [c0, c1)."""
+    r0, r1, c0, c1 = (np.asarray(x, dtype=np.int64) for x in (r0, r1, c0, c1))
+    z = np.zeros(r0.size, np.int64)
+    one = np.ones(r0.size, np.int64)
+    return np.stack([r0, r1, one, one, z, c0, z, c1 - c0], axis=1)
+
+
+def _runs_arr(sorted_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal runs of consecutive integers of a sorted unique array: (starts, stops)."""
+    if sorted_idx.size == 0:
+        z = np.zeros(0, np.int64)
+        return z, z
+    brk = np.flatnonzero(np.diff(sorted_idx) != 1) + 1
+    return sorted_idx[np.concatenate([[0], brk])], sorted_idx[np.concatenate([brk - 1, [sorted_idx.size - 1]])] + 1
+
+
+def _block_runs(chosen: np.ndarray, B: int, Lk: int):
+    """(row block, col0, col1) of the runs of chosen column blocks, row-block major."""
+    nrb, ncb = chosen.shape
+    padded = np.zeros((nrb, ncb + 2), np.int8)
+    padded[:, 1:-1] = chosen
+    d = np.diff(padded, axis=1)
+    rb, s = np.nonzero(d == 1)
+    _, e = np.nonzero(d == -1)
+    return rb.astype(np.int64), s.astype(np.int64) * B, np.minimum(e.astype(np.int64) * B, Lk)
+
+
+def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_nnz: int = 8) -> ACSR:
+    """ACSR of stride-1, row_step-1 pieces ``tab``; pieces with fewer than ``min_nnz`` cells go to
+    the block remainder (as ``analyze`` does with its default ``min_piece_nnz``)."""
+    T = tab[:, 1] - tab[:, 0]
+    nnz = tab[:, 6] * T * (T - 1) // 2 + tab[:, 7] * T
+    tiny = nnz < min_nnz
+    remainder = None
+    if tiny.any():
+        tab_t, tab = tab[tiny], tab[~tiny]
+        rows, cols = [], []
+        for r0, r1, _, _, oa, ob, ca, cb in tab_t.tolist():
+            for t in range(r1 - r0):
+                n = ca * t + cb
+                if n > 0:
+                    rows.append(np.full(n, r0 + t, np.int64))
+                    cols.append(oa * t + ob + np.arange(n, dtype=np.int64))
+        if rows:
+            remainder = analysis._remainder(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
+    tab = tab[np.lexsort((tab[:, 5], tab[:, 0]))]
+    return ACSR(Lq, Lk, tuple(_pieces_from_table(tab)), remainder)
+
+
+def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: np.ndarray | None) -> ACSR:
+    """Analytic ACSR of ``|q - k| <= w`` or ``q in g`` or ``k in g`` or ``chosen[q // B, k // B]``.
+
+    Global rows are full-row pieces (one per run of global rows).  The other rows are cut into
+    segments (row block x run of non-global rows); in a segment the constant column set
+    ``K`` = global columns + the row block's random blocks is a few maximal runs ``[c0, c1)``.
+    A run touches the window ``[lo(i), hi(i)) = [max(0, i-w), min(Lk, i+w+1))`` on the rows
+    ``c0 - w - 1 <= i <= c1 + w``; the touching runs and the window merge into one interval
+    ``[min(lo, c0 of the first), max(hi, c1 of the last))``.  Cutting each segment at the rows
+    where any of these choices changes (``c0 - w - 1``, ``c1 + w + 1``, ``c0 + w + 1``,
+    ``c1 - w - 1`` per run; ``w + 1``, ``Lk - w - 1``, ``Lk + w`` for the clipping) makes every
+    endpoint affine (slope 0 or 1) inside a sub-segment.  Per sub-segment: one merged window
+    piece, and one rectangle per run not touching the window.  Window sub-pieces with the same
+    formula in consecutive rows join, and so do equal rectangles in consecutive rows.  Pieces
+    are disjoint (the intervals of a row are), the union is exact.  O(pieces) numpy."""
+    I64 = np.int64
+    grow, gcol = g[g < Lq], g[g < Lk]
+    gr0, gr1 = _runs_arr(grow)
+    gc0, gc1 = _runs_arr(gcol)
+    if chosen is None:
+        B, nrb = Lq, 1
+    else:
+        nrb = chosen.shape[0]
+    # constant column runs per row block, merged where they touch
+    rbs = [np.repeat(np.arange(nrb, dtype=I64), gc0.size)]
+    c0s, c1s = [np.tile(gc0, nrb)], [np.tile(gc1, nrb)]
+    if chosen is not None:
+        rb_r, c0_r, c1_r = _block_runs(chosen, B, Lk)
+        rbs.append(rb_r), c0s.append(c0_r), c1s.append(c1_r)
+    rb, c0, c1 = np.concatenate(rbs), np.concatenate(c0s), np.concatenate(c1s)
+    if rb.size:
+        o = np.lexsort((c0, rb))
+        rb, c0, c1 = rb[o], c0[o], c1[o]
+        K1 = Lk + 2
+        mx = np.maximum.accumulate(rb * K1 + c1)
+        new = np.ones(rb.size, dtype=bool)
+        new[1:] = rb[1:] * K1 + c0[1:] > mx[:-1]
+        st = np.flatnonzero(new)
+        rb, c0, c1 = rb[st], c0[st], np.maximum.reduceat(c1, st)
+    # segments: row blocks x non-global row ranges
+    edges = np.unique(np.concatenate([np.arange(0, Lq, B, dtype=I64), gr0, gr1, [Lq]]))
+    e0, e1 = edges[:-1], edges[1:]
+    gi = np.searchsorted(gr0, e0, side="right") - 1
+    is_g = (gi >= 0) & (e0 < gr1[np.maximum(gi, 0)]) if gr0.size else np.zeros(e0.size, bool)
+    s0, s1 = e0[~is_g], e1[~is_g]
+    srb = s0 // B
+    tabs = [_rect_table(gr0, gr1, np.zeros(gr0.size, I64), np.full(gr0.size, Lk))]
+    if s0.size:
+        # cut rows inside the segments
+        a, b = c0 - w - 1, c1 + w + 1
+        cand = np.concatenate([a, b, c0 + w + 1, c1 - w - 1])
+        cand_rb = np.tile(rb, 4)
+        seg = np.searchsorted(s0, cand, side="right") - 1
+        segc = np.maximum(seg, 0)
+        ok = (seg >= 0) & (cand > s0[segc]) & (cand < s1[segc]) & (srb[segc] == cand_rb)
+        glob = np.array([w + 1, Lk - w - 1, Lk + w], dtype=I64)
+        gseg = np.searchsorted(s0, glob, side="right") - 1
+        gsc = np.maximum(gseg, 0)
+        gok = (gseg >= 0) & (glob > s0[gsc]) & (glob < s1[gsc])
+        u0 = np.unique(np.concatenate([s0, cand[ok], glob[gok]]))
+        useg = np.searchsorted(s0, u0, side="right") - 1
+        u1 = np.minimum(np.append(u0[1:], Lq), s1[useg])
+        urb = srb[useg]
+        # touching runs j1 .. j2 of the row block (runs sorted by (rb, c0): a, b increase)
+        K = Lq + Lk + 2 * w + 4
+        q = urb * K + u0 + w + 1
+        j1 = np.searchsorted(rb * K + b + w + 1, q, side="right")
+        j2 = np.searchsorted(rb * K + a + w + 1, q, side="right") - 1
+        touch = j1 <= j2
+        j1c, j2c = np.minimum(j1, max(rb.size - 1, 0)), np.maximum(j2, 0)
+        # window formula (slope, intercept) in the global row i
+        la = np.where((u0 > w) & (u0 < Lk + w), 1, 0)
+        lb = np.where(u0 <= w, 0, np.where(u0 >= Lk + w, Lk, -w))
+        ha = np.where(u0 + w + 1 >= Lk, 0, 1)
+        hb = np.where(u0 + w + 1 >= Lk, Lk, w + 1)
+        if rb.size:
+            use_c0 = touch & (u0 >= c0[j1c] + w + 1)
+            use_c1 = touch & (u0 < c1[j2c] - w - 1)
+            la, lb = np.where(use_c0, 0, la), np.where(use_c0, c0[j1c], lb)
+            ha, hb = np.where(use_c1, 0, ha), np.where(use_c1, c1[j2c], hb)
+        last = u1 - 1
+        live = ((ha - la) * u0 + hb - lb > 0) | ((ha - la) * last + hb - lb > 0)
+        n = u0.size
+        join = np.zeros(n, dtype=bool)
+        join[1:] = ((u0[1:] == u1[:-1]) & live[1:] & live[:-1] & (la[1:] == la[:-1]) & (lb[1:] == lb[:-1])
+                    & (ha[1:] == ha[:-1]) & (hb[1:] == hb[:-1]))
+        gs = np.flatnonzero(~join & live)
+        ge = np.append(np.flatnonzero(~join)[1:], n) - 1  # last sub-segment of each group ...
+        ge = ge[np.searchsorted(np.flatnonzero(~join), gs)]  # ... for the live groups
+        r0, r1 = u0[gs], u1[ge]
+        A, Bb, Ha, Hb = la[gs], lb[gs], ha[gs], hb[gs]
+        T = r1 - r0
+        one = T == 1
+        off_b = A * r0 + Bb
+        tabs.append(np.stack([r0, r1, np.ones(gs.size, I64), np.ones(gs.size, I64),
+                              np.where(one, 0, A), off_b, np.where(one, 0, Ha - A), Ha * r0 + Hb - off_b], axis=1))
+        # rectangles: the runs of the row block not touching the window
+        if rb.size:
+            rs = np.searchsorted(rb, urb, side="left")
+            re = np.searchsorted(rb, urb, side="right")
+            cnt = re - rs
+            sub = np.repeat(np.arange(n), cnt)
+            j = np.repeat(rs, cnt) + analysis._expand(cnt)
+            keep = ~(touch[sub] & (j >= j1[sub]) & (j <= j2[sub]))
+            sub, j = sub[keep], j[keep]
+            if j.size:
+                o = np.lexsort((u0[sub], c1[j], c0[j]))
+                sub, j = sub[o], j[o]
+                rr0, rr1, cc0, cc1 = u0[sub], u1[sub], c0[j], c1[j]
+                jn = np.zeros(j.size, dtype=bool)
+                jn[1:] = (cc0[1:] == cc0[:-1]) & (cc1[1:] == cc1[:-1]) & (rr0[1:] == rr1[:-1])
+                st = np.flatnonzero(~jn)
+                en = np.append(st[1:], j.size) - 1
+                tabs.append(_rect_table(rr0[st], rr1[en], cc0[st], cc1[st]))
+    tab = np.concatenate(tabs)
+    tab = tab[tab[:, 0] < tab[:, 1]]
+    return _tiny_to_remainder(Lq, Lk, tab)
+
+
+# ---------------------------------------------------------------------------------------------
 # Named families
 # ---------------------------------------------------------------------------------------------
 
@@ -526,31 +716,26 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
         chosen[rb, rng.choice(ncb, size=min(r, ncb), replace=False)] = True
 
     def build():
-        # Column runs of each row block; a run continues the piece above it when the analysis
-        # would link it there (left/right alignment by least movement, as in analysis._tracks)
-        # and it is the same run.
-        pieces, prev, prev_ids = [], [], []
-        spans: list[list[int]] = []  # [row0, row1, col0, col1] per piece
-        for rb in range(nrb):
-            r0, r1 = rb * B, min(Lq, rb * B + B)
-            cur = [(c0 * B, min(Lk, c1 * B)) for c0, c1 in _runs_of(np.flatnonzero(chosen[rb]))]
-            shift = _align(prev, cur) if prev else 0
-            ids = []
-            for k, run in enumerate(cur):
-                j = k - shift
-                if prev and 0 <= j < len(prev) and prev[j] == run:
-                    spans[prev_ids[j]][1] = r1
-                    ids.append(prev_ids[j])
-                else:
-                    spans.append([r0, r1, *run])
-                    ids.append(len(spans) - 1)
-            prev, prev_ids = cur, ids
-        for r0, r1, c0, c1 in spans:
-            pieces.append(_piece(r0, 1, 1, 0, r1 - r0, 0, c0, 0, c1 - c0))
-        return _acsr(Lq, Lk, pieces)
+        # Column runs of each row block, linked from row block to row block as the analysis
+        # links runs (analysis._tracks on one representative row per row block: inside a block
+        # the rows are equal, so only the block boundaries pair runs); a run continues the piece
+        # above it when it is paired with an equal run.
+        rb, c0, c1 = _block_runs(chosen, B, Lk)
+        runs = analysis._Runs(row=rb, off=c0, stride=np.ones(rb.size, np.int64), cnt=c1 - c0)
+        order, chain_start = analysis._tracks(runs)
+        rb, c0, c1 = rb[order], c0[order], c1[order]
+        new = chain_start.copy()
+        new[1:] |= (c0[1:] != c0[:-1]) | (c1[1:] != c1[:-1])
+        st = np.flatnonzero(new)
+        en = np.append(st[1:], rb.size) - 1
+        tab = _rect_table(rb[st] * B, np.minimum(Lq, rb[en] * B + B), c0[st], c1[st])
+        tab = tab[np.lexsort((tab[:, 5], tab[:, 0]))]
+        return _acsr(Lq, Lk, _pieces_from_table(tab))
 
-    return Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
-                   name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)
+    p = Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
+                name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)
+    p._chosen = chosen
+    return p
 
 
 def _align(prev: list[tuple[int, int]], cur: list[tuple[int, int]]) -> int:
@@ -578,16 +763,25 @@ def _align(prev: list[tuple[int, int]], cur: list[tuple[int, int]]) -> int:
 
 
 def longformer(w: int, globals, Lq: int, Lk: int | None = None) -> Pattern:
-    """Longformer: sliding window ``w`` plus global tokens."""
+    """Longformer: sliding window ``w`` plus global tokens (analytic ACSR: ``_union_acsr``)."""
     p = window(w, Lq, Lk) | global_tokens(globals, Lq, Lk)
-    p.name = f"longformer(w={w}, globals={_short(_index_set('globals', globals, max(p.Lq, p.Lk)))})"
+    g = _index_set("globals", globals, max(p.Lq, p.Lk))
+    p.name = f"longformer(w={w}, globals={_short(g)})"
+    p._analytic = lambda: _union_acsr(p.Lq, p.Lk, int(w), g, None, None)
+    p._intervals = None  # intervals come from the analytic ACSR
     return p
 
 
 def bigbird(w: int, globals, random: int, block: int, seed: int, Lq: int, Lk: int | None = None) -> Pattern:
-    """BigBird: sliding window ``w``, global tokens and ``random`` random blocks per row block."""
-    p = window(w, Lq, Lk) | global_tokens(globals, Lq, Lk) | random_blocks(block, random, seed, Lq, Lk)
+    """BigBird: sliding window ``w``, global tokens and ``random`` random blocks per row block
+    (analytic ACSR: ``_union_acsr``)."""
+    rbp = random_blocks(block, random, seed, Lq, Lk)
+    p = window(w, Lq, Lk) | global_tokens(globals, Lq, Lk) | rbp
+    g = _index_set("globals", globals, max(p.Lq, p.Lk))
+    chosen = rbp._chosen
     p.name = f"bigbird(w={w}, random={random}, block={block}, seed={seed})"
+    p._analytic = lambda: _union_acsr(p.Lq, p.Lk, int(w), g, int(block), chosen)
+    p._intervals = None
     return p
 
 
