@@ -24,7 +24,6 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import func
 
-
 from .acsr import ACSR
 from .acsr_ir import acsr_to_attr
 from .analysis import analyze
@@ -38,7 +37,6 @@ from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .runtime.resolve import compiler_version
 from .tools.extract_ptx import binaries_ptx
 
-STAGES = ("analyze", "tile", "lower", "nvvm", "ptx")
 _ELEMENT_TYPES = {"bf16": ir.BF16Type, "f16": ir.F16Type}
 
 
@@ -55,15 +53,21 @@ def _stage_pipelines(target: str, block_n: int) -> dict[str, str]:
     }
 
 
-def attention_module(layout: ir.Attribute, *, lq: int, lk: int, dtype: str, head_dim: int,
-                     scale: float | None = None) -> ir.Module:
-    """``func @attention(q, k, v) -> o`` holding one splat.attention (B, H dynamic)."""
+def _qkv_types(lq: int, lk: int, dtype: str, head_dim: int):
+    """q (and o) ``?x?xLqxD``, k/v ``?x?xLkxD`` tensor types: B and H stay dynamic, the kernels
+    serve every batch and head count."""
     if dtype not in _ELEMENT_TYPES:
         raise ValueError(f"dtype must be one of {sorted(_ELEMENT_TYPES)}, got {dtype!r}")
     element = _ELEMENT_TYPES[dtype].get()
     dyn = ir.ShapedType.get_dynamic_size()
-    q_t = ir.RankedTensorType.get([dyn, dyn, lq, head_dim], element)
-    kv_t = ir.RankedTensorType.get([dyn, dyn, lk, head_dim], element)
+    return (ir.RankedTensorType.get([dyn, dyn, lq, head_dim], element),
+            ir.RankedTensorType.get([dyn, dyn, lk, head_dim], element))
+
+
+def attention_module(layout: ir.Attribute, *, lq: int, lk: int, dtype: str, head_dim: int,
+                     scale: float | None = None) -> ir.Module:
+    """``func @attention(q, k, v) -> o`` holding one splat.attention."""
+    q_t, kv_t = _qkv_types(lq, lk, dtype, head_dim)
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
         @func.FuncOp.from_py_func(q_t, kv_t, kv_t, name="attention")
@@ -77,10 +81,8 @@ def decomposed_module(layout: ir.Attribute, *, lq: int, lk: int, width: int, dty
                       head_dim: int, scale: float | None = None) -> ir.Module:
     """``func @attention(q, k, v) -> o`` as splat.sddmm -> splat.softmax -> splat.spmm over a
     compressed ``B x H x Lq x width`` f32 score tensor."""
-    element = _ELEMENT_TYPES[dtype].get()
+    q_t, kv_t = _qkv_types(lq, lk, dtype, head_dim)
     dyn = ir.ShapedType.get_dynamic_size()
-    q_t = ir.RankedTensorType.get([dyn, dyn, lq, head_dim], element)
-    kv_t = ir.RankedTensorType.get([dyn, dyn, lk, head_dim], element)
     s_t = ir.RankedTensorType.get([dyn, dyn, lq, width], ir.F32Type.get())
     module = ir.Module.create()
     with ir.InsertionPoint(module.body):
@@ -121,8 +123,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     block_n = block_n or fused_forward.DEFAULTS[head_dim]["block_n"]
     acsr = _as_acsr(pattern)
-    dump = Path(dump_dir or os.environ.get("SPLAT_DUMP_DIR") or "") if (
-        dump_dir or os.environ.get("SPLAT_DUMP_DIR")) else None
+    dump_dir = dump_dir or os.environ.get("SPLAT_DUMP_DIR")
+    dump = Path(dump_dir) if dump_dir else None
     if dump is not None:
         dump.mkdir(parents=True, exist_ok=True)
     with make_context(), ir.Location.unknown():
