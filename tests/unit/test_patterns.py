@@ -173,6 +173,67 @@ def test_longformer_and_bigbird():
     assert "longformer" in lf.describe() and "bigbird" in bb.describe()
 
 
+
+def reference_union(Lq, Lk, w, globals_, block=None, chosen=None):
+    """window(w) | global_tokens(globals_) | random blocks, from the definitions."""
+    m = reference("window", Lq, Lk, w=w) | reference("global_tokens", Lq, Lk, idx=list(globals_))
+    if chosen is not None:
+        m |= chosen
+    return m
+
+
+@st.composite
+def union_params(draw):
+    Lq, Lk = draw(st.integers(1, 80)), draw(st.integers(1, 80))
+    w = draw(st.integers(1, 100))  # windows larger than L included
+    n = max(Lq, Lk)
+    g = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=7))  # any order, duplicates
+    return Lq, Lk, w, g
+
+
+@settings(max_examples=300, deadline=None)
+@given(union_params(), st.integers(1, 13), st.integers(1, 4), st.integers(0, 10**6), st.booleans())
+def test_longformer_bigbird_analytic_exact(params, block, per_row, seed, big):
+    Lq, Lk, w, g = params
+    if big:
+        p = P.bigbird(w, g, per_row, block, seed, Lq, Lk)
+        m = reference_union(Lq, Lk, w, g) | P.random_blocks(block, per_row, seed, Lq, Lk).mask()
+    else:
+        p = P.longformer(w, g, Lq, Lk)
+        m = reference_union(Lq, Lk, w, g)
+    assert p.analytic
+    a = p.acsr()
+    a.validate()  # in bounds, counts >= 0, pieces (and remainder) disjoint
+    assert np.array_equal(a.to_mask(), m)
+    assert a.nnz == int(m.sum())
+
+
+def test_longformer_bigbird_analytic_loops():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        Lq, Lk = (int(x) for x in rng.integers(40, 400, size=2))
+        w = int(rng.integers(1, 120))
+        g = rng.integers(0, max(Lq, Lk), size=int(rng.integers(1, 40))).tolist()
+        if rng.random() < 0.3:
+            g += list(range(int(rng.integers(0, 30))))  # a contiguous block of globals too
+        block, per_row, seed = int(rng.integers(3, 70)), int(rng.integers(1, 5)), int(rng.integers(0, 999))
+        for p, m in ((P.longformer(w, g, Lq, Lk), reference_union(Lq, Lk, w, g)),
+                     (P.bigbird(w, g, per_row, block, seed, Lq, Lk),
+                      reference_union(Lq, Lk, w, g) | P.random_blocks(block, per_row, seed, Lq, Lk).mask())):
+            a = p.acsr()
+            a.validate()
+            assert np.array_equal(a.to_mask(), m), p.name
+
+
+def test_longformer_bigbird_piece_counts():
+    # reasonably few pieces: no more than the general analysis of the mask finds
+    for p in (P.longformer(64, range(16), 1024), P.longformer(40, [3, 900, 7, 500], 1000, 900),
+              P.bigbird(64, range(64), 3, 64, 0, 1024), P.bigbird(48, [5, 700, 701], 2, 32, 1, 1000, 1100)):
+        a, general = p.acsr(), analyze(p.mask())
+        assert len(a.pieces) + (a.remainder.n if a.remainder else 0) <= \
+            len(general.pieces) + (general.remainder.n if general.remainder else 0), p.name
+
+
 def test_combining_different_shapes_fails():
     with pytest.raises(ValueError, match="cannot combine"):
         P.causal(10) | P.causal(10, 11)
