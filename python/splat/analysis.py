@@ -8,6 +8,12 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops):
    bits of those few words are read out.  Patterns that know their ACSR, masks built
    from a predicate (in row chunks) and unions/intersections (an event sweep) all meet here, so
    an ``Lq x Lk`` array is never needed.
+   From a dense mask (``analyze(mask)``) each row chunk's words are first cropped to the
+   columns the chunk touches, and *vertical compression* leaves out rows that continue the rows
+   around them affinely (every flip that changes from the row above moves one more column
+   right: ``E_i == E_(i-1) << 1`` with ``E_i = F_i ^ F_(i-1)``), verified on the kept rows;
+   steps 3-4 then work on the kept rows, with the row numbers telling how far apart they are.
+   The pieces are exactly those without compression (tests/unit/test_analysis.py).
 2. **Runs.**  Each row is split into maximal arithmetic runs: intervals of length >= 2 are
    stride-1 runs; consecutive singletons with equal gaps chain (greedily, left to right) into
    stride-``s`` runs (dilated and strided patterns).
@@ -106,24 +112,39 @@ def _empty(Lq: int, Lk: int) -> Intervals:
 
 
 def _bit_positions(word_idx: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """Global bit positions (64 * word index + bit) of the set bits of the given words,
-    ascending.  Peels the lowest set bit of every word per round (x & -x is a power of two, and
-    float64 holds those exactly, so log2 gives its index); round k writes each word's k-th bit
-    to its slot, so the output comes out sorted.  Cost O(set bits + rounds * words left)."""
-    x = np.ascontiguousarray(words, dtype=np.uint64).copy()
-    cnt = np.bitwise_count(x).astype(_I64)
-    slot = np.cumsum(cnt) - cnt
-    out = np.empty(int(cnt.sum()), dtype=_I64)
-    base = word_idx.astype(_I64) * 64
-    live = np.arange(x.size)
-    while live.size:
-        xl = x[live]
-        low = xl & (~xl + np.uint64(1))
-        out[slot[live]] = base[live] + np.log2(low.astype(np.float64)).astype(_I64)
-        slot[live] += 1
-        xl &= xl - np.uint64(1)
-        x[live] = xl
-        live = live[xl != 0]
+    """Global bit positions (64 * word index + bit) of the set bits of the given nonzero words,
+    ascending.  Peels the lowest set bit of every word per round: its index is
+    ``popcount(x ^ (x - 1)) - 1`` (exact, no float conversion).  Round k writes each word's k-th
+    bit to its slot, so the output comes out sorted.  The first round runs on all words without
+    gathering; later rounds only on the words with bits left.  Cost O(set bits + rounds * words
+    left)."""
+    x = np.array(words, dtype=np.uint64)  # a copy: peeled in place
+    if x.size == 0:
+        return np.zeros(0, dtype=_I64)
+    one = np.uint64(1)
+    base = word_idx.astype(_I64) << 6
+    xm1 = x - one
+    first = base + np.bitwise_count(x ^ xm1)  # + (index + 1)
+    first -= 1
+    np.bitwise_and(x, xm1, out=x)
+    more = np.flatnonzero(x != 0)
+    if more.size == 0:  # one set bit per word (the common case): already sorted
+        return first
+    cnt = np.bitwise_count(words).astype(_I64)
+    slot = np.cumsum(cnt)
+    out = np.empty(int(slot[-1]), dtype=_I64)
+    slot -= cnt
+    out[slot] = first
+    x, slot, base = x[more], slot[more] + 1, base[more]
+    while x.size:
+        np.subtract(x, one, out=xm1[:x.size])
+        xm = xm1[:x.size]
+        out[slot] = base + np.bitwise_count(x ^ xm) - 1
+        np.bitwise_and(x, xm, out=x)
+        keep = x != 0
+        if not keep.all():
+            x, slot, base = x[keep], slot[keep], base[keep]
+        slot += 1
     return out
 
 
@@ -153,7 +174,7 @@ def _scan(mask: np.ndarray, row0: int, Lq: int) -> Intervals:
     flips = x << 1
     flips[:, 1:] |= x[:, :-1] >> 63
     flips ^= x
-    fw = np.flatnonzero(flips)
+    fw = np.flatnonzero(flips.reshape(-1) != 0)
     pos = _bit_positions(fw, flips.reshape(-1)[fw])  # row * 64W + column, ascending
     # A run reaching the last column has its closing flip in the padding, unless the row
     # width is a multiple of 64: add those closing flips at column C.
@@ -299,6 +320,11 @@ class _Runs:
     off: np.ndarray
     stride: np.ndarray  # 0 for runs of one element (any stride fits)
     cnt: np.ndarray
+    # Vertical compression (runs_from_mask(compress=True)): rows left out are affine
+    # continuations of the rows around them.  ``crow`` numbers the rows that are kept (empty
+    # ones included) consecutively; ``gap`` marks runs whose row follows left-out rows.
+    crow: np.ndarray | None = None
+    gap: np.ndarray | None = None
 
 
 def _runs(iv: Intervals) -> _Runs:
@@ -332,10 +358,11 @@ def _runs(iv: Intervals) -> _Runs:
 # 1'. Runs straight from a dense mask
 # ---------------------------------------------------------------------------------------------
 
+_COMPRESS = True  # vertical compression in analyze(mask) (runs_from_mask(compress=True))
 _MAX_STRIDES = 16  # distinct candidate strides verified per chunk; rows with others fall back
 
 
-def runs_from_mask(mask: np.ndarray, row0: int = 0) -> "_Runs":
+def runs_from_mask(mask: np.ndarray, row0: int = 0, compress: bool = False) -> "_Runs":
     """The runs of step 2 (``_runs(intervals_from_mask(mask))``, identical), without making an
     interval of every isolated cell.  Per row chunk, the isolated cells ``S`` are found on the
     packed words; a row whose isolated cells form one arithmetic progression (checked by shifting
@@ -348,12 +375,99 @@ def runs_from_mask(mask: np.ndarray, row0: int = 0) -> "_Runs":
     R, C = mask.shape
     step = min(R, max(1, _SCAN_CELLS // max(C, 1)))
     W = -(-C // 64)
-    ws = {k: np.empty((step, W), dtype=np.uint64) for k in ("f", "g", "h", "s")}
+    ws = {k: np.empty(step * W, dtype=np.uint64) for k in ("f", "g", "h", "s", "x", "c")}
     ws["bytes"] = np.zeros((step, 8 * W), dtype=np.uint8)
+    if compress:
+        ws["e"] = np.empty(step * W, dtype=np.uint64)
+        ws["drop"] = []
     parts = [_scan_runs(mask[i:i + step], row0 + i, ws) for i in range(0, R, step)]
     if len(parts) == 1:
-        return parts[0]
-    return _Runs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "off", "stride", "cnt")))
+        r = parts[0]
+    else:
+        r = _Runs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "off", "stride", "cnt")))
+    if compress:
+        drops = [d for d in ws["drop"] if d.size]
+        if drops:
+            return _compressed(r, np.concatenate(drops), mask, row0)
+    return r
+
+
+def _drop_rows(f: np.ndarray, noiso: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Rows of a chunk (flips ``f``) that vertical compression leaves out.  With
+    ``E_i = F_i ^ F_(i-1)`` (the flips that change from the row above), row i *continues* when
+    ``E_i == E_(i-1) << 1`` (every changing flip moves one more column right).  Then from a row
+    P on, ``F_(P+t) = F_P ^ M ^ (M << t)`` exactly (XOR telescopes), where M are the flips of
+    row P that move: the runs' offsets and ends are affine in the row (moving by 0 or 1), which
+    ``_compressed`` verifies on the kept rows P, P+1 and Q+2 around each left-out block.  Row r
+    is left out when rows r-1 .. r+3 continue and rows r-2 .. r+3 have no isolated cells, so
+    that every left-out row lies three rows inside an affine stretch: the greedy cuts never
+    start or end a piece there, and their look-ahead sees the same values."""
+    R, W = f.shape
+    np.bitwise_xor(f[1:], f[:-1], out=e[1:])
+    e[0] = 0
+    ew = np.flatnonzero(e.reshape(-1) != 0)
+    pos = _bit_positions(ew, e.reshape(-1)[ew])
+    rw = 64 * W
+    er = pos // rw
+    nE = np.bincount(er, minlength=R)
+    good = np.zeros(R, dtype=bool)
+    good[1:] = nE[1:] == nE[:-1]
+    el = np.flatnonzero(good[er])
+    bad = el[pos[el] != pos[el - nE[er[el]]] + (rw + 1)]
+    good[er[bad]] = False
+    good[:2] = False  # E of the chunk's first row is unknown
+    good &= noiso
+    # drop[r] = good[r-1 .. r+3] all, and noiso[r-2]
+    nb = np.concatenate([[0], np.cumsum(~good)])
+    drop = np.zeros(R, dtype=bool)
+    if R >= 6:
+        r = np.arange(2, R - 3)
+        drop[2:R - 3] = (nb[r + 4] - nb[r - 1] == 0) & noiso[r - 2]
+    return drop
+
+
+def _compressed(r: "_Runs", drop_rows: np.ndarray, mask: np.ndarray, row0: int) -> "_Runs":
+    """Verify the left-out blocks against the kept runs, extract the rows of blocks that fail
+    (a moving flip met a fixed one: runs merged or crossed), and attach the compressed row
+    numbers."""
+    R = mask.shape[0]
+    d = np.zeros(R + 1, dtype=bool)
+    d[drop_rows - row0] = True
+    st = np.flatnonzero(d[1:] & ~d[:-1]) + 1  # block starts (rows 0, 1 are never left out)
+    en = np.flatnonzero(d[:-1] & ~d[1:])       # block ends
+    P, Q2 = st - 2 + row0, en + 3 + row0
+    rows = np.stack([P, P + 1, Q2])
+    lo = np.searchsorted(r.row, rows, "left")
+    m = np.searchsorted(r.row, rows, "right") - lo
+    okb = (m[0] == m[1]) & (m[0] == m[2])
+    mm = np.where(okb, m[0], 0)
+    j = _expand(mm)
+    blk = np.repeat(np.arange(st.size), mm)
+    iP, iP1, iQ = (np.repeat(lo[k], mm) + j for k in range(3))
+    bad = (r.stride[iP] != 1) | (r.stride[iP1] != 1) | (r.stride[iQ] != 1)
+    t = (Q2 - P)[blk]
+    for a in (r.off, r.off + r.cnt):
+        da = a[iP1] - a[iP]
+        bad |= ((da != 0) & (da != 1)) | (a[iQ] != a[iP] + t * da)
+    okb[blk[bad]] = False
+    if not okb.all():
+        fs, fe = st[~okb], en[~okb]
+        redo = np.repeat(fs, fe - fs + 1) + _expand(fe - fs + 1)  # rows of `mask`
+        d[redo] = False
+        x = runs_from_mask(mask[redo])
+        x.row = redo[x.row] + row0
+        o = np.argsort(np.concatenate([r.row, x.row]), kind="stable")
+        r = _Runs(*(np.concatenate([getattr(r, f), getattr(x, f)])[o]
+                    for f in ("row", "off", "stride", "cnt")))
+        if not d.any():
+            return r
+    ndrop = np.cumsum(d[:-1])
+    rr = r.row - row0
+    r.crow = rr - ndrop[rr]
+    r.gap = np.zeros(rr.size, dtype=bool)
+    nz = rr > 0
+    r.gap[nz] = d[rr[nz] - 1]
+    return r
 
 
 def _flips_into(x: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -371,7 +485,7 @@ def _flips_into(x: np.ndarray, f: np.ndarray, g: np.ndarray) -> np.ndarray:
 def _intervals_of(x: np.ndarray, f: np.ndarray, C: int, row0: int):
     """(row, start, stop) of the maximal intervals of packed rows ``x`` with flips ``f``."""
     W = x.shape[1]
-    fw = np.flatnonzero(f)
+    fw = np.flatnonzero(f.reshape(-1) != 0)  # 4x faster than on uint64
     pos = _bit_positions(fw, f.reshape(-1)[fw])
     if C == 64 * W:  # closing flips of runs that reach the last column
         full_end = np.flatnonzero(x[:, -1] >> np.uint64(63))
@@ -393,14 +507,39 @@ def _low_bit(w: np.ndarray) -> np.ndarray:
     return np.log2((w & (~w + np.uint64(1))).astype(np.float64)).astype(_I64)
 
 
+def _buf(ws: dict, k: str, R: int, W: int) -> np.ndarray:
+    """A contiguous [R, W] uint64 view of the reused flat buffer ``ws[k]``."""
+    return ws[k][:R * W].reshape(R, W)
+
+
 def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
+    """Runs of a row chunk.  After packing, the words are cropped to the columns where the chunk
+    has any cell (a band's chunk touches a few dozen of the row's words): every later pass runs
+    on the crop only.  The words left and right of the crop are zero, so no flip crosses it."""
     R, C = mask.shape
     W = -(-C // 64)
     nbytes = -(-C // 8)
     by = ws["bytes"][:R]
     by[:, :nbytes] = np.packbits(mask, axis=1, bitorder="little")
     x = by.view("<u8")  # [R, W]; bit j of word w = column 64w + j
-    f, g, s_bits = ws["f"][:R], ws["g"][:R], ws["s"][:R]
+    nzw = np.flatnonzero(np.bitwise_or.reduce(x, axis=0))
+    if nzw.size == 0:
+        z = np.zeros(0, dtype=_I64)
+        return _Runs(z, z, z, z)
+    wlo, whi = int(nzw[0]), int(nzw[-1])
+    if 4 * (whi - wlo + 1) <= 3 * W:
+        xc = _buf(ws, "x", R, whi - wlo + 1)
+        np.copyto(xc, x[:, wlo:whi + 1])
+        r = _scan_words(xc, min(C, 64 * (whi + 1)) - 64 * wlo, row0, ws)
+        r.off = r.off + 64 * wlo
+        return r
+    return _scan_words(x, C, row0, ws)
+
+
+def _scan_words(x: np.ndarray, C: int, row0: int, ws: dict) -> "_Runs":
+    """Runs of packed rows ``x`` [R, W] (C columns; bits past C are zero)."""
+    R, W = x.shape
+    f, g, s_bits = _buf(ws, "f", R, W), _buf(ws, "g", R, W), _buf(ws, "s", R, W)
     _flips_into(x, f, g)
     # isolated cells: set, with a flip at c and at c + 1
     np.right_shift(f, np.uint64(1), out=g)
@@ -413,11 +552,40 @@ def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
     np.bitwise_and(x, f, out=s_bits)
     np.bitwise_and(s_bits, g, out=s_bits)
     srow = np.flatnonzero(np.bitwise_or.reduce(s_bits, axis=1))
+    kept = None
+    if "e" in ws and srow.size * 2 < R:
+        noiso = np.ones(R, dtype=bool)
+        noiso[srow] = False
+        drop = _drop_rows(f, noiso, _buf(ws, "e", R, W))
+        if drop.any():
+            kept = np.flatnonzero(~drop)
+            ws["drop"].append(np.flatnonzero(drop) + row0)
     if srow.size == 0:
-        row, start, stop = _intervals_of(x, f, C, row0)
+        if kept is None:
+            row, start, stop = _intervals_of(x, f, C, row0)
+        else:
+            row, start, stop = _intervals_of(x[kept], f[kept], C, 0)
+            row = kept[row] + row0
         return _Runs(row=row, off=start, stride=np.ones(row.size, _I64), cnt=stop - start)
     np.bitwise_xor(x, s_bits, out=g)  # the cells of intervals of length >= 2
-    row, start, stop = _intervals_of(g, _flips_into(g, f, ws["h"][:R]), C, row0)
+    # only rows that have such intervals (none in a dilated mask) and are not left out
+    rows_g = np.flatnonzero(np.bitwise_or.reduce(g, axis=1))
+    if kept is not None:
+        rows_g = rows_g[~drop[rows_g]]
+    k = rows_g.size
+    gw = np.flatnonzero(np.bitwise_or.reduce(g, axis=0)) if k else np.zeros(1, dtype=_I64)
+    glo, ghi = int(gw[0]), int(gw[-1])  # crop to the words these intervals touch (a band)
+    Wg = ghi - glo + 1
+    if k == R and Wg == W:
+        row, start, stop = _intervals_of(g, _flips_into(g, f, _buf(ws, "h", R, W)), C, row0)
+    else:
+        gk = _buf(ws, "c", k, Wg)
+        np.copyto(gk, g[:, glo:ghi + 1] if k == R else g[rows_g, glo:ghi + 1])
+        row, start, stop = _intervals_of(gk, _flips_into(gk, _buf(ws, "f", k, Wg), _buf(ws, "h", k, Wg)),
+                                         min(C, 64 * (ghi + 1)) - 64 * glo, 0)
+        row = rows_g[row] + row0
+        start += 64 * glo
+        stop += 64 * glo
     S = s_bits if srow.size == R else s_bits[srow]
     nz = S != 0
     wlo = np.argmax(nz, axis=1)
@@ -425,7 +593,8 @@ def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
     ar = np.arange(srow.size)
     lo = 64 * wlo + _low_bit(S[ar, wlo])
     hi = 64 * whi + _high_bit(S[ar, whi])
-    n = np.bitwise_count(S).sum(axis=1, dtype=_I64)
+    cnt_t = np.uint16 if 64 * W < 1 << 16 else np.uint32 if 64 * W < 1 << 32 else _I64
+    n = np.bitwise_count(S).sum(axis=1, dtype=cnt_t).astype(_I64)
     span = hi - lo
     s = np.where(n >= 2, span // np.maximum(n - 1, 1), 0)
     ok = (n == 1) | (span == s * (n - 1))
@@ -438,10 +607,17 @@ def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
         ok[k[inside]] = False
     cand = np.flatnonzero(ok & (n >= 3))
     if cand.size:
-        vals, freq = np.unique(s[cand], return_counts=True)
-        keep_s = vals[np.argsort(-freq, kind="stable")[:_MAX_STRIDES]]
-        ok[cand[~np.isin(s[cand], keep_s)]] = False
-        y, h = ws["f"], ws["h"]
+        sc = s[cand]
+        if (sc == sc[0]).all():  # one stride (strided, dilated): no sort
+            vals, freq = sc[:1], np.array([sc.size])
+        else:
+            vals, freq = np.unique(sc, return_counts=True)
+        if vals.size > _MAX_STRIDES:
+            keep_s = vals[np.argsort(-freq, kind="stable")[:_MAX_STRIDES]]
+            ok[cand[~np.isin(s[cand], keep_s)]] = False
+        else:
+            keep_s = vals
+        y, h = _buf(ws, "f", R, W), _buf(ws, "h", R, W)
         for sv in keep_s.tolist():
             j = cand[s[cand] == sv]
             # Sj is an AP of stride sv iff every cell but the lowest has its predecessor at -sv:
@@ -450,20 +626,24 @@ def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
             yj, hj = y[:j.size], h[:j.size]
             q, b = divmod(sv, 64)
             yj[:, :min(q, W)] = 0
-            if q < W:
-                np.left_shift(Sj[:, :W - q], np.uint64(b), out=yj[:, q:])
-                if b and q + 1 < W:
-                    np.right_shift(Sj[:, :W - q - 1], np.uint64(64 - b), out=hj[:, q + 1:])
-                    np.bitwise_or(yj[:, q + 1:], hj[:, q + 1:], out=yj[:, q + 1:])
-            np.bitwise_and(yj, Sj, out=yj)
-            pairs = np.bitwise_count(yj).sum(axis=1, dtype=_I64)
+            if b == 0:  # a whole-word shift: one pass
+                if q < W:
+                    np.bitwise_and(Sj[:, :W - q], Sj[:, q:], out=yj[:, q:])
+            else:
+                if q < W:
+                    np.left_shift(Sj[:, :W - q], np.uint64(b), out=yj[:, q:])
+                    if q + 1 < W:
+                        np.right_shift(Sj[:, :W - q - 1], np.uint64(64 - b), out=hj[:, q + 1:])
+                        np.bitwise_or(yj[:, q + 1:], hj[:, q + 1:], out=yj[:, q + 1:])
+                np.bitwise_and(yj, Sj, out=yj)
+            pairs = np.bitwise_count(yj).sum(axis=1, dtype=cnt_t).astype(_I64)
             ok[j[pairs != n[j] - 1]] = False
     fall = ~ok
     runs_r, runs_o, runs_s, runs_c = [row], [start], [np.ones(row.size, _I64)], [stop - start]
     if fall.any():
         fr = srow[fall]
         Sf = s_bits[fr]
-        fw = np.flatnonzero(Sf)
+        fw = np.flatnonzero(Sf.reshape(-1) != 0)
         pos = _bit_positions(fw, Sf.reshape(-1)[fw])
         rr, cc = np.divmod(pos, 64 * W)
         rr = fr[rr] + row0
@@ -501,13 +681,14 @@ def _tracks(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
     ``C`` the running sum of the shifts, ``u = k - C`` is constant along a track, so (block of
     consecutive rows, u) names it."""
     n = r.row.size
+    crow = r.row if r.crow is None else r.crow  # left-out rows do not count
     first = np.flatnonzero(np.concatenate([[True], r.row[1:] != r.row[:-1]]))
     ng = first.size
     nruns = np.diff(np.append(first, n))
     row_of = np.repeat(np.arange(ng), nruns)
     k = np.arange(n) - first[row_of]
     has_prev = np.zeros(ng, dtype=bool)
-    has_prev[1:] = r.row[first[1:]] == r.row[first[:-1]] + 1
+    has_prev[1:] = crow[first[1:]] == crow[first[:-1]] + 1
     n0 = np.concatenate([[0], nruns[:-1]])
     d_all = nruns - n0
     last = r.off + np.maximum(r.stride, 1) * (r.cnt - 1)
@@ -540,6 +721,8 @@ def _tracks(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
     far = ((np.abs(r.off[jo] - r.off[p]) > near[jo]) & (np.abs(last[jo] - last[p]) > near[jo]))
     odd = np.zeros(ng, dtype=bool)
     odd[row_of[jo[far]]] = True
+    if r.gap is not None:
+        odd[r.gap[first]] = False  # the row below left-out rows continues them: shift 0
     if odd.any():
         j = np.flatnonzero(odd[row_of])
         cands = [shift, d_all, np.full(ng, -1), np.full(ng, 1), d_all - 1, d_all + 1]
@@ -562,7 +745,7 @@ def _tracks(r: _Runs) -> tuple[np.ndarray, np.ndarray]:
     # a stable sort of small keys is a radix sort in numpy (O(n), several times faster)
     kt = np.uint8 if kmax < 1 << 8 else np.uint16 if kmax < 1 << 16 else np.uint32 if kmax < 1 << 32 else None
     order = np.argsort(key if kt is None else key.astype(kt), kind="stable")
-    ou, ob, orow = u[order], block[row_of][order], r.row[order]
+    ou, ob, orow = u[order], block[row_of][order], crow[order]
     chain_start = np.ones(n, dtype=bool)
     chain_start[1:] = (ou[1:] != ou[:-1]) | (ob[1:] != ob[:-1]) | (orow[1:] != orow[:-1] + 1)
     return order, chain_start
@@ -588,11 +771,17 @@ def _resolve_wildcards(stride: np.ndarray, chain_start: np.ndarray) -> np.ndarra
     return out
 
 
-def _segment(off, cnt, link) -> np.ndarray:
-    """Greedy affine segmentation of sequences in track order; returns group starts."""
+def _segment(off, cnt, link, row=None) -> np.ndarray:
+    """Greedy affine segmentation of sequences in track order; returns group starts.  With
+    ``row`` (vertical compression: linked entries may be rows apart) offset and count must be
+    affine in the row, which is "second differences zero" where the rows are equally spaced."""
     n = off.size
     same = np.zeros(n, dtype=bool)
-    if n > 2:
+    if n > 2 and row is not None:
+        h0, h1 = row[1:-1] - row[:-2], row[2:] - row[1:-1]
+        same[1:-1] = (((off[2:] - off[1:-1]) * h0 == (off[1:-1] - off[:-2]) * h1)
+                      & ((cnt[2:] - cnt[1:-1]) * h0 == (cnt[1:-1] - cnt[:-2]) * h1))
+    elif n > 2:
         dd_off = off[2:] - 2 * off[1:-1] + off[:-2]
         dd_cnt = cnt[2:] - 2 * cnt[1:-1] + cnt[:-2]
         same[1:-1] = (dd_off == 0) & (dd_cnt == 0)
@@ -607,8 +796,9 @@ def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 
     return acsr_from_runs(iv.Lq, iv.Lk, _runs(iv), block=block, min_piece_nnz=min_piece_nnz)
 
 
-def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_nnz: int = 8) -> ACSR:
-    """Steps 3-5 on the runs of step 2 (sorted by row, then offset)."""
+def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_nnz: int = 8) -> ACSR | None:
+    """Steps 3-5 on the runs of step 2 (sorted by row, then offset).  ``None`` only for
+    compressed runs (``r.crow``) where a piece with left-out rows would go to the remainder."""
     n = r.row.size
     if n == 0:
         return ACSR(Lq, Lk)
@@ -617,7 +807,8 @@ def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_n
     stride = _resolve_wildcards(r.stride[order], chain_start)
     link = np.zeros(n, dtype=bool)
     link[:-1] = ~chain_start[1:] & (stride[1:] == stride[:-1])
-    g = _segment(off, cnt, link)
+    comp = r.crow is not None
+    g = _segment(off, cnt, link, row if comp else None)
     size = np.diff(np.append(g, n))
 
     # Residue pass: runs of short stretches with stride s >= 2 regrouped with row_step = s.
@@ -640,7 +831,7 @@ def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_n
         link2 = np.zeros(ci2.size, dtype=bool)
         link2[:-1] = ((k_s[1:] == k_s[:-1]) & (k_res[1:] == k_res[:-1]) & (k_rank[1:] == k_rank[:-1])
                       & (k_row[1:] == k_row[:-1] + k_s[:-1]))
-        g2 = _segment(off[ci2], cnt[ci2], link2)
+        g2 = _segment(off[ci2], cnt[ci2], link2, row[ci2] if comp else None)
         n_pass1 = int(np.count_nonzero(np.bincount(grp[ci])))  # pass-1 groups of the candidates
         if g2.size < n_pass1:
             # Keep the pass-1 groups of the other runs; the residue groups index copies of the
@@ -658,15 +849,20 @@ def _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) -> ACSR:
     rstep = np.concatenate([x[2] for x in groups])
     two = size >= 2
     g1 = np.where(two, g + 1, g)
-    off_a = np.where(two, off[g1] - off[g], 0)
-    cnt_a = np.where(two, cnt[g1] - cnt[g], 0)
-    nnz = cnt_a * size * (size - 1) // 2 + cnt[g] * size
+    # T: rows of the piece; more than its runs where vertical compression left rows out
+    T = (row[g + size - 1] - row[g]) // rstep + 1
+    steps = np.where(two, (row[g1] - row[g]) // rstep, 1)
+    off_a = np.where(two, (off[g1] - off[g]) // steps, 0)
+    cnt_a = np.where(two, (cnt[g1] - cnt[g]) // steps, 0)
+    nnz = cnt_a * T * (T - 1) // 2 + cnt[g] * T
     keep = nnz >= min_piece_nnz
+    if (T[~keep] != size[~keep]).any():
+        return None
     st = stride[g]
-    st = np.where(np.maximum(cnt[g], cnt[g] + cnt_a * (size - 1)) <= 1, 1, st)
+    st = np.where(np.maximum(cnt[g], cnt[g] + cnt_a * (T - 1)) <= 1, 1, st)
     r0 = row[g]
-    r1 = r0 + rstep * (size - 1) + 1
-    table = np.stack([r0, r1, np.where(size > 1, rstep, 1), st, off_a, off[g], cnt_a, cnt[g]], axis=1)[keep]
+    r1 = r0 + rstep * (T - 1) + 1
+    table = np.stack([r0, r1, np.where(T > 1, rstep, 1), st, off_a, off[g], cnt_a, cnt[g]], axis=1)[keep]
     pieces = tuple(Piece(*map(int, t)) for t in table)
     remainder = None
     if not keep.all():
@@ -723,8 +919,13 @@ def analyze(pattern_or_mask, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR
         raise ValueError(f"block must be a positive int, got {block!r}")
     if isinstance(pattern_or_mask, np.ndarray):
         mask = _check_mask(pattern_or_mask)
-        result = acsr_from_runs(mask.shape[0], mask.shape[1], runs_from_mask(mask),
-                                block=block, min_piece_nnz=min_piece_nnz)
+        result = None
+        if _COMPRESS:
+            result = acsr_from_runs(mask.shape[0], mask.shape[1], runs_from_mask(mask, compress=True),
+                                    block=block, min_piece_nnz=min_piece_nnz)
+        if result is None:  # compression off, or a piece with left-out rows is a remainder
+            result = acsr_from_runs(mask.shape[0], mask.shape[1], runs_from_mask(mask),
+                                    block=block, min_piece_nnz=min_piece_nnz)
         if os.environ.get("SPLAT_DEBUG") == "1":
             _assert_exact(result, mask)
         return result

@@ -191,3 +191,72 @@ def test_interval_algebra():
     ia, ib = intervals_from_mask(a), intervals_from_mask(b)
     assert np.array_equal(analysis.union(ia, ib).to_mask(), a | b)
     assert np.array_equal(analysis.intersection(ia, ib).to_mask(), a & b)
+
+
+# -- vertical compression --------------------------------------------------------------------------
+
+def _structured_mask(rng, L, C):
+    """Bands of slope 0 / 1, blocks, noise, full columns and fixed-like blocks: affine stretches
+    that meet each other (runs merging or crossing), which the compression must notice."""
+    m = np.zeros((L, C), bool)
+    i, j = np.arange(L)[:, None], np.arange(C)[None, :]
+    for _ in range(rng.integers(1, 6)):
+        kind = rng.integers(0, 5)
+        if kind == 0:
+            a0, a1 = rng.integers(0, 2, 2)
+            b0, w = rng.integers(-L, C), rng.integers(1, 40)
+            m |= (j >= a0 * i + b0) & (j < a1 * i + b0 + w)
+        elif kind == 1:
+            r0, c0 = rng.integers(0, L), rng.integers(0, C)
+            h, w = rng.integers(1, 60, 2)
+            m[r0:r0 + h, c0:c0 + w] = True
+        elif kind == 2:
+            m |= rng.random((L, C)) < rng.choice([0.0005, 0.01])
+        elif kind == 3:
+            m[:, rng.integers(0, C, rng.integers(1, 5))] = True
+        else:
+            B = int(rng.integers(8, 64))
+            c = int(rng.integers(1, B))
+            m |= ((i // B == j // B) & (j <= i)) | (j % B >= B - c)
+    if rng.random() < 0.3:
+        m[rng.integers(0, L):] = False
+    return m
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vertical_compression_changes_nothing(monkeypatch, seed):
+    """analyze(mask) leaves out rows that continue the rows around them affinely; the pieces
+    must be exactly those of the uncompressed analysis (and the result exact), also where a
+    left-out block fails verification or a piece with left-out rows goes to the remainder."""
+    rng = np.random.default_rng(seed)
+    for it in range(60):
+        L = int(rng.choice([40, 100, 300]))
+        C = int(rng.choice([L, 64, 128, 200, L + 37]))
+        m = _structured_mask(rng, L, C)
+        mp = int(rng.choice([1, 8, 40]))
+        if it % 3 == 0:
+            monkeypatch.setattr(analysis, "_SCAN_CELLS", 64 * C)  # several chunks
+        else:
+            monkeypatch.setattr(analysis, "_SCAN_CELLS", 1 << 23)
+        monkeypatch.setattr(analysis, "_COMPRESS", True)
+        a = analyze(m, min_piece_nnz=mp)
+        monkeypatch.setattr(analysis, "_COMPRESS", False)
+        b = analyze(m, min_piece_nnz=mp)
+        check(a, m)
+        assert a == b, (seed, it)
+
+
+@pytest.mark.parametrize("name", ["window", "causal_window", "fixed", "blocked", "longformer", "bigbird"])
+def test_vertical_compression_on_families(monkeypatch, name):
+    L = 1024
+    p = {"window": P.window(32, L), "causal_window": P.causal_window(32, L), "fixed": P.fixed(64, 8, L),
+         "blocked": P.blocked(64, L), "longformer": P.longformer(32, range(8), L),
+         "bigbird": P.bigbird(24, range(8), 3, 16, 0, L)}[name]
+    m = p.mask()
+    monkeypatch.setattr(analysis, "_SCAN_CELLS", 200 * L)  # chunks that cut stretches
+    r = analysis.runs_from_mask(m, compress=True)
+    assert r.crow is not None and r.row.size < analysis.runs_from_mask(m).row.size
+    a = analyze(m)
+    monkeypatch.setattr(analysis, "_COMPRESS", False)
+    check(a, m)
+    assert a == analyze(m)
