@@ -569,12 +569,15 @@ def _scan_words(x: np.ndarray, C: int, row0: int, ws: dict) -> "_Runs":
         return _Runs(row=row, off=start, stride=np.ones(row.size, _I64), cnt=stop - start)
     np.bitwise_xor(x, s_bits, out=g)  # the cells of intervals of length >= 2
     # only rows that have such intervals (none in a dilated mask) and are not left out
-    rows_g = np.flatnonzero(np.bitwise_or.reduce(g, axis=1))
+    # the words these intervals touch first (a band), then the rows on that crop only
+    gw = np.flatnonzero(np.bitwise_or.reduce(g, axis=0))
+    if gw.size == 0:
+        gw = np.zeros(1, dtype=_I64)
+    glo, ghi = int(gw[0]), int(gw[-1])
+    rows_g = np.flatnonzero(np.bitwise_or.reduce(g[:, glo:ghi + 1], axis=1))
     if kept is not None:
         rows_g = rows_g[~drop[rows_g]]
     k = rows_g.size
-    gw = np.flatnonzero(np.bitwise_or.reduce(g, axis=0)) if k else np.zeros(1, dtype=_I64)
-    glo, ghi = int(gw[0]), int(gw[-1])  # crop to the words these intervals touch (a band)
     Wg = ghi - glo + 1
     if k == R and Wg == W:
         row, start, stop = _intervals_of(g, _flips_into(g, f, _buf(ws, "h", R, W)), C, row0)

@@ -18,6 +18,7 @@ pieces where the window edges cross the constant columns, one rectangle per cons
 from __future__ import annotations
 
 import bisect
+from itertools import repeat
 from typing import Callable
 
 import numpy as np
@@ -293,13 +294,14 @@ def _pieces_from_table(tab: np.ndarray) -> list[Piece]:
     (``0 <= r0 < r1``, ``row_step, stride >= 1``; built so by the callers).  Skips the dataclass
     ``__init__`` (about 2 us a piece, most of a constructor's time at 16K); the fields are the
     same plain ints, so equality, hashing and ``validate()`` see ordinary Pieces."""
-    out = []
-    append = out.append
-    for r0, r1, rs, s, oa, ob, ca, cb in np.asarray(tab, dtype=np.int64).tolist():
-        p = _new(Piece)
-        _set(p, "__dict__", {"r0": r0, "r1": r1, "row_step": rs, "stride": s,
-                             "off_a": oa, "off_b": ob, "cnt_a": ca, "cnt_b": cb})
-        append(p)
+    rows = np.asarray(tab, dtype=np.int64).tolist()
+    # object.__new__ for all pieces in one C-level map, then the fields written straight into
+    # each instance's (key-sharing) __dict__, in field order: ~0.5 us a piece
+    out = list(map(_new, repeat(Piece, len(rows))))
+    for p, (r0, r1, rs, s, oa, ob, ca, cb) in zip(out, rows):
+        d = p.__dict__
+        d["r0"] = r0; d["r1"] = r1; d["row_step"] = rs; d["stride"] = s  # noqa: E702
+        d["off_a"] = oa; d["off_b"] = ob; d["cnt_a"] = ca; d["cnt_b"] = cb  # noqa: E702
     return out
 
 
