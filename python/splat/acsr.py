@@ -213,6 +213,18 @@ class ACSR:
         object.__setattr__(self, "Lk", Lk)
         object.__setattr__(self, "pieces", pieces)
 
+    @classmethod
+    def _trusted(cls, Lq: int, Lk: int, pieces: tuple, remainder: BlockRemainder | None = None) -> "ACSR":
+        """Internal construction without the ``__post_init__`` checks, for callers that built
+        every argument themselves: ``Lq, Lk >= 1`` plain ints, ``pieces`` a tuple of
+        :class:`Piece`, ``remainder`` a :class:`BlockRemainder` or None.  The result is the
+        same object the public constructor would give (an empty remainder becomes None)."""
+        self = object.__new__(cls)
+        d = self.__dict__
+        d["Lq"] = Lq; d["Lk"] = Lk; d["pieces"] = pieces  # noqa: E702
+        d["remainder"] = remainder if remainder is not None and remainder.n else None
+        return self
+
     # -- vectorised piece table --------------------------------------------------------------
     @cached_property
     def table(self) -> np.ndarray:

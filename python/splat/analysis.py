@@ -519,8 +519,11 @@ def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
     R, C = mask.shape
     W = -(-C // 64)
     nbytes = -(-C // 8)
-    by = ws["bytes"][:R]
-    by[:, :nbytes] = np.packbits(mask, axis=1, bitorder="little")
+    if nbytes == 8 * W:  # no padding: the packed bytes are the words (saves a copy)
+        by = np.packbits(mask, axis=1, bitorder="little")
+    else:
+        by = ws["bytes"][:R]
+        by[:, :nbytes] = np.packbits(mask, axis=1, bitorder="little")
     x = by.view("<u8")  # [R, W]; bit j of word w = column 64w + j
     nzw = np.flatnonzero(np.bitwise_or.reduce(x, axis=0))
     if nzw.size == 0:
@@ -534,6 +537,106 @@ def _scan_runs(mask: np.ndarray, row0: int, ws: dict) -> "_Runs":
         r.off = r.off + 64 * wlo
         return r
     return _scan_words(x, C, row0, ws)
+
+
+def _shift_left_into(S: np.ndarray, sv: int, y: np.ndarray, h: np.ndarray) -> None:
+    """``y = S << sv`` per row (bits carried across the words of a row, not across rows); all
+    contiguous [n, W].  Shifted as one flat array (contiguous passes, several times faster than
+    row slices); the first words of each row, which took bits of the row above, are redone."""
+    W = S.shape[1]
+    q, b = divmod(sv, 64)
+    if q >= W:
+        y[:] = 0
+        return
+    Sf, yf, hf = S.reshape(-1), y.reshape(-1), h.reshape(-1)
+    if b == 0:
+        np.copyto(yf[q:], Sf[:Sf.size - q])
+    else:
+        np.left_shift(Sf[:Sf.size - q], np.uint64(b), out=yf[q:])
+        if q + 1 < W:
+            np.right_shift(Sf[:Sf.size - q - 1], np.uint64(64 - b), out=hf[q + 1:])
+            np.bitwise_or(yf[q + 1:], hf[q + 1:], out=yf[q + 1:])
+        y[:, q] = S[:, 0] << np.uint64(b)
+    y[:, :q] = 0
+
+
+def _isolated_ap_rows(S: np.ndarray, sv: int, y: np.ndarray) -> np.ndarray:
+    """``y = S & ~(S << sv)`` per row (contiguous [n, W]): the cells without a predecessor at
+    -sv.  Two flat passes (``S ^ (S & (S << sv))``); the first words of each row are redone."""
+    W = S.shape[1]
+    q, b = divmod(sv, 64)
+    Sf, yf = S.reshape(-1), y.reshape(-1)
+    if q >= W:
+        np.copyto(y, S)
+        return y
+    if b == 0:
+        np.bitwise_and(Sf[q:], Sf[:Sf.size - q], out=yf[q:])
+        y[:, :q] = 0
+    else:
+        np.left_shift(Sf[:Sf.size - q], np.uint64(b), out=yf[q:])  # y = S << sv first
+        if q + 1 < W:
+            np.bitwise_or(yf[q + 1:], Sf[:Sf.size - q - 1] >> np.uint64(64 - b), out=yf[q + 1:])
+        y[:, q] = S[:, 0] << np.uint64(b)
+        y[:, :q] = 0
+        np.bitwise_and(yf, Sf, out=yf)
+    np.bitwise_xor(yf, Sf, out=yf)
+    return y
+
+
+def _guess_stride(S: np.ndarray, lo: np.ndarray) -> int:
+    """The gap between the two lowest isolated cells that most of five sample rows share (0:
+    none): the stride that the fused check of ``_scan_words`` tries on every row."""
+    ns = S.shape[0]
+    gaps = []
+    for i in (ns // 10, 3 * ns // 10, ns // 2, 7 * ns // 10, 9 * ns // 10):
+        row = S[i]
+        w = np.flatnonzero(row)
+        x = int(row[w[0]])
+        x &= x - 1  # the lowest cell (lo) cleared
+        if x == 0:
+            if w.size < 2:
+                continue
+            c = 64 * int(w[1]) + (int(row[w[1]]) & -int(row[w[1]])).bit_length() - 1
+        else:
+            c = 64 * int(w[0]) + (x & -x).bit_length() - 1
+        gaps.append(c - int(lo[i]))
+    for g in gaps:
+        if 2 * gaps.count(g) > 5:
+            return g
+    return 0
+
+
+def _ap_rows(S: np.ndarray, lo: np.ndarray, hi: np.ndarray, W: int, cnt_t, ws: dict):
+    """(count, stride, ok) of rows of isolated cells ``S``: ok where the cells form one
+    arithmetic progression (counted by popcount, then verified by shifting by the stride)."""
+    n = np.bitwise_count(S).sum(axis=1, dtype=cnt_t).astype(_I64)
+    span = hi - lo
+    s = np.where(n >= 2, span // np.maximum(n - 1, 1), 0)
+    ok = (n == 1) | (span == s * (n - 1))
+    cand = np.flatnonzero(ok & (n >= 3))
+    if cand.size:
+        sc = s[cand]
+        if (sc == sc[0]).all():  # one stride (strided, dilated): no sort
+            vals, freq = sc[:1], np.array([sc.size])
+        else:
+            vals, freq = np.unique(sc, return_counts=True)
+        if vals.size > _MAX_STRIDES:
+            keep_s = vals[np.argsort(-freq, kind="stable")[:_MAX_STRIDES]]
+            ok[cand[~np.isin(s[cand], keep_s)]] = False
+        else:
+            keep_s = vals
+        y, h = _buf(ws, "f", S.shape[0], W), _buf(ws, "h", S.shape[0], W)
+        for sv in keep_s.tolist():
+            j = cand[s[cand] == sv]
+            # Sj is an AP of stride sv iff every cell but the lowest has its predecessor at -sv:
+            # popcount(Sj & (Sj << sv)) == n - 1 (the chains down by sv all end at lo).
+            Sj = S if j.size == S.shape[0] else S[j]
+            yj, hj = y[:j.size], h[:j.size]
+            _shift_left_into(Sj, sv, yj, hj)
+            np.bitwise_and(yj, Sj, out=yj)
+            pairs = np.bitwise_count(yj).sum(axis=1, dtype=cnt_t).astype(_I64)
+            ok[j[pairs != n[j] - 1]] = False
+    return n, s, ok
 
 
 def _scan_words(x: np.ndarray, C: int, row0: int, ws: dict) -> "_Runs":
@@ -597,10 +700,34 @@ def _scan_words(x: np.ndarray, C: int, row0: int, ws: dict) -> "_Runs":
     lo = 64 * wlo + _low_bit(S[ar, wlo])
     hi = 64 * whi + _high_bit(S[ar, whi])
     cnt_t = np.uint16 if 64 * W < 1 << 16 else np.uint32 if 64 * W < 1 << 32 else _I64
-    n = np.bitwise_count(S).sum(axis=1, dtype=cnt_t).astype(_I64)
-    span = hi - lo
-    s = np.where(n >= 2, span // np.maximum(n - 1, 1), 0)
-    ok = (n == 1) | (span == s * (n - 1))
+    ns = srow.size
+    n = np.ones(ns, dtype=_I64)
+    s = np.zeros(ns, dtype=_I64)
+    ok = np.ones(ns, dtype=bool)
+    rest = ar
+    sv = ws.get("sv", 0) or (_guess_stride(S, lo) if ns >= 64 else 0)
+    if sv:
+        # Fused check for the chunk's usual stride sv: the cells S of a row are lo, lo + sv, ...,
+        # hi iff every cell but the lowest has its predecessor at -sv, i.e. S & ~(S << sv) is
+        # the lowest cell alone; then n = (hi - lo) / sv + 1 (no popcount).  Rows of one cell
+        # pass too (n = 1).  The stride is kept for the next chunk while most rows pass.
+        y = _isolated_ap_rows(S, sv, _buf(ws, "f", ns, W))
+        lw = S[ar, wlo]
+        y[ar, wlo] ^= lw & (~lw + np.uint64(1))
+        fused = np.bitwise_or.reduce(y, axis=1) == 0
+        if fused.all():
+            n = (hi - lo) // sv + 1
+            s = np.where(n >= 2, sv, 0)
+            rest = ar[:0]
+        else:
+            n[fused] = (hi[fused] - lo[fused]) // sv + 1
+            s[fused] = np.where(n[fused] >= 2, sv, 0)
+            rest = np.flatnonzero(~fused)
+        ws["sv"] = sv if 2 * rest.size < ns else 0
+    if rest.size:
+        Sr = S if rest.size == ns else S[rest]
+        nr, sr, okr = _ap_rows(Sr, lo[rest], hi[rest], W, cnt_t, ws)
+        n[rest], s[rest], ok[rest] = nr, sr, okr
     # an interval of length >= 2 inside the span breaks the chain
     if row.size:
         rel = np.full(R, -1, dtype=_I64)
@@ -608,39 +735,6 @@ def _scan_words(x: np.ndarray, C: int, row0: int, ws: dict) -> "_Runs":
         k = rel[row - row0]
         inside = (k >= 0) & (start > lo[np.maximum(k, 0)]) & (start < hi[np.maximum(k, 0)])
         ok[k[inside]] = False
-    cand = np.flatnonzero(ok & (n >= 3))
-    if cand.size:
-        sc = s[cand]
-        if (sc == sc[0]).all():  # one stride (strided, dilated): no sort
-            vals, freq = sc[:1], np.array([sc.size])
-        else:
-            vals, freq = np.unique(sc, return_counts=True)
-        if vals.size > _MAX_STRIDES:
-            keep_s = vals[np.argsort(-freq, kind="stable")[:_MAX_STRIDES]]
-            ok[cand[~np.isin(s[cand], keep_s)]] = False
-        else:
-            keep_s = vals
-        y, h = _buf(ws, "f", R, W), _buf(ws, "h", R, W)
-        for sv in keep_s.tolist():
-            j = cand[s[cand] == sv]
-            # Sj is an AP of stride sv iff every cell but the lowest has its predecessor at -sv:
-            # popcount(Sj & (Sj << sv)) == n - 1 (the chains down by sv all end at lo).
-            Sj = S if j.size == S.shape[0] else S[j]
-            yj, hj = y[:j.size], h[:j.size]
-            q, b = divmod(sv, 64)
-            yj[:, :min(q, W)] = 0
-            if b == 0:  # a whole-word shift: one pass
-                if q < W:
-                    np.bitwise_and(Sj[:, :W - q], Sj[:, q:], out=yj[:, q:])
-            else:
-                if q < W:
-                    np.left_shift(Sj[:, :W - q], np.uint64(b), out=yj[:, q:])
-                    if q + 1 < W:
-                        np.right_shift(Sj[:, :W - q - 1], np.uint64(64 - b), out=hj[:, q + 1:])
-                        np.bitwise_or(yj[:, q + 1:], hj[:, q + 1:], out=yj[:, q + 1:])
-                np.bitwise_and(yj, Sj, out=yj)
-            pairs = np.bitwise_count(yj).sum(axis=1, dtype=cnt_t).astype(_I64)
-            ok[j[pairs != n[j] - 1]] = False
     fall = ~ok
     runs_r, runs_o, runs_s, runs_c = [row], [start], [np.ones(row.size, _I64)], [stop - start]
     if fall.any():

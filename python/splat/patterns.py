@@ -18,6 +18,7 @@ pieces where the window edges cross the constant columns, one rectangle per cons
 from __future__ import annotations
 
 import bisect
+from struct import iter_unpack as _iter_unpack
 from itertools import repeat
 from typing import Callable
 
@@ -280,7 +281,8 @@ def _piece(r0, step, stride, t0, T, off_a, off_b, cnt_a, cnt_b) -> Piece:
 
 
 def _acsr(Lq, Lk, pieces) -> ACSR:
-    return ACSR(Lq, Lk, tuple(pieces))
+    """ACSR of pieces built here (Lq, Lk checked ints, every piece a Piece): no re-checks."""
+    return ACSR._trusted(Lq, Lk, tuple(pieces))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,11 +296,12 @@ def _pieces_from_table(tab: np.ndarray) -> list[Piece]:
     (``0 <= r0 < r1``, ``row_step, stride >= 1``; built so by the callers).  Skips the dataclass
     ``__init__`` (about 2 us a piece, most of a constructor's time at 16K); the fields are the
     same plain ints, so equality, hashing and ``validate()`` see ordinary Pieces."""
-    rows = np.asarray(tab, dtype=np.int64).tolist()
+    tab = np.ascontiguousarray(tab, dtype=np.int64)
     # object.__new__ for all pieces in one C-level map, then the fields written straight into
-    # each instance's (key-sharing) __dict__, in field order: ~0.5 us a piece
-    out = list(map(_new, repeat(Piece, len(rows))))
-    for p, (r0, r1, rs, s, oa, ob, ca, cb) in zip(out, rows):
+    # each instance's (key-sharing) __dict__, in field order: ~0.5 us a piece.  The rows come
+    # as tuples from struct (native int64, as numpy's): a little cheaper than tolist()'s lists
+    out = list(map(_new, repeat(Piece, tab.shape[0])))
+    for p, (r0, r1, rs, s, oa, ob, ca, cb) in zip(out, _iter_unpack("8q", tab.tobytes())):
         d = p.__dict__
         d["r0"] = r0; d["r1"] = r1; d["row_step"] = rs; d["stride"] = s  # noqa: E702
         d["off_a"] = oa; d["off_b"] = ob; d["cnt_a"] = ca; d["cnt_b"] = cb  # noqa: E702
@@ -306,33 +309,76 @@ def _pieces_from_table(tab: np.ndarray) -> list[Piece]:
 
 
 def _rect_table(r0, r1, c0, c1) -> np.ndarray:
-    """Canonical table rows of the rectangles rows [r0, r1) x cols [c0, c1)."""
-    r0, r1, c0, c1 = (np.asarray(x, dtype=np.int64) for x in (r0, r1, c0, c1))
-    z = np.zeros(r0.size, np.int64)
-    one = np.ones(r0.size, np.int64)
-    return np.stack([r0, r1, one, one, z, c0, z, c1 - c0], axis=1)
+    """Canonical table rows of the rectangles rows [r0, r1) x cols [c0, c1) (arrays of one
+    length, or scalars for the columns)."""
+    t = np.empty((np.size(r0), 8), np.int64)
+    t[:, 0] = r0
+    t[:, 1] = r1
+    t[:, 2:5] = (1, 1, 0)
+    t[:, 5] = c0
+    t[:, 6] = 0
+    np.subtract(c1, c0, out=t[:, 7])
+    return t
 
 
 def _runs_arr(sorted_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Maximal runs of consecutive integers of a sorted unique array: (starts, stops)."""
-    if sorted_idx.size == 0:
+    x = sorted_idx
+    if x.size == 0:
         z = np.zeros(0, np.int64)
         return z, z
-    brk = np.flatnonzero(np.diff(sorted_idx) != 1) + 1
-    return sorted_idx[np.concatenate([[0], brk])], sorted_idx[np.concatenate([brk - 1, [sorted_idx.size - 1]])] + 1
+    brk = (x[1:] != x[:-1] + 1).nonzero()[0]
+    starts = np.empty(brk.size + 1, np.int64)
+    stops = np.empty(brk.size + 1, np.int64)
+    starts[0] = x[0]
+    starts[1:] = x[brk + 1]
+    stops[:-1] = x[brk] + 1
+    stops[-1] = x[-1] + 1
+    return starts, stops
+
+
+def _stable_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for keys in ``[0, bound)``: when it fits in int64,
+    one value sort of ``key * n + position`` (SIMD, ~3x faster than argsort at ~1000 items)."""
+    n = key.size
+    if n and bound * n < (1 << 62):
+        v = key * n
+        v += np.arange(n, dtype=np.int64)
+        v.sort()
+        v %= n
+        return v
+    return np.argsort(key, kind="stable")
+
+
+def _unique(x: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-d int array, without its overhead (a sort and one compare); sorts
+    ``x`` in place (callers pass a fresh temporary)."""
+    x.sort()
+    if x.size > 1:
+        keep = np.empty(x.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(x[1:], x[:-1], out=keep[1:])
+        x = x[keep]
+    return x
 
 
 def _block_runs(idx: np.ndarray, B: int, Lk: int):
     """(row block, col0, col1) of the runs of chosen column blocks, row-block major; ``idx`` is
     ``[nrb, r]``, each row the sorted chosen column blocks of a row block."""
-    nrb, r = idx.shape
-    flat = idx.reshape(-1).astype(np.int64)
-    st = np.ones(flat.size, dtype=bool)
-    if r > 1:
-        st.reshape(nrb, r)[:, 1:] = idx[:, 1:] != idx[:, :-1] + 1
-    s = np.flatnonzero(st)
-    e = np.append(s[1:], flat.size) - 1
-    return s // r, flat[s] * B, np.minimum((flat[e] + 1) * B, Lk)
+    r = idx.shape[1]
+    flat = idx.reshape(-1).astype(np.int64, copy=False)
+    st = np.empty(flat.size, dtype=bool)  # run starts: a row block's first, or a gap before
+    np.not_equal(flat[1:], flat[:-1] + 1, out=st[1:])
+    st[::r] = True
+    s = st.nonzero()[0]
+    e = np.empty_like(s)
+    e[:-1] = s[1:] - 1
+    e[-1] = flat.size - 1
+    c0 = flat[s] * B
+    c1 = flat[e] + 1
+    c1 *= B
+    np.minimum(c1, Lk, out=c1)
+    return s // r, c0, c1
 
 
 def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_nnz: int = 8) -> ACSR:
@@ -353,7 +399,7 @@ def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_n
                     cols.append(oa * t + ob + np.arange(n, dtype=np.int64))
         if rows:
             remainder = analysis._remainder(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
-    return ACSR(Lq, Lk, tuple(_pieces_from_table(tab)), remainder)
+    return ACSR._trusted(Lq, Lk, tuple(_pieces_from_table(tab)), remainder)
 
 
 def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: np.ndarray | None) -> ACSR:
@@ -370,107 +416,149 @@ def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: 
     endpoint affine (slope 0 or 1) inside a sub-segment.  Per sub-segment: one merged window
     piece, and one rectangle per run not touching the window.  Window sub-pieces with the same
     formula in consecutive rows join, and so do equal rectangles in consecutive rows.  Pieces
-    are disjoint (the intervals of a row are), the union is exact.  O(pieces) numpy."""
+    are disjoint (the intervals of a row are), the union is exact.  O(pieces) numpy, written
+    with few passes over small arrays (numpy call overhead dominates at these sizes)."""
     I64 = np.int64
-    grow, gcol = g[g < Lq], g[g < Lk]
-    gr0, gr1 = _runs_arr(grow)
-    gc0, gc1 = _runs_arr(gcol)
+    if g.size and g[-1] < min(Lq, Lk):  # g is sorted: nothing to drop
+        gr0, gr1 = gc0, gc1 = _runs_arr(g)
+    else:
+        gr0, gr1 = _runs_arr(g[g < Lq])
+        gc0, gc1 = _runs_arr(g[g < Lk])
     if chosen is None:  # chosen: [nrb, r] sorted random column blocks per row block
         B, nrb = Lq, 1
     else:
         nrb = chosen.shape[0]
     # constant column runs per row block, merged where they touch
-    rbs = [np.repeat(np.arange(nrb, dtype=I64), gc0.size)]
-    c0s, c1s = [np.tile(gc0, nrb)], [np.tile(gc1, nrb)]
+    ng = gc0.size
+    rb = np.arange(nrb, dtype=I64).repeat(ng)
+    c0, c1 = np.empty((nrb, ng), I64), np.empty((nrb, ng), I64)
+    c0[:] = gc0
+    c1[:] = gc1
+    c0, c1 = c0.reshape(-1), c1.reshape(-1)
     if chosen is not None:
         rb_r, c0_r, c1_r = _block_runs(chosen, B, Lk)
-        rbs.append(rb_r), c0s.append(c0_r), c1s.append(c1_r)
-    rb, c0, c1 = np.concatenate(rbs), np.concatenate(c0s), np.concatenate(c1s)
+        rb, c0, c1 = np.concatenate((rb, rb_r)), np.concatenate((c0, c0_r)), np.concatenate((c1, c1_r))
     if rb.size:
-        o = np.argsort(rb * (Lk + 1) + c0, kind="stable")
-        rb, c0, c1 = rb[o], c0[o], c1[o]
         K1 = Lk + 2
-        mx = np.maximum.accumulate(rb * K1 + c1)
-        new = np.ones(rb.size, dtype=bool)
-        new[1:] = rb[1:] * K1 + c0[1:] > mx[:-1]
-        st = np.flatnonzero(new)
-        rb, c0, c1 = rb[st], c0[st], np.maximum.reduceat(c1, st)
+        rbK = rb * K1
+        k0 = rbK + c0
+        o = _stable_order(k0, nrb * K1)  # by (rb, c0): c0 < K1
+        k1 = (rbK + c1)[o]
+        k0 = k0[o]
+        mx = np.maximum.accumulate(k1)
+        new = np.empty(rb.size, dtype=bool)
+        new[0] = True
+        np.greater(k0[1:], mx[:-1], out=new[1:])
+        st = new.nonzero()[0]
+        st_o = o[st]
+        rb, c0, c1 = rb[st_o], c0[st_o], np.maximum.reduceat(c1[o], st)
     # segments: row blocks x non-global row ranges
-    edges = np.unique(np.concatenate([np.arange(0, Lq, B, dtype=I64), gr0, gr1, [Lq]]))
-    e0, e1 = edges[:-1], edges[1:]
-    gi = np.searchsorted(gr0, e0, side="right") - 1
-    is_g = (gi >= 0) & (e0 < gr1[np.maximum(gi, 0)]) if gr0.size else np.zeros(e0.size, bool)
-    s0, s1 = e0[~is_g], e1[~is_g]
+    edges = np.minimum(np.arange(0, Lq + B, B, dtype=I64), Lq)  # block starts and Lq
+    if gr0.size:
+        edges = _unique(np.concatenate((edges, gr0, gr1)))
+        e0, e1 = edges[:-1], edges[1:]
+        gi = gr0.searchsorted(e0, side="right") - 1
+        not_g = (gi < 0) | (e0 >= gr1[np.maximum(gi, 0)])
+        s0, s1 = e0[not_g], e1[not_g]
+    else:
+        s0, s1 = edges[:-1], edges[1:]
     srb = s0 // B
-    tabs = [_rect_table(gr0, gr1, np.zeros(gr0.size, I64), np.full(gr0.size, Lk))]
+    tabs = [_rect_table(gr0, gr1, 0, Lk)]
     if s0.size:
         # cut rows inside the segments
-        a, b = c0 - w - 1, c1 + w + 1
-        cand = np.concatenate([a, b, c0 + w + 1, c1 - w - 1])
-        cand_rb = np.tile(rb, 4)
-        near = np.flatnonzero((cand > cand_rb * B) & (cand < cand_rb * B + B))  # inside its row block
-        cand, cand_rb = cand[near], cand_rb[near]
-        seg = np.searchsorted(s0, cand, side="right") - 1
+        m = rb.size
+        X = np.empty((4, m), I64)
+        a, b = X[0], X[1]
+        np.subtract(c0, w + 1, out=a)
+        np.add(c1, w + 1, out=b)
+        np.add(c0, w + 1, out=X[2])
+        np.subtract(c1, w + 1, out=X[3])
+        lo = rb * B
+        near = (X > lo) & (X < lo + B)  # inside its row block
+        cand = np.concatenate((X[near], (w + 1, Lk - w - 1, Lk + w)))
+        cand_rb = cand // B  # (a candidate inside its row block has that row block)
+        seg = s0.searchsorted(cand, side="right") - 1
         segc = np.maximum(seg, 0)
         ok = (seg >= 0) & (cand > s0[segc]) & (cand < s1[segc]) & (srb[segc] == cand_rb)
-        glob = np.array([w + 1, Lk - w - 1, Lk + w], dtype=I64)
-        gseg = np.searchsorted(s0, glob, side="right") - 1
-        gsc = np.maximum(gseg, 0)
-        gok = (gseg >= 0) & (glob > s0[gsc]) & (glob < s1[gsc])
-        u0 = np.unique(np.concatenate([s0, cand[ok], glob[gok]]))
-        useg = np.searchsorted(s0, u0, side="right") - 1
-        u1 = np.minimum(np.append(u0[1:], Lq), s1[useg])
+        u0 = _unique(np.concatenate((s0, cand[ok])))
+        useg = s0.searchsorted(u0, side="right") - 1
+        n = u0.size
+        u1 = np.empty(n, I64)
+        u1[:-1] = u0[1:]
+        u1[-1] = Lq
+        np.minimum(u1, s1[useg], out=u1)
         urb = srb[useg]
         # touching runs j1 .. j2 of the row block (runs sorted by (rb, c0): a, b increase)
         K = Lq + Lk + 2 * w + 4
-        q = urb * K + u0 + w + 1
-        j1 = np.searchsorted(rb * K + b + w + 1, q, side="right")
-        j2 = np.searchsorted(rb * K + a + w + 1, q, side="right") - 1
+        rbK = rb * K
+        q = urb * K + u0
+        j1 = (rbK + b).searchsorted(q, side="right")
+        j2 = (rbK + a).searchsorted(q, side="right") - 1
         touch = j1 <= j2
-        j1c, j2c = np.minimum(j1, max(rb.size - 1, 0)), np.maximum(j2, 0)
         # window formula (slope, intercept) in the global row i
-        la = np.where((u0 > w) & (u0 < Lk + w), 1, 0)
+        la = ((u0 > w) & (u0 < Lk + w)).astype(I64)
         lb = np.where(u0 <= w, 0, np.where(u0 >= Lk + w, Lk, -w))
-        ha = np.where(u0 + w + 1 >= Lk, 0, 1)
-        hb = np.where(u0 + w + 1 >= Lk, Lk, w + 1)
-        if rb.size:
-            use_c0 = touch & (u0 >= c0[j1c] + w + 1)
-            use_c1 = touch & (u0 < c1[j2c] - w - 1)
-            la, lb = np.where(use_c0, 0, la), np.where(use_c0, c0[j1c], lb)
-            ha, hb = np.where(use_c1, 0, ha), np.where(use_c1, c1[j2c], hb)
-        last = u1 - 1
-        live = ((ha - la) * u0 + hb - lb > 0) | ((ha - la) * last + hb - lb > 0)
-        n = u0.size
-        join = np.zeros(n, dtype=bool)
+        hc = u0 >= Lk - w - 1
+        ha = (~hc).astype(I64)
+        hb = np.where(hc, Lk, w + 1)
+        if m:
+            j1c, j2c = np.minimum(j1, m - 1), np.maximum(j2, 0)
+            c0j, c1j = c0[j1c], c1[j2c]
+            use_c0 = touch & (u0 >= c0j + w + 1)
+            use_c1 = touch & (u0 < c1j - w - 1)
+            la[use_c0] = 0
+            lb = np.where(use_c0, c0j, lb)
+            ha[use_c1] = 0
+            hb = np.where(use_c1, c1j, hb)
+        dA = ha - la
+        dB = hb - lb
+        live = (dA * u0 + dB > 0) | (dA * (u1 - 1) + dB > 0)
+        join = np.empty(n, dtype=bool)
+        join[0] = False
         join[1:] = ((u0[1:] == u1[:-1]) & live[1:] & live[:-1] & (la[1:] == la[:-1]) & (lb[1:] == lb[:-1])
                     & (ha[1:] == ha[:-1]) & (hb[1:] == hb[:-1]))
-        gs = np.flatnonzero(~join & live)
-        ge = np.append(np.flatnonzero(~join)[1:], n) - 1  # last sub-segment of each group ...
-        ge = ge[np.searchsorted(np.flatnonzero(~join), gs)]  # ... for the live groups
+        heads = (~join).nonzero()[0]  # first sub-segment of each group
+        ends = np.empty(heads.size, I64)  # last sub-segment of each group
+        ends[:-1] = heads[1:] - 1
+        ends[-1] = n - 1
+        lv = live[heads]
+        gs, ge = heads[lv], ends[lv]
         r0, r1 = u0[gs], u1[ge]
         A, Bb, Ha, Hb = la[gs], lb[gs], ha[gs], hb[gs]
-        T = r1 - r0
-        one = T == 1
+        one = (r1 - r0) == 1
+        wt = np.empty((gs.size, 8), I64)
+        wt[:, 0] = r0
+        wt[:, 1] = r1
+        wt[:, 2:4] = 1
         off_b = A * r0 + Bb
-        tabs.append(np.stack([r0, r1, np.ones(gs.size, I64), np.ones(gs.size, I64),
-                              np.where(one, 0, A), off_b, np.where(one, 0, Ha - A), Ha * r0 + Hb - off_b], axis=1))
-        # rectangles: the runs of the row block not touching the window
-        if rb.size:
-            rs = np.searchsorted(rb, urb, side="left")
-            re = np.searchsorted(rb, urb, side="right")
-            cnt = re - rs
-            sub = np.repeat(np.arange(n), cnt)
-            j = np.repeat(rs, cnt) + analysis._expand(cnt)
-            keep = ~(touch[sub] & (j >= j1[sub]) & (j <= j2[sub]))
+        wt[:, 4] = np.where(one, 0, A)
+        wt[:, 5] = off_b
+        wt[:, 6] = np.where(one, 0, Ha - A)
+        wt[:, 7] = Ha * r0 + Hb - off_b
+        tabs.append(wt)
+        # rectangles: the runs of the row block not touching the window (for a sub-segment
+        # that touches none, j1 > j2 and every run is kept)
+        if m:
+            rs = rb.searchsorted(urb, side="left")
+            cnt = rb.searchsorted(urb, side="right") - rs
+            sub = np.arange(n).repeat(cnt)
+            j = np.arange(sub.size) + (rs + cnt - cnt.cumsum())[sub]
+            keep = (j < j1[sub]) | (j > j2[sub])
             sub, j = sub[keep], j[keep]
             if j.size:
-                o = np.argsort((c0[j] * (Lk + 1) + c1[j]) * (Lq + 1) + u0[sub])
-                sub, j = sub[o], j[o]
-                rr0, rr1, cc0, cc1 = u0[sub], u1[sub], c0[j], c1[j]
-                jn = np.zeros(j.size, dtype=bool)
+                cc0, cc1 = c0[j], c1[j]
+                # by (c0, c1, row): sub (hence the row) already ascends, so a stable sort by
+                # the column run alone
+                o = _stable_order(cc0 * (Lk + 1) + cc1, (Lk + 1) * (Lk + 1))
+                sub, cc0, cc1 = sub[o], cc0[o], cc1[o]
+                rr0, rr1 = u0[sub], u1[sub]
+                jn = np.empty(j.size, dtype=bool)
+                jn[0] = False
                 jn[1:] = (cc0[1:] == cc0[:-1]) & (cc1[1:] == cc1[:-1]) & (rr0[1:] == rr1[:-1])
-                st = np.flatnonzero(~jn)
-                en = np.append(st[1:], j.size) - 1
+                st = (~jn).nonzero()[0]
+                en = np.empty(st.size, I64)
+                en[:-1] = st[1:] - 1
+                en[-1] = j.size - 1
                 tabs.append(_rect_table(rr0[st], rr1[en], cc0[st], cc1[st]))
     return _tiny_to_remainder(Lq, Lk, np.concatenate(tabs))  # every range above is non-empty
 

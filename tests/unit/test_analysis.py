@@ -260,3 +260,57 @@ def test_vertical_compression_on_families(monkeypatch, name):
     monkeypatch.setattr(analysis, "_COMPRESS", False)
     check(a, m)
     assert a == analyze(m)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_stride_check_matches_chaining(monkeypatch, seed):
+    """runs_from_mask checks the chunk's usual stride (guessed from sample rows, kept across
+    chunks) without popcounts; rows that fail it (other strides, gaps, a broken progression,
+    intervals inside the span) take the counted path.  The runs must be those of the plain
+    chaining (_runs of the intervals), also across chunks where the stride changes, for word
+    and non-word strides and both packing paths (Lk a multiple of 64 or not)."""
+    rng = np.random.default_rng(seed)
+    for it in range(12):
+        L = int(rng.choice([256, 400]))
+        C = int(rng.choice([L, L + 37, 512]))
+        s = int(rng.choice([3, 4, 64, 128, 70]))
+        i = np.arange(L)[:, None]
+        j = np.arange(C)[None, :]
+        m = ((i - j) % s == 0) & (j <= i)
+        if it % 2:
+            m[L // 2:] = ((i[L // 2:] - j) % (s + 1) == 0) & (j <= i[L // 2:])  # stride changes
+        if it % 3 == 2:
+            m = np.ascontiguousarray(m[:, ::-1])  # cells up to the last column (carries between rows)
+        rows = rng.choice(L, size=L // 8, replace=False)
+        for r in rows[: L // 32]:
+            m[r, rng.integers(0, C)] ^= True  # broken progressions
+        for r in rows[L // 32: L // 16]:
+            m[r, :] = False
+            m[r, rng.choice(C, size=2, replace=False)] = True  # two cells, any gap
+        for r in rows[L // 16: L // 12]:
+            a = int(rng.integers(0, C - 3))
+            m[r, a:a + 3] = True  # an interval inside the span
+        monkeypatch.setattr(analysis, "_SCAN_CELLS", int(rng.choice([64 * C, 1 << 23])))
+        ref = analysis._runs(intervals_from_mask(m))
+        got = analysis.runs_from_mask(m)
+        for f in ("row", "off", "stride", "cnt"):
+            assert np.array_equal(getattr(got, f), getattr(ref, f)), (seed, it, f)
+        monkeypatch.setattr(analysis, "_SCAN_CELLS", 1 << 23)
+        check(analyze(m), m)
+
+
+def test_fused_stride_check_keeps_rows_apart():
+    """The fused check shifts all rows as one flat array: the bits that the row above's last
+    word carries into a row must not hide a cell (here a stray cell at column 66 under a cell
+    at column 252 of the row above, stride 70)."""
+    L, C, s = 128, 256, 70
+    i = np.arange(L)[:, None]
+    j = np.arange(C)[None, :]
+    m = (j % s == i % s) & (j >= i % s)
+    m[40, 252] = True
+    m[41, 66] = True
+    ref = analysis._runs(intervals_from_mask(m))
+    got = analysis.runs_from_mask(m)
+    for f in ("row", "off", "stride", "cnt"):
+        assert np.array_equal(getattr(got, f), getattr(ref, f)), f
+    check(analyze(m), m)

@@ -341,3 +341,36 @@ def test_viz_labels_and_png(tmp_path):
     assert viz.main(["window", "--L", "40", "-o", str(tmp_path / "w.png")]) == 0
     with pytest.raises(ValueError, match="unknown family"):
         viz.family("nope", 10)
+
+
+# -- internal fast paths of the analytic constructors ------------------------------------------
+
+def test_fast_helpers_match_plain_numpy():
+    rng = np.random.default_rng(5)
+    for n, hi in ((0, 10), (1, 10), (50, 3), (1000, 10**6)):
+        key = rng.integers(0, hi, n)
+        assert np.array_equal(P._stable_order(key, hi), np.argsort(key, kind="stable"))
+        assert np.array_equal(P._stable_order(key, 1 << 62), np.argsort(key, kind="stable"))  # fallback
+        assert np.array_equal(P._unique(key), np.unique(key))
+        s0, s1 = P._runs_arr(np.unique(key))
+        assert [(a, b) for a, b in zip(s0.tolist(), s1.tolist())] == P._runs_of(np.unique(key))
+    for nrb, ncb, r, B, Lk in ((1, 1, 1, 4, 3), (7, 9, 3, 5, 43), (40, 12, 5, 8, 90)):
+        idx = np.sort(np.stack([rng.choice(ncb, r, replace=False) for _ in range(nrb)]), axis=1)
+        rb, c0, c1 = P._block_runs(idx, B, Lk)
+        ref = [(b, s * B, min((e + 1) * B, Lk)) for b in range(nrb) for s, e in
+               ((a, b_ - 1) for a, b_ in P._runs_of(idx[b]))]
+        assert list(zip(rb.tolist(), c0.tolist(), c1.tolist())) == ref
+
+
+def test_trusted_acsr_equals_checked_constructor():
+    a = P.bigbird(1, [5], 2, 4, 0, 40).acsr()  # has pieces and a remainder (tiny pieces)
+    assert a.remainder is not None
+    b = ACSR(a.Lq, a.Lk, list(a.pieces), a.remainder)
+    t = ACSR._trusted(a.Lq, a.Lk, a.pieces, a.remainder)
+    assert t == b and t.pieces == b.pieces and type(t.pieces) is tuple and t.table.shape == b.table.shape
+    empty = type(a.remainder)(a.remainder.block, np.zeros((0, 2), np.int32),
+                              np.zeros((0, a.remainder.block, a.remainder.block), bool))
+    assert ACSR._trusted(a.Lq, a.Lk, a.pieces, empty).remainder is None
+    assert ACSR(a.Lq, a.Lk, a.pieces, empty).remainder is None
+    with pytest.raises(TypeError, match="must be a Piece"):  # the public constructor still checks
+        ACSR(a.Lq, a.Lk, a.pieces + ((1, 2),))
