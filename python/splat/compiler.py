@@ -31,7 +31,7 @@ from .dialects import splat as splat_d
 from .ir import make_context
 from .lowering import decomposed, fused_forward
 from .passes.tile_acsr import attr_to_schedule
-from .passes.to_ptx import nvvm_passes_before_binary
+from .lowering.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .runtime.resolve import compiler_version

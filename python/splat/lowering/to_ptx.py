@@ -23,15 +23,16 @@ DYNAMIC_SMEM_PREFIX = "__dynamic_shmem__"
 DYNAMIC_SMEM_ALIGN = 128
 
 
-def _pipeline(chip: str, features: str, opt_level: int) -> tuple[str, str]:
-    """(passes up to and excluding gpu-module-to-binary, gpu-module-to-binary alone)."""
+def nvvm_passes_before_binary(chip: str, features: str, opt_level: int) -> str:
+    """The expanded upstream ``gpu-lower-to-nvvm-pipeline``, up to (excluding)
+    ``gpu-module-to-binary``, as comma-separated pass elements."""
     full = str(passmanager.PassManager.parse(
         "builtin.module(gpu-lower-to-nvvm-pipeline{"
         f"cubin-chip={chip} cubin-features={features} cubin-format=isa opt-level={opt_level}}})"))
     head, sep, _ = full.partition(",gpu-module-to-binary")
-    if not sep:
-        raise RuntimeError(f"unexpected pipeline expansion: {full}")
-    return head + ")", "builtin.module(gpu-module-to-binary{format=isa})"
+    if not sep or not head.startswith("builtin.module("):
+        raise RuntimeError(f"unexpected expansion of gpu-lower-to-nvvm-pipeline: {full}")
+    return head[len("builtin.module("):]
 
 
 def patch_dynamic_shared_memory(module: ir.Module) -> int:
@@ -59,10 +60,11 @@ def lower_to_ptx(module: ir.Module, *, chip: str = "sm_90a", features: str = "+p
     """PTX text of the module's gpu.module(s).  The input module is not modified."""
     with module.context, ir.Location.unknown():
         work = ir.Module.parse(str(module))
-        head, binary = _pipeline(chip, features, opt_level)
-        passmanager.PassManager.parse(head).run(work.operation)
+        head = nvvm_passes_before_binary(chip, features, opt_level)
+        passmanager.PassManager.parse(f"builtin.module({head})").run(work.operation)
         patch_dynamic_shared_memory(work)
-        passmanager.PassManager.parse(binary).run(work.operation)
+        passmanager.PassManager.parse(
+            "builtin.module(gpu-module-to-binary{format=isa})").run(work.operation)
         texts = []
         for op in work.body.operations:
             if op.operation.name != "gpu.binary":

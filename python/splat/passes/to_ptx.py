@@ -10,9 +10,10 @@ may overlap other shared buffers; see shared/TOOLCHAIN.md).
 
 from __future__ import annotations
 
-from mlir import ir, passmanager
+from mlir import ir
 
 from ..lowering.emit import export_dynamic_shared_memory
+from ..lowering.to_ptx import nvvm_passes_before_binary
 from .registry import PassOption, SplatPass, SplatPipeline, register_pass
 
 
@@ -23,17 +24,6 @@ class ExportDynamicSharedMemory(SplatPass):
 
     def run(self, op: ir.Operation) -> None:
         export_dynamic_shared_memory(op)
-
-
-def nvvm_passes_before_binary(chip: str, features: str, opt_level: int) -> str:
-    """The expanded upstream NVVM pipeline, up to (excluding) gpu-module-to-binary."""
-    full = str(passmanager.PassManager.parse(
-        "builtin.module(gpu-lower-to-nvvm-pipeline{"
-        f"cubin-chip={chip} cubin-features={features} cubin-format=isa opt-level={opt_level}}})"))
-    head, sep, _ = full.partition(",gpu-module-to-binary")
-    if not sep or not head.startswith("builtin.module("):
-        raise RuntimeError(f"unexpected expansion of gpu-lower-to-nvvm-pipeline: {full}")
-    return head[len("builtin.module("):]
 
 
 @register_pass
