@@ -12,16 +12,16 @@ from mlir import ir
 from ..acsr_ir import acsr_to_attr, attr_to_acsr, is_acsr_attr
 from ..analysis import analyze
 from ..pattern_ir import attr_to_pattern
-from .registry import PassError, PassOption, SplatPass, layout_ops, register_pass
+from .registry import (PassError, PassOption, SplatPass, layout_ops, producing_sddmm,
+                       register_pass)
 
 
 def static_lengths(op: ir.Operation) -> tuple[int, int]:
     """(Lq, Lk) of a splat op; both must be static to analyse its layout. A softmax takes
     them from the splat.sddmm that produces its scores."""
     if op.name == "splat.softmax":
-        producer = op.operands[0].owner
-        producer = producer.operation if hasattr(producer, "operation") else producer
-        if getattr(producer, "name", "") != "splat.sddmm":
+        producer = producing_sddmm(op)
+        if producer is None:
             raise PassError("splat.softmax does not know Lk by itself: its scores must come "
                             "from a splat.sddmm", op)
         op = producer

@@ -20,7 +20,7 @@ from mlir.dialects import func
 from ..acsr_ir import is_acsr_attr
 from ..lowering import decomposed, fused_forward
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
-from .registry import PassError, SplatPass, register_pass, walk_ops
+from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops
 
 _DTYPES = {"bf16": "bf16", "f16": "f16"}
 SUPPORTED_HEAD_DIMS = (64, 128)
@@ -63,9 +63,8 @@ class LowerToGPU(SplatPass):
             kind = target.name.split(".")[1]
             source = target
             if kind == "softmax":  # f32 scores only: the feeding sddmm decides dtype and D
-                source = target.operands[0].owner
-                source = source.operation if hasattr(source, "operation") else source
-                if getattr(source, "name", "") != "splat.sddmm":
+                source = producing_sddmm(target)
+                if source is None:
                     raise PassError("splat.softmax must consume a splat.sddmm to be lowered",
                                     target)
             operand = 1 if kind == "spmm" else 0  # v for spmm, q otherwise

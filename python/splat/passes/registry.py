@@ -122,3 +122,11 @@ LAYOUT_OPS = ("splat.attention", "splat.sddmm", "splat.softmax", "splat.spmm")
 def layout_ops(root: ir.Operation) -> list:
     """Every splat op with a layout under ``root``."""
     return walk_ops(root, lambda o: o.name in LAYOUT_OPS)
+
+
+def producing_sddmm(softmax: ir.Operation) -> ir.Operation | None:
+    """The splat.sddmm whose scores a splat.softmax consumes (None if they come from elsewhere):
+    a softmax takes its Lk, dtype and head dim from it."""
+    owner = softmax.operands[0].owner
+    owner = owner.operation if hasattr(owner, "operation") else owner
+    return owner if getattr(owner, "name", "") == "splat.sddmm" else None
