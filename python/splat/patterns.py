@@ -18,20 +18,18 @@ pieces where the window edges cross the constant columns, one rectangle per cons
 from __future__ import annotations
 
 import bisect
-from struct import iter_unpack as _iter_unpack
-from itertools import repeat
 from typing import Callable
 
 import numpy as np
 
 from . import analysis
-from .acsr import ACSR, Piece
+from .acsr import ACSR, Piece, pieces_from_table
 
 __all__ = ["Pattern", "window", "causal", "causal_window", "dilated", "strided", "fixed", "blocked",
            "global_tokens", "random_blocks", "longformer", "bigbird", "from_mask", "from_mask_fn"]
 
 _CHUNK_CELLS = 1 << 22  # cells per predicate evaluation chunk
-_new, _set = object.__new__, object.__setattr__  # fast Piece construction (see _pieces_from_table)
+_new, _set = object.__new__, object.__setattr__  # fast Piece construction (see acsr.pieces_from_table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,24 +288,6 @@ def _acsr(Lq, Lk, pieces) -> ACSR:
 # ---------------------------------------------------------------------------------------------
 
 
-
-def _pieces_from_table(tab: np.ndarray) -> list[Piece]:
-    """Pieces from an int ``[n, 8]`` table that is already canonical and structurally valid
-    (``0 <= r0 < r1``, ``row_step, stride >= 1``; built so by the callers).  Skips the dataclass
-    ``__init__`` (about 2 us a piece, most of a constructor's time at 16K); the fields are the
-    same plain ints, so equality, hashing and ``validate()`` see ordinary Pieces."""
-    tab = np.ascontiguousarray(tab, dtype=np.int64)
-    # object.__new__ for all pieces in one C-level map, then the fields written straight into
-    # each instance's (key-sharing) __dict__, in field order: ~0.5 us a piece.  The rows come
-    # as tuples from struct (native int64, as numpy's): a little cheaper than tolist()'s lists
-    out = list(map(_new, repeat(Piece, tab.shape[0])))
-    for p, (r0, r1, rs, s, oa, ob, ca, cb) in zip(out, _iter_unpack("8q", tab.tobytes())):
-        d = p.__dict__
-        d["r0"] = r0; d["r1"] = r1; d["row_step"] = rs; d["stride"] = s  # noqa: E702
-        d["off_a"] = oa; d["off_b"] = ob; d["cnt_a"] = ca; d["cnt_b"] = cb  # noqa: E702
-    return out
-
-
 def _rect_table(r0, r1, c0, c1) -> np.ndarray:
     """Canonical table rows of the rectangles rows [r0, r1) x cols [c0, c1) (arrays of one
     length, or scalars for the columns)."""
@@ -399,7 +379,7 @@ def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_n
                     cols.append(oa * t + ob + np.arange(n, dtype=np.int64))
         if rows:
             remainder = analysis._remainder(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
-    return ACSR._trusted(Lq, Lk, tuple(_pieces_from_table(tab)), remainder)
+    return ACSR._trusted(Lq, Lk, tuple(pieces_from_table(tab)), remainder)
 
 
 def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: np.ndarray | None) -> ACSR:
@@ -850,7 +830,7 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
         np.maximum.at(last, head, rb)
         h = np.flatnonzero(head == np.arange(n))
         tab = _rect_table(rb[h] * B, np.minimum(Lq, last[h] * B + B), c0[h], c1[h])
-        return _acsr(Lq, Lk, _pieces_from_table(tab))
+        return _acsr(Lq, Lk, pieces_from_table(tab))
 
     p = Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
                 name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)

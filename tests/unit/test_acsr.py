@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from splat.acsr import ACSR, BlockRemainder, Piece
+from splat.acsr import ACSR, BlockRemainder, Piece, pieces_from_table
 
 
 def brute_mask(a: ACSR) -> np.ndarray:
@@ -137,6 +137,26 @@ def test_validate_remainder_errors():
 def test_piece_rejects_bad_fields(args, exc):
     with pytest.raises(exc):
         Piece(*args)
+
+
+def test_pieces_from_table_equals_piece_constructor():
+    rng = np.random.default_rng(0)
+    tab = rng.integers(-5, 50, size=(40, 8))
+    tab[:, 0] = np.abs(tab[:, 0])
+    tab[:, 1] = tab[:, 0] + 1 + np.abs(tab[:, 1])
+    tab[:, 2:4] = 1 + np.abs(tab[:, 2:4])
+    fast = pieces_from_table(tab)
+    assert fast == [Piece(*t) for t in tab.tolist()]
+    assert all(type(v) is int for p in fast for v in p.as_tuple())
+    assert len({hash(p) for p in fast}) == len(set(map(tuple, tab.tolist())))
+
+
+@pytest.mark.parametrize("col, value", [(0, -1), (1, 0), (2, 0), (3, 0)])
+def test_pieces_from_table_rejects_what_piece_rejects(col, value):
+    tab = np.array([[0, 4, 1, 1, 0, 0, 0, 2]] * 3)
+    tab[1, col] = value
+    with pytest.raises(ValueError, match="r0|row_step|stride"):
+        pieces_from_table(tab)
 
 
 def test_constructor_errors():

@@ -314,3 +314,35 @@ def test_fused_stride_check_keeps_rows_apart():
     for f in ("row", "off", "stride", "cnt"):
         assert np.array_equal(getattr(got, f), getattr(ref, f)), f
     check(analyze(m), m)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_threaded_scan_matches_one_thread(monkeypatch, seed):
+    """runs_from_mask splits the row chunks into one contiguous span per thread, each with its
+    own buffers and carried stride; the runs (and the compressed rows) must not depend on how
+    many threads scan, including spans that cut a piece or a left-out block."""
+    rng = np.random.default_rng(seed)
+    for it in range(20):
+        L = int(rng.choice([100, 300]))
+        C = int(rng.choice([L, 128, L + 37]))
+        m = _structured_mask(rng, L, C)
+        monkeypatch.setattr(analysis, "_SCAN_CELLS", int(rng.choice([8, 32, 64])) * C)
+        got = {}
+        for threads in ("1", "2", "5"):
+            monkeypatch.setenv("SPLAT_ANALYSIS_THREADS", threads)
+            got[threads] = (analysis.runs_from_mask(m, compress=True), analyze(m))
+        r1, a1 = got["1"]
+        check(a1, m)
+        for threads in ("2", "5"):
+            r, a = got[threads]
+            assert a == a1, (seed, it, threads)
+            for f in ("row", "off", "stride", "cnt", "crow", "gap"):
+                x, y = getattr(r, f), getattr(r1, f)
+                assert (x is None and y is None) or np.array_equal(x, y), (seed, it, threads, f)
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_bad_thread_count_is_named(monkeypatch, bad):
+    monkeypatch.setenv("SPLAT_ANALYSIS_THREADS", bad)
+    with pytest.raises(ValueError, match="SPLAT_ANALYSIS_THREADS"):
+        analyze(np.eye(8, dtype=bool))
