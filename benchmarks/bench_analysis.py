@@ -10,7 +10,7 @@
 * ``fn``     - ``analyze(from_mask_fn(predicate))``: the predicate evaluated in row chunks plus the
   analysis; no ``L x L`` array exists at any time.  ``fn - pred`` is the analysis part.
 
-Times are the best of a few runs, in milliseconds.  Usage:
+Times are the best of a few runs (``mask``: 5 up to 16K), in milliseconds.  Usage:
 
     PYTHONPATH=python python benchmarks/bench_analysis.py [--sizes 4096,16384,32768] [--no-fn]
 
@@ -68,7 +68,7 @@ def bench(sizes, with_fn: bool):
             pats = [make(L) for _ in range(9)]  # fresh patterns: acsr() is cached per object
             ctor_ms, a = best_ms(lambda: pats.pop().acsr(), 9)
             mask = a.to_mask()  # exact (tests), and much faster than the predicate at 32K
-            mask_ms, g = best_ms(lambda: analyze(mask), 3 if L <= 16384 else 2)
+            mask_ms, g = best_ms(lambda: analyze(mask), 5 if L <= 16384 else 2)
             assert np.array_equal(g.to_mask(), mask), f"{name} L={L}: analysis not exact"
             del mask
             fn_ms = pred_ms = None

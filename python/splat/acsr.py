@@ -135,15 +135,16 @@ class Piece:
         return self.to_text()
 
 
-def pieces_from_table(tab: np.ndarray) -> list[Piece]:
+def pieces_from_table(tab: np.ndarray, *, check: bool = True) -> list[Piece]:
     """Pieces from an int ``[n, 8]`` table of the fields in order.  The structural invariants
     that ``Piece()`` checks one by one (``0 <= r0 < r1``, ``row_step, stride >= 1``) are checked
-    on the whole table; then the dataclass ``__init__`` (about 2 us a piece, most of an analytic
+    on the whole table (``check=False``: the caller built the table so, as the analytic
+    constructors do); then the dataclass ``__init__`` (about 2 us a piece, most of an analytic
     constructor's time at 16K) is skipped.  The fields are the same plain ints, so equality,
     hashing and ``validate()`` see ordinary Pieces.  A table that breaks an invariant goes
     through ``Piece()``, which names the bad field."""
-    tab = np.ascontiguousarray(tab, dtype=np.int64).reshape(-1, len(_PIECE_FIELDS))
-    if not ((tab[:, 0] >= 0) & (tab[:, 1] > tab[:, 0]) & (tab[:, 2] >= 1) & (tab[:, 3] >= 1)).all():
+    tab = np.ascontiguousarray(tab, dtype=np.int64)
+    if check and not ((tab[:, 0] >= 0) & (tab[:, 1] > tab[:, 0]) & (tab[:, 2] >= 1) & (tab[:, 3] >= 1)).all():
         return [Piece(*t) for t in tab.tolist()]
     # object.__new__ for all pieces in one C-level map, then the fields written straight into
     # each instance's (key-sharing) __dict__, in field order: ~0.5 us a piece.  The rows come

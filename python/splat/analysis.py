@@ -414,21 +414,61 @@ def runs_from_mask(mask: np.ndarray, row0: int = 0, compress: bool = False) -> "
         ws["bytes"] = np.zeros((step, 8 * W), dtype=np.uint8)
         if compress:
             ws["e"] = np.empty(step * W, dtype=np.uint64)
-            ws["drop"] = []
-        return [_scan_runs(mask[i:i + step], row0 + i, ws) for i in span], ws.get("drop", [])
+            ws["k"] = np.empty(step * W, dtype=np.uint64)
+            ws["drop"], ws["drop_exact"] = [], []
+        runs = [_scan_runs(mask[i:i + step], row0 + i, ws) for i in span]
+        return runs, ws.get("drop", []), ws.get("drop_exact", [])
 
     done = list(_pool(nw).map(scan_span, spans)) if nw > 1 else [scan_span(spans[0])]
-    parts = [p for ps, _ in done for p in ps]
-    ws = {"drop": [d for _, ds in done for d in ds]}
+    parts = [p for ps, _, _ in done for p in ps]
     if len(parts) == 1:
         r = parts[0]
     else:
         r = _Runs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "off", "stride", "cnt")))
     if compress:
-        drops = [d for d in ws["drop"] if d.size]
-        if drops:
-            return _compressed(r, np.concatenate(drops), mask, row0)
+        drops = [d for _, ds, _ in done for d in ds if d.size]
+        exact = [d for _, _, ds in done for d in ds if d.size]
+        if drops or exact:
+            z = np.zeros(0, dtype=_I64)
+            return _compressed(r, np.concatenate(drops or [z]), np.concatenate(exact or [z]), mask, row0)
     return r
+
+
+def _shift_copy_rows(x: np.ndarray, C: int, ws: dict) -> np.ndarray | None:
+    """Rows of a chunk (packed ``x`` [R, W], C columns) that vertical compression leaves out
+    because the row is an exact copy of the row above (every run stays) or the row above moved
+    one column right (every run moves by one; nothing falls off the last column).  Such rows
+    need no verification, isolated cells included (dilated and strided rows).  Row r is left
+    out when rows r-1 .. r+3 all copy, or all shift, as in ``_drop_rows``.  None when that would
+    leave out too few rows to pay (checked first on a sample of rows)."""
+    R, W = x.shape
+    if R < 16:
+        return None
+    smp = np.linspace(1, R - 1, 9).astype(_I64)
+    xs, xp = x[smp], x[smp - 1]
+    ys = xp << np.uint64(1)
+    ys[:, 1:] |= xp[:, :-1] >> np.uint64(63)
+    if 2 * int(((xs == xp).all(axis=1) | (xs == ys).all(axis=1)).sum()) < smp.size:
+        return None
+    d, y = _buf(ws, "h", R, W), _buf(ws, "f", R, W)
+    np.bitwise_xor(x[1:], x[:-1], out=d[1:])
+    mode = np.zeros(R, dtype=np.int8)
+    mode[1:] = np.where(np.bitwise_or.reduce(d[1:], axis=1) == 0, 1, 0)
+    _shift_left_into(x, 1, y, d)
+    np.bitwise_xor(y[:-1], x[1:], out=d[1:])
+    sh = np.bitwise_or.reduce(d[1:], axis=1) == 0
+    if C == 64 * W:  # a cell in the last column would move out of the row
+        sh &= (x[:-1, -1] >> np.uint64(63)) == 0
+    mode[1:][(mode[1:] == 0) & sh] = 2
+    r = np.arange(2, R - 3)
+    keep = mode[r - 1] != 0
+    for k in range(5):
+        keep &= mode[r - 1 + k] == mode[r - 1]
+    if 4 * int(keep.sum()) < R:
+        return None
+    drop = np.zeros(R, dtype=bool)
+    drop[2:R - 3] = keep
+    return drop
 
 
 def _drop_rows(f: np.ndarray, noiso: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -465,13 +505,19 @@ def _drop_rows(f: np.ndarray, noiso: np.ndarray, e: np.ndarray) -> np.ndarray:
     return drop
 
 
-def _compressed(r: "_Runs", drop_rows: np.ndarray, mask: np.ndarray, row0: int) -> "_Runs":
-    """Verify the left-out blocks against the kept runs, extract the rows of blocks that fail
-    (a moving flip met a fixed one: runs merged or crossed), and attach the compressed row
-    numbers."""
+def _compressed(r: "_Runs", drop_rows: np.ndarray, exact_rows: np.ndarray, mask: np.ndarray,
+                row0: int) -> "_Runs":
+    """Verify the left-out blocks of ``drop_rows`` (flip-based, ``_drop_rows``) against the kept
+    runs, extract the rows of blocks that fail (a moving flip met a fixed one: runs merged or
+    crossed), and attach the compressed row numbers.  Blocks of ``exact_rows`` (copies and
+    shifts, ``_shift_copy_rows``) need no check; a block never mixes the two (blocks stay inside
+    a chunk, and a chunk uses one kind)."""
     R = mask.shape[0]
     d = np.zeros(R + 1, dtype=bool)
     d[drop_rows - row0] = True
+    d[exact_rows - row0] = True
+    exact = np.zeros(R + 1, dtype=bool)
+    exact[exact_rows - row0] = True
     st = np.flatnonzero(d[1:] & ~d[:-1]) + 1  # block starts (rows 0, 1 are never left out)
     en = np.flatnonzero(d[:-1] & ~d[1:])       # block ends
     P, Q2 = st - 2 + row0, en + 3 + row0
@@ -489,6 +535,7 @@ def _compressed(r: "_Runs", drop_rows: np.ndarray, mask: np.ndarray, row0: int) 
         da = a[iP1] - a[iP]
         bad |= ((da != 0) & (da != 1)) | (a[iQ] != a[iP] + t * da)
     okb[blk[bad]] = False
+    okb |= exact[st]
     if not okb.all():
         fs, fe = st[~okb], en[~okb]
         redo = np.repeat(fs, fe - fs + 1) + _expand(fe - fs + 1)  # rows of `mask`
@@ -681,6 +728,19 @@ def _ap_rows(S: np.ndarray, lo: np.ndarray, hi: np.ndarray, W: int, cnt_t, ws: d
 def _scan_words(x: np.ndarray, C: int, row0: int, ws: dict) -> "_Runs":
     """Runs of packed rows ``x`` [R, W] (C columns; bits past C are zero)."""
     R, W = x.shape
+    if "k" in ws:
+        drop = _shift_copy_rows(x, C, ws)
+        if drop is not None:
+            # the kept rows alone, without the flip-based compression (they are not adjacent)
+            kept = np.flatnonzero(~drop)
+            xk = _buf(ws, "k", kept.size, W)
+            np.take(x, kept, axis=0, out=xk)
+            sub = {k: v for k, v in ws.items() if k not in ("e", "k")}
+            r = _scan_words(xk, C, 0, sub)
+            ws["sv"] = sub.get("sv", 0)
+            r.row = kept[r.row] + row0
+            ws["drop_exact"].append(np.flatnonzero(drop) + row0)
+            return r
     f, g, s_bits = _buf(ws, "f", R, W), _buf(ws, "g", R, W), _buf(ws, "s", R, W)
     _flips_into(x, f, g)
     # isolated cells: set, with a flip at c and at c + 1
@@ -948,8 +1008,16 @@ def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_n
     size = np.diff(np.append(g, n))
 
     # Residue pass: runs of short stretches with stride s >= 2 regrouped with row_step = s.
+    # "Short" counts rows, left-out ones included; the residue classes need every row, so the
+    # left-out rows of such stretches get their entries back first.
+    span = row[g + size - 1] - row[g] + 1
+    if comp:
+        fill = (stride[g] >= 2) & (span <= stride[g]) & (span > size)
+        if fill.any():
+            row, off, cnt, stride, g, size = _fill_left_out(row, off, cnt, stride, g, size, span, fill)
+            n = row.size
     grp = np.repeat(np.arange(g.size), size)
-    cand = (stride >= 2) & (size[grp] <= stride)
+    cand = (stride >= 2) & (span[grp] <= stride)
     groups = [(g, size, np.ones(g.size, dtype=_I64))]
     if cand.any():
         ci = np.flatnonzero(cand)
@@ -977,6 +1045,25 @@ def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_n
                       (g2 + n, np.diff(np.append(g2, ci2.size)), k_s[g2])]
             row, off, cnt, stride = (np.concatenate([x, x[ci2]]) for x in (row, off, cnt, stride))
     return _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz)
+
+
+def _fill_left_out(row, off, cnt, stride, g, size, span, fill):
+    """The entries of the stretches (groups ``g``, ``size``) with those marked ``fill`` given
+    one entry per row: the rows vertical compression left out are affine continuations, with
+    offset and count slopes from the stretch's first two entries (``size >= 2`` where a row
+    is missing)."""
+    new_size = np.where(fill, span, size)
+    gid = np.repeat(np.arange(g.size), new_size)
+    j = _expand(new_size)
+    f, g0 = fill[gid], g[gid]
+    g1 = np.minimum(g0 + 1, row.size - 1)
+    h = np.where(f, row[g1] - row[g0], 1)
+    da = np.where(f, (off[g1] - off[g0]) // np.maximum(h, 1), 0)
+    dc = np.where(f, (cnt[g1] - cnt[g0]) // np.maximum(h, 1), 0)
+    src = np.where(f, g0, g0 + j)
+    new_g = np.concatenate([[0], np.cumsum(new_size)[:-1]]).astype(_I64)
+    return (np.where(f, row[g0] + j, row[src]), np.where(f, off[g0] + da * j, off[src]),
+            np.where(f, cnt[g0] + dc * j, cnt[src]), stride[src], new_g, new_size)
 
 
 def _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) -> ACSR:

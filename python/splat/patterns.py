@@ -379,7 +379,7 @@ def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_n
                     cols.append(oa * t + ob + np.arange(n, dtype=np.int64))
         if rows:
             remainder = analysis._remainder(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
-    return ACSR._trusted(Lq, Lk, tuple(pieces_from_table(tab)), remainder)
+    return ACSR._trusted(Lq, Lk, tuple(pieces_from_table(tab, check=False)), remainder)
 
 
 def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: np.ndarray | None) -> ACSR:
@@ -830,7 +830,7 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
         np.maximum.at(last, head, rb)
         h = np.flatnonzero(head == np.arange(n))
         tab = _rect_table(rb[h] * B, np.minimum(Lq, last[h] * B + B), c0[h], c1[h])
-        return _acsr(Lq, Lk, pieces_from_table(tab))
+        return _acsr(Lq, Lk, pieces_from_table(tab, check=False))
 
     p = Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
                 name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)
