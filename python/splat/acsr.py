@@ -249,6 +249,26 @@ class ACSR:
         d["remainder"] = remainder if remainder is not None and remainder.n else None
         return self
 
+    @classmethod
+    def _from_table(cls, Lq: int, Lk: int, tab: np.ndarray, remainder: BlockRemainder | None = None,
+                    *, check: bool = True) -> "ACSR":
+        """Internal construction from an int ``[P, 8]`` table of canonical piece fields (as
+        :meth:`_trusted`; ``check`` as in :func:`pieces_from_table`).  The :class:`Piece`
+        objects (about 1 us each, most of a constructor's time for hundreds of pieces) are made
+        on the first use of ``pieces``; :attr:`table` is ready at once."""
+        tab = np.ascontiguousarray(tab, dtype=np.int64).reshape(-1, len(_PIECE_FIELDS))
+        if check and not ((tab[:, 0] >= 0) & (tab[:, 1] > tab[:, 0]) & (tab[:, 2] >= 1) & (tab[:, 3] >= 1)).all():
+            return cls._trusted(Lq, Lk, tuple(Piece(*t) for t in tab.tolist()), remainder)  # raises
+        t = np.empty((tab.shape[0], 9), dtype=np.int64)
+        t[:, :8] = tab
+        t[:, 8] = -(-(tab[:, 1] - tab[:, 0]) // tab[:, 2])
+        t.setflags(write=False)
+        self = object.__new__(cls)
+        d = self.__dict__
+        d["Lq"] = Lq; d["Lk"] = Lk; d["table"] = t  # noqa: E702
+        d["remainder"] = remainder if remainder is not None and remainder.n else None
+        return self
+
     # -- vectorised piece table --------------------------------------------------------------
     @cached_property
     def table(self) -> np.ndarray:
@@ -588,6 +608,22 @@ def _bbox(p: Piece) -> tuple[int, int, int, int] | None:
     lo = min(p.offset(t0), p.offset(t1))
     hi = max(p.offset(t) + p.stride * (p.count(t) - 1) for t in (t0, t1))
     return p.r0 + p.row_step * t0, p.r0 + p.row_step * t1, lo, hi
+
+
+class _PiecesFromTable:
+    """``ACSR.pieces`` of an ACSR made by ``ACSR._from_table``: built from its table on first
+    use and then kept in the instance (whose own ``pieces`` shadows this class attribute, as for
+    every ACSR made by the constructor)."""
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return ()
+        pieces = tuple(pieces_from_table(obj.table[:, :8], check=False))
+        obj.__dict__["pieces"] = pieces
+        return pieces
+
+
+ACSR.pieces = _PiecesFromTable()  # after @dataclass: __init__ keeps its own default ()
 
 
 def _overlapping_pairs(pieces: tuple[Piece, ...]):

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .acsr import ACSR, BlockRemainder, pieces_from_table
+from .acsr import ACSR, BlockRemainder
 
 __all__ = ["analyze", "Intervals", "intervals_from_mask", "intervals_from_acsr", "acsr_from_intervals",
            "union", "intersection"]
@@ -1086,7 +1086,6 @@ def _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) -> ACSR:
     r0 = row[g]
     r1 = r0 + rstep * (T - 1) + 1
     table = np.stack([r0, r1, np.where(T > 1, rstep, 1), st, off_a, off[g], cnt_a, cnt[g]], axis=1)[keep]
-    pieces = tuple(pieces_from_table(table))
     remainder = None
     if not keep.all():
         drop_g, drop_size = g[~keep], size[~keep]
@@ -1096,7 +1095,7 @@ def _build(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) -> ACSR:
         cells_r = np.repeat(rr, cc)
         cells_c = np.repeat(oo, cc) + np.repeat(ss, cc) * j
         remainder = _remainder(Lq, Lk, cells_r, cells_c, block)
-    return ACSR._trusted(int(Lq), int(Lk), pieces, remainder)
+    return ACSR._from_table(int(Lq), int(Lk), table, remainder)
 
 
 def _remainder(Lq, Lk, rows, cols, block) -> BlockRemainder:

@@ -23,13 +23,13 @@ from typing import Callable
 import numpy as np
 
 from . import analysis
-from .acsr import ACSR, Piece, pieces_from_table
+from .acsr import ACSR, Piece
 
 __all__ = ["Pattern", "window", "causal", "causal_window", "dilated", "strided", "fixed", "blocked",
            "global_tokens", "random_blocks", "longformer", "bigbird", "from_mask", "from_mask_fn"]
 
 _CHUNK_CELLS = 1 << 22  # cells per predicate evaluation chunk
-_new, _set = object.__new__, object.__setattr__  # fast Piece construction (see acsr.pieces_from_table)
+_new, _set = object.__new__, object.__setattr__  # fast Piece construction (as acsr.pieces_from_table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +379,7 @@ def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_n
                     cols.append(oa * t + ob + np.arange(n, dtype=np.int64))
         if rows:
             remainder = analysis._remainder(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
-    return ACSR._trusted(Lq, Lk, tuple(pieces_from_table(tab, check=False)), remainder)
+    return ACSR._from_table(Lq, Lk, tab, remainder, check=False)
 
 
 def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: np.ndarray | None) -> ACSR:
@@ -687,8 +687,10 @@ def fixed(block: int, summary: int, Lq: int, Lk: int | None = None) -> Pattern:
     def build():
         if c == B:
             return causal(Lq, Lk).analytic_acsr()
-        pieces = []
         nb = -(-Lq // B)
+        if Lq <= Lk:  # no triangle is clipped: the whole table at once, O(L / B) numpy
+            return ACSR._from_table(Lq, Lk, _fixed_table(B, c, Lq, Lk), check=False)
+        pieces = []
         for b in range(nb):
             # own block, joined with the summary columns of the block before (they touch)
             lo = 0 if b == 0 else b * B - c
@@ -715,6 +717,36 @@ def fixed(block: int, summary: int, Lq: int, Lk: int | None = None) -> Pattern:
 
     return Pattern(Lq, Lk, lambda q, k: (q >= k) & ((q // B == k // B) | (k % B >= B - c)),
                    name=f"fixed(block={B}, summary={c})", analytic=build)
+
+
+def _fixed_table(B: int, c: int, Lq: int, Lk: int) -> np.ndarray:
+    """Canonical piece table of ``fixed(B, c < B)`` with ``Lq <= Lk``: the loops of ``fixed``'s
+    general construction, vectorised (same pieces, same order)."""
+    I64 = np.int64
+    nb = -(-Lq // B)
+    b = np.arange(nb, dtype=I64)
+    r0 = b * B
+    T = np.minimum(Lq, r0 + B) - r0
+    lo = np.where(b == 0, 0, r0 - c)
+    tri = np.stack([r0, r0 + T, np.ones(nb, I64), np.ones(nb, I64), np.zeros(nb, I64), lo,
+                    (T > 1).astype(I64), r0 - lo + 1], axis=1)
+    if c == 1:  # one stride-B run per row block of the summary columns left of the block before
+        n_cols = 0 if Lk < B else (Lk - B) // B + 1
+        bb = b[2:]
+        n = np.minimum(bb - 1, n_cols)
+        bb, n = bb[n > 0], n[n > 0]
+        m = bb.size
+        Ts = np.minimum(Lq, bb * B + B) - bb * B
+        summ = np.stack([bb * B, bb * B + Ts, np.ones(m, I64), np.where(n > 1, B, 1), np.zeros(m, I64),
+                         np.full(m, B - 1, I64), np.zeros(m, I64), n], axis=1)
+    else:  # summary of block j, seen by every row two blocks on
+        j = b[:max(nb - 2, 0)]
+        c0, c1 = j * B + B - c, np.minimum(j * B + B, Lk)
+        j, c0, c1 = j[c0 < c1], c0[c0 < c1], c1[c0 < c1]
+        m = j.size
+        summ = np.stack([(j + 2) * B, np.full(m, Lq, I64), np.ones(m, I64), np.ones(m, I64),
+                         np.zeros(m, I64), c0, np.zeros(m, I64), c1 - c0], axis=1)
+    return np.concatenate([tri, summ.reshape(-1, 8)])
 
 
 def blocked(block: int, Lq: int, Lk: int | None = None) -> Pattern:
@@ -830,7 +862,7 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
         np.maximum.at(last, head, rb)
         h = np.flatnonzero(head == np.arange(n))
         tab = _rect_table(rb[h] * B, np.minimum(Lq, last[h] * B + B), c0[h], c1[h])
-        return _acsr(Lq, Lk, pieces_from_table(tab, check=False))
+        return ACSR._from_table(Lq, Lk, tab, check=False)
 
     p = Pattern(Lq, Lk, lambda q, k: chosen[q // B, k // B],
                 name=f"random_blocks(block={B}, per_row={r}, seed={seed})", analytic=build)

@@ -159,6 +159,18 @@ def test_pieces_from_table_rejects_what_piece_rejects(col, value):
         pieces_from_table(tab)
 
 
+def test_acsr_from_table_makes_pieces_on_first_use():
+    tab = np.array([[0, 4, 1, 1, 0, 0, 1, 1], [4, 10, 2, 3, 1, 0, 0, 2]])
+    a = ACSR._from_table(10, 12, tab)
+    b = ACSR(10, 12, tuple(Piece(*t) for t in tab.tolist()))
+    assert "pieces" not in vars(a) and not a.table.flags.writeable
+    assert np.array_equal(a.table, b.table)
+    assert a.pieces == b.pieces and a.pieces is a.pieces and a == b
+    assert np.array_equal(a.to_mask(), brute_mask(b))
+    with pytest.raises(ValueError, match="row_step"):
+        ACSR._from_table(10, 12, np.array([[0, 4, 0, 1, 0, 0, 1, 1]]))
+
+
 def test_constructor_errors():
     with pytest.raises(ValueError, match="Lq >= 1"):
         ACSR(0, 4)
