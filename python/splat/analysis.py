@@ -8,10 +8,12 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops):
    bits of those few words are read out.  Patterns that know their ACSR, masks built
    from a predicate (in row chunks) and unions/intersections (an event sweep) all meet here, so
    an ``Lq x Lk`` array is never needed.
-   From a dense mask (``analyze(mask)``) each row chunk's words are first cropped to the
-   columns the chunk touches, and *vertical compression* leaves out rows that continue the rows
-   around them affinely (every flip that changes from the row above moves one more column
-   right: ``E_i == E_(i-1) << 1`` with ``E_i = F_i ^ F_(i-1)``), verified on the kept rows;
+   From a dense mask (``analyze(mask)``) row chunks are scanned on one thread per CPU, each
+   chunk's words are first cropped to the columns the chunk touches, and *vertical compression*
+   leaves out rows that continue the rows around them affinely: rows that copy the row above or
+   are it moved one column right (exact as they are, ``_shift_copy_rows``), else rows where
+   every flip that changes from the row above moves one more column right
+   (``E_i == E_(i-1) << 1`` with ``E_i = F_i ^ F_(i-1)``, verified on the kept rows);
    steps 3-4 then work on the kept rows, with the row numbers telling how far apart they are.
    The pieces are exactly those without compression (tests/unit/test_analysis.py).
 2. **Runs.**  Each row is split into maximal arithmetic runs: intervals of length >= 2 are
