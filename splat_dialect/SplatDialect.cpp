@@ -344,6 +344,8 @@ LogicalResult AttentionOp::verify() {
   if (getSchedule() && !isa<ACSRAttr>(getLayout()))
     return emitOpError() << "a tile schedule needs an ACSR layout; run "
                             "splat-analyze-regularity first";
+  if (getSplitSchedule() && !getSchedule())
+    return emitOpError() << "a split schedule needs a schedule";
   if (failed(verifyScale(*this, getScale())))
     return failure();
   return verifyLayoutDims(*this, getLayout(), q.getDimSize(2), k.getDimSize(2));

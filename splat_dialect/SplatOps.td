@@ -34,7 +34,10 @@ def Splat_AttentionOp : Splat_Op<"attention"> {
     (grouped-query attention when `Hkv < H`). `q` is `B x H x Lq x D`, `k` and
     `v` are `B x Hkv x Lk x D`. Rows with no allowed key yield 0 when
     `zero_empty_rows` is set (the default), NaN otherwise. `scale` defaults to
-    `1 / sqrt(D)`. After `splat-tile-acsr`, `schedule` holds the tiles.
+    `1 / sqrt(D)`. After `splat-tile-acsr`, `schedule` holds the tiles. With
+    `split_schedule` too (split-KV, for layouts that want two row groupings),
+    `schedule` covers part of the layout and `split_schedule` the rest; the
+    kernel runs on each and a merge combines the two partial results per row.
 
     ```mlir
     %o = splat.attention %q, %k, %v layout(#splat.window<w = 128>)
@@ -46,11 +49,12 @@ def Splat_AttentionOp : Splat_Op<"attention"> {
                        Splat_FloatTensor4D:$v, Splat_LayoutAttr:$layout,
                        OptionalAttr<F32Attr>:$scale,
                        DefaultValuedAttr<BoolAttr, "true">:$zero_empty_rows,
-                       OptionalAttr<Splat_TileScheduleAttr>:$schedule);
+                       OptionalAttr<Splat_TileScheduleAttr>:$schedule,
+                       OptionalAttr<Splat_TileScheduleAttr>:$split_schedule);
   let results = (outs Splat_FloatTensor4D:$o);
   let assemblyFormat = [{
     $q `,` $k `,` $v `layout` `(` $layout `)` (`scale` `(` $scale^ `)`)?
-    (`schedule` `(` $schedule^ `)`)? attr-dict
+    (`schedule` `(` $schedule^ `)`)? (`split_schedule` `(` $split_schedule^ `)`)? attr-dict
     `:` type($q) `,` type($k) `,` type($v) `->` type($o)
   }];
 }

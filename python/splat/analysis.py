@@ -990,13 +990,18 @@ def _segment(off, cnt, link, row=None) -> np.ndarray:
 # 4./5. Pieces and remainder
 # ---------------------------------------------------------------------------------------------
 
-def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR:
-    return acsr_from_runs(iv.Lq, iv.Lk, _runs(iv), block=block, min_piece_nnz=min_piece_nnz)
+def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 8,
+                        prefer_residue: bool = False) -> ACSR:
+    return acsr_from_runs(iv.Lq, iv.Lk, _runs(iv), block=block, min_piece_nnz=min_piece_nnz,
+                          prefer_residue=prefer_residue)
 
 
-def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_nnz: int = 8) -> ACSR | None:
+def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_nnz: int = 8,
+                   prefer_residue: bool = False) -> ACSR | None:
     """Steps 3-5 on the runs of step 2 (sorted by row, then offset).  ``None`` only for
-    compressed runs (``r.crow``) where a piece with left-out rows would go to the remainder."""
+    compressed runs (``r.crow``) where a piece with left-out rows would go to the remainder.
+    ``prefer_residue``: regroup short stride-``s`` stretches by residue class even when that
+    does not give fewer pieces (the form a residue-class row tile runs as one segment)."""
     n = r.row.size
     if n == 0:
         return ACSR(Lq, Lk)
@@ -1039,7 +1044,7 @@ def acsr_from_runs(Lq: int, Lk: int, r: "_Runs", *, block: int = 64, min_piece_n
                       & (k_row[1:] == k_row[:-1] + k_s[:-1]))
         g2 = _segment(off[ci2], cnt[ci2], link2, row[ci2] if comp else None)
         n_pass1 = int(np.count_nonzero(np.bincount(grp[ci])))  # pass-1 groups of the candidates
-        if g2.size < n_pass1:
+        if g2.size < n_pass1 or prefer_residue:
             # Keep the pass-1 groups of the other runs; the residue groups index copies of the
             # candidate runs appended in residue order.
             other = ~cand[g]

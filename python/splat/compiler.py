@@ -29,7 +29,7 @@ from .acsr_ir import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import decomposed, fused_forward
+from .lowering import decomposed, fused_forward, merge
 from .passes.tile_acsr import attr_to_schedule
 from .lowering.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
@@ -137,15 +137,17 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
         _dump(dump, 0, "analyze", str(module))
-        schedule = None
+        schedule = split = None
         for n, (stage, pipeline) in enumerate(_stage_pipelines(target, block_n).items(), start=1):
             try:
                 build_pass_manager(pipeline).run(module.operation)
             except ir.MLIRError as e:
                 raise CompileError(f"stage '{stage}' failed: {e}") from None
             if stage == "tile" and variant == "fused":
-                schedule = attr_to_schedule(_attention_op(module).attributes["schedule"],
-                                            acsr.Lq, acsr.Lk)
+                attrs = _attention_op(module).attributes
+                schedule = attr_to_schedule(attrs["schedule"], acsr.Lq, acsr.Lk)
+                if "split_schedule" in attrs:
+                    split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
             _dump(dump, n, stage, str(module))
         ptx = binaries_ptx(module)[fused_forward.GPU_MODULE_NAME]
     if dump is not None:
@@ -154,7 +156,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
                                     scale=scale)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                     scale=scale, block_n=block_n)
+                     scale=scale, block_n=block_n, split=split)
 
 
 def _attention_op(module: ir.Module) -> ir.Operation:
@@ -203,14 +205,38 @@ def _decomposed_artifact(acsr: ACSR, ptx: str, *, dtype: str, head_dim: int, tar
 
 
 def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
-              scale: float | None, block_n: int) -> Artifact:
+              scale: float | None, block_n: int, split=None) -> Artifact:
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks)
     tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
     if schedule.has_masks:
         tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
                       mask_bits=schedule.mask_bits)
+    kernels = [kernel]
+    if split is not None:
+        # split-KV: the plain kernel over the second schedule into partial results, then the
+        # merge kernel folds them into o and lse (splat.tiling.split)
+        tables.update(split_row_tiles=split.row_tiles, split_segments=split.segments)
+        kernels += [_split_launch(dtype, head_dim, block_n), merge.launch_info(dtype, head_dim)]
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
-                         variant="fused", kernels=[kernel], tables=tables)
+                         variant="fused", kernels=kernels, tables=tables)
     manifest["stats"] = schedule.stats()
+    if split is not None:
+        manifest["scratch"] = merge.scratch_spec(dtype)
+        manifest["split_stats"] = split.stats()
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
+
+
+_SPLIT_NAMES = {"o": "o_part", "lse": "lse_part", "row_tiles": "split_row_tiles",
+                "segments": "split_segments"}
+
+
+def _split_launch(dtype: str, head_dim: int, block_n: int) -> dict:
+    """The plain fused kernel's entry, bound to the split schedule's tables and writing the
+    partial results (its grid: one CTA per split row tile)."""
+    k = fused_forward.kernel_launch_info(dtype, head_dim, block_n)
+    k["params"] = [dict(p, name=_SPLIT_NAMES.get(p["name"], p["name"])) for p in k["params"]]
+    k["tables"] = [_SPLIT_NAMES.get(t, t) for t in k["tables"]]
+    k["tile_table"] = "split_row_tiles"
+    k["scratch"] = ["o_part", "lse_part"]
+    return k

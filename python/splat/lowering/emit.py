@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from mlir import ir
 
-from . import decomposed, fused_forward, to_ptx
+from . import decomposed, fused_forward, merge, to_ptx
 
 
 def _as_module(op: ir.Operation) -> SimpleNamespace:
@@ -34,3 +34,9 @@ def emit_decomposed_kernels(module_op: ir.Operation, *, dtype: str, head_dim: in
     with module_op.context:
         decomposed.build_into(_as_module(module_op),
                               decomposed.DecomposedConfig(dtype, head_dim, None))
+
+
+def emit_merge_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int) -> None:
+    """Adds the split-KV merge kernel ``splat_merge_<dtype>_d<D>`` (once)."""
+    with module_op.context, ir.Location.unknown():
+        merge.build_into(_as_module(module_op), dtype, head_dim)

@@ -3,7 +3,9 @@
 Each tiled ``splat.attention`` becomes a call to a private host function
 ``@splat_attention_<n>`` that names its kernel (``splat.kernel``), layout,
 schedule and scale: the host program now calls into SPLAT's runtime, which
-launches the kernel of ``gpu.module @splat_kernels`` over the schedule. One
+launches the kernel of ``gpu.module @splat_kernels`` over the schedule (with a
+split schedule: the plain kernel over it too, into partial results, and the
+merge kernel ``splat_merge_<dtype>_d<D>``). One
 kernel serves every layout with the same element type and head dim (the
 schedule is a run-time table), so the module holds one ``gpu.func`` per
 (dtype, D).
@@ -19,7 +21,7 @@ from mlir.dialects import func
 
 from ..acsr_ir import is_acsr_attr
 from ..lowering import decomposed, fused_forward
-from ..lowering.emit import emit_decomposed_kernels, emit_kernel
+from ..lowering.emit import emit_decomposed_kernels, emit_kernel, emit_merge_kernel
 from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops
 
 _DTYPES = {"bf16": "bf16", "f16": "f16"}
@@ -105,6 +107,21 @@ class LowerToGPU(SplatPass):
                 emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n,
                             mask_tiles=masked)
                 emitted[variant] = block_n
+            if "split_schedule" in target.attributes:
+                # split-KV: the second schedule runs the plain kernel into partial results,
+                # which the merge kernel folds into o and lse
+                split = str(target.attributes["split_schedule"])
+                if "mask_ptr" in split or f"block_n = {block_n}," not in split:
+                    raise PassError("a split schedule must have no mask tiles and the key tile "
+                                    "size of the schedule", target)
+                plain = (dtype, head_dim, False)
+                if plain in emitted and emitted[plain] != block_n:
+                    raise PassError(f"every {dtype} D={head_dim} attention of a module must use "
+                                    f"one key tile size; this one uses {block_n}", target)
+                if plain not in emitted:
+                    emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n)
+                    emitted[plain] = block_n
+                emit_merge_kernel(op, dtype=dtype, head_dim=head_dim)
             self._replace_with_call(target, f"splat_attention_{n}",
                                     fused_forward.kernel_name(dtype, head_dim, masked), head_dim)
 
@@ -127,6 +144,8 @@ class LowerToGPU(SplatPass):
             decl.attributes["splat.layout"] = attrs["layout"]
             if "schedule" in attrs:
                 decl.attributes["splat.schedule"] = attrs["schedule"]
+            if "split_schedule" in attrs:
+                decl.attributes["splat.split_schedule"] = attrs["split_schedule"]
             if target.name in ("splat.attention", "splat.sddmm"):
                 decl.attributes["splat.scale"] = scale
         with ir.InsertionPoint(target), target.location:

@@ -2,7 +2,10 @@
 
 The schedule (docs/design.md section 2) is computed by ``splat.tiling`` and
 recorded on the op as ``schedule(#splat.tile_schedule<...>)``, so lit can
-check it and the lowering reads it from the IR.
+check it and the lowering reads it from the IR.  With ``split-kv`` (the
+default) a layout that wants two row groupings (``splat.tiling.split``) gets a
+second schedule, ``split_schedule(...)``, when the two walk clearly fewer key
+tiles than one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from mlir import ir
 from ..acsr_ir import attr_to_acsr, is_acsr_attr
 from ..dialects import splat as splat_d
 from ..tiling import TileSchedule, build_schedule
+from ..tiling.split import plan_split
 from ..lowering.fused_forward import DEFAULTS
 from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
 
@@ -62,6 +66,8 @@ class TileACSR(SplatPass):
         PassOption("block-m", int, 64, "query rows per tile (the kernel's BLOCK_M)"),
         PassOption("block-n", int, 0, "compressed keys per tile (the kernel's BLOCK_N); "
                    "0: the fused kernel's tuned value for the op's head dim"),
+        PassOption("split-kv", bool, True, "split layouts that want two row groupings into two "
+                   "schedules (merged per row) when that is cheaper"),
     )
 
     def run(self, op: ir.Operation) -> None:
@@ -75,5 +81,10 @@ class TileACSR(SplatPass):
                 raise PassError("layout is not analysed yet: run splat-analyze-regularity "
                                 "before splat-tile-acsr", target)
             block_n = self.options["block-n"] or default_block_n(target)
-            schedule = build_schedule(attr_to_acsr(layout), block_m, block_n)
+            acsr = attr_to_acsr(layout)
+            schedule, split = build_schedule(acsr, block_m, block_n), None
+            if self.options["split-kv"]:
+                schedule, split = plan_split(acsr, block_m, block_n, single=schedule)
             target.attributes["schedule"] = schedule_to_attr(schedule)
+            if split is not None:
+                target.attributes["split_schedule"] = schedule_to_attr(split)

@@ -35,6 +35,8 @@ MANIFEST = "manifest.json"
 KEY_DOMAIN = "splat-content-key/1"
 
 _PARAM_KINDS = ("memref", "f32", "i32")
+# Scratch buffers (allocated per call, stream-ordered): bytes per element of each dtype.
+SCRATCH_ITEMSIZE = {"f32": 4, "bf16": 2, "f16": 2}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -222,11 +224,12 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
                      tw, f"shape must be a list of non-negative ints, got {meta['shape']!r}")
     for name, spec in m.get("scratch", {}).items():
         sw = f"{where}: scratch {name!r}"
-        _require(isinstance(spec, dict) and spec.get("dtype") == "f32", sw, "dtype must be f32")
+        _require(isinstance(spec, dict) and spec.get("dtype") in SCRATCH_ITEMSIZE, sw,
+                 f"dtype must be one of {sorted(SCRATCH_ITEMSIZE)}")
         shape = spec.get("shape")
-        _require(isinstance(shape, list) and all(d in ("B", "H", "Lq", "Lk") or
+        _require(isinstance(shape, list) and all(d in ("B", "H", "Lq", "Lk", "D") or
                                                  (isinstance(d, int) and d >= 0) for d in shape),
-                 sw, f"shape must list 'B', 'H', 'Lq', 'Lk' or non-negative ints, got {shape!r}")
+                 sw, f"shape must list 'B', 'H', 'Lq', 'Lk', 'D' or non-negative ints, got {shape!r}")
     kernels = m["kernels"]
     _require(isinstance(kernels, list) and len(kernels) > 0, where,
              "'kernels' must be a non-empty list")
@@ -247,8 +250,9 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
         _require(grid in ("row_tiles", "rows") or (isinstance(grid, list) and len(grid) == 3
                                                    and all(isinstance(g, int) and g >= 1 for g in grid)),
                  kw, f"'grid' must be \"row_tiles\", \"rows\" or three positive ints, got {grid!r}")
-        if grid == "row_tiles":
-            _require("row_tiles" in tables, kw, "grid is \"row_tiles\" but there is no row_tiles table")
+        if grid == "row_tiles":  # one CTA per row of the kernel's tile table
+            tt = k.get("tile_table", "row_tiles")
+            _require(tt in tables, kw, f"grid is \"row_tiles\" but there is no {tt} table")
         if grid == "rows":  # (ceil(Lq / rows_per_cta), H, B)
             _require(isinstance(k.get("rows_per_cta"), int) and k["rows_per_cta"] >= 1, kw,
                      f"grid \"rows\" needs a positive int 'rows_per_cta', got {k.get('rows_per_cta')!r}")

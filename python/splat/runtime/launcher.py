@@ -15,14 +15,14 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from . import driver as drv
-from .artifact import Artifact, ArtifactError
+from .artifact import SCRATCH_ITEMSIZE, Artifact, ArtifactError
 from .driver import MemRef, SplatCudaError
 
 STATIC_SMEM_LIMIT = 48 * 1024  # above this, dynamic shared memory needs an opt-in attribute
 
 _TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
 _SCALARS = ("B", "H", "Hkv", "Lq", "Lk", "D")
-_TABLE_COLS = {"row_tiles": 5, "segments": 9, "mask_tiles": 2}
+_TABLE_COLS = {"row_tiles": 5, "segments": 9, "mask_tiles": 2, "split_segments": 9}
 
 
 class Shapes(NamedTuple):
@@ -132,8 +132,18 @@ def check_artifact(artifact: Artifact) -> Plan:
     if rt is not None and rows != tile_Lq:
         raise ArtifactError(f"row_tiles cover {rows} rows but reach row {tile_Lq - 1}: "
                             f"they do not partition [0, Lq)")
+    # split-KV: the second schedule's row tiles must partition the same rows (the merge reads
+    # every row of its partial results)
+    st = artifact.tables.get("split_row_tiles")
+    if st is not None:
+        if st.ndim != 2 or st.shape[1] != 5:
+            raise ArtifactError(f"table 'split_row_tiles' must be [n, 5], got {list(st.shape)}")
+        if tile_coverage(st) != (tile_Lq, tile_Lq):
+            raise ArtifactError("split_row_tiles do not partition the rows of row_tiles")
     sg = artifact.tables.get("segments")
     min_Lk = segments_min_lk(sg) if sg is not None else 0
+    if artifact.tables.get("split_segments") is not None:
+        min_Lk = max(min_Lk, segments_min_lk(artifact.tables["split_segments"]))
     if rt is None and row_nnz is not None:
         tile_Lq = int(np.asarray(row_nnz).shape[0])
     plan = Plan(n_tiles, tile_Lq, min_Lk)
@@ -216,17 +226,23 @@ class Launcher:
 
     def grid(self, kernel: Mapping, s: Shapes) -> tuple:
         g = kernel["grid"]
-        if g == "row_tiles":
-            return (self.n_tiles, s.H, s.B)
+        if g == "row_tiles":  # one CTA per row tile of the kernel's table
+            return (self._tables[kernel.get("tile_table", "row_tiles")][1][0], s.H, s.B)
         if g == "rows":  # the decomposed kernels: rows_per_cta query rows per CTA
             return (-(-s.Lq // int(kernel["rows_per_cta"])), s.H, s.B)
         return tuple(int(x) for x in g)
 
     def scratch_shapes(self, s: Shapes) -> dict:
-        """{name: shape} of the artifact's scratch buffers (f32) for problem size `s`."""
-        sizes = {"B": s.B, "H": s.H, "Lq": s.Lq, "Lk": s.Lk}
+        """{name: shape} of the artifact's scratch buffers for problem size `s`."""
+        sizes = {"B": s.B, "H": s.H, "Lq": s.Lq, "Lk": s.Lk, "D": s.D}
         return {name: tuple(sizes[d] if isinstance(d, str) else int(d) for d in spec["shape"])
                 for name, spec in self.artifact.manifest.get("scratch", {}).items()}
+
+    def scratch_bytes(self, s: Shapes) -> list:
+        """Bytes of each scratch buffer, in manifest order."""
+        specs = self.artifact.manifest.get("scratch", {})
+        return [SCRATCH_ITEMSIZE[specs[name]["dtype"]] * math.prod(shape)
+                for name, shape in self.scratch_shapes(s).items()]
 
     # -------------------------------------------------------------------------------- launch
     _PTR_NAMES = ("q", "k", "v", "o", "lse")  # then the scratch buffers, in manifest order
@@ -299,8 +315,7 @@ class Launcher:
             with drv.context_scope(self.ctx):
                 # Scratch (the decomposed path's score tensor) is allocated and freed in stream
                 # order, so concurrent calls on different streams never share it.
-                scratch = [drv.mem_alloc_async(4 * math.prod(shape), stream)
-                           for shape in self.scratch_shapes(s).values()]
+                scratch = [drv.mem_alloc_async(nbytes, stream) for nbytes in self.scratch_bytes(s)]
                 ptrs = ptrs + tuple(scratch)
                 try:
                     for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:

@@ -1,4 +1,5 @@
 // RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-n=64})' | FileCheck %s
+// RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-n=64 split-kv=false})' | FileCheck %s --check-prefix=ONE
 
 // Window w=64 on 256 rows: one row tile of 64 rows per block, one segment
 // each (the three pieces coalesce), keys walked in compressed coordinates.
@@ -31,4 +32,21 @@ func.func @dilated(%q: tensor<1x2x1024x64xbf16>) -> tensor<1x2x1024x64xbf16> {
 func.func @irregular(%q: tensor<1x1x8x64xf16>) -> tensor<1x1x8x64xf16> {
   %o = splat.attention %q, %q, %q layout(#splat.acsr<lq = 8, lk = 8, pieces = [], remainder = #splat.block_remainder<block 4, blocks [1, 1], masks dense<[[[true, true, false, true], [false, false, true, false], [true, false, false, true], [false, true, true, false]]]> : tensor<1x4x4xi1>>>) : tensor<1x1x8x64xf16>, tensor<1x1x8x64xf16>, tensor<1x1x8x64xf16> -> tensor<1x1x8x64xf16>
   return %o : tensor<1x1x8x64xf16>
+}
+
+// -----
+
+// Sparse Transformer strided (local 32, stride 32): the window wants consecutive
+// rows, the strided keys rows of one residue class. split-kv gives the window
+// pieces a schedule of consecutive rows and the strided keys one of residue
+// classes (row tiles of row_step 32 walking keys col0 + 32*u); the kernel runs on
+// both and a merge combines them per row. With split-kv=false: one schedule.
+// CHECK-LABEL: func.func @strided
+// CHECK: schedule(<block_m = 64, block_n = 64, row_tiles = [0, 1, 64, 0, 2, 64, 1, 64,
+// CHECK-SAME: split_schedule(<block_m = 64, block_n = 64, row_tiles = [0, 1, 64, 0, 0, {{([0-9]+, )+}}32, 61,
+// CHECK-SAME: segments = [0, 1, 31, 0, 31, 1, 0, 1, 1, 31, 32, 61,
+// ONE-NOT: split_schedule
+func.func @strided(%q: tensor<1x2x2048x64xbf16>) -> tensor<1x2x2048x64xbf16> {
+  %o = splat.attention %q, %q, %q layout(#splat.strided<local = 32, stride = 32>) : tensor<1x2x2048x64xbf16>, tensor<1x2x2048x64xbf16>, tensor<1x2x2048x64xbf16> -> tensor<1x2x2048x64xbf16>
+  return %o : tensor<1x2x2048x64xbf16>
 }

@@ -1,0 +1,99 @@
+"""Split-KV: two row groupings for one layout (docs/design.md section 5).
+
+A tile groups rows so that one key sequence serves all of them.  Some layouts want two
+groupings at once: Sparse Transformer *strided* rows hold a local window (consecutive rows share
+keys) and keys of their own residue class (rows ``r, r + s, r + 2s, ...`` share keys).  One
+schedule serves one grouping well and pays a masked key tile per row for the other.
+
+:func:`plan_split` divides the pieces into a *main* set (pieces whose columns stay on one residue
+class per row step 1: bands, blocks, rows; plus the remainder) and an *extra* set (the others),
+re-expresses the extra set by residue class (``analysis.acsr_from_intervals(...,
+prefer_residue=True)``), schedules both, and keeps the split only when the two schedules
+together (plus a merge pass) walk clearly fewer key tiles than the one schedule.  The kernel then
+runs twice: the main schedule writes ``o, lse``; the extra schedule writes partial ``o_part,
+lse_part``; a merge kernel combines them row by row (log-sum-exp weights).  Both schedules'
+row tiles partition ``[0, Lq)``, so every row has both partials (an empty one is ``0, -inf``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..acsr import ACSR
+from .schedule import TileSchedule, build_schedule
+
+__all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]
+
+# A split must save at least this fraction of the one-schedule cost (the merge pass, a second
+# launch and a second Q read are not all in the cost model).
+_MIN_SAVING = 0.25
+_W_TILE = 1.0   # per row tile (a CTA: load Q, write O and lse), in key-tile units
+_W_MERGE = 0.5  # per 64 rows merged
+
+
+def schedule_cost(s: TileSchedule) -> float:
+    """Key tiles walked plus a CTA's fixed cost per row tile, in key-tile units."""
+    st = s.stats()
+    return st["key_tiles"] + _W_TILE * st["tiles"]
+
+
+def _row_local(p) -> bool:
+    """Columns on one residue class from row to row: ``row_step == 1`` and the offset moves by a
+    multiple of the stride (always so for ``stride == 1``)."""
+    return p.row_step == 1 and (p.stride == 1 or p.off_a % p.stride == 0)
+
+
+def split_pieces(acsr: ACSR) -> tuple[ACSR, ACSR] | None:
+    """(main, extra) ACSRs or None when one of the sets is empty, or the extra set cannot be
+    written by residue class without a remainder."""
+    main = tuple(p for p in acsr.pieces if _row_local(p))
+    other = tuple(p for p in acsr.pieces if not _row_local(p))
+    if not main or not other:
+        return None
+    from .. import analysis  # noqa: PLC0415  (analysis imports nothing from tiling)
+    extra = ACSR(acsr.Lq, acsr.Lk, other)
+    extra = analysis.acsr_from_intervals(analysis.intervals_from_acsr(extra), prefer_residue=True)
+    if extra.remainder is not None:
+        return None
+    return ACSR(acsr.Lq, acsr.Lk, main, acsr.remainder), extra
+
+
+def _partitions_rows(s: TileSchedule) -> bool:
+    rows = np.concatenate([s.tile_rows(i) for i in range(s.n_tiles)]) if s.n_tiles else np.zeros(0)
+    return rows.size == s.Lq and np.array_equal(np.sort(rows), np.arange(s.Lq))
+
+
+def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
+               single: TileSchedule | None = None) -> tuple[TileSchedule, TileSchedule | None]:
+    """``(schedule, None)`` for one schedule, or ``(main, extra)`` when split-KV is cheaper.
+    ``single``: the one-schedule result if the caller has it already."""
+    single = single if single is not None else build_schedule(acsr, block_m, block_n)
+    parts = split_pieces(acsr)
+    if parts is None:
+        return single, None
+    main = build_schedule(parts[0], block_m, block_n)
+    extra = build_schedule(parts[1], block_m, block_n)
+    if extra.has_masks or not (_partitions_rows(main) and _partitions_rows(extra)):
+        return single, None
+    split_cost = schedule_cost(main) + schedule_cost(extra) + _W_MERGE * math.ceil(acsr.Lq / 64)
+    if split_cost > (1.0 - _MIN_SAVING) * schedule_cost(single):
+        return single, None
+    return main, extra
+
+
+def merge_partials(o1, lse1, o2, lse2):
+    """The merge kernel's math in numpy (float32): ``o = (w1 o1 + w2 o2) / (w1 + w2)`` with
+    ``w = exp(lse - max(lse1, lse2))``, ``lse = max + log(w1 + w2)``; rows where both partials
+    are empty stay ``0, -inf``."""
+    o1, o2 = np.asarray(o1, np.float32), np.asarray(o2, np.float32)
+    lse1, lse2 = np.asarray(lse1, np.float32), np.asarray(lse2, np.float32)
+    m = np.maximum(lse1, lse2)
+    live = m > -np.inf
+    m_use = np.where(live, m, np.float32(0))
+    w1, w2 = np.exp(lse1 - m_use), np.exp(lse2 - m_use)
+    s = np.where(live, w1 + w2, np.float32(1))
+    o = np.where(live[..., None], (w1[..., None] * o1 + w2[..., None] * o2) / s[..., None], 0)
+    lse = np.where(live, m_use + np.log(s), np.float32(-np.inf))
+    return o.astype(np.float32), lse.astype(np.float32)

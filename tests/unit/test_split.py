@@ -1,0 +1,79 @@
+"""Split-KV (splat.tiling.split): when two schedules are taken, that they cover the layout
+exactly once between them and that the two partial results merge into the attention."""
+
+import numpy as np
+import pytest
+
+from splat import patterns as P
+from splat.acsr import ACSR
+from splat.tiling import build_schedule, reference_attention, run_schedule
+from splat.tiling.split import merge_partials, plan_split, schedule_cost, split_pieces
+
+
+def _qkv(rng, L, D=16, B=1, H=2, Hkv=1):
+    return (rng.standard_normal((B, H, L, D)).astype(np.float32),
+            rng.standard_normal((B, Hkv, L, D)).astype(np.float32),
+            rng.standard_normal((B, Hkv, L, D)).astype(np.float32))
+
+
+def _check_split(acsr: ACSR, main, extra, rng):
+    mask = acsr.to_mask()
+    cm, om = main.coverage()
+    ce, oe = extra.coverage()
+    assert om == 0 and oe == 0 and not (cm & ce).any()
+    assert np.array_equal(cm | ce, mask)
+    q, k, v = _qkv(rng, acsr.Lq)
+    o, lse = merge_partials(*run_schedule(main, q, k, v), *run_schedule(extra, q, k, v))
+    ro, rl = reference_attention(q, k, v, mask)
+    np.testing.assert_allclose(o, ro, atol=2e-5)
+    np.testing.assert_allclose(lse, rl, atol=2e-5)
+
+
+@pytest.mark.parametrize("local, stride, L", [(128, 128, 4096), (16, 8, 300), (40, 32, 1000),
+                                              (8, 24, 777)])
+def test_strided_is_split_and_exact(local, stride, L):
+    a = P.strided(local, stride, L).acsr()
+    single = build_schedule(a)
+    main, extra = plan_split(a, single=single)
+    assert extra is not None
+    assert schedule_cost(main) + schedule_cost(extra) < schedule_cost(single)
+    assert (extra.row_tiles[:, 1] > 1).any()  # the strided keys run on residue-class tiles
+    _check_split(a, main, extra, np.random.default_rng(L))
+
+
+def test_split_keeps_the_remainder_in_the_main_schedule():
+    m = P.strided(16, 16, 512).mask()
+    m[100:110, 3] = True  # a few irregular cells: a remainder
+    m[300, 250:252] = True
+    from splat.analysis import analyze
+    a = analyze(m)
+    assert a.remainder is not None
+    main, extra = plan_split(a)
+    assert extra is not None and main.has_masks and not extra.has_masks
+    _check_split(a, main, extra, np.random.default_rng(2))
+
+
+@pytest.mark.parametrize("pattern", [P.window(64, 1024), P.dilated(16, 4, 1024), P.fixed(64, 8, 1024),
+                                     P.blocked(64, 1024), P.longformer(32, range(8), 1024),
+                                     P.causal(512)])
+def test_one_grouping_layouts_keep_one_schedule(pattern):
+    a = pattern.acsr()
+    s, extra = plan_split(a)
+    assert extra is None and s == build_schedule(a)
+
+
+def test_split_pieces_needs_both_sets():
+    assert split_pieces(P.window(8, 100).acsr()) is None
+    main, extra = split_pieces(P.strided(16, 16, 256).acsr())
+    assert all(p.row_step == 1 and p.stride == 1 for p in main.pieces)
+    assert all(p.row_step == 16 for p in extra.pieces if p.T > 1)
+
+
+def test_merge_partials_edge_cases():
+    o1 = np.array([[1.0, 2.0], [0.0, 0.0], [3.0, 3.0], [0.0, 0.0]], np.float32)
+    o2 = np.array([[5.0, 6.0], [7.0, 8.0], [0.0, 0.0], [0.0, 0.0]], np.float32)
+    l1 = np.array([0.0, -np.inf, 1.0, -np.inf], np.float32)
+    l2 = np.array([0.0, 2.0, -np.inf, -np.inf], np.float32)
+    o, lse = merge_partials(o1, l1, o2, l2)
+    np.testing.assert_allclose(o, [[3.0, 4.0], [7.0, 8.0], [3.0, 3.0], [0.0, 0.0]])
+    np.testing.assert_allclose(lse, [np.log(2.0), 2.0, 1.0, -np.inf])
