@@ -1114,7 +1114,7 @@ def test_split_kv_launches_two_schedules_and_the_merge(fresh_driver, monkeypatch
         lt.forward(0x1000, 0x2000, 0x3000, 0x4000, 0x5000, shapes, 0.5, stream=0x77)
         main, part, mrg = fake.launches
         assert main["grid"] == (n_main, H, B) and part["grid"] == (n_split, H, B)
-        assert mrg["grid"] == (-(-Lq // 128), H, B)
+        assert mrg["grid"] == (-(-Lq // kernels[2]["rows_per_cta"]), H, B) and kernels[2]["rows_per_cta"] == 64
         (o_part, n1, s1), (lse_part, n2, s2) = fake.async_allocs
         assert (n1, n2) == (2 * B * H * Lq * Dh, 4 * B * H * Lq) and s1 == s2 == 0x77
         assert main["values"][33:35] == [0x4000, 0x4000] and main["values"][44:46] == [0x5000] * 2

@@ -8,9 +8,10 @@
 
 rows where both partials are empty (``lse = lse_part = -inf``) keep ``o = 0, lse = -inf``.  Both
 fused launches write every row (their row tiles partition ``[0, Lq)``; an empty row is
-``0, -inf``), so the merge reads no uninitialised memory.  One thread per row, 128 rows per CTA,
-grid ``(ceil(Lq / 128), H, B)``; a row is D contiguous elements, read and written 16 bytes at a
-time.  exp / log are ``ex2.approx`` / ``lg2.approx`` (no libdevice), as in the fused kernel.
+``0, -inf``), so the merge reads no uninitialised memory.  128 threads, 64 rows per CTA, grid
+``(ceil(Lq / 64), H, B)``: each row is D / 8 threads reading and writing one 16-byte chunk each,
+so a warp moves whole contiguous rows (coalesced); a barrier per pass of rows keeps a row's
+``lse`` from being overwritten before all its threads have read it.  exp / log are ``ex2.approx`` / ``lg2.approx`` (no libdevice), as in the fused kernel.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from .decomposed import VEC
 
 NUM_THREADS = 128
-ROWS_PER_CTA = NUM_THREADS
+ROWS_PER_CTA = 64
 SCRATCH = ("o_part", "lse_part")
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
@@ -36,7 +37,7 @@ def kernel_params(dtype: str) -> list[dict]:
 
 
 def launch_info(dtype: str, head_dim: int) -> dict:
-    """The manifest "kernels" entry (less ``ptx_file``): grid ``"rows"`` with 128 rows per CTA."""
+    """The manifest "kernels" entry (less ``ptx_file``): grid ``"rows"`` with 64 rows per CTA."""
     params = kernel_params(dtype)
     return {"name": kernel_name(dtype, head_dim), "block": [NUM_THREADS, 1, 1], "shared_bytes": 0,
             "params": params,
@@ -73,36 +74,44 @@ def build_into(module, dtype: str, head_dim: int):
         fn = gpu.GPUFuncOp(ir.FunctionType.get([t4, t3, t4, t3], []), sym_name=name, kernel=True,
                            known_block_size=[NUM_THREADS, 1, 1])
         entry = fn.add_entry_block()
+    lanes = head_dim // VEC          # threads per row, one 16-byte chunk each
+    per_pass = NUM_THREADS // lanes  # rows per pass of the CTA
     with ir.InsertionPoint(entry):
         o, lse, o_part, lse_part = entry.arguments
-        row = ff.add(ff.mul(ff.to_i32(gpu.block_id(gpu.Dimension.x)), ROWS_PER_CTA),
-                     ff.to_i32(gpu.thread_id(gpu.Dimension.x)))
+        tid = ff.to_i32(gpu.thread_id(gpu.Dimension.x))
+        row0 = ff.add(ff.mul(ff.to_i32(gpu.block_id(gpu.Dimension.x)), ROWS_PER_CTA),
+                      arith.divui(tid, ff.ci(lanes)))
+        chunk = arith.remui(tid, ff.ci(lanes))
+        col = ff.to_idx(ff.mul(chunk, VEC))
         h, b = gpu.block_id(gpu.Dimension.y), gpu.block_id(gpu.Dimension.z)
         lq = ff.to_i32(memref.dim(o, ff.cx(2)))
-        inside = scf.IfOp(ff.icmp("slt", row, lq))
-        with ir.InsertionPoint(inside.then_block):
-            r = ff.to_idx(row)
+        for p in range(ROWS_PER_CTA // per_pass):
+            row = ff.add(row0, per_pass * p)
+            valid = ff.icmp("slt", row, lq)
+            r = ff.to_idx(ff.smin(row, ff.sub(lq, ff.ci(1))))  # clamped: loads stay in bounds
             l1 = memref.load(lse, [b, h, r])
             l2 = memref.load(lse_part, [b, h, r])
+            x1 = arith.extf(f8, vector.load(v8, o, [b, h, r, col], alignment=16))
+            x2 = arith.extf(f8, vector.load(v8, o_part, [b, h, r, col], alignment=16))
             m = ff.fmax(l1, l2)
-            live = scf.IfOp(ff.fcmp("ogt", m, ff.cf(float("-inf"))))
-            with ir.InsertionPoint(live.then_block):
-                # exp(l - m) = exp2((l - m) log2 e); a -inf partial gets weight 0
-                w1 = ff.exp2(ff.mul(ff.sub(l1, m), ff.cf(_LOG2E)))
-                w2 = ff.exp2(ff.mul(ff.sub(l2, m), ff.cf(_LOG2E)))
-                total = ff.add(w1, w2)
-                inv = arith.divf(ff.cf(1.0), total)
-                a1 = vector.broadcast(f8, ff.mul(w1, inv))
-                a2 = vector.broadcast(f8, ff.mul(w2, inv))
-                for c in range(head_dim // VEC):
-                    col = ff.cx(VEC * c)
-                    x1 = arith.extf(f8, vector.load(v8, o, [b, h, r, col], alignment=16))
-                    x2 = arith.extf(f8, vector.load(v8, o_part, [b, h, r, col], alignment=16))
-                    y = arith.addf(arith.mulf(a1, x1), arith.mulf(a2, x2))
-                    vector.store(arith.truncf(v8, y), o, [b, h, r, col], alignment=16)
-                memref.store(ff.add(m, ff.mul(ff.log2(total), ff.cf(_LN2))), lse, [b, h, r])
+            # exp(l - m) = exp2((l - m) log2 e); a -inf partial gets weight 0
+            w1 = ff.exp2(ff.mul(ff.sub(l1, m), ff.cf(_LOG2E)))
+            w2 = ff.exp2(ff.mul(ff.sub(l2, m), ff.cf(_LOG2E)))
+            total = ff.add(w1, w2)
+            inv = arith.divf(ff.cf(1.0), total)
+            y = arith.addf(arith.mulf(vector.broadcast(f8, ff.mul(w1, inv)), x1),
+                           arith.mulf(vector.broadcast(f8, ff.mul(w2, inv)), x2))
+            # every lane of the row has read lse before one of them overwrites it
+            gpu.barrier()
+            live = ff.band(valid, ff.fcmp("ogt", m, ff.cf(float("-inf"))))
+            store = scf.IfOp(live)
+            with ir.InsertionPoint(store.then_block):
+                vector.store(arith.truncf(v8, y), o, [b, h, r, col], alignment=16)
+                first = scf.IfOp(ff.icmp("eq", chunk, ff.ci(0)))
+                with ir.InsertionPoint(first.then_block):
+                    memref.store(ff.add(m, ff.mul(ff.log2(total), ff.cf(_LN2))), lse, [b, h, r])
+                    ff._yield([])
                 ff._yield([])
-            ff._yield([])
         gpu.return_([])
     return module
 
