@@ -512,3 +512,11 @@ func.func @case62(%s: tensor<1x2x8x4xf32>, %v: tensor<1x2x16x16xf16>) {
   %0 = splat.spmm %s, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) : tensor<1x2x8x4xf32>, tensor<1x2x16x16xf16> -> tensor<1x2x8x16xf16>
   return
 }
+
+// -----
+
+func.func @case63(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{'splat.attention' op a split schedule needs a schedule}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = []>) split_schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [], segments = []>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
