@@ -77,3 +77,25 @@ def test_merge_partials_edge_cases():
     o, lse = merge_partials(o1, l1, o2, l2)
     np.testing.assert_allclose(o, [[3.0, 4.0], [7.0, 8.0], [3.0, 3.0], [0.0, 0.0]])
     np.testing.assert_allclose(lse, [np.log(2.0), 2.0, 1.0, -np.inf])
+
+
+def test_split_artifact_tables_compute_the_attention_and_its_ptx_assembles():
+    """The CPU side of the GPU path: a compiled strided artifact carries both schedules' tables;
+    run as the kernels run them (numpy executor) and merged, they give the attention; the PTX
+    (fused kernel + merge kernel) assembles for sm_90a without spills."""
+    import splat
+    from splat.lowering.to_ptx import ptxas_check
+    from splat.tiling import TileSchedule
+
+    L = 1000
+    pattern = P.strided(40, 32, L)
+    art = splat.compile(pattern, dtype="f16", head_dim=128)
+    names = [k["name"] for k in art.manifest["kernels"]]
+    assert names == ["splat_fwd_f16_d128", "splat_fwd_f16_d128", "splat_merge_f16_d128"]
+    report = ptxas_check(art.ptx["kernel.ptx"])
+    assert set(report) == {"splat_fwd_f16_d128", "splat_merge_f16_d128"}
+    assert all(r["spill_stores"] == 0 and r["spill_loads"] == 0 for r in report.values())
+    bm, bn = art.manifest["kernels"][0]["block_m"], art.manifest["kernels"][0]["block_n"]
+    main = TileSchedule(L, L, bm, bn, art.tables["row_tiles"], art.tables["segments"])
+    extra = TileSchedule(L, L, bm, bn, art.tables["split_row_tiles"], art.tables["split_segments"])
+    _check_split(pattern.acsr(), main, extra, np.random.default_rng(3))
