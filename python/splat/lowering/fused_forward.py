@@ -481,9 +481,20 @@ class _FusedForwardKernel:
         self.lane = arith.andi(self.tid, ci(31))
         self.g = arith.shrui(self.lane, ci(2))  # row of the lane inside an 8-row group
         self.t = arith.andi(self.lane, ci(3))  # column pair of the lane
-        self.tile = gpu.block_id(gpu.Dimension.x)
-        self.h = gpu.block_id(gpu.Dimension.y)
-        self.b = gpu.block_id(gpu.Dimension.z)
+        # The grid is (n_tiles, H, B) and CTAs start roughly in blockIdx order (x fastest).
+        # Number them in that order and deal the row tiles out tile-major: the first H*B CTAs
+        # take tile 0 of every (batch, head), and so on.  With the schedule's heaviest tiles
+        # first (order "heavy_first"), a long tile (a global row's full key pass) starts at once
+        # in every head instead of behind all the tiles of the heads before it.
+        nx, ny, nz = (gpu.grid_dim(d) for d in (gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z))
+        linear = arith.addi(gpu.block_id(gpu.Dimension.x),
+                            arith.muli(nx, arith.addi(gpu.block_id(gpu.Dimension.y),
+                                                      arith.muli(ny, gpu.block_id(gpu.Dimension.z)))))
+        heads = arith.muli(ny, nz)
+        self.tile = arith.divui(linear, heads)
+        rest = arith.remui(linear, heads)
+        self.h = arith.remui(rest, ny)
+        self.b = arith.divui(rest, ny)
         # GQA: kv head = h // (H // Hkv)
         heads_q = memref.dim(self.q, cx(1))
         heads_kv = memref.dim(self.k, cx(1))

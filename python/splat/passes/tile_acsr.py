@@ -66,6 +66,8 @@ class TileACSR(SplatPass):
         PassOption("block-m", int, 64, "query rows per tile (the kernel's BLOCK_M)"),
         PassOption("block-n", int, 0, "compressed keys per tile (the kernel's BLOCK_N); "
                    "0: the fused kernel's tuned value for the op's head dim"),
+        PassOption("tile-order", str, "heavy-first", "row tile order: 'heavy-first' (decreasing "
+                   "work, so the longest tiles start first on the GPU) or 'rows' (by first row)"),
         PassOption("split-kv", bool, True, "split layouts that want two row groupings into two "
                    "schedules (merged per row) when that is cheaper"),
     )
@@ -75,6 +77,10 @@ class TileACSR(SplatPass):
         if block_m < 1 or self.options["block-n"] < 0:
             raise PassError(f"block-m must be >= 1 and block-n >= 0, got {block_m} and "
                             f"{self.options['block-n']}", op)
+        order = {"heavy-first": "heavy_first", "rows": "rows"}.get(self.options["tile-order"])
+        if order is None:
+            raise PassError(f"tile-order must be 'heavy-first' or 'rows', got "
+                            f"'{self.options['tile-order']}'", op)
         for target in walk_ops(op, lambda o: o.name == "splat.attention"):
             layout = target.attributes["layout"]
             if not is_acsr_attr(layout):
@@ -82,9 +88,9 @@ class TileACSR(SplatPass):
                                 "before splat-tile-acsr", target)
             block_n = self.options["block-n"] or default_block_n(target)
             acsr = attr_to_acsr(layout)
-            schedule, split = build_schedule(acsr, block_m, block_n), None
+            schedule, split = build_schedule(acsr, block_m, block_n, order=order), None
             if self.options["split-kv"]:
-                schedule, split = plan_split(acsr, block_m, block_n, single=schedule)
+                schedule, split = plan_split(acsr, block_m, block_n, single=schedule, order=order)
             target.attributes["schedule"] = schedule_to_attr(schedule)
             if split is not None:
                 target.attributes["split_schedule"] = schedule_to_attr(split)

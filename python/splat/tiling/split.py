@@ -66,15 +66,17 @@ def _partitions_rows(s: TileSchedule) -> bool:
 
 
 def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
-               single: TileSchedule | None = None) -> tuple[TileSchedule, TileSchedule | None]:
+               single: TileSchedule | None = None,
+               order: str = "rows") -> tuple[TileSchedule, TileSchedule | None]:
     """``(schedule, None)`` for one schedule, or ``(main, extra)`` when split-KV is cheaper.
-    ``single``: the one-schedule result if the caller has it already."""
-    single = single if single is not None else build_schedule(acsr, block_m, block_n)
+    ``single``: the one-schedule result if the caller has it already; ``order``: the row tile
+    order of the schedules built here (``build_schedule``)."""
+    single = single if single is not None else build_schedule(acsr, block_m, block_n, order=order)
     parts = split_pieces(acsr)
     if parts is None:
         return single, None
-    main = build_schedule(parts[0], block_m, block_n)
-    extra = build_schedule(parts[1], block_m, block_n)
+    main = build_schedule(parts[0], block_m, block_n, order=order)
+    extra = build_schedule(parts[1], block_m, block_n, order=order)
     if extra.has_masks or not (_partitions_rows(main) and _partitions_rows(extra)):
         return single, None
     split_cost = schedule_cost(main) + schedule_cost(extra) + _W_MERGE * math.ceil(acsr.Lq / 64)

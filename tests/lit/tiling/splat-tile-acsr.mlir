@@ -1,8 +1,13 @@
-// RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-n=64})' | FileCheck %s
+// RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-n=64 tile-order=rows})' | FileCheck %s
 // RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-n=64 split-kv=false})' | FileCheck %s --check-prefix=ONE
+// RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-n=64})' | FileCheck %s --check-prefix=HEAVY
 
 // Window w=64 on 256 rows: one row tile of 64 rows per block, one segment
 // each (the three pieces coalesce), keys walked in compressed coordinates.
+// By default (tile-order=heavy-first) the tiles with the most key tiles come
+// first, so that the GPU starts the longest work first.
+// HEAVY-LABEL: func.func @window
+// HEAVY: row_tiles = [64, 1, 64, 0, 1, 128, 1, 64, 1, 2, 0, 1, 64, 2, 3, 192, 1, 64, 3, 4]
 // CHECK-LABEL: func.func @window
 // CHECK: schedule(<block_m = 64, block_n = 64, row_tiles = [0, 1, 64, 0, 1, 64, 1, 64, 1, 2, 128, 1, 64, 2, 3, 192, 1, 64, 3, 4]
 // CHECK-SAME: segments = [0, 1, 128, 0, 64, 0, 0, 1, 65, 0, 1, 192, 0, 64, 1, 0, 1, 129,
