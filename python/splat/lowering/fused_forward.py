@@ -1,7 +1,9 @@
 """The fused forward sparse-attention kernel of design.md §3, built with the MLIR Python bindings.
 
 One CTA = 4 warps = 128 threads handles one row tile of the schedule (``BLOCK_M = 64`` query rows,
-warp ``w`` owns tile rows ``16w .. 16w+15``) for one (batch, head).  Grid ``(n_tiles, H, B)``.
+warp ``w`` owns tile rows ``16w .. 16w+15``) for one (batch, head).  Grid ``(n_tiles, H, B)``,
+dealt out tile-major: the CTAs started first take the schedule's first (heaviest) tile of every
+(batch, head).
 
 Data flow of one CTA::
 
