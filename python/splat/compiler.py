@@ -29,7 +29,7 @@ from .acsr_ir import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import decomposed, fused_forward, merge
+from .lowering import decomposed, fused_forward
 from .passes.tile_acsr import attr_to_schedule
 from .lowering.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
@@ -214,29 +214,26 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
                       mask_bits=schedule.mask_bits)
     kernels = [kernel]
     if split is not None:
-        # split-KV: the plain kernel over the second schedule into partial results, then the
-        # merge kernel folds them into o and lse (splat.tiling.split)
+        # split-KV: then the accumulating kernel over the second schedule, folding its result
+        # into the o and lse the first launch wrote (splat.tiling.split)
         tables.update(split_row_tiles=split.row_tiles, split_segments=split.segments)
-        kernels += [_split_launch(dtype, head_dim, block_n), merge.launch_info(dtype, head_dim)]
+        kernels.append(_split_launch(dtype, head_dim, block_n))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="fused", kernels=kernels, tables=tables)
     manifest["stats"] = schedule.stats()
     if split is not None:
-        manifest["scratch"] = merge.scratch_spec(dtype)
         manifest["split_stats"] = split.stats()
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 
-_SPLIT_NAMES = {"o": "o_part", "lse": "lse_part", "row_tiles": "split_row_tiles",
-                "segments": "split_segments"}
+_SPLIT_TABLES = {"row_tiles": "split_row_tiles", "segments": "split_segments"}
 
 
 def _split_launch(dtype: str, head_dim: int, block_n: int) -> dict:
-    """The plain fused kernel's entry, bound to the split schedule's tables and writing the
-    partial results (its grid: one CTA per split row tile)."""
-    k = fused_forward.kernel_launch_info(dtype, head_dim, block_n)
-    k["params"] = [dict(p, name=_SPLIT_NAMES.get(p["name"], p["name"])) for p in k["params"]]
-    k["tables"] = [_SPLIT_NAMES.get(t, t) for t in k["tables"]]
+    """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
+    per split row tile)."""
+    k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True)
+    k["params"] = [dict(p, name=_SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
+    k["tables"] = [_SPLIT_TABLES.get(t, t) for t in k["tables"]]
     k["tile_table"] = "split_row_tiles"
-    k["scratch"] = ["o_part", "lse_part"]
     return k

@@ -1091,36 +1091,43 @@ def test_request_key_analyses_a_pattern_object_once(monkeypatch):
     assert len(calls) == 3
 
 
-def test_split_kv_launches_two_schedules_and_the_merge(fresh_driver, monkeypatch):
-    """A split-KV artifact (compiled here, PTX included): the fused kernel over row_tiles into
-    o / lse, the same kernel over split_row_tiles into the o_part / lse_part scratch (its grid
-    from that table), then the merge kernel reading both; scratch sized by dtype and freed on
-    the caller's stream."""
+def test_split_kv_launches_the_accumulating_kernel_after_the_main_one(fresh_driver, monkeypatch):
+    """A split-KV artifact (compiled here, PTX included): the fused kernel over row_tiles, then
+    its accumulating variant over split_row_tiles (grid from that table), both on o / lse and
+    the caller's stream, in that order; no scratch."""
     from splat import compile as splat_compile
     from splat import patterns
 
     Lq, B, H, Dh = 300, 2, 4, 64
     art = splat_compile(patterns.strided(16, 8, Lq), head_dim=Dh)
     kernels = art.manifest["kernels"]
-    assert [k["name"] for k in kernels] == ["splat_fwd_bf16_d64", "splat_fwd_bf16_d64",
-                                            "splat_merge_bf16_d64"]
+    assert [k["name"] for k in kernels] == ["splat_fwd_bf16_d64", "splat_fwd_bf16_d64_acc"]
+    assert "scratch" not in art.manifest
     n_main, n_split = art.tables["row_tiles"].shape[0], art.tables["split_row_tiles"].shape[0]
-    # the two fused launches share one kernel, so one parameter spec each kernel name
-    fake = FakeCuda(param_specs={"splat_fwd_bf16_d64": kernels[0]["params"],
-                                 "splat_merge_bf16_d64": kernels[2]["params"]})
+    fake = FakeCuda(param_specs={k["name"]: k["params"] for k in kernels})
     monkeypatch.setattr(D, "_driver_mod", fake.module())
     with L.Launcher(art, 0) as lt:
         shapes = L.Shapes(B=B, H=H, Hkv=H, Lq=Lq, Lk=Lq, D=Dh)
         lt.forward(0x1000, 0x2000, 0x3000, 0x4000, 0x5000, shapes, 0.5, stream=0x77)
-        main, part, mrg = fake.launches
-        assert main["grid"] == (n_main, H, B) and part["grid"] == (n_split, H, B)
-        assert mrg["grid"] == (-(-Lq // kernels[2]["rows_per_cta"]), H, B) and kernels[2]["rows_per_cta"] == 64
-        (o_part, n1, s1), (lse_part, n2, s2) = fake.async_allocs
-        assert (n1, n2) == (2 * B * H * Lq * Dh, 4 * B * H * Lq) and s1 == s2 == 0x77
-        assert main["values"][33:35] == [0x4000, 0x4000] and main["values"][44:46] == [0x5000] * 2
-        assert part["values"][33:35] == [o_part] * 2 and part["values"][44:46] == [lse_part] * 2
-        assert part["values"][:2] == [0x1000] * 2  # same q, k, v
-        m = mrg["values"]
-        assert m[0:2] == [0x4000] * 2 and m[11:13] == [0x5000] * 2
-        assert m[20:22] == [o_part] * 2 and m[31:33] == [lse_part] * 2
-        assert sorted(fake.async_frees) == sorted([(o_part, 0x77), (lse_part, 0x77)])
+        main, acc = fake.launches
+        assert [c["fn"][1] for c in (main, acc)] == [k["name"] for k in kernels]
+        assert main["grid"] == (n_main, H, B) and acc["grid"] == (n_split, H, B)
+        assert main["stream"] == acc["stream"] == 0x77 and fake.async_allocs == []
+        for call in (main, acc):
+            v = call["values"]
+            assert v[:2] == [0x1000] * 2 and v[33:35] == [0x4000] * 2 and v[44:46] == [0x5000] * 2
+        tables = {np.frombuffer(fake.mem[acc["values"][53]], np.int32).tobytes(),
+                  np.frombuffer(fake.mem[acc["values"][60]], np.int32).tobytes()}
+        assert tables == {art.tables["split_row_tiles"].tobytes(), art.tables["split_segments"].tobytes()}
+
+
+def test_split_row_tiles_must_not_overlap():
+    from splat import compile as splat_compile
+    from splat import patterns
+
+    art = splat_compile(patterns.strided(16, 8, 300), head_dim=64)
+    st = art.tables["split_row_tiles"]
+    art.tables["split_row_tiles"] = np.concatenate([st, st[:1]])
+    art.manifest["tables"]["split_row_tiles"]["shape"] = list(art.tables["split_row_tiles"].shape)
+    with pytest.raises(A.ArtifactError, match="each at most once"):
+        L.check_artifact(art)

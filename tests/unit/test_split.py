@@ -81,8 +81,9 @@ def test_merge_partials_edge_cases():
 
 def test_split_artifact_tables_compute_the_attention_and_its_ptx_assembles():
     """The CPU side of the GPU path: a compiled strided artifact carries both schedules' tables;
-    run as the kernels run them (numpy executor) and merged, they give the attention; the PTX
-    (fused kernel + merge kernel) assembles for sm_90a without spills."""
+    run as the kernels run them (numpy executor, the second folded in as the accumulating
+    kernel does) they give the attention; the PTX (the fused kernel and its accumulating
+    variant) assembles for sm_90a without spills."""
     import splat
     from splat.lowering.to_ptx import ptxas_check
     from splat.tiling import TileSchedule
@@ -91,11 +92,12 @@ def test_split_artifact_tables_compute_the_attention_and_its_ptx_assembles():
     pattern = P.strided(40, 32, L)
     art = splat.compile(pattern, dtype="f16", head_dim=128)
     names = [k["name"] for k in art.manifest["kernels"]]
-    assert names == ["splat_fwd_f16_d128", "splat_fwd_f16_d128", "splat_merge_f16_d128"]
+    assert names == ["splat_fwd_f16_d128", "splat_fwd_f16_d128_acc"]
     report = ptxas_check(art.ptx["kernel.ptx"])
-    assert set(report) == {"splat_fwd_f16_d128", "splat_merge_f16_d128"}
+    assert set(report) == {"splat_fwd_f16_d128", "splat_fwd_f16_d128_acc"}
     assert all(r["spill_stores"] == 0 and r["spill_loads"] == 0 for r in report.values())
     bm, bn = art.manifest["kernels"][0]["block_m"], art.manifest["kernels"][0]["block_n"]
     main = TileSchedule(L, L, bm, bn, art.tables["row_tiles"], art.tables["segments"])
     extra = TileSchedule(L, L, bm, bn, art.tables["split_row_tiles"], art.tables["split_segments"])
+    assert (extra.row_tiles[:, 3] < extra.row_tiles[:, 4]).all()  # no empty tiles to rewrite
     _check_split(pattern.acsr(), main, extra, np.random.default_rng(3))

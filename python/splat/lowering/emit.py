@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from mlir import ir
 
-from . import decomposed, fused_forward, merge, to_ptx
+from . import decomposed, fused_forward, to_ptx
 
 
 def _as_module(op: ir.Operation) -> SimpleNamespace:
@@ -19,9 +19,10 @@ def _as_module(op: ir.Operation) -> SimpleNamespace:
 
 
 def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
-                mask_tiles: bool = False) -> None:
-    """Adds ``gpu.func @splat_fwd_<dtype>_d<D>[_masked]`` to ``gpu.module @splat_kernels``."""
-    cfg = fused_forward.FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles)
+                mask_tiles: bool = False, accumulate: bool = False) -> None:
+    """Adds ``gpu.func @splat_fwd_<dtype>_d<D>[_masked][_acc]`` to ``gpu.module @splat_kernels``."""
+    cfg = fused_forward.FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles,
+                                           accumulate=accumulate)
     fused_forward.build_into(_as_module(module_op), cfg)
 
 
@@ -35,8 +36,3 @@ def emit_decomposed_kernels(module_op: ir.Operation, *, dtype: str, head_dim: in
         decomposed.build_into(_as_module(module_op),
                               decomposed.DecomposedConfig(dtype, head_dim, None))
 
-
-def emit_merge_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int) -> None:
-    """Adds the split-KV merge kernel ``splat_merge_<dtype>_d<D>`` (once)."""
-    with module_op.context, ir.Location.unknown():
-        merge.build_into(_as_module(module_op), dtype, head_dim)

@@ -118,6 +118,9 @@ class FusedForwardConfig:
     # Also run the schedule's remainder mask tiles (design.md §2, TileSchedule): three more
     # kernel arguments and a "_masked" kernel name.  False keeps the plain kernel unchanged.
     mask_tiles: bool = False
+    # Split-KV (splat.tiling.split): fold this run into the o / lse another launch wrote for
+    # the same rows (log-sum-exp weights) instead of overwriting them; kernel name "_acc".
+    accumulate: bool = False
 
     def __post_init__(self):
         if self.dtype not in _DTYPES:
@@ -136,7 +139,7 @@ class FusedForwardConfig:
 
     @property
     def name(self) -> str:
-        return kernel_name(self.dtype, self.head_dim, self.mask_tiles)
+        return kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
 
     @property
     def words(self) -> int:
@@ -177,8 +180,10 @@ class FusedForwardConfig:
         return self.bits_offset
 
 
-def kernel_name(dtype: str, head_dim: int, mask_tiles: bool = False) -> str:
-    return f"splat_fwd_{dtype}_d{head_dim}" + ("_masked" if mask_tiles else "")
+def kernel_name(dtype: str, head_dim: int, mask_tiles: bool = False,
+                accumulate: bool = False) -> str:
+    return (f"splat_fwd_{dtype}_d{head_dim}" + ("_masked" if mask_tiles else "")
+            + ("_acc" if accumulate else ""))
 
 
 # Tables of the remainder (TileSchedule.mask_ptr / mask_tiles / mask_bits), passed after scale.
@@ -205,10 +210,10 @@ def kernel_params(dtype: str, mask_tiles: bool = False) -> list[dict]:
 
 
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
-                       mask_tiles: bool = False) -> dict:
+                       mask_tiles: bool = False, accumulate: bool = False) -> dict:
     """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked]`` (a manifest "kernels" entry, less
     ptx_file)."""
-    cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles)
+    cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate)
     params = kernel_params(dtype, mask_tiles)
     return {
         "name": cfg.name,
@@ -473,6 +478,7 @@ class _FusedForwardKernel:
         (self.q, self.k, self.v, self.o, self.lse, self.row_tiles, self.segments,
          self.scale) = args[:8]
         self.masked = cfg.mask_tiles
+        self.accumulate = cfg.accumulate
         if self.masked:
             self.mask_ptr, self.mask_tiles, self.mask_bits = args[8:11]
 
@@ -523,6 +529,11 @@ class _FusedForwardKernel:
             # stage), so they are never waited for separately: [stage, rho * words + w].
             bits_ty = ir.MemRefType.get([2, BLOCK_M * cfg.words], _i32(), memory_space=ws)
             self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
+        if self.accumulate:
+            # Per tile row, the weights of the new and of the existing o ([2, BLOCK_M] f32);
+            # written after the key loop into V stage 0, which no warp reads any more by then.
+            alpha_ty = ir.MemRefType.get([2, BLOCK_M], _f32(), memory_space=ws)
+            self.alpha_s = memref.view(alpha_ty, raw, cx(2 * cfg.kv_tile_bytes), [])
 
     def _load_row_tile(self):
         rt = [memref.load(self.row_tiles, [self.tile, cx(i)]) for i in range(5)]
@@ -787,6 +798,8 @@ class _FusedForwardKernel:
                 pair = [arith.truncf(self.elem, mul(acc[2 * half + e], inv[half])) for e in range(2)]
                 vector.store(vector.from_elements(vec2, pair), self.qs, [to_idx(row), col],
                              alignment=4)
+        if self.accumulate:
+            self._fold_into_existing(lse)
         gpu.barrier()
 
         chunks_per_row = self.D // CHUNK
@@ -800,9 +813,19 @@ class _FusedForwardKernel:
             with ir.InsertionPoint(in_tile.then_block):
                 val = vector.load(vec8, self.qs, [to_idx(r), col], alignment=16)
                 grow = to_idx(add(self.row0, mul(self.row_step, r)))
+                if self.accumulate:  # o = w_new * (staged o) + w_old * (o in memory)
+                    f8 = ir.VectorType.get([CHUNK], _f32())
+                    old = arith.extf(f8, vector.load(vec8, self.o, [self.b, self.h, grow, col],
+                                                     alignment=16))
+                    a_new, a_old = (vector.broadcast(f8, memref.load(self.alpha_s, [cx(k), to_idx(r)]))
+                                    for k in range(2))
+                    val = arith.truncf(vec8, arith.addf(arith.mulf(a_new, arith.extf(f8, val)),
+                                                        arith.mulf(a_old, old)))
                 vector.store(val, self.o, [self.b, self.h, grow, col], alignment=16)
                 _yield([])
 
+        if self.accumulate:
+            return  # lse was folded and written by _fold_into_existing
         # log-sum-exp: one lane per quad writes its two rows.
         for half, row in enumerate((self.row_a, self.row_b)):
             cond = band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))
@@ -810,6 +833,33 @@ class _FusedForwardKernel:
             with ir.InsertionPoint(w.then_block):
                 grow = to_idx(add(self.row0, mul(self.row_step, row)))
                 memref.store(lse[half], self.lse, [self.b, self.h, grow])
+                _yield([])
+
+    def _fold_into_existing(self, lse):
+        """Split-KV: weigh this run (normalised o, staged; ``lse``) against the o / lse another
+        launch already wrote for the same rows.  One lane per quad, for its two rows: with
+        ``m = max(lse, lse_old)``, ``w = exp(lse - m)``, ``w_old = exp(lse_old - m)``, it puts
+        ``w / (w + w_old)`` and ``w_old / (w + w_old)`` into shared memory for the store pass and
+        writes ``lse = m + log(w + w_old)`` (this lane alone reads and writes that row's lse).
+        Rows both runs leave empty keep weight 0 and lse = -inf.  Done after the accumulators
+        are staged, so the reads add no register pressure to the key loop's state."""
+        log2e, ln2 = cf(_LOG2E), cf(_LN2)
+        for half, row in enumerate((self.row_a, self.row_b)):
+            lane = scf.IfOp(band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows)))
+            with ir.InsertionPoint(lane.then_block):
+                grow = to_idx(add(self.row0, mul(self.row_step, row)))
+                old = memref.load(self.lse, [self.b, self.h, grow])
+                m = fmax(lse[half], old)
+                live = fcmp("ogt", m, -math.inf)
+                m_use = sel(live, m, cf(0.0))
+                w_new = exp2(mul(sub(lse[half], m_use), log2e))
+                w_old = exp2(mul(sub(old, m_use), log2e))
+                total = add(w_new, w_old)
+                inv_total = sel(live, arith.divf(cf(1.0), total), cf(0.0))
+                memref.store(mul(w_new, inv_total), self.alpha_s, [cx(0), to_idx(row)])
+                memref.store(mul(w_old, inv_total), self.alpha_s, [cx(1), to_idx(row)])
+                memref.store(sel(live, add(m, mul(log2(total), ln2)), cf(-math.inf)), self.lse,
+                             [self.b, self.h, grow])
                 _yield([])
 
     # --- main -----------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Each tiled ``splat.attention`` becomes a call to a private host function
 ``@splat_attention_<n>`` that names its kernel (``splat.kernel``), layout,
 schedule and scale: the host program now calls into SPLAT's runtime, which
 launches the kernel of ``gpu.module @splat_kernels`` over the schedule (with a
-split schedule: the plain kernel over it too, into partial results, and the
-merge kernel ``splat_merge_<dtype>_d<D>``). One
+split schedule, then ``splat_fwd_<dtype>_d<D>_acc`` over that one, which folds
+its result into the rows' o and lse). One
 kernel serves every layout with the same element type and head dim (the
 schedule is a run-time table), so the module holds one ``gpu.func`` per
 (dtype, D).
@@ -21,7 +21,7 @@ from mlir.dialects import func
 
 from ..acsr_ir import is_acsr_attr
 from ..lowering import decomposed, fused_forward
-from ..lowering.emit import emit_decomposed_kernels, emit_kernel, emit_merge_kernel
+from ..lowering.emit import emit_decomposed_kernels, emit_kernel
 from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops
 
 _DTYPES = {"bf16": "bf16", "f16": "f16"}
@@ -82,7 +82,7 @@ class LowerToGPU(SplatPass):
 
     def _lower_fused(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
-        emitted: dict[tuple[str, int, bool], int] = {}
+        emitted: dict[tuple[str, int, bool, bool], int] = {}
         for n, target in enumerate(targets):
             if "schedule" not in target.attributes:
                 raise PassError("has no tile schedule: run splat-tile-acsr before "
@@ -99,7 +99,7 @@ class LowerToGPU(SplatPass):
             # Layouts with an irregular remainder get the kernel variant that also walks the
             # schedule's explicitly masked key tiles; the plain kernel stays lean.
             masked = "mask_ptr" in schedule
-            variant = (dtype, head_dim, masked)
+            variant = (dtype, head_dim, masked, False)
             if variant in emitted and emitted[variant] != block_n:
                 raise PassError(f"every {dtype} D={head_dim} attention of a module must use one "
                                 f"key tile size; this one uses {block_n}", target)
@@ -108,20 +108,20 @@ class LowerToGPU(SplatPass):
                             mask_tiles=masked)
                 emitted[variant] = block_n
             if "split_schedule" in target.attributes:
-                # split-KV: the second schedule runs the plain kernel into partial results,
-                # which the merge kernel folds into o and lse
+                # split-KV: the second schedule runs the accumulating kernel, which folds its
+                # result into the o and lse the first launch wrote
                 split = str(target.attributes["split_schedule"])
                 if "mask_ptr" in split or f"block_n = {block_n}," not in split:
                     raise PassError("a split schedule must have no mask tiles and the key tile "
                                     "size of the schedule", target)
-                plain = (dtype, head_dim, False)
-                if plain in emitted and emitted[plain] != block_n:
+                acc = (dtype, head_dim, False, True)
+                if acc in emitted and emitted[acc] != block_n:
                     raise PassError(f"every {dtype} D={head_dim} attention of a module must use "
                                     f"one key tile size; this one uses {block_n}", target)
-                if plain not in emitted:
-                    emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n)
-                    emitted[plain] = block_n
-                emit_merge_kernel(op, dtype=dtype, head_dim=head_dim)
+                if acc not in emitted:
+                    emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n,
+                                accumulate=True)
+                    emitted[acc] = block_n
             self._replace_with_call(target, f"splat_attention_{n}",
                                     fused_forward.kernel_name(dtype, head_dim, masked), head_dim)
 

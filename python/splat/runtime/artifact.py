@@ -35,8 +35,6 @@ MANIFEST = "manifest.json"
 KEY_DOMAIN = "splat-content-key/1"
 
 _PARAM_KINDS = ("memref", "f32", "i32")
-# Scratch buffers (allocated per call, stream-ordered): bytes per element of each dtype.
-SCRATCH_ITEMSIZE = {"f32": 4, "bf16": 2, "f16": 2}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -224,12 +222,11 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
                      tw, f"shape must be a list of non-negative ints, got {meta['shape']!r}")
     for name, spec in m.get("scratch", {}).items():
         sw = f"{where}: scratch {name!r}"
-        _require(isinstance(spec, dict) and spec.get("dtype") in SCRATCH_ITEMSIZE, sw,
-                 f"dtype must be one of {sorted(SCRATCH_ITEMSIZE)}")
+        _require(isinstance(spec, dict) and spec.get("dtype") == "f32", sw, "dtype must be f32")
         shape = spec.get("shape")
-        _require(isinstance(shape, list) and all(d in ("B", "H", "Lq", "Lk", "D") or
+        _require(isinstance(shape, list) and all(d in ("B", "H", "Lq", "Lk") or
                                                  (isinstance(d, int) and d >= 0) for d in shape),
-                 sw, f"shape must list 'B', 'H', 'Lq', 'Lk', 'D' or non-negative ints, got {shape!r}")
+                 sw, f"shape must list 'B', 'H', 'Lq', 'Lk' or non-negative ints, got {shape!r}")
     kernels = m["kernels"]
     _require(isinstance(kernels, list) and len(kernels) > 0, where,
              "'kernels' must be a non-empty list")

@@ -15,7 +15,7 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from . import driver as drv
-from .artifact import SCRATCH_ITEMSIZE, Artifact, ArtifactError
+from .artifact import Artifact, ArtifactError
 from .driver import MemRef, SplatCudaError
 
 STATIC_SMEM_LIMIT = 48 * 1024  # above this, dynamic shared memory needs an opt-in attribute
@@ -55,6 +55,14 @@ def tile_coverage(row_tiles: np.ndarray) -> tuple:
         return 0, 0
     last = rt[live, 0] + rt[live, 1] * (nrows[live] - 1)
     return int(last.max()) + 1, int(nrows.sum())
+
+
+def _tile_rows(row_tiles: np.ndarray) -> np.ndarray:
+    """Every row of a row_tiles table (row0 + row_step * rho, rho < nrows), concatenated."""
+    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, 5)
+    n = rt[:, 2]
+    rho = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    return np.repeat(rt[:, 0], n) + np.repeat(rt[:, 1], n) * rho
 
 
 def segments_min_lk(segments: np.ndarray) -> int:
@@ -132,14 +140,15 @@ def check_artifact(artifact: Artifact) -> Plan:
     if rt is not None and rows != tile_Lq:
         raise ArtifactError(f"row_tiles cover {rows} rows but reach row {tile_Lq - 1}: "
                             f"they do not partition [0, Lq)")
-    # split-KV: the second schedule's row tiles must partition the same rows (the merge reads
-    # every row of its partial results)
+    # split-KV: the accumulating launch reads and rewrites the o / lse rows of its tiles, so
+    # they must be rows the first launch wrote, each in one tile only
     st = artifact.tables.get("split_row_tiles")
     if st is not None:
         if st.ndim != 2 or st.shape[1] != 5:
             raise ArtifactError(f"table 'split_row_tiles' must be [n, 5], got {list(st.shape)}")
-        if tile_coverage(st) != (tile_Lq, tile_Lq):
-            raise ArtifactError("split_row_tiles do not partition the rows of row_tiles")
+        srows = _tile_rows(st)
+        if srows.size and (int(srows.max()) >= (tile_Lq or 0) or np.unique(srows).size != srows.size):
+            raise ArtifactError("split_row_tiles must cover rows of row_tiles, each at most once")
     sg = artifact.tables.get("segments")
     min_Lk = segments_min_lk(sg) if sg is not None else 0
     if artifact.tables.get("split_segments") is not None:
@@ -233,16 +242,10 @@ class Launcher:
         return tuple(int(x) for x in g)
 
     def scratch_shapes(self, s: Shapes) -> dict:
-        """{name: shape} of the artifact's scratch buffers for problem size `s`."""
-        sizes = {"B": s.B, "H": s.H, "Lq": s.Lq, "Lk": s.Lk, "D": s.D}
+        """{name: shape} of the artifact's scratch buffers (f32) for problem size `s`."""
+        sizes = {"B": s.B, "H": s.H, "Lq": s.Lq, "Lk": s.Lk}
         return {name: tuple(sizes[d] if isinstance(d, str) else int(d) for d in spec["shape"])
                 for name, spec in self.artifact.manifest.get("scratch", {}).items()}
-
-    def scratch_bytes(self, s: Shapes) -> list:
-        """Bytes of each scratch buffer, in manifest order."""
-        specs = self.artifact.manifest.get("scratch", {})
-        return [SCRATCH_ITEMSIZE[specs[name]["dtype"]] * math.prod(shape)
-                for name, shape in self.scratch_shapes(s).items()]
 
     # -------------------------------------------------------------------------------- launch
     _PTR_NAMES = ("q", "k", "v", "o", "lse")  # then the scratch buffers, in manifest order
@@ -315,7 +318,8 @@ class Launcher:
             with drv.context_scope(self.ctx):
                 # Scratch (the decomposed path's score tensor) is allocated and freed in stream
                 # order, so concurrent calls on different streams never share it.
-                scratch = [drv.mem_alloc_async(nbytes, stream) for nbytes in self.scratch_bytes(s)]
+                scratch = [drv.mem_alloc_async(4 * math.prod(shape), stream)
+                           for shape in self.scratch_shapes(s).values()]
                 ptrs = ptrs + tuple(scratch)
                 try:
                     for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:

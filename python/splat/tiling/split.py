@@ -9,15 +9,14 @@ schedule serves one grouping well and pays a masked key tile per row for the oth
 class per row step 1: bands, blocks, rows; plus the remainder) and an *extra* set (the others),
 re-expresses the extra set by residue class (``analysis.acsr_from_intervals(...,
 prefer_residue=True)``), schedules both, and keeps the split only when the two schedules
-together (plus a merge pass) walk clearly fewer key tiles than the one schedule.  The kernel then
-runs twice: the main schedule writes ``o, lse``; the extra schedule writes partial ``o_part,
-lse_part``; a merge kernel combines them row by row (log-sum-exp weights).  Both schedules'
-row tiles partition ``[0, Lq)``, so every row has both partials (an empty one is ``0, -inf``).
+together walk clearly fewer key tiles than the one schedule.  The kernel then runs twice: the
+main schedule writes ``o, lse`` for every row (its row tiles partition ``[0, Lq)``); the extra
+schedule, its empty row tiles dropped, runs the *accumulating* kernel variant, which folds its
+result into the ``o, lse`` of its rows (log-sum-exp weights; :func:`merge_partials` is that math
+in numpy).  So a split costs only the extra schedule's own work, no pass over all rows.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -26,11 +25,10 @@ from .schedule import TileSchedule, build_schedule
 
 __all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]
 
-# A split must save at least this fraction of the one-schedule cost (the merge pass, a second
-# launch and a second Q read are not all in the cost model).
+# A split must save at least this fraction of the one-schedule cost (a second launch, a second
+# read of Q and of the rows' o are not all in the cost model).
 _MIN_SAVING = 0.25
 _W_TILE = 1.0   # per row tile (a CTA: load Q, write O and lse), in key-tile units
-_W_MERGE = 0.5  # per 64 rows merged
 
 
 def schedule_cost(s: TileSchedule) -> float:
@@ -60,6 +58,17 @@ def split_pieces(acsr: ACSR) -> tuple[ACSR, ACSR] | None:
     return ACSR(acsr.Lq, acsr.Lk, main, acsr.remainder), extra
 
 
+def _without_empty_tiles(s: TileSchedule) -> TileSchedule:
+    """The schedule less its row tiles without segments or mask tiles (the accumulating kernel
+    would only rewrite those rows unchanged)."""
+    keep = (s.row_tiles[:, 3] < s.row_tiles[:, 4]) | (np.diff(s.mask_ptr) > 0)
+    if keep.all():
+        return s
+    ptr = np.concatenate([[0], np.cumsum(np.diff(s.mask_ptr)[keep])])
+    return TileSchedule(s.Lq, s.Lk, s.block_m, s.block_n, s.row_tiles[keep], s.segments, ptr,
+                        s.mask_tiles, s.mask_bits)
+
+
 def _partitions_rows(s: TileSchedule) -> bool:
     rows = np.concatenate([s.tile_rows(i) for i in range(s.n_tiles)]) if s.n_tiles else np.zeros(0)
     return rows.size == s.Lq and np.array_equal(np.sort(rows), np.arange(s.Lq))
@@ -79,14 +88,14 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     extra = build_schedule(parts[1], block_m, block_n, order=order)
     if extra.has_masks or not (_partitions_rows(main) and _partitions_rows(extra)):
         return single, None
-    split_cost = schedule_cost(main) + schedule_cost(extra) + _W_MERGE * math.ceil(acsr.Lq / 64)
-    if split_cost > (1.0 - _MIN_SAVING) * schedule_cost(single):
+    extra = _without_empty_tiles(extra)
+    if schedule_cost(main) + schedule_cost(extra) > (1.0 - _MIN_SAVING) * schedule_cost(single):
         return single, None
     return main, extra
 
 
 def merge_partials(o1, lse1, o2, lse2):
-    """The merge kernel's math in numpy (float32): ``o = (w1 o1 + w2 o2) / (w1 + w2)`` with
+    """The accumulating kernel's fold in numpy (float32): ``o = (w1 o1 + w2 o2) / (w1 + w2)`` with
     ``w = exp(lse - max(lse1, lse2))``, ``lse = max + log(w1 + w2)``; rows where both partials
     are empty stay ``0, -inf``."""
     o1, o2 = np.asarray(o1, np.float32), np.asarray(o2, np.float32)

@@ -63,15 +63,15 @@ func.func @decomposed(%q: tensor<1x4x256x64xbf16>, %k: tensor<1x2x256x64xbf16>) 
 // -----
 
 // Split-KV (a strided layout gets a split schedule): the runtime entry carries
-// both schedules; the module holds the plain kernel, run once per schedule, and
-// the merge kernel that folds the second run's partial (o, lse) into the first.
+// both schedules; the module holds the kernel for the first and its accumulating
+// variant, which folds the second schedule's result into the rows' o and lse.
 // CHECK: func.func private @splat_attention_0(tensor<1x4x2048x64xf16>
 // CHECK-SAME: splat.kernel = @splat_kernels::@splat_fwd_f16_d64
 // CHECK-SAME: splat.schedule = #splat.tile_schedule<block_m = 64, block_n = 64
 // CHECK-SAME: splat.split_schedule = #splat.tile_schedule<block_m = 64, block_n = 64
 // CHECK: gpu.module @splat_kernels
 // CHECK-DAG: gpu.func @splat_fwd_f16_d64(
-// CHECK-DAG: gpu.func @splat_merge_f16_d64(%{{.*}}: memref<?x?x?x?xf16>, %{{.*}}: memref<?x?x?xf32>, %{{.*}}: memref<?x?x?x?xf16>, %{{.*}}: memref<?x?x?xf32>) kernel
+// CHECK-DAG: gpu.func @splat_fwd_f16_d64_acc(
 func.func @strided(%q: tensor<1x4x2048x64xf16>) -> tensor<1x4x2048x64xf16> {
   %o = splat.attention %q, %q, %q layout(#splat.strided<local = 32, stride = 32>) : tensor<1x4x2048x64xf16>, tensor<1x4x2048x64xf16>, tensor<1x4x2048x64xf16> -> tensor<1x4x2048x64xf16>
   return %o : tensor<1x4x2048x64xf16>
