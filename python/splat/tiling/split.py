@@ -86,7 +86,9 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         return single, None
     main = build_schedule(parts[0], block_m, block_n, order=order)
     extra = build_schedule(parts[1], block_m, block_n, order=order)
-    if extra.has_masks or not (_partitions_rows(main) and _partitions_rows(extra)):
+    # the main launch must write every row (the accumulating one reads the rows it folds into);
+    # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
+    if extra.has_masks or not _partitions_rows(main):
         return single, None
     extra = _without_empty_tiles(extra)
     if schedule_cost(main) + schedule_cost(extra) > (1.0 - _MIN_SAVING) * schedule_cost(single):
