@@ -133,6 +133,14 @@ class Family:
             t = tab(_random_block_table(L, b, p["random"], p["seed"]))
             return lambda q, k: ((abs(q - k) <= w) | glob(q, n) | glob(k, n)
                                  | (_table(t, q)[q // b, k // b] != 0))
+        if name == "strided_gaps":  # strided, where rows [L/4, L/4 + 64) lack the local window
+            # and rows [L/2, L/2 + 64) the strided keys: split-KV rows whose first or second
+            # launch has nothing
+            loc, s = p["local"], p["stride"]
+            return lambda q, k: (((q - k) >= 0)
+                                 & ((((q - k) < loc) & ((q < L // 4) | (q >= L // 4 + 64)))
+                                    | (((q - k) % s == 0) & ((q - k) >= loc)
+                                       & ((q < L // 2) | (q >= L // 2 + 64)))))
         if name == "sparse_rows":  # a window with empty rows (whole row tiles and single rows)
             w = p["w"]
             return lambda q, k: ((abs(q - k) <= w) & (((q // 64) % 3) != 1) & ((q % 5) != 2))
@@ -156,6 +164,7 @@ TEST_FAMILIES = (
     F("longformer", w=128, n_globals=16),
     F("bigbird", w=64, n_globals=64, block=64, random=3, seed=1),
     F("sparse_rows", w=64),
+    F("strided_gaps", local=64, stride=64),
 )
 
 # The benchmark's patterns (issue 5): window, causal-window, dilated, strided, Longformer, BigBird,

@@ -101,3 +101,39 @@ def test_split_artifact_tables_compute_the_attention_and_its_ptx_assembles():
     extra = TileSchedule(L, L, bm, bn, art.tables["split_row_tiles"], art.tables["split_segments"])
     assert (extra.row_tiles[:, 3] < extra.row_tiles[:, 4]).all()  # no empty tiles to rewrite
     _check_split(pattern.acsr(), main, extra, np.random.default_rng(3))
+
+
+def test_split_rows_where_one_launch_has_nothing():
+    """splat.testing's strided_gaps: rows [L/4, L/4 + 64) have only strided keys (the main
+    launch leaves them empty: 0, -inf), rows [L/2, L/2 + 64) only the local window (the
+    accumulating launch has nothing for them).  Exact after the fold; the residue form's tiny
+    pieces went to the main schedule's remainder."""
+    from splat import testing as T
+    from splat.analysis import analyze
+
+    fam = next(f for f in T.TEST_FAMILIES if f.name == "strided_gaps")
+    L = 3001
+    pattern, _ = T.build_pattern(fam, L)
+    a = analyze(pattern)
+    main, extra = plan_split(a)
+    assert extra is not None
+    covered = main.coverage()[0]
+    assert not covered[L // 4:L // 4 + 64].any() and covered[L // 2:L // 2 + 64].any()
+    _check_split(a, main, extra, np.random.default_rng(4))
+
+
+def test_union_of_remainders_keeps_every_cell():
+    from splat.acsr import BlockRemainder
+    from splat.tiling.split import _union_remainders
+
+    m1 = np.zeros((2, 4, 4), bool)
+    m1[0, 0, 0] = m1[1, 3, 3] = True
+    m2 = np.zeros((2, 4, 4), bool)
+    m2[0, 1, 1] = m2[1, 2, 2] = True
+    a = BlockRemainder(4, np.array([[0, 0], [2, 1]], np.int32), m1)
+    b = BlockRemainder(4, np.array([[0, 0], [1, 3]], np.int32), m2)
+    u = _union_remainders(a, b)
+    assert u.blocks.tolist() == [[0, 0], [1, 3], [2, 1]]
+    assert u.masks[0, 0, 0] and u.masks[0, 1, 1] and u.masks[1, 2, 2] and u.masks[2, 3, 3]
+    assert u.masks.sum() == 4
+    assert _union_remainders(None, b) is b and _union_remainders(a, None) is a

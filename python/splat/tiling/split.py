@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..acsr import ACSR
+from ..acsr import ACSR, BlockRemainder
 from .schedule import TileSchedule, build_schedule
 
 __all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]
@@ -44,18 +44,38 @@ def _row_local(p) -> bool:
 
 
 def split_pieces(acsr: ACSR) -> tuple[ACSR, ACSR] | None:
-    """(main, extra) ACSRs or None when one of the sets is empty, or the extra set cannot be
-    written by residue class without a remainder."""
+    """(main, extra) ACSRs or None when one of the sets is empty.  Pieces of the extra set that
+    the residue form leaves too small (they go to its remainder) join the main set's remainder,
+    so the extra set has pieces only."""
     main = tuple(p for p in acsr.pieces if _row_local(p))
     other = tuple(p for p in acsr.pieces if not _row_local(p))
     if not main or not other:
         return None
     from .. import analysis  # noqa: PLC0415  (analysis imports nothing from tiling)
+    block = acsr.remainder.block if acsr.remainder is not None else 64
     extra = ACSR(acsr.Lq, acsr.Lk, other)
-    extra = analysis.acsr_from_intervals(analysis.intervals_from_acsr(extra), prefer_residue=True)
-    if extra.remainder is not None:
+    extra = analysis.acsr_from_intervals(analysis.intervals_from_acsr(extra), block=block,
+                                         prefer_residue=True)
+    remainder = _union_remainders(acsr.remainder, extra.remainder)
+    if not extra.pieces:
         return None
-    return ACSR(acsr.Lq, acsr.Lk, main, acsr.remainder), extra
+    return (ACSR(acsr.Lq, acsr.Lk, main, remainder),
+            ACSR(acsr.Lq, acsr.Lk, extra.pieces) if extra.remainder is not None else extra)
+
+
+def _union_remainders(a: BlockRemainder | None, b: BlockRemainder | None) -> BlockRemainder | None:
+    """The union of two block remainders of one block size (disjoint cells)."""
+    if a is None or b is None:
+        return a if b is None else b
+    blocks = np.concatenate([a.blocks, b.blocks]).astype(np.int64)
+    masks = np.concatenate([a.masks, b.masks])
+    keys, inv = np.unique(blocks[:, 0] * (int(blocks[:, 1].max()) + 1) + blocks[:, 1],
+                          return_inverse=True)
+    out = np.zeros((keys.size,) + masks.shape[1:], dtype=bool)
+    np.logical_or.at(out, inv, masks)
+    first = np.zeros(keys.size, dtype=np.int64)
+    first[inv[::-1]] = np.arange(inv.size)[::-1]
+    return BlockRemainder(a.block, blocks[first].astype(np.int32), out)
 
 
 def _without_empty_tiles(s: TileSchedule) -> TileSchedule:
