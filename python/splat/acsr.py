@@ -135,6 +135,12 @@ class Piece:
         return self.to_text()
 
 
+def _structural(tab: np.ndarray) -> bool:
+    """Every row of an int ``[n, 8]`` piece table has ``0 <= r0 < r1``, ``row_step, stride >= 1``
+    (what ``Piece()`` checks)."""
+    return bool(((tab[:, 0] >= 0) & (tab[:, 1] > tab[:, 0]) & (tab[:, 2] >= 1) & (tab[:, 3] >= 1)).all())
+
+
 def pieces_from_table(tab: np.ndarray, *, check: bool = True) -> list[Piece]:
     """Pieces from an int ``[n, 8]`` table of the fields in order.  The structural invariants
     that ``Piece()`` checks one by one (``0 <= r0 < r1``, ``row_step, stride >= 1``) are checked
@@ -144,7 +150,7 @@ def pieces_from_table(tab: np.ndarray, *, check: bool = True) -> list[Piece]:
     hashing and ``validate()`` see ordinary Pieces.  A table that breaks an invariant goes
     through ``Piece()``, which names the bad field."""
     tab = np.ascontiguousarray(tab, dtype=np.int64)
-    if check and not ((tab[:, 0] >= 0) & (tab[:, 1] > tab[:, 0]) & (tab[:, 2] >= 1) & (tab[:, 3] >= 1)).all():
+    if check and not _structural(tab):
         return [Piece(*t) for t in tab.tolist()]
     # object.__new__ for all pieces in one C-level map, then the fields written straight into
     # each instance's (key-sharing) __dict__, in field order: ~0.5 us a piece.  The rows come
@@ -243,9 +249,15 @@ class ACSR:
         every argument themselves: ``Lq, Lk >= 1`` plain ints, ``pieces`` a tuple of
         :class:`Piece`, ``remainder`` a :class:`BlockRemainder` or None.  The result is the
         same object the public constructor would give (an empty remainder becomes None)."""
+        return cls._bare(Lq, Lk, remainder, pieces=pieces)
+
+    @classmethod
+    def _bare(cls, Lq: int, Lk: int, remainder: BlockRemainder | None, **fields) -> "ACSR":
+        """An instance with its ``__dict__`` written directly: no ``__init__`` checks."""
         self = object.__new__(cls)
         d = self.__dict__
-        d["Lq"] = Lq; d["Lk"] = Lk; d["pieces"] = pieces  # noqa: E702
+        d["Lq"] = Lq; d["Lk"] = Lk  # noqa: E702
+        d.update(fields)
         d["remainder"] = remainder if remainder is not None and remainder.n else None
         return self
 
@@ -257,17 +269,13 @@ class ACSR:
         objects (about 1 us each, most of a constructor's time for hundreds of pieces) are made
         on the first use of ``pieces``; :attr:`table` is ready at once."""
         tab = np.ascontiguousarray(tab, dtype=np.int64).reshape(-1, len(_PIECE_FIELDS))
-        if check and not ((tab[:, 0] >= 0) & (tab[:, 1] > tab[:, 0]) & (tab[:, 2] >= 1) & (tab[:, 3] >= 1)).all():
+        if check and not _structural(tab):
             return cls._trusted(Lq, Lk, tuple(Piece(*t) for t in tab.tolist()), remainder)  # raises
         t = np.empty((tab.shape[0], 9), dtype=np.int64)
         t[:, :8] = tab
         t[:, 8] = -(-(tab[:, 1] - tab[:, 0]) // tab[:, 2])
         t.setflags(write=False)
-        self = object.__new__(cls)
-        d = self.__dict__
-        d["Lq"] = Lq; d["Lk"] = Lk; d["table"] = t  # noqa: E702
-        d["remainder"] = remainder if remainder is not None and remainder.n else None
-        return self
+        return cls._bare(Lq, Lk, remainder, table=t)
 
     # -- vectorised piece table --------------------------------------------------------------
     @cached_property

@@ -99,14 +99,7 @@ class LowerToGPU(SplatPass):
             # Layouts with an irregular remainder get the kernel variant that also walks the
             # schedule's explicitly masked key tiles; the plain kernel stays lean.
             masked = "mask_ptr" in schedule
-            variant = (dtype, head_dim, masked, False)
-            if variant in emitted and emitted[variant] != block_n:
-                raise PassError(f"every {dtype} D={head_dim} attention of a module must use one "
-                                f"key tile size; this one uses {block_n}", target)
-            if variant not in emitted:
-                emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n,
-                            mask_tiles=masked)
-                emitted[variant] = block_n
+            self._emit_once(op, target, emitted, dtype, head_dim, block_n, masked=masked)
             if "split_schedule" in target.attributes:
                 # split-KV: the second schedule runs the accumulating kernel, which folds its
                 # result into the o and lse the first launch wrote
@@ -114,16 +107,23 @@ class LowerToGPU(SplatPass):
                 if "mask_ptr" in split or f"block_n = {block_n}," not in split:
                     raise PassError("a split schedule must have no mask tiles and the key tile "
                                     "size of the schedule", target)
-                acc = (dtype, head_dim, False, True)
-                if acc in emitted and emitted[acc] != block_n:
-                    raise PassError(f"every {dtype} D={head_dim} attention of a module must use "
-                                    f"one key tile size; this one uses {block_n}", target)
-                if acc not in emitted:
-                    emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n,
-                                accumulate=True)
-                    emitted[acc] = block_n
+                self._emit_once(op, target, emitted, dtype, head_dim, block_n, accumulate=True)
             self._replace_with_call(target, f"splat_attention_{n}",
                                     fused_forward.kernel_name(dtype, head_dim, masked), head_dim)
+
+    @staticmethod
+    def _emit_once(op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
+                   head_dim: int, block_n: int, *, masked: bool = False,
+                   accumulate: bool = False) -> None:
+        """Emit the kernel variant once per module; all its users must share one BLOCK_N."""
+        variant = (dtype, head_dim, masked, accumulate)
+        if variant in emitted and emitted[variant] != block_n:
+            raise PassError(f"every {dtype} D={head_dim} attention of a module must use one "
+                            f"key tile size; this one uses {block_n}", target)
+        if variant not in emitted:
+            emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n, mask_tiles=masked,
+                        accumulate=accumulate)
+            emitted[variant] = block_n
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, name: str, kernel: str,
