@@ -211,7 +211,7 @@ def kernel_params(dtype: str, mask_tiles: bool = False) -> list[dict]:
 
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
                        mask_tiles: bool = False, accumulate: bool = False) -> dict:
-    """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked]`` (a manifest "kernels" entry, less
+    """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked][_acc]`` (a manifest "kernels" entry, less
     ptx_file)."""
     cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate)
     params = kernel_params(dtype, mask_tiles)
