@@ -361,7 +361,7 @@ def _runs(iv: Intervals) -> _Runs:
 # ---------------------------------------------------------------------------------------------
 
 _COMPRESS = True  # vertical compression in analyze(mask) (runs_from_mask(compress=True))
-_POOL: list = [None]
+_POOL: list = [None, 0]  # the scan's thread pool and its size
 
 
 def _scan_threads() -> int:
@@ -384,11 +384,12 @@ def _scan_threads() -> int:
 
 def _pool(n: int):
     """A process-wide thread pool with at least ``n`` workers (grown on demand)."""
-    pool = _POOL[0]
-    if pool is None or pool._max_workers < n:
+    if _POOL[1] < n:
         from concurrent.futures import ThreadPoolExecutor
-        _POOL[0] = pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="splat-scan")
-    return pool
+        _POOL[:] = [ThreadPoolExecutor(max_workers=n, thread_name_prefix="splat-scan"), n]
+    return _POOL[0]
+
+
 _MAX_STRIDES = 16  # distinct candidate strides verified per chunk; rows with others fall back
 
 

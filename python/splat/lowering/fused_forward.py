@@ -495,14 +495,13 @@ class _FusedForwardKernel:
         # first (order "heavy_first"), a long tile (a global row's full key pass) starts at once
         # in every head instead of behind all the tiles of the heads before it.
         nx, ny, nz = (gpu.grid_dim(d) for d in (gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z))
-        linear = arith.addi(gpu.block_id(gpu.Dimension.x),
-                            arith.muli(nx, arith.addi(gpu.block_id(gpu.Dimension.y),
-                                                      arith.muli(ny, gpu.block_id(gpu.Dimension.z)))))
-        heads = arith.muli(ny, nz)
-        self.tile = arith.divui(linear, heads)
-        rest = arith.remui(linear, heads)
-        self.h = arith.remui(rest, ny)
-        self.b = arith.divui(rest, ny)
+        bx, by, bz = (gpu.block_id(d) for d in (gpu.Dimension.x, gpu.Dimension.y, gpu.Dimension.z))
+        linear = add(bx, mul(nx, add(by, mul(ny, bz))))
+        heads = mul(ny, nz)
+        self.tile = udiv(linear, heads)
+        rest = urem(linear, heads)
+        self.h = urem(rest, ny)
+        self.b = udiv(rest, ny)
         # GQA: kv head = h // (H // Hkv)
         heads_q = memref.dim(self.q, cx(1))
         heads_kv = memref.dim(self.k, cx(1))
