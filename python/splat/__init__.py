@@ -16,13 +16,13 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "analyze": ("splat.analysis", "analyze"),
-    "ACSR": ("splat.acsr", "ACSR"),
-    "Piece": ("splat.acsr", "Piece"),
+    "ACSR": ("splat.analysis.acsr", "ACSR"),
+    "Piece": ("splat.analysis.acsr", "Piece"),
     "compile": ("splat.compiler", "compile"),
     "load": ("splat.runtime.artifact", "load"),
     "save": ("splat.runtime.artifact", "save"),
 }
-_SUBMODULES = ("patterns", "acsr", "analysis", "tiling", "compiler", "runtime", "torch", "jax",
+_SUBMODULES = ("patterns", "analysis", "tiling", "compiler", "runtime", "torch", "jax",
                "viz")
 
 

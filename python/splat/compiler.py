@@ -24,13 +24,13 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import func
 
-from .acsr import ACSR
-from .acsr_ir import acsr_to_attr
+from .analysis.acsr import ACSR
+from .analysis.acsr_attr import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
 from .lowering import decomposed, fused_forward
-from .passes.tile_acsr import attr_to_schedule
+from .tiling.schedule_attr import attr_to_schedule
 from .lowering.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key

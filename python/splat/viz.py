@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from .acsr import ACSR
+from .analysis.acsr import ACSR
 
 __all__ = ["label_image", "plot", "family", "FAMILIES"]
 

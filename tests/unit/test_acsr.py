@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from splat.acsr import ACSR, BlockRemainder, Piece, pieces_from_table
+from splat.analysis.acsr import ACSR, BlockRemainder, Piece, pieces_from_table
 
 
 def brute_mask(a: ACSR) -> np.ndarray:

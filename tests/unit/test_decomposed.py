@@ -24,7 +24,7 @@ except ImportError:  # running from a checkout without an installed package
 
 from splat import patterns as P
 from splat.analysis import analyze  # noqa: E402
-from splat.acsr import ACSR, BlockRemainder, Piece  # noqa: E402
+from splat.analysis.acsr import ACSR, BlockRemainder, Piece  # noqa: E402
 from splat.lowering.decomposed import (  # noqa: E402
     CHUNK, GROUP, columns_from_tables, decomposed_launch_info, decomposed_tables,
     emulate_decomposed, grid_of, kernel_names, score_width)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from splat import patterns as P
-from splat.acsr import ACSR
+from splat.analysis.acsr import ACSR
 from splat.analysis import analyze
 
 

@@ -849,7 +849,7 @@ def test_resolve_without_compiler_or_prebuilt(monkeypatch):
 def test_resolve_prebuilt_by_content_key(tmp_path, monkeypatch):
     monkeypatch.setenv("SPLAT_NO_COMPILE", "1")
     monkeypatch.setenv("SPLAT_ARTIFACT_DIR", str(tmp_path))
-    from splat.acsr import ACSR, Piece
+    from splat.analysis.acsr import ACSR, Piece
 
     acsr = ACSR(130, 130, (Piece(0, 130, 1, 1, 1, 0, 0, 1),), None)  # the diagonal
     key = R.request_key(acsr, Lq=130, Lk=130, dtype="bfloat16", head_dim=64)
@@ -1034,7 +1034,7 @@ def test_compiled_artifact_meets_the_runtime_contract(tmp_path):
 def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_driver, monkeypatch):
     """grid "rows" = (ceil(Lq / rows_per_cta), H, B); the f32 score tensor is allocated and
     freed on the caller's stream around the three launches (sddmm, softmax, spmm)."""
-    from splat.acsr import ACSR, Piece
+    from splat.analysis.acsr import ACSR, Piece
     from splat.lowering import decomposed as dec
 
     Lq = 130

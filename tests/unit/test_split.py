@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from splat import patterns as P
-from splat.acsr import ACSR
+from splat.analysis.acsr import ACSR
 from splat.tiling import build_schedule, reference_attention, run_schedule
 from splat.tiling.split import merge_partials, plan_split, schedule_cost, split_pieces
 
@@ -123,7 +123,7 @@ def test_split_rows_where_one_launch_has_nothing():
 
 
 def test_union_of_remainders_keeps_every_cell():
-    from splat.acsr import BlockRemainder
+    from splat.analysis.acsr import BlockRemainder
     from splat.tiling.split import _union_remainders
 
     m1 = np.zeros((2, 4, 4), bool)

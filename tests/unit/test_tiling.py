@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from splat.acsr import ACSR, BlockRemainder, Piece
+from splat.analysis.acsr import ACSR, BlockRemainder, Piece
 from splat.tiling import TileSchedule, build_schedule, reference_attention, run_schedule
 from splat.tiling.schedule import key_tile_full
 

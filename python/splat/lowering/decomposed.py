@@ -130,7 +130,7 @@ def score_width(maxnnz: int) -> int:
 
 
 def decomposed_tables(acsr) -> dict:
-    """``{"row_pieces": int32 [Lq, P, 3], "row_nnz": int32 [Lq]}`` of an ``splat.acsr.ACSR``.
+    """``{"row_pieces": int32 [Lq, P, 3], "row_nnz": int32 [Lq]}`` of an ``splat.analysis.acsr.ACSR``.
 
     Slot order per row: the pieces covering the row (count > 0) in ``acsr.pieces`` order, then the
     row's remainder columns as maximal runs of consecutive columns (stride 1).  Unused slots are

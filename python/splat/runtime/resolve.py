@@ -131,7 +131,7 @@ def layout_text(pattern: Any) -> str:
         return pattern
     acsr = pattern if _is_acsr(pattern) else _analyze(pattern)
     to_text = getattr(acsr, "to_text", None)
-    if callable(to_text):  # splat.acsr.ACSR.to_text is exact (remainder bits included)
+    if callable(to_text):  # splat.analysis.acsr.ACSR.to_text is exact (remainder bits included)
         return str(to_text())
     try:
         return canonical_json(acsr=_plain(acsr))

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..acsr import ACSR
+from ..analysis.acsr import ACSR
 
 __all__ = ["TileSchedule", "build_schedule", "key_tile_full",
            "ROW_TILE_FIELDS", "SEGMENT_FIELDS", "MASK_TILE_FIELDS"]

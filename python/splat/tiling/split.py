@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..acsr import ACSR, BlockRemainder
+from ..analysis.acsr import ACSR, BlockRemainder
 from .schedule import TileSchedule, build_schedule
 
 __all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]

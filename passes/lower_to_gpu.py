@@ -19,7 +19,7 @@ import re
 from mlir import ir
 from mlir.dialects import func
 
-from ..acsr_ir import is_acsr_attr
+from ..analysis.acsr_attr import is_acsr_attr
 from ..lowering import decomposed, fused_forward
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
 from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops

@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import analysis
-from .acsr import ACSR, Piece
+from .. import analysis
+from ..analysis.acsr import ACSR, Piece
 
 __all__ = ["Pattern", "window", "causal", "causal_window", "dilated", "strided", "fixed", "blocked",
            "global_tokens", "random_blocks", "longformer", "bigbird", "from_mask", "from_mask_fn"]

@@ -13,7 +13,7 @@ import numpy as np
 from mlir import ir
 
 from .acsr import ACSR, BlockRemainder, Piece
-from .dialects import splat as splat_d
+from ..dialects import splat as splat_d
 
 _PIECE = re.compile(r"#splat\.piece<rows (-?\d+) to (-?\d+) step (-?\d+), stride (-?\d+), "
                     r"offset\s*\((-?\d+), (-?\d+)\), count\s*\((-?\d+), (-?\d+)\)>")

@@ -10,14 +10,11 @@ tiles than one.
 
 from __future__ import annotations
 
-import re
-
-import numpy as np
 from mlir import ir
 
-from ..acsr_ir import attr_to_acsr, is_acsr_attr
-from ..dialects import splat as splat_d
-from ..tiling import TileSchedule, build_schedule
+from ..analysis.acsr_attr import attr_to_acsr, is_acsr_attr
+from ..tiling import build_schedule
+from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.split import plan_split
 from ..lowering.fused_forward import DEFAULTS
 from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
@@ -27,36 +24,6 @@ def default_block_n(op: ir.Operation) -> int:
     """The fused kernel's tuned BLOCK_N for the op's head dim (64 when it has none)."""
     head_dim = ir.RankedTensorType(op.operands[0].type).shape[3]
     return DEFAULTS.get(head_dim, DEFAULTS[64])["block_n"]
-
-_TABLES = ("row_tiles", "segments", "mask_ptr", "mask_tiles", "mask_bits")
-
-
-def schedule_to_attr(schedule: TileSchedule) -> ir.Attribute:
-    masks = {}
-    if schedule.mask_tiles.shape[0]:
-        masks = dict(mask_ptr=schedule.mask_ptr.ravel(), mask_tiles=schedule.mask_tiles.ravel(),
-                     mask_bits=schedule.mask_bits.ravel())
-    return splat_d.tile_schedule(schedule.block_m, schedule.block_n, schedule.row_tiles.ravel(),
-                                 schedule.segments.ravel(), **masks)
-
-
-def attr_to_schedule(attr: ir.Attribute, lq: int, lk: int) -> TileSchedule:
-    text = str(attr)
-    block_m = int(re.search(r"block_m = (\d+)", text).group(1))
-    block_n = int(re.search(r"block_n = (\d+)", text).group(1))
-    tables = {}
-    for name in _TABLES:
-        m = re.search(name + r" = \[([^\]]*)\]", text)
-        if m:
-            tables[name] = np.array([int(v) for v in m.group(1).split(",") if v.strip()],
-                                    dtype=np.int64).astype(np.int32)
-    words = (block_n + 31) // 32
-    return TileSchedule(
-        lq, lk, block_m, block_n, tables["row_tiles"].reshape(-1, 5),
-        tables["segments"].reshape(-1, 9), tables.get("mask_ptr"),
-        tables["mask_tiles"].reshape(-1, 2) if "mask_tiles" in tables else None,
-        tables["mask_bits"].reshape(-1, block_m, words) if "mask_bits" in tables else None)
-
 
 @register_pass
 class TileACSR(SplatPass):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from mlir import ir
 
-from ..acsr_ir import acsr_to_attr, attr_to_acsr, is_acsr_attr
+from ..analysis.acsr_attr import acsr_to_attr, attr_to_acsr, is_acsr_attr
 from ..analysis import analyze
-from ..pattern_ir import attr_to_pattern
+from ..patterns.pattern_attr import attr_to_pattern
 from .registry import (PassError, PassOption, SplatPass, layout_ops, producing_sddmm,
                        register_pass)
 

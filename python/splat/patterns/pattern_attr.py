@@ -6,7 +6,7 @@ import re
 
 from mlir import ir
 
-from . import patterns
+from .. import patterns
 
 _PARAM = re.compile(r"(\w+) = (-?\d+)")
 
