@@ -13,32 +13,29 @@ schedule is a run-time table), so the module holds one ``gpu.func`` per
 
 from __future__ import annotations
 
-import math
 import re
 
 from mlir import ir
 from mlir.dialects import func
 
+from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
-from ..lowering import decomposed, fused_forward
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
 from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops
 
-_DTYPES = {"bf16": "bf16", "f16": "f16"}
-SUPPORTED_HEAD_DIMS = (64, 128)
 _DECOMPOSED = ("splat.sddmm", "splat.softmax", "splat.spmm")
 
 
 def kernel_dtype(op: ir.Operation, operand: int = 0) -> str:
     element = str(ir.RankedTensorType(op.operands[operand].type).element_type)
-    if element not in _DTYPES:
+    if element not in abi.DTYPES:
         raise PassError(f"the GPU kernels support bf16 and f16 inputs, got {element}", op)
-    return _DTYPES[element]
+    return element
 
 
 def kernel_head_dim(op: ir.Operation, operand: int = 0) -> int:
     head_dim = ir.RankedTensorType(op.operands[operand].type).shape[3]
-    if head_dim not in SUPPORTED_HEAD_DIMS:
+    if head_dim not in abi.HEAD_DIMS:
         shown = "dynamic" if ir.ShapedType.is_dynamic_size(head_dim) else head_dim
         raise PassError(f"the GPU kernels support head dim 64 or 128, got {shown}", op)
     return head_dim
@@ -78,7 +75,7 @@ class LowerToGPU(SplatPass):
                 emit_decomposed_kernels(op, dtype=dtype, head_dim=head_dim)
                 emitted.add((dtype, head_dim))
             self._replace_with_call(target, f"splat_{kind}_{n}",
-                                    decomposed.kernel_names(dtype, head_dim)[kind], head_dim)
+                                    abi.decomposed_kernel_names(dtype, head_dim)[kind], head_dim)
 
     def _lower_fused(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
@@ -109,7 +106,7 @@ class LowerToGPU(SplatPass):
                                     "size of the schedule", target)
                 self._emit_once(op, target, emitted, dtype, head_dim, block_n, accumulate=True)
             self._replace_with_call(target, f"splat_attention_{n}",
-                                    fused_forward.kernel_name(dtype, head_dim, masked), head_dim)
+                                    abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
 
     @staticmethod
     def _emit_once(op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
@@ -130,7 +127,7 @@ class LowerToGPU(SplatPass):
                            head_dim: int) -> None:
         attrs = target.attributes
         scale = (ir.FloatAttr(attrs["scale"]) if "scale" in attrs
-                 else ir.FloatAttr.get_f32(1.0 / math.sqrt(head_dim)))
+                 else ir.FloatAttr.get_f32(abi.default_scale(head_dim)))
         fn_type = ir.FunctionType.get([v.type for v in target.operands],
                                       [r.type for r in target.results])
         # Declared right before the function that calls it.
@@ -140,7 +137,7 @@ class LowerToGPU(SplatPass):
         with ir.InsertionPoint(caller), target.location:
             decl = func.FuncOp(name, fn_type, visibility="private")
             decl.attributes["splat.kernel"] = ir.SymbolRefAttr.get(
-                [fused_forward.GPU_MODULE_NAME, kernel])
+                [abi.GPU_MODULE_NAME, kernel])
             decl.attributes["splat.layout"] = attrs["layout"]
             if "schedule" in attrs:
                 decl.attributes["splat.schedule"] = attrs["schedule"]

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from mlir import ir
 
+from .. import abi
 from ..analysis.acsr_attr import attr_to_acsr, is_acsr_attr
 from ..tiling import build_schedule
 from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.split import plan_split
-from ..lowering.fused_forward import DEFAULTS
 from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
 
 
 def default_block_n(op: ir.Operation) -> int:
     """The fused kernel's tuned BLOCK_N for the op's head dim (64 when it has none)."""
     head_dim = ir.RankedTensorType(op.operands[0].type).shape[3]
-    return DEFAULTS.get(head_dim, DEFAULTS[64])["block_n"]
+    return abi.DEFAULT_BLOCK_N.get(head_dim, abi.DEFAULT_BLOCK_N[64])
 
 @register_pass
 class TileACSR(SplatPass):

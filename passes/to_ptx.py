@@ -1,11 +1,12 @@
 """PTX generation: ``splat-export-dynamic-smem`` and the ``splat-to-ptx`` pipeline.
 
-``splat-to-ptx`` is the whole compiler as one pipeline element:
-analyse -> tile -> lower -> upstream NVVM lowering -> (patch) -> PTX. The
-upstream ``gpu-lower-to-nvvm-pipeline`` is split before
-``gpu-module-to-binary`` so that the dynamic shared-memory global can be made
-``external`` and aligned first (otherwise it is a 1-byte static array that
-may overlap other shared buffers; see shared/TOOLCHAIN.md).
+``splat-to-ptx`` is the whole compiler as one pipeline element: the stages of
+``splat.stages.STAGES`` (analyse -> tile -> lower -> upstream NVVM lowering ->
+patch -> PTX), the same table ``splat.compile`` runs. The upstream
+``gpu-lower-to-nvvm-pipeline`` is split before ``gpu-module-to-binary`` so that
+the dynamic shared-memory global can be made ``external`` and aligned first
+(otherwise it is a 1-byte static array that may overlap other shared buffers;
+docs/toolchain.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from mlir import ir
 
 from ..lowering.emit import export_dynamic_shared_memory
-from ..lowering.to_ptx import nvvm_passes_before_binary
+from ..stages import StageOptions, full_pipeline
 from .registry import PassOption, SplatPass, SplatPipeline, register_pass
 
 
@@ -39,12 +40,5 @@ class ToPTX(SplatPipeline):
 
     def expand(self) -> str:
         o = self.options
-        return ", ".join([
-            "splat-canonicalize-patterns",
-            "splat-analyze-regularity",
-            f"splat-tile-acsr{{block-n={o['block-n']}}}",
-            "splat-lower-to-gpu",
-            nvvm_passes_before_binary(o["chip"], o["features"], o["opt-level"]),
-            "splat-export-dynamic-smem",
-            "gpu-module-to-binary{format=isa}",
-        ])
+        return full_pipeline(StageOptions(chip=o["chip"], features=o["features"],
+                                          opt_level=o["opt-level"], block_n=o["block-n"]))

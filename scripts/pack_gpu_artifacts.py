@@ -10,9 +10,10 @@ Layout: ``<out>/<key>/`` one artifact per (family, L, D, dtype), where ``key`` i
 `splat.runtime.resolve.request_key` of the pattern (so ``splat.torch.attention(q, k, v, pattern)``
 finds it through ``SPLAT_ARTIFACT_DIR=<out>``), and ``<out>/catalog.json`` listing every entry
 (family, parameters, L, D, dtype, key, how the pattern was built, compile time, schedule size).
-Existing entries are reused (the key is a content hash), so re-running is cheap; when the
-compiler's sources changed since the last pack (``compiler_fingerprint`` in the catalog) or with
-``--force``, everything is recompiled. ``--tar``
+Existing entries are reused (the key is a content hash that includes the compiler version, a
+hash of the whole compiler side), so re-running is cheap; a pack by another compiler version
+starts a fresh catalog, and ``--force`` recompiles everything. The catalog's
+``compiler_version`` is what a machine without the compiler keys its lookups with. ``--tar``
 also writes ``<out>.tar.gz`` (PTX compresses ~10x; the device tool carries at most 64 MiB).
 
 On the GPU machine (from the repository root)::
@@ -37,7 +38,8 @@ sys.path.insert(0, str(ROOT / "python"))
 
 from splat import testing as T  # noqa: E402
 from splat.runtime.artifact import ArtifactError, load, save  # noqa: E402
-from splat.runtime.resolve import DEFAULT_TARGET, compiler_version, request_key  # noqa: E402
+from splat.runtime.resolve import DEFAULT_TARGET, request_key  # noqa: E402
+from splat.version import compiler_version  # noqa: E402
 
 BENCH_LENGTHS = (4096, 16384)
 BENCH_HEAD_DIMS = (64, 128)
@@ -77,24 +79,6 @@ def _compile(pattern, dtype, D, target, variant):
     return compiler.compile(pattern, **kw)
 
 
-_RUNTIME_SIDE = ("runtime/", "torch.py", "jax.py", "testing.py")
-
-
-def compiler_fingerprint() -> str:
-    """sha256 of the compiler-side sources (python/splat minus the runtime side, and the C++
-    dialect). The content key holds only splat.__version__, which does not move while the
-    compiler is developed; a changed fingerprint makes this script recompile every entry."""
-    import hashlib
-
-    h = hashlib.sha256()
-    files = sorted(p for p in (ROOT / "python" / "splat").rglob("*.py")
-                   if not str(p.relative_to(ROOT / "python" / "splat")).startswith(_RUNTIME_SIDE))
-    files += sorted(p for p in (ROOT / "splat_dialect").rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def _write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
@@ -123,11 +107,14 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    fingerprint = compiler_fingerprint()
-    stale = args.force or (bool(old.get("entries"))
-                           and old.get("compiler_fingerprint") != fingerprint)
-    if stale and old.get("entries"):
-        print("compiler sources changed since the last pack (or --force): recompiling everything")
+    version = compiler_version()
+    if version is None:
+        sys.exit("the compiler side is not built here (pip install -e .)")
+    if old.get("entries") and old.get("compiler_version") != version:
+        print(f"the last pack was made by compiler {old.get('compiler_version')}, this is "
+              f"{version}: starting a fresh catalog")
+        old = {"entries": []}
+    stale = args.force
     entries = {(e["family_id"], e["L"], e["D"], e["dtype"], e.get("variant", "fused")): e
                for e in old.get("entries", [])}
     patterns: dict = {}
@@ -180,8 +167,8 @@ def main(argv=None) -> int:
         print(f"[{i + 1}/{len(todo)}] {fam} L={L} D={D} {dt} {variant}: {state} "
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
-            _write_json_atomic(cat_path, _catalog(entries, args.target, fingerprint))
-    _write_json_atomic(cat_path, _catalog(entries, args.target, fingerprint))
+            _write_json_atomic(cat_path, _catalog(entries, args.target, version))
+    _write_json_atomic(cat_path, _catalog(entries, args.target, version))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
@@ -200,9 +187,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def _catalog(entries: dict, target: str, fingerprint: str) -> dict:
-    return {"format": "splat-catalog/1", "splat_version": compiler_version(), "target": target,
-            "compiler_fingerprint": fingerprint,
+def _catalog(entries: dict, target: str, version: str) -> dict:
+    return {"format": "splat-catalog/1", "compiler_version": version, "target": target,
             "entries": sorted(entries.values(), key=lambda e: (e["family_id"], e["L"], e["D"],
                                                                e["dtype"], e["variant"]))}
 

@@ -1,22 +1,14 @@
-"""The compiler: pattern -> PTX artifact, in ordered, named, dumpable stages.
+"""The compiler: pattern -> PTX artifact, through the stages of ``splat.stages.STAGES``.
 
-    analyze  pattern/mask -> exact ACSR (splat.analysis), written into the
-             attention IR as a #splat.acsr layout (splat-analyze-regularity
-             does the same for pattern attributes in IR)
-    tile     splat-tile-acsr        -> #splat.tile_schedule on the op
-    lower    splat-lower-to-gpu     -> gpu.module kernel + runtime call
-    nvvm     upstream NVVM lowering (gpu-lower-to-nvvm-pipeline up to
-             serialisation) + splat-export-dynamic-smem
-    ptx      gpu-module-to-binary   -> PTX
-
-``SPLAT_DUMP_DIR`` (or ``dump_dir=``) writes the IR after each stage as
-``<n>-<stage>.mlir``, and the PTX. The same stages run in ``splat-opt`` as
-``--pass-pipeline='builtin.module(splat-to-ptx)'``.
+The pattern (or mask) is analysed here in Python (``splat.analysis``, numpy) and written into
+the attention IR as a ``#splat.acsr`` layout; the stages then run in order (analyze keeps an
+ACSR layout as it is, tile, lower, nvvm, ptx). ``SPLAT_DUMP_DIR`` (or ``dump_dir=``) writes the
+IR after each stage as ``<n>-<stage>.mlir``, and the PTX. The same stages run in ``splat-opt``
+as ``--pass-pipeline='builtin.module(splat-to-ptx)'``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -24,33 +16,25 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import func
 
+from . import abi
 from .analysis.acsr import ACSR
 from .analysis.acsr_attr import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
 from .lowering import decomposed, fused_forward
-from .tiling.schedule_attr import attr_to_schedule
-from .lowering.to_ptx import nvvm_passes_before_binary
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
-from .runtime.resolve import compiler_version
+from .stages import STAGES, StageOptions
+from .tiling.schedule_attr import attr_to_schedule
 from .tools.extract_ptx import binaries_ptx
+from .version import compiler_version
 
 _ELEMENT_TYPES = {"bf16": ir.BF16Type, "f16": ir.F16Type}
 
 
 class CompileError(RuntimeError):
     """A stage failed; the message holds its diagnostics."""
-
-
-def _stage_pipelines(target: str, block_n: int) -> dict[str, str]:
-    return {
-        "tile": f"splat-tile-acsr{{block-n={block_n}}}",
-        "lower": "splat-lower-to-gpu",
-        "nvvm": nvvm_passes_before_binary(target, "+ptx80", 3) + ", splat-export-dynamic-smem",
-        "ptx": "gpu-module-to-binary{format=isa}",
-    }
 
 
 def _qkv_types(lq: int, lk: int, dtype: str, head_dim: int):
@@ -117,11 +101,12 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison)."""
     if dtype not in _ELEMENT_TYPES:
         raise ValueError(f"dtype must be one of {sorted(_ELEMENT_TYPES)}, got {dtype!r}")
-    if head_dim not in (64, 128):
-        raise ValueError(f"head_dim must be 64 or 128, got {head_dim!r}")
+    if head_dim not in abi.HEAD_DIMS:
+        raise ValueError(f"head_dim must be {' or '.join(map(str, abi.HEAD_DIMS))}, "
+                         f"got {head_dim!r}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    block_n = block_n or fused_forward.DEFAULTS[head_dim]["block_n"]
+    block_n = block_n or abi.DEFAULT_BLOCK_N[head_dim]
     acsr = _as_acsr(pattern)
     dump_dir = dump_dir or os.environ.get("SPLAT_DUMP_DIR")
     dump = Path(dump_dir) if dump_dir else None
@@ -136,20 +121,20 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             width = decomposed.score_width(acsr.max_row_nnz)
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
-        _dump(dump, 0, "analyze", str(module))
         schedule = split = None
-        for n, (stage, pipeline) in enumerate(_stage_pipelines(target, block_n).items(), start=1):
+        options = StageOptions(chip=target, block_n=block_n)
+        for n, stage in enumerate(STAGES):
             try:
-                build_pass_manager(pipeline).run(module.operation)
+                build_pass_manager(stage.pipeline(options)).run(module.operation)
             except ir.MLIRError as e:
-                raise CompileError(f"stage '{stage}' failed: {e}") from None
-            if stage == "tile" and variant == "fused":
+                raise CompileError(f"stage '{stage.name}' failed: {e}") from None
+            if stage.name == "tile" and variant == "fused":
                 attrs = _attention_op(module).attributes
                 schedule = attr_to_schedule(attrs["schedule"], acsr.Lq, acsr.Lk)
                 if "split_schedule" in attrs:
                     split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
-            _dump(dump, n, stage, str(module))
-        ptx = binaries_ptx(module)[fused_forward.GPU_MODULE_NAME]
+            _dump(dump, n, stage.name, str(module))
+        ptx = binaries_ptx(module)[abi.GPU_MODULE_NAME]
     if dump is not None:
         (dump / "kernel.ptx").write_text(ptx)
     if variant == "decomposed":
@@ -186,7 +171,7 @@ def _manifest(acsr: ACSR, *, dtype: str, head_dim: int, target: str, scale: floa
         "dtype": dtype,
         "head_dim": head_dim,
         "shapes": {"Lq": acsr.Lq, "Lk": acsr.Lk},
-        "scale": scale if scale is not None else 1.0 / math.sqrt(head_dim),
+        "scale": scale if scale is not None else abi.default_scale(head_dim),
         "kernels": kernels,
         "tables": {name: {"file": f"{name}.npy", "dtype": "int32", "shape": list(t.shape)}
                    for name, t in tables.items()},
@@ -216,7 +201,8 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     if split is not None:
         # split-KV: then the accumulating kernel over the second schedule, folding its result
         # into the o and lse the first launch wrote (splat.tiling.split)
-        tables.update(split_row_tiles=split.row_tiles, split_segments=split.segments)
+        tables.update({abi.SPLIT_TABLES["row_tiles"]: split.row_tiles,
+                       abi.SPLIT_TABLES["segments"]: split.segments})
         kernels.append(_split_launch(dtype, head_dim, block_n))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="fused", kernels=kernels, tables=tables)
@@ -226,14 +212,11 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 
-_SPLIT_TABLES = {"row_tiles": "split_row_tiles", "segments": "split_segments"}
-
-
 def _split_launch(dtype: str, head_dim: int, block_n: int) -> dict:
     """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
     per split row tile)."""
     k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True)
-    k["params"] = [dict(p, name=_SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
-    k["tables"] = [_SPLIT_TABLES.get(t, t) for t in k["tables"]]
-    k["tile_table"] = "split_row_tiles"
+    k["params"] = [dict(p, name=abi.SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
+    k["tables"] = [abi.SPLIT_TABLES.get(t, t) for t in k["tables"]]
+    k["tile_table"] = abi.SPLIT_TABLES["row_tiles"]
     return k

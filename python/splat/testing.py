@@ -328,7 +328,9 @@ def reference_attention_torch(q, k, v, fam: Family | Callable, scale: float | No
     B, H, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
     if scale is None:
-        scale = 1.0 / math.sqrt(D)
+        from .abi import default_scale  # noqa: PLC0415
+
+        scale = default_scale(D)
     hs = range(H)[heads] if heads is not None else range(H)
     kvh = torch.tensor([h // (H // Hkv) for h in hs], device=q.device)
     q64 = q[:, list(hs)].double()

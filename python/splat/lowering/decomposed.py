@@ -71,13 +71,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import abi
+
 __all__ = [
     "DecomposedConfig", "decomposed_tables", "decomposed_launch_info", "score_width",
-    "kernel_names", "build_decomposed", "build_into", "emulate_decomposed",
+    "build_decomposed", "build_into", "emulate_decomposed",
 ]
 
-NUM_WARPS = 4
-NUM_THREADS = 32 * NUM_WARPS
+NUM_WARPS = abi.NUM_WARPS
+NUM_THREADS = abi.NUM_THREADS
 CHUNK = 32  # compressed entries per warp step (one per lane)
 GROUP = 8  # lanes per K/V row segment (8 x 16 bytes = 128 bytes)
 VEC = 8  # 16-bit elements per 16-byte load
@@ -85,8 +87,6 @@ VEC = 8  # 16-bit elements per 16-byte load
 # 1-4 % on window/dilated and by 24-32 % on BigBird (whose 64 global rows of 4096 keys would
 # otherwise queue 4 deep on one warp); 32 is slower everywhere.
 DEFAULT_ROWS_PER_CTA = {"sddmm": 4, "softmax": 4, "spmm": 4}
-_DTYPES = ("bf16", "f16")
-_HEAD_DIMS = (64, 128)
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 
@@ -103,22 +103,16 @@ class DecomposedConfig:
     rows_per_cta: int | None = None  # None: DEFAULT_ROWS_PER_CTA per kernel
 
     def __post_init__(self):
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
-        if self.head_dim not in _HEAD_DIMS:
-            raise ValueError(f"head_dim must be one of {_HEAD_DIMS}, got {self.head_dim}")
+        if self.dtype not in abi.DTYPES:
+            raise ValueError(f"dtype must be one of {abi.DTYPES}, got {self.dtype!r}")
+        if self.head_dim not in abi.HEAD_DIMS:
+            raise ValueError(f"head_dim must be one of {abi.HEAD_DIMS}, got {self.head_dim}")
         r = self.rows_per_cta
         if r is not None and (not isinstance(r, int) or r < 1 or r % NUM_WARPS):
             raise ValueError(f"rows_per_cta must be a positive multiple of {NUM_WARPS}, got {r!r}")
 
     def rows(self, kind: str) -> int:
         return self.rows_per_cta if self.rows_per_cta is not None else DEFAULT_ROWS_PER_CTA[kind]
-
-
-def kernel_names(dtype: str, head_dim: int) -> dict:
-    return {"sddmm": f"splat_sddmm_{dtype}_d{head_dim}",
-            "softmax": f"splat_softmax_{dtype}",
-            "spmm": f"splat_spmm_{dtype}_d{head_dim}"}
 
 
 def score_width(maxnnz: int) -> int:
@@ -184,23 +178,6 @@ def decomposed_tables(acsr) -> dict:
             "row_nnz": np.ascontiguousarray(row_nnz.astype(np.int32))}
 
 
-def _memref(name, rank, dtype):
-    return {"name": name, "kind": "memref", "rank": rank, "dtype": dtype}
-
-
-def kernel_params(dtype: str) -> dict:
-    """Per kernel kind, the ABI in manifest form (design.md §4)."""
-    return {
-        "sddmm": [_memref("q", 4, dtype), _memref("k", 4, dtype), _memref("scores", 4, "f32"),
-                  _memref("row_pieces", 3, "i32"), _memref("row_nnz", 1, "i32"),
-                  {"name": "scale", "kind": "f32"}],
-        "softmax": [_memref("scores", 4, "f32"), _memref("lse", 3, "f32"),
-                    _memref("row_nnz", 1, "i32")],
-        "spmm": [_memref("scores", 4, "f32"), _memref("v", 4, dtype), _memref("o", 4, dtype),
-                 _memref("row_pieces", 3, "i32"), _memref("row_nnz", 1, "i32")],
-    }
-
-
 def decomposed_launch_info(dtype: str, head_dim: int, maxnnz: int,
                            rows_per_cta: int | None = None) -> dict:
     """Manifest data of the decomposed path.
@@ -213,22 +190,20 @@ def decomposed_launch_info(dtype: str, head_dim: int, maxnnz: int,
     and shape with symbolic ``"B"``, ``"H"``, ``"Lq"`` (and the concrete width ``W``): the runtime
     allocates it (contiguous, 16-byte aligned, uninitialised) and passes it as ``scores``."""
     cfg = DecomposedConfig(dtype, head_dim, rows_per_cta)
-    names = kernel_names(dtype, head_dim)
-    params = kernel_params(dtype)
-    tables = {"sddmm": ["row_pieces", "row_nnz"], "softmax": ["row_nnz"],
-              "spmm": ["row_pieces", "row_nnz"]}
+    names = abi.decomposed_kernel_names(dtype, head_dim)
+    params = abi.decomposed_kernel_params(dtype)
     kernels = []
-    for kind in ("sddmm", "softmax", "spmm"):
+    for kind in abi.DECOMPOSED_KINDS:
         p = params[kind]
         kernels.append({
             "name": names[kind],
             "block": [NUM_THREADS, 1, 1],
             "shared_bytes": 0,
             "params": p,
-            "num_ptx_params": sum(3 + 2 * x["rank"] if x["kind"] == "memref" else 1 for x in p),
+            "num_ptx_params": abi.num_ptx_params(p),
             "grid": "rows",
             "rows_per_cta": cfg.rows(kind),
-            "tables": tables[kind],
+            "tables": list(abi.DECOMPOSED_TABLES[kind]),
             "scratch": ["scores"],
         })
     W = score_width(maxnnz)
@@ -655,7 +630,7 @@ def build_into(module, cfg: DecomposedConfig, kinds=("sddmm", "softmax", "spmm")
     sig = {"sddmm": [t4, t4, s4, rp_t, nnz_t, f32],
            "softmax": [s4, lse_t, nnz_t],
            "spmm": [s4, t4, t4, rp_t, nnz_t]}
-    names = kernel_names(cfg.dtype, cfg.head_dim)
+    names = abi.decomposed_kernel_names(cfg.dtype, cfg.head_dim)
     block = gm.bodyRegion.blocks[0]
     for kind in kinds:
         if _func_exists(gm, names[kind]):

@@ -74,30 +74,24 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
 
+from .. import abi
+from ..abi import BLOCK_M, GPU_MODULE_NAME, NUM_THREADS
 from .modules import build_in_module
 
-BLOCK_M = 64
-NUM_WARPS = 4
-NUM_THREADS = 32 * NUM_WARPS
-# Per head dim defaults, picked by measurement on an H100 (benchmarks/scratch_kernel_check.py):
-# block_n and the occupancy hint that keeps registers at <= 128 (D=64: 4 CTAs/SM) or <= 168
-# (D=128: 3 CTAs/SM) without spills.  0 = no .minnctapersm hint.
-DEFAULTS = {64: {"block_n": 64, "min_blocks_per_sm": 4},
-            128: {"block_n": 32, "min_blocks_per_sm": 0}}
+# Per head dim defaults, picked by measurement on an H100: block_n (abi.DEFAULT_BLOCK_N, shared
+# with the tiler) and the occupancy hint that keeps registers at <= 128 (D=64: 4 CTAs/SM) or
+# <= 168 (D=128: 3 CTAs/SM) without spills.  0 = no .minnctapersm hint.
+DEFAULTS = {64: {"block_n": abi.DEFAULT_BLOCK_N[64], "min_blocks_per_sm": 4},
+            128: {"block_n": abi.DEFAULT_BLOCK_N[128], "min_blocks_per_sm": 0}}
 # The masked kernel (mask_tiles=True) at D = 128 and its default BLOCK_N: without a hint ptxas
 # takes 195 registers (2 CTAs/SM); capped at 3 CTAs/SM it needs 167 and spills nothing.
 MASKED_MIN_BLOCKS_PER_SM = {128: 3}
-DEFAULT_BLOCK_N = 64  # the design's nominal BLOCK_N; pass block_n=None to get DEFAULTS instead
 SMEM_PAD = 8  # elements appended to every shared-memory row (16 bytes)
 CHUNK = 8  # elements per 16-byte cp.async / vector chunk
-GPU_MODULE_NAME = "splat_kernels"
 
-_DTYPES = ("bf16", "f16")
-_HEAD_DIMS = (64, 128)
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 _I32_MIN = -(2**31)
-_SEGMENT_FIELDS = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,10 +117,10 @@ class FusedForwardConfig:
     accumulate: bool = False
 
     def __post_init__(self):
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
-        if self.head_dim not in _HEAD_DIMS:
-            raise ValueError(f"head_dim must be one of {_HEAD_DIMS}, got {self.head_dim}")
+        if self.dtype not in abi.DTYPES:
+            raise ValueError(f"dtype must be one of {abi.DTYPES}, got {self.dtype!r}")
+        if self.head_dim not in abi.HEAD_DIMS:
+            raise ValueError(f"head_dim must be one of {abi.HEAD_DIMS}, got {self.head_dim}")
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):
@@ -134,17 +128,17 @@ class FusedForwardConfig:
         for field in ("block_n", "min_blocks_per_sm"):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, defaults[field])
-        if self.block_n not in (32, 64, 128):
-            raise ValueError(f"block_n must be 32, 64 or 128, got {self.block_n}")
+        if self.block_n not in abi.BLOCK_N_CHOICES:
+            raise ValueError(f"block_n must be one of {abi.BLOCK_N_CHOICES}, got {self.block_n}")
 
     @property
     def name(self) -> str:
-        return kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
+        return abi.fused_kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
 
     @property
     def words(self) -> int:
         """32-bit words per row of a mask tile's bits (ceil(BLOCK_N / 32))."""
-        return -(-self.block_n // 32)
+        return abi.mask_words(self.block_n)
 
     @property
     def row_stride(self) -> int:
@@ -180,50 +174,20 @@ class FusedForwardConfig:
         return self.bits_offset
 
 
-def kernel_name(dtype: str, head_dim: int, mask_tiles: bool = False,
-                accumulate: bool = False) -> str:
-    return (f"splat_fwd_{dtype}_d{head_dim}" + ("_masked" if mask_tiles else "")
-            + ("_acc" if accumulate else ""))
-
-
-# Tables of the remainder (TileSchedule.mask_ptr / mask_tiles / mask_bits), passed after scale.
-MASK_TABLES = ("mask_ptr", "mask_tiles", "mask_bits")
-
-
-def kernel_params(dtype: str, mask_tiles: bool = False) -> list[dict]:
-    """The ABI of design.md §3 in manifest form (design.md §4); with ``mask_tiles`` the three
-    remainder tables follow ``scale``."""
-    params = [
-        {"name": "q", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "k", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "v", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "o", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "lse", "kind": "memref", "rank": 3, "dtype": "f32"},
-        {"name": "row_tiles", "kind": "memref", "rank": 2, "dtype": "i32"},
-        {"name": "segments", "kind": "memref", "rank": 2, "dtype": "i32"},
-        {"name": "scale", "kind": "f32"},
-    ]
-    if mask_tiles:
-        params += [{"name": n, "kind": "memref", "rank": r, "dtype": "i32"}
-                   for n, r in zip(MASK_TABLES, (1, 2, 3))]
-    return params
-
-
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
                        mask_tiles: bool = False, accumulate: bool = False) -> dict:
     """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked][_acc]`` (a manifest "kernels" entry, less
     ptx_file)."""
     cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate)
-    params = kernel_params(dtype, mask_tiles)
+    params = abi.fused_kernel_params(dtype, mask_tiles)
     return {
         "name": cfg.name,
         "block": [NUM_THREADS, 1, 1],
         "shared_bytes": cfg.shared_bytes,
         "params": params,
-        # memrefs expand to 3 + 2*rank 64-bit params, scalars to one.
-        "num_ptx_params": sum(3 + 2 * p["rank"] if p["kind"] == "memref" else 1 for p in params),
+        "num_ptx_params": abi.num_ptx_params(params),
         "grid": "row_tiles",
-        "tables": ["row_tiles", "segments"] + (list(MASK_TABLES) if mask_tiles else []),
+        "tables": abi.fused_kernel_tables(mask_tiles),
         "block_m": BLOCK_M,
         "block_n": cfg.block_n,
     }
@@ -535,13 +499,14 @@ class _FusedForwardKernel:
             self.alpha_s = memref.view(alpha_ty, raw, cx(2 * cfg.kv_tile_bytes), [])
 
     def _load_row_tile(self):
-        rt = [memref.load(self.row_tiles, [self.tile, cx(i)]) for i in range(5)]
+        rt = [memref.load(self.row_tiles, [self.tile, cx(i)])
+              for i in range(len(abi.ROW_TILE_FIELDS))]
         self.row0, self.row_step, self.nrows, self.seg_begin, self.seg_end = rt
 
     def _segment(self, seg):
         """The 9 fields of segment row ``seg`` (i32)."""
         s = to_idx(seg)
-        return dict(zip(_SEGMENT_FIELDS,
+        return dict(zip(abi.SEGMENT_FIELDS,
                         (memref.load(self.segments, [s, cx(i)]) for i in range(9))))
 
     # --- global -> shared copies ----------------------------------------------------------------
@@ -921,7 +886,7 @@ class _FusedForwardKernel:
                     _yield(list(self._segment(seg).values()))
                 with ir.InsertionPoint(guarded.else_block):
                     _yield([ci(0)] * 9)
-                seg_info = dict(zip(_SEGMENT_FIELDS, guarded.results))
+                seg_info = dict(zip(abi.SEGMENT_FIELDS, guarded.results))
             else:
                 seg_info = self._segment(seg)
             # Next key tile in (segment, u0) order.
@@ -1012,11 +977,11 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
     elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
     t4 = ir.MemRefType.get([dyn] * 4, elem)
     lse_t = ir.MemRefType.get([dyn] * 3, _f32())
-    rt_t = ir.MemRefType.get([dyn, 5], _i32())
-    seg_t = ir.MemRefType.get([dyn, 9], _i32())
+    rt_t = ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], _i32())
+    seg_t = ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], _i32())
     arg_types = [t4, t4, t4, t4, lse_t, rt_t, seg_t, _f32()]
     if cfg.mask_tiles:  # mask_ptr, mask_tiles, mask_bits
-        arg_types += [ir.MemRefType.get([dyn], _i32()), ir.MemRefType.get([dyn, 2], _i32()),
+        arg_types += [ir.MemRefType.get([dyn], _i32()), ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], _i32()),
                       ir.MemRefType.get([dyn] * 3, _i32())]
     fn_type = ir.FunctionType.get(arg_types, [])
     block = gm.bodyRegion.blocks[0]

@@ -14,15 +14,15 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
+from .. import abi
 from . import driver as drv
 from .artifact import Artifact, ArtifactError
 from .driver import MemRef, SplatCudaError
 
 STATIC_SMEM_LIMIT = 48 * 1024  # above this, dynamic shared memory needs an opt-in attribute
 
-_TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
 _SCALARS = ("B", "H", "Hkv", "Lq", "Lk", "D")
-_TABLE_COLS = {"row_tiles": 5, "segments": 9, "mask_tiles": 2, "split_segments": 9}
+_ROW_TILE_COLS = len(abi.ROW_TILE_FIELDS)
 
 
 class Shapes(NamedTuple):
@@ -46,7 +46,7 @@ class Shapes(NamedTuple):
 
 def tile_coverage(row_tiles: np.ndarray) -> tuple:
     """(Lq covered, total rows) of a row_tiles table: (max row + 1, sum of nrows)."""
-    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, 5)
+    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, _ROW_TILE_COLS)
     if rt.shape[0] == 0:
         return 0, 0
     nrows = rt[:, 2]
@@ -59,7 +59,7 @@ def tile_coverage(row_tiles: np.ndarray) -> tuple:
 
 def _tile_rows(row_tiles: np.ndarray) -> np.ndarray:
     """Every row of a row_tiles table (row0 + row_step * rho, rho < nrows), concatenated."""
-    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, 5)
+    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, _ROW_TILE_COLS)
     n = rt[:, 2]
     rho = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
     return np.repeat(rt[:, 0], n) + np.repeat(rt[:, 1], n) * rho
@@ -67,7 +67,7 @@ def _tile_rows(row_tiles: np.ndarray) -> np.ndarray:
 
 def segments_min_lk(segments: np.ndarray) -> int:
     """Smallest Lk the segments are valid for (max key column referenced + 1)."""
-    sg = np.asarray(segments, dtype=np.int64).reshape(-1, 9)
+    sg = np.asarray(segments, dtype=np.int64).reshape(-1, len(abi.SEGMENT_FIELDS))
     live = sg[:, 2] > 0
     if not live.any():
         return 0
@@ -105,7 +105,7 @@ def check_artifact(artifact: Artifact) -> Plan:
         return cached
     artifact.validate()
     kernels = artifact.kernels
-    known = (set(_TENSOR_RANKS) | {"scale"} | set(_SCALARS) | set(artifact.tables)
+    known = (set(abi.TENSOR_RANKS) | {"scale"} | set(_SCALARS) | set(artifact.tables)
              | set(artifact.manifest.get("scratch", {})))
     for k in kernels:
         ptx = artifact.ptx[k["ptx_file"]]
@@ -118,7 +118,7 @@ def check_artifact(artifact: Artifact) -> Plan:
             if n not in known:
                 raise ArtifactError(f"kernel {k['name']!r}: parameter {n!r} is neither a "
                                     f"tensor (q, k, v, o, lse), a table, 'scale' nor a size")
-            want = _TENSOR_RANKS.get(n)
+            want = abi.TENSOR_RANKS.get(n)
             if want is None and n in artifact.tables:
                 want = int(np.asarray(artifact.tables[n]).ndim)
             if want is not None and (p["kind"] != "memref" or p.get("rank") != want):
@@ -130,7 +130,7 @@ def check_artifact(artifact: Artifact) -> Plan:
                                 f"expand to {drv.param_count(k['params'])}")
     # The decomposed path's per-row tables define Lq through their first dimension.
     row_nnz = artifact.tables.get("row_nnz")
-    for name, cols in _TABLE_COLS.items():
+    for name, cols in abi.TABLE_COLUMNS.items():
         t = artifact.tables.get(name)
         if t is not None and (t.ndim != 2 or t.shape[1] != cols):
             raise ArtifactError(f"table {name!r} must be [n, {cols}], got {list(t.shape)}")
@@ -142,17 +142,16 @@ def check_artifact(artifact: Artifact) -> Plan:
                             f"they do not partition [0, Lq)")
     # split-KV: the accumulating launch reads and rewrites the o / lse rows of its tiles, so
     # they must be rows the first launch wrote, each in one tile only
-    st = artifact.tables.get("split_row_tiles")
-    if st is not None:
-        if st.ndim != 2 or st.shape[1] != 5:
-            raise ArtifactError(f"table 'split_row_tiles' must be [n, 5], got {list(st.shape)}")
+    st = artifact.tables.get(abi.SPLIT_TABLES["row_tiles"])
+    if st is not None:  # its shape was checked with the other tables above
         srows = _tile_rows(st)
         if srows.size and (int(srows.max()) >= (tile_Lq or 0) or np.unique(srows).size != srows.size):
             raise ArtifactError("split_row_tiles must cover rows of row_tiles, each at most once")
     sg = artifact.tables.get("segments")
     min_Lk = segments_min_lk(sg) if sg is not None else 0
-    if artifact.tables.get("split_segments") is not None:
-        min_Lk = max(min_Lk, segments_min_lk(artifact.tables["split_segments"]))
+    split_sg = artifact.tables.get(abi.SPLIT_TABLES["segments"])
+    if split_sg is not None:
+        min_Lk = max(min_Lk, segments_min_lk(split_sg))
     if rt is None and row_nnz is not None:
         tile_Lq = int(np.asarray(row_nnz).shape[0])
     plan = Plan(n_tiles, tile_Lq, min_Lk)

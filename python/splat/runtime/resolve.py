@@ -11,18 +11,20 @@ Order (`resolve_artifact`):
 4. otherwise a `SplatInputError` saying how to provide one.
 
 `request_key` = `artifact.artifact_key` over the canonical text of the pattern's analysed layout
-(ACSR), Lq, Lk, the dtype, head dim, target and `splat.__version__`. The layout text comes from
+(ACSR), Lq, Lk, the dtype, head dim, target and the compiler version (`splat.version`: a hash of
+the whole compiler side). Where the compiler side is not installed, the version is the one
+recorded in ``$SPLAT_ARTIFACT_DIR/catalog.json`` by whoever packed the artifacts. The layout text comes from
 the ACSR object's fields (dataclass fields, numpy arrays hashed), so it is exact; computing it
 needs `splat.analyze` (numpy only) but no MLIR. This module never imports MLIR itself: it only
-checks whether `mlir` can be found before importing `splat.compiler`.
+checks whether `mlir` can be found before importing `splat.compiler`, and `_compile` is the one
+place the runtime reaches the compiler.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import importlib
+import json
 import importlib.util
 import os
 import threading
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..version import compiler_version
 from .artifact import Artifact, ArtifactError, artifact_key, canonical_json, load
 from .validate import SplatInputError, normalize_dtype
 
@@ -39,29 +42,6 @@ DEFAULT_TARGET = "sm_90a"
 
 _loaded: dict = {}
 _lock = threading.Lock()
-
-
-# The compiler's own sources: a change to any of them changes every content key, so on-disk
-# caches and prebuilt artifact directories never serve kernels of an older compiler.
-_COMPILER_SOURCES = ("acsr.py", "acsr_ir.py", "analysis.py", "compiler.py", "pattern_ir.py",
-                     "patterns.py", "pipeline.py", "lowering", "passes", "tiling")
-
-
-@functools.cache
-def compiler_version() -> str:
-    """``<splat version>+<hash of the compiler's sources>`` (identical wherever the same
-    sources are: the compiling machine and a GPU machine carrying the tree)."""
-    from .. import __version__  # noqa: PLC0415
-
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for name in _COMPILER_SOURCES:
-        path = root / name
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            if f.is_file():
-                digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
 def compiler_available() -> bool:
@@ -159,11 +139,36 @@ def _memo_layout_text(pattern: Any) -> str:
 
 
 def request_key(pattern: Any, *, Lq: int, Lk: int, dtype: str, head_dim: int,
-                target: str = DEFAULT_TARGET, variant: str = "fused") -> str:
-    """The key under which the artifact for (pattern, sizes, dtype, D, target) is cached/prebuilt."""
+                target: str = DEFAULT_TARGET, variant: str = "fused",
+                version: str | None = None) -> str:
+    """The key under which the artifact for (pattern, sizes, dtype, D, target) is cached/prebuilt
+    by the compiler ``version`` (default: this installation's, `splat.version`)."""
+    version = version or compiler_version()
+    if version is None:
+        raise SplatInputError("version", "the compiler side is not installed here (no dialect "
+                                         "library): pass the version that built the artifacts")
     return artifact_key(acsr=_memo_layout_text(pattern), Lq=Lq, Lk=Lk,
                         dtype=normalize_dtype(dtype), head_dim=head_dim, target=target,
-                        compiler_version=compiler_version(), variant=variant)
+                        compiler_version=version, variant=variant)
+
+
+CATALOG = "catalog.json"  # written by scripts/pack_gpu_artifacts.py beside the artifacts
+_VERSION_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_")
+
+
+def packed_version(directory: str | os.PathLike) -> str:
+    """The compiler version recorded in a prebuilt artifact directory's catalog (checked)."""
+    path = Path(directory) / CATALOG
+    try:
+        version = json.loads(path.read_text()).get("compiler_version")
+    except (OSError, ValueError, AttributeError) as e:
+        raise SplatInputError("SPLAT_ARTIFACT_DIR", f"cannot read the compiler version from "
+                                                    f"{path}: {e}") from None
+    if not (isinstance(version, str) and 0 < len(version) <= 64
+            and set(version) <= _VERSION_CHARS):
+        raise SplatInputError("SPLAT_ARTIFACT_DIR", f"{path} records no valid compiler_version "
+                                                    f"(got {version!r:.80})")
+    return version
 
 
 # ------------------------------------------------------------------------------------ resolution
@@ -230,8 +235,10 @@ def resolve_artifact(pattern: Any, *, dtype: str, head_dim: int, Lq: int, Lk: in
         return cache.get_or_build(key, lambda: _compile(pattern, dtype, head_dim, target, variant))
     prebuilt = os.environ.get("SPLAT_ARTIFACT_DIR")
     if prebuilt:
+        # Without the compiler side here, the artifacts' own compiler names the key.
+        version = compiler_version() or packed_version(prebuilt)
         key = request_key(pattern, Lq=Lq, Lk=Lk, dtype=dtype, head_dim=head_dim, target=target,
-                          variant=variant)
+                          variant=variant, version=version)
         path = Path(prebuilt) / key
         if not (path / "manifest.json").is_file():
             raise SplatInputError(

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from typing import Any
 
+from .. import abi
 from .artifact import Artifact
 from .launcher import Shapes, check_artifact
 
@@ -154,7 +155,7 @@ def default_scale(scale: Any, head_dim: int, artifact: Artifact | None = None) -
     """`scale` as a finite float; None → the artifact's scale if it has one, else 1/sqrt(D)."""
     if scale is None:
         s = (artifact.manifest.get("scale") if artifact is not None else None)
-        scale = s if s is not None else 1.0 / math.sqrt(head_dim)
+        scale = s if s is not None else abi.default_scale(head_dim)
     try:
         f = float(scale)
     except (TypeError, ValueError):

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..abi import default_scale
 from .schedule import TileSchedule, key_tile_full
 
 __all__ = ["run_schedule", "reference_attention"]
@@ -48,7 +49,7 @@ def run_schedule(sched: TileSchedule, q, k, v, scale: float | None = None, *,
     if (Lq, Lk) != (sched.Lq, sched.Lk):
         raise ValueError(f"schedule is {sched.Lq}x{sched.Lk}, inputs are {Lq}x{Lk}")
     if scale is None:
-        scale = 1.0 / math.sqrt(D)
+        scale = default_scale(D)
     BM, BN = sched.block_m, sched.block_n
     kvh = np.arange(H) // (H // Hkv)
     q32 = np.asarray(q, dtype=np.float32)
@@ -121,7 +122,7 @@ def reference_attention(q, k, v, mask, scale: float | None = None, *, chunk: int
     Returns ``(o float64 [B,H,Lq,Dv], lse float64 [B,H,Lq])``."""
     B, H, Hkv, Lq, Lk, D = _check_shapes(q, k, v)
     if scale is None:
-        scale = 1.0 / math.sqrt(D)
+        scale = default_scale(D)
     kvh = np.arange(H) // (H // Hkv)
     q64 = np.asarray(q, dtype=np.float64)
     k64 = np.asarray(k, dtype=np.float64)[:, kvh]

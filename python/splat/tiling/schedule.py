@@ -47,7 +47,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..abi import MASK_TILE_FIELDS, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
+
+_RT, _SG, _MT = len(ROW_TILE_FIELDS), len(SEGMENT_FIELDS), len(MASK_TILE_FIELDS)
 
 __all__ = ["TileSchedule", "build_schedule", "key_tile_full",
            "ROW_TILE_FIELDS", "SEGMENT_FIELDS", "MASK_TILE_FIELDS"]
@@ -139,15 +142,15 @@ class TileSchedule:
     def __post_init__(self):
         self.Lq, self.Lk = int(self.Lq), int(self.Lk)
         self.block_m, self.block_n = int(self.block_m), int(self.block_n)
-        self.row_tiles = _i32(self.row_tiles, (5,))
-        self.segments = _i32(self.segments, (9,))
+        self.row_tiles = _i32(self.row_tiles, (_RT,))
+        self.segments = _i32(self.segments, (_SG,))
         n = self.row_tiles.shape[0]
         if self.mask_ptr is None:
             self.mask_ptr = np.zeros(n + 1, dtype=np.int32)
         self.mask_ptr = _i32(self.mask_ptr, ()).reshape(-1)
         if self.mask_tiles is None:
-            self.mask_tiles = np.zeros((0, 2), dtype=np.int32)
-        self.mask_tiles = _i32(self.mask_tiles, (2,))
+            self.mask_tiles = np.zeros((0, _MT), dtype=np.int32)
+        self.mask_tiles = _i32(self.mask_tiles, (_MT,))
         if self.mask_bits is None:
             self.mask_bits = np.zeros((0, self.block_m, self.words), dtype=np.int32)
         bits = np.asarray(self.mask_bits)
@@ -159,7 +162,7 @@ class TileSchedule:
     @property
     def words(self) -> int:
         """32-bit words per mask-tile row."""
-        return _cdiv(self.block_n, 32)
+        return mask_words(self.block_n)
 
     @property
     def n_tiles(self) -> int:
@@ -271,12 +274,12 @@ class TileSchedule:
         if fmt != "splat-tile-schedule/1":
             raise ValueError(f"unknown tile schedule format {fmt!r}")
         bm, bn = int(d["block_m"]), int(d["block_n"])
-        bits = np.array(d.get("mask_bits", []), dtype=np.int64).reshape(-1, bm, _cdiv(bn, 32))
+        bits = np.array(d.get("mask_bits", []), dtype=np.int64).reshape(-1, bm, mask_words(bn))
         return cls(int(d["Lq"]), int(d["Lk"]), bm, bn,
-                   np.array(d["row_tiles"], dtype=np.int64).reshape(-1, 5),
-                   np.array(d["segments"], dtype=np.int64).reshape(-1, 9),
+                   np.array(d["row_tiles"], dtype=np.int64).reshape(-1, _RT),
+                   np.array(d["segments"], dtype=np.int64).reshape(-1, _SG),
                    np.array(d.get("mask_ptr", [0] * (len(d["row_tiles"]) + 1)), dtype=np.int64),
-                   np.array(d.get("mask_tiles", []), dtype=np.int64).reshape(-1, 2),
+                   np.array(d.get("mask_tiles", []), dtype=np.int64).reshape(-1, _MT),
                    bits)
 
     def __eq__(self, other) -> bool:
@@ -302,7 +305,7 @@ class TileSchedule:
         n = rt.shape[0]
         if n == 0:
             raise ValueError("a schedule needs at least one row tile")
-        row0, step, nrows, sb, se = (rt[:, c].astype(np.int64) for c in range(5))
+        row0, step, nrows, sb, se = (rt[:, c].astype(np.int64) for c in range(_RT))
         if (nrows < 1).any() or (nrows > BM).any():
             raise ValueError(f"tile nrows must be in 1..{BM}")
         if (step < 1).any() or (row0 < 0).any() or (row0 + step * (nrows - 1) >= Lq).any():
@@ -317,7 +320,7 @@ class TileSchedule:
         if sb[0] != 0 or se[-1] != sg.shape[0] or (sb > se).any() or (sb[1:] != se[:-1]).any():
             raise ValueError("segment ranges must be contiguous and cover the segment table")
         if sg.shape[0]:
-            col0, cs, ncols, rl, rh, la, lb, ha, hb = (sg[:, c].astype(np.int64) for c in range(9))
+            col0, cs, ncols, rl, rh, la, lb, ha, hb = (sg[:, c].astype(np.int64) for c in range(_SG))
             tile_n = np.repeat(nrows, se - sb)
             if (cs < 1).any() or (ncols < 1).any():
                 raise ValueError("segments need col_step >= 1 and ncols >= 1")
@@ -912,9 +915,9 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     W = _cdiv(block_n, 32)
     return TileSchedule(
         acsr.Lq, acsr.Lk, block_m, block_n,
-        np.array(row_tiles, dtype=np.int64).reshape(-1, 5),
-        np.array(segs, dtype=np.int64).reshape(-1, 9),
+        np.array(row_tiles, dtype=np.int64).reshape(-1, _RT),
+        np.array(segs, dtype=np.int64).reshape(-1, _SG),
         np.array(mptr, dtype=np.int64),
-        np.array(mtiles, dtype=np.int64).reshape(-1, 2),
+        np.array(mtiles, dtype=np.int64).reshape(-1, _MT),
         np.array(mbits, dtype=np.int32).reshape(-1, block_m, W) if mbits
         else np.zeros((0, block_m, W), dtype=np.int32))

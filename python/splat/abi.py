@@ -1,0 +1,135 @@
+"""The kernel ABI: the one definition the compiler and the runtime share (docs/design.md §2–§4).
+
+Everything a kernel and its launcher must agree on lives here: the schedule tables' columns, the
+kernels' names and parameter lists per variant, the launch geometry, and the default softmax
+scale. The tiler writes tables with these columns, the kernels read them in this order, the
+compiler writes manifests from these parameter lists and the runtime checks artifacts against
+them. Plain Python: the runtime imports it on machines without MLIR or numpy-heavy code.
+"""
+
+from __future__ import annotations
+
+import math
+
+# ---------------------------------------------------------------------------------- launch shape
+
+GPU_MODULE_NAME = "splat_kernels"  # the gpu.module every kernel is emitted into
+DTYPES = ("bf16", "f16")
+HEAD_DIMS = (64, 128)
+BLOCK_M = 64  # query rows per row tile: one CTA of NUM_WARPS warps, 16 rows a warp
+NUM_WARPS = 4
+NUM_THREADS = 32 * NUM_WARPS
+BLOCK_N_CHOICES = (32, 64, 128)
+# Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler
+# cuts schedules with it and the fused kernel is built for it: they must agree.
+DEFAULT_BLOCK_N = {64: 64, 128: 32}
+
+
+def default_scale(head_dim: int) -> float:
+    """The softmax scale applied to ``q·k`` when none is given: ``1/sqrt(D)``."""
+    return 1.0 / math.sqrt(head_dim)
+
+
+# ------------------------------------------------------------------------------- schedule tables
+# Column names of the int32 tables (docs/design.md §2); a table is ``[n, len(FIELDS)]``.
+
+ROW_TILE_FIELDS = ("row0", "row_step", "nrows", "seg_begin", "seg_end")
+SEGMENT_FIELDS = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
+MASK_TILE_FIELDS = ("col0", "ncols")
+# The irregular remainder's tables, passed after ``scale`` to the masked kernel:
+# mask_ptr [n_tiles + 1], mask_tiles [n_mask, 2], mask_bits [n_mask, BLOCK_M, words].
+MASK_TABLES = ("mask_ptr", "mask_tiles", "mask_bits")
+MASK_TABLE_RANKS = {"mask_ptr": 1, "mask_tiles": 2, "mask_bits": 3}
+# Split-KV: the second schedule's tables, bound to the accumulating kernel's row_tiles/segments.
+SPLIT_TABLES = {"row_tiles": "split_row_tiles", "segments": "split_segments"}
+# Columns of every two-dimensional table an artifact may carry (checked at load).
+TABLE_COLUMNS = {
+    "row_tiles": len(ROW_TILE_FIELDS),
+    "segments": len(SEGMENT_FIELDS),
+    "mask_tiles": len(MASK_TILE_FIELDS),
+    "split_row_tiles": len(ROW_TILE_FIELDS),
+    "split_segments": len(SEGMENT_FIELDS),
+}
+
+
+def mask_words(block_n: int) -> int:
+    """32-bit words per tile row of a mask tile's bits: ``ceil(block_n / 32)``."""
+    return -(-block_n // 32)
+
+
+# ---------------------------------------------------------------------------------- parameters
+# A parameter in manifest form: {"name", "kind": "memref" | "f32" | "i32", "rank", "dtype"}.
+# With MLIR's default calling convention a rank-R memref is 3 + 2R 64-bit PTX parameters
+# (allocated and aligned pointer, offset, sizes, strides); a scalar is one.
+
+# The tensors of an attention call and their ranks: q, k, v, o are B×H×L×D, lse is B×H×Lq.
+TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
+
+
+def memref(name: str, rank: int, dtype: str) -> dict:
+    return {"name": name, "kind": "memref", "rank": rank, "dtype": dtype}
+
+
+def scalar(name: str, kind: str = "f32") -> dict:
+    return {"name": name, "kind": kind}
+
+
+def num_ptx_params(params: list[dict]) -> int:
+    """How many ``.param`` entries the PTX entry of a kernel with these parameters declares."""
+    return sum(3 + 2 * p["rank"] if p["kind"] == "memref" else 1 for p in params)
+
+
+def fused_kernel_name(dtype: str, head_dim: int, masked: bool = False,
+                      accumulate: bool = False) -> str:
+    """``splat_fwd_<dtype>_d<D>``, ``_masked`` with mask tiles, ``_acc`` for split-KV's fold."""
+    return (f"splat_fwd_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+            + ("_acc" if accumulate else ""))
+
+
+def fused_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
+    """The fused kernel's arguments in order (design.md §3); the masked variant takes the
+    remainder's tables after ``scale``. The accumulating variant has the plain list."""
+    params = [memref(name, TENSOR_RANKS[name], dtype) for name in ("q", "k", "v", "o")]
+    params += [memref("lse", TENSOR_RANKS["lse"], "f32"),
+               memref("row_tiles", 2, "i32"), memref("segments", 2, "i32"), scalar("scale")]
+    if masked:
+        params += [memref(name, MASK_TABLE_RANKS[name], "i32") for name in MASK_TABLES]
+    return params
+
+
+def fused_kernel_tables(masked: bool = False) -> list[str]:
+    """The schedule tables a fused kernel reads (uploaded once per artifact)."""
+    return ["row_tiles", "segments"] + (list(MASK_TABLES) if masked else [])
+
+
+DECOMPOSED_KINDS = ("sddmm", "softmax", "spmm")  # launch order, one stream
+
+
+def decomposed_kernel_names(dtype: str, head_dim: int) -> dict:
+    return {"sddmm": f"splat_sddmm_{dtype}_d{head_dim}",
+            "softmax": f"splat_softmax_{dtype}",
+            "spmm": f"splat_spmm_{dtype}_d{head_dim}"}
+
+
+def decomposed_kernel_params(dtype: str) -> dict:
+    """Per kernel kind, the decomposed path's arguments in order (lowering/decomposed.py)."""
+    def scores():
+        return memref("scores", 4, "f32")
+
+    def row_pieces():
+        return memref("row_pieces", 3, "i32")
+
+    def row_nnz():
+        return memref("row_nnz", 1, "i32")
+
+    return {
+        "sddmm": [memref("q", 4, dtype), memref("k", 4, dtype), scores(), row_pieces(),
+                  row_nnz(), scalar("scale")],
+        "softmax": [scores(), memref("lse", 3, "f32"), row_nnz()],
+        "spmm": [scores(), memref("v", 4, dtype), memref("o", 4, dtype), row_pieces(),
+                 row_nnz()],
+    }
+
+
+DECOMPOSED_TABLES = {"sddmm": ["row_pieces", "row_nnz"], "softmax": ["row_nnz"],
+                     "spmm": ["row_pieces", "row_nnz"]}
