@@ -39,13 +39,14 @@ class AnalyzeRegularity(SplatPass):
     options_spec = (PassOption("block", int, 64, "block size of the irregular remainder"),)
 
     def run(self, op: ir.Operation) -> None:
-        analysed: dict[tuple[str, int, int], ir.Attribute] = {}  # one analysis per layout
+        # One analysis per (layout, Lq, Lk); attributes are uniqued, so they are their own key.
+        analysed: dict[tuple[ir.Attribute, int, int], ir.Attribute] = {}
         for target in layout_ops(op):
             layout = target.attributes["layout"]
             if is_acsr_attr(layout):
                 continue
             lq, lk = static_lengths(target)
-            key = (str(layout), lq, lk)
+            key = (layout, lq, lk)
             if key not in analysed:
                 try:
                     acsr = analyze(attr_to_pattern(layout, lq, lk), block=self.options["block"])

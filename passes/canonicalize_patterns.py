@@ -15,26 +15,19 @@ from .registry import SplatPass, layout_ops, register_pass
 
 def canonical_pattern(attr: ir.Attribute) -> ir.Attribute:
     """The canonical form of a pattern attribute (others are returned as is)."""
-    text = str(attr)
-    for kind, build in (("union", splat_d.union), ("intersect", splat_d.intersect)):
-        if not text.startswith(f"#splat.{kind}<"):
+    for view, build in ((splat_d.UnionAttr, splat_d.union),
+                        (splat_d.IntersectAttr, splat_d.intersect)):
+        if not view.isinstance(attr):
             continue
-        members = []
-        for member in _members(attr):
+        members: list[ir.Attribute] = []
+        for member in view(attr).members:
             member = canonical_pattern(member)
-            flattened = _members(member) if str(member).startswith(f"#splat.{kind}<") else [member]
+            flattened = view(member).members if view.isinstance(member) else [member]
             for m in flattened:
-                if str(m) not in {str(x) for x in members}:
+                if m not in members:  # attributes are uniqued: equal means same parameters
                     members.append(m)
         return members[0] if len(members) == 1 else build(members)
     return attr
-
-
-def _members(attr: ir.Attribute) -> list[ir.Attribute]:
-    # The members of a union/intersect: its one ArrayAttr parameter, reached
-    # through the generic attribute printing of the array.
-    inner = str(attr)[str(attr).index("<") + 1:-1]
-    return list(ir.ArrayAttr(ir.Attribute.parse(inner)))
 
 
 @register_pass
@@ -46,5 +39,5 @@ class CanonicalizePatterns(SplatPass):
         for target in layout_ops(op):
             layout = target.attributes["layout"]
             canonical = canonical_pattern(layout)
-            if str(canonical) != str(layout):
+            if canonical != layout:
                 target.attributes["layout"] = canonical

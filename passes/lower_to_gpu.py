@@ -13,13 +13,12 @@ schedule is a run-time table), so the module holds one ``gpu.func`` per
 
 from __future__ import annotations
 
-import re
-
 from mlir import ir
 from mlir.dialects import func
 
 from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
+from ..dialects import splat as splat_d
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
 from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops
 
@@ -39,6 +38,14 @@ def kernel_head_dim(op: ir.Operation, operand: int = 0) -> int:
         shown = "dynamic" if ir.ShapedType.is_dynamic_size(head_dim) else head_dim
         raise PassError(f"the GPU kernels support head dim 64 or 128, got {shown}", op)
     return head_dim
+
+
+def _schedule_attr(op: ir.Operation, name: str) -> splat_d.TileScheduleAttr:
+    """The op's tile schedule attribute ``name``, typed; another kind is a located error."""
+    try:
+        return splat_d.TileScheduleAttr(op.attributes[name])
+    except ValueError as e:
+        raise PassError(f"'{name}': {e}", op) from None
 
 
 @register_pass
@@ -88,20 +95,22 @@ class LowerToGPU(SplatPass):
                 raise PassError("zero_empty_rows = false is not supported by the fused kernel",
                                 target)
             dtype, head_dim = kernel_dtype(target), kernel_head_dim(target)
-            schedule = str(target.attributes["schedule"])
-            block_n = int(re.search(r"block_n = (\d+)", schedule).group(1))
-            if "block_m = 64," not in schedule or block_n not in (32, 64, 128):
-                raise PassError(f"the kernel needs 64-row tiles of 32, 64 or 128 keys; the "
-                                f"schedule has {schedule[:60]}...", target)
+            schedule = _schedule_attr(target, "schedule")
+            block_n = schedule.block_n
+            if schedule.block_m != abi.BLOCK_M or block_n not in abi.BLOCK_N_CHOICES:
+                *others, last = abi.BLOCK_N_CHOICES
+                raise PassError(f"the kernel needs {abi.BLOCK_M}-row tiles of "
+                                f"{', '.join(map(str, others))} or {last} keys; the schedule "
+                                f"has block_m = {schedule.block_m}, block_n = {block_n}", target)
             # Layouts with an irregular remainder get the kernel variant that also walks the
             # schedule's explicitly masked key tiles; the plain kernel stays lean.
-            masked = "mask_ptr" in schedule
+            masked = schedule.has_masks
             self._emit_once(op, target, emitted, dtype, head_dim, block_n, masked=masked)
             if "split_schedule" in target.attributes:
                 # split-KV: the second schedule runs the accumulating kernel, which folds its
                 # result into the o and lse the first launch wrote
-                split = str(target.attributes["split_schedule"])
-                if "mask_ptr" in split or f"block_n = {block_n}," not in split:
+                split = _schedule_attr(target, "split_schedule")
+                if split.has_masks or split.block_n != block_n:
                     raise PassError("a split schedule must have no mask tiles and the key tile "
                                     "size of the schedule", target)
                 self._emit_once(op, target, emitted, dtype, head_dim, block_n, accumulate=True)

@@ -18,9 +18,7 @@ from mlir import ir
 from mlir._mlir_libs import _mlir as _cext
 
 import splat
-
-_LIBRARY = "libSplatDialect.so"
-
+from splat import version
 
 class _Handle(ctypes.Structure):
     # MlirDialectHandle and MlirContext are both `struct { void *ptr; }`.
@@ -28,19 +26,25 @@ class _Handle(ctypes.Structure):
 
 
 def _find_library() -> Path:
-    for root in splat.__path__:
-        candidate = Path(root) / "_lib" / _LIBRARY
-        if candidate.is_file():
-            return candidate
-    raise ImportError(
-        f"{_LIBRARY} not found under {list(splat.__path__)}: the splat package "
-        "was not built; install it with `pip install -e .`")
+    path = version.dialect_library()
+    if path is None:
+        raise ImportError(
+            f"{version.DIALECT_LIBRARY} not found under {list(splat.__path__)}: the splat package "
+            "was not built; install it with `pip install -e .`")
+    return path
+
+
+@functools.cache
+def dialect_library() -> ctypes.CDLL:
+    """The loaded ``libSplatDialect.so``: its C API (``SplatCAPI.h``) is reached with ctypes,
+    here for the dialect handle and in ``splat.dialects._splat_capi`` for the attribute getters."""
+    return ctypes.CDLL(os.fspath(_find_library()))
 
 
 @functools.cache
 def _c_api():
     """Returns (get_handle, register, load) C functions."""
-    dialect_lib = ctypes.CDLL(os.fspath(_find_library()))
+    dialect_lib = dialect_library()
     capi_lib = ctypes.CDLL(os.fspath(
         Path(list(mlir.__path__)[0]) / "_mlir_libs" / "libMLIRPythonCAPI.so"))
     get_handle = dialect_lib.mlirGetDialectHandle__splat__

@@ -1,7 +1,9 @@
-"""The splat dialect's Python ops (generated) and attribute builders.
+"""The splat dialect's Python ops (generated), attribute builders and typed attribute views.
 
 Attributes are built from their textual form, which the C++ verifiers check,
-so Python cannot make an attribute the parser would reject.
+so Python cannot make an attribute the parser would reject. They are read
+back through the typed views of :mod:`.splat_attrs` (``ACSRAttr``,
+``TileScheduleAttr``, ``WindowAttr``, ...), never by parsing printed text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from mlir import ir
 
 from ._splat_ops_gen import *  # noqa: F401,F403
 from ._splat_ops_gen import _Dialect  # noqa: F401
+from .splat_attrs import *  # noqa: F401,F403
 
 
 def _attr(text: str) -> ir.Attribute:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
-import numpy as np
 from mlir import ir
 
 from ..dialects import splat as splat_d
 from .schedule import TileSchedule
-
-_TABLES = ("row_tiles", "segments", "mask_ptr", "mask_tiles", "mask_bits")
 
 
 def schedule_to_attr(schedule: TileSchedule) -> ir.Attribute:
@@ -23,18 +18,7 @@ def schedule_to_attr(schedule: TileSchedule) -> ir.Attribute:
 
 
 def attr_to_schedule(attr: ir.Attribute, lq: int, lk: int) -> TileSchedule:
-    text = str(attr)
-    block_m = int(re.search(r"block_m = (\d+)", text).group(1))
-    block_n = int(re.search(r"block_n = (\d+)", text).group(1))
-    tables = {}
-    for name in _TABLES:
-        m = re.search(name + r" = \[([^\]]*)\]", text)
-        if m:
-            tables[name] = np.array([int(v) for v in m.group(1).split(",") if v.strip()],
-                                    dtype=np.int64).astype(np.int32)
-    words = (block_n + 31) // 32
-    return TileSchedule(
-        lq, lk, block_m, block_n, tables["row_tiles"].reshape(-1, 5),
-        tables["segments"].reshape(-1, 9), tables.get("mask_ptr"),
-        tables["mask_tiles"].reshape(-1, 2) if "mask_tiles" in tables else None,
-        tables["mask_bits"].reshape(-1, block_m, words) if "mask_bits" in tables else None)
+    """The :class:`TileSchedule` of a ``#splat.tile_schedule`` (ValueError for another kind)."""
+    view = splat_d.TileScheduleAttr(attr)
+    return TileSchedule(lq, lk, view.block_m, view.block_n, view.row_tiles, view.segments,
+                        view.mask_ptr, view.mask_tiles, view.mask_bits)
