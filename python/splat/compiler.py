@@ -22,10 +22,11 @@ from .analysis.acsr_attr import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import decomposed, fused_forward
+from .lowering import fused_forward
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .stages import STAGES, StageOptions
+from .tiling import decomposed
 from .tiling.schedule_attr import attr_to_schedule
 from .tools.extract_ptx import binaries_ptx
 from .version import compiler_version

@@ -26,10 +26,10 @@ from splat import patterns as P
 from splat.abi import decomposed_kernel_names as kernel_names  # noqa: E402
 from splat.analysis import analyze  # noqa: E402
 from splat.analysis.acsr import ACSR, BlockRemainder, Piece  # noqa: E402
-from splat.lowering.decomposed import (  # noqa: E402
+from splat.tiling import reference_attention  # noqa: E402
+from splat.tiling.decomposed import (  # noqa: E402
     CHUNK, GROUP, columns_from_tables, decomposed_launch_info, decomposed_tables,
     emulate_decomposed, grid_of, score_width)
-from splat.tiling import reference_attention  # noqa: E402
 
 VARIANTS = [(dt, d) for dt in ("bf16", "f16") for d in (64, 128)]
 

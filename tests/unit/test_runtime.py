@@ -1035,7 +1035,7 @@ def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_dri
     """grid "rows" = (ceil(Lq / rows_per_cta), H, B); the f32 score tensor is allocated and
     freed on the caller's stream around the three launches (sddmm, softmax, spmm)."""
     from splat.analysis.acsr import ACSR, Piece
-    from splat.lowering import decomposed as dec
+    from splat.tiling import decomposed as dec
 
     Lq = 130
     acsr = ACSR(Lq, Lq, (Piece(0, Lq, 1, 1, 0, 0, 0, 5),))

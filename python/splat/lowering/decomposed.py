@@ -10,16 +10,10 @@ Kernels (all in ``gpu.module @splat_kernels``, 128 threads = 4 warps, no shared 
     splat_spmm_<dtype>_d<D>    o[b,h,i] = sum_n scores[b,h,i,n] v[b,g,col(i,n)]          (dtype)
 
 ``g = h // (H // Hkv)`` (GQA).  ``col(i, n)`` is the ``n``-th allowed key of row ``i`` in ACSR
-piece order, computed in the kernel from the row's affine pieces, never from a column table:
-
-* ``row_pieces int32 [Lq, P, 3]``: ``(offset, stride, count)`` of each piece covering row ``i``,
-  in ACSR piece order, followed by the row's remainder columns as runs of consecutive columns
-  (stride 1); unused slots are ``(0, 0, 0)`` and only ever trail the used ones.
-* ``row_nnz int32 [Lq]``: the row's number of allowed keys (sum of its counts).
-
-so ``col(i, n) = offset_p + stride_p * (n - start_p)`` for the slot ``p`` with
-``start_p <= n < start_p + count_p``, ``start_p`` the sum of the counts before it.  Build them
-with :func:`decomposed_tables` (numpy only).
+piece order, computed in the kernel from the row's affine pieces (``row_pieces``, ``row_nnz``),
+never from a column table: ``col(i, n) = offset_p + stride_p * (n - start_p)`` for the slot ``p``
+with ``start_p <= n < start_p + count_p``.  The tables, their format, the configuration, the launch
+metadata and a numpy model of the three kernels are in :mod:`splat.tiling.decomposed` (no MLIR).
 
 Kernel ABI (MLIR default calling convention, each rank-R memref = 3 + 2R 64-bit parameters, as in
 design.md §3; ``T`` = bf16 / f16, the last dimension of q/k/v/o is the static head dim)::
@@ -33,7 +27,7 @@ design.md §3; ``T`` = bf16 / f16, the last dimension of q/k/v/o is the static h
 
 Launch: the three kernels in that order on one stream, block ``(128, 1, 1)``, no dynamic shared
 memory, grid ``"rows"`` = ``(ceil(Lq / rows_per_cta), H, B)`` with ``rows_per_cta`` given in the
-kernel's manifest entry (:func:`decomposed_launch_info`).  The runtime allocates the score tensor
+kernel's manifest entry (``decomposed_launch_info``).  The runtime allocates the score tensor
 (scratch, f32, ``B x H x Lq x W`` contiguous, ``W = score_width(max_row_nnz)``: rounded up to a
 multiple of 4 so that each row is 16-byte aligned; no initialisation needed: sddmm writes
 ``n < nnz(i)`` and softmax writes every entry).
@@ -67,236 +61,27 @@ kernel's schedule, not this path's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
+from mlir import ir
+from mlir.dialects import arith, gpu, memref, vector
 
 from .. import abi
+from ..abi import NUM_THREADS, NUM_WARPS
+from ..tiling.decomposed import CHUNK, GROUP, DecomposedConfig
+from .builder import (LN2, LOG2E, add, band, cf, ci, cx, exp2, f32_type, fcmp, fma, fmax,
+                      for_range, i32_type, icmp, if_then, log2, mul, select, shuffle_idx,
+                      shuffle_xor, smin, sub, to_i32, to_index, while_loop)
+from .modules import build_in_module, find_or_create_gpu_module
 
-__all__ = [
-    "DecomposedConfig", "decomposed_tables", "decomposed_launch_info", "score_width",
-    "build_decomposed", "build_into", "emulate_decomposed",
-]
+__all__ = ["build_decomposed", "build_into"]
 
-NUM_WARPS = abi.NUM_WARPS
-NUM_THREADS = abi.NUM_THREADS
-CHUNK = 32  # compressed entries per warp step (one per lane)
-GROUP = 8  # lanes per K/V row segment (8 x 16 bytes = 128 bytes)
 VEC = 8  # 16-bit elements per 16-byte load
-# One row per warp: measured on an H100 (B=2, H=16, L=4096, bf16), rows_per_cta = 4 beats 16 by
-# 1-4 % on window/dilated and by 24-32 % on BigBird (whose 64 global rows of 4096 keys would
-# otherwise queue 4 deep on one warp); 32 is slower everywhere.
-DEFAULT_ROWS_PER_CTA = {"sddmm": 4, "softmax": 4, "spmm": 4}
-_LOG2E = 1.4426950408889634
-_LN2 = 0.6931471805599453
-
-
-# ----------------------------------------------------------------------------------------------
-# Configuration, tables and launch metadata (numpy only, no MLIR)
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DecomposedConfig:
-    dtype: str
-    head_dim: int
-    rows_per_cta: int | None = None  # None: DEFAULT_ROWS_PER_CTA per kernel
-
-    def __post_init__(self):
-        if self.dtype not in abi.DTYPES:
-            raise ValueError(f"dtype must be one of {abi.DTYPES}, got {self.dtype!r}")
-        if self.head_dim not in abi.HEAD_DIMS:
-            raise ValueError(f"head_dim must be one of {abi.HEAD_DIMS}, got {self.head_dim}")
-        r = self.rows_per_cta
-        if r is not None and (not isinstance(r, int) or r < 1 or r % NUM_WARPS):
-            raise ValueError(f"rows_per_cta must be a positive multiple of {NUM_WARPS}, got {r!r}")
-
-    def rows(self, kind: str) -> int:
-        return self.rows_per_cta if self.rows_per_cta is not None else DEFAULT_ROWS_PER_CTA[kind]
-
-
-def score_width(maxnnz: int) -> int:
-    """Last dimension of the score tensor: ``maxnnz`` rounded up to a multiple of 4 (>= 4)."""
-    maxnnz = int(maxnnz)
-    if maxnnz < 0:
-        raise ValueError(f"maxnnz must be >= 0, got {maxnnz}")
-    return max(4, -(-maxnnz // 4) * 4)
-
-
-def decomposed_tables(acsr) -> dict:
-    """``{"row_pieces": int32 [Lq, P, 3], "row_nnz": int32 [Lq]}`` of an ``splat.analysis.acsr.ACSR``.
-
-    Slot order per row: the pieces covering the row (count > 0) in ``acsr.pieces`` order, then the
-    row's remainder columns as maximal runs of consecutive columns (stride 1).  Unused slots are
-    zero and trail the used ones.  ``P = max(1, most slots of any row)``.  Exact: the slots of row
-    ``i`` enumerate exactly ``acsr.row_columns(i)`` (in slot order, not sorted)."""
-    Lq, Lk = acsr.Lq, acsr.Lk
-    if max(Lq, Lk) >= 2**31:
-        raise ValueError("decomposed tables are int32: Lq and Lk must be < 2**31")
-    nslot = np.zeros(Lq, dtype=np.int64)
-    groups = []  # (rows, offsets, strides, counts, rank) ; rank None = rows unique in the group
-    for p in acsr.pieces:
-        cnts = p.counts()
-        keep = cnts > 0
-        if not keep.any():
-            continue
-        rows = p.rows()[keep]
-        groups.append((rows, p.offsets()[keep], np.full(rows.size, p.stride, np.int64),
-                       cnts[keep], None))
-        nslot[rows] += 1
-    rem = acsr.remainder
-    if rem is not None and rem.n:
-        rows, cols = rem.coordinates()
-        if rows.size:
-            new = np.ones(rows.size, dtype=bool)
-            new[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1] + 1)
-            starts = np.flatnonzero(new)
-            lens = np.diff(np.append(starts, rows.size))
-            r_rows, r_cols = rows[starts], cols[starts]
-            # rank of each run inside its row (runs are sorted by row)
-            first = np.ones(r_rows.size, dtype=bool)
-            first[1:] = r_rows[1:] != r_rows[:-1]
-            grp_start = np.flatnonzero(first)
-            grp_id = np.cumsum(first) - 1
-            rank = np.arange(r_rows.size) - grp_start[grp_id]
-            groups.append((r_rows, r_cols, np.ones(r_rows.size, np.int64), lens, rank))
-            np.add.at(nslot, r_rows, 1)
-    P = max(1, int(nslot.max(initial=0)))
-    table = np.zeros((Lq, P, 3), dtype=np.int64)
-    fill = np.zeros(Lq, dtype=np.int64)
-    for rows, offs, strides, cnts, rank in groups:
-        slot = fill[rows] if rank is None else fill[rows] + rank
-        table[rows, slot, 0] = offs
-        table[rows, slot, 1] = strides
-        table[rows, slot, 2] = cnts
-        if rank is None:
-            fill[rows] += 1
-        else:
-            np.add.at(fill, rows, 1)
-    row_nnz = table[:, :, 2].sum(axis=1)
-    return {"row_pieces": np.ascontiguousarray(table.astype(np.int32)),
-            "row_nnz": np.ascontiguousarray(row_nnz.astype(np.int32))}
-
-
-def decomposed_launch_info(dtype: str, head_dim: int, maxnnz: int,
-                           rows_per_cta: int | None = None) -> dict:
-    """Manifest data of the decomposed path.
-
-    Returns ``{"kernels": [sddmm, softmax, spmm entries (launch in this order, one stream)],
-    "scratch": {"scores": {...}}, "score_width": W}``.  Each kernel entry is a design.md §4
-    "kernels" entry less ``ptx_file``, with ``"grid": "rows"`` meaning
-    ``(ceil(Lq / rows_per_cta), H, B)`` and the entry's ``"rows_per_cta"``; ``"scratch"`` names the
-    scratch buffers the kernel reads or writes.  The scratch spec gives the score tensor's dtype
-    and shape with symbolic ``"B"``, ``"H"``, ``"Lq"`` (and the concrete width ``W``): the runtime
-    allocates it (contiguous, 16-byte aligned, uninitialised) and passes it as ``scores``."""
-    cfg = DecomposedConfig(dtype, head_dim, rows_per_cta)
-    names = abi.decomposed_kernel_names(dtype, head_dim)
-    params = abi.decomposed_kernel_params(dtype)
-    kernels = []
-    for kind in abi.DECOMPOSED_KINDS:
-        p = params[kind]
-        kernels.append({
-            "name": names[kind],
-            "block": [NUM_THREADS, 1, 1],
-            "shared_bytes": 0,
-            "params": p,
-            "num_ptx_params": abi.num_ptx_params(p),
-            "grid": "rows",
-            "rows_per_cta": cfg.rows(kind),
-            "tables": list(abi.DECOMPOSED_TABLES[kind]),
-            "scratch": ["scores"],
-        })
-    W = score_width(maxnnz)
-    scratch = {"scores": {"dtype": "f32", "shape": ["B", "H", "Lq", W], "align": 16,
-                          "init": None}}
-    return {"kernels": kernels, "scratch": scratch, "score_width": W}
-
-
-def grid_of(entry: dict, B: int, H: int, Lq: int) -> tuple:
-    """The launch grid of a kernel entry with ``"grid": "rows"``."""
-    if entry["grid"] != "rows":
-        return tuple(int(x) for x in entry["grid"])
-    r = int(entry["rows_per_cta"])
-    return (-(-Lq // r), H, B)
-
-
-# ----------------------------------------------------------------------------------------------
-# numpy emulation of the three kernels' math (f32, over the tables)
-# ----------------------------------------------------------------------------------------------
-
-
-def columns_from_tables(row_pieces: np.ndarray, row_nnz: np.ndarray, width: int) -> np.ndarray:
-    """``int64 [Lq, width]``: col(i, n) for n < nnz(i), -1 past it (what the kernels compute)."""
-    rp = np.asarray(row_pieces, dtype=np.int64)
-    Lq, P, _ = rp.shape
-    n = np.arange(width, dtype=np.int64)[None, :]
-    col = np.full((Lq, width), -1, dtype=np.int64)
-    start = np.zeros((Lq, 1), dtype=np.int64)
-    for p in range(P):
-        off, stride, cnt = rp[:, p, 0:1], rp[:, p, 1:2], rp[:, p, 2:3]
-        inside = (n >= start) & (n < start + cnt)
-        col = np.where(inside, off + stride * (n - start), col)
-        start = start + cnt
-    return col
-
-
-def emulate_decomposed(q, k, v, row_pieces, row_nnz, scale: float, width: int | None = None):
-    """The three kernels' math in numpy f32 over the tables: returns ``(o, lse, probs)``.
-    ``q``: ``[B, H, Lq, D]``, ``k``/``v``: ``[B, Hkv, Lk, D]``."""
-    q = np.asarray(q, dtype=np.float32)
-    k = np.asarray(k, dtype=np.float32)
-    v = np.asarray(v, dtype=np.float32)
-    B, H, Lq, D = q.shape
-    Hkv = k.shape[1]
-    nnz = np.asarray(row_nnz, dtype=np.int64)
-    W = score_width(int(nnz.max(initial=0))) if width is None else int(width)
-    col = columns_from_tables(row_pieces, nnz, W)
-    valid = col >= 0
-    safe = np.where(valid, col, 0)
-    kvh = np.arange(H) // (H // Hkv)
-    qs = q * np.float32(scale)
-    # sddmm
-    scores = np.zeros((B, H, Lq, W), dtype=np.float32)
-    for hh in range(H):
-        kg = k[:, kvh[hh]][:, safe]  # [B, Lq, W, D]
-        scores[:, hh] = np.einsum("bid,bind->bin", qs[:, hh], kg, dtype=np.float32)
-    # softmax (in place)
-    s = np.where(valid, scores, np.float32(-np.inf))
-    m = s.max(axis=-1, keepdims=True)
-    ok = np.isfinite(m)
-    e = np.where(valid, np.exp(s - np.where(ok, m, 0), dtype=np.float32), np.float32(0))
-    l = e.sum(axis=-1, keepdims=True, dtype=np.float32)
-    probs = np.where(l > 0, e / np.where(l > 0, l, 1), np.float32(0)).astype(np.float32)
-    lse = np.where(l[..., 0] > 0, m[..., 0] + np.log(np.where(l > 0, l, 1)[..., 0]),
-                   np.float32(-np.inf)).astype(np.float32)
-    # spmm
-    o = np.zeros((B, H, Lq, D), dtype=np.float32)
-    for hh in range(H):
-        vg = v[:, kvh[hh]][:, safe]
-        o[:, hh] = np.einsum("bin,bind->bid", probs[:, hh], vg, dtype=np.float32)
-    return o, lse, probs
-
-
-# ----------------------------------------------------------------------------------------------
-# MLIR emission
-# ----------------------------------------------------------------------------------------------
-
-
-def _mlir():
-    """Import the bindings lazily so that the numpy half works without MLIR."""
-    from mlir import ir  # noqa: PLC0415
-    from mlir.dialects import arith, gpu, memref, scf, vector  # noqa: PLC0415
-    from . import fused_forward as ff  # noqa: PLC0415
-    return ir, arith, gpu, memref, scf, vector, ff
 
 
 class _Emitter:
     """Shared pieces of the three kernel bodies; ``emit_<kind>`` is called in the entry block."""
 
     def __init__(self, cfg: DecomposedConfig, kind: str, args):
-        ir, arith, gpu, memref, scf, vector, ff = _mlir()
-        self.ir, self.arith, self.gpu, self.memref, self.scf, self.vector, self.ff = (
-            ir, arith, gpu, memref, scf, vector, ff)
         self.cfg, self.kind, self.args = cfg, kind, list(args)
         self.D = cfg.head_dim
         self.NC = self.D // 64  # 16-byte chunks per lane per K/V row
@@ -305,308 +90,275 @@ class _Emitter:
 
     # -- ids -----------------------------------------------------------------------------------
     def setup(self):
-        ff, gpu, arith = self.ff, self.gpu, self.arith
-        self.tid = ff.to_i32(gpu.thread_id(gpu.Dimension.x))
-        self.warp = arith.shrui(self.tid, ff.ci(5))
-        self.lane = arith.andi(self.tid, ff.ci(31))
-        self.grp = arith.shrui(self.lane, ff.ci(3))
-        self.r = arith.andi(self.lane, ff.ci(7))
-        self.tile = ff.to_i32(gpu.block_id(gpu.Dimension.x))
+        self.tid = to_i32(gpu.thread_id(gpu.Dimension.x))
+        self.warp = arith.shrui(self.tid, ci(5))
+        self.lane = arith.andi(self.tid, ci(31))
+        self.grp = arith.shrui(self.lane, ci(3))
+        self.r = arith.andi(self.lane, ci(7))
+        self.tile = to_i32(gpu.block_id(gpu.Dimension.x))
         self.h = gpu.block_id(gpu.Dimension.y)
         self.b = gpu.block_id(gpu.Dimension.z)
 
     def kv_head(self, q_like, kv):
         """GQA: h // (H // Hkv) from the memref sizes."""
-        arith, memref, ff = self.arith, self.memref, self.ff
-        hq = memref.dim(q_like, ff.cx(1))
-        hkv = memref.dim(kv, ff.cx(1))
+        hq = memref.dim(q_like, cx(1))
+        hkv = memref.dim(kv, cx(1))
         return arith.divui(self.h, arith.divui(hq, hkv))
 
     def for_rows(self, Lq, body):
         """Warp ``w`` runs ``body(i)`` for rows ``tile*R + w + 4j < Lq`` (warp-uniform)."""
-        ff, scf, ir = self.ff, self.scf, self.ir
-        loop = scf.ForOp(ff.to_idx(self.warp), ff.cx(self.R), ff.cx(NUM_WARPS))
-        with ir.InsertionPoint(loop.body):
-            i = ff.add(ff.mul(self.tile, self.R), ff.to_i32(loop.induction_variable))
-            inside = scf.IfOp(ff.icmp("slt", i, Lq))
-            with ir.InsertionPoint(inside.then_block):
+        def row(j):
+            i = add(mul(self.tile, self.R), to_i32(j))
+            with if_then(icmp("slt", i, Lq)):
                 body(i)
-                ff._yield([])
-            ff._yield([])
 
-    # -- shuffles --------------------------------------------------------------------------------
-    def shfl_xor(self, x, off):
-        ff, gpu = self.ff, self.gpu
-        return gpu.shuffle(x, ff.ci(off), ff.ci(32), gpu.ShuffleMode.XOR)[0]
-
-    def shfl_idx(self, x, src):
-        ff, gpu = self.ff, self.gpu
-        return gpu.shuffle(x, src, ff.ci(32), gpu.ShuffleMode.IDX)[0]
+        for_range(to_index(self.warp), cx(self.R), cx(NUM_WARPS), row)
 
     # -- column walker ---------------------------------------------------------------------------
-    def walk_columns(self, rp, i_idx, n, n0, pc, sc):
+    def walk_columns(self, rp, i_idx, n, n0, cursor):
         """col(i, n) for this lane's ``n`` in chunk ``[n0, n0 + 32)``.
 
-        ``(pc, sc)`` is a warp-uniform cursor: the slot that holds ``n0`` and its start.  The loop
-        visits the slots that start at or before the chunk's last entry, each lane keeping the
-        column of the last slot starting at or before its ``n``.  Returns ``(col, pc', sc')``
-        with the cursor for the next chunk.  ``col`` is garbage for ``n >= nnz(i)``."""
-        ir, scf, memref, ff = self.ir, self.scf, self.memref, self.ff
-        i32 = ff._i32()
-        nslots = ff.to_i32(memref.dim(rp, ff.cx(1)))
-        n_last = ff.add(n0, CHUNK - 1)
-        n_next = ff.add(n0, CHUNK)
-        types = [i32] * 5
-        w = scf.WhileOp(types, [pc, sc, ff.ci(0), pc, sc])
-        before = w.before.blocks.append(*types)
-        with ir.InsertionPoint(before):
-            p, start = before.arguments[0], before.arguments[1]
-            cond = ff.band(ff.icmp("slt", p, nslots), ff.icmp("sle", start, n_last))
-            scf.condition(cond, list(before.arguments))
-        after = w.after.blocks.append(*types)
-        with ir.InsertionPoint(after):
-            p, start, col = after.arguments[0], after.arguments[1], after.arguments[2]
-            pi = ff.to_idx(p)
-            off = memref.load(rp, [i_idx, pi, ff.cx(0)])
-            stride = memref.load(rp, [i_idx, pi, ff.cx(1)])
-            cnt = memref.load(rp, [i_idx, pi, ff.cx(2)])
-            here = ff.add(off, ff.mul(stride, ff.sub(n, start)))
-            col = ff.sel(ff.icmp("sge", n, start), here, col)
-            ff._yield([ff.add(p, 1), ff.add(start, cnt), col, p, start])
-        p_end, s_end, col, p_vis, s_vis = list(w.results)
-        at_next = ff.icmp("eq", s_end, n_next)
-        return col, ff.sel(at_next, p_end, p_vis), ff.sel(at_next, s_end, s_vis)
+        ``cursor = {"slot", "start"}`` is warp-uniform: the slot that holds ``n0`` and its start.
+        The loop visits the slots that start at or before the chunk's last entry, each lane
+        keeping the column of the last slot starting at or before its ``n``.  Returns
+        ``(col, cursor')`` with the cursor for the next chunk.  ``col`` is garbage for
+        ``n >= nnz(i)``."""
+        nslots = to_i32(memref.dim(rp, cx(1)))
+        n_last = add(n0, CHUNK - 1)
+        n_next = add(n0, CHUNK)
+
+        def more(st):
+            return band(icmp("slt", st["slot"], nslots), icmp("sle", st["start"], n_last))
+
+        def visit(st):
+            pi = to_index(st["slot"])
+            off = memref.load(rp, [i_idx, pi, cx(0)])
+            stride = memref.load(rp, [i_idx, pi, cx(1)])
+            cnt = memref.load(rp, [i_idx, pi, cx(2)])
+            here = add(off, mul(stride, sub(n, st["start"])))
+            col = select(icmp("sge", n, st["start"]), here, st["col"])
+            return dict(slot=add(st["slot"], 1), start=add(st["start"], cnt), col=col,
+                        last_slot=st["slot"], last_start=st["start"])
+
+        # The slot after the last one visited holds n_next only if it starts exactly there;
+        # otherwise the next chunk starts inside the last visited slot.
+        end = while_loop(dict(slot=cursor["slot"], start=cursor["start"], col=ci(0),
+                              last_slot=cursor["slot"], last_start=cursor["start"]), more, visit)
+        at_next = icmp("eq", end["start"], n_next)
+        return end["col"], dict(slot=select(at_next, end["slot"], end["last_slot"]),
+                                start=select(at_next, end["start"], end["last_start"]))
 
     # -- 16-byte row segments ----------------------------------------------------------------------
     def load_row_f32(self, mem, b, hh, row_i32):
         """This lane's D/8 elements of ``mem[b, hh, row]`` (chunks ``r`` and ``8 + r`` of 8
         elements) as f32 scalars."""
-        ir, vector, arith, ff = self.ir, self.vector, self.arith, self.ff
         v8 = ir.VectorType.get([VEC], self.elem)
-        f8 = ir.VectorType.get([VEC], ff._f32())
-        row = ff.to_idx(row_i32)
+        f8 = ir.VectorType.get([VEC], f32_type())
+        row = to_index(row_i32)
         out = []
         for c in range(self.NC):
-            col = ff.to_idx(ff.add(ff.mul(self.r, VEC), 64 * c))
+            col = to_index(add(mul(self.r, VEC), 64 * c))
             x = vector.load(v8, mem, [b, hh, row, col], alignment=16)
             if self.cfg.dtype == "bf16":
                 # bf16 -> f32 is a 16-bit shift: per packed pair, (w << 16) and (w & 0xffff0000)
                 # (2 integer ops; the generic extf path costs 3 per pair).
-                i32 = ff._i32()
-                words = vector.bitcast(ir.VectorType.get([VEC // 2], i32), x)
+                words = vector.bitcast(ir.VectorType.get([VEC // 2], i32_type()), x)
                 for j in range(VEC // 2):
                     w = vector.extract(words, [], [j])
-                    lo = arith.shli(w, ff.ci(16))
-                    hi = arith.andi(w, ff.ci(-65536))
-                    out += [arith.bitcast(ff._f32(), lo), arith.bitcast(ff._f32(), hi)]
+                    lo = arith.shli(w, ci(16))
+                    hi = arith.andi(w, ci(-65536))
+                    out += [arith.bitcast(f32_type(), lo), arith.bitcast(f32_type(), hi)]
             else:
                 xf = arith.extf(f8, x)
                 out += [vector.extract(xf, [], [e]) for e in range(VEC)]
         return out
 
     def store_row(self, mem, b, hh, row_i32, vals):
-        ir, vector, arith, ff = self.ir, self.vector, self.arith, self.ff
-        f8 = ir.VectorType.get([VEC], ff._f32())
+        f8 = ir.VectorType.get([VEC], f32_type())
         v8 = ir.VectorType.get([VEC], self.elem)
-        row = ff.to_idx(row_i32)
+        row = to_index(row_i32)
         for c in range(self.NC):
-            col = ff.to_idx(ff.add(ff.mul(self.r, VEC), 64 * c))
+            col = to_index(add(mul(self.r, VEC), 64 * c))
             x = vector.from_elements(f8, vals[VEC * c:VEC * (c + 1)])
             vector.store(arith.truncf(v8, x), mem, [b, hh, row, col], alignment=16)
 
     # -- kernels ---------------------------------------------------------------------------------
     def emit_sddmm(self):
-        ff, memref, scf, ir = self.ff, self.memref, self.scf, self.ir
         q, k, scores, rp, rnnz, scale = self.args
         self.setup()
         g = self.kv_head(q, k)
-        Lq = ff.to_i32(memref.dim(q, ff.cx(2)))
-        W = ff.to_i32(memref.dim(scores, ff.cx(3)))
+        Lq = to_i32(memref.dim(q, cx(2)))
+        W = to_i32(memref.dim(scores, cx(3)))
 
         def row(i):
-            i_idx = ff.to_idx(i)
-            nnz = ff.smin(memref.load(rnnz, [i_idx]), W)
-            qf = [ff.mul(x, scale) for x in self.load_row_f32(q, self.b, self.h, i)]
-            nchunks = self.arith.shrui(ff.add(nnz, CHUNK - 1), ff.ci(5))
-            loop = scf.ForOp(ff.cx(0), ff.to_idx(nchunks), ff.cx(1), [ff.ci(0), ff.ci(0)])
-            with ir.InsertionPoint(loop.body):
-                n0 = ff.mul(ff.to_i32(loop.induction_variable), CHUNK)
-                pc, sc = loop.inner_iter_args
-                n = ff.add(n0, self.lane)
-                valid = ff.icmp("slt", n, nnz)
-                col, pc, sc = self.walk_columns(rp, i_idx, n, n0, pc, sc)
-                col = ff.sel(valid, col, 0)
-                base = ff.mul(self.grp, GROUP)
-                cols = [self.shfl_idx(col, ff.add(base, s)) for s in range(GROUP)]
+            i_idx = to_index(i)
+            nnz = smin(memref.load(rnnz, [i_idx]), W)
+            qf = [mul(x, scale) for x in self.load_row_f32(q, self.b, self.h, i)]
+            nchunks = arith.shrui(add(nnz, CHUNK - 1), ci(5))
+
+            def chunk(j, cursor):
+                n0 = mul(to_i32(j), CHUNK)
+                n = add(n0, self.lane)
+                valid = icmp("slt", n, nnz)
+                col, cursor = self.walk_columns(rp, i_idx, n, n0, cursor)
+                col = select(valid, col, 0)
+                base = mul(self.grp, GROUP)
+                cols = [shuffle_idx(col, add(base, s)) for s in range(GROUP)]
                 rows = [self.load_row_f32(k, self.b, g, c) for c in cols]
                 acc = []
                 for kv in rows:
-                    a = ff.cf(0.0)
+                    a = cf(0.0)
                     for x, y in zip(kv, qf):
-                        a = ff.fma(x, y, a)
+                        a = fma(x, y, a)
                     acc.append(a)
                 score = self.butterfly(acc)
-                st = scf.IfOp(valid)
-                with ir.InsertionPoint(st.then_block):
-                    memref.store(score, scores, [self.b, self.h, i_idx, ff.to_idx(n)])
-                    ff._yield([])
-                ff._yield([pc, sc])
+                with if_then(valid):
+                    memref.store(score, scores, [self.b, self.h, i_idx, to_index(n)])
+                return cursor
+
+            for_range(cx(0), to_index(nchunks), cx(1), chunk, dict(slot=ci(0), start=ci(0)))
 
         self.for_rows(Lq, row)
 
     def butterfly(self, acc):
         """acc[s] (s = 0..7) partial sums per lane -> lane r of each 8-lane group holds the
         group's full sum for s = r (7 shuffles)."""
-        ff = self.ff
         vals = list(acc)
         for bit in (4, 2, 1):
-            upper = ff.icmp("ne", ff.band(self.r, ff.ci(bit)), ff.ci(0))
+            upper = icmp("ne", band(self.r, ci(bit)), ci(0))
             half = len(vals) // 2
             new = []
             for j in range(half):
                 lo, hi = vals[j], vals[j + half]
-                send = ff.sel(upper, lo, hi)
-                keep = ff.sel(upper, hi, lo)
-                new.append(ff.add(keep, self.shfl_xor(send, bit)))
+                send = select(upper, lo, hi)
+                keep = select(upper, hi, lo)
+                new.append(add(keep, shuffle_xor(send, bit)))
             vals = new
         return vals[0]
 
     def emit_softmax(self):
-        ff, memref, scf, ir, vector, arith = (self.ff, self.memref, self.scf, self.ir,
-                                              self.vector, self.arith)
         scores, lse, rnnz = self.args
         self.setup()
-        Lq = ff.to_i32(memref.dim(scores, ff.cx(2)))
-        W = ff.to_i32(memref.dim(scores, ff.cx(3)))
-        f32 = ff._f32()
-        f4 = ir.VectorType.get([4], f32)
-        c = ff.cf(_LOG2E)
-        ninf = ff.cf(-math.inf)
+        Lq = to_i32(memref.dim(scores, cx(2)))
+        W = to_i32(memref.dim(scores, cx(3)))
+        f4 = ir.VectorType.get([4], f32_type())
+        c = cf(LOG2E)
+        ninf = cf(-math.inf)
         span = 4 * CHUNK  # entries per warp step
 
         def guard_m(m):
-            return ff.sel(ff.fcmp("oeq", m, -math.inf), ff.cf(0.0), m)
+            return select(fcmp("oeq", m, -math.inf), cf(0.0), m)
 
         def row(i):
-            i_idx = ff.to_idx(i)
-            nnz = ff.smin(memref.load(rnnz, [i_idx]), W)
-            first = ff.mul(self.lane, 4)
-            nfull = arith.divui(ff.add(nnz, span - 1), ff.ci(span))
+            i_idx = to_index(i)
+            nnz = smin(memref.load(rnnz, [i_idx]), W)
+            first = mul(self.lane, 4)
+            nfull = arith.divui(add(nnz, span - 1), ci(span))
 
             def load4(c0):
-                idx = ff.add(c0, first)
-                at = ff.smin(idx, ff.sub(W, 4))  # always in bounds (W % 4 == 0, W >= 4)
-                v = vector.load(f4, scores, [self.b, self.h, i_idx, ff.to_idx(at)], alignment=16)
+                idx = add(c0, first)
+                at = smin(idx, sub(W, 4))  # always in bounds (W % 4 == 0, W >= 4)
+                v = vector.load(f4, scores, [self.b, self.h, i_idx, to_index(at)], alignment=16)
                 xs = []
                 for e in range(4):
                     x = vector.extract(v, [], [e])
-                    xs.append(ff.sel(ff.icmp("slt", ff.add(idx, e), nnz), x, ninf))
+                    xs.append(select(icmp("slt", add(idx, e), nnz), x, ninf))
                 return idx, xs
 
             # pass 1: online max / sum (base 2) per lane
-            loop = scf.ForOp(ff.cx(0), ff.to_idx(nfull), ff.cx(1), [ninf, ff.cf(0.0)])
-            with ir.InsertionPoint(loop.body):
-                m, l = loop.inner_iter_args
-                _, xs = load4(ff.mul(ff.to_i32(loop.induction_variable), span))
-                ys = [ff.mul(x, c) for x in xs]
-                m_new = ff.fmax(m, ff.fmax(ff.fmax(ys[0], ys[1]), ff.fmax(ys[2], ys[3])))
+            def max_sum(j, st):
+                m, l = st["m"], st["l"]
+                _, xs = load4(mul(to_i32(j), span))
+                ys = [mul(x, c) for x in xs]
+                m_new = fmax(m, fmax(fmax(ys[0], ys[1]), fmax(ys[2], ys[3])))
                 mu = guard_m(m_new)
-                ps = [ff.exp2(ff.sub(y, mu)) for y in ys]
-                l = ff.fma(l, ff.exp2(ff.sub(m, mu)), ff.add(ff.add(ps[0], ps[1]),
-                                                            ff.add(ps[2], ps[3])))
-                ff._yield([m_new, l])
-            m, l = loop.results
+                ps = [exp2(sub(y, mu)) for y in ys]
+                l = fma(l, exp2(sub(m, mu)), add(add(ps[0], ps[1]), add(ps[2], ps[3])))
+                return dict(m=m_new, l=l)
+
+            st = for_range(cx(0), to_index(nfull), cx(1), max_sum, dict(m=ninf, l=cf(0.0)))
+            m, l = st["m"], st["l"]
             # warp reduction of (m, l)
             for off in (16, 8, 4, 2, 1):
-                mo, lo = self.shfl_xor(m, off), self.shfl_xor(l, off)
-                mn = ff.fmax(m, mo)
+                mo, lo = shuffle_xor(m, off), shuffle_xor(l, off)
+                mn = fmax(m, mo)
                 mu = guard_m(mn)
-                l = ff.add(ff.mul(l, ff.exp2(ff.sub(m, mu))), ff.mul(lo, ff.exp2(ff.sub(mo, mu))))
+                l = add(mul(l, exp2(sub(m, mu))), mul(lo, exp2(sub(mo, mu))))
                 m = mn
-            nonempty = ff.fcmp("ogt", l, 0.0)
-            inv = ff.sel(nonempty, arith.divf(ff.cf(1.0), l), ff.cf(0.0))
+            nonempty = fcmp("ogt", l, 0.0)
+            inv = select(nonempty, arith.divf(cf(1.0), l), cf(0.0))
             mu = guard_m(m)
             neg_m = arith.negf(mu)
-            lse_v = ff.sel(nonempty, ff.mul(ff.add(m, ff.log2(l)), ff.cf(_LN2)), ninf)
-            w_lse = scf.IfOp(ff.icmp("eq", self.lane, 0))
-            with ir.InsertionPoint(w_lse.then_block):
+            lse_v = select(nonempty, mul(add(m, log2(l)), cf(LN2)), ninf)
+            with if_then(icmp("eq", self.lane, 0)):
                 memref.store(lse_v, lse, [self.b, self.h, i_idx])
-                ff._yield([])
 
             # pass 2: normalise the live entries
-            loop = scf.ForOp(ff.cx(0), ff.to_idx(nfull), ff.cx(1))
-            with ir.InsertionPoint(loop.body):
-                idx, xs = load4(ff.mul(ff.to_i32(loop.induction_variable), span))
-                ps = [ff.mul(ff.exp2(ff.fma(x, c, neg_m)), inv) for x in xs]
-                inb = scf.IfOp(ff.icmp("slt", idx, W))
-                with ir.InsertionPoint(inb.then_block):
+            def normalise(j):
+                idx, xs = load4(mul(to_i32(j), span))
+                ps = [mul(exp2(fma(x, c, neg_m)), inv) for x in xs]
+                with if_then(icmp("slt", idx, W)):
                     vector.store(vector.from_elements(f4, ps), scores,
-                                 [self.b, self.h, i_idx, ff.to_idx(idx)], alignment=16)
-                    ff._yield([])
-                ff._yield([])
+                                 [self.b, self.h, i_idx, to_index(idx)], alignment=16)
+
+            for_range(cx(0), to_index(nfull), cx(1), normalise)
             # pass 3: zero the rest of the row
-            ntot = arith.divui(ff.add(W, span - 1), ff.ci(span))
-            zero4 = vector.from_elements(f4, [ff.cf(0.0)] * 4)
-            loop = scf.ForOp(ff.to_idx(nfull), ff.to_idx(ntot), ff.cx(1))
-            with ir.InsertionPoint(loop.body):
-                idx = ff.add(ff.mul(ff.to_i32(loop.induction_variable), span), first)
-                inb = scf.IfOp(ff.icmp("slt", idx, W))
-                with ir.InsertionPoint(inb.then_block):
-                    vector.store(zero4, scores, [self.b, self.h, i_idx, ff.to_idx(idx)],
+            ntot = arith.divui(add(W, span - 1), ci(span))
+            zero4 = vector.from_elements(f4, [cf(0.0)] * 4)
+
+            def zero_fill(j):
+                idx = add(mul(to_i32(j), span), first)
+                with if_then(icmp("slt", idx, W)):
+                    vector.store(zero4, scores, [self.b, self.h, i_idx, to_index(idx)],
                                  alignment=16)
-                    ff._yield([])
-                ff._yield([])
+
+            for_range(to_index(nfull), to_index(ntot), cx(1), zero_fill)
 
         self.for_rows(Lq, row)
 
     def emit_spmm(self):
-        ff, memref, scf, ir = self.ff, self.memref, self.scf, self.ir
         scores, v, o, rp, rnnz = self.args
         self.setup()
         g = self.kv_head(o, v)
-        Lq = ff.to_i32(memref.dim(o, ff.cx(2)))
-        W = ff.to_i32(memref.dim(scores, ff.cx(3)))
+        Lq = to_i32(memref.dim(o, cx(2)))
+        W = to_i32(memref.dim(scores, cx(3)))
         nacc = self.D // GROUP
 
         def row(i):
-            i_idx = ff.to_idx(i)
-            nnz = ff.smin(memref.load(rnnz, [i_idx]), W)
-            nchunks = self.arith.shrui(ff.add(nnz, CHUNK - 1), ff.ci(5))
-            zero = ff.cf(0.0)
-            loop = scf.ForOp(ff.cx(0), ff.to_idx(nchunks), ff.cx(1),
-                             [ff.ci(0), ff.ci(0)] + [zero] * nacc)
-            with ir.InsertionPoint(loop.body):
-                n0 = ff.mul(ff.to_i32(loop.induction_variable), CHUNK)
-                args = list(loop.inner_iter_args)
-                pc, sc, acc = args[0], args[1], args[2:]
-                n = ff.add(n0, self.lane)
-                valid = ff.icmp("slt", n, nnz)
-                p = memref.load(scores, [self.b, self.h, i_idx, ff.to_idx(ff.sel(valid, n, 0))])
-                p = ff.sel(valid, p, zero)
-                col, pc, sc = self.walk_columns(rp, i_idx, n, n0, pc, sc)
-                col = ff.sel(valid, col, 0)
-                base = ff.mul(self.grp, GROUP)
-                srcs = [ff.add(base, s) for s in range(GROUP)]
-                ps = [self.shfl_idx(p, s) for s in srcs]
-                cols = [self.shfl_idx(col, s) for s in srcs]
+            i_idx = to_index(i)
+            nnz = smin(memref.load(rnnz, [i_idx]), W)
+            nchunks = arith.shrui(add(nnz, CHUNK - 1), ci(5))
+            zero = cf(0.0)
+
+            def chunk(j, st):
+                n0 = mul(to_i32(j), CHUNK)
+                n = add(n0, self.lane)
+                valid = icmp("slt", n, nnz)
+                p = memref.load(scores, [self.b, self.h, i_idx, to_index(select(valid, n, 0))])
+                p = select(valid, p, zero)
+                col, cursor = self.walk_columns(rp, i_idx, n, n0, st["cursor"])
+                col = select(valid, col, 0)
+                base = mul(self.grp, GROUP)
+                srcs = [add(base, s) for s in range(GROUP)]
+                ps = [shuffle_idx(p, s) for s in srcs]
+                cols = [shuffle_idx(col, s) for s in srcs]
                 rows = [self.load_row_f32(v, self.b, g, cc) for cc in cols]
-                acc = list(acc)
+                acc = st["acc"]
                 for pk, vk in zip(ps, rows):
-                    acc = [ff.fma(pk, x, a) for x, a in zip(vk, acc)]
-                ff._yield([pc, sc] + acc)
-            acc = list(loop.results)[2:]
+                    acc = [fma(pk, x, a) for x, a in zip(vk, acc)]
+                return dict(cursor=cursor, acc=acc)
+
+            acc = for_range(cx(0), to_index(nchunks), cx(1), chunk,
+                            dict(cursor=dict(slot=ci(0), start=ci(0)), acc=[zero] * nacc))["acc"]
             for off in (8, 16):
-                acc = [ff.add(a, self.shfl_xor(a, off)) for a in acc]
-            st = scf.IfOp(ff.icmp("eq", self.grp, 0))
-            with ir.InsertionPoint(st.then_block):
+                acc = [add(a, shuffle_xor(a, off)) for a in acc]
+            with if_then(icmp("eq", self.grp, 0)):
                 self.store_row(o, self.b, self.h, i, acc)
-                ff._yield([])
 
         self.for_rows(Lq, row)
 
 
 def _func_exists(gm, name: str) -> bool:
-    from mlir import ir  # noqa: PLC0415
     for op in gm.bodyRegion.blocks[0].operations:
         if op.operation.name == "gpu.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
             return True
@@ -617,11 +369,10 @@ def build_into(module, cfg: DecomposedConfig, kinds=("sddmm", "softmax", "spmm")
     """Add the kernels of ``cfg`` to ``gpu.module @splat_kernels`` (created if missing).  A kernel
     whose symbol already exists (e.g. ``splat_softmax_bf16`` when building D=64 and D=128 into one
     module) is skipped.  Must be called inside the module's context and a location."""
-    ir, arith, gpu, memref, scf, vector, ff = _mlir()
-    gm = ff._find_or_create_gpu_module(module)
+    gm = find_or_create_gpu_module(module)
     dyn = ir.ShapedType.get_dynamic_size()
     elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
-    f32, i32 = ff._f32(), ff._i32()
+    f32, i32 = f32_type(), i32_type()
     t4 = ir.MemRefType.get([dyn, dyn, dyn, cfg.head_dim], elem)
     s4 = ir.MemRefType.get([dyn] * 4, f32)
     lse_t = ir.MemRefType.get([dyn] * 3, f32)
@@ -652,8 +403,6 @@ def build_decomposed(module_or_none, *, dtype: str, head_dim: int,
     """Emit ``splat_sddmm_<dtype>_d<D>``, ``splat_softmax_<dtype>``, ``splat_spmm_<dtype>_d<D>``
     into ``gpu.module @splat_kernels`` of ``module_or_none`` (or of a new module, in the current
     MLIR context or a fresh one).  Returns the module.  Launch metadata of the same configuration:
-    ``decomposed_launch_info(dtype, head_dim, maxnnz, rows_per_cta)``."""
-    from .modules import build_in_module  # noqa: PLC0415  (MLIR is imported lazily here)
-
+    ``splat.tiling.decomposed.decomposed_launch_info(dtype, head_dim, maxnnz, rows_per_cta)``."""
     cfg = DecomposedConfig(dtype, head_dim, rows_per_cta)
     return build_in_module(module_or_none, lambda module: build_into(module, cfg, kinds))

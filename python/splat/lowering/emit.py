@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from mlir import ir
 
+from ..tiling.decomposed import DecomposedConfig
 from . import decomposed, fused_forward, to_ptx
 
 
@@ -34,5 +35,5 @@ def emit_decomposed_kernels(module_op: ir.Operation, *, dtype: str, head_dim: in
     """Adds the sddmm, softmax and spmm kernels of the decomposed path."""
     with module_op.context:
         decomposed.build_into(_as_module(module_op),
-                              decomposed.DecomposedConfig(dtype, head_dim, None))
+                              DecomposedConfig(dtype, head_dim, None))
 

@@ -62,8 +62,8 @@ D = 128 uses BLOCK_N = 32, 51 KiB and 168 registers (3 CTAs/SM).  The masked ker
 and keep the same occupancy (D = 128 gets the hint MASKED_MIN_BLOCKS_PER_SM: 167 registers).
 The kernel requires scale > 0 (the running max is taken on raw scores and scaled afterwards).
 
-f16 uses ``nvgpu.mma.sync``; bf16 uses ``nvvm.mma.sync`` on i32-packed pairs, because the bf16
-``nvgpu.mma.sync`` lowering fails in MLIR 22.1.8 (see shared/TOOLCHAIN.md).
+The tensor-core operands per element type (f16 / bf16) and the ldmatrix loads are in mma.py; the
+arithmetic and structured control flow (loop state carried by name) in builder.py.
 """
 
 from __future__ import annotations
@@ -72,11 +72,15 @@ import math
 from dataclasses import dataclass
 
 from mlir import ir
-from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, scf, vector
+from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, vector
 
 from .. import abi
-from ..abi import BLOCK_M, GPU_MODULE_NAME, NUM_THREADS
-from .modules import build_in_module
+from ..abi import BLOCK_M, NUM_THREADS
+from .builder import (LN2, LOG2E, add, all_of, band, cf, ci, cx, exp2, f32_type, fcmp, fma, fmax,
+                      for_range, i32_type, icmp, if_else, if_then, log2, mul, select, shuffle_xor,
+                      smax, smin, sub, to_i32, to_index, tree_reduce, udiv, urem)
+from .mma import mma_operands
+from .modules import build_in_module, find_or_create_gpu_module
 
 # Per head dim defaults, picked by measurement on an H100: block_n (abi.DEFAULT_BLOCK_N, shared
 # with the tiler) and the occupancy hint that keeps registers at <= 128 (D=64: 4 CTAs/SM) or
@@ -89,8 +93,6 @@ MASKED_MIN_BLOCKS_PER_SM = {128: 3}
 SMEM_PAD = 8  # elements appended to every shared-memory row (16 bytes)
 CHUNK = 8  # elements per 16-byte cp.async / vector chunk
 
-_LOG2E = 1.4426950408889634
-_LN2 = 0.6931471805599453
 _I32_MIN = -(2**31)
 
 
@@ -107,8 +109,6 @@ class FusedForwardConfig:
     # Occupancy hint (PTX .minnctapersm): caps registers at 64K / (128 * n).  0 = no hint,
     # None = DEFAULTS[head_dim].
     min_blocks_per_sm: int | None = None
-    # One CTA barrier per key tile (wait -> barrier -> compute + prefetch) instead of two.
-    single_barrier: bool = True
     # Also run the schedule's remainder mask tiles (design.md §2, TileSchedule): three more
     # kernel arguments and a "_masked" kernel name.  False keeps the plain kernel unchanged.
     mask_tiles: bool = False
@@ -194,237 +194,6 @@ def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
 
 
 # ----------------------------------------------------------------------------------------------
-# Small IR helpers: constants and arithmetic that accept Python numbers for either operand
-# ----------------------------------------------------------------------------------------------
-
-
-def _i32():
-    return ir.IntegerType.get_signless(32)
-
-
-def _f32():
-    return ir.F32Type.get()
-
-
-def _idx():
-    return ir.IndexType.get()
-
-
-def _is_float(ty) -> bool:
-    return isinstance(ty, (ir.F32Type, ir.F16Type, ir.BF16Type, ir.F64Type))
-
-
-def _const(ty, value):
-    if _is_float(ty):
-        return arith.constant(ty, ir.FloatAttr.get(ty, float(value)))
-    return arith.constant(ty, ir.IntegerAttr.get(ty, int(value)))
-
-
-def ci(v):
-    """i32 constant."""
-    return _const(_i32(), v)
-
-
-def cx(v):
-    """index constant."""
-    return _const(_idx(), v)
-
-
-def cf(v):
-    """f32 constant."""
-    return _const(_f32(), v)
-
-
-def _pair(a, b):
-    if not isinstance(a, ir.Value):
-        a = _const(b.type, a)
-    if not isinstance(b, ir.Value):
-        b = _const(a.type, b)
-    return a, b
-
-
-def add(a, b):
-    a, b = _pair(a, b)
-    return arith.addf(a, b) if _is_float(a.type) else arith.addi(a, b)
-
-
-def sub(a, b):
-    a, b = _pair(a, b)
-    return arith.subf(a, b) if _is_float(a.type) else arith.subi(a, b)
-
-
-def mul(a, b):
-    a, b = _pair(a, b)
-    return arith.mulf(a, b) if _is_float(a.type) else arith.muli(a, b)
-
-
-def udiv(a, b):
-    a, b = _pair(a, b)
-    return arith.divui(a, b)
-
-
-def urem(a, b):
-    a, b = _pair(a, b)
-    return arith.remui(a, b)
-
-
-def smin(a, b):
-    a, b = _pair(a, b)
-    return arith.minsi(a, b)
-
-
-def smax(a, b):
-    a, b = _pair(a, b)
-    return arith.maxsi(a, b)
-
-
-def fmax(a, b):
-    a, b = _pair(a, b)
-    return arith.maxnumf(a, b)
-
-
-def band(a, b):
-    return arith.andi(a, b)
-
-
-def icmp(pred: str, a, b):
-    a, b = _pair(a, b)
-    return arith.cmpi(getattr(arith.CmpIPredicate, pred), a, b)
-
-
-def fcmp(pred: str, a, b):
-    a, b = _pair(a, b)
-    return arith.cmpf(getattr(arith.CmpFPredicate, pred.upper()), a, b)
-
-
-def sel(cond, a, b):
-    a, b = _pair(a, b)
-    return arith.select(cond, a, b)
-
-
-def to_idx(v):
-    return arith.index_cast(_idx(), v)
-
-
-def to_i32(v):
-    return arith.index_cast(_i32(), v)
-
-
-def all_of(conds):
-    out = conds[0]
-    for c in conds[1:]:
-        out = band(out, c)
-    return out
-
-
-def fma(a, b, c):
-    """a*b + c (f32), as one fma.rn.f32."""
-    return llvm.intr_fma(a, b, c)
-
-
-def _nvvm_intrinsic(name, x):
-    return llvm.call_intrinsic(_f32(), name, [x], [], [])
-
-
-def exp2(x):
-    """2**x as ex2.approx.ftz.f32: one MUFU.EX2 (the non-ftz form costs 3 extra instructions
-    per call for denormal scaling).  math.exp2 / llvm.exp2 would be routed to libdevice."""
-    return _nvvm_intrinsic("llvm.nvvm.ex2.approx.ftz.f", x)
-
-
-def log2(x):
-    """log2(x) as one lg2.approx.f32 (no libdevice)."""
-    return _nvvm_intrinsic("llvm.nvvm.lg2.approx.f", x)
-
-
-def _tree(values, combine):
-    """Balanced reduction (short dependency chains; float ops are not reassociated for us)."""
-    values = list(values)
-    while len(values) > 1:
-        nxt = [combine(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values = nxt
-    return values[0]
-
-
-def _yield(values):
-    scf.yield_(list(values))
-
-
-# ----------------------------------------------------------------------------------------------
-# Tensor-core operand handling per element type
-# ----------------------------------------------------------------------------------------------
-
-
-class _MmaF16:
-    """f16 fragments as nvgpu vectors: A vector<4x2xf16>, B vector<2x2xf16>, C vector<2x2xf32>."""
-
-    def __init__(self):
-        self.elem = ir.F16Type.get()
-
-    def a_from_ldmatrix(self, v):
-        return v
-
-    def b_pair_from_ldmatrix(self, v):
-        """x4 ldmatrix result (4 regs) -> B fragments of two adjacent n8 tiles (regs 0,1 / 2,3)."""
-        return vector.shuffle(v, v, [0, 1]), vector.shuffle(v, v, [2, 3])
-
-    def a_from_f32(self, vals):
-        """8 f32 (register order of A) -> A fragment."""
-        h = [arith.truncf(self.elem, x) for x in vals]
-        return vector.from_elements(ir.VectorType.get([4, 2], self.elem), h)
-
-    def mma(self, a, b, c):
-        f32 = _f32()
-        cvec = vector.from_elements(ir.VectorType.get([2, 2], f32), list(c))
-        d = nvgpu.mma_sync(ir.VectorType.get([2, 2], f32), a, b, cvec, [16, 8, 16])
-        return [vector.extract(d, [], [i, j]) for i in range(2) for j in range(2)]
-
-
-class _MmaBF16:
-    """bf16 fragments as packed i32 registers for nvvm.mma.sync: A 4 x i32, B 2 x i32."""
-
-    def __init__(self):
-        self.elem = ir.BF16Type.get()
-        self.shape = ir.Attribute.parse("#nvvm.shape<m = 16, n = 8, k = 16>")
-        self.row = ir.Attribute.parse("#nvvm.mma_layout<row>")
-        self.col = ir.Attribute.parse("#nvvm.mma_layout<col>")
-        self.ptx_type = ir.Attribute.parse("#nvvm.mma_type<bf16>")
-        self.res_type = ir.Type.parse("!llvm.struct<(f32, f32, f32, f32)>")
-
-    def _regs(self, v, n):
-        """vector<nx2xbf16> -> n packed i32 registers (row by row: 2-D bitcasts do not lower)."""
-        return [self._pack(vector.extract(v, [], [i])) for i in range(n)]
-
-    @staticmethod
-    def _pack(pair):
-        """vector<2xbf16> -> i32."""
-        return vector.extract(vector.bitcast(ir.VectorType.get([1], _i32()), pair), [], [0])
-
-    def a_from_ldmatrix(self, v):
-        return self._regs(v, 4)
-
-    def b_pair_from_ldmatrix(self, v):
-        r = self._regs(v, 4)
-        return r[0:2], r[2:4]
-
-    def a_from_f32(self, vals):
-        regs = []
-        for i in range(4):
-            pair = [arith.truncf(self.elem, vals[2 * i]), arith.truncf(self.elem, vals[2 * i + 1])]
-            regs.append(self._pack(vector.from_elements(ir.VectorType.get([2], self.elem), pair)))
-        return regs
-
-    def mma(self, a, b, c):
-        d = nvvm.mma_sync(
-            self.res_type, self.shape, self.row, self.col, list(a), list(b), list(c),
-            multiplicand_a_ptx_type=self.ptx_type, multiplicand_b_ptx_type=self.ptx_type,
-        )
-        return [llvm.extractvalue(_f32(), d, [i]) for i in range(4)]
-
-
-# ----------------------------------------------------------------------------------------------
 # The kernel body
 # ----------------------------------------------------------------------------------------------
 
@@ -437,7 +206,7 @@ class _FusedForwardKernel:
         self.D = cfg.head_dim
         self.BN = cfg.block_n
         self.SD = cfg.row_stride
-        self.ops = _MmaBF16() if cfg.dtype == "bf16" else _MmaF16()
+        self.ops = mma_operands(cfg.dtype)
         self.elem = self.ops.elem
         (self.q, self.k, self.v, self.o, self.lse, self.row_tiles, self.segments,
          self.scale) = args[:8]
@@ -490,12 +259,12 @@ class _FusedForwardKernel:
         if self.masked:
             # The bits of a mask tile travel with its K/V rows (same cp.async group, same
             # stage), so they are never waited for separately: [stage, rho * words + w].
-            bits_ty = ir.MemRefType.get([2, BLOCK_M * cfg.words], _i32(), memory_space=ws)
+            bits_ty = ir.MemRefType.get([2, BLOCK_M * cfg.words], i32_type(), memory_space=ws)
             self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
         if self.accumulate:
             # Per tile row, the weights of the new and of the existing o ([2, BLOCK_M] f32);
             # written after the key loop into V stage 0, which no warp reads any more by then.
-            alpha_ty = ir.MemRefType.get([2, BLOCK_M], _f32(), memory_space=ws)
+            alpha_ty = ir.MemRefType.get([2, BLOCK_M], f32_type(), memory_space=ws)
             self.alpha_s = memref.view(alpha_ty, raw, cx(2 * cfg.kv_tile_bytes), [])
 
     def _load_row_tile(self):
@@ -505,7 +274,7 @@ class _FusedForwardKernel:
 
     def _segment(self, seg):
         """The 9 fields of segment row ``seg`` (i32)."""
-        s = to_idx(seg)
+        s = to_index(seg)
         return dict(zip(abi.SEGMENT_FIELDS,
                         (memref.load(self.segments, [s, cx(i)]) for i in range(9))))
 
@@ -522,15 +291,15 @@ class _FusedForwardKernel:
         rows_per_pass = NUM_THREADS // chunks_per_row
         assert tile_rows % rows_per_pass == 0
         r_first = udiv(self.tid, chunks_per_row)
-        col = to_idx(mul(urem(self.tid, chunks_per_row), CHUNK))
+        col = to_index(mul(urem(self.tid, chunks_per_row), CHUNK))
         for i in range(tile_rows // rows_per_pass):
             r = add(r_first, i * rows_per_pass)
             valid, grow = global_row(r)
-            grow = sel(valid, grow, 0)
-            n_src = sel(valid, cx(CHUNK), cx(0))
+            grow = select(valid, grow, 0)
+            n_src = select(valid, cx(CHUNK), cx(0))
             nvgpu.device_async_copy(
-                dst, list(dst_prefix) + [to_idx(r), col],
-                src, list(src_prefix) + [to_idx(grow), col],
+                dst, list(dst_prefix) + [to_index(r), col],
+                src, list(src_prefix) + [to_index(grow), col],
                 CHUNK, src_elements=n_src, bypass_l1=True)
 
     def load_q_tile(self):
@@ -563,35 +332,32 @@ class _FusedForwardKernel:
         # one copy of the K/V gather (two copies would let LLVM hoist both copies' address
         # arithmetic out of the key loop and cost registers).
         is_seg = icmp("slt", j, self.n_seg_iter)
-        m = to_idx(add(self.mask_begin, sub(j, self.n_seg_iter)))
-        src = scf.IfOp(is_seg, [_i32()] * 4, has_else=True)
-        with ir.InsertionPoint(src.then_block):
+        m = to_index(add(self.mask_begin, sub(j, self.n_seg_iter)))
+
+        def segment_keys():
             s = self._segment(seg)
-            _yield([s["col0"], s["col_step"], s["ncols"], u0])
-        with ir.InsertionPoint(src.else_block):
-            _yield([memref.load(self.mask_tiles, [m, cx(0)]), ci(1),
-                    memref.load(self.mask_tiles, [m, cx(1)]), ci(0)])
-        self._load_kv_rows(*src.results, stage)
+            return dict(col0=s["col0"], col_step=s["col_step"], ncols=s["ncols"], u0=u0)
+
+        def mask_tile_keys():
+            return dict(col0=memref.load(self.mask_tiles, [m, cx(0)]), col_step=ci(1),
+                        ncols=memref.load(self.mask_tiles, [m, cx(1)]), u0=ci(0))
+
+        keys = if_else(is_seg, dict.fromkeys(("col0", "col_step", "ncols", "u0"), i32_type()),
+                       segment_keys, mask_tile_keys)
+        self._load_kv_rows(keys["col0"], keys["col_step"], keys["ncols"], keys["u0"], stage)
         # The tile's bit words are contiguous in mask_bits (identity layout): BLOCK_M * words / 4
         # 16-byte chunks (16, 32 or 64), one per thread.  words divides 4, so chunk c starts
         # at row 4c / words, word 0 (the memref's strides do the addressing).
         words = self.cfg.words
         n_chunks = BLOCK_M * words // 4
         assert 4 % words == 0 and n_chunks <= NUM_THREADS
-        copy = scf.IfOp(band(icmp("sge", j, self.n_seg_iter), icmp("slt", self.tid, n_chunks)))
-        with ir.InsertionPoint(copy.then_block):
+        with if_then(band(icmp("sge", j, self.n_seg_iter), icmp("slt", self.tid, n_chunks))):
             nvgpu.device_async_copy(
-                self.bits_s, [stage, to_idx(mul(self.tid, 4))],
-                self.mask_bits, [m, to_idx(mul(self.tid, 4 // words)), cx(0)],
+                self.bits_s, [stage, to_index(mul(self.tid, 4))],
+                self.mask_bits, [m, to_index(mul(self.tid, 4 // words)), cx(0)],
                 4, bypass_l1=True)
-            _yield([])
 
     # --- fragments ------------------------------------------------------------------------------
-    def _ldmatrix_x4(self, buf, prefix, row, col, transpose):
-        v = nvgpu.ldmatrix(ir.VectorType.get([4, 2], self.elem), buf,
-                           list(prefix) + [to_idx(row), to_idx(col)], transpose, 4)
-        return v
-
     def load_q_frags(self):
         """A fragments of Q for this warp's 16 rows, one per k16 step (kept in registers).
 
@@ -601,7 +367,8 @@ class _FusedForwardKernel:
         mi = arith.shrui(self.lane, ci(3))
         row = add(add(mul(self.warp, 16), mul(arith.andi(mi, ci(1)), 8)), arith.andi(self.lane, ci(7)))
         col = mul(arith.shrui(mi, ci(1)), 8)
-        return [self.ops.a_from_ldmatrix(self._ldmatrix_x4(self.qs, [], row, add(col, 16 * kk), False))
+        return [self.ops.a_from_ldmatrix(
+                    self.ops.ldmatrix_x4(self.qs, [], row, add(col, 16 * kk), False))
                 for kk in range(self.D // 16)]
 
     def qk_scores(self, q_frags, stage):
@@ -617,7 +384,8 @@ class _FusedForwardKernel:
         s = [[zero] * 4 for _ in range(self.BN // 8)]
         for p in range(self.BN // 16):
             for kk in range(self.D // 16):
-                v = self._ldmatrix_x4(self.ks, [stage], add(row, 16 * p), add(col, 16 * kk), False)
+                v = self.ops.ldmatrix_x4(self.ks, [stage], add(row, 16 * p), add(col, 16 * kk),
+                                         False)
                 b0, b1 = self.ops.b_pair_from_ldmatrix(v)
                 s[2 * p] = self.ops.mma(q_frags[kk], b0, s[2 * p])
                 s[2 * p + 1] = self.ops.mma(q_frags[kk], b1, s[2 * p + 1])
@@ -633,7 +401,8 @@ class _FusedForwardKernel:
         for kk in range(self.BN // 16):
             a = self.ops.a_from_f32(p[2 * kk] + p[2 * kk + 1])
             for dp in range(self.D // 16):
-                v = self._ldmatrix_x4(self.vs, [stage], add(row, 16 * kk), add(col, 16 * dp), True)
+                v = self.ops.ldmatrix_x4(self.vs, [stage], add(row, 16 * kk), add(col, 16 * dp),
+                                         True)
                 b0, b1 = self.ops.b_pair_from_ldmatrix(v)
                 o[2 * dp] = self.ops.mma(a, b0, o[2 * dp])
                 o[2 * dp + 1] = self.ops.mma(a, b1, o[2 * dp + 1])
@@ -664,7 +433,7 @@ class _FusedForwardKernel:
             lo = add(mul(s["lo_a"], rho), s["lo_b"])
             hi = smin(add(mul(s["hi_a"], rho), s["hi_b"]), s["ncols"])
             row_ok = band(icmp("sge", rho, s["rho_lo"]), icmp("slt", rho, s["rho_hi"]))
-            bounds.append((lo, sel(row_ok, hi, _I32_MIN)))
+            bounds.append((lo, select(row_ok, hi, _I32_MIN)))
         ubase = add(u0, mul(self.t, 2))
         out = []
         for j, tile in enumerate(s_tiles):
@@ -673,7 +442,7 @@ class _FusedForwardKernel:
                 lo, hi = bounds[idx // 2]
                 u = add(ubase, 8 * j + (idx % 2))
                 keep = band(icmp("sge", u, lo), icmp("slt", u, hi))
-                vals.append(sel(keep, x, ninf))
+                vals.append(select(keep, x, ninf))
             out.append(vals)
         return out
 
@@ -691,7 +460,7 @@ class _FusedForwardKernel:
         row_words = []
         for rho in (self.row_a, self.row_b):
             base = mul(rho, words)
-            row_words.append([arith.shrui(memref.load(self.bits_s, [stage, to_idx(add(base, w))]),
+            row_words.append([arith.shrui(memref.load(self.bits_s, [stage, to_index(add(base, w))]),
                                           shift) for w in range(words)])
         out = []
         for j, tile in enumerate(s_tiles):
@@ -699,7 +468,7 @@ class _FusedForwardKernel:
             for idx, x in enumerate(tile):
                 word = row_words[idx // 2][j // 4]
                 bit = ci(1 << (8 * (j % 4) + idx % 2))
-                vals.append(sel(icmp("ne", band(word, bit), 0), x, ninf))
+                vals.append(select(icmp("ne", band(word, bit), 0), x, ninf))
             out.append(vals)
         return out
 
@@ -708,8 +477,7 @@ class _FusedForwardKernel:
         """Combine over the 4 lanes of a quad (they hold the same accumulator row)."""
         width = ci(32)
         for off in (1, 2):
-            other = gpu.shuffle(x, ci(off), width, gpu.ShuffleMode.XOR)[0]
-            x = combine(x, other)
+            x = combine(x, shuffle_xor(x, off, width))
         return x
 
     def online_softmax_update(self, s_tiles, m, l, o, c):
@@ -723,17 +491,17 @@ class _FusedForwardKernel:
         o = [list(x) for x in o]
         for half in range(2):
             slots = (2 * half, 2 * half + 1)
-            mx = _tree([tile[k] for tile in s_tiles for k in slots], fmax)
+            mx = tree_reduce([tile[k] for tile in s_tiles for k in slots], fmax)
             mx = self._quad_reduce(mx, fmax)
             m_new = fmax(m[half], mul(mx, c))
             # A row with no key so far keeps m = -inf; use 0 as the reference so exp2 gives 0.
-            m_use = sel(fcmp("oeq", m_new, -math.inf), cf(0.0), m_new)
+            m_use = select(fcmp("oeq", m_new, -math.inf), cf(0.0), m_new)
             alpha = exp2(sub(m[half], m_use))
             neg_m = arith.negf(m_use)
             for j, tile in enumerate(s_tiles):
                 for k in slots:
                     p[j][k] = exp2(fma(tile[k], c, neg_m))
-            row_sum = _tree([p[j][k] for j in range(len(s_tiles)) for k in slots], add)
+            row_sum = tree_reduce([p[j][k] for j in range(len(s_tiles)) for k in slots], add)
             new_l.append(fma(l[half], alpha, row_sum))
             new_m.append(m_new)
             for acc in o:
@@ -743,13 +511,13 @@ class _FusedForwardKernel:
 
     # --- epilogue -------------------------------------------------------------------------------
     def write_output(self, m, l, o):
-        ln2 = cf(_LN2)
+        ln2 = cf(LN2)
         inv, lse = [], []
         for half in range(2):
             l_tot = self._quad_reduce(l[half], add)
             nonempty = fcmp("ogt", l_tot, 0.0)
-            inv.append(sel(nonempty, arith.divf(cf(1.0), l_tot), cf(0.0)))
-            lse.append(sel(nonempty, mul(add(m[half], log2(l_tot)), ln2), cf(-math.inf)))
+            inv.append(select(nonempty, arith.divf(cf(1.0), l_tot), cf(0.0)))
+            lse.append(select(nonempty, mul(add(m[half], log2(l_tot)), ln2), cf(-math.inf)))
 
         # Stage the normalised O tile in the Q buffer (= K stage 1, which other warps may still
         # be reading in the last iteration, hence the barrier): each thread writes its 2-element
@@ -757,10 +525,10 @@ class _FusedForwardKernel:
         gpu.barrier()
         vec2 = ir.VectorType.get([2], self.elem)
         for j, acc in enumerate(o):
-            col = to_idx(add(mul(self.t, 2), 8 * j))
+            col = to_index(add(mul(self.t, 2), 8 * j))
             for half, row in enumerate((self.row_a, self.row_b)):
                 pair = [arith.truncf(self.elem, mul(acc[2 * half + e], inv[half])) for e in range(2)]
-                vector.store(vector.from_elements(vec2, pair), self.qs, [to_idx(row), col],
+                vector.store(vector.from_elements(vec2, pair), self.qs, [to_index(row), col],
                              alignment=4)
         if self.accumulate:
             self._fold_into_existing(lse)
@@ -770,34 +538,30 @@ class _FusedForwardKernel:
         rows_per_pass = NUM_THREADS // chunks_per_row
         vec8 = ir.VectorType.get([CHUNK], self.elem)
         r_first = udiv(self.tid, chunks_per_row)
-        col = to_idx(mul(urem(self.tid, chunks_per_row), CHUNK))
+        col = to_index(mul(urem(self.tid, chunks_per_row), CHUNK))
         for i in range(BLOCK_M // rows_per_pass):
             r = add(r_first, i * rows_per_pass)
-            in_tile = scf.IfOp(icmp("slt", r, self.nrows))
-            with ir.InsertionPoint(in_tile.then_block):
-                val = vector.load(vec8, self.qs, [to_idx(r), col], alignment=16)
-                grow = to_idx(add(self.row0, mul(self.row_step, r)))
+            with if_then(icmp("slt", r, self.nrows)):
+                val = vector.load(vec8, self.qs, [to_index(r), col], alignment=16)
+                grow = to_index(add(self.row0, mul(self.row_step, r)))
                 if self.accumulate:  # o = w_new * (staged o) + w_old * (o in memory)
-                    f8 = ir.VectorType.get([CHUNK], _f32())
+                    f8 = ir.VectorType.get([CHUNK], f32_type())
                     old = arith.extf(f8, vector.load(vec8, self.o, [self.b, self.h, grow, col],
                                                      alignment=16))
-                    a_new, a_old = (vector.broadcast(f8, memref.load(self.alpha_s, [cx(k), to_idx(r)]))
-                                    for k in range(2))
+                    a_new, a_old = (
+                        vector.broadcast(f8, memref.load(self.alpha_s, [cx(k), to_index(r)]))
+                        for k in range(2))
                     val = arith.truncf(vec8, arith.addf(arith.mulf(a_new, arith.extf(f8, val)),
                                                         arith.mulf(a_old, old)))
                 vector.store(val, self.o, [self.b, self.h, grow, col], alignment=16)
-                _yield([])
 
         if self.accumulate:
             return  # lse was folded and written by _fold_into_existing
         # log-sum-exp: one lane per quad writes its two rows.
         for half, row in enumerate((self.row_a, self.row_b)):
-            cond = band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))
-            w = scf.IfOp(cond)
-            with ir.InsertionPoint(w.then_block):
-                grow = to_idx(add(self.row0, mul(self.row_step, row)))
+            with if_then(band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))):
+                grow = to_index(add(self.row0, mul(self.row_step, row)))
                 memref.store(lse[half], self.lse, [self.b, self.h, grow])
-                _yield([])
 
     def _fold_into_existing(self, lse):
         """Split-KV: weigh this run (normalised o, staged; ``lse``) against the o / lse another
@@ -807,37 +571,35 @@ class _FusedForwardKernel:
         writes ``lse = m + log(w + w_old)`` (this lane alone reads and writes that row's lse).
         Rows both runs leave empty keep weight 0 and lse = -inf.  Done after the accumulators
         are staged, so the reads add no register pressure to the key loop's state."""
-        log2e, ln2 = cf(_LOG2E), cf(_LN2)
+        log2e, ln2 = cf(LOG2E), cf(LN2)
         for half, row in enumerate((self.row_a, self.row_b)):
-            lane = scf.IfOp(band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows)))
-            with ir.InsertionPoint(lane.then_block):
-                grow = to_idx(add(self.row0, mul(self.row_step, row)))
+            with if_then(band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))):
+                grow = to_index(add(self.row0, mul(self.row_step, row)))
                 old = memref.load(self.lse, [self.b, self.h, grow])
                 m = fmax(lse[half], old)
                 live = fcmp("ogt", m, -math.inf)
-                m_use = sel(live, m, cf(0.0))
+                m_use = select(live, m, cf(0.0))
                 w_new = exp2(mul(sub(lse[half], m_use), log2e))
                 w_old = exp2(mul(sub(old, m_use), log2e))
                 total = add(w_new, w_old)
-                inv_total = sel(live, arith.divf(cf(1.0), total), cf(0.0))
-                memref.store(mul(w_new, inv_total), self.alpha_s, [cx(0), to_idx(row)])
-                memref.store(mul(w_old, inv_total), self.alpha_s, [cx(1), to_idx(row)])
-                memref.store(sel(live, add(m, mul(log2(total), ln2)), cf(-math.inf)), self.lse,
+                inv_total = select(live, arith.divf(cf(1.0), total), cf(0.0))
+                memref.store(mul(w_new, inv_total), self.alpha_s, [cx(0), to_index(row)])
+                memref.store(mul(w_old, inv_total), self.alpha_s, [cx(1), to_index(row)])
+                memref.store(select(live, add(m, mul(log2(total), ln2)), cf(-math.inf)), self.lse,
                              [self.b, self.h, grow])
-                _yield([])
 
     # --- main -----------------------------------------------------------------------------------
     def _count_key_tiles(self):
         """Total key tiles over the tile's segments (an empty segment still costs one tile)."""
-        loop = scf.ForOp(to_idx(self.seg_begin), to_idx(self.seg_end), cx(1), [ci(0)])
-        with ir.InsertionPoint(loop.body):
-            ncols = memref.load(self.segments, [loop.induction_variable, cx(2)])
+        def count(seg, state):
+            ncols = memref.load(self.segments, [seg, cx(2)])
             n = smax(udiv(add(ncols, self.BN - 1), self.BN), 1)
-            _yield([add(loop.inner_iter_args[0], n)])
-        return loop.results[0]
+            return dict(n=add(state["n"], n))
+
+        return for_range(to_index(self.seg_begin), to_index(self.seg_end), cx(1), count,
+                         dict(n=ci(0)))["n"]
 
     def emit(self):
-        D, BN = self.D, self.BN
         self._setup_ids()
         self._setup_smem()
         self._load_row_tile()
@@ -848,110 +610,79 @@ class _FusedForwardKernel:
             self.mask_begin = memref.load(self.mask_ptr, [self.tile])
             mask_end = memref.load(self.mask_ptr, [arith.addi(self.tile, cx(1))])
             n_iter = add(self.n_seg_iter, sub(mask_end, self.mask_begin))
-        c = mul(self.scale, cf(_LOG2E))  # softmax in base 2
+        c = mul(self.scale, cf(LOG2E))  # softmax in base 2
 
         # Prologue: Q (group 0), first key tile into stage 0 (group 1).
         self.load_q_tile()
         nvvm.cp_async_commit_group()
-        first = scf.IfOp(icmp("sgt", n_iter, 0))
-        with ir.InsertionPoint(first.then_block):
+        with if_then(icmp("sgt", n_iter, 0)):
             self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
-            _yield([])
         nvvm.cp_async_commit_group()
         nvvm.cp_async_wait_group(1)
         gpu.barrier()
         q_frags = self.load_q_frags()
 
-        n_o = D // 8
+        # Loop state: the key tile to process (segment row, first compressed key u0), the
+        # running max m and partial sum l of rows a and b, and the O accumulator tiles.
         ninf, zero = cf(-math.inf), cf(0.0)
-        init = [self.seg_begin, ci(0), ninf, ninf, zero, zero] + [zero] * (4 * n_o)
-        loop = scf.ForOp(cx(0), to_idx(n_iter), cx(1), init)
-        with ir.InsertionPoint(loop.body):
-            it = loop.induction_variable
-            seg, u0 = loop.inner_iter_args[0], loop.inner_iter_args[1]
-            m = list(loop.inner_iter_args[2:4])
-            l = list(loop.inner_iter_args[4:6])
-            flat = list(loop.inner_iter_args[6:])
-            o = [flat[4 * j:4 * j + 4] for j in range(n_o)]
-            stage = arith.andi(it, cx(1))
-
-            if self.masked:
-                # Past the segments, `seg` = seg_end may be out of the table: read nothing then.
-                # The zeros give ncols = 0 (so nseg / nu0 below are harmless and unused) and
-                # rho_hi = 0 (never "full").
-                it32 = to_i32(it)
-                is_seg = icmp("slt", it32, self.n_seg_iter)
-                guarded = scf.IfOp(is_seg, [_i32()] * 9, has_else=True)
-                with ir.InsertionPoint(guarded.then_block):
-                    _yield(list(self._segment(seg).values()))
-                with ir.InsertionPoint(guarded.else_block):
-                    _yield([ci(0)] * 9)
-                seg_info = dict(zip(abi.SEGMENT_FIELDS, guarded.results))
-            else:
-                seg_info = self._segment(seg)
-            # Next key tile in (segment, u0) order.
-            nxt = add(u0, BN)
-            same_seg = icmp("slt", nxt, seg_info["ncols"])
-            nseg = sel(same_seg, seg, add(seg, 1))
-            nu0 = sel(same_seg, nxt, 0)
-
-            def prefetch_next():
-                more = scf.IfOp(arith.cmpi(arith.CmpIPredicate.slt, add(it, cx(1)),
-                                           to_idx(n_iter)))
-                with ir.InsertionPoint(more.then_block):
-                    if self.masked:
-                        self.load_key_tile(add(it32, 1), nseg, nu0, arith.xori(stage, cx(1)))
-                    else:
-                        self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
-                    _yield([])
-                nvvm.cp_async_commit_group()
-
-            if self.cfg.single_barrier:
-                # Wait for this tile (the only group in flight), then one barrier makes it
-                # visible to all warps AND proves every warp is done with the previous tile,
-                # whose stage the prefetch below overwrites.  The prefetch is issued after the
-                # Q·Kᵀ tensor-core work so its address arithmetic overlaps it.
-                nvvm.cp_async_wait_group(0)
-                gpu.barrier()
-                s_tiles = self.qk_scores(q_frags, stage)
-                prefetch_next()
-            else:
-                # Two barriers: one before overwriting the other stage, one after the wait.
-                gpu.barrier()
-                prefetch_next()
-                nvvm.cp_async_wait_group(1)  # the current tile's group has landed
-                gpu.barrier()
-                s_tiles = self.qk_scores(q_frags, stage)
-            flat_s = [x for tile in s_tiles for x in tile]
-            types = [x.type for x in flat_s]
-            full = self.tile_is_full(seg_info, u0)
-            if self.masked:
-                full = band(is_seg, full)
-            masked = scf.IfOp(full, types, has_else=True)
-            with ir.InsertionPoint(masked.then_block):
-                _yield(flat_s)
-            with ir.InsertionPoint(masked.else_block):
-                if self.masked:
-                    which = scf.IfOp(is_seg, types, has_else=True)
-                    with ir.InsertionPoint(which.then_block):
-                        _yield([x for t in self.apply_mask(s_tiles, seg_info, u0) for x in t])
-                    with ir.InsertionPoint(which.else_block):
-                        _yield([x for t in self.apply_bits(s_tiles, stage) for x in t])
-                    _yield(list(which.results))
-                else:
-                    _yield([x for tile in self.apply_mask(s_tiles, seg_info, u0) for x in tile])
-            res = list(masked.results)
-            s_tiles = [res[4 * j:4 * j + 4] for j in range(BN // 8)]
-
-            p, m, l, o = self.online_softmax_update(s_tiles, m, l, o, c)
-            o = self.pv_accumulate(p, o, stage)
-            _yield([nseg, nu0] + m + l + [x for acc in o for x in acc])
-
-        out = list(loop.results)
-        m, l = out[2:4], out[4:6]
-        o = [out[6 + 4 * j:6 + 4 * j + 4] for j in range(n_o)]
+        init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf, ninf], l=[zero, zero],
+                    o=[[zero] * 4 for _ in range(self.D // 8)])
+        final = for_range(cx(0), to_index(n_iter), cx(1),
+                          lambda it, state: self._key_tile(it, state, q_frags, n_iter, c), init)
         nvvm.cp_async_wait_group(0)
-        self.write_output(m, l, o)
+        self.write_output(final["m"], final["l"], final["o"])
+
+    def _key_tile(self, it, state, q_frags, n_iter, c):
+        """One iteration of the key loop (key tile ``it``, in ``stage = it % 2``); returns the
+        next loop state."""
+        seg, u0 = state["seg"], state["u0"]
+        stage = arith.andi(it, cx(1))
+
+        if self.masked:
+            # Past the segments, `seg` = seg_end may be out of the table: read nothing then.
+            # The zeros give ncols = 0 (so nseg / nu0 below are harmless and unused) and
+            # rho_hi = 0 (never "full").
+            it32 = to_i32(it)
+            is_seg = icmp("slt", it32, self.n_seg_iter)
+            seg_info = if_else(is_seg, dict.fromkeys(abi.SEGMENT_FIELDS, i32_type()),
+                               lambda: self._segment(seg),
+                               lambda: dict.fromkeys(abi.SEGMENT_FIELDS, ci(0)))
+        else:
+            seg_info = self._segment(seg)
+        # Next key tile in (segment, u0) order.
+        nxt = add(u0, self.BN)
+        same_seg = icmp("slt", nxt, seg_info["ncols"])
+        nseg = select(same_seg, seg, add(seg, 1))
+        nu0 = select(same_seg, nxt, 0)
+
+        # Wait for this tile (the only group in flight), then one barrier makes it visible to
+        # all warps AND proves every warp is done with the previous tile, whose stage the
+        # prefetch below overwrites.  The prefetch is issued after the Q·Kᵀ tensor-core work so
+        # its address arithmetic overlaps it.
+        nvvm.cp_async_wait_group(0)
+        gpu.barrier()
+        s_tiles = self.qk_scores(q_frags, stage)
+        with if_then(icmp("slt", add(it, cx(1)), to_index(n_iter))):
+            if self.masked:
+                self.load_key_tile(add(it32, 1), nseg, nu0, arith.xori(stage, cx(1)))
+            else:
+                self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
+        nvvm.cp_async_commit_group()
+
+        full = self.tile_is_full(seg_info, u0)
+        if self.masked:
+            full = band(is_seg, full)
+
+        def masked_scores():
+            if not self.masked:
+                return self.apply_mask(s_tiles, seg_info, u0)
+            return if_else(is_seg, s_tiles, lambda: self.apply_mask(s_tiles, seg_info, u0),
+                           lambda: self.apply_bits(s_tiles, stage))
+
+        s_tiles = if_else(full, s_tiles, lambda: s_tiles, masked_scores)
+        p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], state["o"], c)
+        o = self.pv_accumulate(p, o, stage)
+        return dict(seg=nseg, u0=nu0, m=m, l=l, o=o)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -959,37 +690,26 @@ class _FusedForwardKernel:
 # ----------------------------------------------------------------------------------------------
 
 
-def _find_or_create_gpu_module(module: ir.Module):
-    for op in module.body.operations:
-        if op.operation.name == "gpu.module" and \
-                ir.StringAttr(op.attributes["sym_name"]).value == GPU_MODULE_NAME:
-            return op
-    module.operation.attributes["gpu.container_module"] = ir.UnitAttr.get()
-    with ir.InsertionPoint(module.body):
-        gm = gpu.GPUModuleOp(GPU_MODULE_NAME)
-        gm.bodyRegion.blocks.append()
-    return gm
-
-
 def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
-    gm = _find_or_create_gpu_module(module)
+    gm = find_or_create_gpu_module(module)
     dyn = ir.ShapedType.get_dynamic_size()
     elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
     t4 = ir.MemRefType.get([dyn] * 4, elem)
-    lse_t = ir.MemRefType.get([dyn] * 3, _f32())
-    rt_t = ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], _i32())
-    seg_t = ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], _i32())
-    arg_types = [t4, t4, t4, t4, lse_t, rt_t, seg_t, _f32()]
+    lse_t = ir.MemRefType.get([dyn] * 3, f32_type())
+    rt_t = ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], i32_type())
+    seg_t = ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], i32_type())
+    arg_types = [t4, t4, t4, t4, lse_t, rt_t, seg_t, f32_type()]
     if cfg.mask_tiles:  # mask_ptr, mask_tiles, mask_bits
-        arg_types += [ir.MemRefType.get([dyn], _i32()), ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], _i32()),
-                      ir.MemRefType.get([dyn] * 3, _i32())]
+        arg_types += [ir.MemRefType.get([dyn], i32_type()),
+                      ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], i32_type()),
+                      ir.MemRefType.get([dyn] * 3, i32_type())]
     fn_type = ir.FunctionType.get(arg_types, [])
     block = gm.bodyRegion.blocks[0]
     with ir.InsertionPoint(block):
         fn = gpu.GPUFuncOp(fn_type, sym_name=cfg.name, kernel=True,
                            known_block_size=[NUM_THREADS, 1, 1])
         if cfg.min_blocks_per_sm:
-            fn.attributes["nvvm.minctasm"] = ir.IntegerAttr.get(_i32(), cfg.min_blocks_per_sm)
+            fn.attributes["nvvm.minctasm"] = ir.IntegerAttr.get(i32_type(), cfg.min_blocks_per_sm)
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
             _FusedForwardKernel(cfg, list(entry.arguments)).emit()
@@ -1000,20 +720,17 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
 def build_fused_forward(module_or_none, *, dtype: str, head_dim: int,
                         block_n: int | None = None,
                         min_blocks_per_sm: int | None = None,
-                        single_barrier: bool = True,
                         mask_tiles: bool = False) -> ir.Module:
     """Emit ``gpu.func @splat_fwd_<dtype>_d<D>`` into ``gpu.module @splat_kernels``.
 
     ``module_or_none``: an ``ir.Module`` to add to (its gpu.module is reused if present), or
     ``None`` for a new module (in the current MLIR context, or a fresh one if none is active).
-    ``block_n`` / ``min_blocks_per_sm`` default to ``DEFAULTS[head_dim]``; ``single_barrier=False``
-    selects the older two-barriers-per-key-tile loop (kept for comparison).  ``mask_tiles=True``
+    ``block_n`` / ``min_blocks_per_sm`` default to ``DEFAULTS[head_dim]``.  ``mask_tiles=True``
     emits ``@splat_fwd_<dtype>_d<D>_masked`` instead, which also runs the schedule's remainder
     mask tiles (three more arguments after ``scale``, see the module docstring).  The launch
     metadata of the same configuration is ``kernel_launch_info(dtype, head_dim, block_n,
     mask_tiles)``.
     Returns the module.  The kernel requires ``scale > 0``.
     """
-    cfg = FusedForwardConfig(dtype, head_dim, block_n, min_blocks_per_sm, single_barrier,
-                             mask_tiles)
+    cfg = FusedForwardConfig(dtype, head_dim, block_n, min_blocks_per_sm, mask_tiles)
     return build_in_module(module_or_none, lambda module: build_into(module, cfg))

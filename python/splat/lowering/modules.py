@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Callable
 
 from mlir import ir
+from mlir.dialects import gpu
+
+from ..abi import GPU_MODULE_NAME
 
 
 def build_in_module(module_or_none, build: Callable[[ir.Module], None]) -> ir.Module:
@@ -22,3 +25,17 @@ def build_in_module(module_or_none, build: Callable[[ir.Module], None]) -> ir.Mo
         module = ir.Module.create()
         build(module)
     return module
+
+
+def find_or_create_gpu_module(module: ir.Module):
+    """``gpu.module @splat_kernels`` of ``module``, created (and the module marked
+    ``gpu.container_module``) if missing."""
+    for op in module.body.operations:
+        if op.operation.name == "gpu.module" and \
+                ir.StringAttr(op.attributes["sym_name"]).value == GPU_MODULE_NAME:
+            return op
+    module.operation.attributes["gpu.container_module"] = ir.UnitAttr.get()
+    with ir.InsertionPoint(module.body):
+        gm = gpu.GPUModuleOp(GPU_MODULE_NAME)
+        gm.bodyRegion.blocks.append()
+    return gm
