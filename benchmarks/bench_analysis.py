@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 from splat import patterns as P  # noqa: E402
-from splat.analysis import _scan_threads, analyze  # noqa: E402
+from splat.analysis import analyze, scan_threads  # noqa: E402
 
 G = range(64)  # global tokens
 FAMILIES = {
@@ -121,7 +121,7 @@ def main(argv=None):
     out = Path(args.out or Path(__file__).parent / "results" / f"analysis-{_dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-            "cpus": os.cpu_count(), "scan_threads": _scan_threads(),
+            "cpus": os.cpu_count(), "scan_threads": scan_threads(),
             "note": "best-of-N wall times in ms; pieces at the first size"}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     print(f"\nwrote {out}")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from splat import analysis, patterns as P
-from splat.analysis import analyze, intervals_from_mask
+from splat.analysis import acsr_from_mask, analyze, intervals_from_mask, runs_from_intervals, runs_from_mask
 
 
 def check(a, m):
@@ -228,7 +228,7 @@ def _structured_mask(rng, L, C):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_vertical_compression_changes_nothing(monkeypatch, seed):
+def test_vertical_compression_changes_nothing(seed):
     """analyze(mask) leaves out rows that continue the rows around them affinely; the pieces
     must be exactly those of the uncompressed analysis (and the result exact), also where a
     left-out block fails verification or a piece with left-out rows goes to the remainder."""
@@ -238,21 +238,16 @@ def test_vertical_compression_changes_nothing(monkeypatch, seed):
         C = int(rng.choice([L, 64, 128, 200, L + 37]))
         m = _structured_mask(rng, L, C)
         mp = int(rng.choice([1, 8, 40]))
-        if it % 3 == 0:
-            monkeypatch.setattr(analysis, "_SCAN_CELLS", 64 * C)  # several chunks
-        else:
-            monkeypatch.setattr(analysis, "_SCAN_CELLS", 1 << 23)
-        monkeypatch.setattr(analysis, "_COMPRESS", True)
-        a = analyze(m, min_piece_nnz=mp)
-        monkeypatch.setattr(analysis, "_COMPRESS", False)
-        b = analyze(m, min_piece_nnz=mp)
+        chunk = 64 * C if it % 3 == 0 else 1 << 23  # several chunks, or one
+        a = acsr_from_mask(m, min_piece_nnz=mp, chunk_cells=chunk)
+        b = acsr_from_mask(m, min_piece_nnz=mp, compress=False, chunk_cells=chunk)
         check(a, m)
         assert a == b, (seed, it)
 
 
 @pytest.mark.parametrize("name", ["window", "causal_window", "fixed", "blocked", "longformer", "bigbird",
                                   "dilated", "strided", "global_tokens", "random_blocks"])
-def test_vertical_compression_on_families(monkeypatch, name):
+def test_vertical_compression_on_families(name):
     L = 1024
     p = {"window": P.window(32, L), "causal_window": P.causal_window(32, L), "fixed": P.fixed(64, 8, L),
          "blocked": P.blocked(64, L), "longformer": P.longformer(32, range(8), L),
@@ -260,21 +255,20 @@ def test_vertical_compression_on_families(monkeypatch, name):
          "strided": P.strided(32, 32, L), "global_tokens": P.global_tokens([3, 500], L),
          "random_blocks": P.random_blocks(32, 2, 0, L)}[name]
     m = p.mask()
-    monkeypatch.setattr(analysis, "_SCAN_CELLS", 200 * L)  # chunks that cut stretches
-    r = analysis.runs_from_mask(m, compress=True)
-    assert r.crow is not None and r.row.size < analysis.runs_from_mask(m).row.size
-    a = analyze(m)
-    monkeypatch.setattr(analysis, "_COMPRESS", False)
+    chunk = 200 * L  # chunks that cut stretches
+    r = runs_from_mask(m, compress=True, chunk_cells=chunk)
+    assert r.crow is not None and r.row.size < runs_from_mask(m, chunk_cells=chunk).row.size
+    a = acsr_from_mask(m, chunk_cells=chunk)
     check(a, m)
-    assert a == analyze(m)
+    assert a == acsr_from_mask(m, compress=False, chunk_cells=chunk) == analyze(m)
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_fused_stride_check_matches_chaining(monkeypatch, seed):
+def test_fused_stride_check_matches_chaining(seed):
     """runs_from_mask checks the chunk's usual stride (guessed from sample rows, kept across
     chunks) without popcounts; rows that fail it (other strides, gaps, a broken progression,
     intervals inside the span) take the counted path.  The runs must be those of the plain
-    chaining (_runs of the intervals), also across chunks where the stride changes, for word
+    chaining (runs_from_intervals), also across chunks where the stride changes, for word
     and non-word strides and both packing paths (Lk a multiple of 64 or not)."""
     rng = np.random.default_rng(seed)
     for it in range(12):
@@ -297,12 +291,10 @@ def test_fused_stride_check_matches_chaining(monkeypatch, seed):
         for r in rows[L // 16: L // 12]:
             a = int(rng.integers(0, C - 3))
             m[r, a:a + 3] = True  # an interval inside the span
-        monkeypatch.setattr(analysis, "_SCAN_CELLS", int(rng.choice([64 * C, 1 << 23])))
-        ref = analysis._runs(intervals_from_mask(m))
-        got = analysis.runs_from_mask(m)
+        ref = runs_from_intervals(intervals_from_mask(m))
+        got = runs_from_mask(m, chunk_cells=int(rng.choice([64 * C, 1 << 23])))
         for f in ("row", "off", "stride", "cnt"):
             assert np.array_equal(getattr(got, f), getattr(ref, f)), (seed, it, f)
-        monkeypatch.setattr(analysis, "_SCAN_CELLS", 1 << 23)
         check(analyze(m), m)
 
 
@@ -316,8 +308,8 @@ def test_fused_stride_check_keeps_rows_apart():
     m = (j % s == i % s) & (j >= i % s)
     m[40, 252] = True
     m[41, 66] = True
-    ref = analysis._runs(intervals_from_mask(m))
-    got = analysis.runs_from_mask(m)
+    ref = runs_from_intervals(intervals_from_mask(m))
+    got = runs_from_mask(m)
     for f in ("row", "off", "stride", "cnt"):
         assert np.array_equal(getattr(got, f), getattr(ref, f)), f
     check(analyze(m), m)
@@ -333,11 +325,12 @@ def test_threaded_scan_matches_one_thread(monkeypatch, seed):
         L = int(rng.choice([100, 300]))
         C = int(rng.choice([L, 128, L + 37]))
         m = _structured_mask(rng, L, C)
-        monkeypatch.setattr(analysis, "_SCAN_CELLS", int(rng.choice([8, 32, 64])) * C)
+        chunk = int(rng.choice([8, 32, 64])) * C
         got = {}
         for threads in ("1", "2", "5"):
             monkeypatch.setenv("SPLAT_ANALYSIS_THREADS", threads)
-            got[threads] = (analysis.runs_from_mask(m, compress=True), analyze(m))
+            got[threads] = (runs_from_mask(m, compress=True, chunk_cells=chunk),
+                            acsr_from_mask(m, chunk_cells=chunk))
         r1, a1 = got["1"]
         check(a1, m)
         for threads in ("2", "5"):
@@ -355,33 +348,30 @@ def test_bad_thread_count_is_named(monkeypatch, bad):
         analyze(np.eye(8, dtype=bool))
 
 
-def test_copy_and_shift_rows_are_left_out_without_verification(monkeypatch):
+def test_copy_and_shift_rows_are_left_out_without_verification():
     """Rows that copy the row above or move it one column right are left out even with isolated
     cells (strided, dilated); the ramps' short stretches, regrouped by residue class, get their
     left-out rows back.  Pieces identical to the uncompressed analysis."""
     L = 2048
     for p in (P.strided(64, 64, L), P.dilated(20, 16, L), P.window(40, L) | P.dilated(20, 8, L)):
         m = p.mask()
-        monkeypatch.setattr(analysis, "_SCAN_CELLS", 256 * L)
-        r = analysis.runs_from_mask(m, compress=True)
-        full = analysis.runs_from_mask(m)
+        chunk = 256 * L
+        r = runs_from_mask(m, compress=True, chunk_cells=chunk)
+        full = runs_from_mask(m, chunk_cells=chunk)
         assert r.crow is not None and 2 * r.row.size < full.row.size
-        a = analyze(m)
-        monkeypatch.setattr(analysis, "_COMPRESS", False)
-        b = analyze(m)
-        monkeypatch.setattr(analysis, "_COMPRESS", True)
+        a = acsr_from_mask(m, chunk_cells=chunk)
+        b = acsr_from_mask(m, compress=False, chunk_cells=chunk)
         check(a, m)
         assert a == b and len(a.pieces) == len(p.acsr().pieces)
 
 
-def test_shift_stops_at_the_last_column(monkeypatch):
+def test_shift_stops_at_the_last_column():
     """A row equal to the row above shifted right except for a cell that would move past the last
     column (Lk a multiple of 64) is not a shift."""
     L, C = 256, 128
     i, j = np.arange(L)[:, None], np.arange(C)[None, :]
     m = (j >= i % 100) & (j < i % 100 + 40) | (j == C - 1)
-    monkeypatch.setattr(analysis, "_SCAN_CELLS", 64 * C)
-    check(analyze(m), m)
-    monkeypatch.setattr(analysis, "_COMPRESS", False)
-    assert analyze(m) == analysis.analyze(m)
+    a = acsr_from_mask(m, chunk_cells=64 * C)
+    check(a, m)
+    assert a == acsr_from_mask(m, compress=False, chunk_cells=64 * C)
 

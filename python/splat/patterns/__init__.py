@@ -378,7 +378,7 @@ def _tiny_to_remainder(Lq: int, Lk: int, tab: np.ndarray, block: int = 64, min_n
                     rows.append(np.full(n, r0 + t, np.int64))
                     cols.append(oa * t + ob + np.arange(n, dtype=np.int64))
         if rows:
-            remainder = analysis._remainder(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
+            remainder = analysis.remainder_from_cells(Lq, Lk, np.concatenate(rows), np.concatenate(cols), block)
     return ACSR._from_table(Lq, Lk, tab, remainder, check=False)
 
 
@@ -806,7 +806,7 @@ def global_tokens(idx, Lq: int, Lk: int | None = None) -> Pattern:
         one_row = analysis.Intervals(1, Lk, np.zeros(len(cols), np.int64),
                                      np.array([a for a, _ in cols], np.int64),
                                      np.array([b for _, b in cols], np.int64))
-        runs = analysis._runs(one_row)
+        runs = analysis.runs_from_intervals(one_row)
         for off, stride, cnt in zip(runs.off.tolist(), runs.stride.tolist(), runs.cnt.tolist()):
             pieces += [_piece(a, 1, max(stride, 1), 0, b - a, 0, off, 0, cnt) for a, b in other]
         return _acsr(Lq, Lk, pieces)
@@ -837,9 +837,10 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
 
     def build():
         # Column runs of each row block; a run continues the piece above it when the analysis
-        # would link it there (left/right alignment by least movement, as in analysis._tracks)
-        # and it is the same run.  Only row blocks holding a run equal to one of the block
-        # above can continue anything, so the alignment runs on those few pairs only.
+        # would link it there (left/right alignment by least movement, as in
+        # analysis.tracks.order_by_track) and it is the same run.  Only row blocks holding a run
+        # equal to one of the block above can continue anything, so the alignment runs on those
+        # few pairs only.
         rb, c0, c1 = _block_runs(idx, B, Lk)
         n = rb.size
         K = (Lk + 1) * (Lk + 1)
@@ -872,7 +873,7 @@ def random_blocks(block: int, per_row: int, seed: int, Lq: int, Lk: int | None =
 
 def _align(prev: list[tuple[int, int]], cur: list[tuple[int, int]]) -> int:
     """The shift with which the analysis pairs run k of ``cur`` with run k - shift of ``prev``
-    (runs are [start, stop) intervals; mirrors analysis._tracks)."""
+    (runs are [start, stop) intervals; mirrors analysis.tracks.order_by_track)."""
     d = len(cur) - len(prev)
 
     def stats(sh):  # (#pairs that moved little, total movement)
@@ -923,7 +924,7 @@ def bigbird(w: int, globals, random: int, block: int, seed: int, Lq: int, Lk: in
 
 def from_mask(mask) -> Pattern:
     """A pattern from an explicit bool ``(Lq, Lk)`` ndarray (copied)."""
-    m = analysis._check_mask(mask).copy()
+    m = analysis.check_mask(mask).copy()
     m.setflags(write=False)
     Lq, Lk = m.shape
     p = Pattern(Lq, Lk, lambda q, k: m[q, k], name=f"mask({Lq}x{Lk})",
