@@ -55,10 +55,6 @@ _RT, _SG, _MT = len(ROW_TILE_FIELDS), len(SEGMENT_FIELDS), len(MASK_TILE_FIELDS)
 __all__ = ["TileSchedule", "build_schedule", "key_tile_full",
            "ROW_TILE_FIELDS", "SEGMENT_FIELDS", "MASK_TILE_FIELDS"]
 
-ROW_TILE_FIELDS = ("row0", "row_step", "nrows", "seg_begin", "seg_end")
-SEGMENT_FIELDS = ("col0", "col_step", "ncols", "rho_lo", "rho_hi", "lo_a", "lo_b", "hi_a", "hi_b")
-MASK_TILE_FIELDS = ("col0", "ncols")
-
 # Cost model, in units of one computed BLOCK_M x BLOCK_N key tile.
 _W_TILE = 1.0     # a CTA: load Q, write O and lse
 _W_SEG = 0.1      # read a segment, set up its loop
