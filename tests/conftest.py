@@ -40,3 +40,14 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason=f"gpu test: {reason}")
     for it in gpu_items:
         it.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/splat (compiled kernels, artifacts)."""
+    if os.environ.get("SPLAT_CACHE_DIR"):
+        yield
+        return
+    os.environ["SPLAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("splat-cache"))
+    yield
+    os.environ.pop("SPLAT_CACHE_DIR", None)

@@ -2,9 +2,11 @@
 
 The pattern (or mask) is analysed here in Python (``splat.analysis``, numpy) and written into
 the attention IR as a ``#splat.acsr`` layout; the stages then run in order (analyze keeps an
-ACSR layout as it is, tile, lower, nvvm, ptx). ``SPLAT_DUMP_DIR`` (or ``dump_dir=``) writes the
-IR after each stage as ``<n>-<stage>.mlir``, and the PTX. The same stages run in ``splat-opt``
-as ``--pass-pipeline='builtin.module(splat-to-ptx)'``.
+ACSR layout as it is, tile, lower, nvvm, ptx). The kernels do not depend on the mask, so the
+stages that only lower the ``gpu.module`` are skipped when ``splat.lowering.ptx_cache`` has the
+PTX of the same module text. ``SPLAT_DUMP_DIR`` (or ``dump_dir=``) writes the IR after each
+stage as ``<n>-<stage>.mlir``, and the PTX (every stage runs then). The same stages run in
+``splat-opt`` as ``--pass-pipeline='builtin.module(splat-to-ptx)'``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .analysis.acsr_attr import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import fused_forward
+from .lowering import fused_forward, ptx_cache
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .stages import STAGES, StageOptions
@@ -122,9 +124,11 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             width = decomposed.score_width(acsr.max_row_nnz)
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
-        schedule = split = None
+        schedule = split = ptx = cache_key = None
         options = StageOptions(chip=target, block_n=block_n)
         for n, stage in enumerate(STAGES):
+            if stage.kernels_only and ptx is not None:
+                continue  # the same kernels were lowered before
             try:
                 build_pass_manager(stage.pipeline(options)).run(module.operation)
             except ir.MLIRError as e:
@@ -134,8 +138,15 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                 schedule = attr_to_schedule(attrs["schedule"], acsr.Lq, acsr.Lk)
                 if "split_schedule" in attrs:
                     split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
+            if stage.name == "lower" and dump is None:
+                kernels = _gpu_module(module)
+                cache_key = ptx_cache.ptx_key(str(kernels), repr(options), compiler_version())
+                ptx = ptx_cache.lookup(cache_key, _kernel_names(kernels))
             _dump(dump, n, stage.name, str(module))
-        ptx = binaries_ptx(module)[abi.GPU_MODULE_NAME]
+        if ptx is None:
+            ptx = binaries_ptx(module)[abi.GPU_MODULE_NAME]
+            if cache_key is not None:
+                ptx_cache.store(cache_key, ptx)
     if dump is not None:
         (dump / "kernel.ptx").write_text(ptx)
     if variant == "decomposed":
@@ -143,6 +154,18 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                     scale=scale)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=block_n, split=split)
+
+
+def _gpu_module(module: ir.Module) -> ir.Operation:
+    return next(op.operation for op in module.body.operations
+                if op.operation.name == "gpu.module"
+                and ir.StringAttr(op.attributes["sym_name"]).value == abi.GPU_MODULE_NAME)
+
+
+def _kernel_names(gpu_module: ir.Operation) -> list[str]:
+    return [ir.StringAttr(op.attributes["sym_name"]).value
+            for op in gpu_module.regions[0].blocks[0].operations
+            if op.operation.name == "gpu.func"]
 
 
 def _attention_op(module: ir.Module) -> ir.Operation:

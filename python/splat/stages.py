@@ -34,6 +34,9 @@ class StageOptions:
 class Stage:
     name: str
     pipeline: Callable[[StageOptions], str]  # comma-separated pipeline elements
+    # Transforms only the gpu.module (its result follows from the module's text and the
+    # options), so splat.compile may take that result from splat.lowering.ptx_cache instead.
+    kernels_only: bool = False
 
 
 STAGES = (
@@ -41,8 +44,8 @@ STAGES = (
     Stage("tile", lambda o: f"splat-tile-acsr{{block-n={o.block_n}}}"),
     Stage("lower", lambda o: "splat-lower-to-gpu"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
-          + ", splat-export-dynamic-smem"),
-    Stage("ptx", lambda o: "gpu-module-to-binary{format=isa}"),
+          + ", splat-export-dynamic-smem", kernels_only=True),
+    Stage("ptx", lambda o: "gpu-module-to-binary{format=isa}", kernels_only=True),
 )
 
 

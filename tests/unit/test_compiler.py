@@ -56,3 +56,71 @@ def test_masks_and_acsr_are_accepted():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         splat.compile(patterns.causal(64), **kwargs)
+
+
+def _lowering_runs(monkeypatch):
+    """Record the pipelines splat.compile runs; return the list of those that lower kernels."""
+    from splat import compiler
+
+    ran = []
+    real = compiler.build_pass_manager
+
+    def spy(text, *args, **kwargs):
+        ran.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(compiler, "build_pass_manager", spy)
+    return ran
+
+
+def _lowered(ran) -> list:
+    return [t for t in ran if "convert-gpu-to-nvvm" in t or "gpu-module-to-binary" in t]
+
+
+def test_a_new_mask_with_compiled_kernels_skips_the_mlir_lowering(monkeypatch, tmp_path):
+    from splat.lowering import ptx_cache
+
+    monkeypatch.setenv("SPLAT_CACHE_DIR", str(tmp_path))
+    ptx_cache.clear_memory()
+    ran = _lowering_runs(monkeypatch)
+    first = splat.compile(patterns.window(16, 300), dtype="f16")
+    assert len(_lowered(ran)) == 2  # nvvm and ptx stages
+    ran.clear()
+    # another mask, Lq != Lk, same kernel variant: analysis, tiling and emission only
+    second = splat.compile(patterns.dilated(8, 2, 500, 700), dtype="f16")
+    assert _lowered(ran) == [] and ran
+    assert second.ptx == first.ptx and second.key != first.key
+    assert ptx_cache.stats == {"hits": 1, "misses": 1}
+    # another process finds the PTX on disk
+    ptx_cache.clear_memory()
+    ran.clear()
+    assert splat.compile(patterns.causal(100), dtype="f16").ptx == first.ptx
+    assert _lowered(ran) == []
+    # another kernel variant (head dim) is lowered
+    ran.clear()
+    splat.compile(patterns.causal(100), dtype="f16", head_dim=128)
+    assert len(_lowered(ran)) == 2
+
+
+def test_tampered_kernel_cache_entries_are_rebuilt(monkeypatch, tmp_path):
+    from splat.lowering import ptx_cache
+
+    monkeypatch.setenv("SPLAT_CACHE_DIR", str(tmp_path))
+    ptx_cache.clear_memory()
+    good = splat.compile(patterns.window(16, 300)).ptx["kernel.ptx"]
+    entries = list((tmp_path / "kernels").iterdir())
+    assert len(entries) == 1
+    ran = _lowering_runs(monkeypatch)
+    for bad in (b"\xff\xfe not ptx", b".version 8.0\n// no entry here\n", b""):
+        entries[0].write_bytes(bad)
+        ptx_cache.clear_memory()
+        ran.clear()
+        assert splat.compile(patterns.window(16, 300)).ptx["kernel.ptx"] == good
+        assert len(_lowered(ran)) == 2
+        assert entries[0].read_text() == good  # rewritten
+
+
+def test_dumping_runs_every_stage_even_with_cached_kernels(tmp_path):
+    splat.compile(patterns.window(16, 200), dtype="f16", head_dim=64)
+    splat.compile(patterns.window(16, 200), dtype="f16", head_dim=64, dump_dir=tmp_path)
+    assert (tmp_path / "3-nvvm.mlir").is_file() and (tmp_path / "4-ptx.mlir").is_file()
