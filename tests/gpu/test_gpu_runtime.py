@@ -21,6 +21,7 @@ pytestmark = pytest.mark.gpu
 
 torch = pytest.importorskip("torch")
 
+from splat import abi  # noqa: E402
 from splat import testing as T  # noqa: E402
 from splat.runtime import driver as D  # noqa: E402
 from splat.runtime import launcher as L  # noqa: E402
@@ -80,7 +81,8 @@ def tables_from_mask(mask: np.ndarray, row_step: int = 1, block_m: int = 64):
                 for col0, step, n in _runs(np.flatnonzero(mask[r])):
                     sg.append((col0, step, n, rho, rho + 1, 0, 0, 0, n))
             rt.append((int(trows[0]), row_step, len(trows), b, len(sg)))
-    return np.array(rt, np.int32).reshape(-1, 5), np.array(sg, np.int32).reshape(-1, 9)
+    return (np.array(rt, np.int32).reshape(-1, len(abi.ROW_TILE_FIELDS)),
+            np.array(sg, np.int32).reshape(-1, len(abi.SEGMENT_FIELDS)))
 
 
 def window_tables(L_: int, w: int, block_m: int = 64):
@@ -97,9 +99,7 @@ def window_tables(L_: int, w: int, block_m: int = 64):
 
 def make_artifact(ptx: str, dtype: str, Dh: int, rt, sg, shared: int = 0) -> Artifact:
     name = f"splat_fwd_{dtype}_d{Dh}"
-    params = [{"name": n, "kind": "memref", "rank": r, "dtype": dt} for n, r, dt in
-              [("q", 4, dtype), ("k", 4, dtype), ("v", 4, dtype), ("o", 4, dtype), ("lse", 3, "f32"),
-               ("row_tiles", 2, "i32"), ("segments", 2, "i32")]] + [{"name": "scale", "kind": "f32"}]
+    params = abi.fused_kernel_params(dtype)
     key = content_key(test="ref", dtype=dtype, D=Dh, rt=rt, sg=sg, shared=shared)
     manifest = {
         "format": FORMAT, "compiler_version": "test", "key": key, "target": _arch(),

@@ -24,6 +24,7 @@ except ImportError:  # running from a checkout without an installed package
 
 from splat import patterns as P
 from splat.abi import decomposed_kernel_names as kernel_names  # noqa: E402
+from splat.abi import default_scale as abi_default_scale  # noqa: E402
 from splat.analysis import analyze  # noqa: E402
 from splat.analysis.acsr import ACSR, BlockRemainder, Piece  # noqa: E402
 from splat.tiling import reference_attention  # noqa: E402
@@ -224,7 +225,7 @@ def test_emulation_matches_reference(name, acsr, heads):
     q = rng.standard_normal((B, H, acsr.Lq, D)).astype(np.float32)
     k = rng.standard_normal((B, Hkv, acsr.Lk, D)).astype(np.float32)
     v = rng.standard_normal((B, Hkv, acsr.Lk, D)).astype(np.float32)
-    scale = 1.0 / np.sqrt(D)
+    scale = abi_default_scale(D)
     t = decomposed_tables(acsr)
     o, lse, probs = emulate_decomposed(q, k, v, t["row_pieces"], t["row_nnz"], scale)
     ro, rl = reference_attention(q, k, v, acsr.to_mask(), scale)

@@ -22,6 +22,7 @@ from splat.runtime import cache as C
 from splat.runtime import driver as D
 from splat.runtime import launcher as L
 from splat.runtime import resolve as R
+from splat import abi
 from splat.runtime import validate as V
 from splat.runtime.artifact import Artifact, ArtifactError
 from splat.runtime.driver import MemRef, SplatCudaError
@@ -31,16 +32,7 @@ from splat.runtime.validate import SplatInputError, TensorDesc
 
 
 def std_params(dtype="bf16"):
-    return [
-        {"name": "q", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "k", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "v", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "o", "kind": "memref", "rank": 4, "dtype": dtype},
-        {"name": "lse", "kind": "memref", "rank": 3, "dtype": "f32"},
-        {"name": "row_tiles", "kind": "memref", "rank": 2, "dtype": "i32"},
-        {"name": "segments", "kind": "memref", "rank": 2, "dtype": "i32"},
-        {"name": "scale", "kind": "f32"},
-    ]
+    return abi.fused_kernel_params(dtype)
 
 
 def fake_ptx(name, specs):
@@ -48,7 +40,7 @@ def fake_ptx(name, specs):
     decl = []
     i = 0
     for p in specs:
-        n = 3 + 2 * p["rank"] if p["kind"] == "memref" else 1
+        n = abi.num_ptx_params([p])
         ty = "u64" if p["kind"] == "memref" else ("f32" if p["kind"] == "f32" else "u32")
         for _ in range(n):
             decl.append(f"\t.param .{ty} {name}_param_{i}")
@@ -347,7 +339,7 @@ def _read_params(arr, specs):
     out = []
     i = 0
     for p in specs:
-        n = 3 + 2 * p["rank"] if p["kind"] == "memref" else 1
+        n = abi.num_ptx_params([p])
         for _ in range(n):
             addr = arr[i]
             if p["kind"] == "memref":
