@@ -15,6 +15,7 @@ from mlir import ir
 from .. import abi
 from ..analysis.acsr_attr import attr_to_acsr, is_acsr_attr
 from ..tiling import build_schedule
+from ..tiling.schedule import PLANS
 from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.split import plan_split
 from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
@@ -37,6 +38,8 @@ class TileACSR(SplatPass):
                    "work, so the longest tiles start first on the GPU) or 'rows' (by first row)"),
         PassOption("split-kv", bool, True, "split layouts that want two row groupings into two "
                    "schedules (merged per row) when that is cheaper"),
+        PassOption("plan", str, "auto", "row tile plan: 'auto' (per tile, the affine or the "
+                   "blocks plan by cost), 'affine' or 'blocks' (forced, for tests and benchmarks)"),
     )
 
     def run(self, op: ir.Operation) -> None:
@@ -48,6 +51,10 @@ class TileACSR(SplatPass):
         if order is None:
             raise PassError(f"tile-order must be 'heavy-first' or 'rows', got "
                             f"'{self.options['tile-order']}'", op)
+        plan = self.options["plan"]
+        if plan not in PLANS:
+            raise PassError(f"plan must be one of {', '.join(repr(p) for p in PLANS)}, got "
+                            f"'{plan}'", op)
         for target in walk_ops(op, lambda o: o.name == "splat.attention"):
             layout = target.attributes["layout"]
             if not is_acsr_attr(layout):
@@ -55,9 +62,11 @@ class TileACSR(SplatPass):
                                 "before splat-tile-acsr", target)
             block_n = self.options["block-n"] or default_block_n(target)
             acsr = attr_to_acsr(layout)
-            schedule, split = build_schedule(acsr, block_m, block_n, order=order), None
+            schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
+            split = None
             if self.options["split-kv"]:
-                schedule, split = plan_split(acsr, block_m, block_n, single=schedule, order=order)
+                schedule, split = plan_split(acsr, block_m, block_n, single=schedule, order=order,
+                                             plan=plan)
             target.attributes["schedule"] = schedule_to_attr(schedule)
             if split is not None:
                 target.attributes["split_schedule"] = schedule_to_attr(split)

@@ -37,6 +37,14 @@ How :func:`build_schedule` works
 5. *Remainder.*  The remainder elements of a tile's rows are covered greedily by ``BLOCK_N``
    wide key windows.  A window that is one contiguous run per row with affine ends is a plain
    segment; any other becomes a mask tile with its bits.
+6. *Plan.*  Steps 4-5 are the tile's *affine* plan.  When it is fragmented (many segments and
+   mask tiles), the tile's *blocks* plan (:mod:`splat.tiling.block_plan`: aligned ``BLOCK_N``
+   key blocks, dense runs as segments, the other occupied blocks as mask tiles) is priced too
+   and replaces it when it costs at most ``_BLOCKS_MARGIN`` of the affine cost.  The choice is
+   made inside the tile cost, so steps 2-3 see it.  If that brings mask tiles into a layout
+   without remainder (which switches the launch to the ``_masked`` kernel), the schedule is kept
+   only when its total costs at most ``_NEW_MASKS_MARGIN`` of the all-affine schedule's.
+   ``TileSchedule.plans`` records the plan of each row tile.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ import numpy as np
 
 from ..abi import MASK_TILE_FIELDS, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
+from .block_plan import block_counts, block_plan, dense_runs
 
 _RT, _SG, _MT = len(ROW_TILE_FIELDS), len(SEGMENT_FIELDS), len(MASK_TILE_FIELDS)
 
@@ -60,6 +69,24 @@ _W_TILE = 1.0     # a CTA: load Q, write O and lse
 _W_SEG = 0.1      # read a segment, set up its loop
 _W_MASKED = 0.25  # a key tile that evaluates the element mask
 _W_BITS = 0.5     # a remainder mask tile loads its bits on top of that
+
+# Plans of a row tile (TileSchedule.plans) and build_schedule's ``plan`` option.
+PLAN_AFFINE, PLAN_BLOCKS = 0, 1
+PLANS = ("auto", "affine", "blocks")
+# The constants above are not calibrated on the GPU yet, so a tile switches to the blocks plan
+# only when the model says it costs at most this fraction of the affine plan (the margin
+# split-KV uses, splat.tiling.split._MIN_SAVING = 0.25): a mis-priced switch must lose little.
+_BLOCKS_MARGIN = 0.75
+# A schedule whose blocks plans bring mask tiles into a layout without remainder must cost at
+# most this fraction of the all-affine schedule (build_schedule says why).
+_NEW_MASKS_MARGIN = 0.25
+# Segments + mask tiles of an affine plan below which "auto" does not price the blocks plan (a
+# speed guard, not the choice).  Fragmented tiles (unions of families, rational slopes, masks
+# with holes) have tens to thousands; the named families' tiles have at most ~9 (Longformer and
+# BigBird tiles that straddle a region boundary, where the blocks plan would save a few % of
+# their key tiles, then lose it to the whole-schedule check in build_schedule): pricing them
+# made BigBird at 16K 5x slower to tile for no change.
+_PLAN_MIN_ITEMS = 12
 
 _I32_MAX = 2**31 - 1
 _MAX_DP_BOUNDARIES = 48  # per residue class; beyond, tiles are plain BLOCK_M chunks
@@ -123,6 +150,12 @@ class TileSchedule:
       ``rho >= nrows`` and keys ``u >= ncols`` are 0).  Mask tiles are disjoint from the
       segments, so the kernel just runs them as always-masked key tiles after the segments,
       carrying the same online-softmax state.
+
+    ``plans int8 [n_tiles]`` says which plan built each row tile (``PLAN_AFFINE = 0``,
+    ``PLAN_BLOCKS = 1``, module docstring step 6).  It is metadata for statistics only: the
+    kernel tables above are the same format for both plans, and ``#splat.tile_schedule`` does not
+    carry it, so a schedule read back from IR (``schedule_attr.attr_to_schedule``) or from tables
+    has ``plans`` all 0 ("unknown" reads as affine).  Equality compares the tables only.
     """
 
     Lq: int
@@ -134,6 +167,7 @@ class TileSchedule:
     mask_ptr: np.ndarray | None = None
     mask_tiles: np.ndarray | None = None
     mask_bits: np.ndarray | None = None
+    plans: np.ndarray | None = None
 
     def __post_init__(self):
         self.Lq, self.Lk = int(self.Lq), int(self.Lk)
@@ -153,6 +187,8 @@ class TileSchedule:
         if bits.dtype not in (np.int32, np.uint32):
             bits = (bits.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32)
         self.mask_bits = np.ascontiguousarray(bits.view(np.int32).reshape(-1, self.block_m, self.words))
+        plans = np.zeros(n, dtype=np.int8) if self.plans is None else self.plans
+        self.plans = np.ascontiguousarray(np.asarray(plans, dtype=np.int8).reshape(-1))
 
     # -- sizes -------------------------------------------------------------------------------
     @property
@@ -214,7 +250,7 @@ class TileSchedule:
         computed = key_tiles * BM * BN
         no_segs = self.row_tiles[:, 3] == self.row_tiles[:, 4]
         empty = int(np.count_nonzero(no_segs & (np.diff(self.mask_ptr) == 0)))
-        return {
+        out = {
             "tiles": self.n_tiles,
             "empty_tiles": empty,
             "full_row_tiles": int(np.count_nonzero(self.row_tiles[:, 2] == BM)),
@@ -226,6 +262,12 @@ class TileSchedule:
             "computed": computed,
             "efficiency": nnz / computed if computed else 1.0,
         }
+        # only when some tile uses the blocks plan, so the stats (and the artifact manifests
+        # that hold them) of every other schedule are as before; absent means 0
+        blocks = int(np.count_nonzero(self.plans == PLAN_BLOCKS))
+        if blocks:
+            out["tiles_blocks_plan"] = blocks
+        return out
 
     def summary(self) -> str:
         s = self.stats()
@@ -262,7 +304,7 @@ class TileSchedule:
             "mask_ptr": self.mask_ptr.tolist(),
             "mask_tiles": self.mask_tiles.tolist(),
             "mask_bits": self.mask_bits.reshape(-1).tolist(),
-        }
+        } | ({"plans": self.plans.tolist()} if self.plans.any() else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> "TileSchedule":
@@ -276,7 +318,7 @@ class TileSchedule:
                    np.array(d["segments"], dtype=np.int64).reshape(-1, _SG),
                    np.array(d.get("mask_ptr", [0] * (len(d["row_tiles"]) + 1)), dtype=np.int64),
                    np.array(d.get("mask_tiles", []), dtype=np.int64).reshape(-1, _MT),
-                   bits)
+                   bits, d.get("plans"))
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, TileSchedule):
@@ -328,6 +370,8 @@ class TileSchedule:
                 lo, hi = la * r + lb, ha * r + hb
                 if (lo < 0).any() or (hi < lo).any() or (hi > ncols).any():
                     raise ValueError("segment bounds need 0 <= lo <= hi <= ncols on its rows")
+        if self.plans.shape != (n,) or not np.isin(self.plans, (PLAN_AFFINE, PLAN_BLOCKS)).all():
+            raise ValueError("plans must hold one plan (0 affine, 1 blocks) per row tile")
         mp = self.mask_ptr.astype(np.int64)
         if mp.shape != (n + 1,) or mp[0] != 0 or mp[-1] != self.n_mask_tiles or (np.diff(mp) < 0).any():
             raise ValueError("mask_ptr must be a CSR pointer over the row tiles")
@@ -485,14 +529,16 @@ def _try_merge(A, B):
 
 
 class _Builder:
-    def __init__(self, acsr: ACSR, block_m: int, block_n: int):
+    def __init__(self, acsr: ACSR, block_m: int, block_n: int, plan: str = "auto"):
         self.acsr = acsr
         self.Lq, self.Lk = acsr.Lq, acsr.Lk
         self.BM, self.BN = block_m, block_n
+        self.plan = plan
         self.pieces = [q for q in (_P(p) for p in acsr.pieces) if q.live]
         self._remainder_rows()
         self._regions()
-        self.cache: dict[tuple[int, int, int], tuple] = {}
+        self.cache: dict[tuple[int, int, int], tuple] = {}         # planned tiles
+        self.affine_cache: dict[tuple[int, int, int], tuple] = {}  # their affine plans
 
     # -- remainder as CSR rows ---------------------------------------------------------------
     def _remainder_rows(self):
@@ -588,11 +634,22 @@ class _Builder:
         return _W_SEG + k + _W_MASKED * (k - f)
 
     def tile(self, row0: int, R: int, nrows: int):
-        """(segments, mask tiles, cost) of the tile ``row0 + R*rho``, ``rho < nrows``."""
+        """(segments, mask tiles, cost, plan) of the tile ``row0 + R*rho``, ``rho < nrows``:
+        its affine plan, and the cost and plan chosen by :meth:`_choose_plan`."""
         if nrows == 1:
             R = 1
         key = (row0, R, nrows)
         hit = self.cache.get(key)
+        if hit is None:
+            hit = self.cache[key] = self._choose_plan(*self.affine_tile(row0, R, nrows), nrows)
+        return hit
+
+    def affine_tile(self, row0: int, R: int, nrows: int):
+        """(segments, mask tiles, cost) of the affine plan of the tile (steps 4-5)."""
+        if nrows == 1:
+            R = 1
+        key = (row0, R, nrows)
+        hit = self.affine_cache.get(key)
         if hit is not None:
             return hit
         chains: list = []
@@ -602,11 +659,69 @@ class _Builder:
         if self.rem_ptr is not None:
             masks = self._remainder_tile(row0 + R * np.arange(nrows, dtype=np.int64), chains)
         segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
-        cost = (_W_TILE + sum(self._seg_cost(sg, nrows) for sg in segs)
-                + len(masks) * (1 + _W_MASKED + _W_BITS))
-        res = (segs, masks, cost)
-        self.cache[key] = res
+        res = (segs, masks, self._plan_cost(segs, masks, nrows))
+        self.affine_cache[key] = res
         return res
+
+    def _plan_cost(self, segs, masks, nrows) -> float:
+        return (_W_TILE + sum(self._seg_cost(sg, nrows) for sg in segs)
+                + len(masks) * (1 + _W_MASKED + _W_BITS))
+
+    def _priced(self, segs, masks) -> bool:
+        """Whether "auto" prices the blocks plan of an affine plan at all (speed guard)."""
+        return len(segs) + len(masks) >= _PLAN_MIN_ITEMS
+
+    def _blocks_bound(self, segs, masks, nrows: int = 0) -> float:
+        """Cheap lower bound on the blocks plan's cost (a Python pass over the tables, no
+        numpy): a segment's ``col0`` is the first key of one of its end rows and a mask
+        tile's ``col0`` an element, so their distinct blocks are occupied, each at least one
+        key tile.  With ``nrows``, also: at most ``nnz // (nrows * narrowest block)`` of them
+        can be dense, the others are mask tiles.  (An empty end row could make it too high:
+        then a blocks plan is missed, the schedule stays exact.)"""
+        BN = self.BN
+        n = len({sg[0] // BN for sg in segs} | {m[0] // BN for m in masks})
+        bound = _W_TILE + n
+        if nrows:
+            nnz = sum(((ha - la) * (rl + rh - 1) * (rh - rl)) // 2 + (hb - lb) * (rh - rl)
+                      for _, _, _, rl, rh, la, lb, ha, hb in segs)
+            nnz += sum(nrows * m[1] for m in masks)  # at most, which keeps the bound low
+            narrow = min(BN, self.Lk - (_cdiv(self.Lk, BN) - 1) * BN)
+            bound += max(0, n - nnz // (nrows * narrow)) * (_W_MASKED + _W_BITS)
+        return bound
+
+    def _choose_plan(self, segs, masks, cost, nrows):
+        """``(segs, masks, cost, plan)``: the affine plan ``(segs, masks)`` always (the blocks
+        plan is a function of it, built by :meth:`plan_tables` for the tiles finally kept
+        only), and the cost and plan that ``self.plan`` says; "auto" takes blocks only at
+        ``_BLOCKS_MARGIN`` of the affine cost or less.  The blocks plan is priced from its
+        per-block element counts, without expanding the elements, after a cheap bound."""
+        if self.plan == "affine" or not (segs or masks):
+            return segs, masks, cost, PLAN_AFFINE
+        if self.plan == "auto" and (not self._priced(segs, masks)
+                                    or self._blocks_bound(segs, masks, nrows)
+                                    > _BLOCKS_MARGIN * cost):
+            return segs, masks, cost, PLAN_AFFINE
+        counts = block_counts(segs, masks, nrows, self.Lk, self.BN)
+        runs = dense_runs(counts, nrows, self.Lk, self.BN)
+        n_mask = int(np.count_nonzero(counts)) - sum(_cdiv(sg[2], self.BN) for sg in runs)
+        bcost = self._plan_cost(runs, range(n_mask), nrows)
+        if self.plan == "auto" and bcost > _BLOCKS_MARGIN * cost:
+            return segs, masks, cost, PLAN_AFFINE
+        return segs, masks, bcost, PLAN_BLOCKS
+
+    def blocks_adds_masks(self, res, nrows) -> bool:
+        """Whether a planned tile's blocks plan has mask tiles (the tile is not all dense
+        runs); ``res`` is a :meth:`tile` result."""
+        segs, masks = res[0], res[1]
+        counts = block_counts(segs, masks, nrows, self.Lk, self.BN)
+        runs = dense_runs(counts, nrows, self.Lk, self.BN)
+        return int(np.count_nonzero(counts)) > sum(_cdiv(sg[2], self.BN) for sg in runs)
+
+    def plan_tables(self, segs, masks, nrows, plan):
+        """The segments and mask tiles the schedule holds for a tile :meth:`tile` planned."""
+        if plan == PLAN_BLOCKS:
+            return block_plan(segs, masks, nrows, self.Lk, self.BN)
+        return segs, masks
 
     def _chains_cost(self, chains, nrows) -> float:
         return sum(self._seg_cost(_chain_segment(c), nrows) for c in chains)
@@ -761,14 +876,31 @@ class _Builder:
         return [_chain_segment(c) for c in out]
 
     # -- row step per region -----------------------------------------------------------------
-    def _chunk_cost(self, start: int, end: int, R: int) -> float:
-        total = 0.0
+    def _chunk_tiles(self, start: int, end: int, R: int):
+        """The tiles ``(row0, R, nrows)`` of ``[start, end)`` cut in ``BLOCK_M`` chunks per
+        residue class of ``R``."""
         for c in range(min(R, end - start)):
             first = start + c
             n = _cdiv(end - first, R)
             for k in range(0, n, self.BM):
-                total += self.tile(first + R * k, R, min(self.BM, n - k))[2]
+                yield first + R * k, R, min(self.BM, n - k)
+
+    def _chunk_cost(self, start: int, end: int, R: int) -> float:
+        total = 0.0
+        for t in self._chunk_tiles(start, end, R):
+            total += self.tile(*t)[2]
         return total
+
+    def _chunk_bound(self, start: int, end: int, R: int) -> tuple[float, float]:
+        """(affine cost, lower bound of the planned cost) of the chunked region: a tile's
+        planned cost is its affine cost or a blocks plan cost, so at least the smaller of
+        its affine cost and :meth:`_blocks_bound`."""
+        aff = low = 0.0
+        for t in self._chunk_tiles(start, end, R):
+            segs, masks, cost = self.affine_tile(*t)
+            aff += cost
+            low += min(cost, self._blocks_bound(segs, masks)) if self._priced(segs, masks) else cost
+        return aff, low
 
     def _choose_step(self, i: int) -> int:
         start, end = self.bounds[i], self.bounds[i + 1]
@@ -784,7 +916,16 @@ class _Builder:
         cands = sorted(R for R in cands if R == 1 or R < length)
         if len(cands) == 1:
             return 1
-        costs = [(self._chunk_cost(start, end, R), R) for R in cands]
+        if self.plan != "auto":
+            return min((self._chunk_cost(start, end, R), R) for R in cands)[1]
+        # "auto": price the blocks plans of a row step only when its lower bound can beat the
+        # best affine total (blocks plans only lower a total), so a layout whose fragmented
+        # candidate steps lose anyway (the dilated window's R = 1) pays nothing for them; a
+        # step skipped so cannot be the minimum, the choice is the one full pricing makes
+        bounds = {R: self._chunk_bound(start, end, R) for R in cands}
+        best = min(aff for aff, _ in bounds.values())
+        costs = [(self._chunk_cost(start, end, R) if bounds[R][1] <= best else math.inf, R)
+                 for R in cands]
         return min(costs)[1]
 
     # -- cuts --------------------------------------------------------------------------------
@@ -883,24 +1024,54 @@ def _affine_runs(b: np.ndarray, col0: int):
 
 
 def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
-                   order: str = "rows") -> TileSchedule:
+                   order: str = "rows", plan: str = "auto") -> TileSchedule:
     """Tile schedule of ``acsr`` for ``block_m x block_n`` tiles (see the module docstring).
 
     ``order``: ``"rows"`` lists the row tiles by first row; ``"heavy_first"`` by decreasing
-    work (key tiles), which shortens the tail of a GPU launch."""
+    work (key tiles), which shortens the tail of a GPU launch.  ``plan``: ``"auto"`` picks the
+    affine or the blocks plan per row tile by cost (step 6); ``"affine"`` or ``"blocks"``
+    forces one for every tile (tests and benchmarks)."""
     if block_m < 1 or block_n < 1:
         raise ValueError("block sizes must be >= 1")
     if order not in ("rows", "heavy_first"):
         raise ValueError(f"unknown tile order {order!r}")
-    b = _Builder(acsr, int(block_m), int(block_n))
-    tiles = b.build()
-    built = [(t, b.tile(*t)) for t in tiles]
+    if plan not in PLANS:
+        raise ValueError(f"unknown tile plan {plan!r} (one of {', '.join(PLANS)})")
+    b = _Builder(acsr, int(block_m), int(block_n), plan)
+    built = [(t, b.tile(*t)) for t in b.build()]
+    if plan == "auto" and any(res[3] == PLAN_BLOCKS and b.blocks_adds_masks(res, t[2])
+                              for t, res in built) and _needs_no_masks(acsr):
+        # Mask tiles in a layout that had none switch the whole launch to the _masked kernel
+        # variant (another kernel, mask tables, a different PTX), a cost the per-tile model
+        # does not see, and they compete with split-KV, the unmasked answer for layouts that
+        # want two row groupings: keep such a schedule only when the whole of it costs at most
+        # _NEW_MASKS_MARGIN of the all-affine schedule, else the affine schedule.
+        a = _Builder(acsr, int(block_m), int(block_n), "affine")
+        a.affine_cache = b.affine_cache  # the tiles' affine plans are the same: only the DP runs
+        affine = [(t, a.tile(*t)) for t in a.build()]
+        if sum(r[2] for _, r in built) > _NEW_MASKS_MARGIN * sum(r[2] for _, r in affine):
+            b, built = a, affine
+    return _assemble(acsr, b, built, order)
+
+
+def _needs_no_masks(acsr: ACSR) -> bool:
+    """Whether the affine schedule has no mask tiles: the ACSR has no remainder (a remainder
+    always yields at least one mask tile or an affine segment; either way the blocks plan's
+    mask tiles are then weighed per tile only)."""
+    return acsr.remainder is None or acsr.remainder.nnz == 0
+
+
+def _assemble(acsr: ACSR, b: _Builder, built: list, order: str) -> TileSchedule:
+    """The schedule tables of the planned tiles ``built`` (``((row0, R, nrows), tile())``)."""
+    block_m, block_n = b.BM, b.BN
     if order == "rows":
         built.sort(key=lambda x: x[0][0])
     else:
         built.sort(key=lambda x: (-x[1][2], x[0][0]))
-    row_tiles, segs, mptr, mtiles, mbits = [], [], [0], [], []
-    for (row0, R, nrows), (tsegs, tmasks, _) in built:
+    row_tiles, segs, mptr, mtiles, mbits, plans = [], [], [0], [], [], []
+    for (row0, R, nrows), (tsegs, tmasks, _, tplan) in built:
+        tsegs, tmasks = b.plan_tables(tsegs, tmasks, nrows, tplan)
+        plans.append(tplan)
         tsegs = sorted(tsegs, key=lambda sg: (sg[0], sg[3]))
         row_tiles.append((row0, R, nrows, len(segs), len(segs) + len(tsegs)))
         segs.extend(tsegs)
@@ -916,4 +1087,5 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         np.array(mptr, dtype=np.int64),
         np.array(mtiles, dtype=np.int64).reshape(-1, _MT),
         np.array(mbits, dtype=np.int32).reshape(-1, block_m, W) if mbits
-        else np.zeros((0, block_m, W), dtype=np.int32))
+        else np.zeros((0, block_m, W), dtype=np.int32),
+        np.array(plans, dtype=np.int8))

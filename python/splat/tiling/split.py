@@ -86,7 +86,7 @@ def _without_empty_tiles(s: TileSchedule) -> TileSchedule:
         return s
     ptr = np.concatenate([[0], np.cumsum(np.diff(s.mask_ptr)[keep])])
     return TileSchedule(s.Lq, s.Lk, s.block_m, s.block_n, s.row_tiles[keep], s.segments, ptr,
-                        s.mask_tiles, s.mask_bits)
+                        s.mask_tiles, s.mask_bits, s.plans[keep])
 
 
 def _partitions_rows(s: TileSchedule) -> bool:
@@ -95,17 +95,18 @@ def _partitions_rows(s: TileSchedule) -> bool:
 
 
 def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
-               single: TileSchedule | None = None,
-               order: str = "rows") -> tuple[TileSchedule, TileSchedule | None]:
+               single: TileSchedule | None = None, order: str = "rows",
+               plan: str = "auto") -> tuple[TileSchedule, TileSchedule | None]:
     """``(schedule, None)`` for one schedule, or ``(main, extra)`` when split-KV is cheaper.
-    ``single``: the one-schedule result if the caller has it already; ``order``: the row tile
-    order of the schedules built here (``build_schedule``)."""
-    single = single if single is not None else build_schedule(acsr, block_m, block_n, order=order)
+    ``single``: the one-schedule result if the caller has it already; ``order`` and ``plan``:
+    the row tile order and plan of the schedules built here (``build_schedule``)."""
+    single = (single if single is not None
+              else build_schedule(acsr, block_m, block_n, order=order, plan=plan))
     parts = split_pieces(acsr)
     if parts is None:
         return single, None
-    main = build_schedule(parts[0], block_m, block_n, order=order)
-    extra = build_schedule(parts[1], block_m, block_n, order=order)
+    main = build_schedule(parts[0], block_m, block_n, order=order, plan=plan)
+    extra = build_schedule(parts[1], block_m, block_n, order=order, plan=plan)
     # the main launch must write every row (the accumulating one reads the rows it folds into);
     # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
     if extra.has_masks or not _partitions_rows(main):
