@@ -141,6 +141,11 @@ class Family:
                                  & ((((q - k) < loc) & ((q < L // 4) | (q >= L // 4 + 64)))
                                     | (((q - k) % s == 0) & ((q - k) >= loc)
                                        & ((q < L // 2) | (q >= L // 2 + 64)))))
+        if name == "dilated_union":  # LongNet style: two dilated windows of coprime strides,
+            # fragmented into many small ACSR pieces (the tiler's blocks plan)
+            w, s1, s2 = p["w"], p["s1"], p["s2"]
+            return lambda q, k: (((abs(q - k) <= w * s1) & ((q - k) % s1 == 0))
+                                 | ((abs(q - k) <= w * s2) & ((q - k) % s2 == 0)))
         if name == "sparse_rows":  # a window with empty rows (whole row tiles and single rows)
             w = p["w"]
             return lambda q, k: ((abs(q - k) <= w) & (((q // 64) % 3) != 1) & ((q % 5) != 2))
@@ -165,6 +170,7 @@ TEST_FAMILIES = (
     F("bigbird", w=64, n_globals=64, block=64, random=3, seed=1),
     F("sparse_rows", w=64),
     F("strided_gaps", local=64, stride=64),
+    F("dilated_union", w=32, s1=3, s2=5),
 )
 
 # The benchmark's patterns (issue 5): window, causal-window, dilated, strided, Longformer, BigBird,
