@@ -26,7 +26,8 @@ from .. import analysis
 from ..analysis.acsr import ACSR, Piece
 
 __all__ = ["Pattern", "window", "causal", "causal_window", "dilated", "strided", "fixed", "blocked",
-           "global_tokens", "random_blocks", "longformer", "bigbird", "from_mask", "from_mask_fn"]
+           "global_tokens", "random_blocks", "longformer", "bigbird", "documents", "prefix_lm",
+           "chunked_causal", "from_mask", "from_mask_fn"]
 
 _CHUNK_CELLS = 1 << 22  # cells per predicate evaluation chunk
 _new, _set = object.__new__, object.__setattr__  # fast Piece construction (as acsr.pieces_from_table)
@@ -762,6 +763,73 @@ def blocked(block: int, Lq: int, Lk: int | None = None) -> Pattern:
         return _acsr(Lq, Lk, pieces)
 
     return Pattern(Lq, Lk, lambda q, k: q // B == k // B, name=f"blocked(block={B})", analytic=build)
+
+
+def documents(lengths, Lq: int | None = None, Lk: int | None = None, *,
+              causal: bool = False) -> Pattern:
+    """Packed documents: a query sees the keys of its own document (``causal``: only those not
+    after it). ``lengths`` are the documents' lengths in order; they must sum to at most
+    ``min(Lq, Lk)`` (default: their sum); rows and keys past the last document see nothing.
+    One piece per document, built in O(documents): a new layout every training step costs
+    no mask evaluation."""
+    lens = np.asarray(lengths)
+    if lens.ndim != 1 or lens.size == 0 or not np.issubdtype(lens.dtype, np.integer):
+        raise ValueError(f"lengths must be a non-empty 1-D sequence of ints, got {lengths!r:.80}")
+    if (lens < 1).any():
+        raise ValueError("lengths must all be >= 1")
+    total = int(lens.sum())
+    Lq, Lk = _sizes(total if Lq is None else Lq, Lk)
+    if total > min(Lq, Lk):
+        raise ValueError(f"lengths sum to {total}, more than min(Lq, Lk) = {min(Lq, Lk)}")
+    ends = np.cumsum(lens.astype(np.int64))
+    starts = ends - lens
+    doc_of = np.full(max(Lq, Lk) + 1, -1, dtype=np.int64)  # document id per position
+    doc_of[:total] = np.repeat(np.arange(lens.size), lens)
+
+    def contains(q, k):
+        dq, dk = doc_of[np.minimum(q, Lq)], doc_of[np.minimum(k, Lk)]
+        same = (dq == dk) & (dq >= 0)
+        return same & (k <= q) if causal else same
+
+    def build():
+        pieces = [_piece(r0, 1, 1, 0, r1 - r0, 0, r0, 1 if causal else 0, 1 if causal else r1 - r0)
+                  for r0, r1 in zip(starts.tolist(), ends.tolist())]
+        return _acsr(Lq, Lk, pieces)
+
+    kind = "causal_documents" if causal else "documents"
+    return Pattern(Lq, Lk, contains, name=f"{kind}(n={lens.size}, total={total})", analytic=build)
+
+
+def prefix_lm(prefix: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Prefix LM: every query sees the first ``prefix`` keys; past them, attention is causal
+    (``k < prefix or k <= q``)."""
+    P = _int("prefix", prefix, minimum=0)
+    Lq, Lk = _sizes(Lq, Lk)
+
+    def build():
+        # rows below the prefix see [0, prefix); the others [0, max(prefix, q + 1))
+        head = _band(Lk, 0, min(P, Lq), 1, 1, (0, 0), (0, P - 1)) if P else []
+        tail = _band(Lk, min(P, Lq), Lq, 1, 1, (0, 0), (1, 0))
+        return _acsr(Lq, Lk, head + tail)
+
+    return Pattern(Lq, Lk, lambda q, k: (k < P) | (k <= q), name=f"prefix_lm(prefix={P})",
+                   analytic=build)
+
+
+def chunked_causal(chunk: int, Lq: int, Lk: int | None = None) -> Pattern:
+    """Chunked causal attention: causal within chunks of ``chunk`` tokens
+    (``q // chunk == k // chunk and k <= q``), one piece per chunk."""
+    C = _int("chunk", chunk)
+    Lq, Lk = _sizes(Lq, Lk)
+
+    def build():
+        pieces = []
+        for r0 in range(0, min(Lq, Lk), C):
+            pieces += _band(Lk, r0, min(Lq, r0 + C), 1, 1, (0, r0), (1, 0))
+        return _acsr(Lq, Lk, pieces)
+
+    return Pattern(Lq, Lk, lambda q, k: (q // C == k // C) & (k <= q),
+                   name=f"chunked_causal(chunk={C})", analytic=build)
 
 
 def _index_set(name: str, idx, limit: int) -> np.ndarray:
