@@ -97,3 +97,10 @@ def test_a_new_document_layout_tiles_in_milliseconds():
         best = min(best, time.perf_counter() - t)
         assert schedule.n_tiles >= L // 64
     assert best < 0.5
+
+
+def test_huge_document_layouts_cost_nothing_until_used():
+    pattern = P.documents([2**40, 2**40], causal=True)  # no table of 2**41 positions
+    assert pattern.Lq == 2**41
+    assert pattern.contains(np.array([5, 2**40 + 3]), np.array([2, 2**40])).tolist() == [True, True]
+    assert len(pattern.analytic_acsr().pieces) == 2

@@ -783,11 +783,12 @@ def documents(lengths, Lq: int | None = None, Lk: int | None = None, *,
         raise ValueError(f"lengths sum to {total}, more than min(Lq, Lk) = {min(Lq, Lk)}")
     ends = np.cumsum(lens.astype(np.int64))
     starts = ends - lens
-    doc_of = np.full(max(Lq, Lk) + 1, -1, dtype=np.int64)  # document id per position
-    doc_of[:total] = np.repeat(np.arange(lens.size), lens)
+
+    def document(x):  # document of each position, -1 past the last (no table of L entries)
+        return np.where(x < total, np.searchsorted(ends, x, side="right"), -1)
 
     def contains(q, k):
-        dq, dk = doc_of[np.minimum(q, Lq)], doc_of[np.minimum(k, Lk)]
+        dq, dk = document(q), document(k)
         same = (dq == dk) & (dq >= 0)
         return same & (k <= q) if causal else same
 
