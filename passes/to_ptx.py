@@ -38,7 +38,16 @@ class ToPTX(SplatPipeline):
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
     )
 
-    def expand(self) -> str:
+    @classmethod
+    def from_options(cls, values: dict[str, str]) -> "ToPTX":
+        pipeline = super().from_options(values)
+        pipeline.stage_options()  # a bad chip, feature or level fails here, as a pipeline error
+        return pipeline
+
+    def stage_options(self) -> StageOptions:
         o = self.options
-        return full_pipeline(StageOptions(chip=o["chip"], features=o["features"],
-                                          opt_level=o["opt-level"], block_n=o["block-n"]))
+        return StageOptions(chip=o["chip"], features=o["features"], opt_level=o["opt-level"],
+                            block_n=o["block-n"])
+
+    def expand(self) -> str:
+        return full_pipeline(self.stage_options())

@@ -11,6 +11,7 @@ stage as ``<n>-<stage>.mlir``, and the PTX (every stage runs then). The same sta
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from .ir import make_context
 from .lowering import fused_forward, ptx_cache
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
-from .stages import STAGES, StageOptions
+from .stages import CHIPS, STAGES, StageOptions, check_option
 from .tiling import decomposed
 from .tiling.schedule_attr import attr_to_schedule
 from .tools.extract_ptx import binaries_ptx
@@ -102,14 +103,21 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
 
     ``variant="fused"``: one flash-style kernel over the tile schedule; ``"decomposed"``: the
     paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison)."""
-    if dtype not in _ELEMENT_TYPES:
+    # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
+    # can abort the process or be spliced into a pipeline).
+    if not isinstance(dtype, str) or dtype not in _ELEMENT_TYPES:
         raise ValueError(f"dtype must be one of {sorted(_ELEMENT_TYPES)}, got {dtype!r}")
-    if head_dim not in abi.HEAD_DIMS:
+    try:
+        head_dim = check_option("head_dim", head_dim, abi.HEAD_DIMS)
+    except ValueError:
         raise ValueError(f"head_dim must be {' or '.join(map(str, abi.HEAD_DIMS))}, "
-                         f"got {head_dim!r}")
-    if variant not in VARIANTS:
+                         f"got {head_dim!r}") from None
+    if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    block_n = block_n or abi.DEFAULT_BLOCK_N[head_dim]
+    check_option("target", target, CHIPS)
+    block_n = check_option("block_n", block_n or abi.DEFAULT_BLOCK_N[head_dim],
+                           abi.BLOCK_N_CHOICES)
+    scale = _checked_scale(scale)
     acsr = _as_acsr(pattern)
     dump_dir = dump_dir or os.environ.get("SPLAT_DUMP_DIR")
     dump = Path(dump_dir) if dump_dir else None
@@ -154,6 +162,22 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                     scale=scale)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=block_n, split=split)
+
+
+_F32_MAX = 3.4028234663852886e38
+
+
+def _checked_scale(scale) -> float | None:
+    """None, or the scale as a float: finite, > 0 (the kernel takes the running max on raw
+    scores and scales afterwards) and representable in f32."""
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        raise ValueError(f"scale must be a number, got {type(scale).__name__} {scale!r:.40}")
+    value = float(scale)
+    if not (math.isfinite(value) and 0.0 < value <= _F32_MAX):
+        raise ValueError(f"scale must be finite, > 0 and fit f32, got {scale!r}")
+    return value
 
 
 def _gpu_module(module: ir.Module) -> ir.Operation:

@@ -14,20 +14,49 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Callable
 
+from . import abi
 from .lowering.to_ptx import nvvm_passes_before_binary
+
+# Closed lists of what the kernels are built and checked for. Anything else is refused here,
+# before it reaches LLVM: an unknown chip aborts the process inside LLVM, and a value with
+# pipeline syntax in it would rewrite the pipeline it is spliced into.
+CHIPS = ("sm_90", "sm_90a")
+PTX_FEATURES = tuple(f"+ptx8{minor}" for minor in range(9))  # PTX ISA 8.0-8.8 (CUDA 12.x ptxas)
+OPT_LEVELS = (0, 1, 2, 3)
+
+
+def check_option(name: str, value, allowed: tuple):
+    """``value`` if it is one of ``allowed``, else a ValueError naming ``name``. Integers may be
+    any integral type (numpy ints included, bools not) and come back as ``int``; a float that
+    equals an allowed int is refused rather than passed on to the bindings."""
+    if isinstance(allowed[0], int):
+        if not isinstance(value, bool) and hasattr(type(value), "__index__"):
+            value = operator.index(value)
+        else:
+            value = None if not isinstance(value, str) else value
+    if type(value) is not type(allowed[0]) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class StageOptions:
-    """What the stages' pipelines depend on."""
+    """What the stages' pipelines depend on; every field is checked against a closed list."""
 
     chip: str = "sm_90a"
     features: str = "+ptx80"  # sm_90/sm_90a need PTX ISA 8.0 or newer
     opt_level: int = 3
     block_n: int = 0  # compressed keys per key tile; 0: the kernel's tuned value per head dim
+
+    def __post_init__(self):
+        check_option("chip", self.chip, CHIPS)
+        check_option("features", self.features, PTX_FEATURES)
+        check_option("opt-level", self.opt_level, OPT_LEVELS)
+        check_option("block-n", self.block_n, (0,) + abi.BLOCK_N_CHOICES)
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,48 @@ def test_dumping_runs_every_stage_even_with_cached_kernels(tmp_path):
     splat.compile(patterns.window(16, 200), dtype="f16", head_dim=64)
     splat.compile(patterns.window(16, 200), dtype="f16", head_dim=64, dump_dir=tmp_path)
     assert (tmp_path / "3-nvvm.mlir").is_file() and (tmp_path / "4-ptx.mlir").is_file()
+
+
+_SUBPROCESS = """
+import sys, splat
+from splat import patterns
+try:
+    splat.compile(patterns.window(8, 100), **{kwargs})
+except ValueError as e:
+    print("ValueError:", e)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ("dict(target='sm_75')", "target must be one of"),
+    ("dict(target='garbage')", "target must be one of"),
+    ("dict(target='')", "target must be one of"),
+    ("dict(target=None)", "target must be one of"),
+    ("dict(target='sm_999')", "target must be one of"),
+    ("dict(target='sm_100')", "target must be one of"),
+    ("dict(target='sm_90a} , canonicalize')", "target must be one of"),
+    ("dict(head_dim=64.0)", "head_dim must be 64 or 128"),
+    ("dict(head_dim=True)", "head_dim must be 64 or 128"),
+    ("dict(scale='x')", "scale must be a number"),
+    ("dict(scale=0.0)", "scale must be finite, > 0"),
+    ("dict(scale=-1.0)", "scale must be finite, > 0"),
+    ("dict(scale=1e39)", "scale must be finite, > 0 and fit f32"),
+    ("dict(scale=float('nan'))", "scale must be finite"),
+    ("dict(block_n=48)", "block_n must be one of"),
+])
+def test_bad_compile_arguments_fail_cleanly_in_a_subprocess(kwargs, match):
+    """Values that used to abort the interpreter inside LLVM (exit 134) or reach the bindings
+    are refused with a named ValueError before any MLIR runs."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SUBPROCESS.format(kwargs=kwargs)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
+    assert match in out.stdout
+
+
+def test_numpy_integer_head_dims_are_accepted():
+    artifact = splat.compile(patterns.window(8, 100), head_dim=np.int64(64))
+    assert artifact.manifest["head_dim"] == 64 and type(artifact.manifest["head_dim"]) is int

@@ -70,3 +70,20 @@ def test_bad_pipeline_and_missing_file_are_clean_errors(tmp_path):
     result = splat_opt(str(tmp_path / "missing.mlir"))
     assert result.returncode == 1 and "cannot read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("option, message", [
+    ("chip=garbage", "chip must be one of sm_90, sm_90a"),
+    ("chip=sm_75", "chip must be one of"),
+    ("opt-level=99", "opt-level must be one of 0, 1, 2, 3"),
+    ("features=+ptx99", "features must be one of"),
+    ("block-n=48", "block-n must be one of"),
+])
+def test_bad_target_options_are_refused_before_llvm(option, message):
+    """These used to abort the process inside LLVM (exit 134)."""
+    result = splat_opt(f"--pass-pipeline=builtin.module(splat-to-ptx{{{option}}})", stdin=OK)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
