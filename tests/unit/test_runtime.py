@@ -258,6 +258,9 @@ def test_cache_dir_default(monkeypatch):
     assert C.cache_dir() == Path.home() / ".cache" / "splat"
 
 
+KEY = "k" * 64  # make_artifact's key: a cache entry is looked up by its artifact's own key
+
+
 def test_cache_hits(cache_env):
     builds = []
 
@@ -265,25 +268,39 @@ def test_cache_hits(cache_env):
         builds.append(1)
         return make_artifact()
 
-    a1 = C.get_or_build("abc", build)
-    a2 = C.get_or_build("abc", build)
+    a1 = C.get_or_build(KEY, build)
+    a2 = C.get_or_build(KEY, build)
     assert a1 is a2 and len(builds) == 1
     assert C.cache_info()["memory_hits"] == 1
-    assert (cache_env / "artifacts" / "abc" / "manifest.json").is_file()
+    assert (cache_env / "artifacts" / KEY / "manifest.json").is_file()
     C.clear_memory_cache()  # a new process: the disk entry serves it
-    a3 = C.get_or_build("abc", build)
+    a3 = C.get_or_build(KEY, build)
     assert len(builds) == 1 and C.cache_info()["disk_hits"] == 1
     assert a3.ptx == a1.ptx
 
 
-def test_cache_rebuilds_corrupt_entry(cache_env):
-    C.get_or_build("abc", make_artifact)
+def test_cache_discards_an_entry_holding_another_key(cache_env):
+    C.get_or_build(KEY, make_artifact)
     C.clear_memory_cache()
-    (cache_env / "artifacts" / "abc" / "segments.npy").unlink()
+    other = make_artifact(key="e" * 64)
+    A.save(other, cache_env / "artifacts" / ("e" * 64))
+    (cache_env / "artifacts" / KEY).rename(cache_env / "artifacts" / "moved")
+    (cache_env / "artifacts" / ("e" * 64)).rename(cache_env / "artifacts" / KEY)  # swapped in
+    builds = []
+    with pytest.warns(RuntimeWarning, match="holds the artifact of key eeee"):
+        art = C.get_or_build(KEY, lambda: builds.append(1) or make_artifact())
+    assert builds == [1] and art.key == KEY
+    assert A.load(cache_env / "artifacts" / KEY).key == KEY  # rebuilt in place
+
+
+def test_cache_rebuilds_corrupt_entry(cache_env):
+    C.get_or_build(KEY, make_artifact)
+    C.clear_memory_cache()
+    (cache_env / "artifacts" / KEY / "segments.npy").unlink()
     builds = []
     with pytest.warns(RuntimeWarning, match="discarding"):
-        art = C.get_or_build("abc", lambda: builds.append(1) or make_artifact())
-    assert builds == [1] and A.load(cache_env / "artifacts" / "abc").tables.keys() == art.tables.keys()
+        art = C.get_or_build(KEY, lambda: builds.append(1) or make_artifact())
+    assert builds == [1] and A.load(cache_env / "artifacts" / KEY).tables.keys() == art.tables.keys()
 
 
 def test_cache_concurrent_builders(cache_env):
@@ -298,7 +315,7 @@ def test_cache_concurrent_builders(cache_env):
 
     def worker():
         try:
-            results.append(C.get_or_build("race", build, disk=True))
+            results.append(C.get_or_build(KEY, build, disk=True))
         except Exception as e:  # pragma: no cover - the failure being tested for
             errors.append(e)
 
@@ -309,8 +326,8 @@ def test_cache_concurrent_builders(cache_env):
         t.join()
     assert not errors
     assert len({id(r) for r in results}) == 1  # the memory cache hands out one object
-    assert sorted(p.name for p in (cache_env / "artifacts").iterdir()) == ["race"]
-    A.load(cache_env / "artifacts" / "race")
+    assert sorted(p.name for p in (cache_env / "artifacts").iterdir()) == [KEY]
+    A.load(cache_env / "artifacts" / KEY)
 
 
 def test_cache_rejects_bad_keys_and_builds(cache_env):
@@ -855,6 +872,18 @@ def test_resolve_prebuilt_by_content_key(tmp_path, monkeypatch):
     # other sizes, dtype or head dim map to other keys
     assert R.request_key(acsr, Lq=130, Lk=130, dtype="f16", head_dim=64) != key
     assert R.request_key(acsr, Lq=130, Lk=130, dtype="bf16", head_dim=128) != key
+
+
+def test_resolve_refuses_another_requests_artifact_under_a_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPLAT_NO_COMPILE", "1")
+    monkeypatch.setenv("SPLAT_ARTIFACT_DIR", str(tmp_path))
+    from splat.analysis.acsr import ACSR, Piece
+
+    acsr = ACSR(130, 130, (Piece(0, 130, 1, 1, 1, 0, 0, 1),), None)
+    key = R.request_key(acsr, Lq=130, Lk=130, dtype="bf16", head_dim=64)
+    A.save(make_artifact(key="d" * 64), tmp_path / key)  # another pattern's artifact
+    with pytest.raises(SplatInputError, match=f"holds key {'d' * 64}, not {key}"):
+        R.resolve_artifact(acsr, dtype="bf16", head_dim=64, Lq=130, Lk=130)
 
 
 def test_resolve_compiles_once_through_the_cache(cache_env, monkeypatch):

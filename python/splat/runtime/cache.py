@@ -71,8 +71,9 @@ def _discard(path: Path) -> None:
 def get_or_build(key: str, build_fn: Callable[[], Artifact], *, disk: bool = True) -> Artifact:
     """Return the artifact for `key`: from memory, else from disk, else `build_fn()` (then stored).
 
-    A disk entry that fails to load (truncated, foreign format) is discarded and rebuilt. If the
-    cache directory cannot be written, the artifact is kept in memory only (with a warning).
+    A disk entry that fails to load (truncated, foreign format), or that holds another key's
+    artifact, is discarded and rebuilt. If the cache directory cannot be written, the artifact is
+    kept in memory only (with a warning).
     """
     _check_key(key)
     with _lock:
@@ -85,9 +86,12 @@ def get_or_build(key: str, build_fn: Callable[[], Artifact], *, disk: bool = Tru
     if path is not None and path.exists():
         try:
             art = load(path)
+            if art.key != key:  # another pattern's (or compiler's) artifact under this name
+                raise ArtifactError(f"it holds the artifact of key {art.key[:16]}...")
             with _lock:
                 _stats["disk_hits"] += 1
         except ArtifactError as e:
+            art = None
             warnings.warn(f"splat cache: discarding unreadable entry {path}: {e}", RuntimeWarning)
             _discard(path)
     if art is None:
@@ -103,7 +107,9 @@ def get_or_build(key: str, build_fn: Callable[[], Artifact], *, disk: bool = Tru
             except FileExistsError:
                 # another process stored the same key first: use its entry
                 try:
-                    art = load(path)
+                    stored = load(path)
+                    if stored.key == key:
+                        art = stored
                 except ArtifactError:
                     pass
             except OSError as e:

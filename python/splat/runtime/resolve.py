@@ -246,9 +246,13 @@ def resolve_artifact(pattern: Any, *, dtype: str, head_dim: int, Lq: int, Lk: in
                            f"{dtype}, head_dim={head_dim}, target={target} (looked for {path}); "
                            f"build it where MLIR is installed (scripts/pack_gpu_artifacts.py)")
         try:
-            return load_cached(path)
+            art = load_cached(path)
         except ArtifactError as e:
             raise SplatInputError("pattern", f"prebuilt artifact {path} is unusable: {e}") from None
+        if art.key != key:  # never serve another pattern's artifact placed under this key
+            raise SplatInputError("pattern", f"prebuilt artifact {path} holds key {art.key}, not "
+                                             f"{key}: it was built for another request")
+        return art
     raise SplatInputError(
         "pattern", "cannot get a kernel: MLIR is not installed here, so nothing can be compiled. "
                    "Pass artifact=splat.runtime.load(path), or set SPLAT_ARTIFACT_DIR to a directory "
