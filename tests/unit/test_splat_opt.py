@@ -87,3 +87,34 @@ def test_bad_target_options_are_refused_before_llvm(option, message):
     result = splat_opt(f"--pass-pipeline=builtin.module(splat-to-ptx{{{option}}})", stdin=OK)
     assert result.returncode == 1, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failure_leaves_the_output_file_untouched(tmp_path):
+    bad = tmp_path / "bad.mlir"
+    bad.write_text("func.func @f( {\n")
+    result = splat_opt(str(bad), "-o", str(bad))  # the input is the output
+    assert result.returncode == 1 and "error:" in result.stderr
+    assert bad.read_text() == "func.func @f( {\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mlir"]  # no temporary left
+
+
+def test_output_is_written_only_on_success(tmp_path):
+    out = tmp_path / "out.mlir"
+    assert splat_opt("-o", str(out), stdin=OK).returncode == 0
+    assert "splat.attention" in out.read_text()
+
+
+@pytest.mark.parametrize("data, message", [(b"\xff\xfe\x00", "is not UTF-8 text"),
+                                           (b"module {}\n\x80", "is not UTF-8 text")])
+def test_binary_input_is_an_error_not_a_traceback(tmp_path, data, message):
+    src = tmp_path / "bin.mlir"
+    src.write_bytes(data)
+    result = splat_opt(str(src))
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(tmp_path):
+    result = splat_opt("-o", str(tmp_path / "missing" / "x.mlir"), stdin=OK)
+    assert result.returncode == 1 and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,7 +7,10 @@ It is written in Python because splat's passes are Python passes, which a C++
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 from mlir import ir
 
@@ -102,24 +105,57 @@ def _print(module: ir.Module, args) -> str:
                                     enable_debug_info=args.mlir_print_debuginfo)
 
 
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.buffer.read().decode("utf-8")
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8")
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Write ``path`` through a temporary sibling renamed into place, so that a failure never
+    leaves it half written (it may be the input file)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     filename = "<stdin>" if args.input == "-" else args.input
     try:
-        source = sys.stdin.read() if args.input == "-" else open(args.input, encoding="utf-8").read()
+        source = _read(args.input)
     except OSError as e:
         print(f"splat-opt: error: cannot read '{filename}': {e.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as e:
+        print(f"splat-opt: error: '{filename}' is not UTF-8 text (byte {e.start})",
+              file=sys.stderr)
         return 1
     outputs: list[str] = []
     ok = True
     for chunk, offset in _chunks(source, args.split_input_file):
         ok &= _process(chunk, args, filename, offset, outputs)
     text = ("\n" + _SPLIT_MARKER + "\n").join(o.rstrip("\n") for o in outputs) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+    try:
+        if args.output == "-":  # the chunks that succeeded, as mlir-opt prints them
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif ok:  # like mlir-opt, an output file is kept only on success
+            _write_atomically(args.output, text)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): nothing left to say, and no traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        print(f"splat-opt: error: cannot write '{args.output}': {e.strerror}", file=sys.stderr)
+        return 1
     return 0 if ok else 1
 
 
