@@ -38,7 +38,6 @@ import datetime as _dt
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -47,7 +46,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import _bench_common as C  # noqa: E402
 from splat import testing as T  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,24 +60,11 @@ TOL = 1e-2  # bf16
 # ----------------------------------------------------------------------------------- helpers
 
 
-def _sync():
-    import torch
-
-    torch.cuda.synchronize()
-
-
-def _timed(fn):
-    _sync()
-    t0 = time.perf_counter()
-    out = fn()
-    _sync()
-    return out, time.perf_counter() - t0
+_sync, _timed, _slug = C.sync, C.timed, C.slug
 
 
 def _bench(fn, args) -> float:
-    from triton.testing import do_bench
-
-    return float(do_bench(fn, warmup=args.warmup, rep=args.rep, return_mode="median"))
+    return C.bench(fn, args)
 
 
 def _nnz_torch(fam, L, device) -> int:
@@ -100,10 +88,6 @@ def _catalog(art_dir: Path) -> dict:
     cat = json.loads(p.read_text())
     return {(e["family_id"], e["L"], e["D"], e["dtype"], e.get("variant", "fused")): e
             for e in cat["entries"]}
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()
 
 
 # ----------------------------------------------------------------------------------- one row
@@ -174,26 +158,12 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
     # --- FlexAttention ---------------------------------------------------------------------
     if not args.skip_flex:
         try:
-            from torch.nn.attention.flex_attention import create_block_mask
-
-            import torch._dynamo
-
-            torch._dynamo.reset()  # each row compiles from scratch: an honest first-call cost
             pred = fam.predicate(L, dev)
-
-            def mask_mod(b, h, q_idx, kv_idx):
-                return pred(q_idx, kv_idx)
-
-            _sync()
-            t0 = time.perf_counter()
-            bm = create_block_mask(mask_mod, B=None, H=None, Q_LEN=L, KV_LEN=L, device="cuda")
-            _sync()
-            bm_s = time.perf_counter() - t0
-            o, first_s = _timed(lambda: flex_compiled(q, k, v, block_mask=bm, scale=scale))
+            o, bm_s, first_s, flex_ms = C.run_flex(pred, q, k, v, scale, flex_compiled, args)
             row["flex_block_mask_s"], row["flex_first_call_s"] = bm_s, bm_s + first_s
             row["flex_rel_err"] = T.rel_error(o[:1, hs], ref_o)
-            row["flex_ms"] = _bench(lambda: flex_compiled(q, k, v, block_mask=bm, scale=scale), args)
-            del o, bm
+            row["flex_ms"] = flex_ms
+            del o
         except Exception as e:
             row["notes"].append(f"flex failed: {e!r}")
             traceback.print_exc()
@@ -205,9 +175,7 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
         row["notes"].append(f"sdpa failed: {e!r}")
     if not args.skip_sdpa_masked:
         try:
-            mask = torch.empty(L, L, dtype=torch.bool, device=dev)
-            for r in range(0, L, 2048):
-                mask[r:r + 2048] = T.mask_torch(fam, L, r, min(r + 2048, L), dev)
+            mask = C.dense_mask(fam, L, L, dev)
             row["sdpa_masked_ms"] = _bench(
                 lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale), args)
             del mask
@@ -334,14 +302,7 @@ def main(argv=None) -> int:
 
     flex_compiled = None
     if not args.skip_flex:
-        import torch._dynamo
-        from torch.nn.attention.flex_attention import flex_attention
-
-        for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
-                     "accumulated_recompile_limit"):
-            if hasattr(torch._dynamo.config, name):
-                setattr(torch._dynamo.config, name, 4096)
-        flex_compiled = torch.compile(flex_attention, dynamic=False)
+        flex_compiled = C.flex_compiled()
 
     gpu = torch.cuda.get_device_name()
     date = _dt.date.today().isoformat()

@@ -1,0 +1,84 @@
+"""Helpers shared by the GPU benchmarks (bench_attention.py, bench_corpus.py): timing with
+``triton.testing.do_bench``, FlexAttention compiled once with raised recompile limits, the
+dense boolean mask for SDPA. torch / triton are imported inside the functions only."""
+
+from __future__ import annotations
+
+import re
+import time
+
+
+def sync():
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def timed(fn):
+    """(fn(), seconds), synchronised on both sides."""
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+def bench(fn, args) -> float:
+    """Median ms of ``do_bench`` with ``args.warmup`` / ``args.rep``."""
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=args.warmup, rep=args.rep, return_mode="median"))
+
+
+def slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()
+
+
+def flex_compiled():
+    """``torch.compile(flex_attention)`` with dynamo's recompile limits raised, so Flex never
+    falls back to eager after many masks."""
+    import torch
+    import torch._dynamo
+    from torch.nn.attention.flex_attention import flex_attention
+
+    for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                 "accumulated_recompile_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 4096)
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def run_flex(pred, q, k, v, scale, flex, args):
+    """FlexAttention with ``create_block_mask`` from the predicate ``pred(q_idx, kv_idx)``.
+
+    Resets dynamo first (each mask compiles from scratch: an honest first-call cost). Returns
+    ``(o, block_mask_s, first_call_s, median_ms)``; first_call_s excludes the block mask."""
+    import torch._dynamo
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    torch._dynamo.reset()
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return pred(q_idx, kv_idx)
+
+    sync()
+    t0 = time.perf_counter()
+    bm = create_block_mask(mask_mod, B=None, H=None, Q_LEN=q.shape[2], KV_LEN=k.shape[2],
+                           device="cuda")
+    sync()
+    bm_s = time.perf_counter() - t0
+    o, first_s = timed(lambda: flex(q, k, v, block_mask=bm, scale=scale))
+    ms = bench(lambda: flex(q, k, v, block_mask=bm, scale=scale), args)
+    return o, bm_s, first_s, ms
+
+
+def dense_mask(fam, Lq, Lk, device, chunk: int = 2048):
+    """bool [Lq, Lk] mask on `device` from a `splat.testing.Family` or a predicate."""
+    import torch
+
+    from splat import testing as T
+
+    mask = torch.empty(Lq, Lk, dtype=torch.bool, device=device)
+    for r in range(0, Lq, chunk):
+        mask[r:r + chunk] = T.mask_torch(fam, Lq, r, min(r + chunk, Lq), device, Lk)
+    return mask
