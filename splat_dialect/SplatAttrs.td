@@ -182,14 +182,17 @@ def Splat_TileScheduleAttr : Splat_Attr<"TileSchedule", "tile_schedule"> {
     any, is a list of explicitly masked key tiles: row tile `i` owns mask
     tiles `mask_ptr[i] .. mask_ptr[i+1]-1`, each `(col0, ncols)` in
     `mask_tiles` with `block_m x ceil(block_n/32)` words of bits in
-    `mask_bits`. All are flattened `i32` arrays.
+    `mask_bits`. `plans`, when present, says which plan the tiler chose for
+    each row tile (0: affine segments, 1: key blocks); the kernel does not
+    read it. All are flattened `i32` arrays.
   }];
   let parameters = (ins "int64_t":$block_m, "int64_t":$block_n,
                         "::mlir::DenseI32ArrayAttr":$row_tiles,
                         "::mlir::DenseI32ArrayAttr":$segments,
                         OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_ptr,
                         OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_tiles,
-                        OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_bits);
+                        OptionalParameter<"::mlir::DenseI32ArrayAttr">:$mask_bits,
+                        OptionalParameter<"::mlir::DenseI32ArrayAttr">:$plans);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -150,6 +150,10 @@ mlirSplatTileScheduleAttrGetMaskTiles(MlirAttribute attr, const int32_t **data,
 MLIR_CAPI_EXPORTED bool
 mlirSplatTileScheduleAttrGetMaskBits(MlirAttribute attr, const int32_t **data,
                                      intptr_t *size);
+/// The tiler's plan per row tile (0 affine, 1 blocks); absent: not recorded.
+MLIR_CAPI_EXPORTED bool
+mlirSplatTileScheduleAttrGetPlans(MlirAttribute attr, const int32_t **data,
+                                  intptr_t *size);
 
 #ifdef __cplusplus
 }

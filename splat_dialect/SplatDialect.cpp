@@ -232,7 +232,8 @@ LogicalResult TileScheduleAttr::verify(EmitErrorFn emitError, int64_t blockM,
                                        DenseI32ArrayAttr segments,
                                        DenseI32ArrayAttr maskPtr,
                                        DenseI32ArrayAttr maskTiles,
-                                       DenseI32ArrayAttr maskBits) {
+                                       DenseI32ArrayAttr maskBits,
+                                       DenseI32ArrayAttr plans) {
   if (failed(requireAtLeast(emitError, "tile_schedule", "block_m", blockM, 1)) ||
       failed(requireAtLeast(emitError, "tile_schedule", "block_n", blockN, 1)))
     return failure();
@@ -257,6 +258,15 @@ LogicalResult TileScheduleAttr::verify(EmitErrorFn emitError, int64_t blockM,
     if (segs[i + 1] < 1)
       return emitError() << "tile_schedule segment #" << i / 9
                          << " has col_step " << segs[i + 1] << " (must be >= 1)";
+  if (plans) {
+    if (plans.size() != int64_t(tiles.size() / 5))
+      return emitError() << "tile_schedule has " << plans.size()
+                         << " plans for " << tiles.size() / 5 << " row tiles";
+    for (int32_t plan : plans.asArrayRef())
+      if (plan != 0 && plan != 1)
+        return emitError() << "tile_schedule plan " << plan
+                           << " is neither 0 (affine) nor 1 (blocks)";
+  }
   if (!maskPtr && !maskTiles && !maskBits)
     return success();
   if (!maskPtr || !maskTiles || !maskBits)

@@ -263,3 +263,22 @@ def test_pass_rejects_a_bad_plan_with_a_location():
     assert r.returncode != 0
     assert "plan must be one of" in r.stderr and "bogus" in r.stderr
     assert r.stderr.startswith("<stdin>:")  # located, like tile-order's error
+
+
+def test_plans_survive_the_ir_and_reach_the_manifest():
+    """#splat.tile_schedule carries the plans, so splat.compile's manifest counts them."""
+    import splat
+    from splat import testing as T
+    from splat.ir import make_context
+    from splat.tiling.schedule_attr import attr_to_schedule, schedule_to_attr
+
+    family = next(f for f in T.TEST_FAMILIES if f.name == "dilated_union")
+    pattern, _ = T.build_pattern(family, 1024)
+    acsr = splat.analyze(pattern)
+    schedule = build_schedule(acsr, 64, 64, plan="blocks")
+    assert schedule.plans.any()
+    with make_context():
+        back = attr_to_schedule(schedule_to_attr(schedule), acsr.Lq, acsr.Lk)
+    np.testing.assert_array_equal(back.plans, schedule.plans)
+    stats = splat.compile(acsr).manifest["stats"]
+    assert stats["tiles_blocks_plan"] == int((build_schedule(acsr, 64, 64).plans == 1).sum()) > 0

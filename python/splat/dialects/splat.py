@@ -104,9 +104,11 @@ def acsr(lq: int, lk: int, pieces: Sequence[ir.Attribute],
 def tile_schedule(block_m: int, block_n: int, row_tiles: Sequence[int],
                   segments: Sequence[int], mask_ptr: Sequence[int] | None = None,
                   mask_tiles: Sequence[int] | None = None,
-                  mask_bits: Sequence[int] | None = None) -> ir.Attribute:
+                  mask_bits: Sequence[int] | None = None,
+                  plans: Sequence[int] | None = None) -> ir.Attribute:
     """Flattened int32 tables (see docs/design.md section 2); the mask tables
-    are given together, for schedules of layouts with an irregular remainder."""
+    are given together, for schedules of layouts with an irregular remainder;
+    ``plans`` records the tiler's plan per row tile (0 affine, 1 blocks)."""
     def i32s(values):
         return "[" + ", ".join(str(int(v)) for v in values) + "]"
     text = (f"{_params(block_m=block_m, block_n=block_n)}, "
@@ -114,4 +116,6 @@ def tile_schedule(block_m: int, block_n: int, row_tiles: Sequence[int],
     if mask_ptr is not None:
         text += (f", mask_ptr = {i32s(mask_ptr)}, mask_tiles = {i32s(mask_tiles)}, "
                  f"mask_bits = {i32s(mask_bits)}")
+    if plans is not None:
+        text += f", plans = {i32s(plans)}"
     return _attr(f"#splat.tile_schedule<{text}>")

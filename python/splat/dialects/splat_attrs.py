@@ -270,6 +270,12 @@ class TileScheduleAttr(SplatAttr):
         return None if table is None else table.reshape(-1, len(abi.MASK_TILE_FIELDS))
 
     @property
+    def plans(self) -> np.ndarray | None:
+        """int32 [n_row_tiles]: the tiler's plan per row tile (0 affine, 1 blocks), or None
+        when the schedule does not record it (every tile affine)."""
+        return self._table("Plans")
+
+    @property
     def mask_bits(self) -> np.ndarray | None:
         """int32 [n, block_m, abi.mask_words(block_n)], or None."""
         table = self._table("MaskBits")

@@ -153,9 +153,9 @@ class TileSchedule:
 
     ``plans int8 [n_tiles]`` says which plan built each row tile (``PLAN_AFFINE = 0``,
     ``PLAN_BLOCKS = 1``, module docstring step 6).  It is metadata for statistics only: the
-    kernel tables above are the same format for both plans, and ``#splat.tile_schedule`` does not
-    carry it, so a schedule read back from IR (``schedule_attr.attr_to_schedule``) or from tables
-    has ``plans`` all 0 ("unknown" reads as affine).  Equality compares the tables only.
+    kernel tables above are the same format for both plans.  ``#splat.tile_schedule`` carries it
+    (``plans``) when some tile uses the blocks plan; a schedule built from tables alone has
+    ``plans`` all 0 ("unknown" reads as affine).  Equality compares the tables only.
     """
 
     Lq: int

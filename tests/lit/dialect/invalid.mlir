@@ -520,3 +520,19 @@ func.func @case63(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor
   %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = []>) split_schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [], segments = []>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return
 }
+
+// -----
+
+func.func @schedule_plans_count(%q: tensor<1x1x8x16xf16>) -> tensor<1x1x8x16xf16> {
+  // expected-error @+1 {{tile_schedule has 2 plans for 1 row tiles}}
+  %0 = splat.attention %q, %q, %q layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 1], segments = [0, 1, 8, 0, 8, 0, 0, 0, 8], plans = [0, 1]>) : tensor<1x1x8x16xf16>, tensor<1x1x8x16xf16>, tensor<1x1x8x16xf16> -> tensor<1x1x8x16xf16>
+  return %0 : tensor<1x1x8x16xf16>
+}
+
+// -----
+
+func.func @schedule_plan_kind(%q: tensor<1x1x8x16xf16>) -> tensor<1x1x8x16xf16> {
+  // expected-error @+1 {{tile_schedule plan 2 is neither 0 (affine) nor 1 (blocks)}}
+  %0 = splat.attention %q, %q, %q layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 1], segments = [0, 1, 8, 0, 8, 0, 0, 0, 8], plans = [2]>) : tensor<1x1x8x16xf16>, tensor<1x1x8x16xf16>, tensor<1x1x8x16xf16> -> tensor<1x1x8x16xf16>
+  return %0 : tensor<1x1x8x16xf16>
+}
