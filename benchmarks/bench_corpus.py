@@ -460,6 +460,7 @@ def pack(args) -> int:
             r = {k: e.get(k) for k in keep}
             st = e.get("stats") or {}
             r.update(key_tiles=st.get("key_tiles"), tiles=st.get("tiles"),
+                     tiles_blocks_plan=st.get("tiles_blocks_plan", 0),
                      mask_tiles=st.get("mask_tiles"), efficiency=st.get("efficiency"),
                      split=e.get("split_stats") is not None)
             rows.append(r)
