@@ -293,6 +293,21 @@ def test_cache_discards_an_entry_holding_another_key(cache_env):
     assert A.load(cache_env / "artifacts" / KEY).key == KEY  # rebuilt in place
 
 
+@pytest.mark.parametrize("error", [ValueError("bad npy header"), UnicodeDecodeError(
+    "utf-8", b"\xff", 0, 1, "invalid start byte"), MemoryError("huge shape")])
+def test_cache_evicts_an_entry_whatever_its_load_raises(cache_env, monkeypatch, error):
+    C.get_or_build(KEY, make_artifact)
+    C.clear_memory_cache()
+    real_load = C.load
+    monkeypatch.setattr(C, "load", lambda path: (_ for _ in ()).throw(error))
+    builds = []
+    with pytest.warns(RuntimeWarning, match=f"discarding unreadable entry .*{type(error).__name__}"):
+        art = C.get_or_build(KEY, lambda: builds.append(1) or make_artifact())
+    assert builds == [1] and art.key == KEY
+    monkeypatch.setattr(C, "load", real_load)
+    assert A.load(cache_env / "artifacts" / KEY).key == KEY  # the rebuilt entry
+
+
 def test_cache_rebuilds_corrupt_entry(cache_env):
     C.get_or_build(KEY, make_artifact)
     C.clear_memory_cache()

@@ -71,8 +71,8 @@ def _discard(path: Path) -> None:
 def get_or_build(key: str, build_fn: Callable[[], Artifact], *, disk: bool = True) -> Artifact:
     """Return the artifact for `key`: from memory, else from disk, else `build_fn()` (then stored).
 
-    A disk entry that fails to load (truncated, foreign format), or that holds another key's
-    artifact, is discarded and rebuilt. If the cache directory cannot be written, the artifact is
+    A disk entry that fails to load in any way (truncated, foreign format, an exception from a
+    corrupt file), or that holds another key's artifact, is discarded and rebuilt. If the cache directory cannot be written, the artifact is
     kept in memory only (with a warning).
     """
     _check_key(key)
@@ -90,9 +90,10 @@ def get_or_build(key: str, build_fn: Callable[[], Artifact], *, disk: bool = Tru
                 raise ArtifactError(f"it holds the artifact of key {art.key[:16]}...")
             with _lock:
                 _stats["disk_hits"] += 1
-        except ArtifactError as e:
+        except Exception as e:  # noqa: BLE001 - a cache entry is disposable, whatever broke it
             art = None
-            warnings.warn(f"splat cache: discarding unreadable entry {path}: {e}", RuntimeWarning)
+            warnings.warn(f"splat cache: discarding unreadable entry {path}: "
+                          f"{type(e).__name__}: {e}", RuntimeWarning)
             _discard(path)
     if art is None:
         art = build_fn()
