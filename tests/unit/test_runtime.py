@@ -843,6 +843,9 @@ def test_default_scale():
         V.default_scale(float("inf"), 64)
     with pytest.raises(SplatInputError, match="real number"):
         V.default_scale("x", 64)
+    for bad in (0.0, -0.125, 1e39):  # compile refuses these too; so does a call
+        with pytest.raises(SplatInputError, match="scale: must be > 0 and fit f32"):
+            V.default_scale(bad, 64)
 
 
 # ----------------------------------------------------------------------------------- resolution

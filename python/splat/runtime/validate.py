@@ -151,6 +151,9 @@ def validate_against_artifact(shapes: Shapes, dtype: str, artifact: Artifact,
                                          f"k has L = {shapes.Lk}")
 
 
+_F32_MAX = 3.4028234663852886e38
+
+
 def default_scale(scale: Any, head_dim: int, artifact: Artifact | None = None) -> float:
     """`scale` as a finite float; None → the artifact's scale if it has one, else 1/sqrt(D)."""
     if scale is None:
@@ -162,4 +165,8 @@ def default_scale(scale: Any, head_dim: int, artifact: Artifact | None = None) -
         raise SplatInputError("scale", f"must be a real number, got {scale!r}") from None
     if not math.isfinite(f):
         raise SplatInputError("scale", f"must be finite, got {f}")
+    # The kernels take the running max on raw scores and scale afterwards (so scale > 0), and
+    # receive it as f32.
+    if not 0.0 < f <= _F32_MAX:
+        raise SplatInputError("scale", f"must be > 0 and fit f32, got {f}")
     return f
