@@ -25,6 +25,10 @@ BLOCK_N_CHOICES = (32, 64, 128)
 DEFAULT_BLOCK_N = {64: 64, 128: 32}
 
 
+# Rows and key columns are int32 in every table and kernel index: the largest Lq and Lk.
+MAX_LENGTH = 2**31 - 1
+
+
 def default_scale(head_dim: int) -> float:
     """The softmax scale applied to ``q·k`` when none is given: ``1/sqrt(D)``."""
     return 1.0 / math.sqrt(head_dim)

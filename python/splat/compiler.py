@@ -118,6 +118,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     block_n = check_option("block_n", block_n or abi.DEFAULT_BLOCK_N[head_dim],
                            abi.BLOCK_N_CHOICES)
     scale = _checked_scale(scale)
+    _check_lengths(pattern)
     acsr = _as_acsr(pattern)
     dump_dir = dump_dir or os.environ.get("SPLAT_DUMP_DIR")
     dump = Path(dump_dir) if dump_dir else None
@@ -165,6 +166,16 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
 
 
 _F32_MAX = 3.4028234663852886e38
+
+
+def _check_lengths(pattern) -> None:
+    """Refuse sizes the int32 tables cannot index before analysing or tiling anything (a
+    2**31-row window used to run for minutes and exhaust memory first)."""
+    shape = getattr(pattern, "shape", None) or (getattr(pattern, "Lq", 0), getattr(pattern, "Lk", 0))
+    lq, lk = (int(x) for x in tuple(shape)[:2])
+    if max(lq, lk) > abi.MAX_LENGTH:
+        raise ValueError(f"pattern is {lq} x {lk}: Lq and Lk must be <= {abi.MAX_LENGTH} (the "
+                         f"schedule tables and kernel indices are int32)")
 
 
 def _checked_scale(scale) -> float | None:

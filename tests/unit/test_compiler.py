@@ -169,3 +169,14 @@ def test_bad_compile_arguments_fail_cleanly_in_a_subprocess(kwargs, match):
 def test_numpy_integer_head_dims_are_accepted():
     artifact = splat.compile(patterns.window(8, 100), head_dim=np.int64(64))
     assert artifact.manifest["head_dim"] == 64 and type(artifact.manifest["head_dim"]) is int
+
+
+def test_lengths_past_int32_are_refused_before_any_work(monkeypatch):
+    from splat import compiler
+
+    def no_analysis(*_):
+        raise AssertionError("analysed a pattern the tables cannot index")
+
+    monkeypatch.setattr(compiler, "_as_acsr", no_analysis)
+    with pytest.raises(ValueError, match="Lq and Lk must be <= 2147483647"):
+        splat.compile(patterns.window(4, 2**31 + 64))

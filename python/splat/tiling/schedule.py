@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..abi import MASK_TILE_FIELDS, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
+from ..abi import MASK_TILE_FIELDS, MAX_LENGTH, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
 from .block_plan import block_counts, block_plan, dense_runs
 
@@ -1033,6 +1033,9 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     forces one for every tile (tests and benchmarks)."""
     if block_m < 1 or block_n < 1:
         raise ValueError("block sizes must be >= 1")
+    if max(acsr.Lq, acsr.Lk) > MAX_LENGTH:  # checked before any work: the tables are int32
+        raise ValueError(f"Lq = {acsr.Lq} and Lk = {acsr.Lk} must be <= {MAX_LENGTH} "
+                         f"(the schedule tables and kernel indices are int32)")
     if order not in ("rows", "heavy_first"):
         raise ValueError(f"unknown tile order {order!r}")
     if plan not in PLANS:
