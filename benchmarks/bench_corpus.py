@@ -49,7 +49,6 @@ import math
 import os
 import shutil
 import sys
-import tarfile
 import time
 import traceback
 from pathlib import Path
@@ -60,6 +59,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from pack_gpu_artifacts import write_json_atomic, write_tar  # noqa: E402  (the pack helpers)
 
 RESULTS = ROOT / "benchmarks" / "results"
 IMG = ROOT / "docs" / "img"
@@ -359,10 +361,6 @@ def _row_fingerprint(row_nnz) -> str:
     return hashlib.sha256(np.asarray(row_nnz, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def pack(args) -> int:
@@ -439,18 +437,13 @@ def pack(args) -> int:
                   f"analyze={analyze_s:6.2f}s compile={row['compile_s']:6.2f}s "
                   f"warm={_f(row['compile_warm_s'], '{:.2f}')}s key_tiles={st.get('key_tiles')} "
                   f"{row['artifact_bytes'] / 2**20:.2f}MiB", flush=True)
-        _write_json_atomic(cat_path, cat())
-    _write_json_atomic(cat_path, cat())
+        write_json_atomic(cat_path, cat())
+    write_json_atomic(cat_path, cat())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
     if args.tar:
-        tar_path = out.with_name(out.name + ".tar.gz")
-        tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
-        with tarfile.open(tmp, "w:gz") as tf:
-            tf.add(out, arcname=out.name)
-        os.replace(tmp, tar_path)
-        print(f"wrote {tar_path} ({tar_path.stat().st_size / 2**20:.1f} MiB)")
+        write_tar(out)
     if args.cpu_json:
         keep = ("name", "kind", "description", "Lq", "Lk", "D", "density", "nnz", "pieces",
                 "remainder_blocks", "pattern_build_s", "analyze_s", "compile_s", "compile_warm_s",
@@ -470,7 +463,7 @@ def pack(args) -> int:
                          "compile_s = splat.compile of the ACSR (first in the process), "
                          "compile_warm_s = a second compile (null when the first took > 5 s)")
         Path(args.cpu_json).parent.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(Path(args.cpu_json), dict(meta, rows=rows))
+        write_json_atomic(Path(args.cpu_json), dict(meta, rows=rows))
         print(f"wrote {args.cpu_json}")
     if failures:
         print(f"{len(failures)} FAILED:")

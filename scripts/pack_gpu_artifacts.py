@@ -79,10 +79,22 @@ def _compile(pattern, dtype, D, target, variant):
     return compiler.compile(pattern, **kw)
 
 
-def _write_json_atomic(path: Path, data) -> None:
+def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)
+
+
+def write_tar(out: Path) -> Path:
+    """``<out>.tar.gz`` of the pack directory (written atomically); PTX compresses ~10x, and the
+    device tool carries at most 64 MiB."""
+    tar_path = out.with_name(out.name + ".tar.gz")
+    tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
+    with tarfile.open(tmp, "w:gz") as tf:
+        tf.add(out, arcname=out.name)
+    os.replace(tmp, tar_path)
+    print(f"wrote {tar_path} ({tar_path.stat().st_size / 2**20:.1f} MiB)")
+    return tar_path
 
 
 def main(argv=None) -> int:
@@ -167,18 +179,13 @@ def main(argv=None) -> int:
         print(f"[{i + 1}/{len(todo)}] {fam} L={L} D={D} {dt} {variant}: {state} "
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
-            _write_json_atomic(cat_path, _catalog(entries, args.target, version))
-    _write_json_atomic(cat_path, _catalog(entries, args.target, version))
+            write_json_atomic(cat_path, _catalog(entries, args.target, version))
+    write_json_atomic(cat_path, _catalog(entries, args.target, version))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
     if args.tar:
-        tar_path = out.with_name(out.name + ".tar.gz")
-        tmp = tar_path.with_name(f".{tar_path.name}.tmp-{os.getpid()}")
-        with tarfile.open(tmp, "w:gz") as tf:
-            tf.add(out, arcname=out.name)
-        os.replace(tmp, tar_path)
-        print(f"wrote {tar_path} ({tar_path.stat().st_size / 2**20:.1f} MiB)")
+        write_tar(out)
     if failures:
         print(f"{len(failures)} FAILED:")
         for ident, err in failures:
