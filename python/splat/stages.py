@@ -33,11 +33,9 @@ def check_option(name: str, value, allowed: tuple):
     """``value`` if it is one of ``allowed``, else a ValueError naming ``name``. Integers may be
     any integral type (numpy ints included, bools not) and come back as ``int``; a float that
     equals an allowed int is refused rather than passed on to the bindings."""
-    if isinstance(allowed[0], int):
-        if not isinstance(value, bool) and hasattr(type(value), "__index__"):
-            value = operator.index(value)
-        else:
-            value = None if not isinstance(value, str) else value
+    if isinstance(allowed[0], int) and not isinstance(value, bool) and \
+            hasattr(type(value), "__index__"):
+        value = operator.index(value)
     if type(value) is not type(allowed[0]) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
     return value

@@ -20,6 +20,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..runtime.cache import cache_dir
+
 _MAX_PTX_BYTES = 64 << 20
 _lock = threading.Lock()
 _memory: dict[str, str] = {}
@@ -34,9 +36,7 @@ def ptx_key(module_text: str, target_options: str, compiler_version: str) -> str
 
 
 def _disk_path(key: str) -> Path:
-    root = os.environ.get("SPLAT_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "splat"
-    return base / "kernels" / f"{key}.ptx"
+    return cache_dir() / "kernels" / f"{key}.ptx"
 
 
 def _usable(text: str, kernels: list[str]) -> bool:
