@@ -93,15 +93,27 @@ def Splat_RandomBlocksAttr : Splat_PatternAttr<"RandomBlocks", "random_blocks"> 
 
 def Splat_UnionAttr : Splat_PatternAttr<"Union", "union"> {
   let summary = "union of patterns (a key is allowed if any member allows it)";
+  let description = [{
+    `#splat.union<[#splat.window<w = 4>, #splat.causal]>`. Members are pattern
+    attributes and may nest; the parser accepts at most 256 levels of
+    `#splat.union` / `#splat.intersect` nesting (a deeper input is a located
+    parse error, not a stack overflow).
+  }];
   let parameters = (ins "::mlir::ArrayAttr":$members);
-  let assemblyFormat = "`<` $members `>`";
+  let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
 }
 
 def Splat_IntersectAttr : Splat_PatternAttr<"Intersect", "intersect"> {
   let summary = "intersection of patterns (a key is allowed if every member allows it)";
+  let description = [{
+    `#splat.intersect<[#splat.window<w = 4>, #splat.causal]>`. Members are pattern
+    attributes and may nest; the parser accepts at most 256 levels of
+    `#splat.union` / `#splat.intersect` nesting (a deeper input is a located
+    parse error, not a stack overflow).
+  }];
   let parameters = (ins "::mlir::ArrayAttr":$members);
-  let assemblyFormat = "`<` $members `>`";
+  let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
 }
 
@@ -165,6 +177,19 @@ def Splat_ACSRAttr : Splat_Attr<"ACSR", "acsr"> {
     ```mlir
     #splat.acsr<lq = 1024, lk = 1024, pieces = [#splat.piece<...>, ...]>
     ```
+
+    The verifier checks what `splat.analysis.ACSR.validate()` checks, with
+    every bound computed exactly (128-bit, no int64 wrap-around): piece rows
+    end by `lq`; every key of a row that holds keys lies in `[0, lk)`; the
+    pieces are pairwise disjoint (no key is allowed twice in a row); the
+    remainder blocks lie inside the mask, are sorted and unique by
+    `(row_block, col_block)`, allow no element outside `lq x lk` (edge blocks
+    are clipped) and allow no element a piece holds. Nothing costs per key or
+    per row of a piece: a sweep by first row tests the bounding boxes of the
+    pieces live at once, and a pair whose boxes meet is decided exactly on its
+    shared rows, in O(1) for stride-1 pairs and pairs of one stride (a
+    congruence), row by row only for pairs of different strides. The
+    remainder check is linear in its blocks and mask elements.
   }];
   let parameters = (ins "int64_t":$lq, "int64_t":$lk, "::mlir::ArrayAttr":$pieces,
                         OptionalParameter<"BlockRemainderAttr">:$remainder);
@@ -185,6 +210,17 @@ def Splat_TileScheduleAttr : Splat_Attr<"TileSchedule", "tile_schedule"> {
     `mask_bits`. `plans`, when present, says which plan the tiler chose for
     each row tile (0: affine segments, 1: key blocks); the kernel does not
     read it. All are flattened `i32` arrays.
+
+    The verifier checks the tables' bounds: `row0 >= 0`, `row_step >= 1`,
+    `1 <= nrows <= block_m`, rows within int32; segment ranges inside the
+    segment table, each segment owned by one row tile, `col0 >= 0`,
+    `col_step >= 1`, `ncols >= 1`, `0 <= rho_lo < rho_hi <= nrows` and
+    `0 <= lo <= hi <= ncols` on the segment's rows; `mask_ptr` rising from 0 to
+    the number of mask tiles, mask tiles with `col0 >= 0` and
+    `1 <= ncols <= block_n`, and no mask bit outside a tile's rows and keys.
+    On a `splat.attention`, the op checks a schedule against its ACSR layout:
+    every key `< lk`, every row `< lq`, no row in two row tiles, and the
+    `schedule`'s row tiles cover `[0, lq)` (a `split_schedule` covers some rows).
   }];
   let parameters = (ins "int64_t":$block_m, "int64_t":$block_n,
                         "::mlir::DenseI32ArrayAttr":$row_tiles,

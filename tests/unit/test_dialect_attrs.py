@@ -179,7 +179,7 @@ def test_schedule_with_mask_tables(ctx):
 def test_large_table_reads_as_one_numpy_array(ctx):
     n = 50_000
     rng = np.random.default_rng(1)
-    row_tiles = np.column_stack([rng.integers(-2**31, 2**31 - 1, n), np.ones(n),
+    row_tiles = np.column_stack([rng.integers(0, 2**31 - 64, n), np.ones(n),
                                  np.full(n, 64), np.zeros(n), np.zeros(n)]).astype(np.int32)
     attr = splat_d.tile_schedule(64, 64, row_tiles.ravel(), [])
     table = splat_d.TileScheduleAttr(attr).row_tiles

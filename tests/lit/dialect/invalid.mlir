@@ -536,3 +536,93 @@ func.func @schedule_plan_kind(%q: tensor<1x1x8x16xf16>) -> tensor<1x1x8x16xf16> 
   %0 = splat.attention %q, %q, %q layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 8)>]>) schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 1], segments = [0, 1, 8, 0, 8, 0, 0, 0, 8], plans = [2]>) : tensor<1x1x8x16xf16>, tensor<1x1x8x16xf16>, tensor<1x1x8x16xf16> -> tensor<1x1x8x16xf16>
   return %0 : tensor<1x1x8x16xf16>
 }
+
+// -----
+
+// Layout checks (issue 11): disjoint pieces, exact bounds, a clean remainder, bounded nesting.
+
+func.func @acsr_overlap_intervals(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{acsr pieces #0 and #1 overlap at (row, col) = (4, 2): pieces must be disjoint}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 1, offset (0, 0), count (0, 4)>, #splat.piece<rows 4 to 8 step 1, stride 1, offset (0, 2), count (0, 2)>]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @acsr_overlap_strides(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{acsr pieces #0 and #2 overlap at (row, col) = (2, 6): pieces must be disjoint}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 8 step 1, stride 2, offset (0, 0), count (0, 4)>, #splat.piece<rows 0 to 8 step 1, stride 2, offset (0, 1), count (0, 3)>, #splat.piece<rows 2 to 3 step 1, stride 3, offset (0, 3), count (0, 2)>]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @acsr_overlap_row_steps(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{acsr pieces #0 and #1 overlap at (row, col) = (3, 1): pieces must be disjoint}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 1 to 8 step 2, stride 1, offset (1, 0), count (0, 1)>, #splat.piece<rows 0 to 8 step 1, stride 2, offset (0, 1), count (0, 2)>]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @acsr_stride_overflow(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{piece #0 row t = 0 has keys 0 .. 18446744073709551616 outside [0, 8)}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 1 step 1, stride 2305843009213693952, offset (0, 0), count (0, 9)>]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @acsr_count_overflow(%q: tensor<1x2x9223372036854775807x16xf16>) {
+  // expected-error @+1 {{piece #0 row t = 9223372036854775806 has keys 0 .. (past 2^127) outside [0, 9223372036854775807)}}
+  %0 = splat.attention %q, %q, %q layout(#splat.acsr<lq = 9223372036854775807, lk = 9223372036854775807, pieces = [#splat.piece<rows 0 to 9223372036854775807 step 1, stride 4, offset (0, 0), count (9223372036854775807, 1)>]>) : tensor<1x2x9223372036854775807x16xf16>, tensor<1x2x9223372036854775807x16xf16>, tensor<1x2x9223372036854775807x16xf16> -> tensor<1x2x9223372036854775807x16xf16>
+  return
+}
+
+// -----
+
+func.func @remainder_unsorted(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{remainder blocks must be sorted and unique: block #1 (0, 0) follows (1, 0)}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [], remainder = #splat.block_remainder<block 4, blocks [1, 0, 0, 0]>>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @remainder_duplicate(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{remainder blocks must be sorted and unique: block #1 (0, 1) follows (0, 1)}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [], remainder = #splat.block_remainder<block 4, blocks [0, 1, 0, 1]>>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @remainder_unclipped(%q: tensor<1x2x6x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{remainder block (1, 0) allows (row, col) = (6, 0) outside the 6x8 mask: edge blocks must be clipped}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 6, lk = 8, pieces = [], remainder = #splat.block_remainder<block 4, blocks [1, 0]>>) : tensor<1x2x6x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x6x16xf16>
+  return
+}
+
+// -----
+
+func.func @remainder_overlaps_piece(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{remainder block (1, 1) overlaps piece #0 at (row, col) = (4, 5)}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 7 step 1, stride 1, offset (1, 1), count (0, 1)>], remainder = #splat.block_remainder<block 4, blocks [1, 1], masks dense<true> : tensor<1x4x4xi1>>>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @remainder_mask_overlaps_piece(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{remainder block (1, 1) overlaps piece #0 at (row, col) = (5, 6)}}
+  %0 = splat.attention %q, %k, %v layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 7 step 1, stride 1, offset (1, 1), count (0, 1)>], remainder = #splat.block_remainder<block 4, blocks [1, 1], masks dense<[[[false, false, false, false], [false, false, true, false], [false, false, false, false], [false, false, false, false]]]> : tensor<1x4x4xi1>>>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}
+
+// -----
+
+func.func @union_too_deep(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>, %v: tensor<1x2x8x16xf16>) {
+  // expected-error @+1 {{'union' nests pattern attributes more than 256 levels deep}}
+  %0 = splat.attention %q, %k, %v layout(#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.union<[#splat.causal]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>]>) : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
+  return
+}

@@ -40,12 +40,12 @@ func.func @patterns(%q: tensor<2x16x1024x64xbf16>, %k: tensor<2x4x1024x64xbf16>,
 
 // CHECK-LABEL: func.func @acsr
 func.func @acsr(%q: tensor<1x2x8x16xf16>, %k: tensor<1x2x8x16xf16>) -> tensor<1x2x8x16xf16> {
-  // CHECK: layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 2 step 1, stride 1, offset(0, 0), count(1, 3)>, #splat.piece<rows 2 to 8 step 2, stride 2, offset(2, 0), count(0, 2)>], remainder = <block 4, blocks[1, 1], masks dense<true> : tensor<1x4x4xi1>>>)
+  // CHECK: layout(#splat.acsr<lq = 8, lk = 8, pieces = [#splat.piece<rows 0 to 2 step 1, stride 1, offset(0, 0), count(1, 3)>, #splat.piece<rows 2 to 8 step 2, stride 2, offset(2, 0), count(0, 2)>], remainder = <block 4, blocks[0, 1], masks dense<true> : tensor<1x4x4xi1>>>)
   // CHECK-SAME: schedule(<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 1], segments = [0, 1, 8, 0, 8, 0, 0, 0, 8]>)
   %0 = splat.attention %q, %k, %k layout(#splat.acsr<lq = 8, lk = 8, pieces = [
           #splat.piece<rows 0 to 2 step 1, stride 1, offset (0, 0), count (1, 3)>,
           #splat.piece<rows 2 to 8 step 2, stride 2, offset (2, 0), count (0, 2)>],
-        remainder = #splat.block_remainder<block 4, blocks [1, 1], masks dense<true> : tensor<1x4x4xi1>>>)
+        remainder = #splat.block_remainder<block 4, blocks [0, 1], masks dense<true> : tensor<1x4x4xi1>>>)
       schedule(#splat.tile_schedule<block_m = 64, block_n = 64, row_tiles = [0, 1, 8, 0, 1], segments = [0, 1, 8, 0, 8, 0, 0, 0, 8]>)
       : tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16> -> tensor<1x2x8x16xf16>
   return %0 : tensor<1x2x8x16xf16>
