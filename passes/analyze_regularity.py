@@ -12,8 +12,8 @@ from mlir import ir
 from ..analysis.acsr_attr import acsr_to_attr, attr_to_acsr, is_acsr_attr
 from ..analysis import analyze
 from ..patterns.pattern_attr import attr_to_pattern
-from .registry import (PassError, PassOption, SplatPass, layout_ops, producing_sddmm,
-                       register_pass)
+from .registry import (PassError, PassOption, SplatPass, failures_at, layout_ops,
+                       producing_sddmm, register_pass)
 
 
 def static_lengths(op: ir.Operation) -> tuple[int, int]:
@@ -42,19 +42,21 @@ class AnalyzeRegularity(SplatPass):
         # One analysis per (layout, Lq, Lk); attributes are uniqued, so they are their own key.
         analysed: dict[tuple[ir.Attribute, int, int], ir.Attribute] = {}
         for target in layout_ops(op):
-            layout = target.attributes["layout"]
-            if is_acsr_attr(layout):
-                continue
-            lq, lk = static_lengths(target)
-            key = (layout, lq, lk)
-            if key not in analysed:
-                try:
-                    acsr = analyze(attr_to_pattern(layout, lq, lk), block=self.options["block"])
-                except ValueError as e:
-                    raise PassError(f"cannot analyse {layout} for {lq}x{lk}: {e}",
-                                    target) from None
-                analysed[key] = acsr_to_attr(acsr)
-            target.attributes["layout"] = analysed[key]
+            with failures_at(target):
+                layout = target.attributes["layout"]
+                if is_acsr_attr(layout):
+                    continue
+                lq, lk = static_lengths(target)
+                key = (layout, lq, lk)
+                if key not in analysed:
+                    try:
+                        acsr = analyze(attr_to_pattern(layout, lq, lk),
+                                       block=self.options["block"])
+                    except (ValueError, OverflowError) as e:  # (parameters past int64)
+                        raise PassError(f"cannot analyse {layout} for {lq}x{lk}: {e}",
+                                        target) from None
+                    analysed[key] = acsr_to_attr(acsr)
+                target.attributes["layout"] = analysed[key]
 
 
 @register_pass
@@ -64,11 +66,12 @@ class TestPrintACSR(SplatPass):
 
     def run(self, op: ir.Operation) -> None:
         for target in layout_ops(op):
-            layout = target.attributes["layout"]
-            if not is_acsr_attr(layout):
-                print(f"{target.name}: not analysed: {layout}")
-                continue
-            acsr = attr_to_acsr(layout)
-            print(f"{target.name}: {acsr.Lq}x{acsr.Lk} nnz={acsr.nnz} "
-                  f"density={acsr.density:.4f} pieces={len(acsr.pieces)}")
-            print(acsr.to_text())
+            with failures_at(target):
+                layout = target.attributes["layout"]
+                if not is_acsr_attr(layout):
+                    print(f"{target.name}: not analysed: {layout}")
+                    continue
+                acsr = attr_to_acsr(layout)
+                print(f"{target.name}: {acsr.Lq}x{acsr.Lk} nnz={acsr.nnz} "
+                      f"density={acsr.density:.4f} pieces={len(acsr.pieces)}")
+                print(acsr.to_text())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from mlir import ir
 
 from ..dialects import splat as splat_d
-from .registry import SplatPass, layout_ops, register_pass
+from .registry import SplatPass, failures_at, layout_ops, register_pass
 
 
 def canonical_pattern(attr: ir.Attribute) -> ir.Attribute:
@@ -37,7 +37,8 @@ class CanonicalizePatterns(SplatPass):
 
     def run(self, op: ir.Operation) -> None:
         for target in layout_ops(op):
-            layout = target.attributes["layout"]
-            canonical = canonical_pattern(layout)
-            if canonical != layout:
-                target.attributes["layout"] = canonical
+            with failures_at(target):
+                layout = target.attributes["layout"]
+                canonical = canonical_pattern(layout)
+                if canonical != layout:
+                    target.attributes["layout"] = canonical

@@ -20,7 +20,8 @@ from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
-from .registry import PassError, SplatPass, producing_sddmm, register_pass, walk_ops
+from .registry import (PassError, SplatPass, failures_at, producing_sddmm, register_pass,
+                       walk_ops)
 
 _DECOMPOSED = ("splat.sddmm", "splat.softmax", "splat.spmm")
 
@@ -63,59 +64,64 @@ class LowerToGPU(SplatPass):
         dtype and head dim from the sddmm that feeds it."""
         plan = []
         for target in walk_ops(op, lambda o: o.name in _DECOMPOSED):
-            if not is_acsr_attr(target.attributes["layout"]):
-                raise PassError("layout is not analysed yet: run splat-analyze-regularity first",
-                                target)
-            kind = target.name.split(".")[1]
-            source = target
-            if kind == "softmax":  # f32 scores only: the feeding sddmm decides dtype and D
-                source = producing_sddmm(target)
-                if source is None:
-                    raise PassError("splat.softmax must consume a splat.sddmm to be lowered",
-                                    target)
-            operand = 1 if kind == "spmm" else 0  # v for spmm, q otherwise
-            plan.append((target, kind, kernel_dtype(source, operand),
-                         kernel_head_dim(source, operand)))
+            with failures_at(target):
+                if not is_acsr_attr(target.attributes["layout"]):
+                    raise PassError("layout is not analysed yet: run splat-analyze-regularity "
+                                    "first", target)
+                kind = target.name.split(".")[1]
+                source = target
+                if kind == "softmax":  # f32 scores only: the feeding sddmm decides dtype and D
+                    source = producing_sddmm(target)
+                    if source is None:
+                        raise PassError("splat.softmax must consume a splat.sddmm to be lowered",
+                                        target)
+                operand = 1 if kind == "spmm" else 0  # v for spmm, q otherwise
+                plan.append((target, kind, kernel_dtype(source, operand),
+                             kernel_head_dim(source, operand)))
         emitted: set[tuple[str, int]] = set()
         for n, (target, kind, dtype, head_dim) in enumerate(plan):
-            if (dtype, head_dim) not in emitted:
-                emit_decomposed_kernels(op, dtype=dtype, head_dim=head_dim)
-                emitted.add((dtype, head_dim))
-            self._replace_with_call(target, f"splat_{kind}_{n}",
-                                    abi.decomposed_kernel_names(dtype, head_dim)[kind], head_dim)
+            with failures_at(target):
+                if (dtype, head_dim) not in emitted:
+                    emit_decomposed_kernels(op, dtype=dtype, head_dim=head_dim)
+                    emitted.add((dtype, head_dim))
+                self._replace_with_call(target, f"splat_{kind}_{n}",
+                                        abi.decomposed_kernel_names(dtype, head_dim)[kind],
+                                        head_dim)
 
     def _lower_fused(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
         emitted: dict[tuple[str, int, bool, bool], int] = {}
         for n, target in enumerate(targets):
-            if "schedule" not in target.attributes:
-                raise PassError("has no tile schedule: run splat-tile-acsr before "
-                                "splat-lower-to-gpu", target)
-            if not ir.BoolAttr(target.attributes["zero_empty_rows"]).value:
-                raise PassError("zero_empty_rows = false is not supported by the fused kernel",
-                                target)
-            dtype, head_dim = kernel_dtype(target), kernel_head_dim(target)
-            schedule = _schedule_attr(target, "schedule")
-            block_n = schedule.block_n
-            if schedule.block_m != abi.BLOCK_M or block_n not in abi.BLOCK_N_CHOICES:
-                *others, last = abi.BLOCK_N_CHOICES
-                raise PassError(f"the kernel needs {abi.BLOCK_M}-row tiles of "
-                                f"{', '.join(map(str, others))} or {last} keys; the schedule "
-                                f"has block_m = {schedule.block_m}, block_n = {block_n}", target)
-            # Layouts with an irregular remainder get the kernel variant that also walks the
-            # schedule's explicitly masked key tiles; the plain kernel stays lean.
-            masked = schedule.has_masks
-            self._emit_once(op, target, emitted, dtype, head_dim, block_n, masked=masked)
-            if "split_schedule" in target.attributes:
-                # split-KV: the second schedule runs the accumulating kernel, which folds its
-                # result into the o and lse the first launch wrote
-                split = _schedule_attr(target, "split_schedule")
-                if split.has_masks or split.block_n != block_n:
-                    raise PassError("a split schedule must have no mask tiles and the key tile "
-                                    "size of the schedule", target)
-                self._emit_once(op, target, emitted, dtype, head_dim, block_n, accumulate=True)
-            self._replace_with_call(target, f"splat_attention_{n}",
-                                    abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
+            with failures_at(target):
+                if "schedule" not in target.attributes:
+                    raise PassError("has no tile schedule: run splat-tile-acsr before "
+                                    "splat-lower-to-gpu", target)
+                if not ir.BoolAttr(target.attributes["zero_empty_rows"]).value:
+                    raise PassError("zero_empty_rows = false is not supported by the fused kernel",
+                                    target)
+                dtype, head_dim = kernel_dtype(target), kernel_head_dim(target)
+                schedule = _schedule_attr(target, "schedule")
+                block_n = schedule.block_n
+                if schedule.block_m != abi.BLOCK_M or block_n not in abi.BLOCK_N_CHOICES:
+                    *others, last = abi.BLOCK_N_CHOICES
+                    raise PassError(f"the kernel needs {abi.BLOCK_M}-row tiles of "
+                                    f"{', '.join(map(str, others))} or {last} keys; the schedule "
+                                    f"has block_m = {schedule.block_m}, block_n = {block_n}",
+                                    target)
+                # Layouts with an irregular remainder get the kernel variant that also walks the
+                # schedule's explicitly masked key tiles; the plain kernel stays lean.
+                masked = schedule.has_masks
+                self._emit_once(op, target, emitted, dtype, head_dim, block_n, masked=masked)
+                if "split_schedule" in target.attributes:
+                    # split-KV: the second schedule runs the accumulating kernel, which folds its
+                    # result into the o and lse the first launch wrote
+                    split = _schedule_attr(target, "split_schedule")
+                    if split.has_masks or split.block_n != block_n:
+                        raise PassError("a split schedule must have no mask tiles and the key tile "
+                                        "size of the schedule", target)
+                    self._emit_once(op, target, emitted, dtype, head_dim, block_n, accumulate=True)
+                self._replace_with_call(target, f"splat_attention_{n}",
+                                        abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
 
     @staticmethod
     def _emit_once(op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,

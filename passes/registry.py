@@ -8,6 +8,7 @@ the pipeline turns either into a located diagnostic, never a traceback.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -15,11 +16,70 @@ from mlir import ir
 
 
 class PassError(Exception):
-    """A pass failed on ``op``; reported as an error at ``op``'s location."""
+    """A pass failed on ``op``; reported as an error at ``op``'s location.
+
+    An op without a file location of its own (the implicit top-level module is at line 0,
+    ops built by passes are unknown) is replaced by the nearest op that has one: the first
+    nested op, else the nearest parent, so the error never lands at ``0:0``."""
 
     def __init__(self, message: str, op: ir.Operation | ir.OpView | None = None):
         super().__init__(message)
-        self.op = op
+        self.op = located_op(op) if op is not None else None
+
+
+def _has_file_location(loc: ir.Location) -> bool:
+    if loc.is_a_file():
+        return loc.start_line > 0
+    if loc.is_a_name():
+        return _has_file_location(loc.child_loc)
+    if loc.is_a_callsite():
+        return _has_file_location(loc.callee) or _has_file_location(loc.caller)
+    if loc.is_a_fused():
+        return any(_has_file_location(sub) for sub in loc.locations)
+    return False
+
+
+def located_op(op: ir.Operation | ir.OpView) -> ir.Operation:
+    """``op``, or the nearest op with a file location to report ``op``'s errors at."""
+    op = op.operation if hasattr(op, "operation") else op
+    try:
+        if _has_file_location(op.location):
+            return op
+        found = []
+
+        def visit(nested):
+            if _has_file_location(nested.location):
+                found.append(nested)
+                return ir.WalkResult.INTERRUPT
+            return ir.WalkResult.ADVANCE
+
+        op.walk(visit, ir.WalkOrder.PRE_ORDER)
+        if found:
+            return found[0]
+        parent = op.parent
+        while parent is not None:
+            if _has_file_location(parent.location):
+                return parent.operation if hasattr(parent, "operation") else parent
+            parent = parent.parent
+    except Exception:  # finding a better location must never hide the error itself
+        pass
+    return op
+
+
+@contextmanager
+def failures_at(op: ir.Operation | ir.OpView):
+    """Turns any exception but a PassError raised inside into a PassError at ``op`` (a bug
+    or an unforeseen input still gives a located diagnostic, not an error at the module)."""
+    try:
+        yield
+    except PassError:
+        raise
+    except RecursionError:
+        raise PassError("input nested too deeply to be processed", op) from None
+    except MemoryError:
+        raise PassError("out of memory while processing this op", op) from None
+    except Exception as e:
+        raise PassError(f"internal error: {type(e).__name__}: {e}", op) from e
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ..tiling import build_schedule
 from ..tiling.schedule import PLANS
 from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.split import plan_split
-from .registry import PassError, PassOption, SplatPass, register_pass, walk_ops
+from .registry import PassError, PassOption, SplatPass, failures_at, register_pass, walk_ops
 
 
 def default_block_n(op: ir.Operation) -> int:
@@ -43,6 +43,14 @@ class TileACSR(SplatPass):
     )
 
     def run(self, op: ir.Operation) -> None:
+        targets = walk_ops(op, lambda o: o.name == "splat.attention")
+        # a bad option is reported at the first op it would apply to
+        block_m, order, plan = self._checked_options(targets[0] if targets else op)
+        for target in targets:
+            with failures_at(target):
+                self._tile(target, block_m, order, plan)
+
+    def _checked_options(self, op: ir.Operation) -> tuple[int, str, str]:
         block_m = self.options["block-m"]
         if block_m < 1 or self.options["block-n"] < 0:
             raise PassError(f"block-m must be >= 1 and block-n >= 0, got {block_m} and "
@@ -55,18 +63,23 @@ class TileACSR(SplatPass):
         if plan not in PLANS:
             raise PassError(f"plan must be one of {', '.join(repr(p) for p in PLANS)}, got "
                             f"'{plan}'", op)
-        for target in walk_ops(op, lambda o: o.name == "splat.attention"):
-            layout = target.attributes["layout"]
-            if not is_acsr_attr(layout):
-                raise PassError("layout is not analysed yet: run splat-analyze-regularity "
-                                "before splat-tile-acsr", target)
-            block_n = self.options["block-n"] or default_block_n(target)
-            acsr = attr_to_acsr(layout)
+        return block_m, order, plan
+
+    def _tile(self, target: ir.Operation, block_m: int, order: str, plan: str) -> None:
+        layout = target.attributes["layout"]
+        if not is_acsr_attr(layout):
+            raise PassError("layout is not analysed yet: run splat-analyze-regularity "
+                            "before splat-tile-acsr", target)
+        block_n = self.options["block-n"] or default_block_n(target)
+        acsr = attr_to_acsr(layout)
+        try:
             schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
             split = None
             if self.options["split-kv"]:
-                schedule, split = plan_split(acsr, block_m, block_n, single=schedule, order=order,
-                                             plan=plan)
-            target.attributes["schedule"] = schedule_to_attr(schedule)
-            if split is not None:
-                target.attributes["split_schedule"] = schedule_to_attr(split)
+                schedule, split = plan_split(acsr, block_m, block_n, single=schedule,
+                                             order=order, plan=plan)
+        except ValueError as e:  # the tiler refuses the layout (e.g. sizes past int32)
+            raise PassError(f"cannot tile this layout: {e}", target) from None
+        target.attributes["schedule"] = schedule_to_attr(schedule)
+        if split is not None:
+            target.attributes["split_schedule"] = schedule_to_attr(split)

@@ -118,3 +118,97 @@ def test_unwritable_output_is_an_error_not_a_traceback(tmp_path):
     result = splat_opt("-o", str(tmp_path / "missing" / "x.mlir"), stdin=OK)
     assert result.returncode == 1 and "cannot write" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- input and output errors are one line, never a traceback (issue 11) ---------------
+
+def _clean_failure(result, message):
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_directory_as_input_or_output(tmp_path):
+    _clean_failure(splat_opt(str(tmp_path)), "cannot read")
+    _clean_failure(splat_opt("-o", str(tmp_path), stdin=OK), "cannot write")
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind
+
+
+def test_nul_byte_is_refused_not_truncated(tmp_path):
+    src = tmp_path / "nul.mlir"
+    src.write_bytes(OK.encode().replace(b"return", b"\0return"))
+    _clean_failure(splat_opt(str(src)), "NUL byte at line 3, column 3")
+
+
+def test_closed_stdin_and_stdout(tmp_path):
+    src = tmp_path / "ok.mlir"
+    src.write_text(OK)
+    command = f"'{sys.executable}' -m splat.tools.splat_opt"
+    closed_out = subprocess.run(f"{command} '{src}' >&-", shell=True, capture_output=True,
+                                text=True)
+    _clean_failure(closed_out, "standard output is closed")
+    closed_in = subprocess.run(f"{command} <&-", shell=True, capture_output=True, text=True)
+    _clean_failure(closed_in, "standard input is closed")
+
+
+def test_reader_gone_is_quiet(tmp_path):
+    src = tmp_path / "ok.mlir"
+    src.write_text(OK)
+    proc = subprocess.Popen([sys.executable, "-m", "splat.tools.splat_opt", str(src)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away before anything is written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 1 and "Traceback" not in stderr, stderr
+
+
+def test_output_to_a_fifo_symlink_keeps_them(tmp_path):
+    """`-o /dev/null` used to rename a temporary over the device node, so /dev/null became a
+    regular file; special files are now written in place, and links are followed."""
+    import os
+    import threading
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = splat_opt("-o", str(fifo), stdin=OK)
+    reader.join(60)
+    assert result.returncode == 0, result.stderr
+    assert fifo.is_fifo() and "splat.attention" in received[0]
+    target = tmp_path / "target.mlir"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.mlir"
+    link.symlink_to(target)
+    assert splat_opt("-o", str(link), stdin=OK).returncode == 0
+    assert link.is_symlink() and "splat.attention" in target.read_text()
+    assert (target.stat().st_mode & 0o777) == 0o640  # the file keeps its permissions
+
+
+def test_new_output_file_gets_the_umask_permissions(tmp_path):
+    out = tmp_path / "new.mlir"
+    assert splat_opt("-o", str(out), stdin=OK).returncode == 0
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_deeply_nested_input_is_an_error_not_a_segfault(tmp_path):
+    """Upstream MLIR's parser recurses per level: 20 000 nested arrays overflow its stack."""
+    src = tmp_path / "deep.mlir"
+    src.write_text("func.func @f() attributes {a = " + "[" * 20000 + "]" * 20000 + "} {\n"
+                   "  return\n}\n")
+    _clean_failure(splat_opt(str(src)), f"{src}:1:1031: error: input nests brackets more than "
+                                        "1000 levels deep")
+
+
+def test_pass_failures_point_at_the_op_never_0_0():
+    result = splat_opt("--pass-pipeline=builtin.module(splat-analyze-regularity, "
+                       "splat-tile-acsr{tile-order=bogus})", stdin=OK)
+    _clean_failure(result, "<stdin>:2:8: error: splat-tile-acsr: tile-order must be")
+    # no op to apply to: the first located op, still not 0:0
+    result = splat_opt("--pass-pipeline=builtin.module(splat-tile-acsr{plan=bogus})",
+                       stdin="func.func @g() {\n  return\n}\n")
+    _clean_failure(result, "<stdin>:1:1: error: splat-tile-acsr: plan must be one of")
+    assert ":0:0:" not in result.stderr

@@ -1,0 +1,3 @@
+// Bidi override ‮ and emoji 😀 in IR.
+func.func @f‮() { return }
+
