@@ -15,6 +15,20 @@ Times are the best of a few runs (``mask``: 5 up to 16K), in milliseconds.  Usag
     PYTHONPATH=python python benchmarks/bench_analysis.py [--sizes 4096,16384,32768] [--no-fn]
 
 Prints a table and writes benchmarks/results/analysis-<date>.json.
+
+``--corpus`` (issue 10, items 2-3) times the analysis of the 27 composition-corpus masks of
+benchmarks/bench_corpus.py (seed 0) two ways, best of ``--repeat``:
+
+* ``pattern_ms`` - ``splat.analyze(pattern)`` on a fresh pattern (built untimed), what
+  bench_corpus.py records as ``analyze_s`` (interval algebra for ``|`` / ``&``, the predicate
+  in row chunks for cross attention);
+* ``mask_ms``    - ``splat.analyze(mask)`` of the materialised bool mask;
+
+with the pieces and remainder blocks of each, exactness checked against the mask, and the
+pieces / ``analyze_s`` of an earlier corpus run (``--before``) for comparison; plus the named
+families' ``mask`` time at 16K and the cost of packing a 16K mask (``np.packbits`` per row, as
+before, versus on the flat array, as :func:`splat.analysis.words.pack_rows` does now).  Writes
+benchmarks/results/<date>-analysis-compact-cpu.json.
 """
 
 from __future__ import annotations
@@ -108,12 +122,93 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def bench_packing(L: int = 16384, repeat: int = 5) -> dict:
+    """Packing one 16K window mask in the scan's row chunks of 2^24 cells: per row (axis=1,
+    the earlier code) and flat (pack_rows now); the bytes are the same."""
+    from splat.analysis.intervals import CHUNK_CELLS
+    from splat.analysis.words import pack_rows
+
+    mask = P.window(256, L).mask()
+    step = max(1, CHUNK_CELLS // L)
+    chunks = [mask[i:i + step] for i in range(0, L, step)]
+    per_row, _ = best_ms(lambda: [np.packbits(c, axis=1, bitorder="little") for c in chunks], repeat)
+    flat, _ = best_ms(lambda: [pack_rows(c) for c in chunks], repeat)
+    for c in chunks[:2]:
+        assert np.array_equal(pack_rows(c).view(np.uint8), np.packbits(c, axis=1, bitorder="little"))
+    return {"L": L, "chunk_rows": step, "per_row_ms": round(per_row, 2), "flat_ms": round(flat, 2)}
+
+
+def bench_corpus(repeat: int, before_path: Path | None, names=None):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_corpus import corpus
+
+    before = {}
+    if before_path is not None and before_path.is_file():
+        for r in json.loads(before_path.read_text())["rows"]:
+            before.setdefault(r["name"], r)
+    rows = []
+    for m in corpus(0):
+        if names and m.name[:3] not in names:
+            continue
+        pats = [m.pattern() for _ in range(repeat)]  # fresh, untimed: analytic ACSRs are cached
+        pattern_ms, a = best_ms(lambda: analyze(pats.pop()), repeat)
+        mask = m.mask_numpy()
+        mask_ms, b = best_ms(lambda: analyze(mask), repeat)
+        nnz = int(np.count_nonzero(mask))
+        for x in (a, b):  # exact: the same cells, and no cell counted twice (pieces disjoint)
+            assert np.array_equal(x.to_mask(), mask) and x.nnz == nnz, m.name
+            if len(x.pieces) <= 2000:  # validate()'s pairwise check is slow on 10K pieces
+                x.validate()
+        del mask
+        old = before.get(m.name, {})
+        row = {"mask": m.name, "description": m.description, "Lq": m.Lq, "Lk": m.Lk,
+               "pieces_before": old.get("pieces"), "remainder_blocks_before": old.get("remainder_blocks"),
+               "analyze_ms_before": None if old.get("analyze_s") is None else round(old["analyze_s"] * 1e3, 1),
+               "pieces": len(a.pieces), "remainder_blocks": 0 if a.remainder is None else a.remainder.n,
+               "row_steps": sorted({int(x) for x in a.table[:, 2]}) if len(a.pieces) else [],
+               "pattern_ms": round(pattern_ms, 1),
+               "mask_pieces": len(b.pieces), "mask_remainder_blocks": 0 if b.remainder is None else b.remainder.n,
+               "mask_ms": round(mask_ms, 1)}
+        rows.append(row)
+        print(f"{m.name:38s} {m.Lq:6d}x{m.Lk:<6d} pieces {str(row['pieces_before']):>6s} -> {row['pieces']:6d} "
+              f"rem {row['remainder_blocks']:5d}  pattern {pattern_ms:7.1f} ms  mask {mask_ms:7.1f} ms",
+              flush=True)
+    return rows
+
+
+def main_corpus(args):
+    meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "cpus": os.cpu_count(), "scan_threads": scan_threads(),
+            "note": ("best-of-N wall times in ms on the development VM (2 vCPUs shared with other "
+                     "jobs); *_before from --before (the corpus pack run of the same day, one run)")}
+    out = {"meta": meta}
+    meta["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
+    out["packing"] = bench_packing()
+    print("packing 16K:", out["packing"], flush=True)
+    out["corpus"] = bench_corpus(args.repeat, Path(args.before) if args.before else None,
+                                 args.masks.split(",") if args.masks else None)
+    if not args.masks:
+        out["families_16k"] = bench([16384], with_fn=False)
+    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    path = Path(args.out or Path(__file__).parent / "results"
+                / f"{_dt.date.today().isoformat()}-analysis-compact-cpu.json")
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"\nwrote {path}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="4096,16384,32768")
     ap.add_argument("--no-fn", action="store_true", help="skip the from_mask_fn column")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--corpus", action="store_true", help="the composition corpus (see the module doc)")
+    ap.add_argument("--repeat", type=int, default=3, help="--corpus: best of this many runs")
+    ap.add_argument("--masks", default=None, help="--corpus: only these (c00,c11,...)")
+    ap.add_argument("--before", default=str(Path(__file__).parent / "results" / "2026-12-06-corpus-compile-cpu.json"),
+                    help="--corpus: an earlier corpus run to compare pieces and analyze_s with")
     args = ap.parse_args(argv)
+    if args.corpus:
+        return main_corpus(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = bench(sizes, not args.no_fn)
     print()

@@ -21,6 +21,10 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops), one mod
    is constant and whose offset and count are affine in the row (second differences zero).  Runs
    whose stretches are short compared with their stride are regrouped by residue class
    (``row_step = stride``) when that gives fewer pieces: the ramps of dilated / strided patterns.
+   Tracks whose stretches stay short because offset or count is quasi-affine,
+   ``floor((a*i + b) / c)`` (cross attention with Lq != Lk, pooled memories, block edges that a
+   dilated band touches every ``c`` rows), are regrouped by residue class of the row with the
+   period of their differences as ``row_step`` (:mod:`.quasi`): O(c) pieces instead of O(L).
 5. **Remainder** (:mod:`.pieces`).  Pieces with fewer than ``min_piece_nnz`` elements (irregular
    fragments) go to the block remainder.  The result is exact by construction; ``SPLAT_DEBUG=1``
    re-checks it.

@@ -3,11 +3,15 @@
 Each track is cut greedily into maximal stretches whose stride is constant and whose offset and
 count are affine in the row (second differences zero).  Runs whose stretches are short compared
 with their stride are regrouped by residue class (``row_step = stride``) when that gives fewer
-pieces: the ramps of dilated / strided patterns.  Pieces with fewer than ``min_piece_nnz``
+pieces: the ramps of dilated / strided patterns.  Before that, runs of short stretches whose
+offset or count is quasi-affine (``floor((a*i + b)/c)``) are regrouped by residue class of the
+row, ``row_step`` = the period (:mod:`.quasi`).  Pieces with fewer than ``min_piece_nnz``
 elements (irregular fragments) go to the block remainder.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -15,24 +19,30 @@ from .acsr import ACSR, BlockRemainder
 from .compress import fill_left_out
 from .greedy import greedy_groups
 from .intervals import Intervals, arange_each
+from .quasi import fragments, residue_groups
 from .runs import Runs, runs_from_intervals
 from .tracks import order_by_track, resolve_wildcards
 from .words import I64
 
 
 def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 8,
-                        prefer_residue: bool = False) -> ACSR:
+                        prefer_residue: bool = False, quasi: bool | None = None) -> ACSR:
     """Steps 2-5 on the maximal intervals of a mask (arguments as in :func:`acsr_from_runs`)."""
     return acsr_from_runs(iv.Lq, iv.Lk, runs_from_intervals(iv), block=block, min_piece_nnz=min_piece_nnz,
-                          prefer_residue=prefer_residue)
+                          prefer_residue=prefer_residue, quasi=quasi)
 
 
 def acsr_from_runs(Lq: int, Lk: int, r: Runs, *, block: int = 64, min_piece_nnz: int = 8,
-                   prefer_residue: bool = False) -> ACSR | None:
+                   prefer_residue: bool = False, quasi: bool | None = None) -> ACSR | None:
     """Steps 3-5 on the runs of step 2 (sorted by row, then offset).  ``None`` only for
     compressed runs (``r.crow``) where a piece with left-out rows would go to the remainder.
     ``prefer_residue``: regroup short stride-``s`` stretches by residue class even when that
-    does not give fewer pieces (the form a residue-class row tile runs as one segment)."""
+    does not give fewer pieces (the form a residue-class row tile runs as one segment).
+    ``quasi``: step 4b, quasi-affine fragments by residue class (:mod:`.quasi`); ``None`` means
+    on unless ``SPLAT_ANALYSIS_QUASI=0`` (for comparisons: the pieces of the analysis without
+    it)."""
+    if quasi is None:
+        quasi = os.environ.get("SPLAT_ANALYSIS_QUASI", "1") != "0"
     n = r.row.size
     if n == 0:
         return ACSR(Lq, Lk)
@@ -44,19 +54,34 @@ def acsr_from_runs(Lq: int, Lk: int, r: Runs, *, block: int = 64, min_piece_nnz:
     comp = r.crow is not None
     g = _segment(off, cnt, link, row if comp else None)
     size = np.diff(np.append(g, n))
+    span = row[g + size - 1] - row[g] + 1
+
+    # Quasi-affine fragments (step 4b, :mod:`.quasi`): runs of short stretches on one linked
+    # sequence, regrouped by residue class of the row where that gives fewer pieces.  They go
+    # first; the residue pass below takes the candidates they leave.
+    res_cand = (stride[g] >= 2) & (span <= stride[g])
+    seq_start = np.ones(n, dtype=bool)
+    seq_start[1:] = ~link[:-1]
+    frag = fragments(g, size, span, np.cumsum(seq_start)[g], np.full(g.size, not quasi))
 
     # Residue pass: runs of short stretches with stride s >= 2 regrouped with row_step = s.
     # "Short" counts rows, left-out ones included; the residue classes need every row, so the
-    # left-out rows of such stretches get their entries back first.
-    span = row[g + size - 1] - row[g] + 1
+    # left-out rows of such stretches (and of the quasi-affine fragments) get their entries back
+    # first.
     if comp:
-        fill = (stride[g] >= 2) & (span <= stride[g]) & (span > size)
+        fill = (res_cand | (frag >= 0)) & (span > size)
         if fill.any():
             row, off, cnt, stride, g, size = fill_left_out(row, off, cnt, stride, g, size, span, fill)
             n = row.size
     grp = np.repeat(np.arange(g.size), size)
-    cand = (stride >= 2) & (span[grp] <= stride)
-    groups = [(g, size, np.ones(g.size, dtype=I64))]
+    keep_g = np.ones(g.size, dtype=bool)  # pass-1 groups kept as they are
+    extra = []  # (entry indices copied to the end, group starts into them, row step per group)
+    q = _quasi_groups(Lq, Lk, row, off, cnt, frag, grp) if (frag >= 0).any() else None
+    if q is not None:
+        won, idx, gq, sq = q
+        keep_g &= ~won
+        extra.append((idx, gq, sq))
+    cand = (stride >= 2) & (span[grp] <= stride) & keep_g[grp]
     if cand.any():
         ci = np.flatnonzero(cand)
         c_row, c_s = row[ci], stride[ci]
@@ -78,11 +103,44 @@ def acsr_from_runs(Lq: int, Lk: int, r: Runs, *, block: int = 64, min_piece_nnz:
         if g2.size < n_pass1 or prefer_residue:
             # Keep the pass-1 groups of the other runs; the residue groups index copies of the
             # candidate runs appended in residue order.
-            other = ~cand[g]
-            groups = [(g[other], size[other], np.ones(int(other.sum()), dtype=I64)),
-                      (g2 + n, np.diff(np.append(g2, ci2.size)), k_s[g2])]
-            row, off, cnt, stride = (np.concatenate([x, x[ci2]]) for x in (row, off, cnt, stride))
+            keep_g &= ~cand[g]
+            extra.append((ci2, g2, k_s[g2]))
+    groups = [(g[keep_g], size[keep_g], np.ones(int(keep_g.sum()), dtype=I64))]
+    if extra:
+        base = n
+        for idx, gx, sx in extra:
+            groups.append((gx + base, np.diff(np.append(gx, idx.size)), sx))
+            base += idx.size
+        cat = np.concatenate([x[0] for x in extra])
+        row, off, cnt, stride = (np.concatenate([x, x[cat]]) for x in (row, off, cnt, stride))
     return _piece_table(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz)
+
+
+def _quasi_groups(Lq, Lk, row, off, cnt, frag, grp):
+    """The residue groups of the quasi-affine fragments that they make smaller: ``(won,
+    idx, starts, step)`` with ``won[k]`` for the pass-1 groups replaced, ``idx`` the entries of
+    the new groups in their order, ``starts`` the group starts into ``idx`` and ``step`` the row
+    step of each; None when no fragment gains."""
+    nfrag = int(frag.max()) + 1
+    gcd = np.gcd(Lq, Lk)
+    n_p1 = np.bincount(frag[frag >= 0], minlength=nfrag)
+    res = residue_groups(row, off, cnt, frag[grp], frag[frag >= 0], nfrag, periods=(Lq // gcd,))
+    if res is None:
+        return None
+    idx, link, step, fr, _ = res
+    gq = _segment(off[idx], cnt[idx], link, row[idx])
+    n_res = np.bincount(fr[gq], minlength=nfrag)
+    win = (n_res > 0) & (n_res < n_p1)
+    if not win.any():
+        return None
+    ke = win[fr]
+    kg = ke[gq]
+    # group starts re-indexed into the kept entries (whole fragments are kept or dropped)
+    before = np.cumsum(~ke) - ~ke
+    starts = gq[kg] - before[gq[kg]]
+    won = np.zeros(frag.size, dtype=bool)
+    won[frag >= 0] = win[frag[frag >= 0]]
+    return won, idx[ke], starts, step[gq[kg]]
 
 
 def _segment(off, cnt, link, row=None) -> np.ndarray:

@@ -28,11 +28,18 @@ def pack_rows(mask: np.ndarray, pad: np.ndarray | None = None) -> np.ndarray:
     R, C = mask.shape
     W = word_count(C)
     nbytes = -(-C // 8)
+    if C % 8 == 0 and mask.flags.c_contiguous:
+        # Rows end on a byte: packing the flat array gives the same bytes, and numpy's flat
+        # loop is about twice as fast as its per-row (axis=1) one on a chunk in cache (0.9 vs
+        # 1.9 ms per 16M cells); from memory both run at the speed of reading the mask.
+        flat = np.packbits(mask.reshape(-1), bitorder="little").reshape(R, nbytes)
+    else:
+        flat = np.packbits(mask, axis=1, bitorder="little")
     if nbytes == 8 * W:  # no padding: the packed bytes are the words (saves a copy)
-        by = np.packbits(mask, axis=1, bitorder="little")
+        by = flat
     else:
         by = np.zeros((R, 8 * W), dtype=np.uint8) if pad is None else pad[:R]
-        by[:, :nbytes] = np.packbits(mask, axis=1, bitorder="little")
+        by[:, :nbytes] = flat
     return by.view("<u8")
 
 
