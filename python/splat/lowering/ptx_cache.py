@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from ..runtime.cache import cache_dir
+from ..runtime.trust import make_private_dirs
 
 _MAX_PTX_BYTES = 64 << 20
 _lock = threading.Lock()
@@ -69,7 +70,7 @@ def store(key: str, ptx: str) -> None:
         _memory[key] = ptx
     path, tmp = _disk_path(key), None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)  # 0700, as the runtime's cache (runtime.trust)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}-")
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(ptx)

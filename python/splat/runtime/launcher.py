@@ -16,13 +16,13 @@ import numpy as np
 
 from .. import abi
 from . import driver as drv
+from . import integrity
 from .artifact import Artifact, ArtifactError
 from .driver import MemRef, SplatCudaError
 
 STATIC_SMEM_LIMIT = 48 * 1024  # above this, dynamic shared memory needs an opt-in attribute
 
 _SCALARS = ("B", "H", "Hkv", "Lq", "Lk", "D")
-_ROW_TILE_COLS = len(abi.ROW_TILE_FIELDS)
 
 
 class Shapes(NamedTuple):
@@ -42,37 +42,6 @@ class Shapes(NamedTuple):
         if isinstance(value, Mapping):
             return cls(*(int(value[f]) for f in cls._fields))
         return cls(*(int(x) for x in value))
-
-
-def tile_coverage(row_tiles: np.ndarray) -> tuple:
-    """(Lq covered, total rows) of a row_tiles table: (max row + 1, sum of nrows)."""
-    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, _ROW_TILE_COLS)
-    if rt.shape[0] == 0:
-        return 0, 0
-    nrows = rt[:, 2]
-    live = nrows > 0
-    if not live.any():
-        return 0, 0
-    last = rt[live, 0] + rt[live, 1] * (nrows[live] - 1)
-    return int(last.max()) + 1, int(nrows.sum())
-
-
-def _tile_rows(row_tiles: np.ndarray) -> np.ndarray:
-    """Every row of a row_tiles table (row0 + row_step * rho, rho < nrows), concatenated."""
-    rt = np.asarray(row_tiles, dtype=np.int64).reshape(-1, _ROW_TILE_COLS)
-    n = rt[:, 2]
-    rho = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    return np.repeat(rt[:, 0], n) + np.repeat(rt[:, 1], n) * rho
-
-
-def segments_min_lk(segments: np.ndarray) -> int:
-    """Smallest Lk the segments are valid for (max key column referenced + 1)."""
-    sg = np.asarray(segments, dtype=np.int64).reshape(-1, len(abi.SEGMENT_FIELDS))
-    live = sg[:, 2] > 0
-    if not live.any():
-        return 0
-    last = sg[live, 0] + sg[live, 1] * (sg[live, 2] - 1)
-    return int(last.max()) + 1
 
 
 def _target_ok(target: str, cc: tuple) -> bool:
@@ -97,9 +66,15 @@ class Plan(NamedTuple):
 
 
 def check_artifact(artifact: Artifact) -> Plan:
-    """All launch checks that need no GPU: the PTX entries' parameter lists against the
-    manifest (3 + 2R per memref), parameter names and ranks, table shapes, and that the row
-    tiles partition [0, Lq). Raises ArtifactError. The result is memoised on the artifact."""
+    """All launch checks that need no GPU (raises ArtifactError; memoised on the artifact):
+
+    - the manifest's structure and its tables' dtypes and shapes (`Artifact.validate`);
+    - each PTX entry's parameter list against the manifest (3 + 2R per memref);
+    - the kernels against the ABI: names, launch order, parameter names and order, tables,
+      block, grid, shared memory (`integrity.check_kernels`);
+    - every table's bounds and consistency, independently of the compiler: row tiles partition
+      [0, Lq), segments and mask tiles inside their tables and int32, ... (`integrity.check_tables`).
+    """
     cached = artifact.__dict__.get("_splat_plan")
     if cached is not None:
         return cached
@@ -107,12 +82,13 @@ def check_artifact(artifact: Artifact) -> Plan:
     kernels = artifact.kernels
     known = (set(abi.TENSOR_RANKS) | {"scale"} | set(_SCALARS) | set(artifact.tables)
              | set(artifact.manifest.get("scratch", {})))
+    where = f"artifact {artifact.key[:12]}" + (f" ({artifact.path})" if artifact.path else "")
     for k in kernels:
         ptx = artifact.ptx[k["ptx_file"]]
         try:
             drv.check_ptx_abi(ptx, k["name"], k["params"])
         except ValueError as e:
-            raise ArtifactError(f"artifact {artifact.key[:12]}: {e}") from None
+            raise ArtifactError(f"{where}: {e}") from None
         for p in k["params"]:
             n = p["name"]
             if n not in known:
@@ -128,33 +104,14 @@ def check_artifact(artifact: Artifact) -> Plan:
         if nptx is not None and nptx != drv.param_count(k["params"]):
             raise ArtifactError(f"kernel {k['name']!r}: num_ptx_params = {nptx} but its params "
                                 f"expand to {drv.param_count(k['params'])}")
-    # The decomposed path's per-row tables define Lq through their first dimension.
-    row_nnz = artifact.tables.get("row_nnz")
     for name, cols in abi.TABLE_COLUMNS.items():
         t = artifact.tables.get(name)
         if t is not None and (t.ndim != 2 or t.shape[1] != cols):
             raise ArtifactError(f"table {name!r} must be [n, {cols}], got {list(t.shape)}")
-    rt = artifact.tables.get("row_tiles")
-    n_tiles = int(rt.shape[0]) if rt is not None else 0
-    tile_Lq, rows = tile_coverage(rt) if rt is not None else (None, None)
-    if rt is not None and rows != tile_Lq:
-        raise ArtifactError(f"row_tiles cover {rows} rows but reach row {tile_Lq - 1}: "
-                            f"they do not partition [0, Lq)")
-    # split-KV: the accumulating launch reads and rewrites the o / lse rows of its tiles, so
-    # they must be rows the first launch wrote, each in one tile only
-    st = artifact.tables.get(abi.SPLIT_TABLES["row_tiles"])
-    if st is not None:  # its shape was checked with the other tables above
-        srows = _tile_rows(st)
-        if srows.size and (int(srows.max()) >= (tile_Lq or 0) or np.unique(srows).size != srows.size):
-            raise ArtifactError("split_row_tiles must cover rows of row_tiles, each at most once")
-    sg = artifact.tables.get("segments")
-    min_Lk = segments_min_lk(sg) if sg is not None else 0
-    split_sg = artifact.tables.get(abi.SPLIT_TABLES["segments"])
-    if split_sg is not None:
-        min_Lk = max(min_Lk, segments_min_lk(split_sg))
-    if rt is None and row_nnz is not None:
-        tile_Lq = int(np.asarray(row_nnz).shape[0])
-    plan = Plan(n_tiles, tile_Lq, min_Lk)
+    variant = integrity.check_kernels(artifact, where)
+    cov = integrity.check_tables(artifact, variant, where)
+    integrity.check_shapes_field(artifact, cov, where)
+    plan = Plan(cov.n_tiles, cov.tile_Lq, cov.min_Lk)
     artifact.__dict__["_splat_plan"] = plan
     return plan
 

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..version import compiler_version
+from . import trust
+from .trust import UnsafePathError
 from .artifact import Artifact, ArtifactError, artifact_key, canonical_json, load
 from .validate import SplatInputError, normalize_dtype
 
@@ -153,6 +155,8 @@ def request_key(pattern: Any, *, Lq: int, Lk: int, dtype: str, head_dim: int,
 
 
 CATALOG = "catalog.json"  # written by scripts/pack_gpu_artifacts.py beside the artifacts
+_PREBUILT_HINT = ("extract the artifacts into a directory only you can write "
+                  "(e.g. `tar xzf artifacts.tar.gz --no-same-owner -C \"$HOME\"`)")
 _VERSION_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-_")
 
 
@@ -160,7 +164,11 @@ def packed_version(directory: str | os.PathLike) -> str:
     """The compiler version recorded in a prebuilt artifact directory's catalog (checked)."""
     path = Path(directory) / CATALOG
     try:
+        if path.exists():
+            trust.check_file(path, "prebuilt artifact catalog", _PREBUILT_HINT)
         version = json.loads(path.read_text()).get("compiler_version")
+    except UnsafePathError as e:
+        raise SplatInputError("SPLAT_ARTIFACT_DIR", str(e)) from None
     except (OSError, ValueError, AttributeError) as e:
         raise SplatInputError("SPLAT_ARTIFACT_DIR", f"cannot read the compiler version from "
                                                     f"{path}: {e}") from None
@@ -232,9 +240,17 @@ def resolve_artifact(pattern: Any, *, dtype: str, head_dim: int, Lq: int, Lk: in
 
         key = request_key(pattern, Lq=Lq, Lk=Lk, dtype=dtype, head_dim=head_dim, target=target,
                           variant=variant)
-        return cache.get_or_build(key, lambda: _compile(pattern, dtype, head_dim, target, variant))
+        try:
+            return cache.get_or_build(key, lambda: _compile(pattern, dtype, head_dim, target,
+                                                            variant))
+        except UnsafePathError as e:  # a cache others can write: refused, not worked around
+            raise SplatInputError("SPLAT_CACHE_DIR", str(e)) from None
     prebuilt = os.environ.get("SPLAT_ARTIFACT_DIR")
     if prebuilt:
+        try:  # refused before anything in it is read
+            trust.check_tree(prebuilt, "SPLAT_ARTIFACT_DIR", _PREBUILT_HINT)
+        except UnsafePathError as e:
+            raise SplatInputError("SPLAT_ARTIFACT_DIR", str(e)) from None
         # Without the compiler side here, the artifacts' own compiler names the key.
         version = compiler_version() or packed_version(prebuilt)
         key = request_key(pattern, Lq=Lq, Lk=Lk, dtype=dtype, head_dim=head_dim, target=target,
@@ -246,9 +262,16 @@ def resolve_artifact(pattern: Any, *, dtype: str, head_dim: int, Lq: int, Lk: in
                            f"{dtype}, head_dim={head_dim}, target={target} (looked for {path}); "
                            f"build it where MLIR is installed (scripts/pack_gpu_artifacts.py)")
         try:
+            trust.check_file(path, "prebuilt artifact", _PREBUILT_HINT)
             art = load_cached(path)
+        except UnsafePathError as e:
+            raise SplatInputError("SPLAT_ARTIFACT_DIR", str(e)) from None
         except ArtifactError as e:
-            raise SplatInputError("pattern", f"prebuilt artifact {path} is unusable: {e}") from None
+            # a prebuilt artifact cannot be rebuilt here: refuse it, say how to replace it
+            raise SplatInputError("pattern", f"prebuilt artifact {path} is unusable: {e}; it "
+                                             f"cannot be rebuilt here (no compiler): repack it "
+                                             f"where MLIR is installed "
+                                             f"(scripts/pack_gpu_artifacts.py)") from None
         if art.key != key:  # never serve another pattern's artifact placed under this key
             raise SplatInputError("pattern", f"prebuilt artifact {path} holds key {art.key}, not "
                                              f"{key}: it was built for another request")
