@@ -15,7 +15,7 @@ from mlir import ir
 
 from ..lowering.emit import export_dynamic_shared_memory
 from ..stages import StageOptions, full_pipeline
-from .registry import PassOption, SplatPass, SplatPipeline, register_pass
+from .registry import PassOption, SplatPass, SplatPipeline, failures_at, register_pass
 
 
 @register_pass
@@ -24,7 +24,8 @@ class ExportDynamicSharedMemory(SplatPass):
     summary = "Give the dynamic shared-memory global external linkage and 128-byte alignment"
 
     def run(self, op: ir.Operation) -> None:
-        export_dynamic_shared_memory(op)
+        with failures_at(op):
+            export_dynamic_shared_memory(op)
 
 
 @register_pass
@@ -36,6 +37,7 @@ class ToPTX(SplatPipeline):
         PassOption("features", str, "+ptx80", "PTX features (+ptx80 or newer for sm_90a)"),
         PassOption("opt-level", int, 3, "LLVM optimisation level"),
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
+        PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
     )
 
     @classmethod
@@ -47,7 +49,7 @@ class ToPTX(SplatPipeline):
     def stage_options(self) -> StageOptions:
         o = self.options
         return StageOptions(chip=o["chip"], features=o["features"], opt_level=o["opt-level"],
-                            block_n=o["block-n"])
+                            block_n=o["block-n"], plan=o["plan"])
 
     def expand(self) -> str:
         return full_pipeline(self.stage_options())

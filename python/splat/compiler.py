@@ -29,6 +29,7 @@ from .lowering import fused_forward, ptx_cache
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .stages import CHIPS, STAGES, StageOptions, check_option
+from .tiling.schedule import PLANS
 from .tiling import decomposed
 from .tiling.schedule_attr import attr_to_schedule
 from .tools.extract_ptx import binaries_ptx
@@ -85,6 +86,9 @@ def decomposed_module(layout: ir.Attribute, *, lq: int, lk: int, width: int, dty
 
 def _as_acsr(pattern) -> ACSR:
     if isinstance(pattern, ACSR):
+        # checked when compile() builds its #splat.acsr attribute: the dialect's verifier checks
+        # what ACSR.validate() does (bounds, disjoint pieces, remainder), in time linear in the
+        # pieces and rows, where validate() expands remainder rows (seconds for 1 000 blocks)
         return pattern
     if isinstance(pattern, np.ndarray):
         from .patterns import from_mask
@@ -97,12 +101,14 @@ VARIANTS = ("fused", "decomposed")
 
 def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
             scale: float | None = None, block_n: int | None = None, variant: str = "fused",
-            dump_dir: str | os.PathLike | None = None) -> Artifact:
+            plan: str = "auto", dump_dir: str | os.PathLike | None = None) -> Artifact:
     """Compile ``pattern`` (a Pattern, an ACSR or a bool mask) into an
     :class:`~splat.runtime.Artifact` (PTX + manifest + tables).
 
     ``variant="fused"``: one flash-style kernel over the tile schedule; ``"decomposed"``: the
-    paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison)."""
+    paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison).
+    ``plan``: the row tile plans, ``"auto"`` (per tile by the cost model) or forced ``"affine"`` /
+    ``"blocks"`` (tests, benchmarks, benchmarks/calibrate_cost.py)."""
     # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
     # can abort the process or be spliced into a pipeline).
     if not isinstance(dtype, str) or dtype not in _ELEMENT_TYPES:
@@ -115,6 +121,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     check_option("target", target, CHIPS)
+    check_option("plan", plan, PLANS)
     block_n = check_option("block_n", block_n or abi.DEFAULT_BLOCK_N[head_dim],
                            abi.BLOCK_N_CHOICES)
     scale = _checked_scale(scale)
@@ -125,7 +132,11 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if dump is not None:
         dump.mkdir(parents=True, exist_ok=True)
     with make_context(), ir.Location.unknown():
-        layout = acsr_to_attr(acsr)
+        try:
+            layout = acsr_to_attr(acsr)
+        except ir.MLIRError as e:  # the #splat.acsr verifier refused a hand-built layout
+            why = "; ".join(d.message for d in e.error_diagnostics) or str(e)
+            raise ValueError(f"pattern: invalid ACSR layout: {why}") from None
         if variant == "fused":
             module = attention_module(layout, lq=acsr.Lq, lk=acsr.Lk, dtype=dtype,
                                       head_dim=head_dim, scale=scale)
@@ -134,7 +145,11 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
         schedule = split = ptx = cache_key = None
-        options = StageOptions(chip=target, block_n=block_n)
+        options = StageOptions(chip=target, block_n=block_n, plan=plan)
+        # the options that change the artifact, where they differ from the defaults: part of
+        # its key, so two compiles of one pattern never share a key (launchers are cached by it)
+        keyed = {k: v for k, v in (("block_n", block_n), ("plan", plan))
+                 if v != {"block_n": abi.DEFAULT_BLOCK_N[head_dim], "plan": "auto"}[k]}
         for n, stage in enumerate(STAGES):
             if stage.kernels_only and ptx is not None:
                 continue  # the same kernels were lowered before
@@ -160,9 +175,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         (dump / "kernel.ptx").write_text(ptx)
     if variant == "decomposed":
         return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                                    scale=scale)
+                                    scale=scale, options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                     scale=scale, block_n=block_n, split=split)
+                     scale=scale, block_n=block_n, split=split, options=keyed)
 
 
 _F32_MAX = 3.4028234663852886e38
@@ -214,7 +229,7 @@ def _dump(directory: Path | None, n: int, stage: str, text: str) -> None:
 
 
 def _manifest(acsr: ACSR, *, dtype: str, head_dim: int, target: str, scale: float | None,
-              variant: str, kernels: list, tables: dict) -> dict:
+              variant: str, kernels: list, tables: dict, options: dict) -> dict:
     """The manifest fields every variant shares (docs/design.md section 4)."""
     acsr_text = acsr.to_text()
     for kernel in kernels:
@@ -224,7 +239,8 @@ def _manifest(acsr: ACSR, *, dtype: str, head_dim: int, target: str, scale: floa
         "compiler_version": compiler_version(),
         "key": artifact_key(acsr=acsr_text, Lq=acsr.Lq, Lk=acsr.Lk, dtype=dtype,
                             head_dim=head_dim, target=target,
-                            compiler_version=compiler_version(), variant=variant),
+                            compiler_version=compiler_version(), variant=variant,
+                            options=options),
         "variant": variant,
         "target": target,
         "dtype": dtype,
@@ -235,21 +251,23 @@ def _manifest(acsr: ACSR, *, dtype: str, head_dim: int, target: str, scale: floa
         "tables": {name: {"file": f"{name}.npy", "dtype": "int32", "shape": list(t.shape)}
                    for name, t in tables.items()},
         "acsr": acsr_text,
+        **({"options": dict(options)} if options else {}),
     }
 
 
 def _decomposed_artifact(acsr: ACSR, ptx: str, *, dtype: str, head_dim: int, target: str,
-                         scale: float | None) -> Artifact:
+                         scale: float | None, options: dict) -> Artifact:
     info = decomposed.decomposed_launch_info(dtype, head_dim, acsr.max_row_nnz)
     tables = decomposed.decomposed_tables(acsr)
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
-                         variant="decomposed", kernels=info["kernels"], tables=tables)
+                         variant="decomposed", kernels=info["kernels"], tables=tables,
+                         options=options)
     manifest["scratch"] = info["scratch"]
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 
 def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
-              scale: float | None, block_n: int, split=None) -> Artifact:
+              scale: float | None, block_n: int, options: dict, split=None) -> Artifact:
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks)
     tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
@@ -264,7 +282,7 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
                        abi.SPLIT_TABLES["segments"]: split.segments})
         kernels.append(_split_launch(dtype, head_dim, block_n))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
-                         variant="fused", kernels=kernels, tables=tables)
+                         variant="fused", kernels=kernels, tables=tables, options=options)
     manifest["stats"] = schedule.stats()
     if split is not None:
         manifest["split_stats"] = split.stats()

@@ -20,6 +20,7 @@ from typing import Callable
 
 from . import abi
 from .lowering.to_ptx import nvvm_passes_before_binary
+from .tiling.schedule import PLANS
 
 # Closed lists of what the kernels are built and checked for. Anything else is refused here,
 # before it reaches LLVM: an unknown chip aborts the process inside LLVM, and a value with
@@ -49,12 +50,16 @@ class StageOptions:
     features: str = "+ptx80"  # sm_90/sm_90a need PTX ISA 8.0 or newer
     opt_level: int = 3
     block_n: int = 0  # compressed keys per key tile; 0: the kernel's tuned value per head dim
+    # row tile plans: "auto" picks the affine or the blocks plan per tile by cost; "affine" and
+    # "blocks" force one (tests, benchmarks and the cost-model calibration)
+    plan: str = "auto"
 
     def __post_init__(self):
         check_option("chip", self.chip, CHIPS)
         check_option("features", self.features, PTX_FEATURES)
         check_option("opt-level", self.opt_level, OPT_LEVELS)
         check_option("block-n", self.block_n, (0,) + abi.BLOCK_N_CHOICES)
+        check_option("plan", self.plan, PLANS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Stage:
 
 STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
-    Stage("tile", lambda o: f"splat-tile-acsr{{block-n={o.block_n}}}"),
+    Stage("tile", lambda o: f"splat-tile-acsr{{block-n={o.block_n} plan={o.plan}}}"),
     Stage("lower", lambda o: "splat-lower-to-gpu"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),

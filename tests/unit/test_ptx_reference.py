@@ -59,7 +59,7 @@ def _sha(data: bytes) -> str:
 
 
 def digest(artifact) -> dict:
-    manifest = {k: v for k, v in artifact.manifest.items() if k not in ("compiler_version", "key")}
+    manifest = {k: v for k, v in artifact.manifest.items() if k not in ("compiler_version", "key", "content_sha256")}
     tables = {}
     for name, table in sorted(artifact.tables.items()):
         table = np.ascontiguousarray(table)

@@ -216,9 +216,9 @@ def test_stage_table_is_what_splat_to_ptx_expands_to():
 
     assert [s.name for s in STAGES] == ["analyze", "tile", "lower", "nvvm", "ptx"]
     with make_context():
-        expanded = ToPTX.from_options({"block-n": "32", "chip": "sm_90"}).expand()
-        assert expanded == full_pipeline(StageOptions(chip="sm_90", block_n=32))
-    assert "splat-tile-acsr{block-n=32}" in expanded and "chip=sm_90 " in expanded
+        expanded = ToPTX.from_options({"block-n": "32", "chip": "sm_90", "plan": "blocks"}).expand()
+        assert expanded == full_pipeline(StageOptions(chip="sm_90", block_n=32, plan="blocks"))
+    assert "splat-tile-acsr{block-n=32 plan=blocks}" in expanded and "chip=sm_90 " in expanded
 
 
 def test_runtime_reaches_the_compiler_only_through_resolve():

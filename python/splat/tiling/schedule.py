@@ -50,6 +50,7 @@ How :func:`build_schedule` works
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -58,28 +59,30 @@ import numpy as np
 from ..abi import MASK_TILE_FIELDS, MAX_LENGTH, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
 from .block_plan import block_counts, block_plan, dense_runs
+from .cost_model import WEIGHTS as COST
 
 _RT, _SG, _MT = len(ROW_TILE_FIELDS), len(SEGMENT_FIELDS), len(MASK_TILE_FIELDS)
 
 __all__ = ["TileSchedule", "build_schedule", "key_tile_full",
            "ROW_TILE_FIELDS", "SEGMENT_FIELDS", "MASK_TILE_FIELDS"]
 
-# Cost model, in units of one computed BLOCK_M x BLOCK_N key tile.
-_W_TILE = 1.0     # a CTA: load Q, write O and lse
-_W_SEG = 0.1      # read a segment, set up its loop
-_W_MASKED = 0.25  # a key tile that evaluates the element mask
-_W_BITS = 0.5     # a remainder mask tile loads its bits on top of that
+# Cost model, in units of one computed BLOCK_M x BLOCK_N key tile: weights measured on the GPU
+# by benchmarks/calibrate_cost.py (splat.tiling.cost_model says how).
+_W_TILE = COST.W_TILE      # a CTA: load Q, write O and lse
+_W_SEG = COST.W_SEG        # read a segment, set up its loop
+_W_MASKED = COST.W_MASKED  # a key tile that evaluates the element mask
+_W_BITS = COST.W_BITS      # a remainder mask tile loads its bits on top of that
 
 # Plans of a row tile (TileSchedule.plans) and build_schedule's ``plan`` option.
 PLAN_AFFINE, PLAN_BLOCKS = 0, 1
 PLANS = ("auto", "affine", "blocks")
-# The constants above are not calibrated on the GPU yet, so a tile switches to the blocks plan
-# only when the model says it costs at most this fraction of the affine plan (the margin
-# split-KV uses, splat.tiling.split._MIN_SAVING = 0.25): a mis-priced switch must lose little.
-_BLOCKS_MARGIN = 0.75
-# A schedule whose blocks plans bring mask tiles into a layout without remainder must cost at
-# most this fraction of the all-affine schedule (build_schedule says why).
-_NEW_MASKS_MARGIN = 0.25
+# A tile switches to the blocks plan when the model says it costs at most this fraction of the
+# affine plan: the fit's median error is 3-5 % (max ~30 %), so a switch must save more than that.
+_BLOCKS_MARGIN = 0.9
+# A schedule whose blocks plans bring mask tiles into a layout without remainder pays the mask
+# kernel's extra on every key tile (W_MASK_KERNEL) and must then cost at most this fraction of
+# the all-affine schedule, which split-KV may still improve (build_schedule says why).
+_NEW_MASKS_MARGIN = 0.75
 # Segments + mask tiles of an affine plan below which "auto" does not price the blocks plan (a
 # speed guard, not the choice).  Fragmented tiles (unions of families, rational slopes, masks
 # with holes) have tens to thousands; the named families' tiles have at most ~9 (Longformer and
@@ -87,7 +90,14 @@ _NEW_MASKS_MARGIN = 0.25
 # their key tiles, then lose it to the whole-schedule check in build_schedule): pricing them
 # made BigBird at 16K 5x slower to tile for no change.
 _PLAN_MIN_ITEMS = 12
+# ... or at least this many masked key tiles, at least half of the tile's (see _priced)
+_PLAN_MIN_MASKED = 3
 
+# _coalesce prices every open candidate up to this many, else the nearest by column
+_COALESCE_SCAN = 48
+_COALESCE_NEAR = 8
+# chains per tile row past which a tile's affine plan is left unmerged (affine_tile says why)
+_COALESCE_MAX_CHAINS = 4
 _I32_MAX = 2**31 - 1
 _MAX_DP_BOUNDARIES = 48  # per residue class; beyond, tiles are plain BLOCK_M chunks
 
@@ -658,7 +668,13 @@ class _Builder:
         masks = []
         if self.rem_ptr is not None:
             masks = self._remainder_tile(row0 + R * np.arange(nrows, dtype=np.int64), chains)
-        segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
+        if len(chains) > _COALESCE_MAX_CHAINS * nrows:
+            # a tile this fragmented has no cheap affine plan (each chain walks at least one
+            # masked key tile): skip the merging passes, whose work grows with the chains, and
+            # let the blocks plan price it (the same elements either way, so still exact)
+            segs = [_chain_segment(c) for c in chains]
+        else:
+            segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
         res = (segs, masks, self._plan_cost(segs, masks, nrows))
         self.affine_cache[key] = res
         return res
@@ -667,9 +683,19 @@ class _Builder:
         return (_W_TILE + sum(self._seg_cost(sg, nrows) for sg in segs)
                 + len(masks) * (1 + _W_MASKED + _W_BITS))
 
-    def _priced(self, segs, masks) -> bool:
-        """Whether "auto" prices the blocks plan of an affine plan at all (speed guard)."""
-        return len(segs) + len(masks) >= _PLAN_MIN_ITEMS
+    def _priced(self, segs, masks, nrows: int) -> bool:
+        """Whether "auto" prices the blocks plan of an affine plan at all (speed guard): many
+        segments and mask tiles, or a few segments that walk mostly masked key tiles (rational
+        slopes with ``Lq != Lk``: residue-class pieces give tiles of a few segments whose
+        columns drift across every key tile)."""
+        if len(segs) + len(masks) >= _PLAN_MIN_ITEMS:
+            return True
+        walked = full = 0
+        for sg in segs:
+            k, f = _seg_key_tiles(sg, nrows, self.BM, self.BN)
+            walked += k
+            full += f
+        return walked - full >= _PLAN_MIN_MASKED and 2 * full <= walked
 
     def _blocks_bound(self, segs, masks, nrows: int = 0) -> float:
         """Cheap lower bound on the blocks plan's cost (a Python pass over the tables, no
@@ -697,7 +723,7 @@ class _Builder:
         per-block element counts, without expanding the elements, after a cheap bound."""
         if self.plan == "affine" or not (segs or masks):
             return segs, masks, cost, PLAN_AFFINE
-        if self.plan == "auto" and (not self._priced(segs, masks)
+        if self.plan == "auto" and (not self._priced(segs, masks, nrows)
                                     or self._blocks_bound(segs, masks, nrows)
                                     > _BLOCKS_MARGIN * cost):
             return segs, masks, cost, PLAN_AFFINE
@@ -843,18 +869,60 @@ class _Builder:
         return res
 
     def _coalesce(self, chains: list, nrows: int) -> list[tuple]:
+        """Merge chains of consecutive rows into longer affine chains where the merged segment
+        costs no more than the two apart (greedy, rows in order, the cheapest merge first).
+
+        A chain may merge with any open chain that ends on the row before it, has its stride
+        and its column residue.  Fragmented tiles have thousands of those; past
+        ``_COALESCE_SCAN`` open chains only the ones whose last first-column lies nearest, and
+        the lines whose continuation is exactly this chain, are priced (kept in a sorted index),
+        so the pass stays ``O(n log n)``.  The choice only affects cost, never exactness; tiles
+        with fewer open chains (every named family) are priced as before."""
         if len(chains) <= 1:
             return [_chain_segment(c) for c in chains]
         chains.sort(key=lambda c: (c[5], c[0], c[1] * c[5] + c[2]))
         out: list = []            # chains
         cost: list[float] = []
         open_: dict[tuple, list[int]] = {}   # (rho_hi, s, residue) -> indices into out
+        by_col: dict[tuple, list] = {}       # the same, as sorted (last row's first column, idx)
+        by_next: dict[tuple, list] = {}      # (rho_hi, s, col, count): lines continued a row
+        seq: dict[int, int] = {}             # when each open chain was (re)opened
+        ticket = itertools.count()
+
+        def f_last(c):
+            return c[1] * (c[6] - 1) + c[2]
+
+        def close(idx, key):
+            open_[key].remove(idx)
+            lst = by_col[key]
+            del lst[bisect.bisect_left(lst, (f_last(out[idx]), idx))]
+            c = out[idx]
+            if c[6] - c[5] >= 2:
+                by_next[(c[6], c[0], c[1] * c[6] + c[2], c[3] * c[6] + c[4])].remove(idx)
+
+        def open_chain(idx):
+            c = out[idx]
+            key = (c[6], c[0], c[2] % c[0])
+            open_.setdefault(key, []).append(idx)
+            seq[idx] = next(ticket)
+            bisect.insort(by_col.setdefault(key, []), (f_last(c), idx))
+            if c[6] - c[5] >= 2:
+                by_next.setdefault((c[6], c[0], c[1] * c[6] + c[2], c[3] * c[6] + c[4]),
+                                   []).append(idx)
+
         for ch in chains:
             s = ch[0]
-            res = ch[2] % s
-            cands = open_.get((ch[5], s, res))
+            key = (ch[5], s, ch[2] % s)
+            cands = open_.get(key)
             best = None
             if cands:
+                if len(cands) > _COALESCE_SCAN:
+                    f = ch[1] * ch[5] + ch[2]
+                    lst = by_col[key]
+                    i = bisect.bisect_left(lst, (f, -1))
+                    near = {idx for _, idx in lst[max(0, i - _COALESCE_NEAR):i + _COALESCE_NEAR]}
+                    near.update(by_next.get((ch[5], s, f, ch[3] * ch[5] + ch[4]), ()))
+                    cands = sorted(near, key=seq.__getitem__)  # the order open_ holds them in
                 c_b = self._seg_cost(_chain_segment(ch), nrows)
                 for idx in cands:
                     m = _try_merge(out[idx], ch)
@@ -866,13 +934,13 @@ class _Builder:
                         best = (delta, idx, m, c_m)
             if best is not None:
                 _, idx, m, c_m = best
-                cands.remove(idx)
+                close(idx, key)
                 out[idx], cost[idx] = m, c_m
-                open_.setdefault((m[6], s, res), []).append(idx)
+                open_chain(idx)
             else:
                 out.append(ch)
                 cost.append(self._seg_cost(_chain_segment(ch), nrows))
-                open_.setdefault((ch[6], s, res), []).append(len(out) - 1)
+                open_chain(len(out) - 1)
         return [_chain_segment(c) for c in out]
 
     # -- row step per region -----------------------------------------------------------------
@@ -899,7 +967,8 @@ class _Builder:
         for t in self._chunk_tiles(start, end, R):
             segs, masks, cost = self.affine_tile(*t)
             aff += cost
-            low += min(cost, self._blocks_bound(segs, masks)) if self._priced(segs, masks) else cost
+            low += (min(cost, self._blocks_bound(segs, masks)) if self._priced(segs, masks, t[2])
+                    else cost)
         return aff, low
 
     def _choose_step(self, i: int) -> int:
@@ -1045,14 +1114,15 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     if plan == "auto" and any(res[3] == PLAN_BLOCKS and b.blocks_adds_masks(res, t[2])
                               for t, res in built) and _needs_no_masks(acsr):
         # Mask tiles in a layout that had none switch the whole launch to the _masked kernel
-        # variant (another kernel, mask tables, a different PTX), a cost the per-tile model
-        # does not see, and they compete with split-KV, the unmasked answer for layouts that
-        # want two row groupings: keep such a schedule only when the whole of it costs at most
-        # _NEW_MASKS_MARGIN of the all-affine schedule, else the affine schedule.
+        # variant, whose every key tile costs W_MASK_KERNEL more (a cost the per-tile choice
+        # does not see), and they compete with split-KV, the unmasked answer for layouts that
+        # want two row groupings: keep such a schedule only when the whole of it, with that
+        # extra, costs at most _NEW_MASKS_MARGIN of the all-affine schedule.
         a = _Builder(acsr, int(block_m), int(block_n), "affine")
         a.affine_cache = b.affine_cache  # the tiles' affine plans are the same: only the DP runs
         affine = [(t, a.tile(*t)) for t in a.build()]
-        if sum(r[2] for _, r in built) > _NEW_MASKS_MARGIN * sum(r[2] for _, r in affine):
+        mixed = sum(r[2] for _, r in built) * (1.0 + COST.W_MASK_KERNEL)
+        if mixed > _NEW_MASKS_MARGIN * sum(r[2] for _, r in affine):
             b, built = a, affine
     return _assemble(acsr, b, built, order)
 

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Fit the tiler's cost model on the GPU (issue 10, item 1).
+
+The tiler (`splat.tiling.schedule`) prices a row tile in units of one computed unmasked
+``BLOCK_M x BLOCK_N`` key tile::
+
+    cost = W_TILE + sum over segments (W_SEG + key tiles + W_MASKED * masked key tiles)
+                  + mask tiles * (1 + W_MASKED + W_BITS)
+
+and chooses, per tile, the affine or the blocks plan by that cost.  This script measures what
+those terms cost on the card and writes the weights the tiler reads
+(``python/splat/tiling/cost_model.json``).
+
+The calibration masks are *not* the benchmark corpus: they are drawn by the corpus generator of
+`bench_corpus.py` with other seeds and at half its lengths (random unions, intersections, Lq != Lk,
+documents, random masks), plus named families with random parameters.  Each is compiled with
+each plan forced (``splat.compile(plan="affine" | "blocks")``), so the same mask is measured
+under schedules of different make-up; the schedule's counts are the fit's features.
+
+Modes::
+
+    # where MLIR is: compile every (mask, D, plan), save artifacts + catalog with the features
+    python benchmarks/calibrate_cost.py --pack .device/calib --tar
+    # on the GPU: check each against fp64, then time it (do_bench median)
+    SPLAT_ARTIFACT_DIR=/tmp/calib PYTHONPATH=python python benchmarks/calibrate_cost.py --run \
+        --out-json $OUT/calibration.json
+    # anywhere: least-squares fit, printed; --write stores it for the tiler
+    python benchmarks/calibrate_cost.py --fit benchmarks/results/<date>-<gpu>-calibration.json --write
+
+The model is linear in the counts of one launch, summed over the grid: with enough CTAs per SM
+(every calibration shape has >= 4 waves), time ~ t0 + (B*H / SMs) * sum(beta_f * count_f).
+Weights are the betas divided by the unmasked key tile's beta, fitted per head dim on relative
+error (times span two orders of magnitude); the tiler uses the mean of the two head dims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_corpus import CorpusMask, corpus  # noqa: E402
+from pack_gpu_artifacts import write_json_atomic, write_tar  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+MODEL_PATH = ROOT / "python" / "splat" / "tiling" / "cost_model.json"
+HEAD_DIMS = (64, 128)
+PLANS = ("affine", "blocks")
+SEEDS = (101, 102)
+SCALE = 0.5
+TOL = 1e-2
+# the features, in the order of the fit: one CTA, one segment, an unmasked key tile, a
+# segment key tile that evaluates the element mask, a mask tile (bits loaded), a second launch
+FEATURES = ("ctas", "segments", "full_tiles", "masked_tiles", "mask_tiles", "launches")
+
+
+def calibration_masks(seed: int = 7) -> list[CorpusMask]:
+    """Corpus-generator masks of other seeds at half length, and named families with random
+    parameters (window, causal window, dilated, strided, blocked, global tokens)."""
+    out = []
+    for s in SEEDS:
+        out += [CorpusMask(f"s{s}-{m.name}", m.kind, m.Lq, m.Lk, m.term) for m in corpus(s, SCALE)]
+    rng = np.random.default_rng(seed)
+    for i in range(12):
+        L = int(rng.choice([2048, 4096, 8192]))
+        kind = ("window", "causal_window", "dilated", "strided", "blocked", "window")[i % 6]
+        p = {"window": lambda: dict(w=int(rng.integers(16, 600))),
+             "causal_window": lambda: dict(w=int(rng.integers(32, 1200))),
+             "dilated": lambda: dict(w=int(rng.integers(8, 128)), stride=int(rng.integers(2, 9))),
+             "strided": lambda: dict(local=int(rng.integers(32, 256)),
+                                     stride=int(rng.integers(32, 256))),
+             "blocked": lambda: dict(block=int(rng.integers(64, 1500)))}[kind]()
+        out.append(CorpusMask(f"n{i:02d}-{kind}", "named", L, L, (kind, p)))
+    return out
+
+
+def features(manifest: dict) -> dict:
+    """The fit's counts for one artifact (both launches of a split-KV artifact summed)."""
+    f = dict.fromkeys(FEATURES, 0)
+    for st in (manifest.get("stats"), manifest.get("split_stats")):
+        if not st:
+            continue
+        f["ctas"] += st["tiles"]
+        f["segments"] += st["segments"]
+        f["full_tiles"] += st["key_tiles"] - st["masked_key_tiles"]
+        f["masked_tiles"] += st["masked_key_tiles"] - st["mask_tiles"]
+        f["mask_tiles"] += st["mask_tiles"]
+        f["launches"] += 1
+    return f
+
+
+# --------------------------------------------------------------------------------- pack (CPU)
+
+
+def pack(args) -> int:
+    import splat
+    from splat.runtime.artifact import save
+    from splat.runtime.resolve import request_key
+    from splat.version import compiler_version
+
+    version = compiler_version()
+    if version is None:
+        sys.exit("the compiler side is not built here (pip install -e .)")
+    out = Path(args.pack)
+    out.mkdir(parents=True, exist_ok=True)
+    entries, failures = [], 0
+    masks = calibration_masks()
+    t_start = time.perf_counter()
+    for i, m in enumerate(masks):
+        try:
+            acsr = splat.analyze(m.pattern())
+        except Exception:  # keep packing the rest
+            traceback.print_exc()
+            failures += 1
+            continue
+        for D in HEAD_DIMS:
+            seen = set()
+            for plan in PLANS:
+                try:
+                    t0 = time.perf_counter()
+                    art = splat.compile(acsr, dtype="bf16", head_dim=D, plan=plan)
+                    compile_s = time.perf_counter() - t0
+                except Exception:
+                    traceback.print_exc()
+                    failures += 1
+                    continue
+                digest = tuple(np.asarray(t).tobytes().__hash__() for t in art.tables.values())
+                if digest in seen:  # the blocks plan changed nothing
+                    continue
+                seen.add(digest)
+                key = request_key(acsr, Lq=m.Lq, Lk=m.Lk, dtype="bf16", head_dim=D) + f"-{plan}"
+                save(art, out / key, overwrite=True)
+                e = dict(name=m.name, Lq=m.Lq, Lk=m.Lk, D=D, plan=plan, key=key,
+                         density=float(acsr.density), pieces=len(acsr.pieces),
+                         compile_s=compile_s, kernels=[k["name"] for k in art.manifest["kernels"]],
+                         features=features(art.manifest))
+                entries.append(e)
+                print(f"[{i + 1}/{len(masks)}] {m.name:44s} {m.Lq:5d}x{m.Lk:<5d} D={D:3d} "
+                      f"{plan:6s} {e['features']}", flush=True)
+    write_json_atomic(out / "catalog.json", {
+        "format": "splat-calibration-catalog/1", "compiler_version": version,
+        "seeds": list(SEEDS), "scale": SCALE, "entries": entries})
+    print(f"{len(entries)} artifacts in {out} ({time.perf_counter() - t_start:.0f}s), "
+          f"{failures} failures")
+    if args.tar:
+        write_tar(out)
+    return 1 if failures else 0
+
+
+# --------------------------------------------------------------------------------- run (GPU)
+
+
+def run(args) -> int:
+    import torch
+
+    import _bench_common as C
+    import splat.torch as st
+    from splat import testing as T
+    from splat.runtime.resolve import load_cached
+
+    art_dir = Path(args.artifacts)
+    cat = json.loads((art_dir / "catalog.json").read_text())
+    by_name = {m.name: m for m in calibration_masks()}
+    dev, B, H = torch.device("cuda"), args.B, args.H
+    props = torch.cuda.get_device_properties(dev)
+    meta = dict(date=_dt.date.today().isoformat(), gpu=props.name, sms=props.multi_processor_count,
+                torch=torch.__version__, compiler_version=cat["compiler_version"], B=B, H=H)
+    out_json = Path(args.out_json or RESULTS / f"{meta['date']}-{C.slug(props.name)}-calibration.json")
+    rows, bad = [], 0
+    for n, e in enumerate(cat["entries"]):
+        m = by_name[e["name"]]
+        D = e["D"]
+        q = torch.randn(B, H, m.Lq, D, device=dev, dtype=torch.bfloat16)
+        k, v = (torch.randn(B, H, m.Lk, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+        scale = 1.0 / math.sqrt(D)
+        row = dict(e, ms=None, ok=None)
+        try:
+            art = load_cached(art_dir / e["key"])
+            pred = m.predicate(dev)
+            ref, _, _ = T.reference_attention_torch(q[:1], k[:1], v[:1], pred, scale, heads=slice(0, 1))
+            o = st.attention(q, k, v, None, scale=scale, artifact=art)
+            row["rel_err"] = T.rel_error(o[:1, :1], ref)
+            row["ok"] = bool(row["rel_err"] <= TOL)
+            row["ms"] = C.bench(lambda: st.attention(q, k, v, None, scale=scale, artifact=art), args)
+        except Exception as ex:
+            row["ok"] = False
+            row["error"] = repr(ex)
+            traceback.print_exc()
+        bad += row["ok"] is False
+        rows.append(row)
+        print(f"[{n + 1}/{len(cat['entries'])}] {e['name']:44s} D={D:3d} {e['plan']:6s} "
+              f"ms={row['ms'] if row['ms'] is None else round(row['ms'], 4)} ok={row['ok']}",
+              flush=True)
+        del q, k, v
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps(dict(meta, rows=rows), indent=1) + "\n")
+    print(f"wrote {out_json}; {bad} not ok")
+    return 1 if bad else 0
+
+
+# --------------------------------------------------------------------------------- fit
+
+
+def _nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares by projected active-set refits (few columns): drop the most
+    negative coefficient and refit until none is negative."""
+    keep = list(range(A.shape[1]))
+    while True:
+        x = np.zeros(A.shape[1])
+        x[keep] = np.linalg.lstsq(A[:, keep], b, rcond=None)[0]
+        neg = [j for j in keep if x[j] < 0]
+        if not neg:
+            return x
+        keep.remove(min(neg, key=lambda j: x[j]))
+
+
+# one more column, derived: every key tile of a launch of the mask-capable kernel variant (it
+# also evaluates element masks on unmasked tiles' code path: the price of a first mask tile)
+FIT_COLUMNS = FEATURES + ("mask_kernel_tiles",)
+
+
+def _columns(r: dict) -> list:
+    f = r["features"]
+    masked_kernel = any(k.endswith("_masked") for k in r["kernels"])
+    tiles = f["full_tiles"] + f["masked_tiles"] + f["mask_tiles"]
+    return [f[c] for c in FEATURES] + [tiles if masked_kernel else 0]
+
+
+def fit(rows: list, sms: int, B: int, H: int) -> dict:
+    """Per head dim: betas (ms per count per B*H/SMs) and the weights relative to full_tiles."""
+    out = {}
+    for D in sorted({r["D"] for r in rows}):
+        rs = [r for r in rows if r["D"] == D and r.get("ok") and r.get("ms")]
+        X = np.array([[1.0] + [c * B * H / sms for c in _columns(r)] for r in rs])
+        y = np.array([r["ms"] for r in rs])
+        w = 1.0 / y  # relative error
+        beta = _nnls(X * w[:, None], y * w)
+        pred = X @ beta
+        rel = pred / y - 1
+        unit = beta[1 + FIT_COLUMNS.index("full_tiles")]
+        weights = {f: float(beta[1 + i] / unit) for i, f in enumerate(FIT_COLUMNS)}
+        out[D] = dict(n=len(rs), t0_ms=float(beta[0]), ms_per_full_tile=float(unit),
+                      weights=weights, median_abs_rel_err=float(np.median(np.abs(rel))),
+                      max_abs_rel_err=float(np.max(np.abs(rel))))
+    return out
+
+
+def model_weights(per_d: dict) -> dict:
+    """The tiler's constants from the per-head-dim fits (their mean): W_TILE per CTA, W_SEG per
+    segment, W_MASKED on top of a key tile for the element mask, W_BITS on top of that for a
+    mask tile's bits, W_MASK_KERNEL per key tile of a launch of the mask-capable kernel (the
+    split-KV launch's cost is priced by splat.tiling.split, not here)."""
+    mean = {f: float(np.mean([d["weights"][f] for d in per_d.values()])) for f in FIT_COLUMNS}
+    return dict(W_TILE=mean["ctas"], W_SEG=mean["segments"],
+                W_MASKED=max(0.0, mean["masked_tiles"] - 1.0),
+                W_BITS=max(0.0, mean["mask_tiles"] - max(1.0, mean["masked_tiles"])),
+                W_MASK_KERNEL=mean["mask_kernel_tiles"])
+
+
+def do_fit(args) -> int:
+    path = Path(args.fit).resolve()
+    res = json.loads(path.read_text())
+    rows = [r for r in res["rows"] if not args.plans or r["plan"] in args.plans.split(",")]
+    per_d = fit(rows, res["sms"], res["B"], res["H"])
+    for D, d in per_d.items():
+        print(f"D={D}: n={d['n']} t0={d['t0_ms']:.4f} ms, full tile {d['ms_per_full_tile']:.2e} ms, "
+              f"weights {json.dumps({k: round(v, 3) for k, v in d['weights'].items()})}, "
+              f"|rel err| median {d['median_abs_rel_err']:.3f} max {d['max_abs_rel_err']:.3f}")
+    weights = model_weights(per_d)
+    print("tiler weights:", json.dumps({k: round(v, 4) for k, v in weights.items()}))
+    if args.write:
+        model = {"format": "splat-cost-model/1", "source": str(path.relative_to(ROOT)),
+                 "gpu": res["gpu"], "date": res["date"], "plans_fitted": args.plans or "all",
+                 "weights": weights,
+                 "per_head_dim": {str(D): d for D, d in per_d.items()}}
+        write_json_atomic(MODEL_PATH, model)
+        print(f"wrote {MODEL_PATH}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--pack", metavar="OUT_DIR")
+    mode.add_argument("--run", action="store_true")
+    mode.add_argument("--fit", metavar="JSON")
+    mode.add_argument("--list", action="store_true")
+    ap.add_argument("--tar", action="store_true")
+    ap.add_argument("--write", action="store_true", help="with --fit: write the tiler's model")
+    ap.add_argument("--plans", help="with --fit: only rows of these plans (comma-separated)")
+    ap.add_argument("--artifacts", default=None)
+    ap.add_argument("--out-json")
+    ap.add_argument("--B", type=int, default=2)
+    ap.add_argument("--H", type=int, default=16)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--rep", type=int, default=40)
+    args = ap.parse_args(argv)
+    if args.list:
+        for m in calibration_masks():
+            print(f"{m.name:44s} {m.Lq:6d}x{m.Lk:<6d} {m.description}")
+        return 0
+    if args.pack:
+        return pack(args)
+    if args.run:
+        import os
+
+        args.artifacts = args.artifacts or os.environ.get("SPLAT_ARTIFACT_DIR")
+        if not args.artifacts:
+            sys.exit("set SPLAT_ARTIFACT_DIR (or --artifacts) to the output of --pack")
+        return run(args)
+    return do_fit(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
