@@ -51,3 +51,14 @@ def _private_cache_dir(tmp_path_factory):
     os.environ["SPLAT_CACHE_DIR"] = str(tmp_path_factory.mktemp("splat-cache"))
     yield
     os.environ.pop("SPLAT_CACHE_DIR", None)
+
+
+@pytest.fixture
+def cache_env(tmp_path, monkeypatch):
+    """A fresh artifact cache directory for one test (memory cache cleared on both sides)."""
+    from splat.runtime import cache
+
+    monkeypatch.setenv("SPLAT_CACHE_DIR", str(tmp_path / "cache"))
+    cache.clear_memory_cache()
+    yield tmp_path / "cache"
+    cache.clear_memory_cache()

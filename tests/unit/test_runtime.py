@@ -245,12 +245,7 @@ def test_artifact_key_includes_every_part():
 # ----------------------------------------------------------------------------------- cache
 
 
-@pytest.fixture
-def cache_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPLAT_CACHE_DIR", str(tmp_path / "cache"))
-    C.clear_memory_cache()
-    yield tmp_path / "cache"
-    C.clear_memory_cache()
+# cache_env: tests/conftest.py
 
 
 def test_cache_dir_default(monkeypatch):

@@ -419,12 +419,7 @@ def test_table_checks_are_linear_in_the_table(arts):
 # ------------------------------------------------------------------- lookup key, cache, prebuilt
 
 
-@pytest.fixture
-def cache_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPLAT_CACHE_DIR", str(tmp_path / "cache"))
-    C.clear_memory_cache()
-    yield tmp_path / "cache"
-    C.clear_memory_cache()
+# cache_env: tests/conftest.py
 
 
 def test_cache_entry_with_another_key_is_evicted_and_rebuilt(arts, cache_env):
