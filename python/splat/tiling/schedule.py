@@ -692,7 +692,9 @@ class _Builder:
             return True
         walked = full = 0
         for sg in segs:
-            k, f = _seg_key_tiles(sg, nrows, self.BM, self.BN)
+            # full in its columns: a short tile's row bound masks every key tile, which no plan
+            # avoids, so it is not counted (block_m = nrows)
+            k, f = _seg_key_tiles(sg, nrows, nrows, self.BN)
             walked += k
             full += f
         return walked - full >= _PLAN_MIN_MASKED and 2 * full <= walked
