@@ -1113,6 +1113,20 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         raise ValueError(f"unknown tile plan {plan!r} (one of {', '.join(PLANS)})")
     b = _Builder(acsr, int(block_m), int(block_n), plan)
     built = [(t, b.tile(*t)) for t in b.build()]
+    if (plan == "auto" and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM) and _mostly_masked(b, built)
+            and _chunks_bound(b, acsr.Lq) < _BLOCKS_MARGIN * _schedule_cost(built)):
+        # The row steps are chosen region by region; where the analysis cut the rows into more
+        # regions than there are BLOCK_M chunks (residue-class pieces of rational slopes beside
+        # other families) and most key tiles are masked, a step that
+        # is cheapest per region can lose to plain BLOCK_M tiles of blocks plans overall.  Price
+        # that schedule too (the tiles' affine plans are shared) and keep the cheaper, when a
+        # cheap lower bound of BLOCK_M chunks (blocks plans bounded by their occupied blocks)
+        # leaves it a chance.
+        alt = _Builder(acsr, int(block_m), int(block_n), "blocks")
+        alt.affine_cache = b.affine_cache
+        alt_built = [(t, alt.tile(*t)) for t in alt.build()]
+        if _schedule_cost(alt_built) < _BLOCKS_MARGIN * _schedule_cost(built):
+            b, built = alt, alt_built
     if plan == "auto" and any(res[3] == PLAN_BLOCKS and b.blocks_adds_masks(res, t[2])
                               for t, res in built) and _needs_no_masks(acsr):
         # Mask tiles in a layout that had none switch the whole launch to the _masked kernel
@@ -1127,6 +1141,38 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         if mixed > _NEW_MASKS_MARGIN * sum(r[2] for _, r in affine):
             b, built = a, affine
     return _assemble(acsr, b, built, order)
+
+
+def _mostly_masked(b: _Builder, built: list) -> bool:
+    """Whether at least half of the planned affine tiles' key tiles evaluate element masks
+    (blocks-plan tiles count as masked: the schedule already left the affine plan there)."""
+    walked = full = 0
+    for (_, _, nrows), (segs, masks, _, tplan) in built:
+        if tplan == PLAN_BLOCKS:
+            continue
+        walked += len(masks)
+        for sg in segs:
+            k, f = _seg_key_tiles(sg, nrows, b.BM, b.BN)
+            walked += k
+            full += f
+    return walked > 0 and 2 * full < walked
+
+
+def _chunks_bound(b: _Builder, Lq: int) -> float:
+    """Lower bound of the cost of ``BLOCK_M`` chunks, each at the cheaper of its affine plan and
+    a bound of its blocks plan (occupied and at most so many dense blocks)."""
+    low = 0.0
+    for t in b._chunk_tiles(0, Lq, 1):
+        segs, masks, cost = b.affine_tile(*t)
+        low += min(cost, b._blocks_bound(segs, masks, t[2]))
+    return low
+
+
+def _schedule_cost(built: list) -> float:
+    """The model's cost of planned tiles, with the mask kernel's extra when any tile has masks."""
+    total = sum(r[2] for _, r in built)
+    has_masks = any(r[3] == PLAN_BLOCKS or r[1] for _, r in built)
+    return total * (1.0 + COST.W_MASK_KERNEL) if has_masks else total
 
 
 def _needs_no_masks(acsr: ACSR) -> bool:
