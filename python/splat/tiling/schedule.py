@@ -514,6 +514,37 @@ def _chain_segment(ch) -> tuple:
     return (col0, s, ncols, rl, rh, lo_a, lo_b, hi_a, hi_b)
 
 
+def _chain_segments(chains: list) -> np.ndarray:
+    """:func:`_chain_segment` of every chain, as one ``int64 [n, 9]`` array."""
+    s, al, be, ga, de, rl, rh = np.array(chains, dtype=np.int64).reshape(-1, 7).T
+    col0 = np.minimum(al * rl + be, al * (rh - 1) + be)
+    lo_a, lo_b = al // s, (be - col0) // s
+    hi_a, hi_b = lo_a + ga, lo_b + de
+    ncols = np.maximum(hi_a * rl + hi_b, hi_a * (rh - 1) + hi_b)
+    return np.stack([col0, s, ncols, rl, rh, lo_a, lo_b, hi_a, hi_b], axis=1)
+
+
+def _segments_key_tiles(S: np.ndarray, nrows: int, block_m: int, block_n: int):
+    """:func:`_seg_key_tiles` of every row of ``S`` (``(walked, full)`` arrays)."""
+    col0, cs, ncols, rl, rh, la, lb, ha, hb = S.T
+    nkt = -(-ncols // block_n)
+    if nrows != block_m:
+        return nkt, np.zeros_like(nkt)
+    last = rh - 1
+    lo = np.maximum(lb, la * last + lb)
+    hi = np.minimum(np.minimum(ncols, hb), ha * last + hb)
+    first = -(-np.maximum(lo, 0) // block_n)
+    lastk = (hi - block_n) // block_n
+    full = np.where((rl == 0) & (rh == nrows), np.maximum(0, lastk - first + 1), 0)
+    return nkt, full
+
+
+def _segments_cost(S: np.ndarray, nrows: int, block_m: int, block_n: int) -> float:
+    """Sum of the segment costs (``_Builder._seg_cost``) of the rows of ``S``."""
+    k, f = _segments_key_tiles(S, nrows, block_m, block_n)
+    return float((_W_SEG + k + _W_MASKED * (k - f)).sum())
+
+
 def _try_merge(A, B):
     """Chain for rows of A followed by rows of B (``A.rho_hi == B.rho_lo``) if their union is
     one affine chain, else None."""
@@ -545,6 +576,7 @@ class _Builder:
         self.BM, self.BN = block_m, block_n
         self.plan = plan
         self.pieces = [q for q in (_P(p) for p in acsr.pieces) if q.live]
+        self.step_period = [(q.p, q.period) for q in self.pieces]
         self._remainder_rows()
         self._regions()
         self.cache: dict[tuple[int, int, int], tuple] = {}         # planned tiles
@@ -672,10 +704,13 @@ class _Builder:
             # a tile this fragmented has no cheap affine plan (each chain walks at least one
             # masked key tile): skip the merging passes, whose work grows with the chains, and
             # let the blocks plan price it (the same elements either way, so still exact)
-            segs = [_chain_segment(c) for c in chains]
+            # (one numpy array, costed vectorised: such tiles have thousands of chains)
+            segs = _chain_segments(chains)
+            res = (segs, masks, _W_TILE + _segments_cost(segs, nrows, self.BM, self.BN)
+                   + len(masks) * (1 + _W_MASKED + _W_BITS))
         else:
             segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
-        res = (segs, masks, self._plan_cost(segs, masks, nrows))
+            res = (segs, masks, self._plan_cost(segs, masks, nrows))
         self.affine_cache[key] = res
         return res
 
@@ -707,11 +742,20 @@ class _Builder:
         can be dense, the others are mask tiles.  (An empty end row could make it too high:
         then a blocks plan is missed, the schedule stays exact.)"""
         BN = self.BN
-        n = len({sg[0] // BN for sg in segs} | {m[0] // BN for m in masks})
+        if isinstance(segs, np.ndarray):  # a tile's unmerged chains (affine_tile)
+            blocks = set((segs[:, 0] // BN).tolist())
+        else:
+            blocks = {sg[0] // BN for sg in segs}
+        n = len(blocks | {m[0] // BN for m in masks})
         bound = _W_TILE + n
         if nrows:
-            nnz = sum(((ha - la) * (rl + rh - 1) * (rh - rl)) // 2 + (hb - lb) * (rh - rl)
-                      for _, _, _, rl, rh, la, lb, ha, hb in segs)
+            if isinstance(segs, np.ndarray):
+                _, _, _, rl, rh, la, lb, ha, hb = segs.T
+                nnz = int(((((ha - la) * (rl + rh - 1) * (rh - rl)) // 2)
+                           + (hb - lb) * (rh - rl)).sum())
+            else:
+                nnz = sum(((ha - la) * (rl + rh - 1) * (rh - rl)) // 2 + (hb - lb) * (rh - rl)
+                          for _, _, _, rl, rh, la, lb, ha, hb in segs)
             nnz += sum(nrows * m[1] for m in masks)  # at most, which keeps the bound low
             narrow = min(BN, self.Lk - (_cdiv(self.Lk, BN) - 1) * BN)
             bound += max(0, n - nnz // (nrows * narrow)) * (_W_MASKED + _W_BITS)
@@ -723,7 +767,7 @@ class _Builder:
         only), and the cost and plan that ``self.plan`` says; "auto" takes blocks only at
         ``_BLOCKS_MARGIN`` of the affine cost or less.  The blocks plan is priced from its
         per-block element counts, without expanding the elements, after a cheap bound."""
-        if self.plan == "affine" or not (segs or masks):
+        if self.plan == "affine" or not (len(segs) or len(masks)):
             return segs, masks, cost, PLAN_AFFINE
         if self.plan == "auto" and (not self._priced(segs, masks, nrows)
                                     or self._blocks_bound(segs, masks, nrows)
@@ -976,13 +1020,15 @@ class _Builder:
     def _choose_step(self, i: int) -> int:
         start, end = self.bounds[i], self.bounds[i + 1]
         length = end - start
-        act = [self.pieces[j] for j in self.active[i]]
+        # the distinct (row step, period) pairs of the active pieces (few, where the pieces of
+        # a fragmented layout number thousands): a C-level map, then the lcm over the few
+        steps = set(map(self.step_period.__getitem__, self.active[i]))
         cands = {1}
         lcm = 1
-        for pc in act:
-            cands.add(pc.p)
-            cands.add(pc.period)
-            lcm = lcm * pc.period // math.gcd(lcm, pc.period)
+        for p, period in steps:
+            cands.add(p)
+            cands.add(period)
+            lcm = lcm * period // math.gcd(lcm, period)
         cands.add(lcm)
         cands = sorted(R for R in cands if R == 1 or R < length)
         if len(cands) == 1:
@@ -1151,6 +1197,11 @@ def _mostly_masked(b: _Builder, built: list) -> bool:
         if tplan == PLAN_BLOCKS:
             continue
         walked += len(masks)
+        if isinstance(segs, np.ndarray):
+            k, f = _segments_key_tiles(segs, nrows, b.BM, b.BN)
+            walked += int(k.sum())
+            full += int(f.sum())
+            continue
         for sg in segs:
             k, f = _seg_key_tiles(sg, nrows, b.BM, b.BN)
             walked += k
