@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from pack_gpu_artifacts import write_json_atomic, write_tar  # noqa: E402  (the pack helpers)
+from pack_gpu_artifacts import pack_dir, write_json_atomic, write_tar  # noqa: E402  (the pack helpers)
 
 RESULTS = ROOT / "benchmarks" / "results"
 IMG = ROOT / "docs" / "img"
@@ -368,13 +368,7 @@ def pack(args) -> int:
     from splat.lowering import ptx_cache
     from splat.runtime.artifact import ArtifactError, load, save
     from splat.runtime.resolve import DEFAULT_TARGET, request_key
-    from splat.version import compiler_version
-
-    version = compiler_version()
-    if version is None:
-        sys.exit("the compiler side is not built here (pip install -e .)")
-    out = Path(args.pack)
-    out.mkdir(parents=True, exist_ok=True)
+    out, version = pack_dir(args.pack)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {}
     same = (old.get("compiler_version") == version and old.get("seed") == args.seed

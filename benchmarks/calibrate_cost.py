@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_corpus import CorpusMask, corpus  # noqa: E402
-from pack_gpu_artifacts import write_json_atomic, write_tar  # noqa: E402
+from pack_gpu_artifacts import pack_dir, write_json_atomic, write_tar  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MODEL_PATH = ROOT / "python" / "splat" / "tiling" / "cost_model.json"
@@ -108,13 +108,7 @@ def pack(args) -> int:
     import splat
     from splat.runtime.artifact import save
     from splat.runtime.resolve import request_key
-    from splat.version import compiler_version
-
-    version = compiler_version()
-    if version is None:
-        sys.exit("the compiler side is not built here (pip install -e .)")
-    out = Path(args.pack)
-    out.mkdir(parents=True, exist_ok=True)
+    out, version = pack_dir(args.pack)
     entries, failures = [], 0
     masks = calibration_masks()
     t_start = time.perf_counter()

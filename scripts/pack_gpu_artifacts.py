@@ -79,6 +79,17 @@ def _compile(pattern, dtype, D, target, variant):
     return compiler.compile(pattern, **kw)
 
 
+def pack_dir(out: str | Path) -> tuple[Path, str]:
+    """``(out, compiler version)``: the output directory, created, and the version that keys the
+    artifacts packed there; exits when the compiler side is not built here."""
+    version = compiler_version()
+    if version is None:
+        sys.exit("the compiler side is not built here (pip install -e .)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, version
+
+
 def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
@@ -115,13 +126,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not (args.tests or args.bench):
         args.tests = True
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    version = compiler_version()
-    if version is None:
-        sys.exit("the compiler side is not built here (pip install -e .)")
     if old.get("entries") and old.get("compiler_version") != version:
         print(f"the last pack was made by compiler {old.get('compiler_version')}, this is "
               f"{version}: starting a fresh catalog")
