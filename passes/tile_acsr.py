@@ -78,7 +78,7 @@ class TileACSR(SplatPass):
             if self.options["split-kv"]:
                 schedule, split = plan_split(acsr, block_m, block_n, single=schedule,
                                              order=order, plan=plan)
-        except ValueError as e:  # the tiler refuses the layout (e.g. sizes past int32)
+        except (ValueError, MemoryError) as e:  # the tiler refuses the layout (int32 sizes, memory)
             raise PassError(f"cannot tile this layout: {e}", target) from None
         target.attributes["schedule"] = schedule_to_attr(schedule)
         if split is not None:

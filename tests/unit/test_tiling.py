@@ -425,3 +425,22 @@ def test_reference_matches_dense_softmax():
         w = np.exp(s[:, :, i, mask[i]])
         ref = np.einsum("bhn,bhnd->bhd", w / w.sum(-1, keepdims=True), v[:, :, mask[i]].astype(np.float64))
         assert np.allclose(o[:, :, i], ref) and np.allclose(lse[:, :, i], np.log(w.sum(-1)))
+
+
+def test_a_schedule_that_cannot_fit_in_memory_is_refused_up_front(monkeypatch):
+    """The tiler's memory is estimated before any work (2**31 rows once ran for minutes and
+    took 7 GB before failing); the message says how much and what is available."""
+    import time
+
+    from splat import patterns as P
+    from splat.analysis import analyze
+    from splat.tiling import schedule as S
+
+    acsr = analyze(P.window(4, 1 << 20))
+    monkeypatch.setattr(S, "available_memory", lambda: 8 << 20)  # 8 MiB
+    t0 = time.perf_counter()
+    with pytest.raises(MemoryError, match=r"tiling Lq = 1048576 rows needs about .* GiB.*available"):
+        S.build_schedule(acsr, 64, 64)
+    assert time.perf_counter() - t0 < 1.0  # refused before tiling, not after
+    monkeypatch.setattr(S, "available_memory", lambda: None)  # unknown: no check
+    assert S.build_schedule(analyze(P.window(4, 256)), 64, 64).n_tiles == 4
