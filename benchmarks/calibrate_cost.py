@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import math
 import sys
@@ -130,7 +131,8 @@ def pack(args) -> int:
                     traceback.print_exc()
                     failures += 1
                     continue
-                digest = tuple(np.asarray(t).tobytes().__hash__() for t in art.tables.values())
+                digest = hashlib.sha256(b"".join(np.ascontiguousarray(t).tobytes()
+                                                 for t in art.tables.values())).hexdigest()
                 if digest in seen:  # the blocks plan changed nothing
                     continue
                 seen.add(digest)

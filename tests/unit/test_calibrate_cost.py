@@ -1,0 +1,60 @@
+"""benchmarks/calibrate_cost.py: the fit recovers known weights from synthetic timings, and the
+features are read from a manifest's schedule statistics as the tiler's cost model counts them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import calibrate_cost as CC  # noqa: E402
+
+
+def _rows(rng, weights, D, n=80, sms=132, B=2, H=16, unit=5e-4, noise=0.0):
+    rows = []
+    for _ in range(n):
+        f = dict(ctas=int(rng.integers(16, 300)), segments=int(rng.integers(0, 3000)),
+                 full_tiles=int(rng.integers(0, 5000)), masked_tiles=int(rng.integers(0, 5000)),
+                 mask_tiles=int(rng.integers(0, 3000)), launches=int(rng.integers(1, 3)))
+        masked_kernel = bool(f["mask_tiles"]) and rng.random() < 0.8
+        kernels = ["splat_fwd_bf16_d64" + ("_masked" if masked_kernel else "")]
+        row = dict(D=D, ok=True, features=f, kernels=kernels, plan="affine")
+        cols = CC._columns(row)
+        ms = unit * B * H / sms * sum(w * c for w, c in zip(weights, cols))
+        row["ms"] = ms * (1 + noise * rng.standard_normal())
+        rows.append(row)
+    return rows
+
+
+def test_fit_recovers_the_weights_it_was_given():
+    rng = np.random.default_rng(0)
+    true = dict(ctas=2.5, segments=0.1, full_tiles=1.0, masked_tiles=1.15, mask_tiles=1.3,
+                launches=100.0, mask_kernel_tiles=0.06)
+    weights = [true[c] for c in CC.FIT_COLUMNS]
+    rows = _rows(rng, weights, 64) + _rows(rng, weights, 128)
+    per_d = CC.fit(rows, sms=132, B=2, H=16)
+    for D in (64, 128):
+        assert per_d[D]["weights"] == pytest.approx(true, rel=1e-6)
+        assert per_d[D]["median_abs_rel_err"] < 1e-9
+    model = CC.model_weights(per_d)
+    assert model == pytest.approx(dict(W_TILE=2.5, W_SEG=0.1, W_MASKED=0.15, W_BITS=0.15,
+                                       W_MASK_KERNEL=0.06), rel=1e-6)
+
+
+def test_fit_is_robust_to_timing_noise_and_keeps_weights_non_negative():
+    rng = np.random.default_rng(1)
+    weights = [2.0, 0.0, 1.0, 1.1, 1.2, 80.0, 0.05]
+    per_d = CC.fit(_rows(rng, weights, 64, n=200, noise=0.03), sms=132, B=2, H=16)
+    w = per_d[64]["weights"]
+    assert all(v >= 0 for v in w.values())
+    assert w["ctas"] == pytest.approx(2.0, rel=0.25) and w["masked_tiles"] == pytest.approx(1.1, rel=0.1)
+
+
+def test_features_sum_both_launches_of_a_split_artifact():
+    st = dict(tiles=10, segments=30, key_tiles=100, masked_key_tiles=40, mask_tiles=15)
+    f = CC.features({"stats": st, "split_stats": dict(st, mask_tiles=0, masked_key_tiles=5)})
+    assert f == dict(ctas=20, segments=60, full_tiles=60 + 95, masked_tiles=25 + 5,
+                     mask_tiles=15, launches=2)
