@@ -30,6 +30,21 @@ def bench(fn, args) -> float:
     return float(do_bench(fn, warmup=args.warmup, rep=args.rep, return_mode="median"))
 
 
+def fmt(x, spec: str = "{:.3f}") -> str:
+    """A table cell: ``spec`` of ``x``, or an en dash when it was not measured."""
+    return "–" if x is None else spec.format(x)
+
+
+def save_rows(path, rows: list) -> None:
+    """Write the rows measured so far (after every row: a run cut short keeps its results)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+
+
 def slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower()
 

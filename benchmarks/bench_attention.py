@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _bench_common as C  # noqa: E402
+from _bench_common import fmt as _f  # noqa: E402
 from splat import testing as T  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -196,10 +197,6 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
 # ----------------------------------------------------------------------------------- output
 
 
-def _f(x, fmt="{:.3f}"):
-    return "–" if x is None else fmt.format(x)
-
-
 def render_markdown(rows: list, meta: dict) -> str:
     head = (f"Measured {meta.get('date', '?')} on **{meta.get('gpu', '?')}** (torch "
             f"{meta.get('torch', '?')}, triton {meta.get('triton', '?')}), bf16, B={meta.get('B', '?')}, "
@@ -322,8 +319,7 @@ def main(argv=None) -> int:
                       f"flex={_f(row['flex_ms'])} sdpa={_f(row['sdpa_ms'])} "
                       f"sdpa+mask={_f(row['sdpa_masked_ms'])} err={_f(row.get('splat_rel_err'), '{:.1e}')} "
                       f"({time.perf_counter() - t0:.1f}s) {'; '.join(row['notes'])}", flush=True)
-                out_json.parent.mkdir(parents=True, exist_ok=True)
-                out_json.write_text(json.dumps(rows, indent=1) + "\n")  # a list of rows
+                C.save_rows(out_json, rows)
     meta["json"] = os.path.relpath(out_json, ROOT)
     print(f"wrote {out_json}")
     if not args.no_markdown:

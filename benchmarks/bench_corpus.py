@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from _bench_common import fmt as _f  # noqa: E402  (torch-free at import)
 from pack_gpu_artifacts import pack_dir, write_json_atomic, write_tar  # noqa: E402  (the pack helpers)
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -568,8 +569,7 @@ def run(args) -> int:
               f"sdpa+mask={_f(row['sdpa_masked_ms'])} ok={row['splat_ok']} "
               f"err={_f(row.get('splat_rel_err'), '{:.1e}')} ({time.perf_counter() - t0:.1f}s) "
               f"{'; '.join(row['notes'])}", flush=True)
-        out_json.parent.mkdir(parents=True, exist_ok=True)
-        out_json.write_text(json.dumps(rows, indent=1) + "\n")
+        C.save_rows(out_json, rows)
     print(f"wrote {out_json}")
     if args.copy_to:
         Path(args.copy_to).mkdir(parents=True, exist_ok=True)
@@ -578,10 +578,6 @@ def run(args) -> int:
 
 
 # --------------------------------------------------------------------------------- plot
-
-
-def _f(x, fmt="{:.3f}"):
-    return "–" if x is None else fmt.format(x)
 
 
 def _ratio(a, b):

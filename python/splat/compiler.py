@@ -148,8 +148,11 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         options = StageOptions(chip=target, block_n=block_n, plan=plan)
         # the options that change the artifact, where they differ from the defaults: part of
         # its key, so two compiles of one pattern never share a key (launchers are cached by it)
-        keyed = {k: v for k, v in (("block_n", block_n), ("plan", plan))
-                 if v != {"block_n": abi.DEFAULT_BLOCK_N[head_dim], "plan": "auto"}[k]}
+        keyed = {}
+        if block_n != abi.DEFAULT_BLOCK_N[head_dim]:
+            keyed["block_n"] = block_n
+        if plan != "auto":
+            keyed["plan"] = plan
         for n, stage in enumerate(STAGES):
             if stage.kernels_only and ptx is not None:
                 continue  # the same kernels were lowered before

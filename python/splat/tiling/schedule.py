@@ -1186,8 +1186,7 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         a = _Builder(acsr, int(block_m), int(block_n), "affine")
         a.affine_cache = b.affine_cache  # the tiles' affine plans are the same: only the DP runs
         affine = [(t, a.tile(*t)) for t in a.build()]
-        mixed = sum(r[2] for _, r in built) * (1.0 + COST.W_MASK_KERNEL)
-        if mixed > _NEW_MASKS_MARGIN * sum(r[2] for _, r in affine):
+        if _schedule_cost(built) > _NEW_MASKS_MARGIN * _schedule_cost(affine):
             b, built = a, affine
     return _assemble(acsr, b, built, order)
 
