@@ -7,7 +7,8 @@ The tiler (`splat.tiling.schedule`) prices a row tile in units of one computed u
     cost = W_TILE + sum over segments (W_SEG + key tiles + W_MASKED * masked key tiles)
                   + mask tiles * (1 + W_MASKED + W_BITS)
 
-and chooses, per tile, the affine or the blocks plan by that cost.  This script measures what
+and chooses by that cost, per tile, the affine or the blocks plan and, per layout, one launch or
+two (split-KV, whose second launch adds its fixed cost W_LAUNCH).  This script measures what
 those terms cost on the card and writes the weights the tiler reads
 (``python/splat/tiling/cost_model.json``).
 
@@ -30,7 +31,9 @@ Modes::
 The model is linear in the counts of one launch, summed over the grid: with enough CTAs per SM
 (every calibration shape has >= 4 waves), time ~ t0 + (B*H / SMs) * sum(beta_f * count_f).
 Weights are the betas divided by the unmasked key tile's beta, fitted per head dim on relative
-error (times span two orders of magnitude); the tiler uses the mean of the two head dims.
+error (times span two orders of magnitude); the tiler uses the mean of the two head dims.  A
+launch's fixed time does not grow with B*H as the other counts do, so W_LAUNCH holds at the
+calibration's B*H / SMs and weighs less against the tiles of larger grids.
 """
 
 from __future__ import annotations
@@ -256,13 +259,13 @@ def fit(rows: list, sms: int, B: int, H: int) -> dict:
 def model_weights(per_d: dict) -> dict:
     """The tiler's constants from the per-head-dim fits (their mean): W_TILE per CTA, W_SEG per
     segment, W_MASKED on top of a key tile for the element mask, W_BITS on top of that for a
-    mask tile's bits, W_MASK_KERNEL per key tile of a launch of the mask-capable kernel (the
-    split-KV launch's cost is priced by splat.tiling.split, not here)."""
+    mask tile's bits, W_MASK_KERNEL per key tile of a launch of the mask-capable kernel,
+    W_LAUNCH per launch (what split-KV's second launch costs on top of its tiles)."""
     mean = {f: float(np.mean([d["weights"][f] for d in per_d.values()])) for f in FIT_COLUMNS}
     return dict(W_TILE=mean["ctas"], W_SEG=mean["segments"],
                 W_MASKED=max(0.0, mean["masked_tiles"] - 1.0),
                 W_BITS=max(0.0, mean["mask_tiles"] - max(1.0, mean["masked_tiles"])),
-                W_MASK_KERNEL=mean["mask_kernel_tiles"])
+                W_MASK_KERNEL=mean["mask_kernel_tiles"], W_LAUNCH=mean["launches"])
 
 
 def do_fit(args) -> int:

@@ -4,8 +4,8 @@ The schedule (docs/design.md section 2) is computed by ``splat.tiling`` and
 recorded on the op as ``schedule(#splat.tile_schedule<...>)``, so lit can
 check it and the lowering reads it from the IR.  With ``split-kv`` (the
 default) a layout that wants two row groupings (``splat.tiling.split``) gets a
-second schedule, ``split_schedule(...)``, when the two walk clearly fewer key
-tiles than one.
+second schedule, ``split_schedule(...)``, when the measured cost model prices
+the two launches clearly below the one.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_fit_recovers_the_weights_it_was_given():
         assert per_d[D]["median_abs_rel_err"] < 1e-9
     model = CC.model_weights(per_d)
     assert model == pytest.approx(dict(W_TILE=2.5, W_SEG=0.1, W_MASKED=0.15, W_BITS=0.15,
-                                       W_MASK_KERNEL=0.06), rel=1e-6)
+                                       W_MASK_KERNEL=0.06, W_LAUNCH=100.0), rel=1e-6)
 
 
 def test_fit_is_robust_to_timing_noise_and_keeps_weights_non_negative():

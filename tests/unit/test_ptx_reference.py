@@ -25,10 +25,11 @@ import numpy as np
 import pytest
 
 import splat
+from splat import patterns
 from splat import testing as T
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "ptx_reference.json"
-L = 2048  # large enough that strided_gaps splits (the _acc kernel)
+L = 2048
 CONFIGS = [(dtype, head_dim) for dtype in ("bf16", "f16") for head_dim in (64, 128)]
 
 
@@ -47,6 +48,9 @@ def cases() -> dict:
             pattern, _route = T.build_pattern(family, L)
             out[f"{family}/{dtype}/d{head_dim}/fused"] = (pattern, dtype, head_dim, "fused")
         out[f"irregular/{dtype}/d{head_dim}/fused"] = (_irregular_mask(), dtype, head_dim, "fused")
+        # a layout that splits at every head dim (split-KV: the _acc kernel)
+        out[f"split/{dtype}/d{head_dim}/fused"] = (patterns.strided(40, 32, L), dtype, head_dim,
+                                                   "fused")
         for family in (T.TEST_FAMILIES[0], T.TEST_FAMILIES[10]):  # window, bigbird
             pattern, _route = T.build_pattern(family, 1024)
             out[f"{family}/{dtype}/d{head_dim}/decomposed"] = (pattern, dtype, head_dim,

@@ -1132,8 +1132,8 @@ def test_split_kv_launches_the_accumulating_kernel_after_the_main_one(fresh_driv
     from splat import compile as splat_compile
     from splat import patterns
 
-    Lq, B, H, Dh = 300, 2, 4, 64
-    art = splat_compile(patterns.strided(16, 8, Lq), head_dim=Dh, plan="affine")  # splits
+    Lq, B, H, Dh = 2048, 2, 4, 64
+    art = splat_compile(patterns.strided(40, 32, Lq), head_dim=Dh, plan="affine")  # splits
     kernels = art.manifest["kernels"]
     assert [k["name"] for k in kernels] == ["splat_fwd_bf16_d64", "splat_fwd_bf16_d64_acc"]
     assert "scratch" not in art.manifest
@@ -1159,7 +1159,7 @@ def test_split_row_tiles_must_not_overlap():
     from splat import compile as splat_compile
     from splat import patterns
 
-    art = splat_compile(patterns.strided(16, 8, 300), head_dim=64, plan="affine")  # splits
+    art = splat_compile(patterns.strided(40, 32, 2048), head_dim=64, plan="affine")  # splits
     st = art.tables["split_row_tiles"]
     art.tables["split_row_tiles"] = np.concatenate([st, st[:1]])
     art.manifest["tables"]["split_row_tiles"]["shape"] = list(art.tables["split_row_tiles"].shape)

@@ -53,7 +53,8 @@ def _candidates() -> dict:
     return {
         "fused": [patterns.window(16, 200), patterns.window(8, 256)],
         "masked": [_masked_mask(), patterns.strided(16, 8, 300)],
-        "split": [patterns.strided(16, 8, 300), lambda: T.build_pattern(gaps, 2048)[0]],
+        "split": [patterns.strided(16, 8, 300), lambda: T.build_pattern(gaps, 2048)[0],
+                  patterns.strided(40, 32, 2048)],
         "decomposed": [patterns.window(8, 100)],
     }
 

@@ -1,13 +1,30 @@
 """Split-KV (splat.tiling.split): when two schedules are taken, that they cover the layout
-exactly once between them and that the two partial results merge into the attention."""
+exactly once between them and that the two partial results merge into the attention; and that
+the measured cost model, the second launch's fixed cost included, makes the choice."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 from splat import patterns as P
 from splat.analysis.acsr import ACSR
-from splat.tiling import build_schedule, reference_attention, run_schedule
+from splat.tiling import build_schedule, cost_model, reference_attention, run_schedule
 from splat.tiling.split import merge_partials, plan_split, schedule_cost, split_pieces
+
+
+def _launch_weight(monkeypatch, w_launch: float) -> None:
+    """Price a launch's fixed cost at ``w_launch`` key tiles (the split's own code reads the
+    model's weights at call time; the tiler's are unchanged)."""
+    monkeypatch.setattr(cost_model, "WEIGHTS",
+                        dataclasses.replace(cost_model.WEIGHTS, W_LAUNCH=w_launch))
+
+
+@pytest.fixture
+def free_launch(monkeypatch):
+    """The split's mechanics at sizes where, as measured, a second launch costs more than the
+    split saves: there only a launch without fixed cost makes the split pay."""
+    _launch_weight(monkeypatch, 0.0)
 
 
 def _qkv(rng, L, D=16, B=1, H=2, Hkv=1):
@@ -31,7 +48,7 @@ def _check_split(acsr: ACSR, main, extra, rng):
 
 @pytest.mark.parametrize("local, stride, L", [(128, 128, 4096), (16, 8, 300), (40, 32, 1000),
                                               (8, 24, 777)])
-def test_strided_is_split_and_exact(local, stride, L):
+def test_strided_is_split_and_exact(local, stride, L, free_launch):
     a = P.strided(local, stride, L).acsr()
     # the split's mechanics on the affine plan: at the small sizes "auto" finds one schedule
     # of blocks-plan tiles cheaper than a split (tests/unit/test_tile_plans.py covers that)
@@ -43,7 +60,7 @@ def test_strided_is_split_and_exact(local, stride, L):
     _check_split(a, main, extra, np.random.default_rng(L))
 
 
-def test_split_keeps_the_remainder_in_the_main_schedule():
+def test_split_keeps_the_remainder_in_the_main_schedule(free_launch):
     m = P.strided(16, 16, 1024).mask()
     m[100:110, 3] = True  # a few irregular cells: a remainder
     m[300, 250:252] = True
@@ -64,6 +81,41 @@ def test_one_grouping_layouts_keep_one_schedule(pattern):
     a = pattern.acsr()
     s, extra = plan_split(a)
     assert extra is None and s == build_schedule(a)
+
+
+def test_the_split_pays_for_its_second_launch(monkeypatch):
+    """strided(16, 8, 1024): the split walks 45 % fewer key tiles and CTAs than one schedule,
+    but one more launch costs more than that saves on the H100 (as calibrated); with the launch
+    priced at nothing the same layout splits, so the launch's fixed cost is what decides."""
+    a = P.strided(16, 8, 1024).acsr()
+    single, extra = plan_split(a)
+    assert extra is None and single == build_schedule(a)
+    _launch_weight(monkeypatch, 0.0)
+    assert plan_split(a)[1] is not None
+
+
+def test_the_split_is_taken_where_the_measured_cost_saves_enough():
+    """causal_window(700) | dilated(40, 5) at 4K with BLOCK_N = 32 (D = 128): the two launches
+    cost ~0.82 of the one by the measured model (masked key tiles are cheap, CTAs dear), so the
+    layout splits; key tiles plus one per CTA, the price before the calibration, saw a 23 %
+    saving and kept one schedule."""
+    L = 4096
+    a = (P.causal_window(700, L) | P.dilated(40, 5, L)).acsr()
+    single = build_schedule(a, 64, 32)
+    main, extra = plan_split(a, 64, 32, single=single)
+    assert extra is not None
+    assert schedule_cost(main) + schedule_cost(extra) < 0.85 * schedule_cost(single)
+
+
+def test_a_split_whose_launch_is_dearer_than_its_saving_is_not_taken(monkeypatch):
+    """strided(128, 128, 4K) splits (test_strided_is_split_and_exact) and stops splitting once
+    a launch's fixed cost exceeds what the split saves."""
+    a = P.strided(128, 128, 4096).acsr()
+    single = build_schedule(a)
+    main, extra = plan_split(a, single=single)
+    saving = schedule_cost(single) - schedule_cost(main) - schedule_cost(extra)
+    _launch_weight(monkeypatch, cost_model.WEIGHTS.W_LAUNCH + saving + 1.0)
+    assert plan_split(a, single=single) == (single, None)
 
 
 def test_split_pieces_needs_both_sets():
@@ -92,7 +144,7 @@ def test_split_artifact_tables_compute_the_attention_and_its_ptx_assembles():
     from splat.lowering.to_ptx import ptxas_check
     from splat.tiling import TileSchedule
 
-    L = 1000
+    L = 2048  # large enough that the split pays for its second launch
     pattern = P.strided(40, 32, L)
     art = splat.compile(pattern, dtype="f16", head_dim=128)
     names = [k["name"] for k in art.manifest["kernels"]]

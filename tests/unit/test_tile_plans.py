@@ -313,7 +313,8 @@ def test_compile_forces_the_plan_and_keys_it():
 
 def test_committed_cost_model_is_the_fit_of_its_calibration_run():
     """cost_model.json is what benchmarks/calibrate_cost.py --fit writes from the committed
-    calibration results it names (no hand-edited weights)."""
+    calibration results it names (no hand-edited weights), fitted on both plans' launches (the
+    run it names timed each plan with its own launcher) and on split-KV's two-launch rows."""
     import json
     import sys
     from pathlib import Path
@@ -330,6 +331,8 @@ def test_committed_cost_model_is_the_fit_of_its_calibration_run():
     res = json.loads((root / model["source"]).read_text())
     plans = model["plans_fitted"]
     rows = [r for r in res["rows"] if plans == "all" or r["plan"] in plans.split(",")]
+    assert {r["plan"] for r in rows} == {"affine", "blocks"}
+    assert any(r["features"]["launches"] == 2 for r in rows)  # W_LAUNCH is measured
     weights = calibrate_cost.model_weights(calibrate_cost.fit(rows, res["sms"], res["B"], res["H"]))
     assert weights == pytest.approx(model["weights"], rel=1e-9, abs=1e-12)
     assert cost_model.WEIGHTS == cost_model.CostWeights(**model["weights"])
