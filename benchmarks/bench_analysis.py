@@ -29,6 +29,19 @@ pieces / ``analyze_s`` of an earlier corpus run (``--before``) for comparison; p
 families' ``mask`` time at 16K and the cost of packing a 16K mask (``np.packbits`` per row, as
 before, versus on the flat array, as :func:`splat.analysis.words.pack_rows` does now).  Writes
 benchmarks/results/<date>-analysis-compact-cpu.json.
+
+``--tables`` (issue 10) times constructor-to-tables at L = 16K: a layout made by an analytic
+constructor (packed documents with fresh random lengths on every run, as a new layout every
+training step; prefix-LM, chunked causal; unions and intersections of analytic patterns) up to
+the launchable tile schedule tables, in three parts, best and median of ``--repeat`` runs:
+
+* ``make_ms``    - the constructor (for ``|`` / ``&``: the parts and the combined pattern);
+* ``analyze_ms`` - ``splat.analyze(pattern)`` (the constructor's pieces; interval algebra for
+  ``|`` / ``&``);
+* ``tile_ms``    - what ``splat-tile-acsr`` computes per head dim: ``build_schedule`` (BLOCK_M 64,
+  the fused kernel's BLOCK_N for D = 64 and 128, heavy-first order) and ``plan_split``.
+
+``total_ms`` is their sum per run.  Writes benchmarks/results/<date>-constructor-cpu.json.
 """
 
 from __future__ import annotations
@@ -176,6 +189,75 @@ def bench_corpus(repeat: int, before_path: Path | None, names=None):
     return rows
 
 
+def _doc_lengths(rng, L: int, lo: int, hi: int) -> list[int]:
+    """Random document lengths summing to ``L`` (between ``lo`` and ``hi`` documents)."""
+    n = int(rng.integers(lo, hi + 1))
+    cuts = np.sort(rng.choice(np.arange(1, L), n - 1, replace=False))
+    return np.diff(np.concatenate([[0], cuts, [L]])).tolist()
+
+
+# constructor-to-tables layouts: name -> make(L, rng); random parameters are drawn on every run
+TABLE_LAYOUTS = {
+    "documents": lambda L, rng: P.documents(_doc_lengths(rng, L, 4, 32), L),
+    "causal_documents": lambda L, rng: P.documents(_doc_lengths(rng, L, 4, 32), L, causal=True),
+    "prefix_lm": lambda L, rng: P.prefix_lm(int(rng.integers(512, 4097)), L),
+    "chunked_causal(1024)": lambda L, rng: P.chunked_causal(1024, L),
+    "causal_documents&causal_window(512)": lambda L, rng: (
+        P.documents(_doc_lengths(rng, L, 4, 16), L, causal=True) & P.causal_window(512, L)),
+    "chunked_causal(2048)|causal_window(256)": lambda L, rng: (
+        P.chunked_causal(2048, L) | P.causal_window(256, L)),
+    "window(256)|global_tokens(0:64)": lambda L, rng: P.window(256, L) | P.global_tokens(G, L),
+    "window(384)&blocked(1000)": lambda L, rng: P.window(384, L) & P.blocked(1000, L),
+}
+
+
+def bench_tables(L: int, repeat: int, seed: int = 0) -> list[dict]:
+    from splat.abi import DEFAULT_BLOCK_N
+    from splat.tiling import build_schedule, plan_split
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, make in TABLE_LAYOUTS.items():
+        for D, block_n in sorted(DEFAULT_BLOCK_N.items()):
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                pattern = make(L, rng)
+                t1 = time.perf_counter()
+                acsr = analyze(pattern)
+                t2 = time.perf_counter()
+                single = build_schedule(acsr, 64, block_n, order="heavy_first")
+                main, extra = plan_split(acsr, 64, block_n, single=single, order="heavy_first")
+                t3 = time.perf_counter()
+                runs.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0, len(acsr.pieces),
+                             main.n_tiles + (extra.n_tiles if extra is not None else 0)))
+            ms = np.array([r[:4] for r in runs]) * 1e3
+            best, med = ms.min(axis=0), np.median(ms, axis=0)
+            row = {"layout": name, "L": L, "D": D, "block_n": block_n, "repeat": repeat,
+                   "pieces": [r[4] for r in runs], "row_tiles": [r[5] for r in runs]}
+            for k, part in enumerate(("make", "analyze", "tile", "total")):
+                row[f"{part}_ms"] = round(float(best[k]), 3)
+                row[f"{part}_ms_median"] = round(float(med[k]), 3)
+            rows.append(row)
+            print(f"{name:40s} D={D:3d} total {best[3]:7.2f} ms (median {med[3]:7.2f}): make "
+                  f"{best[0]:6.2f}  analyze {best[1]:6.2f}  tile {best[2]:7.2f}", flush=True)
+    return rows
+
+
+def main_tables(args):
+    meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "note": ("constructor-to-tables wall times in ms on the development VM (2 vCPUs shared "
+                     "with other jobs): best and median of the runs; random layouts drawn anew "
+                     "on every run (seed 0)")}
+    rows = bench_tables(16384, args.repeat)
+    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    path = Path(args.out or Path(__file__).parent / "results"
+                / f"{_dt.date.today().isoformat()}-constructor-cpu.json")
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"\nwrote {path}")
+
+
 def main_corpus(args):
     meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
             "cpus": os.cpu_count(), "scan_threads": scan_threads(),
@@ -202,13 +284,17 @@ def main(argv=None):
     ap.add_argument("--no-fn", action="store_true", help="skip the from_mask_fn column")
     ap.add_argument("--out", default=None)
     ap.add_argument("--corpus", action="store_true", help="the composition corpus (see the module doc)")
-    ap.add_argument("--repeat", type=int, default=3, help="--corpus: best of this many runs")
+    ap.add_argument("--tables", action="store_true",
+                    help="constructor-to-tables at 16K (see the module doc)")
+    ap.add_argument("--repeat", type=int, default=3, help="--corpus, --tables: best of this many runs")
     ap.add_argument("--masks", default=None, help="--corpus: only these (c00,c11,...)")
     ap.add_argument("--before", default=str(Path(__file__).parent / "results" / "2026-12-06-corpus-compile-cpu.json"),
                     help="--corpus: an earlier corpus run to compare pieces and analyze_s with")
     args = ap.parse_args(argv)
     if args.corpus:
         return main_corpus(args)
+    if args.tables:
+        return main_tables(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = bench(sizes, not args.no_fn)
     print()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from mlir import ir
 
 from ._splat_ops_gen import *  # noqa: F401,F403
@@ -110,7 +111,11 @@ def tile_schedule(block_m: int, block_n: int, row_tiles: Sequence[int],
     are given together, for schedules of layouts with an irregular remainder;
     ``plans`` records the tiler's plan per row tile (0 affine, 1 blocks)."""
     def i32s(values):
-        return "[" + ", ".join(str(int(v)) for v in values) + "]"
+        # the tables hold millions of words for fragmented layouts: tolist() and map(str) run
+        # in C, where a generator of str(int(v)) over numpy scalars took seconds
+        ints = (values.astype(np.int64, copy=False).ravel().tolist()
+                if isinstance(values, np.ndarray) else [int(v) for v in values])
+        return "[" + ", ".join(map(str, ints)) + "]"
     text = (f"{_params(block_m=block_m, block_n=block_n)}, "
             f"row_tiles = {i32s(row_tiles)}, segments = {i32s(segments)}")
     if mask_ptr is not None:

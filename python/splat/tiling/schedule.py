@@ -45,6 +45,14 @@ How :func:`build_schedule` works
    without remainder (which switches the launch to the ``_masked`` kernel), the schedule is kept
    only when its total costs at most ``_NEW_MASKS_MARGIN`` of the all-affine schedule's.
    ``TileSchedule.plans`` records the plan of each row tile.
+
+Steps 2-3 price thousands of candidate tiles.  Three shortcuts (``FAST_PATHS``) keep that cheap
+without changing any schedule (tests/unit/test_tiling_fast_paths.py compares them with planning
+every tile from scratch): tiles that are column translates of each other by whole key blocks
+are planned once (:meth:`_Builder._tile_shape`); the DP of a *band* layout (row step and stride
+1, no remainder: documents, prefix-LM, chunked causal, windows and their combinations) prices
+its tiles vectorised with the same float operations (:mod:`splat.tiling.band_costs`); and the
+forced blocks plan is priced from the unmerged chains (:meth:`_Builder._blocks_tile`).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import numpy as np
 
 from ..abi import MASK_TILE_FIELDS, MAX_LENGTH, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
+from .band_costs import BandPieces, PlanRules, band_tile_costs, band_tile_segments
 from .block_plan import block_counts, block_plan, dense_runs
 from .cost_model import WEIGHTS as COST
 
@@ -102,6 +111,20 @@ _I32_MAX = 2**31 - 1
 # the tiler's peak memory per row tile (build_schedule checks it up front; _check_memory)
 _BYTES_PER_ROW_TILE = 1536
 _MAX_DP_BOUNDARIES = 48  # per residue class; beyond, tiles are plain BLOCK_M chunks
+# The tiler's shortcuts -- tiles planned once per shape (_Builder._tile_shape), band layouts'
+# DP costs vectorised (band_costs), the blocks plan priced from unmerged chains
+# (_Builder._blocks_tile) -- give the same schedules as planning every tile from scratch;
+# False turns them off (the tests compare both).
+FAST_PATHS = True
+# pieces up to which a band layout's DP tile costs are vectorised (band_costs: its arrays are
+# tiles x pieces; past this, packed documents of a few rows each, the general path's pieces per
+# tile are far fewer)
+_BAND_MAX_PIECES = 1024
+# regions x (row step, period) pairs up to which the live pairs are tabulated (_piece_arrays)
+_MAX_PAIR_CELLS = 1 << 24
+# tiles looked up by shape before the hit rate decides whether lookups go on (_shapes_pay)
+_SHAPE_TRIAL = 64
+_SHAPE_MIN_RATE = 8
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -526,6 +549,15 @@ def _chain_segments(chains: list) -> np.ndarray:
     return np.stack([col0, s, ncols, rl, rh, lo_a, lo_b, hi_a, hi_b], axis=1)
 
 
+def _shift_segments(segs, shift: int):
+    """Segments (9-tuples or an ``int64 [n, 9]`` array) moved ``shift`` key columns right."""
+    if isinstance(segs, np.ndarray):
+        out = segs.copy()
+        out[:, 0] += shift
+        return out
+    return [(sg[0] + shift,) + tuple(sg[1:]) for sg in segs]
+
+
 def _segments_key_tiles(S: np.ndarray, nrows: int, block_m: int, block_n: int):
     """:func:`_seg_key_tiles` of every row of ``S`` (``(walked, full)`` arrays)."""
     col0, cs, ncols, rl, rh, la, lb, ha, hb = S.T
@@ -583,6 +615,30 @@ class _Builder:
         self._regions()
         self.cache: dict[tuple[int, int, int], tuple] = {}         # planned tiles
         self.affine_cache: dict[tuple[int, int, int], tuple] = {}  # their affine plans
+        # the same plans by tile *shape* (_tile_shape): tiles that are column translates of
+        # each other (the interior tiles of a window, a dilated or a blocked band) are planned
+        # once; shapes_of maps a tile to its shape and the translation
+        self.shape_cache: dict[tuple, tuple] = {}       # shape -> (affine segs, cost)
+        self.shapes_of: dict[tuple[int, int, int], tuple] = {}
+        self.plan_by_shape: dict[tuple, tuple] = {}     # shape -> (cost, plan), this builder's
+        self.use_shapes = FAST_PATHS
+        self.shape_lookups = self.shape_hits = 0
+        # a band layout's cut DP prices its tiles vectorised (band_costs; None: it does not)
+        self.bands = BandPieces(self.pieces) if FAST_PATHS and self._is_band_layout() else None
+
+    def _is_band_layout(self) -> bool:
+        """No remainder, and pieces of row step and stride 1 only, not too many of them
+        (:mod:`splat.tiling.band_costs`); the forced blocks plan does not price affine plans."""
+        return (self.plan != "blocks" and self.rem_ptr is None
+                and 0 < len(self.pieces) <= _BAND_MAX_PIECES
+                and all(pc.p == 1 and pc.s == 1 for pc in self.pieces))
+
+    def share_affine_plans(self, other: "_Builder") -> None:
+        """Reuse ``other``'s affine plans (same ACSR and tile shape, another ``plan`` option:
+        the affine plans are the same, only the plan choice and the cuts differ)."""
+        self.affine_cache = other.affine_cache
+        self.shape_cache = other.shape_cache
+        self.shapes_of = other.shapes_of
 
     # -- remainder as CSR rows ---------------------------------------------------------------
     def _remainder_rows(self):
@@ -653,28 +709,85 @@ class _Builder:
                 bps.add(rb * B)
                 bps.add(min(rb * B + B, self.Lq))
         self.bounds = sorted(bps)
-        nreg = len(self.bounds) - 1
-        self.active: list[list[int]] = [[] for _ in range(nreg)]
-        for j, pc in enumerate(self.pieces):
-            i0 = bisect.bisect_left(self.bounds, pc.first)
-            i1 = bisect.bisect_left(self.bounds, pc.last + 1)
-            for i in range(i0, i1):
-                self.active[i].append(j)
+        self._piece_arrays()
 
-    def _pieces_in(self, lo: int, hi: int) -> list[int]:
-        """Pieces live somewhere in rows [lo, hi]."""
+    def _piece_arrays(self):
+        """The pieces as arrays, for the region queries: per-region lists of pieces would cost
+        (pieces x regions) appends where both number thousands (strided | global)."""
+        def col(f):
+            return np.array([f(pc) for pc in self.pieces], dtype=np.int64)
+
+        bounds = np.array(self.bounds, dtype=np.int64)
+        # the regions [reg_lo, reg_hi) each piece is live in
+        self.reg_lo = np.searchsorted(bounds, col(lambda pc: pc.first))
+        self.reg_hi = np.searchsorted(bounds, col(lambda pc: pc.last + 1))
+        self.piece_r0, self.piece_p = col(lambda pc: pc.r0), col(lambda pc: pc.p)
+        self.piece_ta, self.piece_tb = col(lambda pc: pc.ta), col(lambda pc: pc.tb)
+        self.pairs = sorted(set(self.step_period))  # the distinct (row step, period)
+        index = {sp: k for k, sp in enumerate(self.pairs)}
+        self.piece_pair = np.array([index[sp] for sp in self.step_period], dtype=np.int64)
+        self.unit_steps = bool((self.piece_p == 1).all())  # no piece skips rows
+        self.live_pieces: dict[tuple[int, int], np.ndarray] = {}  # _pieces_in by regions
+        # which (row step, period) pairs are live in each region: a difference array per pair
+        nreg = len(self.bounds) - 1
+        self.pairs_live = None
+        if len(self.pairs) * nreg <= _MAX_PAIR_CELLS:
+            diff = np.zeros((len(self.pairs), nreg + 1), dtype=np.int64)
+            np.add.at(diff, (self.piece_pair, self.reg_lo), 1)
+            np.add.at(diff, (self.piece_pair, self.reg_hi), -1)
+            self.pairs_live = (np.cumsum(diff, axis=1)[:, :nreg] > 0).T
+
+    def _live_in(self, i0: int, i1: int) -> np.ndarray:
+        """Whether each piece is live in some region ``i0 .. i1``."""
+        return (self.reg_lo <= i1) & (self.reg_hi > i0)
+
+    def _region_steps(self, i: int) -> list[tuple[int, int]]:
+        """The distinct (row step, period) pairs of the pieces live in region ``i``."""
+        if self.pairs_live is not None:
+            return [sp for sp, live in zip(self.pairs, self.pairs_live[i].tolist()) if live]
+        return [self.pairs[k] for k in np.unique(self.piece_pair[self._live_in(i, i)]).tolist()]
+
+    def _pieces_in(self, lo: int, hi: int, R: int = 0, nrows: int = 0) -> list[int]:
+        """Pieces live somewhere in rows [lo, hi], ascending; with the tile's ``R`` and
+        ``nrows``, less those whose rows miss the tile's rows ``lo + R*rho`` by residue (they
+        give no chains: :func:`_piece_chains` returns at once for them)."""
         i0 = bisect.bisect_right(self.bounds, lo) - 1
         i1 = bisect.bisect_right(self.bounds, hi) - 1
-        if i0 == i1:
-            return self.active[i0]
-        s: set[int] = set()
-        for i in range(i0, i1 + 1):
-            s.update(self.active[i])
-        return sorted(s)
+        live = self.live_pieces.get((i0, i1))
+        if live is None:  # the DP prices many tiles of one span of regions
+            live = self.live_pieces[(i0, i1)] = np.flatnonzero(self._live_in(i0, i1))
+        if not R or self.unit_steps:
+            return live.tolist()
+        # a piece of row step p > 1 may have no row in [lo, hi] (t0 > t1 below), or none on
+        # the tile's rows: _piece_chains takes R = p for a one-row tile, and rows meet the
+        # piece's iff (lo - r0) is a multiple of gcd(R, p)
+        p, r0 = self.piece_p[live], self.piece_r0[live]
+        t0 = np.maximum(self.piece_ta[live], -((r0 - lo) // p))
+        t1 = np.minimum(self.piece_tb[live] - 1, (hi - r0) // p)
+        step = p if nrows == 1 else np.gcd(R, p)
+        return live[(t0 <= t1) & ((lo - r0) % step == 0)].tolist()
 
     # -- one tile ----------------------------------------------------------------------------
     def _seg_cost(self, seg, nrows) -> float:
         k, f = _seg_key_tiles(seg, nrows, self.BM, self.BN)
+        return _W_SEG + k + _W_MASKED * (k - f)
+
+    def _chain_cost(self, ch, nrows) -> float:
+        """``_seg_cost(_chain_segment(ch), nrows)`` in one step, the same arithmetic (the
+        merging passes price every candidate merge: hundreds of thousands on fragmented tiles)."""
+        s, al, be, ga, de, rl, rh = ch
+        last = rh - 1
+        col0 = min(al * rl + be, al * last + be)
+        la, lb = al // s, (be - col0) // s
+        ha, hb = la + ga, lb + de
+        ncols = max(ha * rl + hb, ha * last + hb)
+        BN = self.BN
+        k = -(-ncols // BN)
+        f = 0
+        if rl == 0 and rh == nrows == self.BM:  # _seg_key_tiles' full key tiles
+            lo = max(lb, la * last + lb)
+            hi = min(ncols, hb, ha * last + hb)
+            f = max(0, (hi - BN) // BN + (-max(lo, 0)) // BN + 1)
         return _W_SEG + k + _W_MASKED * (k - f)
 
     def tile(self, row0: int, R: int, nrows: int):
@@ -684,8 +797,24 @@ class _Builder:
             R = 1
         key = (row0, R, nrows)
         hit = self.cache.get(key)
-        if hit is None:
-            hit = self.cache[key] = self._choose_plan(*self.affine_tile(row0, R, nrows), nrows)
+        if hit is not None:
+            return hit
+        if FAST_PATHS and self.plan == "blocks" and key not in self.affine_cache:
+            hit = self.cache[key] = self._blocks_tile(row0, R, nrows)
+            return hit
+        segs, masks, cost = self.affine_tile(row0, R, nrows)
+        shape = self.shapes_of.get(key)
+        if shape is None:
+            hit = self._choose_plan(segs, masks, cost, nrows)
+        else:
+            # the plan choice depends on the block counts, which a translation by whole
+            # BLOCK_N blocks only moves (_tile_shape)
+            planned = self.plan_by_shape.get(shape[0])
+            if planned is None:
+                planned = self.plan_by_shape[shape[0]] = self._choose_plan(
+                    segs, masks, cost, nrows)[2:]
+            hit = (segs, masks) + planned
+        self.cache[key] = hit
         return hit
 
     def affine_tile(self, row0: int, R: int, nrows: int):
@@ -696,25 +825,107 @@ class _Builder:
         hit = self.affine_cache.get(key)
         if hit is not None:
             return hit
+        pieces = self._pieces_in(row0, row0 + R * (nrows - 1), R, nrows)
+        shape = (self._tile_shape(row0, R, nrows, pieces)
+                 if self._shapes_pay(len(pieces), nrows) else None)
+        if shape is not None:
+            self.shapes_of[key] = shape
+            self.shape_lookups += 1
+            norm = self.shape_cache.get(shape[0])
+            if norm is not None:
+                self.shape_hits += 1
+                res = self.affine_cache[key] = (_shift_segments(norm[0], shape[1]), [], norm[1])
+                return res
+        res = self._affine_plan(*self._tile_chains(row0, R, nrows, pieces), nrows)
+        self.affine_cache[key] = res
+        if shape is not None:
+            self.shape_cache[shape[0]] = (_shift_segments(res[0], -shape[1]), res[2])
+        return res
+
+    def _tile_chains(self, row0: int, R: int, nrows: int, pieces: list[int]):
+        """(chains, mask tiles) of the tile: its pieces' chains, its remainder's mask tiles
+        (and the remainder windows that are exact segments, as chains)."""
         chains: list = []
-        for j in self._pieces_in(row0, row0 + R * (nrows - 1)):
+        for j in pieces:
             _piece_chains(self.pieces[j], row0, R, nrows, chains)
         masks = []
         if self.rem_ptr is not None:
             masks = self._remainder_tile(row0 + R * np.arange(nrows, dtype=np.int64), chains)
+        return chains, masks
+
+    def _blocks_tile(self, row0: int, R: int, nrows: int):
+        """:meth:`tile` under the forced blocks plan, for a tile whose affine plan is not at
+        hand: the blocks plan is a function of the tile's elements only (block_counts,
+        block_plan), so the unmerged chains, the same elements, price and build it as well as
+        the affine plan's segments, without the merging passes."""
+        pieces = self._pieces_in(row0, row0 + R * (nrows - 1), R, nrows)
+        chains, masks = self._tile_chains(row0, R, nrows, pieces)
+        segs = _chain_segments(chains) if chains else []
+        # an empty tile keeps the affine plan, whose cost is the tile's own
+        return self._choose_plan(segs, masks, self._plan_cost([], masks, nrows), nrows)
+
+    def _shapes_pay(self, npieces: int, nrows: int) -> bool:
+        """Whether to look a tile of ``npieces`` pieces up by shape: a shape costs about what
+        the tile's chains cost, so not where tiles rarely repeat: a tile of more pieces than
+        rows (random blocks, residue classes of many strides), and a builder whose first
+        ``_SHAPE_TRIAL`` lookups hit under 1 in ``_SHAPE_MIN_RATE`` times (causal triangles).
+        Only speed depends on it: a tile planned from scratch has the same plan."""
+        return self.use_shapes and npieces <= nrows and (
+            self.shape_lookups < _SHAPE_TRIAL
+            or self.shape_hits * _SHAPE_MIN_RATE >= self.shape_lookups)
+
+    def _tile_shape(self, row0: int, R: int, nrows: int, pieces: list[int]):
+        """``(shape, shift)`` of a tile without remainder rows, or None.  The shape is the
+        tile's pieces restricted to its row span, each re-based to its first row there,
+        columns moved ``shift`` left (a multiple of ``BLOCK_N``), and ``(R, nrows)``.
+
+        Tiles of one shape are column translates of each other: their chains are the same
+        list, moved by whole key blocks.  Every step of the affine plan (stacking,
+        transposing, coalescing, costs) sees the chains' columns only through differences and
+        residues, and the blocks plan through per-block counts, which such a move shifts by
+        whole blocks; so tiles of one shape have the same plans, translated (the interior
+        tiles of window, dilated and blocked bands are planned once).  Not for tiles whose
+        rows meet a remainder block (mask bits would be part of the shape) or whose columns
+        may reach the narrower last key block (``Lk % BLOCK_N``), where the counts are clipped."""
+        lo, hi = row0, row0 + R * (nrows - 1)
+        if self.rem_ptr is not None:
+            B = self.rem_block
+            i = bisect.bisect_left(self.rem_blocks, lo // B)
+            if i < len(self.rem_blocks) and self.rem_blocks[i] <= hi // B:
+                return None
+        parts = []
+        ref, top = math.inf, -1
+        for j in pieces:
+            pc = self.pieces[j]
+            p = pc.p
+            t0 = max(pc.ta, _cdiv(lo - pc.r0, p))
+            t1 = min(pc.tb, (hi - pc.r0) // p + 1)
+            if t0 >= t1:
+                continue  # no live row in the tile's span: no chains
+            f0, c0 = pc.oa * t0 + pc.ob, pc.ca * t0 + pc.cb
+            n = t1 - t0 - 1
+            ref = min(ref, f0)
+            top = max(top, f0 + pc.s * (c0 - 1),
+                      f0 + pc.oa * n + pc.s * (c0 + pc.ca * n - 1))
+            parts.append((p, pc.s, pc.oa, pc.ca, pc.r0 + p * t0 - row0, f0, c0, t1 - t0))
+        if not parts or top >= self.BN * (self.Lk // self.BN):
+            return None
+        shift = (ref // self.BN) * self.BN
+        return (R, nrows) + tuple((p, st, oa, ca, r, f - shift, c, n)
+                                  for p, st, oa, ca, r, f, c, n in parts), shift
+
+    def _affine_plan(self, chains: list, masks: list, nrows: int):
+        """(segments, mask tiles, cost) of a tile's chains and mask tiles (steps 4-5)."""
         if len(chains) > _COALESCE_MAX_CHAINS * nrows:
             # a tile this fragmented has no cheap affine plan (each chain walks at least one
             # masked key tile): skip the merging passes, whose work grows with the chains, and
             # let the blocks plan price it (the same elements either way, so still exact)
             # (one numpy array, costed vectorised: such tiles have thousands of chains)
             segs = _chain_segments(chains)
-            res = (segs, masks, _W_TILE + _segments_cost(segs, nrows, self.BM, self.BN)
-                   + len(masks) * (1 + _W_MASKED + _W_BITS))
-        else:
-            segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
-            res = (segs, masks, self._plan_cost(segs, masks, nrows))
-        self.affine_cache[key] = res
-        return res
+            return (segs, masks, _W_TILE + _segments_cost(segs, nrows, self.BM, self.BN)
+                    + len(masks) * (1 + _W_MASKED + _W_BITS))
+        segs = self._coalesce(self._transpose(self._stack(chains, nrows), nrows), nrows)
+        return segs, masks, self._plan_cost(segs, masks, nrows)
 
     def _plan_cost(self, segs, masks, nrows) -> float:
         return (_W_TILE + sum(self._seg_cost(sg, nrows) for sg in segs)
@@ -798,7 +1009,7 @@ class _Builder:
         return segs, masks
 
     def _chains_cost(self, chains, nrows) -> float:
-        return sum(self._seg_cost(_chain_segment(c), nrows) for c in chains)
+        return sum(self._chain_cost(c, nrows) for c in chains)
 
     def _stack(self, chains: list, nrows: int) -> list:
         """Chains of one shape (stride 1, same rows, slopes and counts) whose first columns step
@@ -909,7 +1120,7 @@ class _Builder:
                 runs.append((start, len(cnt)))
             for a, b in runs:
                 ch = (1, al, be, 0, 1, r0 + a, r0 + b)
-                cost += (lv - prev) * self._seg_cost(_chain_segment(ch), nrows)
+                cost += (lv - prev) * self._chain_cost(ch, nrows)
                 if cost >= budget:
                     return None
                 res.extend((1, al, be + s * j, 0, 1, r0 + a, r0 + b) for j in range(prev, lv))
@@ -971,12 +1182,12 @@ class _Builder:
                     near = {idx for _, idx in lst[max(0, i - _COALESCE_NEAR):i + _COALESCE_NEAR]}
                     near.update(by_next.get((ch[5], s, f, ch[3] * ch[5] + ch[4]), ()))
                     cands = sorted(near, key=seq.__getitem__)  # the order open_ holds them in
-                c_b = self._seg_cost(_chain_segment(ch), nrows)
+                c_b = self._chain_cost(ch, nrows)
                 for idx in cands:
                     m = _try_merge(out[idx], ch)
                     if m is None:
                         continue
-                    c_m = self._seg_cost(_chain_segment(m), nrows)
+                    c_m = self._chain_cost(m, nrows)
                     delta = c_m - cost[idx] - c_b
                     if delta <= 1e-9 and (best is None or delta < best[0]):
                         best = (delta, idx, m, c_m)
@@ -987,7 +1198,7 @@ class _Builder:
                 open_chain(idx)
             else:
                 out.append(ch)
-                cost.append(self._seg_cost(_chain_segment(ch), nrows))
+                cost.append(self._chain_cost(ch, nrows))
                 open_chain(len(out) - 1)
         return [_chain_segment(c) for c in out]
 
@@ -1023,8 +1234,8 @@ class _Builder:
         start, end = self.bounds[i], self.bounds[i + 1]
         length = end - start
         # the distinct (row step, period) pairs of the active pieces (few, where the pieces of
-        # a fragmented layout number thousands): a C-level map, then the lcm over the few
-        steps = set(map(self.step_period.__getitem__, self.active[i]))
+        # a fragmented layout number thousands), then the lcm over the few
+        steps = self._region_steps(i)
         cands = {1}
         lcm = 1
         for p, period in steps:
@@ -1071,12 +1282,15 @@ class _Builder:
                 cand.add(k)
                 k += BM
         cand = sorted(cand)
+        # the tiles (i, j) the DP weighs: every candidate j with each candidate i in [j - BM, j)
+        steps = [(j, cand[bisect.bisect_left(cand, j - BM):bisect.bisect_left(cand, j)])
+                 for j in cand[1:]]
+        cost = self._cut_costs(first, R, [(i, j) for j, starts in steps for i in starts])
         best = {0: (0.0, None)}
-        for j in cand[1:]:
-            lo = bisect.bisect_left(cand, j - BM)
+        for j, starts in steps:
             bj = None
-            for i in cand[lo:bisect.bisect_left(cand, j)]:
-                c = best[i][0] + self.tile(first + R * i, R, j - i)[2]
+            for i in starts:
+                c = best[i][0] + cost[(i, j)]
                 if bj is None or c < bj[0] - 1e-9:
                     bj = (c, i)
             best[j] = bj
@@ -1085,7 +1299,44 @@ class _Builder:
             i = best[j][1]
             tiles.append((i, j - i))
             j = i
+        if R == 1 and self.bands is not None:
+            self._plan_band_tiles([(first + i, m) for i, m in tiles])
         return tiles[::-1]
+
+    def _cut_costs(self, first: int, R: int, pairs: list[tuple[int, int]]) -> dict:
+        """``{(i, j): planned cost}`` of the tiles ``first + R*k``, ``i <= k < j``: for a band
+        layout (:mod:`splat.tiling.band_costs`) vectorised where that gives the same number,
+        the other tiles through :meth:`tile`."""
+        if R == 1 and self.bands is not None and pairs:
+            I, J = np.array(pairs, dtype=np.int64).T
+            bc = band_tile_costs(self.bands, first + I, J - I, self.BM, self.BN, self.Lk,
+                                 self._plan_rules())
+            out = dict(zip(pairs, bc.cost.tolist()))
+            for m in np.flatnonzero(bc.general).tolist():
+                i, j = pairs[m]
+                out[(i, j)] = self.tile(first + i, 1, j - i)[2]
+            return out
+        return {(i, j): self.tile(first + R * i, R, j - i)[2] for i, j in pairs}
+
+    def _plan_rules(self) -> PlanRules:
+        return PlanRules(self.plan == "auto", _PLAN_MIN_ITEMS, _PLAN_MIN_MASKED,
+                         _COALESCE_MAX_CHAINS, _BLOCKS_MARGIN)
+
+    def _plan_band_tiles(self, tiles: list[tuple[int, int]]) -> None:
+        """Enter the tiles ``(row0, nrows)`` the DP kept into the tile caches, where
+        band_costs prices them: their plans and segments, built vectorised (those :meth:`tile`
+        would build)."""
+        todo = [t for t in tiles if (t[0], 1, t[1]) not in self.cache]
+        if not todo:
+            return
+        lo, nrows = np.array(todo, dtype=np.int64).reshape(-1, 2).T
+        bc = band_tile_costs(self.bands, lo, nrows, self.BM, self.BN, self.Lk, self._plan_rules())
+        keep = np.flatnonzero(~bc.general)
+        segs = band_tile_segments(self.bands, lo[keep], nrows[keep])
+        for m, tsegs in zip(keep.tolist(), segs):
+            key = (todo[m][0], 1, todo[m][1])
+            self.affine_cache.setdefault(key, (tsegs, [], float(bc.affine[m])))
+            self.cache[key] = (tsegs, [], float(bc.cost[m]), int(bc.plan[m]))
 
     def build(self) -> list[tuple[int, int, int]]:
         """Row tiles ``(row0, R, nrows)``."""
@@ -1109,13 +1360,15 @@ class _Builder:
             i = j + 1
         return tiles
 
-    def mask_bits(self, b: np.ndarray) -> np.ndarray:
-        """Pack ``bool [nrows, ncols]`` into ``int32 [BLOCK_M, ceil(BLOCK_N/32)]`` words."""
+    def mask_bits(self, bits: list[np.ndarray]) -> np.ndarray:
+        """Pack mask tiles ``bool [nrows, ncols]`` into ``int32 [n, BLOCK_M,
+        ceil(BLOCK_N/32)]`` words (one packbits for all: fragmented layouts have 10^4 tiles)."""
         W = _cdiv(self.BN, 32)
-        full = np.zeros((self.BM, W * 32), dtype=bool)
-        full[:b.shape[0], :b.shape[1]] = b
-        packed = np.packbits(full, axis=1, bitorder="little")          # [BM, W*4] bytes
-        return packed.view("<u4").astype(np.uint32).view(np.int32).reshape(self.BM, W)
+        full = np.zeros((len(bits), self.BM, W * 32), dtype=bool)
+        for k, b in enumerate(bits):
+            full[k, :b.shape[0], :b.shape[1]] = b
+        packed = np.packbits(full, axis=2, bitorder="little")          # [n, BM, W*4] bytes
+        return packed.view("<u4").astype(np.uint32).view(np.int32).reshape(-1, self.BM, W)
 
 
 def _affine_runs(b: np.ndarray, col0: int):
@@ -1172,7 +1425,7 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         # cheap lower bound of BLOCK_M chunks (blocks plans bounded by their occupied blocks)
         # leaves it a chance.
         alt = _Builder(acsr, int(block_m), int(block_n), "blocks")
-        alt.affine_cache = b.affine_cache
+        alt.share_affine_plans(b)
         alt_built = [(t, alt.tile(*t)) for t in alt.build()]
         if _schedule_cost(alt_built) < _BLOCKS_MARGIN * _schedule_cost(built):
             b, built = alt, alt_built
@@ -1184,7 +1437,7 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         # want two row groupings: keep such a schedule only when the whole of it, with that
         # extra, costs at most _NEW_MASKS_MARGIN of the all-affine schedule.
         a = _Builder(acsr, int(block_m), int(block_n), "affine")
-        a.affine_cache = b.affine_cache  # the tiles' affine plans are the same: only the DP runs
+        a.share_affine_plans(b)  # the tiles' affine plans are the same: only the DP runs
         affine = [(t, a.tile(*t)) for t in a.build()]
         if _schedule_cost(built) > _NEW_MASKS_MARGIN * _schedule_cost(affine):
             b, built = a, affine
@@ -1275,7 +1528,7 @@ def _assemble(acsr: ACSR, b: _Builder, built: list, order: str) -> TileSchedule:
         segs.extend(tsegs)
         for col0, ncols, bits in tmasks:
             mtiles.append((col0, ncols))
-            mbits.append(b.mask_bits(bits))
+            mbits.append(bits)
         mptr.append(len(mtiles))
     W = _cdiv(block_n, 32)
     return TileSchedule(
@@ -1284,6 +1537,5 @@ def _assemble(acsr: ACSR, b: _Builder, built: list, order: str) -> TileSchedule:
         np.array(segs, dtype=np.int64).reshape(-1, _SG),
         np.array(mptr, dtype=np.int64),
         np.array(mtiles, dtype=np.int64).reshape(-1, _MT),
-        np.array(mbits, dtype=np.int32).reshape(-1, block_m, W) if mbits
-        else np.zeros((0, block_m, W), dtype=np.int32),
+        b.mask_bits(mbits) if mbits else np.zeros((0, block_m, W), dtype=np.int32),
         np.array(plans, dtype=np.int8))

@@ -1,0 +1,285 @@
+"""The cut DP's tile costs for *band* layouts, vectorised (schedule.py, step 3).
+
+A band layout has no remainder and only pieces of row step 1 and stride 1: each row's keys are
+one contiguous run whose ends are affine in the row (packed documents, causal or not,
+prefix-LM, chunked causal, windows, blocks, and their unions and intersections).  Its row step
+is 1 everywhere, and the cut DP prices thousands of candidate tiles ``[lo, lo + nrows)``; the
+general path builds each tile's chains and runs the merging passes on them, ~10 us a tile in
+Python, which is most of the constructor-to-tables time at 16K.
+
+In a tile of such a layout every piece gives at most one chain, and for most tiles the merging
+passes change nothing: stacking needs three chains of one shape, transposing never applies to
+stride 1, and coalescing needs a chain that continues another on the next row, which only a
+one-row chain or two chains on one line can.  For those tiles :func:`band_tile_costs` computes
+the affine plan's cost with numpy, with the very float operations of
+``_Builder._plan_cost`` in the same order (the segments in the order ``_coalesce`` emits them),
+so the DP sees the same numbers and makes the same cuts.  Every other tile -- one the merging
+passes could change, one whose blocks plan "auto" would price (``_Builder._priced``), one with
+more chains than the fragmented-tile limit -- is flagged, and the builder prices it the general
+way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cost_model import WEIGHTS as COST
+
+__all__ = ["BandCosts", "BandPieces", "PlanRules", "band_tile_costs", "band_tile_segments"]
+
+_CELLS_PER_CHUNK = 1 << 22  # (tile, piece) pairs per numpy pass: bounds its arrays
+
+
+class BandPieces:
+    """The pieces of a band layout as arrays: piece ``k`` holds rows ``r0 + t``,
+    ``t in [ta, tb)`` (its live rows), keys ``oa*t + ob + j``, ``j < ca*t + cb``."""
+
+    def __init__(self, pieces):
+        def col(name):
+            return np.array([getattr(pc, name) for pc in pieces], dtype=np.int64)
+
+        self.r0, self.ta, self.tb = col("r0"), col("ta"), col("tb")
+        self.oa, self.ob, self.ca, self.cb = col("oa"), col("ob"), col("ca"), col("cb")
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    """The builder's plan rules that :func:`band_tile_costs` reproduces (schedule.py's
+    ``_PLAN_MIN_ITEMS``, ``_PLAN_MIN_MASKED``, ``_COALESCE_MAX_CHAINS``, ``_BLOCKS_MARGIN``;
+    ``auto``: whether the blocks plan is priced at all)."""
+
+    auto: bool
+    min_items: int
+    min_masked: int
+    max_chains_per_row: int
+    blocks_margin: float
+
+
+@dataclass
+class BandCosts:
+    """What :func:`band_tile_costs` found for each tile: ``general`` where it does not price
+    the tile (the other fields are 0 there); else the planned ``cost``, the ``plan`` (0 affine,
+    1 blocks, as schedule.py's PLAN_*) and the affine plan's cost ``affine``."""
+
+    general: np.ndarray
+    cost: np.ndarray
+    plan: np.ndarray
+    affine: np.ndarray
+
+
+def band_tile_costs(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray, block_m: int,
+                    block_n: int, Lk: int, rules: PlanRules) -> BandCosts:
+    """The planned costs of the tiles ``[lo, lo + nrows)`` (row step 1), except the tiles this
+    function leaves to the general path: one the merging passes might change, one with more
+    chains than the fragmented-tile limit, one whose blocks plan "auto" would have to build
+    (its lower bound does not rule it out)."""
+    step = max(1, _CELLS_PER_CHUNK // max(1, pcs.r0.size))
+    parts = [_chunk_costs(pcs, lo[s:s + step], nrows[s:s + step], block_m, block_n, Lk, rules)
+             for s in range(0, lo.size, step)]
+    return BandCosts(*(np.concatenate([getattr(c, f) for c in parts]) if parts else np.zeros(0)
+                       for f in ("general", "cost", "plan", "affine")))
+
+
+def band_tile_segments(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray) -> list[list[tuple]]:
+    """The affine plan's segments of each tile that :func:`band_tile_costs` priced: one per
+    chain, in the order ``_coalesce`` emits them (the merging passes change nothing there)."""
+    tile, al, be, ga, de, rl, rh = _chains(pcs, lo, nrows)
+    ncols, rl, rh, lo_a, lo_b, hi_a, hi_b = _segments(al, be, ga, de, rl, rh)
+    col0 = be - lo_b
+    order = np.lexsort((al * rl + be, rl, tile))
+    rows = np.stack([col0, np.ones_like(col0), ncols, rl, rh, lo_a, lo_b, hi_a, hi_b],
+                    axis=1)[order].tolist()
+    out: list[list[tuple]] = [[] for _ in range(lo.size)]
+    for t, row in zip(tile[order].tolist(), rows):
+        out[t].append(tuple(row))
+    return out
+
+
+def _chains(pcs, lo, nrows):
+    """``(tile, alpha, beta, gamma, delta, rho_lo, rho_hi)``: one chain per (tile, piece) with
+    live rows in the tile (``_piece_chains`` at row step 1), tiles in order."""
+    tile, k = np.nonzero((pcs.r0[None, :] + pcs.ta < (lo + nrows)[:, None])
+                         & (pcs.r0[None, :] + pcs.tb > lo[:, None]))
+    t0 = lo[tile] - pcs.r0[k]
+    rl = np.maximum(0, pcs.ta[k] - t0)
+    rh = np.minimum(nrows[tile], pcs.tb[k] - t0)
+    return (tile, pcs.oa[k], pcs.oa[k] * t0 + pcs.ob[k], pcs.ca[k], pcs.ca[k] * t0 + pcs.cb[k],
+            rl, rh)
+
+
+def _chunk_costs(pcs, lo, nrows, BM, BN, Lk, rules) -> BandCosts:
+    tile, al, be, ga, de, rl, rh = _chains(pcs, lo, nrows)
+    n = nrows[tile]
+    seg = _segments(al, be, ga, de, rl, rh)
+    walked, full = _key_tiles(seg, n, BM, BN)
+    seg_cost = (COST.W_SEG + walked) + COST.W_MASKED * (walked - full)
+
+    nch = np.bincount(tile, minlength=lo.size)
+    total = COST.W_TILE + _ordered_sum(seg_cost, tile, al * rl + be, rl, nch)
+    general = (nch > rules.max_chains_per_row * nrows) | _may_merge(tile, al, be, ga, de, rl, rh,
+                                                                    n, lo.size)
+    cost, plan = total, np.zeros(lo.size, dtype=np.int8)
+    if rules.auto:
+        # _Builder._choose_plan: the blocks plan is priced where _priced says so and its lower
+        # bound leaves it a chance, and taken at blocks_margin of the affine cost or less
+        priced = (nch >= rules.min_items) | _priced(seg, tile, n, BN, lo.size, rules.min_masked)
+        bound = _blocks_bound(seg, al * rl + be, tile, nrows, BN, Lk)
+        weigh = priced & ~(bound > rules.blocks_margin * total) & ~general
+        if weigh.any():
+            bcost = _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk)
+            take = weigh & ~(bcost > rules.blocks_margin * total)
+            cost, plan = np.where(take, bcost, total), take.astype(np.int8)
+    return BandCosts(general, *(np.where(general, 0, x) for x in (cost, plan, total)))
+
+
+def _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk):
+    """The blocks plan's cost (``_Builder._choose_plan``: ``block_counts``, ``dense_runs``,
+    ``_plan_cost``) of the tiles where ``weigh`` is set (0 elsewhere).  Row ``rho`` of a chain
+    holds keys ``[a, b)``, ``a = al*rho + be``, ``b = a + ga*rho + de``; its count in each
+    aligned block comes from its two partial end blocks and a range of whole ones (a
+    difference array over the tile's blocks)."""
+    ids = np.flatnonzero(weigh)
+    slot = np.full(weigh.size, -1)
+    slot[ids] = np.arange(ids.size)
+    keep = slot[tile] >= 0
+    tile, al, be, ga, de, rl, rh = (x[keep] for x in (tile, al, be, ga, de, rl, rh))
+    nr = rh - rl  # the chains' rows, expanded
+    ch = np.repeat(np.arange(tile.size), nr)
+    rho = rl[ch] + np.arange(ch.size) - np.repeat(np.cumsum(nr) - nr, nr)
+    a = al[ch] * rho + be[ch]
+    b = a + ga[ch] * rho + de[ch]
+    live = b > a
+    a, b, t = a[live], b[live], slot[tile[ch]][live]
+    nb = _cdiv(Lk, BN)
+    ba, bb = a // BN, (b - 1) // BN  # first and last block of each run
+    two = ba != bb
+    # the end blocks' partial counts, and +-BN at the whole blocks' ends (a difference array)
+    cells = np.concatenate([t * (nb + 1) + ba, (t * (nb + 1) + bb)[two]])
+    part = np.concatenate([np.where(two, (ba + 1) * BN, b) - a, (b - bb * BN)[two]])
+    ends = np.concatenate([(t * (nb + 1) + ba + 1)[two], (t * (nb + 1) + bb)[two]])
+    whole = np.repeat([BN, -BN], np.count_nonzero(two))
+    size = ids.size * (nb + 1)
+    counts = np.bincount(cells, weights=part, minlength=size).reshape(ids.size, nb + 1)
+    steps = np.bincount(ends, weights=whole, minlength=size).reshape(ids.size, nb + 1)
+    counts = (counts + np.cumsum(steps, axis=1))[:, :nb].astype(np.int64)
+    return _blocks_plan_cost(counts, ids, weigh.size, nrows[ids], BM, BN, Lk)
+
+
+def _blocks_plan_cost(counts, ids, ntiles, nrows, BM, BN, Lk):
+    """``_plan_cost(dense_runs(counts), mask tiles)`` per tile: runs of dense blocks are
+    segments ``(col0, 1, ncols, 0, nrows, 0, 0, 0, ncols)``, every other occupied block a mask
+    tile."""
+    width = np.minimum(BN, Lk - np.arange(counts.shape[1]) * BN)
+    dense = counts == nrows[:, None] * width[None, :]
+    # runs of dense blocks: starts where the previous block is not dense
+    prev = np.zeros_like(dense)
+    prev[:, 1:] = dense[:, :-1]
+    nxt = np.zeros_like(dense)
+    nxt[:, :-1] = dense[:, 1:]
+    rt, rs = np.nonzero(dense & ~prev)   # row-major: by tile, then column
+    _, re = np.nonzero(dense & ~nxt)
+    ncols = np.minimum((re + 1) * BN, Lk) - rs * BN
+    nkt = _cdiv(ncols, BN)
+    full = np.where(nrows[rt] == BM, np.maximum(0, (ncols - BN) // BN + 1), 0)
+    seg_cost = (COST.W_SEG + nkt) + COST.W_MASKED * (nkt - full)
+    nseg = np.bincount(rt, minlength=ids.size)
+    total = _ordered_sum(seg_cost, rt, rs, np.zeros_like(rs), nseg)
+    runs_tiles = np.bincount(rt, weights=nkt, minlength=ids.size).astype(np.int64)
+    n_mask = np.count_nonzero(counts, axis=1) - runs_tiles
+    out = np.zeros(ntiles)
+    out[ids] = (COST.W_TILE + total) + n_mask * (1 + COST.W_MASKED + COST.W_BITS)
+    return out
+
+
+def _ordered_sum(seg_cost, tile, first_col, rl, nch):
+    """Per tile, the Python sum of its segment costs in ``_coalesce``'s order (row, then first
+    column), one position of every tile at a time: the same additions in the same order."""
+    order = np.lexsort((first_col, rl, tile))
+    pos = np.arange(tile.size) - (np.cumsum(nch) - nch)[tile[order]]
+    table = np.zeros((nch.size, int(nch.max()) if tile.size else 0))
+    table[tile[order], pos] = seg_cost[order]
+    total = np.zeros(nch.size)
+    for p in range(table.shape[1]):
+        total = total + table[:, p]  # + 0.0 past a tile's last segment changes nothing
+    return total
+
+
+def _blocks_bound(seg, first_col, tile, nrows, BN, Lk):
+    """``_Builder._blocks_bound(segs, [], nrows)`` of every tile: one key tile per distinct
+    block of a segment's ``col0``, the blocks that cannot be dense priced as mask tiles."""
+    ncols, rl, rh, la, lb, ha, hb = seg
+    col0 = first_col - la * rl + np.minimum(la * rl, la * (rh - 1))  # min over the end rows
+    ntiles = nrows.size
+    blocks = np.unique(tile * (_cdiv(Lk, BN) + 1) + col0 // BN)
+    n = np.bincount(blocks // (_cdiv(Lk, BN) + 1), minlength=ntiles)
+    nnz = np.bincount(tile, weights=((ha - la) * (rl + rh - 1) * (rh - rl)) // 2
+                      + (hb - lb) * (rh - rl), minlength=ntiles).astype(np.int64)
+    narrow = min(BN, Lk - (_cdiv(Lk, BN) - 1) * BN)
+    masked = np.maximum(0, n - nnz // (nrows * narrow))
+    return (COST.W_TILE + n) + masked * (COST.W_MASKED + COST.W_BITS)
+
+
+def _segments(al, be, ga, de, rl, rh):
+    """``_chain_segment`` of stride-1 chains: (ncols, rl, rh, lo_a, lo_b, hi_a, hi_b)."""
+    col0 = np.minimum(al * rl + be, al * (rh - 1) + be)
+    lo_b = be - col0
+    hi_a, hi_b = al + ga, lo_b + de
+    ncols = np.maximum(hi_a * rl + hi_b, hi_a * (rh - 1) + hi_b)
+    return ncols, rl, rh, al, lo_b, hi_a, hi_b
+
+
+def _full_key_tiles(seg, BN):
+    """``_seg_key_tiles``' count of full key tiles, before its row conditions."""
+    ncols, rl, rh, la, lb, ha, hb = seg
+    last = rh - 1
+    lo = np.maximum(lb, la * last + lb)
+    hi = np.minimum(np.minimum(ncols, hb), ha * last + hb)
+    return np.maximum(0, (hi - BN) // BN - _cdiv(np.maximum(lo, 0), BN) + 1)
+
+
+def _key_tiles(seg, nrows, BM, BN):
+    """``_seg_key_tiles`` of every chain: (walked, full)."""
+    ncols, rl, rh = seg[:3]
+    spans = (rl == 0) & (rh == nrows)
+    return _cdiv(ncols, BN), np.where(spans & (nrows == BM), _full_key_tiles(seg, BN), 0)
+
+
+def _priced(seg, tile, nrows, BN, ntiles, min_masked):
+    """``_Builder._priced``'s second rule (its first, the item count, is the caller's): key
+    tiles counted with ``block_m = nrows``."""
+    ncols, rl, rh = seg[:3]
+    walked = np.bincount(tile, weights=_cdiv(ncols, BN), minlength=ntiles)
+    spans = (rl == 0) & (rh == nrows)
+    full = np.bincount(tile, weights=np.where(spans, _full_key_tiles(seg, BN), 0), minlength=ntiles)
+    return (walked - full >= min_masked) & (2 * full <= walked)
+
+
+def _may_merge(tile, al, be, ga, de, rl, rh, nrows, ntiles):
+    """Tiles whose merging passes might change their chains: a one-row chain in a taller tile
+    (it may continue or start a line), three chains of one shape (stacking), or two chains on
+    one line, one ending where the other starts (coalescing)."""
+    out = np.zeros(ntiles, dtype=bool)
+    out[tile[(rh - rl == 1) & (nrows > 1)]] = True
+    # stacking groups chains by (alpha, gamma, delta, rows)
+    o = np.lexsort((rh, rl, de, ga, al, tile))
+    same = np.zeros(o.size, dtype=bool)  # same[m]: sorted chain m has the shape of m - 1
+    if o.size > 1:
+        same[1:] = True
+        for x in (tile, al, ga, de, rl, rh):
+            same[1:] &= x[o][1:] == x[o][:-1]
+    third = same[1:] & same[:-1]  # two equal neighbours in a row: a group of three
+    out[tile[o][1:][third]] = True
+    # coalescing two multi-row chains needs one line: the same (alpha, beta, gamma, delta)
+    o = np.lexsort((rl, de, ga, be, al, tile))
+    line = np.ones(max(o.size - 1, 0), dtype=bool)
+    for x in (tile, al, be, ga, de):
+        line &= x[o][1:] == x[o][:-1]
+    line &= rh[o][:-1] == rl[o][1:]
+    out[tile[o][1:][line]] = True
+    return out
