@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis.acsr import ACSR, BlockRemainder
+from . import cost_model
 from .cost_model import launch_cost
 from .schedule import TileSchedule, build_schedule
 
@@ -106,16 +107,27 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     parts = split_pieces(acsr)
     if parts is None:
         return single, None
-    main = build_schedule(parts[0], block_m, block_n, order=order, plan=plan)
+    budget = _SPLIT_MARGIN * schedule_cost(single)
+    # the extra schedule first: it decides most refusals before the main one is built
     extra = build_schedule(parts[1], block_m, block_n, order=order, plan=plan)
-    # the main launch must write every row (the accumulating one reads the rows it folds into);
-    # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
-    if extra.has_masks or not _partitions_rows(main):
+    if extra.has_masks:
         return single, None
     extra = _without_empty_tiles(extra)
-    if schedule_cost(main) + schedule_cost(extra) > _SPLIT_MARGIN * schedule_cost(single):
+    if schedule_cost(extra) + _main_cost_bound(acsr.Lq, block_m) > budget:
+        return single, None
+    main = build_schedule(parts[0], block_m, block_n, order=order, plan=plan)
+    # the main launch must write every row (the accumulating one reads the rows it folds into);
+    # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
+    if not _partitions_rows(main) or schedule_cost(main) + schedule_cost(extra) > budget:
         return single, None
     return main, extra
+
+
+def _main_cost_bound(Lq: int, block_m: int) -> float:
+    """A lower bound of the main schedule's cost: it covers every row, so it has at least
+    ``ceil(Lq / block_m)`` row tiles, and is one launch."""
+    w = cost_model.WEIGHTS
+    return w.W_TILE * -(-Lq // block_m) + w.W_LAUNCH
 
 
 def merge_partials(o1, lse1, o2, lse2):
