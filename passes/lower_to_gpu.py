@@ -20,8 +20,8 @@ from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
-from .registry import (PassError, SplatPass, failures_at, producing_sddmm, register_pass,
-                       walk_ops)
+from .registry import (PassError, PassOption, SplatPass, failures_at, producing_sddmm,
+                       register_pass, walk_ops)
 
 _DECOMPOSED = ("splat.sddmm", "splat.softmax", "splat.spmm")
 
@@ -54,7 +54,15 @@ class LowerToGPU(SplatPass):
     argument = "splat-lower-to-gpu"
     summary = ("Lower tiled splat.attention (fused) and splat.sddmm/softmax/spmm (decomposed) to "
                "gpu.module kernels and runtime calls")
+    options_spec = (
+        PassOption("mma", str, "mma_sync", "the fused kernel's tensor-core instruction: "
+                   "'mma_sync' (sm_80 and newer) or 'wgmma' (sm_90a)"),
+    )
+
     def run(self, op: ir.Operation) -> None:
+        if self.options["mma"] not in abi.MMA_KINDS:
+            raise PassError(f"option 'mma' must be one of {', '.join(abi.MMA_KINDS)}; got "
+                            f"'{self.options['mma']}'", op)
         self._lower_fused(op)
         self._lower_decomposed(op)
 
@@ -100,6 +108,8 @@ class LowerToGPU(SplatPass):
                     raise PassError("zero_empty_rows = false is not supported by the fused kernel",
                                     target)
                 dtype, head_dim = kernel_dtype(target), kernel_head_dim(target)
+                if self.options["mma"] == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
+                    raise PassError(abi.wgmma_head_dim_error(head_dim), target)
                 schedule = _schedule_attr(target, "schedule")
                 block_n = schedule.block_n
                 if schedule.block_m != abi.BLOCK_M or block_n not in abi.BLOCK_N_CHOICES:
@@ -123,8 +133,7 @@ class LowerToGPU(SplatPass):
                 self._replace_with_call(target, f"splat_attention_{n}",
                                         abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
 
-    @staticmethod
-    def _emit_once(op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
+    def _emit_once(self, op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
                    head_dim: int, block_n: int, *, masked: bool = False,
                    accumulate: bool = False) -> None:
         """Emit the kernel variant once per module; all its users must share one BLOCK_N."""
@@ -134,7 +143,7 @@ class LowerToGPU(SplatPass):
                             f"key tile size; this one uses {block_n}", target)
         if variant not in emitted:
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n, mask_tiles=masked,
-                        accumulate=accumulate)
+                        accumulate=accumulate, mma=self.options["mma"])
             emitted[variant] = block_n
 
     @staticmethod

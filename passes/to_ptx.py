@@ -38,6 +38,8 @@ class ToPTX(SplatPipeline):
         PassOption("opt-level", int, 3, "LLVM optimisation level"),
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
         PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
+        PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (wgmma on "
+                   "sm_90a, else mma_sync), 'mma_sync' or 'wgmma'"),
     )
 
     @classmethod
@@ -49,7 +51,7 @@ class ToPTX(SplatPipeline):
     def stage_options(self) -> StageOptions:
         o = self.options
         return StageOptions(chip=o["chip"], features=o["features"], opt_level=o["opt-level"],
-                            block_n=o["block-n"], plan=o["plan"])
+                            block_n=o["block-n"], plan=o["plan"], mma=o["mma"])
 
     def expand(self) -> str:
         return full_pipeline(self.stage_options())

@@ -23,6 +23,27 @@ BLOCK_N_CHOICES = (32, 64, 128)
 # Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler
 # cuts schedules with it and the fused kernel is built for it: they must agree.
 DEFAULT_BLOCK_N = {64: 64, 128: 32}
+# Tensor-core instruction of the fused kernel: warp-level mma.sync (sm_80 and newer) or Hopper's
+# warpgroup wgmma (sm_90a only). Same tables, parameters and grid; shared memory differs.
+MMA_KINDS = ("mma_sync", "wgmma")
+
+
+# Chips whose default is wgmma: none yet. On the H100 (2026-12-07) the wgmma kernel passed the
+# GPU suite at D = 128 but ran at 0.57x the mma.sync kernel's speed, and gave wrong results at
+# D = 64 (benchmarks/results/2026-12-07-nvidia-h100-80gb-hbm3-wgmma-*): it is built only when
+# asked for (splat.compile(mma="wgmma"), splat-to-ptx{mma=wgmma}), for these head dims.
+WGMMA_BY_DEFAULT: tuple[str, ...] = ()
+WGMMA_HEAD_DIMS = (128,)
+
+
+def wgmma_head_dim_error(head_dim: int) -> str:
+    return (f"mma wgmma supports head dim {', '.join(map(str, WGMMA_HEAD_DIMS))} only (it gave "
+            f"wrong results at D = {head_dim} on the H100); use mma_sync")
+
+
+def default_mma(chip: str) -> str:
+    """The fused kernel's tensor-core instruction for ``chip`` (wgmma needs sm_90a)."""
+    return "wgmma" if chip in WGMMA_BY_DEFAULT else "mma_sync"
 
 
 # Rows and key columns are int32 in every table and kernel index: the largest Lq and Lk.

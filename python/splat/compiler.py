@@ -101,14 +101,17 @@ VARIANTS = ("fused", "decomposed")
 
 def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
             scale: float | None = None, block_n: int | None = None, variant: str = "fused",
-            plan: str = "auto", dump_dir: str | os.PathLike | None = None) -> Artifact:
+            plan: str = "auto", mma: str = "auto",
+            dump_dir: str | os.PathLike | None = None) -> Artifact:
     """Compile ``pattern`` (a Pattern, an ACSR or a bool mask) into an
     :class:`~splat.runtime.Artifact` (PTX + manifest + tables).
 
     ``variant="fused"``: one flash-style kernel over the tile schedule; ``"decomposed"``: the
     paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison).
     ``plan``: the row tile plans, ``"auto"`` (per tile by the cost model) or forced ``"affine"`` /
-    ``"blocks"`` (tests, benchmarks, benchmarks/calibrate_cost.py)."""
+    ``"blocks"`` (tests, benchmarks, benchmarks/calibrate_cost.py).
+    ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (wgmma on sm_90a, else
+    mma.sync), or forced ``"mma_sync"`` / ``"wgmma"`` (sm_90a only)."""
     # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
     # can abort the process or be spliced into a pipeline).
     if not isinstance(dtype, str) or dtype not in _ELEMENT_TYPES:
@@ -122,6 +125,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     check_option("target", target, CHIPS)
     check_option("plan", plan, PLANS)
+    check_option("mma", mma, ("auto",) + abi.MMA_KINDS)
+    if mma == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
+        raise ValueError(abi.wgmma_head_dim_error(head_dim))
     block_n = check_option("block_n", block_n or abi.DEFAULT_BLOCK_N[head_dim],
                            abi.BLOCK_N_CHOICES)
     scale = _checked_scale(scale)
@@ -145,7 +151,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
         schedule = split = ptx = cache_key = None
-        options = StageOptions(chip=target, block_n=block_n, plan=plan)
+        options = StageOptions(chip=target, block_n=block_n, plan=plan, mma=mma)
         # the options that change the artifact, where they differ from the defaults: part of
         # its key, so two compiles of one pattern never share a key (launchers are cached by it)
         keyed = {}
@@ -153,6 +159,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             keyed["block_n"] = block_n
         if plan != "auto":
             keyed["plan"] = plan
+        if mma != "auto":
+            keyed["mma"] = mma
         for n, stage in enumerate(STAGES):
             if stage.kernels_only and ptx is not None:
                 continue  # the same kernels were lowered before
@@ -180,7 +188,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
                                     scale=scale, options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                     scale=scale, block_n=block_n, split=split, options=keyed)
+                     scale=scale, block_n=block_n, mma=options.kernel_mma, split=split,
+                     options=keyed)
 
 
 _F32_MAX = 3.4028234663852886e38
@@ -270,9 +279,10 @@ def _decomposed_artifact(acsr: ACSR, ptx: str, *, dtype: str, head_dim: int, tar
 
 
 def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
-              scale: float | None, block_n: int, options: dict, split=None) -> Artifact:
+              scale: float | None, block_n: int, mma: str, options: dict,
+              split=None) -> Artifact:
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
-                                              mask_tiles=schedule.has_masks)
+                                              mask_tiles=schedule.has_masks, mma=mma)
     tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
     if schedule.has_masks:
         tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
@@ -283,7 +293,7 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
         # into the o and lse the first launch wrote (splat.tiling.split)
         tables.update({abi.SPLIT_TABLES["row_tiles"]: split.row_tiles,
                        abi.SPLIT_TABLES["segments"]: split.segments})
-        kernels.append(_split_launch(dtype, head_dim, block_n))
+        kernels.append(_split_launch(dtype, head_dim, block_n, mma))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="fused", kernels=kernels, tables=tables, options=options)
     manifest["stats"] = schedule.stats()
@@ -292,10 +302,10 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 
-def _split_launch(dtype: str, head_dim: int, block_n: int) -> dict:
+def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str) -> dict:
     """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
     per split row tile)."""
-    k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True)
+    k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True, mma=mma)
     k["params"] = [dict(p, name=abi.SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
     k["tables"] = [abi.SPLIT_TABLES.get(t, t) for t in k["tables"]]
     k["tile_table"] = abi.SPLIT_TABLES["row_tiles"]

@@ -53,6 +53,9 @@ class StageOptions:
     # row tile plans: "auto" picks the affine or the blocks plan per tile by cost; "affine" and
     # "blocks" force one (tests, benchmarks and the cost-model calibration)
     plan: str = "auto"
+    # the fused kernel's tensor-core instruction: "auto" (abi.default_mma of the chip),
+    # "mma_sync" or "wgmma" (sm_90a only)
+    mma: str = "auto"
 
     def __post_init__(self):
         check_option("chip", self.chip, CHIPS)
@@ -60,6 +63,14 @@ class StageOptions:
         check_option("opt-level", self.opt_level, OPT_LEVELS)
         check_option("block-n", self.block_n, (0,) + abi.BLOCK_N_CHOICES)
         check_option("plan", self.plan, PLANS)
+        check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
+        if self.kernel_mma == "wgmma" and self.chip != "sm_90a":
+            raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
+
+    @property
+    def kernel_mma(self) -> str:
+        """The instruction the fused kernel is built with (``mma`` with "auto" resolved)."""
+        return abi.default_mma(self.chip) if self.mma == "auto" else self.mma
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,7 @@ class Stage:
 STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
     Stage("tile", lambda o: f"splat-tile-acsr{{block-n={o.block_n} plan={o.plan}}}"),
-    Stage("lower", lambda o: "splat-lower-to-gpu"),
+    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),
     Stage("ptx", lambda o: "gpu-module-to-binary{format=isa}", kernels_only=True),

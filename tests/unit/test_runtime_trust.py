@@ -329,8 +329,8 @@ def test_renamed_table_parameter_is_refused(arts, tmp_path):
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("shared_bytes", 1024, "shared_bytes 1024, but its layout"),
-    ("shared_bytes", 36864 + 16, "but its layout"),
+    ("shared_bytes", 1024, "shared_bytes 1024, but its (mma_sync|wgmma) layout"),
+    ("shared_bytes", 36864 + 16, "but its (mma_sync|wgmma) layout"),
     ("block", [64, 1, 1], r"block \[64, 1, 1\]"),
     ("block", [128, 2, 1], "block"),
     ("grid", [1000, 1, 1], "grid"),
@@ -389,8 +389,13 @@ def test_fused_shared_bytes_matches_the_kernel_layout():
     for D in abi.HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
             for masked in (False, True):
-                cfg = fused_forward.FusedForwardConfig("bf16", D, bn, mask_tiles=masked)
-                assert I.fused_shared_bytes(D, bn, masked) == cfg.shared_bytes, (D, bn, masked)
+                for mma in abi.MMA_KINDS:
+                    if mma == "wgmma" and D not in abi.WGMMA_HEAD_DIMS:
+                        continue
+                    cfg = fused_forward.FusedForwardConfig("bf16", D, bn, mask_tiles=masked,
+                                                           mma=mma)
+                    assert I.fused_shared_bytes(D, bn, masked, mma) == cfg.shared_bytes, \
+                        (D, bn, masked, mma)
 
 
 def test_table_checks_are_linear_in_the_table(arts):

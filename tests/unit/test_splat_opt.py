@@ -212,3 +212,14 @@ def test_pass_failures_point_at_the_op_never_0_0():
                        stdin="func.func @g() {\n  return\n}\n")
     _clean_failure(result, "<stdin>:1:1: error: splat-tile-acsr: plan must be one of")
     assert ":0:0:" not in result.stderr
+
+
+def test_bad_tensor_core_options_are_errors():
+    """The lowering's instruction is one of abi.MMA_KINDS, and wgmma needs sm_90a."""
+    result = splat_opt("--pass-pipeline=builtin.module(splat-analyze-regularity, splat-tile-acsr, "
+                       "splat-lower-to-gpu{mma=hmma})", stdin=OK)
+    _clean_failure(result, "<stdin>:1:1: error: splat-lower-to-gpu: option 'mma' must be one of "
+                           "mma_sync, wgmma; got 'hmma'")
+    result = splat_opt("--pass-pipeline=builtin.module(splat-to-ptx{chip=sm_90 mma=wgmma})",
+                       stdin=OK)
+    _clean_failure(result, "splat-opt: error: mma wgmma needs chip sm_90a; got chip sm_90")

@@ -90,6 +90,7 @@ DEFAULTS = {64: {"block_n": abi.DEFAULT_BLOCK_N[64], "min_blocks_per_sm": 4},
 # The masked kernel (mask_tiles=True) at D = 128 and its default BLOCK_N: without a hint ptxas
 # takes 195 registers (2 CTAs/SM); capped at 3 CTAs/SM it needs 167 and spills nothing.
 MASKED_MIN_BLOCKS_PER_SM = {128: 3}
+MMA_KINDS = abi.MMA_KINDS
 SMEM_PAD = 8  # elements appended to every shared-memory row (16 bytes)
 CHUNK = 8  # elements per 16-byte cp.async / vector chunk
 
@@ -115,16 +116,26 @@ class FusedForwardConfig:
     # Split-KV (splat.tiling.split): fold this run into the o / lse another launch wrote for
     # the same rows (log-sum-exp weights) instead of overwriting them; kernel name "_acc".
     accumulate: bool = False
+    # Tensor-core instruction: "mma_sync" (sm_80+, warp-level, operands through ldmatrix) or
+    # "wgmma" (sm_90a, warpgroup-level, K/V read from shared memory by the tensor cores;
+    # fused_forward_wgmma.py).  Same ABI, tables and launch grid.
+    mma: str = "mma_sync"
 
     def __post_init__(self):
+        if self.mma not in MMA_KINDS:
+            raise ValueError(f"mma must be one of {MMA_KINDS}, got {self.mma!r}")
         if self.dtype not in abi.DTYPES:
             raise ValueError(f"dtype must be one of {abi.DTYPES}, got {self.dtype!r}")
         if self.head_dim not in abi.HEAD_DIMS:
             raise ValueError(f"head_dim must be one of {abi.HEAD_DIMS}, got {self.head_dim}")
+        if self.mma == "wgmma" and self.head_dim not in abi.WGMMA_HEAD_DIMS:
+            raise ValueError(abi.wgmma_head_dim_error(self.head_dim))
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):
             defaults["min_blocks_per_sm"] = MASKED_MIN_BLOCKS_PER_SM[self.head_dim]
+        if self.mma == "wgmma":
+            defaults["min_blocks_per_sm"] = 0  # no register cap: ptxas' own choice measured best
         for field in ("block_n", "min_blocks_per_sm"):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, defaults[field])
@@ -147,15 +158,28 @@ class FusedForwardConfig:
 
     @property
     def kv_tile_bytes(self) -> int:
-        """Bytes of one K (or V) tile: BLOCK_N padded rows."""
+        """Bytes of one K (or V) tile: BLOCK_N padded rows (mma_sync) or BLOCK_N x D elements
+        as core matrices (wgmma)."""
+        if self.mma == "wgmma":
+            return self.block_n * self.head_dim * 2
         return self.block_n * self.row_stride * 2
 
     @property
     def q_offset(self) -> int:
-        """Byte offset of the Q tile: K stage 1 if it fits there, else after the V stages."""
+        """Byte offset of the Q tile (padded rows, read once into registers): K stage 1 if it
+        fits there, else after the V stages.  wgmma stages are [K0][V0][K1][V1], so Q takes
+        stage 1 (K1 and V1), which it always fits."""
+        if self.mma == "wgmma":
+            return 2 * self.kv_tile_bytes
         if BLOCK_M * self.row_stride * 2 <= self.kv_tile_bytes:
             return self.kv_tile_bytes
         return 4 * self.kv_tile_bytes
+
+    @property
+    def alpha_offset(self) -> int:
+        """Byte offset of split-KV's per-row weights (written after the key loop): a stage
+        that neither the Q tile nor the staged output overlaps (V0, or K0 for wgmma)."""
+        return 0 if self.mma == "wgmma" else 2 * self.kv_tile_bytes
 
     @property
     def bits_offset(self) -> int:
@@ -175,10 +199,12 @@ class FusedForwardConfig:
 
 
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
-                       mask_tiles: bool = False, accumulate: bool = False) -> dict:
+                       mask_tiles: bool = False, accumulate: bool = False,
+                       mma: str = "mma_sync") -> dict:
     """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked][_acc]`` (a manifest "kernels" entry, less
     ptx_file)."""
-    cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate)
+    cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate,
+                             mma=mma)
     params = abi.fused_kernel_params(dtype, mask_tiles)
     return {
         "name": cfg.name,
@@ -190,6 +216,7 @@ def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
         "tables": abi.fused_kernel_tables(mask_tiles),
         "block_m": BLOCK_M,
         "block_n": cfg.block_n,
+        "mma": cfg.mma,
     }
 
 
@@ -265,7 +292,7 @@ class _FusedForwardKernel:
             # Per tile row, the weights of the new and of the existing o ([2, BLOCK_M] f32);
             # written after the key loop into V stage 0, which no warp reads any more by then.
             alpha_ty = ir.MemRefType.get([2, BLOCK_M], f32_type(), memory_space=ws)
-            self.alpha_s = memref.view(alpha_ty, raw, cx(2 * cfg.kv_tile_bytes), [])
+            self.alpha_s = memref.view(alpha_ty, raw, cx(cfg.alpha_offset), [])
 
     def _load_row_tile(self):
         rt = [memref.load(self.row_tiles, [self.tile, cx(i)])
@@ -407,6 +434,15 @@ class _FusedForwardKernel:
                 o[2 * dp] = self.ops.mma(a, b0, o[2 * dp])
                 o[2 * dp + 1] = self.ops.mma(a, b1, o[2 * dp + 1])
         return o
+
+    def publish_tile(self):
+        """Hook between a key tile's cp.async wait and the barrier that publishes it (mma.sync
+        reads shared memory through ldmatrix, in the generic proxy: nothing to do)."""
+
+    def scores_ready(self, s_tiles):
+        """Hook after the prefetch is issued: S as registers the code below may read (mma.sync
+        results already are)."""
+        return s_tiles
 
     # --- masking --------------------------------------------------------------------------------
     def tile_is_full(self, s, u0):
@@ -660,6 +696,7 @@ class _FusedForwardKernel:
         # prefetch below overwrites.  The prefetch is issued after the Q·Kᵀ tensor-core work so
         # its address arithmetic overlaps it.
         nvvm.cp_async_wait_group(0)
+        self.publish_tile()
         gpu.barrier()
         s_tiles = self.qk_scores(q_frags, stage)
         with if_then(icmp("slt", add(it, cx(1)), to_index(n_iter))):
@@ -668,6 +705,7 @@ class _FusedForwardKernel:
             else:
                 self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
         nvvm.cp_async_commit_group()
+        s_tiles = self.scores_ready(s_tiles)
 
         full = self.tile_is_full(seg_info, u0)
         if self.masked:
@@ -688,6 +726,13 @@ class _FusedForwardKernel:
 # ----------------------------------------------------------------------------------------------
 # Public entry point
 # ----------------------------------------------------------------------------------------------
+
+
+def _kernel_class(cfg: FusedForwardConfig):
+    if cfg.mma == "wgmma":
+        from .fused_forward_wgmma import WgmmaForwardKernel  # a subclass of the one above
+        return WgmmaForwardKernel
+    return _FusedForwardKernel
 
 
 def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
@@ -712,7 +757,7 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
             fn.attributes["nvvm.minctasm"] = ir.IntegerAttr.get(i32_type(), cfg.min_blocks_per_sm)
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
-            _FusedForwardKernel(cfg, list(entry.arguments)).emit()
+            _kernel_class(cfg)(cfg, list(entry.arguments)).emit()
             gpu.return_([])
     return module
 

@@ -37,6 +37,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .. import abi
+
 FORMAT = "splat-artifact/1"
 MANIFEST = "manifest.json"
 KEY_DOMAIN = "splat-content-key/1"
@@ -345,6 +347,8 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
             _require(field not in k
                      or (isinstance(k[field], int) and not isinstance(k[field], bool)),
                      kw, f"{field!r} must be an int, got {k.get(field)!r}")
+        _require(k.get("mma", "mma_sync") in abi.MMA_KINDS, kw,
+                 f"'mma' must be one of {abi.MMA_KINDS}, got {k.get('mma')!r}")
         _require(isinstance(k.get("tables", []), list) and isinstance(k.get("scratch", []), list),
                  kw, "'tables' and 'scratch' must be lists")
         params = k["params"]

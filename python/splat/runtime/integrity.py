@@ -34,10 +34,11 @@ _INT32_MIN = -(2**31)
 _LAST_INDEX = abi.MAX_LENGTH - 1  # the largest row or key column any table may name
 # decomposed row_pieces: (offset, stride, count) per slot, as splat.tiling.decomposed writes them
 _ROW_PIECE_FIELDS = 3
-# The fused kernel pads every shared-memory row of K, V and Q by 8 elements (16 bytes) against
-# bank conflicts (splat.lowering.fused_forward.SMEM_PAD). The runtime cannot import the lowering
-# (it needs MLIR), so the layout's size is restated here; tests/unit/test_runtime_trust.py checks
-# that both agree for every head dim, BLOCK_N and kernel variant.
+# The mma.sync kernel pads every shared-memory row of K, V and Q by 8 elements (16 bytes)
+# against bank conflicts (splat.lowering.fused_forward.SMEM_PAD); the wgmma kernel stores K and V
+# as unpadded core matrices and only pads Q. The runtime cannot import the lowering (it needs
+# MLIR), so the layout's size is restated here; tests/unit/test_runtime_trust.py checks that both
+# agree for every head dim, BLOCK_N, instruction and kernel variant.
 _SMEM_ROW_PAD = 8
 _ELEMENT_BYTES = 2  # bf16 and f16, the only dtypes in abi.DTYPES
 
@@ -50,14 +51,18 @@ class Coverage(NamedTuple):
     min_Lk: int  # smallest Lk every key column the tables name fits in
 
 
-def fused_shared_bytes(head_dim: int, block_n: int, masked: bool) -> int:
+def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync") -> int:
     """Dynamic shared memory of a fused kernel (docs: lowering/fused_forward.py layout): K and V
-    double-buffered, the Q tile (in K stage 1 when it fits there), then two stages of mask bits
-    for the masked variant."""
+    double-buffered, the Q tile (mma_sync: in K stage 1 when it fits there; wgmma: in stage 1,
+    stages ordered [K0][V0][K1][V1]), then two stages of mask bits for the masked variant."""
     row = (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
-    kv_tile = block_n * row
     q_tile = abi.BLOCK_M * row
-    q_offset = kv_tile if q_tile <= kv_tile else 4 * kv_tile
+    if mma == "wgmma":
+        kv_tile = block_n * head_dim * _ELEMENT_BYTES
+        q_offset = 2 * kv_tile
+    else:
+        kv_tile = block_n * row
+        q_offset = kv_tile if q_tile <= kv_tile else 4 * kv_tile
     end = max(4 * kv_tile, q_offset + q_tile)
     if masked:
         end += 2 * abi.BLOCK_M * abi.mask_words(block_n) * 4
@@ -165,10 +170,11 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 bn = k["block_n"]
                 if bn not in abi.BLOCK_N_CHOICES:
                     _fail(kw, f"block_n {bn!r} is not one of {abi.BLOCK_N_CHOICES}")
-                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"])
+                mma = k.get("mma", "mma_sync")
+                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma)
                 if k["shared_bytes"] != want_smem:
-                    _fail(kw, f"shared_bytes {k['shared_bytes']}, but its layout at head_dim "
-                              f"{artifact.head_dim}, block_n {bn} takes {want_smem}")
+                    _fail(kw, f"shared_bytes {k['shared_bytes']}, but its {mma} layout at "
+                              f"head_dim {artifact.head_dim}, block_n {bn} takes {want_smem}")
         else:
             if k["shared_bytes"] != 0:
                 _fail(kw, f"shared_bytes {k['shared_bytes']}, the decomposed kernels use none")

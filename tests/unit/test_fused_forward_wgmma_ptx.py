@@ -1,0 +1,114 @@
+"""The Hopper (wgmma) variant of the fused kernel builds, lowers to sm_90a PTX and assembles
+without spills, for every dtype, head dim, key tile size and kernel variant; the target picks it.
+
+No GPU needed (the GPU suite checks its numbers): PTX from the MLIR bindings, ptxas from the
+nvidia-cuda-nvcc wheel.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlir.ir")
+
+import splat  # noqa: E402
+from splat import abi  # noqa: E402
+from splat.lowering.fused_forward import (FusedForwardConfig, build_into,  # noqa: E402
+                                          kernel_launch_info)
+from splat.lowering.modules import build_in_module  # noqa: E402
+from splat.lowering.to_ptx import find_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
+from splat.stages import StageOptions  # noqa: E402
+
+CONFIGS = [dict(dtype=dt, head_dim=d, block_n=bn, mask_tiles=mt, accumulate=acc)
+           for dt in ("bf16", "f16") for d in abi.WGMMA_HEAD_DIMS for bn in (None, 64)
+           for mt, acc in ((False, False), (True, False), (False, True))]
+
+
+def _ptx(**kw) -> str:
+    cfg = FusedForwardConfig(kw["dtype"], kw["head_dim"], kw.get("block_n"),
+                             mask_tiles=kw.get("mask_tiles", False),
+                             accumulate=kw.get("accumulate", False), mma="wgmma")
+    return lower_to_ptx(build_in_module(None, lambda m: build_into(m, cfg)))
+
+
+def _have_ptxas() -> bool:
+    try:
+        find_ptxas()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("kw", CONFIGS, ids=lambda kw: "-".join(map(str, kw.values())))
+def test_wgmma_ptx_assembles_without_spills(kw):
+    ptx = _ptx(**kw)
+    cfg = FusedForwardConfig(kw["dtype"], kw["head_dim"], kw["block_n"], mma="wgmma")
+    bn, d, ty = cfg.block_n, kw["head_dim"], kw["dtype"]
+    # S = Q K^T: one m64n{BLOCK_N}k16 per k16 step of D, B K-contiguous (no transpose)
+    assert len(re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{bn}k16\.f32\.{ty}\.{ty} "
+                          r"[^;]*, 0;", ptx)) == d // 16
+    # O += P V: one m64n{D}k16 per 16 keys, B (V) D-contiguous: transposed
+    assert len(re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{d}k16\.f32\.{ty}\.{ty} "
+                          r"[^;]*, 1;", ptx)) == bn // 16
+    assert "mma.sync" not in ptx and "ldmatrix.sync.aligned.m8n8.x4.trans" not in ptx
+    for op in ("wgmma.fence.sync.aligned", "wgmma.commit_group.sync.aligned",
+               "wgmma.wait_group.sync.aligned 0", "fence.proxy.async.shared::cta"):
+        assert op in ptx
+    if not _have_ptxas():
+        pytest.skip("ptxas not installed")
+    (stats,) = ptxas_check(ptx).values()
+    assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0 and stats["stack_bytes"] == 0
+
+
+def test_wgmma_shared_memory_layout():
+    """Stages [K0][V0][K1][V1] of BLOCK_N x D elements, the padded Q tile in stage 1."""
+    for d in abi.WGMMA_HEAD_DIMS:
+        for bn in abi.BLOCK_N_CHOICES:
+            cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma")
+            assert cfg.kv_tile_bytes == bn * d * 2
+            assert cfg.q_offset == 2 * cfg.kv_tile_bytes
+            q_end = cfg.q_offset + abi.BLOCK_M * (d + 8) * 2
+            assert cfg.shared_bytes == max(4 * cfg.kv_tile_bytes, q_end)
+            masked = FusedForwardConfig("bf16", d, bn, mask_tiles=True, mma="wgmma")
+            assert masked.shared_bytes == cfg.shared_bytes + 2 * 64 * abi.mask_words(bn) * 4
+            info = kernel_launch_info("bf16", d, bn, mma="wgmma")
+            assert info["shared_bytes"] == cfg.shared_bytes
+
+
+def test_target_picks_the_instruction():
+    assert StageOptions(chip="sm_90a").kernel_mma == abi.default_mma("sm_90a")
+    assert StageOptions(chip="sm_90a", mma="wgmma").kernel_mma == "wgmma"
+    assert StageOptions(chip="sm_90").kernel_mma == "mma_sync"
+    assert StageOptions(chip="sm_90a", mma="mma_sync").kernel_mma == "mma_sync"
+    with pytest.raises(ValueError, match="wgmma needs chip sm_90a"):
+        StageOptions(chip="sm_90", mma="wgmma")
+    with pytest.raises(ValueError, match="mma must be one of"):
+        StageOptions(mma="hmma")
+    with pytest.raises(ValueError, match="mma must be one of"):
+        FusedForwardConfig("bf16", 64, mma="hmma")
+
+
+def test_compile_builds_each_instruction_with_its_own_key():
+    mask = np.tril(np.ones((128, 128), dtype=bool))
+    wg = splat.compile(mask, head_dim=128, mma="wgmma")
+    sync = splat.compile(mask, head_dim=128, mma="mma_sync")
+    older = splat.compile(mask, head_dim=128, target="sm_90")
+    assert "wgmma.mma_async" in wg.ptx["kernel.ptx"]
+    assert "wgmma" not in sync.ptx["kernel.ptx"] and "wgmma" not in older.ptx["kernel.ptx"]
+    for art, mma in ((wg, "wgmma"), (sync, "mma_sync")):
+        (kernel,) = art.manifest["kernels"]
+        assert kernel["mma"] == mma
+        assert kernel["shared_bytes"] == kernel_launch_info("bf16", 128, mma=mma)["shared_bytes"]
+        assert art.manifest["options"] == {"mma": mma}
+    assert len({wg.key, sync.key, older.key}) == 3
+    with pytest.raises(ValueError, match="mma"):
+        splat.compile(mask, head_dim=128, mma="wmma")
+
+
+def test_wgmma_is_refused_where_it_failed_on_the_gpu():
+    """D = 64 gave wrong results on the H100 (abi.WGMMA_HEAD_DIMS): refused, never built."""
+    with pytest.raises(ValueError, match="mma wgmma supports head dim 128 only"):
+        splat.compile(np.ones((64, 64), dtype=bool), head_dim=64, mma="wgmma")
+    with pytest.raises(ValueError, match="mma wgmma supports head dim 128 only"):
+        FusedForwardConfig("bf16", 64, mma="wgmma")
