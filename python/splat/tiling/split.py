@@ -100,17 +100,21 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
                single: TileSchedule | None = None, order: str = "rows",
                plan: str = "auto") -> tuple[TileSchedule, TileSchedule | None]:
     """``(schedule, None)`` for one schedule, or ``(main, extra)`` when split-KV is cheaper.
-    ``single``: the one-schedule result if the caller has it already; ``order`` and ``plan``:
-    the row tile order and plan of the schedules built here (``build_schedule``)."""
+    ``single``: the one-schedule result if the caller has it already; ``order``: the row tile
+    order of the schedules built here; ``plan``: the plan of the single and main schedules (the
+    extra one always takes the affine plan: its kernel runs no mask tiles)."""
     single = (single if single is not None
               else build_schedule(acsr, block_m, block_n, order=order, plan=plan))
     parts = split_pieces(acsr)
     if parts is None:
         return single, None
     budget = _SPLIT_MARGIN * schedule_cost(single)
-    # the extra schedule first: it decides most refusals before the main one is built
-    extra = build_schedule(parts[1], block_m, block_n, order=order, plan=plan)
-    if extra.has_masks:
+    # the extra schedule first: it decides most refusals before the main one is built. It runs
+    # on the accumulating kernel, which walks segments only, so its tiles take the affine plan
+    # (a blocks plan would give it mask tiles: pricing one, 2-3x dearer on fragmented layouts,
+    # only to refuse it)
+    extra = build_schedule(parts[1], block_m, block_n, order=order, plan="affine")
+    if extra.has_masks:  # the affine plan makes none; kept as the kernel's requirement
         return single, None
     extra = _without_empty_tiles(extra)
     if schedule_cost(extra) + _main_cost_bound(acsr.Lq, block_m) > budget:
