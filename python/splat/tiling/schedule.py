@@ -1282,41 +1282,45 @@ class _Builder:
                 cand.add(k)
                 k += BM
         cand = sorted(cand)
-        # the tiles (i, j) the DP weighs: every candidate j with each candidate i in [j - BM, j)
-        steps = [(j, cand[bisect.bisect_left(cand, j - BM):bisect.bisect_left(cand, j)])
-                 for j in cand[1:]]
-        cost = self._cut_costs(first, R, [(i, j) for j, starts in steps for i in starts])
-        best = {0: (0.0, None)}
-        for j, starts in steps:
-            bj = None
-            for i in starts:
-                c = best[i][0] + cost[(i, j)]
-                if bj is None or c < bj[0] - 1e-9:
-                    bj = (c, i)
-            best[j] = bj
-        tiles, j = [], n
-        while j:
-            i = best[j][1]
-            tiles.append((i, j - i))
-            j = i
+        # the tiles the DP weighs: every candidate cand[t] with each candidate start in
+        # [cand[t] - BM, cand[t]), i.e. cand[lo[t]:t]; their costs in that order (positions,
+        # not (i, j) keys: the DP runs for every new document layout)
+        lo = np.searchsorted(cand, np.array(cand) - BM).tolist()
+        cost = self._cut_costs(first, R, [(cand[s], j) for t, j in enumerate(cand)
+                                          for s in range(lo[t], t)])
+        best_cost, best_start = [0.0] * len(cand), [0] * len(cand)
+        p = 0
+        for t in range(1, len(cand)):
+            bc, bs = None, 0
+            for s in range(lo[t], t):
+                c = best_cost[s] + cost[p]
+                p += 1
+                if bc is None or c < bc - 1e-9:
+                    bc, bs = c, s
+            best_cost[t], best_start[t] = bc, bs
+        tiles, t = [], len(cand) - 1
+        while t:
+            s = best_start[t]
+            tiles.append((cand[s], cand[t] - cand[s]))
+            t = s
         if R == 1 and self.bands is not None:
             self._plan_band_tiles([(first + i, m) for i, m in tiles])
         return tiles[::-1]
 
-    def _cut_costs(self, first: int, R: int, pairs: list[tuple[int, int]]) -> dict:
-        """``{(i, j): planned cost}`` of the tiles ``first + R*k``, ``i <= k < j``: for a band
-        layout (:mod:`splat.tiling.band_costs`) vectorised where that gives the same number,
-        the other tiles through :meth:`tile`."""
+    def _cut_costs(self, first: int, R: int, pairs: list[tuple[int, int]]) -> list[float]:
+        """The planned cost of each tile ``first + R*k``, ``i <= k < j``, of ``pairs``: for a
+        band layout (:mod:`splat.tiling.band_costs`) vectorised where that gives the same
+        number, the other tiles through :meth:`tile`."""
         if R == 1 and self.bands is not None and pairs:
             I, J = np.array(pairs, dtype=np.int64).T
             bc = band_tile_costs(self.bands, first + I, J - I, self.BM, self.BN, self.Lk,
                                  self._plan_rules())
-            out = dict(zip(pairs, bc.cost.tolist()))
+            out = bc.cost.tolist()
             for m in np.flatnonzero(bc.general).tolist():
                 i, j = pairs[m]
-                out[(i, j)] = self.tile(first + i, 1, j - i)[2]
+                out[m] = self.tile(first + i, 1, j - i)[2]
             return out
-        return {(i, j): self.tile(first + R * i, R, j - i)[2] for i, j in pairs}
+        return [self.tile(first + R * i, R, j - i)[2] for i, j in pairs]
 
     def _plan_rules(self) -> PlanRules:
         return PlanRules(self.plan == "auto", _PLAN_MIN_ITEMS, _PLAN_MIN_MASKED,
