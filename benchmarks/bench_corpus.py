@@ -26,6 +26,8 @@ Modes::
     # on the GPU (no MLIR): B=2, H=16, bf16; correctness against fp64, then do_bench medians
     tar xzf corpus.tar.gz -C /tmp
     SPLAT_ARTIFACT_DIR=/tmp/corpus PYTHONPATH=python python benchmarks/bench_corpus.py --run --copy-to $OUT
+    # another kernel build, to compare in the same GPU call (issue 12): a pack per instruction
+    python benchmarks/bench_corpus.py --pack .device/corpus-wgmma --mma wgmma --head-dims 128 --tar
     # anywhere: plot + markdown table from a results file
     python benchmarks/bench_corpus.py --plot benchmarks/results/<date>-<gpu>-corpus.json
 
@@ -373,20 +375,22 @@ def pack(args) -> int:
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {}
     same = (old.get("compiler_version") == version and old.get("seed") == args.seed
-            and old.get("scale") == args.scale)
+            and old.get("scale") == args.scale and old.get("mma", "auto") == args.mma)
     done = {(e["name"], e["D"]): e for e in old.get("entries", [])} if same and not args.force else {}
     masks = corpus(args.seed, args.scale)
     if args.masks:
         keep = set(args.masks.split(","))
         masks = [m for m in masks if m.name in keep or m.name[:3] in keep]
     entries = dict(done)
+    head_dims = [int(d) for d in args.head_dims.split(",")]
     cat = lambda: {"format": "splat-corpus-catalog/1", "compiler_version": version,  # noqa: E731
                    "target": DEFAULT_TARGET, "seed": args.seed, "scale": args.scale,
+                   "mma": args.mma,
                    "entries": sorted(entries.values(), key=lambda e: (e["name"], e["D"]))}
     t_start = time.perf_counter()
     failures = []
     for i, m in enumerate(masks):
-        if all((m.name, D) in done and (out / done[(m.name, D)]["key"]).is_dir() for D in HEAD_DIMS):
+        if all((m.name, D) in done and (out / done[(m.name, D)]["key"]).is_dir() for D in head_dims):
             print(f"[{i + 1}/{len(masks)}] {m.name}: cached", flush=True)
             continue
         t0 = time.perf_counter()
@@ -400,20 +404,20 @@ def pack(args) -> int:
                     pattern_build_s=build_s, analyze_s=analyze_s, pieces=len(acsr.pieces),
                     remainder_blocks=n_rem, nnz=int(acsr.nnz), density=float(acsr.density),
                     row_fingerprint=_row_fingerprint(acsr.row_nnz()))
-        for D in HEAD_DIMS:
+        for D in head_dims:
             key = request_key(acsr, Lq=m.Lq, Lk=m.Lk, dtype="bf16", head_dim=D)
             dest = out / key
-            row = dict(base, D=D, dtype="bf16", key=key)
+            row = dict(base, D=D, dtype="bf16", key=key, mma=args.mma)
             try:
                 hits = ptx_cache.stats["hits"]
                 t0 = time.perf_counter()
-                art = splat.compile(acsr, dtype="bf16", head_dim=D)
+                art = splat.compile(acsr, dtype="bf16", head_dim=D, mma=args.mma)
                 row["compile_s"] = time.perf_counter() - t0
                 row["ptx_cache_hit"] = ptx_cache.stats["hits"] > hits
                 row["compile_warm_s"] = None
                 if row["compile_s"] <= WARM_COMPILE_MAX_S:
                     t0 = time.perf_counter()
-                    splat.compile(acsr, dtype="bf16", head_dim=D)
+                    splat.compile(acsr, dtype="bf16", head_dim=D, mma=args.mma)
                     row["compile_warm_s"] = time.perf_counter() - t0
                 save(art, dest, overwrite=True)
                 load(dest)  # what the GPU side will read
@@ -483,7 +487,7 @@ def run_row(m: CorpusMask, e: dict, art_dir: Path, args, flex) -> dict:
     B, H, D, dev = args.B, args.H, e["D"], torch.device("cuda")
     Lq, Lk = m.Lq, m.Lk
     row = dict(mask=m.name, kind=m.kind, description=m.description, Lq=Lq, Lk=Lk, D=D,
-               dtype="bf16", B=B, H=H, density=e["density"], pieces=e["pieces"],
+               dtype="bf16", mma=e.get("mma", "auto"), B=B, H=H, density=e["density"], pieces=e["pieces"],
                analyze_s=e["analyze_s"], compile_s=e["compile_s"], key_tiles=(e.get("stats") or {}).get("key_tiles"),
                splat_ms=None, flex_ms=None, sdpa_ms=None, sdpa_masked_ms=None, splat_ok=None,
                notes=[])
@@ -659,6 +663,10 @@ def main(argv=None) -> int:
     ap.add_argument("--tar", action="store_true", help="with --pack: also write OUT_DIR.tar.gz")
     ap.add_argument("--force", action="store_true", help="with --pack: recompile cached entries")
     ap.add_argument("--cpu-json", help="with --pack: write the CPU-side table here")
+    ap.add_argument("--mma", default="auto", choices=("auto", "mma_sync", "wgmma"),
+                    help="with --pack: the fused kernel's tensor-core instruction (splat.compile)")
+    ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
+                    help="with --pack: comma-separated head dims (wgmma: 128 only for now)")
     ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),
                     help="with --run: the pack (default $SPLAT_ARTIFACT_DIR)")
     ap.add_argument("--B", type=int, default=2)
