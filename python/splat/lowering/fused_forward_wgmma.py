@@ -22,21 +22,13 @@ proxy, so every thread fences (``fence.proxy.async``) between its cp.async wait 
 
 from __future__ import annotations
 
-import os
-
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu
 
 from ..abi import NUM_THREADS
 from . import wgmma
-from .builder import add, f32_type, icmp, mul, select, to_index, udiv
-from .fused_forward import BLOCK_M, CHUNK, _FusedForwardKernel
-
-# Operand descriptors: which byte stride goes in the "leading" field.  wgmma.py's convention
-# (leading = along K) is the documented one; SPLAT_WGMMA_SWAP ("k", "v", "kv") swaps it for K
-# and/or V, only to probe the hardware.
-_SWAP = os.environ.get("SPLAT_WGMMA_SWAP", "")
-
+from .builder import add, ci, const, cx, f32_type, icmp, mul, select, to_index, udiv
+from .fused_forward import CHUNK, _FusedForwardKernel
 
 class WgmmaForwardKernel(_FusedForwardKernel):
     """The fused kernel with S and P V on wgmma (see the module docstring)."""
@@ -55,15 +47,12 @@ class WgmmaForwardKernel(_FusedForwardKernel):
             ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
         # [stage][K=0 / V=1][BLOCK_N * D elements as core matrices]
         kv_ty = ir.MemRefType.get([2, 2, self.BN * self.D], self.elem, memory_space=ws)
-        self.kv_s = memref.view(kv_ty, raw, arith.constant(ir.IndexType.get(), 0), [])
+        self.kv_s = memref.view(kv_ty, raw, cx(0), [])
         base = wgmma.smem_address(self.kv_s)
         chunk_column = self.BN * 16  # bytes between core matrices along the D chunks
+        # leading = between core matrices along the product's K, stride = along its N
         k_lead, k_stride = chunk_column, wgmma.CORE_BYTES  # K: K dim = D, N dim = keys
         v_lead, v_stride = wgmma.CORE_BYTES, chunk_column  # V: K dim = keys, N dim = D
-        if "k" in _SWAP:
-            k_lead, k_stride = k_stride, k_lead
-        if "v" in _SWAP:
-            v_lead, v_stride = v_stride, v_lead
         self.k_desc0 = wgmma.matrix_descriptor(base, leading_bytes=k_lead, stride_bytes=k_stride)
         self.v_desc0 = wgmma.advance(
             wgmma.matrix_descriptor(base, leading_bytes=v_lead, stride_bytes=v_stride),
@@ -72,9 +61,8 @@ class WgmmaForwardKernel(_FusedForwardKernel):
     def _stage_descriptor(self, desc0, stage):
         """``desc0`` moved to ``stage`` (an index, 0 or 1): stages are 2 tiles apart."""
         i64 = ir.IntegerType.get_signless(64)
-        s = arith.index_cast(i64, stage)
-        step = arith.constant(i64, ir.IntegerAttr.get(i64, (2 * self.kv_bytes) >> 4))
-        return arith.addi(desc0, arith.muli(s, step))
+        step = const(i64, (2 * self.kv_bytes) >> 4)  # in the address field's 16-byte units
+        return arith.addi(desc0, arith.muli(arith.index_cast(i64, stage), step))
 
     def _load_kv_rows(self, col0, col_step, ncols, u0, stage):
         """Gather key/value rows ``col0 + col_step*u``, ``u in [u0, u0+BLOCK_N)`` (zero past
@@ -85,20 +73,19 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         rows_per_pass = NUM_THREADS // chunks
         assert self.BN % rows_per_pass == 0
         tid = self.tid
-        chunk = arith.remui(arith.shrui(tid, _i32(3)), _i32(chunks))
-        r_first = add(arith.andi(tid, _i32(7)), mul(udiv(arith.shrui(tid, _i32(3)), chunks), 8))
+        chunk = arith.remui(arith.shrui(tid, ci(3)), ci(chunks))
+        r_first = add(arith.andi(tid, ci(7)), mul(udiv(arith.shrui(tid, ci(3)), chunks), 8))
         col = to_index(mul(chunk, CHUNK))
         for i in range(self.BN // rows_per_pass):
             r = add(r_first, i * rows_per_pass)
             u = add(u0, r)
             valid = icmp("slt", u, ncols)
             grow = select(valid, add(col0, mul(col_step, u)), 0)
-            n_src = select(valid, arith.constant(ir.IndexType.get(), CHUNK),
-                           arith.constant(ir.IndexType.get(), 0))
+            n_src = select(valid, cx(CHUNK), cx(0))
             dst = to_index(wgmma.core_matrix_offset(r, chunk, self.BN))
             for kind, src in ((0, self.k), (1, self.v)):
                 nvgpu.device_async_copy(
-                    self.kv_s, [stage, arith.constant(ir.IndexType.get(), kind), dst],
+                    self.kv_s, [stage, cx(kind), dst],
                     src, [self.b, self.hkv, to_index(grow), col],
                     CHUNK, src_elements=n_src, bypass_l1=True)
 
@@ -134,7 +121,3 @@ class WgmmaForwardKernel(_FusedForwardKernel):
                                wait_group=0)
         return [flat[4 * j:4 * j + 4] for j in range(self.D // 8)]
 
-
-def _i32(v):
-    t = ir.IntegerType.get_signless(32)
-    return arith.constant(t, ir.IntegerAttr.get(t, v))

@@ -27,7 +27,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, llvm, memref, vector
 
-from .builder import f32_type, i32_type
+from .builder import add, ci, const, f32_type, i32_type, mul
 
 __all__ = ["core_matrix_offset", "smem_address", "matrix_descriptor", "pack_a_fragment",
            "mma_async", "wait", "fence_proxy_async"]
@@ -40,18 +40,12 @@ def core_matrix_offset(row, chunk, tile_rows: int):
     stored as core matrices, chunk-column-major: core (row // 8, chunk) starts at
     ``(chunk * tile_rows/8 + row // 8) * 64`` elements.  Along the rows (M/N or K for V) cores
     are ``CORE_BYTES`` apart; along the chunks, ``tile_rows * 16`` bytes."""
-    from .builder import add, mul
-    core = add(mul(chunk, tile_rows // 8), arith.shrui(row, _c32(3)))
-    return add(mul(core, 64), mul(arith.andi(row, _c32(7)), 8))
-
-
-def _c32(v):
-    return arith.constant(i32_type(), ir.IntegerAttr.get(i32_type(), v))
+    core = add(mul(chunk, tile_rows // 8), arith.shrui(row, ci(3)))
+    return add(mul(core, 64), mul(arith.andi(row, ci(7)), 8))
 
 
 def _c64(v):
-    i64 = ir.IntegerType.get_signless(64)
-    return arith.constant(i64, ir.IntegerAttr.get(i64, v))
+    return const(ir.IntegerType.get_signless(64), v)
 
 
 def smem_address(buf) -> ir.Value:
@@ -127,7 +121,7 @@ def mma_async(acc: list, a_frags: list, descriptors: list, *, n: int, ptx_type: 
     constraints = ",".join(["=f"] * n_acc + [str(i) for i in range(n_acc)]
                            + ["r"] * (4 * steps) + ["l"] * steps + ["r"])
     operands = (list(acc) + [r for f in a_frags for r in f] + list(descriptors)
-                + [_c32(1 if accumulate else 0)])
+                + [ci(1 if accumulate else 0)])
     res = llvm.inline_asm(_struct(n_acc), operands, "\n".join(lines), constraints,
                           has_side_effects=True)
     return _unpack(res, n_acc)
