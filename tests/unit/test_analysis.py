@@ -193,31 +193,36 @@ def test_interval_algebra():
     assert np.array_equal(analysis.intersection(ia, ib).to_mask(), a & b)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 40), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
-def test_disjoint_merge_is_the_sweep(Lq, Lk, density, seed):
-    """intervals_from_acsr merges an ACSR's disjoint pieces by sorting instead of the event
-    sweep: the same maximal intervals, in any input order, split at any points; overlapping
-    input (an unvalidated ACSR) falls back to the sweep."""
-    from splat.analysis.intervals import _covered, _merge_disjoint
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 40), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+       st.integers(0, 2**32 - 1))
+def test_interval_algebra_on_random_masks(Lq, Lk, da, db, seed):
+    """Union and intersection of maximal interval sets are the masks' | and &, and maximal."""
     rng = np.random.default_rng(seed)
-    full = intervals_from_mask(rng.random((Lq, Lk)) < density)
-    # cut every maximal interval at random points, then shuffle: disjoint pieces that touch
-    cells = full.stop - full.start
-    cut = [np.unique(np.concatenate([[s, e], rng.integers(s, e + 1, 2)]))
-           for s, e in zip(full.start.tolist(), full.stop.tolist())]
-    row = np.concatenate([np.full(len(c) - 1, r) for r, c in zip(full.row.tolist(), cut)] or [[]])
-    start = np.concatenate([c[:-1] for c in cut] or [[]]).astype(np.int64)
-    stop = np.concatenate([c[1:] for c in cut] or [[]]).astype(np.int64)
-    perm = rng.permutation(row.size)
-    got = _merge_disjoint(Lq, Lk, row[perm].astype(np.int64), start[perm], stop[perm])
+    a, b = rng.random((Lq, Lk)) < da, rng.random((Lq, Lk)) < db
+    ia, ib = intervals_from_mask(a), intervals_from_mask(b)
+    for got, want in ((analysis.union(ia, ib), a | b), (analysis.intersection(ia, ib), a & b)):
+        truth = intervals_from_mask(want)
+        for f in ("row", "start", "stop"):
+            assert np.array_equal(getattr(got, f), getattr(truth, f))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 40), st.integers(0, 60), st.integers(0, 2**32 - 1))
+def test_merge_of_any_intervals_is_their_union(Lq, Lk, n, seed):
+    """intervals_from_acsr's merge: intervals in any order, overlapping, touching or nested,
+    become the maximal intervals of the cells they cover."""
+    from splat.analysis.intervals import _merge
+    rng = np.random.default_rng(seed)
+    row = rng.integers(0, Lq, n)
+    start = rng.integers(0, Lk, n)
+    stop = np.minimum(start + rng.integers(1, Lk + 1, n), Lk)
+    mask = np.zeros((Lq, Lk), dtype=bool)
+    for r, s, e in zip(row.tolist(), start.tolist(), stop.tolist()):
+        mask[r, s:e] = True
+    got, truth = _merge(Lq, Lk, row, start, stop), intervals_from_mask(mask)
     for f in ("row", "start", "stop"):
-        assert np.array_equal(getattr(got, f), getattr(full, f))
-    assert got.nnz == int(cells.sum())
-    twice = [np.concatenate([x, x]).astype(np.int64) for x in (row, start, stop)]
-    a, b = _merge_disjoint(Lq, Lk, *twice), _covered(Lq, Lk, *twice)
-    for f in ("row", "start", "stop"):
-        assert np.array_equal(getattr(a, f), getattr(b, f))
+        assert np.array_equal(getattr(got, f), getattr(truth, f))
 
 
 # -- vertical compression --------------------------------------------------------------------------

@@ -87,64 +87,49 @@ def _chunk_intervals(mask: np.ndarray, row0: int, Lq: int) -> Intervals:
     return Intervals(Lq, C, *intervals_of(x, f, C, row0))
 
 
-def _covered(Lq: int, Lk: int, row, start, stop, need: int = 1) -> Intervals:
-    """Intervals covered by at least ``need`` of the given ones, merged into maximal intervals.
-    An event sweep over the flattened position ``row * (Lk + 1) + col``; the spare column keeps
-    rows apart."""
-    if row.size == 0:
-        return Intervals.empty(Lq, Lk)
-    base = row.astype(I64) * (Lk + 1)
-    w = np.ones(row.size, dtype=I64)
-    pos = np.concatenate([base + start, base + stop])
-    delta = np.concatenate([w, -w])
-    order = np.argsort(pos, kind="stable")
-    pos, delta = pos[order], delta[order]
-    first = np.ones(pos.size, dtype=bool)
-    first[1:] = pos[1:] != pos[:-1]
-    upos = pos[first]
-    cover = np.cumsum(np.add.reduceat(delta, np.flatnonzero(first)))  # on [upos[j], upos[j+1])
-    sel = cover >= need
-    prev = np.concatenate([[False], sel[:-1]])
-    nxt = np.concatenate([sel[1:], [False]])
-    g0 = upos[sel & ~prev]
-    g1 = upos[1:][(sel & ~nxt)[:-1]] if upos.size > 1 else upos[:0]
-    r, c0 = np.divmod(g0, Lk + 1)
-    return Intervals(Lq, Lk, r, c0, g1 - r * (Lk + 1))
+def _flat(Lk: int, row, col):
+    """Flattened position ``row * (Lk + 1) + col``: the spare column keeps rows apart."""
+    return row.astype(I64) * (Lk + 1) + col
 
 
-def _merge_disjoint(Lq: int, Lk: int, row, start, stop) -> Intervals:
-    """:func:`_covered` for intervals known to be pairwise disjoint (an ACSR's pieces and
-    remainder): sort by start and join the ones that touch, with one key per interval instead of
-    two sweep events.  Overlapping input (a hand-built ACSR that was never validated) falls back
-    to the sweep."""
+def _unflat(Lq: int, Lk: int, s, e) -> Intervals:
+    r, c0 = np.divmod(s, Lk + 1)
+    return Intervals(Lq, Lk, r, c0, e - r * (Lk + 1))
+
+
+def _merge(Lq: int, Lk: int, row, start, stop) -> Intervals:
+    """The maximal intervals of the union of any intervals: sorted by start, a new one opens
+    where a start passes every end before it (one sort key per interval, no sweep events)."""
     if row.size == 0:
         return Intervals.empty(Lq, Lk)
-    base = row.astype(I64) * (Lk + 1)
-    s, e = base + start, base + stop
-    order = np.argsort(s, kind="stable")
-    s, e = s[order], e[order]
-    if (s[1:] < e[:-1]).any():
-        return _covered(Lq, Lk, row, start, stop)
+    s, e = _flat(Lk, row, start), _flat(Lk, row, stop)
+    order = np.argsort(s, kind="stable")  # inputs are a few sorted runs: a linear merge
+    s, reach = s[order], np.maximum.accumulate(e[order])
     opens = np.empty(s.size, dtype=bool)
     opens[0] = True
-    opens[1:] = s[1:] != e[:-1]  # a gap: a new maximal interval
-    g0 = s[opens]
-    g1 = e[np.flatnonzero(np.append(opens[1:], True))]
-    r, c0 = np.divmod(g0, Lk + 1)
-    return Intervals(Lq, Lk, r, c0, g1 - r * (Lk + 1))
+    opens[1:] = s[1:] > reach[:-1]  # touching intervals join (>, not >=)
+    last = np.flatnonzero(np.append(opens[1:], True))
+    return _unflat(Lq, Lk, s[opens], reach[last])
 
 
 def union(a: Intervals, b: Intervals) -> Intervals:
     """The cells in ``a`` or ``b``."""
-    return _covered(a.Lq, a.Lk, np.concatenate([a.row, b.row]),
-                    np.concatenate([a.start, b.start]), np.concatenate([a.stop, b.stop]), 1)
+    return _merge(a.Lq, a.Lk, np.concatenate([a.row, b.row]),
+                  np.concatenate([a.start, b.start]), np.concatenate([a.stop, b.stop]))
 
 
 def intersection(a: Intervals, b: Intervals) -> Intervals:
-    """The cells in both ``a`` and ``b``."""
-    # Each operand is already disjoint, so coverage 2 means "in both".
-    return _covered(a.Lq, a.Lk, np.concatenate([a.row, b.row]),
-                    np.concatenate([a.start, b.start]), np.concatenate([a.stop, b.stop]), 2)
+    """The cells in both ``a`` and ``b``: each interval of ``a`` meets the run of ``b``'s
+    intervals that overlap it (two binary searches). Both sides are maximal, so the pieces come
+    out sorted, disjoint and maximal."""
+    a0, a1 = _flat(a.Lk, a.row, a.start), _flat(a.Lk, a.row, a.stop)
+    b0, b1 = _flat(b.Lk, b.row, b.start), _flat(b.Lk, b.row, b.stop)
+    lo = np.searchsorted(b1, a0, side="right")  # first b ending after a starts
+    hi = np.searchsorted(b0, a1, side="left")   # first b starting at or after a's end
+    count = np.maximum(hi - lo, 0)
+    ia = np.repeat(np.arange(a0.size), count)
+    ib = np.repeat(lo, count) + arange_each(count)
+    return _unflat(a.Lq, a.Lk, np.maximum(a0[ia], b0[ib]), np.minimum(a1[ia], b1[ib]))
 
 
 def intervals_from_acsr(a: ACSR) -> Intervals:
@@ -169,6 +154,4 @@ def intervals_from_acsr(a: ACSR) -> Intervals:
         rows.append(r), starts.append(c), stops.append(c + 1)
     if not rows:
         return Intervals.empty(a.Lq, a.Lk)
-    # the pieces and the remainder are pairwise disjoint (ACSR.validate): no sweep needed
-    return _merge_disjoint(a.Lq, a.Lk, np.concatenate(rows), np.concatenate(starts),
-                           np.concatenate(stops))
+    return _merge(a.Lq, a.Lk, np.concatenate(rows), np.concatenate(starts), np.concatenate(stops))
