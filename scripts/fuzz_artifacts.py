@@ -117,11 +117,13 @@ def base_artifacts() -> dict:
 
 
 def clone(art: Artifact) -> Artifact:
+    """A deep copy to tamper with."""
     return Artifact(manifest=json.loads(json.dumps(art.manifest)), ptx=dict(art.ptx),
                     tables={n: np.array(t, copy=True) for n, t in art.tables.items()})
 
 
 def same_meaning(a: Artifact, b: Artifact) -> bool:
+    """Equal manifests, PTX and tables: what a tampered artifact that loads must still be."""
     return (a.manifest == b.manifest and a.ptx == b.ptx and a.tables.keys() == b.tables.keys()
             and all(a.tables[n].shape == b.tables[n].shape
                     and np.array_equal(a.tables[n], b.tables[n]) for n in a.tables))
@@ -133,14 +135,15 @@ _VALUES = [0, 1, -1, 2, 63, 64, 65, 127, 128, 2**31 - 1, -2**31, 2**31, 2**40, 0
            False, None, "", "x", "bf16", "row_tiles", [], {}, [1, 2, 3], {"a": 1}]
 
 
-def _leaves(obj, path=()):
+def json_leaves(obj, path=()):
+    """Every (path, value) of a JSON document."""
     yield path, obj
     if isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _leaves(v, path + (k,))
+            yield from json_leaves(v, path + (k,))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield from _leaves(v, path + (i,))
+            yield from json_leaves(v, path + (i,))
 
 
 def _flip(data: bytes, rnd: random.Random) -> bytes:
@@ -182,7 +185,7 @@ def mutate(d: Path, rnd: random.Random) -> str:
                 break
     elif kind.startswith("json"):
         m = json.loads((d / "manifest.json").read_text())
-        leaves = list(_leaves(m))[1:]
+        leaves = list(json_leaves(m))[1:]
         path, _ = rnd.choice(leaves)
         parent = m
         for k in path[:-1]:

@@ -6,8 +6,10 @@ hypothesis fuzz of saved artifacts (scripts/fuzz_artifacts.py runs the long vers
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +34,14 @@ splat = pytest.importorskip("splat.compiler")
 from splat import patterns  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "artifacts"
+
+# The long fuzz's helpers (a tamper copy, artifact equivalence, JSON leaves) serve this file too.
+_spec = importlib.util.spec_from_file_location(
+    "fuzz_artifacts", Path(__file__).resolve().parents[2] / "scripts" / "fuzz_artifacts.py")
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("fuzz_artifacts", fuzz)
+_spec.loader.exec_module(fuzz)
+clone, same_meaning, json_leaves = fuzz.clone, fuzz.same_meaning, fuzz.json_leaves
 
 # ----------------------------------------------------------------------------------- fixtures
 
@@ -88,12 +98,6 @@ def need(arts: dict, *names: str) -> None:
     for n in names:
         if n not in arts:
             pytest.skip(f"no candidate pattern compiles to a {n} artifact with this tiler")
-
-
-def clone(art: Artifact) -> Artifact:
-    """A deep copy to tamper with (the compiled artifacts are shared by the module)."""
-    return Artifact(manifest=json.loads(json.dumps(art.manifest)), ptx=dict(art.ptx),
-                    tables={n: np.array(t, copy=True) for n, t in art.tables.items()})
 
 
 def saved(art: Artifact, tmp_path: Path, name: str = "a") -> Path:
@@ -616,26 +620,9 @@ def test_corpus_of_adversarial_artifacts_is_refused():
 # ------------------------------------------------------------------------------------ fuzzing
 
 
-def same_meaning(a: Artifact, b: Artifact) -> bool:
-    return (a.manifest == b.manifest and a.ptx == b.ptx and a.tables.keys() == b.tables.keys()
-            and all(a.tables[n].shape == b.tables[n].shape
-                    and np.array_equal(a.tables[n], b.tables[n]) for n in a.tables))
-
-
 _JSON_VALUES = st.one_of(st.integers(-2**40, 2**40), st.sampled_from([0, -1, 1, 2**31, 2**31 - 1]),
                          st.none(), st.booleans(), st.text(max_size=4),
                          st.floats(allow_nan=False, allow_infinity=False), st.just([]), st.just({}))
-
-
-def _leaves(obj, path=()):
-    """Every (path, value) of a JSON document."""
-    yield path, obj
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _leaves(v, path + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _leaves(v, path + (i,))
 
 
 def _mutate(d: Path, data) -> str:
@@ -649,7 +636,7 @@ def _mutate(d: Path, data) -> str:
         p.write_bytes(bytes(b))
     elif kind == "json":
         m = json.loads((d / "manifest.json").read_text())
-        leaves = list(_leaves(m))[1:]
+        leaves = list(json_leaves(m))[1:]
         path, _ = leaves[data.draw(st.integers(0, len(leaves) - 1))]
         parent = m
         for k in path[:-1]:
