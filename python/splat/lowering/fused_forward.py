@@ -276,9 +276,7 @@ class _FusedForwardKernel:
         raw = gpu.dynamic_shared_memory(
             ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
         cfg = self.cfg
-        kv_ty = ir.MemRefType.get([2, self.BN, self.SD], self.elem, memory_space=ws)
-        self.ks = memref.view(kv_ty, raw, cx(0), [])
-        self.vs = memref.view(kv_ty, raw, cx(2 * cfg.kv_tile_bytes), [])
+        self._setup_kv_smem(raw, ws)
         # Q is only read (into registers) before the key loop and the output is only staged after
         # it, so the Q tile lives in K stage 1, which the loop's first prefetch overwrites.
         q_ty = ir.MemRefType.get([BLOCK_M, self.SD], self.elem, memory_space=ws)
@@ -290,9 +288,15 @@ class _FusedForwardKernel:
             self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
         if self.accumulate:
             # Per tile row, the weights of the new and of the existing o ([2, BLOCK_M] f32);
-            # written after the key loop into V stage 0, which no warp reads any more by then.
+            # written after the key loop into a stage no warp reads any more by then.
             alpha_ty = ir.MemRefType.get([2, BLOCK_M], f32_type(), memory_space=ws)
             self.alpha_s = memref.view(alpha_ty, raw, cx(cfg.alpha_offset), [])
+
+    def _setup_kv_smem(self, raw, ws):
+        """The K and V stages: ``[2, BLOCK_N, D + pad]`` each, K stages first."""
+        kv_ty = ir.MemRefType.get([2, self.BN, self.SD], self.elem, memory_space=ws)
+        self.ks = memref.view(kv_ty, raw, cx(0), [])
+        self.vs = memref.view(kv_ty, raw, cx(2 * self.cfg.kv_tile_bytes), [])
 
     def _load_row_tile(self):
         rt = [memref.load(self.row_tiles, [self.tile, cx(i)])

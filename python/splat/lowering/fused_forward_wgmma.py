@@ -23,7 +23,7 @@ proxy, so every thread fences (``fence.proxy.async``) between its cp.async wait 
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, gpu, llvm, memref, nvgpu
+from mlir.dialects import arith, llvm, memref, nvgpu
 
 from ..abi import NUM_THREADS
 from . import wgmma
@@ -39,12 +39,9 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         self.kv_bytes = cfg.kv_tile_bytes
 
     # --- shared memory --------------------------------------------------------------------------
-    def _setup_smem(self):
-        super()._setup_smem()  # Q, bits and split-KV views at the config's offsets
-        ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
-        dyn = ir.ShapedType.get_dynamic_size()
-        raw = gpu.dynamic_shared_memory(
-            ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
+    def _setup_kv_smem(self, raw, ws):
+        """The K and V stages as core matrices, with their stage-0 wgmma descriptors (the Q,
+        bits and split-KV views come from the base class at the config's offsets)."""
         # [stage][K=0 / V=1][BLOCK_N * D elements as core matrices]
         kv_ty = ir.MemRefType.get([2, 2, self.BN * self.D], self.elem, memory_space=ws)
         self.kv_s = memref.view(kv_ty, raw, cx(0), [])
