@@ -28,6 +28,7 @@ Modes::
     SPLAT_ARTIFACT_DIR=/tmp/corpus PYTHONPATH=python python benchmarks/bench_corpus.py --run --copy-to $OUT
     # another kernel build, to compare in the same GPU call (issue 12): a pack per instruction
     python benchmarks/bench_corpus.py --pack .device/corpus-wgmma --mma wgmma --head-dims 128 --tar
+    python benchmarks/bench_corpus.py --pack .device/corpus-m128 --block-m 128 --tar
     # anywhere: plot + markdown table from a results file
     python benchmarks/bench_corpus.py --plot benchmarks/results/<date>-<gpu>-corpus.json
 
@@ -64,6 +65,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from _bench_common import fmt as _f  # noqa: E402  (torch-free at import)
+from splat import abi  # noqa: E402  (plain Python)
 from pack_gpu_artifacts import pack_dir, write_json_atomic, write_tar  # noqa: E402  (the pack helpers)
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -375,7 +377,9 @@ def pack(args) -> int:
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {}
     same = (old.get("compiler_version") == version and old.get("seed") == args.seed
-            and old.get("scale") == args.scale and old.get("mma", "auto") == args.mma)
+            and old.get("scale") == args.scale and old.get("mma", "auto") == args.mma
+            and old.get("block_m", abi.BLOCK_M) == args.block_m
+            and old.get("block_n") == args.block_n)
     done = {(e["name"], e["D"]): e for e in old.get("entries", [])} if same and not args.force else {}
     masks = corpus(args.seed, args.scale)
     if args.masks:
@@ -385,7 +389,7 @@ def pack(args) -> int:
     head_dims = [int(d) for d in args.head_dims.split(",")]
     cat = lambda: {"format": "splat-corpus-catalog/1", "compiler_version": version,  # noqa: E731
                    "target": DEFAULT_TARGET, "seed": args.seed, "scale": args.scale,
-                   "mma": args.mma,
+                   "mma": args.mma, "block_m": args.block_m, "block_n": args.block_n,
                    "entries": sorted(entries.values(), key=lambda e: (e["name"], e["D"]))}
     t_start = time.perf_counter()
     failures = []
@@ -407,17 +411,20 @@ def pack(args) -> int:
         for D in head_dims:
             key = request_key(acsr, Lq=m.Lq, Lk=m.Lk, dtype="bf16", head_dim=D)
             dest = out / key
-            row = dict(base, D=D, dtype="bf16", key=key, mma=args.mma)
+            options = dict(dtype="bf16", head_dim=D, mma=args.mma, block_m=args.block_m,
+                           block_n=args.block_n)
+            row = dict(base, D=D, dtype="bf16", key=key, mma=args.mma, block_m=args.block_m,
+                       block_n=args.block_n)
             try:
                 hits = ptx_cache.stats["hits"]
                 t0 = time.perf_counter()
-                art = splat.compile(acsr, dtype="bf16", head_dim=D, mma=args.mma)
+                art = splat.compile(acsr, **options)
                 row["compile_s"] = time.perf_counter() - t0
                 row["ptx_cache_hit"] = ptx_cache.stats["hits"] > hits
                 row["compile_warm_s"] = None
                 if row["compile_s"] <= WARM_COMPILE_MAX_S:
                     t0 = time.perf_counter()
-                    splat.compile(acsr, dtype="bf16", head_dim=D, mma=args.mma)
+                    splat.compile(acsr, **options)
                     row["compile_warm_s"] = time.perf_counter() - t0
                 save(art, dest, overwrite=True)
                 load(dest)  # what the GPU side will read
@@ -487,7 +494,8 @@ def run_row(m: CorpusMask, e: dict, art_dir: Path, args, flex) -> dict:
     B, H, D, dev = args.B, args.H, e["D"], torch.device("cuda")
     Lq, Lk = m.Lq, m.Lk
     row = dict(mask=m.name, kind=m.kind, description=m.description, Lq=Lq, Lk=Lk, D=D,
-               dtype="bf16", mma=e.get("mma", "auto"), B=B, H=H, density=e["density"], pieces=e["pieces"],
+               dtype="bf16", mma=e.get("mma", "auto"), block_m=e.get("block_m", abi.BLOCK_M),
+               block_n=e.get("block_n"), B=B, H=H, density=e["density"], pieces=e["pieces"],
                analyze_s=e["analyze_s"], compile_s=e["compile_s"], key_tiles=(e.get("stats") or {}).get("key_tiles"),
                splat_ms=None, flex_ms=None, sdpa_ms=None, sdpa_masked_ms=None, splat_ok=None,
                notes=[])
@@ -665,6 +673,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-json", help="with --pack: write the CPU-side table here")
     ap.add_argument("--mma", default="auto", choices=("auto", "mma_sync", "wgmma"),
                     help="with --pack: the fused kernel's tensor-core instruction (splat.compile)")
+    ap.add_argument("--block-m", type=int, default=abi.BLOCK_M, choices=abi.BLOCK_M_CHOICES,
+                    help="with --pack: query rows per row tile (splat.compile)")
+    ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
+                    help="with --pack: keys per key tile (splat.compile; default: per head dim)")
     ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
                     help="with --pack: comma-separated head dims (wgmma: 128 only for now)")
     ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),

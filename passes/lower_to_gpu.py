@@ -41,6 +41,11 @@ def kernel_head_dim(op: ir.Operation, operand: int = 0) -> int:
     return head_dim
 
 
+def _either(choices: tuple) -> str:
+    *others, last = choices
+    return f"{', '.join(map(str, others))} or {last}"
+
+
 def _schedule_attr(op: ir.Operation, name: str) -> splat_d.TileScheduleAttr:
     """The op's tile schedule attribute ``name``, typed; another kind is a located error."""
     try:
@@ -98,7 +103,7 @@ class LowerToGPU(SplatPass):
 
     def _lower_fused(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
-        emitted: dict[tuple[str, int, bool, bool], int] = {}
+        emitted: dict[tuple[str, int, bool, bool], tuple[int, int]] = {}
         for n, target in enumerate(targets):
             with failures_at(target):
                 if "schedule" not in target.attributes:
@@ -111,40 +116,41 @@ class LowerToGPU(SplatPass):
                 if self.options["mma"] == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
                     raise PassError(abi.wgmma_head_dim_error(head_dim), target)
                 schedule = _schedule_attr(target, "schedule")
-                block_n = schedule.block_n
-                if schedule.block_m != abi.BLOCK_M or block_n not in abi.BLOCK_N_CHOICES:
-                    *others, last = abi.BLOCK_N_CHOICES
-                    raise PassError(f"the kernel needs {abi.BLOCK_M}-row tiles of "
-                                    f"{', '.join(map(str, others))} or {last} keys; the schedule "
-                                    f"has block_m = {schedule.block_m}, block_n = {block_n}",
-                                    target)
+                shape = (schedule.block_m, schedule.block_n)
+                if (shape[0] not in abi.BLOCK_M_CHOICES
+                        or shape[1] not in abi.BLOCK_N_CHOICES):
+                    raise PassError(f"the kernel needs tiles of {_either(abi.BLOCK_M_CHOICES)} "
+                                    f"rows by {_either(abi.BLOCK_N_CHOICES)} keys; the schedule "
+                                    f"has block_m = {shape[0]}, block_n = {shape[1]}", target)
                 # Layouts with an irregular remainder get the kernel variant that also walks the
                 # schedule's explicitly masked key tiles; the plain kernel stays lean.
                 masked = schedule.has_masks
-                self._emit_once(op, target, emitted, dtype, head_dim, block_n, masked=masked)
+                self._emit_once(op, target, emitted, dtype, head_dim, shape, masked=masked)
                 if "split_schedule" in target.attributes:
                     # split-KV: the second schedule runs the accumulating kernel, which folds its
                     # result into the o and lse the first launch wrote
                     split = _schedule_attr(target, "split_schedule")
-                    if split.has_masks or split.block_n != block_n:
-                        raise PassError("a split schedule must have no mask tiles and the key tile "
-                                        "size of the schedule", target)
-                    self._emit_once(op, target, emitted, dtype, head_dim, block_n, accumulate=True)
+                    if split.has_masks or (split.block_m, split.block_n) != shape:
+                        raise PassError("a split schedule must have no mask tiles and the tile "
+                                        "shape of the schedule", target)
+                    self._emit_once(op, target, emitted, dtype, head_dim, shape, accumulate=True)
                 self._replace_with_call(target, f"splat_attention_{n}",
                                         abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
 
     def _emit_once(self, op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
-                   head_dim: int, block_n: int, *, masked: bool = False,
+                   head_dim: int, shape: tuple[int, int], *, masked: bool = False,
                    accumulate: bool = False) -> None:
-        """Emit the kernel variant once per module; all its users must share one BLOCK_N."""
+        """Emit the kernel variant once per module; all its users must share one tile shape
+        (block_m, block_n): the kernel's name does not carry it."""
         variant = (dtype, head_dim, masked, accumulate)
-        if variant in emitted and emitted[variant] != block_n:
+        if variant in emitted and emitted[variant] != shape:
             raise PassError(f"every {dtype} D={head_dim} attention of a module must use one "
-                            f"key tile size; this one uses {block_n}", target)
+                            f"tile shape; this one uses {shape[0]} x {shape[1]}, another "
+                            f"{emitted[variant][0]} x {emitted[variant][1]}", target)
         if variant not in emitted:
-            emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=block_n, mask_tiles=masked,
-                        accumulate=accumulate, mma=self.options["mma"])
-            emitted[variant] = block_n
+            emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
+                        mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"])
+            emitted[variant] = shape
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, name: str, kernel: str,

@@ -37,9 +37,10 @@ class ToPTX(SplatPipeline):
         PassOption("features", str, "+ptx80", "PTX features (+ptx80 or newer for sm_90a)"),
         PassOption("opt-level", int, 3, "LLVM optimisation level"),
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
+        PassOption("block-m", int, 64, "query rows per row tile: 64 or 128 (a warp per 16 rows)"),
         PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
-        PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (wgmma on "
-                   "sm_90a, else mma_sync), 'mma_sync' or 'wgmma'"),
+        PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (the "
+                   "chip's default, abi.default_mma), 'mma_sync' or 'wgmma'"),
     )
 
     @classmethod
@@ -51,7 +52,8 @@ class ToPTX(SplatPipeline):
     def stage_options(self) -> StageOptions:
         o = self.options
         return StageOptions(chip=o["chip"], features=o["features"], opt_level=o["opt-level"],
-                            block_n=o["block-n"], plan=o["plan"], mma=o["mma"])
+                            block_n=o["block-n"], block_m=o["block-m"], plan=o["plan"],
+                            mma=o["mma"])
 
     def expand(self) -> str:
         return full_pipeline(self.stage_options())

@@ -16,9 +16,19 @@ import math
 GPU_MODULE_NAME = "splat_kernels"  # the gpu.module every kernel is emitted into
 DTYPES = ("bf16", "f16")
 HEAD_DIMS = (64, 128)
-BLOCK_M = 64  # query rows per row tile: one CTA of NUM_WARPS warps, 16 rows a warp
+BLOCK_M = 64  # query rows per row tile by default: one CTA of NUM_WARPS warps, 16 rows a warp
 NUM_WARPS = 4
 NUM_THREADS = 32 * NUM_WARPS
+# Row tile heights the fused kernel is built for: 16 query rows a warp, so a 128-row tile runs on
+# 8 warps. Every K/V tile a CTA gathers serves all its rows, so 128 rows halve the L2 traffic per
+# tensor-core operation (the limit of 64-row tiles on dense layouts, docs/performance.md).
+BLOCK_M_CHOICES = (64, 128)
+
+
+def fused_threads(block_m: int) -> int:
+    """Threads of the fused kernel's CTA for ``block_m``-row tiles (a warp per 16 rows)."""
+    return 2 * block_m
+
 BLOCK_N_CHOICES = (32, 64, 128)
 # Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler
 # cuts schedules with it and the fused kernel is built for it: they must agree.

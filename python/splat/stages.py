@@ -50,6 +50,7 @@ class StageOptions:
     features: str = "+ptx80"  # sm_90/sm_90a need PTX ISA 8.0 or newer
     opt_level: int = 3
     block_n: int = 0  # compressed keys per key tile; 0: the kernel's tuned value per head dim
+    block_m: int = abi.BLOCK_M  # query rows per row tile (abi.BLOCK_M_CHOICES)
     # row tile plans: "auto" picks the affine or the blocks plan per tile by cost; "affine" and
     # "blocks" force one (tests, benchmarks and the cost-model calibration)
     plan: str = "auto"
@@ -62,6 +63,7 @@ class StageOptions:
         check_option("features", self.features, PTX_FEATURES)
         check_option("opt-level", self.opt_level, OPT_LEVELS)
         check_option("block-n", self.block_n, (0,) + abi.BLOCK_N_CHOICES)
+        check_option("block-m", self.block_m, abi.BLOCK_M_CHOICES)
         check_option("plan", self.plan, PLANS)
         check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
         if self.kernel_mma == "wgmma" and self.chip != "sm_90a":
@@ -84,7 +86,8 @@ class Stage:
 
 STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
-    Stage("tile", lambda o: f"splat-tile-acsr{{block-n={o.block_n} plan={o.plan}}}"),
+    Stage("tile", lambda o: f"splat-tile-acsr{{block-m={o.block_m} block-n={o.block_n} "
+                                f"plan={o.plan}}}"),
     Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),

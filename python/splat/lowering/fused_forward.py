@@ -1,7 +1,8 @@
 """The fused forward sparse-attention kernel of design.md §3, built with the MLIR Python bindings.
 
-One CTA = 4 warps = 128 threads handles one row tile of the schedule (``BLOCK_M = 64`` query rows,
-warp ``w`` owns tile rows ``16w .. 16w+15``) for one (batch, head).  Grid ``(n_tiles, H, B)``,
+One CTA handles one row tile of the schedule (``block_m`` = BLOCK_M = 64 query rows on 4 warps
+= 128 threads, or 128 rows on 8 warps; warp ``w`` owns tile rows ``16w .. 16w+15``) for one
+(batch, head).  Below, BLOCK_M stands for the config's ``block_m``.  Grid ``(n_tiles, H, B)``,
 dealt out tile-major: the CTAs started first take the schedule's first (heaviest) tile of every
 (batch, head).
 
@@ -75,7 +76,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, vector
 
 from .. import abi
-from ..abi import BLOCK_M, NUM_THREADS
+from ..abi import BLOCK_M
 from .builder import (LN2, LOG2E, add, all_of, band, cf, ci, cx, exp2, f32_type, fcmp, fma, fmax,
                       for_range, i32_type, icmp, if_else, if_then, log2, mul, select, shuffle_xor,
                       smax, smin, sub, to_i32, to_index, tree_reduce, udiv, urem)
@@ -120,6 +121,8 @@ class FusedForwardConfig:
     # "wgmma" (sm_90a, warpgroup-level, K/V read from shared memory by the tensor cores;
     # fused_forward_wgmma.py).  Same ABI, tables and launch grid.
     mma: str = "mma_sync"
+    # Query rows per row tile (abi.BLOCK_M_CHOICES): the CTA has a warp per 16 rows.
+    block_m: int = BLOCK_M
 
     def __post_init__(self):
         if self.mma not in MMA_KINDS:
@@ -130,10 +133,15 @@ class FusedForwardConfig:
             raise ValueError(f"head_dim must be one of {abi.HEAD_DIMS}, got {self.head_dim}")
         if self.mma == "wgmma" and self.head_dim not in abi.WGMMA_HEAD_DIMS:
             raise ValueError(abi.wgmma_head_dim_error(self.head_dim))
+        if self.block_m not in abi.BLOCK_M_CHOICES:
+            raise ValueError(f"block_m must be one of {abi.BLOCK_M_CHOICES}, got {self.block_m}")
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):
             defaults["min_blocks_per_sm"] = MASKED_MIN_BLOCKS_PER_SM[self.head_dim]
+        # The hints are register caps tuned for 64-row (128-thread) CTAs: keep the same cap per
+        # thread for taller tiles (fewer, larger CTAs per SM).
+        defaults["min_blocks_per_sm"] = defaults["min_blocks_per_sm"] * BLOCK_M // self.block_m
         if self.mma == "wgmma":
             defaults["min_blocks_per_sm"] = 0  # no register cap: ptxas' own choice measured best
         for field in ("block_n", "min_blocks_per_sm"):
@@ -141,6 +149,10 @@ class FusedForwardConfig:
                 object.__setattr__(self, field, defaults[field])
         if self.block_n not in abi.BLOCK_N_CHOICES:
             raise ValueError(f"block_n must be one of {abi.BLOCK_N_CHOICES}, got {self.block_n}")
+
+    @property
+    def num_threads(self) -> int:
+        return abi.fused_threads(self.block_m)
 
     @property
     def name(self) -> str:
@@ -171,7 +183,7 @@ class FusedForwardConfig:
         stage 1 (K1 and V1), which it always fits."""
         if self.mma == "wgmma":
             return 2 * self.kv_tile_bytes
-        if BLOCK_M * self.row_stride * 2 <= self.kv_tile_bytes:
+        if self.block_m * self.row_stride * 2 <= self.kv_tile_bytes:
             return self.kv_tile_bytes
         return 4 * self.kv_tile_bytes
 
@@ -184,12 +196,12 @@ class FusedForwardConfig:
     @property
     def bits_offset(self) -> int:
         """Byte offset of the mask-bits stages (mask_tiles only): after K, V and Q."""
-        return max(4 * self.kv_tile_bytes, self.q_offset + BLOCK_M * self.row_stride * 2)
+        return max(4 * self.kv_tile_bytes, self.q_offset + self.block_m * self.row_stride * 2)
 
     @property
     def bits_stage_bytes(self) -> int:
-        """Bytes of one mask tile's bits: BLOCK_M rows x words int32 (a multiple of 16)."""
-        return BLOCK_M * self.words * 4
+        """Bytes of one mask tile's bits: block_m rows x words int32 (a multiple of 16)."""
+        return self.block_m * self.words * 4
 
     @property
     def shared_bytes(self) -> int:
@@ -200,21 +212,21 @@ class FusedForwardConfig:
 
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
                        mask_tiles: bool = False, accumulate: bool = False,
-                       mma: str = "mma_sync") -> dict:
+                       mma: str = "mma_sync", block_m: int = BLOCK_M) -> dict:
     """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked][_acc]`` (a manifest "kernels" entry, less
     ptx_file)."""
     cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate,
-                             mma=mma)
+                             mma=mma, block_m=block_m)
     params = abi.fused_kernel_params(dtype, mask_tiles)
     return {
         "name": cfg.name,
-        "block": [NUM_THREADS, 1, 1],
+        "block": [cfg.num_threads, 1, 1],
         "shared_bytes": cfg.shared_bytes,
         "params": params,
         "num_ptx_params": abi.num_ptx_params(params),
         "grid": "row_tiles",
         "tables": abi.fused_kernel_tables(mask_tiles),
-        "block_m": BLOCK_M,
+        "block_m": cfg.block_m,
         "block_n": cfg.block_n,
         "mma": cfg.mma,
     }
@@ -232,6 +244,8 @@ class _FusedForwardKernel:
         self.cfg = cfg
         self.D = cfg.head_dim
         self.BN = cfg.block_n
+        self.BM = cfg.block_m
+        self.threads = cfg.num_threads
         self.SD = cfg.row_stride
         self.ops = mma_operands(cfg.dtype)
         self.elem = self.ops.elem
@@ -279,17 +293,17 @@ class _FusedForwardKernel:
         self._setup_kv_smem(raw, ws)
         # Q is only read (into registers) before the key loop and the output is only staged after
         # it, so the Q tile lives in K stage 1, which the loop's first prefetch overwrites.
-        q_ty = ir.MemRefType.get([BLOCK_M, self.SD], self.elem, memory_space=ws)
+        q_ty = ir.MemRefType.get([self.BM, self.SD], self.elem, memory_space=ws)
         self.qs = memref.view(q_ty, raw, cx(cfg.q_offset), [])
         if self.masked:
             # The bits of a mask tile travel with its K/V rows (same cp.async group, same
             # stage), so they are never waited for separately: [stage, rho * words + w].
-            bits_ty = ir.MemRefType.get([2, BLOCK_M * cfg.words], i32_type(), memory_space=ws)
+            bits_ty = ir.MemRefType.get([2, self.BM * cfg.words], i32_type(), memory_space=ws)
             self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
         if self.accumulate:
-            # Per tile row, the weights of the new and of the existing o ([2, BLOCK_M] f32);
+            # Per tile row, the weights of the new and of the existing o ([2, block_m] f32);
             # written after the key loop into a stage no warp reads any more by then.
-            alpha_ty = ir.MemRefType.get([2, BLOCK_M], f32_type(), memory_space=ws)
+            alpha_ty = ir.MemRefType.get([2, self.BM], f32_type(), memory_space=ws)
             self.alpha_s = memref.view(alpha_ty, raw, cx(cfg.alpha_offset), [])
 
     def _setup_kv_smem(self, raw, ws):
@@ -319,7 +333,7 @@ class _FusedForwardKernel:
         chunks of a row (coalesced).
         """
         chunks_per_row = self.D // CHUNK
-        rows_per_pass = NUM_THREADS // chunks_per_row
+        rows_per_pass = self.threads // chunks_per_row
         assert tile_rows % rows_per_pass == 0
         r_first = udiv(self.tid, chunks_per_row)
         col = to_index(mul(urem(self.tid, chunks_per_row), CHUNK))
@@ -337,7 +351,7 @@ class _FusedForwardKernel:
         def q_row(r):
             return icmp("slt", r, self.nrows), add(self.row0, mul(self.row_step, r))
 
-        self._async_copy_rows(self.qs, [], BLOCK_M, self.q, [self.b, self.h], q_row)
+        self._async_copy_rows(self.qs, [], self.BM, self.q, [self.b, self.h], q_row)
 
     def load_kv_tile(self, seg, u0, stage):
         """Gather key/value rows ``col0 + col_step*u`` for ``u in [u0, u0+BLOCK_N)`` into ``stage``."""
@@ -376,12 +390,12 @@ class _FusedForwardKernel:
         keys = if_else(is_seg, dict.fromkeys(("col0", "col_step", "ncols", "u0"), i32_type()),
                        segment_keys, mask_tile_keys)
         self._load_kv_rows(keys["col0"], keys["col_step"], keys["ncols"], keys["u0"], stage)
-        # The tile's bit words are contiguous in mask_bits (identity layout): BLOCK_M * words / 4
+        # The tile's bit words are contiguous in mask_bits (identity layout): block_m * words / 4
         # 16-byte chunks (16, 32 or 64), one per thread.  words divides 4, so chunk c starts
         # at row 4c / words, word 0 (the memref's strides do the addressing).
         words = self.cfg.words
-        n_chunks = BLOCK_M * words // 4
-        assert 4 % words == 0 and n_chunks <= NUM_THREADS
+        n_chunks = self.BM * words // 4
+        assert 4 % words == 0 and n_chunks <= self.threads
         with if_then(band(icmp("sge", j, self.n_seg_iter), icmp("slt", self.tid, n_chunks))):
             nvgpu.device_async_copy(
                 self.bits_s, [stage, to_index(mul(self.tid, 4))],
@@ -455,8 +469,8 @@ class _FusedForwardKernel:
         last = sub(s["rho_hi"], 1)
         conds = [
             icmp("eq", s["rho_lo"], 0),
-            icmp("eq", s["rho_hi"], BLOCK_M),
-            icmp("eq", self.nrows, BLOCK_M),
+            icmp("eq", s["rho_hi"], self.BM),
+            icmp("eq", self.nrows, self.BM),
             icmp("sle", u1, s["ncols"]),
         ]
         for rho in (s["rho_lo"], last):
@@ -575,11 +589,11 @@ class _FusedForwardKernel:
         gpu.barrier()
 
         chunks_per_row = self.D // CHUNK
-        rows_per_pass = NUM_THREADS // chunks_per_row
+        rows_per_pass = self.threads // chunks_per_row
         vec8 = ir.VectorType.get([CHUNK], self.elem)
         r_first = udiv(self.tid, chunks_per_row)
         col = to_index(mul(urem(self.tid, chunks_per_row), CHUNK))
-        for i in range(BLOCK_M // rows_per_pass):
+        for i in range(self.BM // rows_per_pass):
             r = add(r_first, i * rows_per_pass)
             with if_then(icmp("slt", r, self.nrows)):
                 val = vector.load(vec8, self.qs, [to_index(r), col], alignment=16)
@@ -756,7 +770,7 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
     block = gm.bodyRegion.blocks[0]
     with ir.InsertionPoint(block):
         fn = gpu.GPUFuncOp(fn_type, sym_name=cfg.name, kernel=True,
-                           known_block_size=[NUM_THREADS, 1, 1])
+                           known_block_size=[cfg.num_threads, 1, 1])
         if cfg.min_blocks_per_sm:
             fn.attributes["nvvm.minctasm"] = ir.IntegerAttr.get(i32_type(), cfg.min_blocks_per_sm)
         entry = fn.add_entry_block()

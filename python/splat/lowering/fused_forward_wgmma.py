@@ -25,7 +25,6 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, llvm, memref, nvgpu
 
-from ..abi import NUM_THREADS
 from . import wgmma
 from .builder import add, ci, const, cx, f32_type, icmp, mul, select, to_index, udiv
 from .fused_forward import CHUNK, _FusedForwardKernel
@@ -67,7 +66,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         of 8 consecutive rows: one core matrix, 128 contiguous bytes of shared memory (no bank
         conflict), and a warp reads 64 contiguous bytes of each of 8 rows."""
         chunks = self.D // CHUNK
-        rows_per_pass = NUM_THREADS // chunks
+        rows_per_pass = self.threads // chunks
         assert self.BN % rows_per_pass == 0
         tid = self.tid
         chunk = arith.remui(arith.shrui(tid, ci(3)), ci(chunks))

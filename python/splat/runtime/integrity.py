@@ -51,12 +51,13 @@ class Coverage(NamedTuple):
     min_Lk: int  # smallest Lk every key column the tables name fits in
 
 
-def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync") -> int:
+def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync",
+                       block_m: int = abi.BLOCK_M) -> int:
     """Dynamic shared memory of a fused kernel (docs: lowering/fused_forward.py layout): K and V
     double-buffered, the Q tile (mma_sync: in K stage 1 when it fits there; wgmma: in stage 1,
     stages ordered [K0][V0][K1][V1]), then two stages of mask bits for the masked variant."""
     row = (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
-    q_tile = abi.BLOCK_M * row
+    q_tile = block_m * row
     if mma == "wgmma":
         kv_tile = block_n * head_dim * _ELEMENT_BYTES
         q_offset = 2 * kv_tile
@@ -65,7 +66,7 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
         q_offset = kv_tile if q_tile <= kv_tile else 4 * kv_tile
     end = max(4 * kv_tile, q_offset + q_tile)
     if masked:
-        end += 2 * abi.BLOCK_M * abi.mask_words(block_n) * 4
+        end += 2 * block_m * abi.mask_words(block_n) * 4
     return end
 
 
@@ -153,8 +154,18 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
         if "tables" in k and list(k["tables"]) != list(e["tables"]):
             _fail(kw, f"reads tables {k['tables']}, the ABI says {e['tables']}")
         needed.update(e["tables"])
-        if list(k["block"]) != [abi.NUM_THREADS, 1, 1]:
-            _fail(kw, f"block {k['block']}, the ABI's kernels run {[abi.NUM_THREADS, 1, 1]}")
+        block_m = k.get("block_m", abi.BLOCK_M) if e["fused"] else abi.BLOCK_M
+        if e["fused"]:
+            if block_m not in abi.BLOCK_M_CHOICES:
+                _fail(kw, f"block_m {block_m!r} is not one of {abi.BLOCK_M_CHOICES}")
+            if block_m != kernels[0].get("block_m", abi.BLOCK_M):
+                _fail(kw, f"block_m {block_m}, but kernel 0 has "
+                          f"{kernels[0].get('block_m', abi.BLOCK_M)}: one row tile shape per "
+                          f"artifact")
+        threads = abi.fused_threads(block_m) if e["fused"] else abi.NUM_THREADS
+        if list(k["block"]) != [threads, 1, 1]:
+            _fail(kw, f"block {k['block']}, the ABI's kernels run {[threads, 1, 1]}"
+                  + (f" for {block_m}-row tiles" if e["fused"] else ""))
         if k["grid"] != e["grid"]:
             _fail(kw, f"grid {k['grid']!r}, the ABI launches it on grid {e['grid']!r}")
         if e["fused"]:
@@ -164,17 +175,16 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                           f"it reads, one CTA per row tile")
             if k.get("scratch"):
                 _fail(kw, f"uses scratch {k['scratch']}, which a fused kernel never takes")
-            if "block_m" in k and k["block_m"] != abi.BLOCK_M:
-                _fail(kw, f"block_m {k['block_m']!r}, the ABI's row tiles have {abi.BLOCK_M} rows")
             if "block_n" in k:
                 bn = k["block_n"]
                 if bn not in abi.BLOCK_N_CHOICES:
                     _fail(kw, f"block_n {bn!r} is not one of {abi.BLOCK_N_CHOICES}")
                 mma = k.get("mma", "mma_sync")
-                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma)
+                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma, block_m)
                 if k["shared_bytes"] != want_smem:
                     _fail(kw, f"shared_bytes {k['shared_bytes']}, but its {mma} layout at "
-                              f"head_dim {artifact.head_dim}, block_n {bn} takes {want_smem}")
+                              f"head_dim {artifact.head_dim}, block_m {block_m}, block_n {bn} "
+                              f"takes {want_smem}")
         else:
             if k["shared_bytes"] != 0:
                 _fail(kw, f"shared_bytes {k['shared_bytes']}, the decomposed kernels use none")
@@ -208,15 +218,15 @@ def _shape(artifact: Artifact, name: str, ndim: int, where: str) -> np.ndarray:
     return t
 
 
-def _row_tiles(rt: np.ndarray, name: str, n_segs: int, where: str) -> tuple:
+def _row_tiles(rt: np.ndarray, name: str, n_segs: int, block_m: int, where: str) -> tuple:
     """Checks one row-tile table; returns (every row, tile index of each row, nrows per tile)."""
     a = _i64(rt, len(abi.ROW_TILE_FIELDS))
     row0, step, nrows, sb, se = a.T
-    bad = (row0 < 0) | (step < 1) | (nrows < 1) | (nrows > abi.BLOCK_M)
+    bad = (row0 < 0) | (step < 1) | (nrows < 1) | (nrows > block_m)
     if bad.any():
         i = _first(bad)
         _fail(where, f"{name}[{i}] = {a[i].tolist()} (row0, row_step, nrows, seg_begin, seg_end): "
-                     f"needs row0 >= 0, row_step >= 1 and 1 <= nrows <= {abi.BLOCK_M}")
+                     f"needs row0 >= 0, row_step >= 1 and 1 <= nrows <= {block_m}")
     last = row0 + step * (nrows - 1)
     bad = last > _LAST_INDEX
     if bad.any():
@@ -227,15 +237,16 @@ def _row_tiles(rt: np.ndarray, name: str, n_segs: int, where: str) -> tuple:
         i = _first(bad)
         _fail(where, f"{name}[{i}] = {a[i].tolist()}: segments [{int(sb[i])}, {int(se[i])}) are "
                      f"not a range inside the {n_segs} segments of its table")
-    total = int(nrows.sum())  # <= BLOCK_M per tile: linear in the table
+    total = int(nrows.sum())  # <= block_m per tile: linear in the table
     tile = np.repeat(np.arange(a.shape[0]), nrows)
     rho = np.arange(total) - np.repeat(np.cumsum(nrows) - nrows, nrows)
     rows = row0[tile] + step[tile] * rho
     return rows, tile, nrows
 
 
-def _segment_owner_nrows(rt: np.ndarray, name: str, n_segs: int, where: str) -> np.ndarray:
-    """nrows of the tile each segment belongs to, BLOCK_M if none; refuses a segment that two
+def _segment_owner_nrows(rt: np.ndarray, name: str, n_segs: int, block_m: int,
+                         where: str) -> np.ndarray:
+    """nrows of the tile each segment belongs to, block_m if none; refuses a segment that two
     tiles share (it would be applied to two unrelated sets of rows)."""
     a = _i64(rt, len(abi.ROW_TILE_FIELDS))
     sb, se = a[:, 3], a[:, 4]  # ranges inside [0, n_segs], checked by _row_tiles
@@ -244,13 +255,14 @@ def _segment_owner_nrows(rt: np.ndarray, name: str, n_segs: int, where: str) -> 
         j = _first(cover[:n_segs] > 1)
         _fail(where, f"segment {j} belongs to more than one tile of {name}")
     n = a[:, 4] - a[:, 3]
-    owner_rows = np.full(n_segs, abi.BLOCK_M, dtype=np.int64)
+    owner_rows = np.full(n_segs, block_m, dtype=np.int64)
     seg = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(a[:, 3], n)
     owner_rows[seg] = np.repeat(a[:, 2], n)
     return owner_rows
 
 
-def _segments(sg: np.ndarray, name: str, owner_nrows: np.ndarray, where: str) -> int:
+def _segments(sg: np.ndarray, name: str, owner_nrows: np.ndarray, block_m: int,
+              where: str) -> int:
     """Checks one segment table; returns the smallest Lk its key columns fit."""
     a = _i64(sg, len(abi.SEGMENT_FIELDS))
     col0, cstep, ncols, rlo, rhi, lo_a, lo_b, hi_a, hi_b = a.T
@@ -272,7 +284,7 @@ def _segments(sg: np.ndarray, name: str, owner_nrows: np.ndarray, where: str) ->
         _fail(where, f"{name}[{i}] = {a[i].tolist()}: rows [{int(rlo[i])}, {int(rhi[i])}) are not "
                      f"inside the {int(owner_nrows[i])} rows of its tile")
     # the kernel evaluates the affine key bounds in int32 for any tile row it holds
-    for rho in (0, abi.BLOCK_M - 1):
+    for rho in (0, block_m - 1):
         for sa, sb_, what in ((lo_a, lo_b, "lo"), (hi_a, hi_b, "hi")):
             v = sa * rho + sb_
             bad = (v < _INT32_MIN) | (v > _INT32_MAX)
@@ -284,7 +296,7 @@ def _segments(sg: np.ndarray, name: str, owner_nrows: np.ndarray, where: str) ->
 
 
 def _mask_tables(artifact: Artifact, tile_nrows: np.ndarray, block_n: int | None,
-                 where: str) -> int:
+                 block_m: int, where: str) -> int:
     """Checks mask_ptr / mask_tiles / mask_bits; returns the smallest Lk they fit."""
     mp = _shape(artifact, "mask_ptr", 1, where)
     mt = _shape(artifact, "mask_tiles", 2, where)
@@ -311,9 +323,9 @@ def _mask_tables(artifact: Artifact, tile_nrows: np.ndarray, block_n: int | None
         if words not in allowed:
             _fail(where, f"mask_bits has {words} words a row, not one of {allowed}")
         width = 32 * words
-    if mb.shape[0] != n_mask or mb.shape[1] != abi.BLOCK_M:
+    if mb.shape[0] != n_mask or mb.shape[1] != block_m:
         _fail(where, f"mask_bits is {list(mb.shape)}, the {n_mask} mask tiles need "
-                     f"[{n_mask}, {abi.BLOCK_M}, {words}]")
+                     f"[{n_mask}, {block_m}, {words}]")
     t = _i64(mt, len(abi.MASK_TILE_FIELDS))
     col0, ncols = t.T
     bad = (col0 < 0) | (ncols < 1) | (ncols > width)
@@ -335,7 +347,7 @@ def _mask_tables(artifact: Artifact, tile_nrows: np.ndarray, block_n: int | None
                     (np.uint64(1) << left.astype(np.uint64)) - np.uint64(1)).astype(np.uint32)
     outside = (bits & ~keep[:, None, :]) != 0
     owner_rows = np.repeat(tile_nrows, counts)
-    outside |= (bits != 0) & (np.arange(abi.BLOCK_M)[None, :, None] >= owner_rows[:, None, None])
+    outside |= (bits != 0) & (np.arange(block_m)[None, :, None] >= owner_rows[:, None, None])
     if outside.any():
         m, rho, w = np.unravel_index(_first(outside.ravel()), outside.shape)
         _fail(where, f"mask_bits[{m}, {rho}, {w}] = {int(bits[m, rho, w]):#010x} sets a bit outside "
@@ -391,7 +403,9 @@ def check_tables(artifact: Artifact, variant: str, where: str = "artifact") -> C
         return Coverage(0, Lq, min_Lk)
     rt = _shape(artifact, "row_tiles", 2, where)
     sg = _shape(artifact, "segments", 2, where)
-    rows, _, nrows = _row_tiles(rt, "row_tiles", sg.shape[0], where)
+    # the tile height of the fused kernels (check_kernels has made them agree and valid)
+    block_m = artifact.kernels[0].get("block_m", abi.BLOCK_M) if artifact.kernels else abi.BLOCK_M
+    rows, _, nrows = _row_tiles(rt, "row_tiles", sg.shape[0], block_m, where)
     Lq = int(rows.max()) + 1 if rows.size else 0
     if rows.size != Lq:
         _fail(where, f"row_tiles cover {rows.size} rows but reach row {Lq - 1}: they do not "
@@ -400,17 +414,19 @@ def check_tables(artifact: Artifact, variant: str, where: str = "artifact") -> C
     if (seen != 1).any():
         r = _first(seen != 1)
         _fail(where, f"row {r} is in {int(seen[r])} row tiles: row_tiles do not partition [0, Lq)")
-    min_Lk = _segments(sg, "segments", _segment_owner_nrows(rt, "row_tiles", sg.shape[0], where), where)
+    min_Lk = _segments(sg, "segments",
+                       _segment_owner_nrows(rt, "row_tiles", sg.shape[0], block_m, where),
+                       block_m, where)
     if "mask_ptr" in artifact.tables:
         block_n = artifact.kernels[0].get("block_n")
-        min_Lk = max(min_Lk, _mask_tables(artifact, nrows, block_n, where))
+        min_Lk = max(min_Lk, _mask_tables(artifact, nrows, block_n, block_m, where))
     st_name, ss_name = abi.SPLIT_TABLES["row_tiles"], abi.SPLIT_TABLES["segments"]
     if st_name in artifact.tables:
         st = _shape(artifact, st_name, 2, where)
         ss = _shape(artifact, ss_name, 2, where)
         # the accumulating launch folds into o / lse rows the main launch wrote: each such row
         # once, or two CTAs would rewrite one row concurrently
-        srows, _, _ = _row_tiles(st, st_name, ss.shape[0], where)
+        srows, _, _ = _row_tiles(st, st_name, ss.shape[0], block_m, where)
         if srows.size and int(srows.max()) >= Lq:
             _fail(where, f"{st_name} reach row {int(srows.max())}, past the {Lq} rows of "
                          f"row_tiles: split_row_tiles must cover rows of row_tiles")
@@ -418,7 +434,8 @@ def check_tables(artifact: Artifact, variant: str, where: str = "artifact") -> C
             r = _first(np.bincount(srows, minlength=Lq) > 1)
             _fail(where, f"row {r} is in two tiles of {st_name}: split_row_tiles must cover rows "
                          f"of row_tiles, each at most once")
-        min_Lk = max(min_Lk, _segments(ss, ss_name, _segment_owner_nrows(st, st_name, ss.shape[0], where), where))
+        owners = _segment_owner_nrows(st, st_name, ss.shape[0], block_m, where)
+        min_Lk = max(min_Lk, _segments(ss, ss_name, owners, block_m, where))
     return Coverage(int(rt.shape[0]), Lq, min_Lk)
 
 
