@@ -19,7 +19,7 @@ Prints a table and writes benchmarks/results/analysis-<date>.json.
 ``--corpus`` (issue 10, items 2-3) times the analysis of the 27 composition-corpus masks of
 benchmarks/bench_corpus.py (seed 0) two ways, best of ``--repeat``:
 
-* ``pattern_ms`` - ``splat.analyze(pattern)`` on a fresh pattern (built untimed), what
+* ``pattern_ms`` (and ``pattern_ms_median``) - ``splat.analyze(pattern)`` on a fresh pattern (built untimed), what
   bench_corpus.py records as ``analyze_s`` (interval algebra for ``|`` / ``&``, the predicate
   in row chunks for cross attention);
 * ``mask_ms``    - ``splat.analyze(mask)`` of the materialised bool mask;
@@ -42,6 +42,10 @@ the launchable tile schedule tables, in three parts, best and median of ``--repe
   the fused kernel's BLOCK_N for D = 64 and 128, heavy-first order) and ``plan_split``.
 
 ``total_ms`` is their sum per run.  Writes benchmarks/results/<date>-constructor-cpu.json.
+
+``--baseline PATH`` (``--corpus``, ``--tables``): an earlier output of the same mode, made with
+the code before a change on the same machine in the same session (timings on the shared VM drift
+over minutes); its analysis times (and piece counts) are copied into each row as ``*_baseline``.
 """
 
 from __future__ import annotations
@@ -79,12 +83,18 @@ FAMILIES = {
 
 
 def best_ms(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
+    times, out = times_ms(fn, repeat)
+    return min(times), out
+
+
+def times_ms(fn, repeat: int) -> tuple[list[float], object]:
+    """Wall times of ``repeat`` calls in ms, and the last result."""
+    times, out = [], None
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3, out
+        times.append((time.perf_counter() - t) * 1e3)
+    return times, out
 
 
 def bench(sizes, with_fn: bool):
@@ -151,7 +161,15 @@ def bench_packing(L: int = 16384, repeat: int = 5) -> dict:
     return {"L": L, "chunk_rows": step, "per_row_ms": round(per_row, 2), "flat_ms": round(flat, 2)}
 
 
-def bench_corpus(repeat: int, before_path: Path | None, names=None):
+def _baseline(path: str | None, section: str, key) -> dict:
+    """Rows of an earlier output of this script (``--baseline``: the code before a change,
+    run on the same machine in the same session), by ``key(row)``."""
+    if not path:
+        return {}
+    return {key(r): r for r in json.loads(Path(path).read_text())[section]}
+
+
+def bench_corpus(repeat: int, before_path: Path | None, names=None, baseline: dict | None = None):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_corpus import corpus
 
@@ -164,7 +182,8 @@ def bench_corpus(repeat: int, before_path: Path | None, names=None):
         if names and m.name[:3] not in names:
             continue
         pats = [m.pattern() for _ in range(repeat)]  # fresh, untimed: analytic ACSRs are cached
-        pattern_ms, a = best_ms(lambda: analyze(pats.pop()), repeat)
+        pattern_times, a = times_ms(lambda: analyze(pats.pop()), repeat)
+        pattern_ms = min(pattern_times)
         mask = m.mask_numpy()
         mask_ms, b = best_ms(lambda: analyze(mask), repeat)
         nnz = int(np.count_nonzero(mask))
@@ -179,9 +198,13 @@ def bench_corpus(repeat: int, before_path: Path | None, names=None):
                "analyze_ms_before": None if old.get("analyze_s") is None else round(old["analyze_s"] * 1e3, 1),
                "pieces": len(a.pieces), "remainder_blocks": 0 if a.remainder is None else a.remainder.n,
                "row_steps": sorted({int(x) for x in a.table[:, 2]}) if len(a.pieces) else [],
-               "pattern_ms": round(pattern_ms, 1),
+               "pattern_ms": round(pattern_ms, 1), "pattern_ms_median": round(float(np.median(pattern_times)), 1),
                "mask_pieces": len(b.pieces), "mask_remainder_blocks": 0 if b.remainder is None else b.remainder.n,
                "mask_ms": round(mask_ms, 1)}
+        base = (baseline or {}).get(m.name)
+        if base is not None:
+            row["pattern_ms_baseline"], row["pieces_baseline"] = base["pattern_ms"], base["pieces"]
+            row["pattern_ms_median_baseline"] = base.get("pattern_ms_median")
         rows.append(row)
         print(f"{m.name:38s} {m.Lq:6d}x{m.Lk:<6d} pieces {str(row['pieces_before']):>6s} -> {row['pieces']:6d} "
               f"rem {row['remainder_blocks']:5d}  pattern {pattern_ms:7.1f} ms  mask {mask_ms:7.1f} ms",
@@ -211,7 +234,7 @@ TABLE_LAYOUTS = {
 }
 
 
-def bench_tables(L: int, repeat: int, seed: int = 0) -> list[dict]:
+def bench_tables(L: int, repeat: int, seed: int = 0, baseline: dict | None = None) -> list[dict]:
     from splat.abi import DEFAULT_BLOCK_N
     from splat.tiling import build_schedule, plan_split
 
@@ -238,6 +261,11 @@ def bench_tables(L: int, repeat: int, seed: int = 0) -> list[dict]:
             for k, part in enumerate(("make", "analyze", "tile", "total")):
                 row[f"{part}_ms"] = round(float(best[k]), 3)
                 row[f"{part}_ms_median"] = round(float(med[k]), 3)
+            base = (baseline or {}).get((name, D))
+            if base is not None:
+                for part in ("analyze", "total"):
+                    for suffix in ("", "_median"):
+                        row[f"{part}_ms{suffix}_baseline"] = base[f"{part}_ms{suffix}"]
             rows.append(row)
             print(f"{name:40s} D={D:3d} total {best[3]:7.2f} ms (median {med[3]:7.2f}): make "
                   f"{best[0]:6.2f}  analyze {best[1]:6.2f}  tile {best[2]:7.2f}", flush=True)
@@ -249,8 +277,9 @@ def main_tables(args):
             "cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
             "note": ("constructor-to-tables wall times in ms on the development VM (2 vCPUs shared "
                      "with other jobs): best and median of the runs; random layouts drawn anew "
-                     "on every run (seed 0)")}
-    rows = bench_tables(16384, args.repeat)
+                     "on every run (seed 0)") + (f"; {args.note}" if args.note else "")}
+    rows = bench_tables(16384, args.repeat,
+                        baseline=_baseline(args.baseline, "rows", lambda r: (r["layout"], r["D"])))
     meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     path = Path(args.out or Path(__file__).parent / "results"
                 / f"{_dt.date.today().isoformat()}-constructor-cpu.json")
@@ -262,13 +291,15 @@ def main_corpus(args):
     meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
             "cpus": os.cpu_count(), "scan_threads": scan_threads(),
             "note": ("best-of-N wall times in ms on the development VM (2 vCPUs shared with other "
-                     "jobs); *_before from --before (the corpus pack run of the same day, one run)")}
+                     "jobs); *_before from --before (the corpus pack run of the same day, one run)")
+            + (f"; {args.note}" if args.note else "")}
     out = {"meta": meta}
     meta["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
     out["packing"] = bench_packing()
     print("packing 16K:", out["packing"], flush=True)
     out["corpus"] = bench_corpus(args.repeat, Path(args.before) if args.before else None,
-                                 args.masks.split(",") if args.masks else None)
+                                 args.masks.split(",") if args.masks else None,
+                                 _baseline(args.baseline, "corpus", lambda r: r["mask"]))
     if not args.masks:
         out["families_16k"] = bench([16384], with_fn=False)
     meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -288,6 +319,10 @@ def main(argv=None):
                     help="constructor-to-tables at 16K (see the module doc)")
     ap.add_argument("--repeat", type=int, default=3, help="--corpus, --tables: best of this many runs")
     ap.add_argument("--masks", default=None, help="--corpus: only these (c00,c11,...)")
+    ap.add_argument("--baseline", default=None,
+                    help="--corpus, --tables: an earlier output of the same mode (the code before a "
+                         "change, same machine and session), copied into each row as *_baseline")
+    ap.add_argument("--note", default=None, help="--corpus, --tables: appended to the meta note")
     ap.add_argument("--before", default=str(Path(__file__).parent / "results" / "2026-12-06-corpus-compile-cpu.json"),
                     help="--corpus: an earlier corpus run to compare pieces and analyze_s with")
     args = ap.parse_args(argv)

@@ -4,8 +4,11 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops), one mod
 
 1. **Intervals** (:mod:`.intervals`, on packed words: :mod:`.words`).  The mask is reduced to its
    maximal intervals ``(row, start, stop)`` per row.  Patterns that know their ACSR, masks built
-   from a predicate (in row chunks) and unions/intersections (an event sweep) all meet here, so
-   an ``Lq x Lk`` array is never needed.
+   from a predicate (in row chunks) and unions/intersections (one merge; analytic sides clipped
+   row by row) all meet here, so an ``Lq x Lk`` array is never needed.  Unions and intersections
+   of patterns made of intervals with affine ends (window, causal, blocked, documents, prefix-LM,
+   chunked causal, global tokens, ...) skip the rows: :mod:`.bands` works them out on row ranges
+   and lists the runs of a few rows per range, as vertical compression does (same pieces).
 2. **Runs** (:mod:`.runs`).  Each row is split into maximal arithmetic runs: intervals of length
    >= 2 are stride-1 runs; consecutive singletons with equal gaps chain (greedily, left to right)
    into stride-``s`` runs (dilated and strided patterns).
@@ -60,14 +63,19 @@ import os
 import numpy as np
 
 from .acsr import ACSR
-from .intervals import CHUNK_CELLS, Intervals, intersection, intervals_from_acsr, intervals_from_mask, union
+from .bands import Bands, acsr_from_bands, bands_from_acsr, intervals_from_bands
+from .bands import combine as combine_bands
+from .intervals import (CHUNK_CELLS, Intervals, cells_of_acsr, cells_of_acsr_in, complement, intersect_acsr,
+                        intersection, intervals_from_acsr, intervals_from_mask, listed_cells, union, union_of)
 from .pieces import acsr_from_intervals, acsr_from_runs, remainder_from_cells
 from .runs import Runs, runs_from_intervals
 from .scan import runs_from_mask, scan_threads
 
 __all__ = ["analyze", "acsr_from_mask", "check_mask", "Intervals", "intervals_from_mask", "intervals_from_acsr",
-           "union", "intersection", "Runs", "runs_from_intervals", "runs_from_mask", "acsr_from_intervals",
-           "acsr_from_runs", "remainder_from_cells", "scan_threads"]
+           "cells_of_acsr", "cells_of_acsr_in", "listed_cells", "union", "union_of", "intersection",
+           "intersect_acsr", "complement", "Runs", "runs_from_intervals", "runs_from_mask", "acsr_from_intervals",
+           "acsr_from_runs", "remainder_from_cells", "scan_threads", "Bands", "bands_from_acsr", "combine_bands",
+           "intervals_from_bands", "acsr_from_bands"]
 
 
 def check_mask(mask) -> np.ndarray:
@@ -123,7 +131,11 @@ def analyze(pattern_or_mask, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR
     analytic = pattern_or_mask.analytic_acsr()
     if analytic is not None:
         return analytic
-    if getattr(pattern_or_mask, "_intervals", None) is None:
+    bands = pattern_or_mask.bands() if hasattr(pattern_or_mask, "bands") else None
+    if bands is not None:
+        # unions / intersections of interval patterns: worked out on row ranges
+        result = acsr_from_bands(bands, block=block, min_piece_nnz=min_piece_nnz)
+    elif getattr(pattern_or_mask, "_intervals", None) is None:
         # a predicate: its row chunks go straight to runs (no interval per isolated cell)
         parts = [runs_from_mask(np.ascontiguousarray(rows), row0=i0)
                  for i0, rows in pattern_or_mask.iter_rows()]

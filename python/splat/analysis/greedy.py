@@ -43,9 +43,12 @@ def greedy_groups(link: np.ndarray, same: np.ndarray) -> np.ndarray:
     link = link.copy()
     link[-1] = False
     same = same & np.concatenate([[False], link[:-1]]) & link
-    fails = np.flatnonzero(~same)  # same[n-1] is False (link[n-1] is), so every search lands
     idx = np.arange(n, dtype=I64)
-    f = fails[np.searchsorted(fails, np.minimum(idx + 1, n - 1))]
+    # f[p]: the first q > p where same[q] fails (same[n-1] does, as link[n-1] does): a running
+    # minimum from the right, O(n) where a binary search per element was the costliest step
+    next_fail = np.where(same, n, idx)
+    next_fail = np.minimum.accumulate(next_fail[::-1])[::-1]
+    f = next_fail[np.minimum(idx + 1, n - 1)]
     same_next = np.concatenate([same[1:], [False]])
     same_next2 = np.concatenate([same[2:], [False, False]])
     grows = link & ~(~same_next & same_next2)
@@ -57,5 +60,7 @@ def greedy_groups(link: np.ndarray, same: np.ndarray) -> np.ndarray:
     cand = roots.copy()
     cand[nxt[nxt < n]] = True
     S = np.flatnonzero(cand)
-    nxt_S = np.searchsorted(S, nxt[S])  # nxt[S] is in S, or n (-> len(S))
+    rank = np.cumsum(cand) - 1  # position in S of each candidate
+    t = nxt[S]
+    nxt_S = np.where(t < n, rank[np.minimum(t, n - 1)], S.size)  # nxt[S] is in S, or n (-> len(S))
     return S[_reachable(nxt_S, roots[S])]

@@ -2,7 +2,11 @@
 
 Every input meets here: a dense mask through its packed words (:mod:`.words`), a pattern with an
 analytic ACSR through :func:`intervals_from_acsr`, a predicate through its row chunks, and
-unions / intersections through an event sweep, so no ``Lq x Lk`` array is needed on these paths.
+unions / intersections, so no ``Lq x Lk`` array is needed on these paths.  A union is one merge
+of its operands' cells (:func:`union_of`, however many ``|``); an intersection with an analytic
+side clips that side's piece rows to the other side's intervals (:func:`intersect_acsr`), so the
+cells outside are never listed.  (Unions and intersections of interval patterns skip the rows
+altogether: :mod:`.bands`.)
 """
 
 from __future__ import annotations
@@ -92,9 +96,11 @@ def _flat(Lk: int, row, col):
     return row.astype(I64) * (Lk + 1) + col
 
 
-def _unflat(Lq: int, Lk: int, s, e) -> Intervals:
-    r, c0 = np.divmod(s, Lk + 1)
-    return Intervals(Lq, Lk, r, c0, e - r * (Lk + 1))
+def _unflat(Lq: int, Lk: int, row, s, e) -> Intervals:
+    """Intervals from flattened ends ``s, e`` whose row is known (no division)."""
+    row = row.astype(I64, copy=False)
+    base = row * (Lk + 1)
+    return Intervals(Lq, Lk, row, s - base, e - base)
 
 
 def _merge(Lq: int, Lk: int, row, start, stop) -> Intervals:
@@ -108,20 +114,29 @@ def _merge(Lq: int, Lk: int, row, start, stop) -> Intervals:
     opens = np.empty(s.size, dtype=bool)
     opens[0] = True
     opens[1:] = s[1:] > reach[:-1]  # touching intervals join (>, not >=)
-    last = np.flatnonzero(np.append(opens[1:], True))
-    return _unflat(Lq, Lk, s[opens], reach[last])
+    first = np.flatnonzero(opens)
+    last = np.append(first[1:] - 1, s.size - 1)
+    return _unflat(Lq, Lk, row[order[first]], s[first], reach[last])
 
 
 def union(a: Intervals, b: Intervals) -> Intervals:
     """The cells in ``a`` or ``b``."""
-    return _merge(a.Lq, a.Lk, np.concatenate([a.row, b.row]),
-                  np.concatenate([a.start, b.start]), np.concatenate([a.stop, b.stop]))
+    return union_of(a.Lq, a.Lk, [a, b])
+
+
+def union_of(Lq: int, Lk: int, parts: list) -> Intervals:
+    """The maximal intervals of the cells of ``parts``: Intervals or ``(row, start, stop)``
+    arrays of any intervals, in any order (one merge for all, however many unions)."""
+    f = [(p.row, p.start, p.stop) if isinstance(p, Intervals) else p for p in parts]
+    return _merge(Lq, Lk, *(np.concatenate([x[k] for x in f]) for k in range(3)))
 
 
 def intersection(a: Intervals, b: Intervals) -> Intervals:
-    """The cells in both ``a`` and ``b``: each interval of ``a`` meets the run of ``b``'s
-    intervals that overlap it (two binary searches). Both sides are maximal, so the pieces come
-    out sorted, disjoint and maximal."""
+    """The cells in both ``a`` and ``b``: each interval of the smaller side meets the run of the
+    other side's intervals that overlap it (two binary searches). Both sides are maximal, so the
+    pieces come out sorted, disjoint and maximal."""
+    if a.n > b.n:  # the same pairs in the same order, with fewer searches
+        a, b = b, a
     a0, a1 = _flat(a.Lk, a.row, a.start), _flat(a.Lk, a.row, a.stop)
     b0, b1 = _flat(b.Lk, b.row, b.start), _flat(b.Lk, b.row, b.stop)
     lo = np.searchsorted(b1, a0, side="right")  # first b ending after a starts
@@ -129,29 +144,98 @@ def intersection(a: Intervals, b: Intervals) -> Intervals:
     count = np.maximum(hi - lo, 0)
     ia = np.repeat(np.arange(a0.size), count)
     ib = np.repeat(lo, count) + arange_each(count)
-    return _unflat(a.Lq, a.Lk, np.maximum(a0[ia], b0[ib]), np.minimum(a1[ia], b1[ib]))
+    return _unflat(a.Lq, a.Lk, a.row[ia], np.maximum(a0[ia], b0[ib]), np.minimum(a1[ia], b1[ib]))
+
+
+def complement(iv: Intervals) -> Intervals:
+    """The maximal intervals of the cells not in ``iv`` (maximal): the gaps before each interval
+    and after the last one of its row, and every row without intervals whole."""
+    same = np.zeros(iv.n, dtype=bool)
+    same[1:] = iv.row[1:] == iv.row[:-1]
+    last = np.ones(iv.n, dtype=bool)
+    last[:-1] = ~same[1:]
+    empty = np.ones(iv.Lq, dtype=bool)
+    empty[iv.row] = False
+    bare = np.flatnonzero(empty)
+    row = np.concatenate([iv.row, iv.row[last], bare])
+    start = np.concatenate([np.where(same, np.roll(iv.stop, 1), 0), iv.stop[last], np.zeros(bare.size, I64)])
+    stop = np.concatenate([iv.start, np.full(int(last.sum()) + bare.size, iv.Lk, I64)])
+    keep = start < stop
+    row, start, stop = row[keep], start[keep], stop[keep]
+    o = np.argsort(_flat(iv.Lk, row, start), kind="stable")
+    return Intervals(iv.Lq, iv.Lk, row[o].astype(I64), start[o], stop[o])
+
+
+def intersect_acsr(a: ACSR, b: Intervals) -> Intervals:
+    """The cells of ``a`` that lie in ``b`` (:func:`cells_of_acsr_in`, merged)."""
+    return _merge(a.Lq, a.Lk, *cells_of_acsr_in(a, b))
+
+
+def cells_of_acsr_in(a: ACSR, b: Intervals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cells_of_acsr` for the cells of ``a`` in ``b`` only, without listing the others:
+    each row of each piece (an arithmetic run) is clipped to the intervals of ``b`` it meets
+    (two binary searches and two divisions).  A strided pattern & a window lists its cells near
+    the window, not in every row."""
+    row, off, cnt, stride = _piece_rows(a)
+    K = a.Lk + 1
+    b0, b1 = _flat(b.Lk, b.row, b.start), _flat(b.Lk, b.row, b.stop)
+    base = row * K
+    lo = np.searchsorted(b1, base + off, side="right")  # first b ending after the run starts
+    hi = np.searchsorted(b0, base + off + stride * (cnt - 1) + 1, side="left")
+    k = np.maximum(hi - lo, 0)
+    ia = np.repeat(np.arange(row.size), k)
+    ib = np.repeat(lo, k) + arange_each(k)
+    row, off, cnt, stride = row[ia], off[ia], cnt[ia], stride[ia]
+    j0 = np.maximum(-((off - b.start[ib]) // stride), 0)  # first element >= the interval start
+    j1 = np.minimum((b.stop[ib] - 1 - off) // stride, cnt - 1)  # last element < its stop
+    keep = j0 <= j1
+    return _run_cells(row[keep], (off + stride * j0)[keep], (j1 - j0 + 1)[keep], stride[keep])
+
+
+def _piece_rows(a: ACSR):
+    """``(row, off, cnt, stride)`` of every row of every piece with cells, and of every
+    remainder cell."""
+    t = a.table
+    T = t[:, 8]
+    p = np.repeat(np.arange(T.size), T)
+    j = arange_each(T)
+    r0, step, stride, oa, ob, ca, cb = (t[p, k] for k in (0, 2, 3, 4, 5, 6, 7))
+    row, off, cnt = r0 + step * j, oa * j + ob, ca * j + cb
+    if a.remainder is not None:
+        rr, rc = a.remainder.coordinates()
+        one = np.ones(rr.size, dtype=I64)
+        row, off, cnt, stride = (np.concatenate(x) for x in ((row, rr), (off, rc), (cnt, one), (stride, one)))
+    keep = cnt > 0
+    return row[keep], off[keep], cnt[keep], stride[keep]
+
+
+def _run_cells(row, off, cnt, stride):
+    """``(row, start, stop)`` of arithmetic runs: stride-1 runs as one interval, the others
+    one interval per cell."""
+    one = stride == 1
+    s = ~one
+    c = cnt[s]
+    col = np.repeat(off[s], c) + np.repeat(stride[s], c) * arange_each(c)
+    return (np.concatenate([row[one], np.repeat(row[s], c)]), np.concatenate([off[one], col]),
+            np.concatenate([off[one] + cnt[one], col + 1]))
 
 
 def intervals_from_acsr(a: ACSR) -> Intervals:
-    """Maximal intervals of an ACSR without materialising the mask: stride-1 rows become one
-    interval each, strided rows and the remainder become single cells, then everything merges."""
-    rows, starts, stops = [], [], []
-    for p in a.pieces:
-        t = np.arange(p.T, dtype=I64)
-        r, off, cnt = p.r0 + p.row_step * t, p.off_a * t + p.off_b, p.cnt_a * t + p.cnt_b
-        keep = cnt > 0
-        r, off, cnt = r[keep], off[keep], cnt[keep]
-        if p.stride == 1:
-            rows.append(r), starts.append(off), stops.append(off + cnt)
-        else:
-            col = np.repeat(off, cnt) + p.stride * arange_each(cnt)
-            rows.append(np.repeat(r, cnt)), starts.append(col), stops.append(col + 1)
-    rem = a.remainder
-    if rem is not None:
-        n, i, j = np.nonzero(rem.masks)
-        r = rem.blocks[n, 0].astype(I64) * rem.block + i
-        c = rem.blocks[n, 1].astype(I64) * rem.block + j
-        rows.append(r), starts.append(c), stops.append(c + 1)
-    if not rows:
-        return Intervals.empty(a.Lq, a.Lk)
-    return _merge(a.Lq, a.Lk, np.concatenate(rows), np.concatenate(starts), np.concatenate(stops))
+    """Maximal intervals of an ACSR without materialising the mask (:func:`cells_of_acsr`,
+    merged)."""
+    return _merge(a.Lq, a.Lk, *cells_of_acsr(a))
+
+
+def cells_of_acsr(a: ACSR) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, start, stop)`` of disjoint intervals covering an ACSR, unsorted: stride-1 rows
+    are one interval each, strided rows and the remainder single cells."""
+    return _run_cells(*_piece_rows(a))
+
+
+def listed_cells(a: ACSR) -> int:
+    """How many intervals :func:`cells_of_acsr` lists (a row of a stride-1 piece is one)."""
+    t = a.table
+    T, stride, ca, cb = t[:, 8], t[:, 3], t[:, 6], t[:, 7]
+    nnz = ca * T * (T - 1) // 2 + cb * T
+    rem = a.remainder.nnz if a.remainder is not None else 0
+    return int(np.where(stride == 1, T, nnz).sum()) + rem

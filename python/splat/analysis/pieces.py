@@ -22,7 +22,7 @@ from .intervals import Intervals, arange_each
 from .quasi import fragments, residue_groups
 from .runs import Runs, runs_from_intervals
 from .tracks import order_by_track, resolve_wildcards
-from .words import I64
+from .words import I64, lex_order
 
 
 def acsr_from_intervals(iv: Intervals, *, block: int = 64, min_piece_nnz: int = 8,
@@ -86,13 +86,13 @@ def acsr_from_runs(Lq: int, Lk: int, r: Runs, *, block: int = 64, min_piece_nnz:
         ci = np.flatnonzero(cand)
         c_row, c_s = row[ci], stride[ci]
         # rank among the row's candidates of the same stride (left to right by offset)
-        o = np.lexsort((off[ci], c_s, c_row))
+        o = lex_order((off[ci], c_s, c_row))
         ci, c_row, c_s = ci[o], c_row[o], c_s[o]
         newkey = np.ones(ci.size, dtype=bool)
         newkey[1:] = (c_row[1:] != c_row[:-1]) | (c_s[1:] != c_s[:-1])
         starts = np.flatnonzero(newkey)
         rank = np.arange(ci.size) - np.repeat(starts, np.diff(np.append(starts, ci.size)))
-        o2 = np.lexsort((c_row, rank, c_row % c_s, c_s))
+        o2 = lex_order((c_row, rank, c_row % c_s, c_s))
         ci2 = ci[o2]
         k_s, k_res, k_rank, k_row = c_s[o2], (c_row % c_s)[o2], rank[o2], c_row[o2]
         link2 = np.zeros(ci2.size, dtype=bool)

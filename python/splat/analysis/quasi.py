@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .words import I64
+from .words import I64, lex_order
 
 _SHORT = 64        # a pass-1 stretch shorter than this (rows) may be part of a fragment
 _MIN_GROUPS = 4    # consecutive short stretches that make a fragment
@@ -106,7 +106,7 @@ def residue_groups(row, off, cnt, frag_of_entry, frag_of_group, nfrag: int, peri
     e, fr, r = e[sel], fr[sel], r[sel]
     P = best_p[fr]
     key_res = r % P
-    order = np.lexsort((r, key_res, fr))
+    order = lex_order((r, key_res, fr))
     e, fr, r, P, key_res = e[order], fr[order], r[order], P[order], key_res[order]
     link = np.zeros(e.size, dtype=bool)
     link[:-1] = (fr[1:] == fr[:-1]) & (key_res[1:] == key_res[:-1]) & (r[1:] == r[:-1] + P[:-1])

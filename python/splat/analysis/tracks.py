@@ -75,9 +75,15 @@ def order_by_track(r: Runs) -> tuple[np.ndarray, np.ndarray]:
         best_good = np.full(ng, -1.0)
         best_move = np.zeros(ng)
         best = shift.copy()
+        tried = []
         for c in cands:  # first candidate wins ties: keep the plain alignment when it is as good
-            good, move = pairs(j, c[row_of[j]])
-            better = odd & ((good > best_good) | ((good == best_good) & (move < best_move)))
+            new = odd.copy()  # a shift already tried on a row cannot do better there: skip it
+            for t in tried:
+                new &= c != t
+            tried.append(c)
+            jc = j[new[row_of[j]]]
+            good, move = pairs(jc, c[row_of[jc]])
+            better = new & ((good > best_good) | ((good == best_good) & (move < best_move)))
             best = np.where(better, c, best)
             best_good = np.where(better, good, best_good)
             best_move = np.where(better, move, best_move)

@@ -162,3 +162,19 @@ def without_predecessor_into(S: np.ndarray, sv: int, y: np.ndarray) -> np.ndarra
         np.bitwise_and(yf, Sf, out=yf)
     np.bitwise_xor(yf, Sf, out=yf)
     return y
+
+
+def lex_order(keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``np.lexsort(keys)`` (last key primary) for non-negative int keys: one stable argsort of
+    a mixed-radix int64 key when the key ranges allow it (several times faster than lexsort on
+    10^5..10^6 items, and fast on the nearly sorted orders of the analysis)."""
+    key = np.zeros(keys[0].size, dtype=I64)
+    span = 1
+    for k in reversed(keys):  # primary key first
+        top = int(k.max()) + 1 if k.size else 1
+        span *= top
+        if span >= 1 << 62:
+            return np.lexsort(keys)
+        key *= top
+        key += k
+    return np.argsort(key, kind="stable")

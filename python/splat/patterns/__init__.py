@@ -3,9 +3,11 @@
 A :class:`Pattern` is an ``Lq x Lk`` mask given by ``contains(q_idx, k_idx)`` (broadcasting
 numpy index arrays -> bool).  The named families build their ACSR in O(pieces) without looking at
 the mask.  General unions and intersections (``a | b``, ``a & b``) have no analytic form; they
-combine their operands' *intervals* (see :mod:`splat.analysis`) and go through the general
-analysis, so no ``Lq x Lk`` array is built for them either.  ``longformer`` and ``bigbird`` are
-such unions with an analytic ACSR of their own (``_union_acsr``).
+combine their operands' *bands* when both are made of intervals with affine ends (worked out on
+row ranges, :mod:`splat.analysis.bands`), else their *intervals* (see :mod:`splat.analysis`),
+and go through the general analysis, so no ``Lq x Lk`` array is built for them either.
+``longformer`` and ``bigbird`` are such unions with an analytic ACSR of their own
+(``_union_acsr``).
 
 For the single families the analytic pieces are cut exactly where the general analysis cuts
 (greedy maximal affine stretches), so ``pattern.acsr() == analyze(pattern.mask())`` as ACSR
@@ -64,12 +66,15 @@ class Pattern:
 
     def __init__(self, Lq: int, Lk: int, contains: Callable, *, name: str,
                  analytic: Callable[[], ACSR] | None = None,
-                 intervals: Callable[[], "analysis.Intervals"] | None = None):
+                 intervals: Callable[[], "analysis.Intervals"] | None = None,
+                 bands: Callable[[], "analysis.Bands | None"] | None = None):
         self.Lq, self.Lk = _sizes(Lq, Lk)
         self._contains = contains
         self.name = name
         self._analytic = analytic
         self._intervals = intervals
+        self._bands = bands
+        self._union_of: tuple[Pattern, Pattern] | None = None  # the operands of a ``|``
         self._acsr_cache: ACSR | None = None
 
     # -- predicate and materialisation ---------------------------------------------------------
@@ -119,13 +124,23 @@ class Pattern:
     def intervals(self) -> "analysis.Intervals":
         """Maximal row intervals of the mask, without an ``Lq x Lk`` array."""
         if self._intervals is not None:
-            return self._intervals()
+            bd = self._bands() if self._bands is not None else None
+            return self._intervals() if bd is None else analysis.intervals_from_bands(bd)
         a = self.analytic_acsr()
         if a is not None:
             return analysis.intervals_from_acsr(a)
         parts = [analysis.intervals_from_mask(np.ascontiguousarray(rows), row0=i0, Lq=self.Lq)
                  for i0, rows in self.iter_rows()]
         return analysis.Intervals.concat(self.Lq, self.Lk, parts)
+
+    def bands(self) -> "analysis.Bands | None":
+        """The mask as affine interval bands (:mod:`splat.analysis.bands`): an analytic ACSR of
+        interval pieces, or ``|`` / ``&`` of such patterns; None for the others (strided or
+        dilated rows, predicates, explicit masks)."""
+        a = self.analytic_acsr()
+        if a is not None:
+            return analysis.bands_from_acsr(a)
+        return self._bands() if self._bands is not None else None
 
     # -- algebra -------------------------------------------------------------------------------
     def _combine(self, other, op: str) -> "Pattern":
@@ -137,11 +152,25 @@ class Pattern:
         a, b = self, other
         if op == "|":
             fn = lambda q, k: a.contains(q, k) | b.contains(q, k)  # noqa: E731
-            iv = lambda: analysis.union(a.intervals(), b.intervals())  # noqa: E731
+            iv = lambda: _unite(a, b)  # noqa: E731
         else:
             fn = lambda q, k: a.contains(q, k) & b.contains(q, k)  # noqa: E731
-            iv = lambda: analysis.intersection(a.intervals(), b.intervals())  # noqa: E731
-        return Pattern(self.Lq, self.Lk, fn, name=f"({a.name} {op} {b.name})", intervals=iv)
+            iv = lambda: _intersect(a, b)  # noqa: E731
+        p = Pattern(self.Lq, self.Lk, fn, name=f"({a.name} {op} {b.name})", intervals=iv,
+                    bands=lambda: analysis.combine_bands(a.bands(), b.bands(), op))
+        if op == "|":
+            p._union_of = (a, b)
+        return p
+
+    def _union_cells(self) -> list:
+        """Intervals covering the mask, not necessarily maximal, for one merge over a whole tree
+        of unions (the operands' pieces are merged once, not once per ``|``)."""
+        a = self.analytic_acsr()
+        if a is not None:
+            return [analysis.cells_of_acsr(a)]
+        if self._union_of is not None:
+            return [c for p in self._union_of for c in p._union_cells()]
+        return [self.intervals()]
 
     def __or__(self, other):
         return self._combine(other, "|")
@@ -155,6 +184,36 @@ class Pattern:
 
     def __repr__(self) -> str:
         return f"<Pattern {self.describe()}>"
+
+
+_MANY, _FEW = 8, 4  # cells a row listed by a strided / dilated side, intervals a row of a band
+
+
+def _unite(a: Pattern, b: Pattern) -> "analysis.Intervals":
+    """The intervals of ``a | b``: one merge of both sides' cells (of all operands of nested
+    unions).  When an analytic side lists many cells a row (strided, dilated) and the other is
+    an analytic band of a few intervals a row, only its cells outside those intervals are listed
+    (a dilated band mostly inside a causal window)."""
+    for x, y in ((a, b), (b, a)):
+        ax, ay = x.analytic_acsr(), y.analytic_acsr()
+        if (ax is not None and ay is not None and analysis.listed_cells(ax) > _MANY * a.Lq
+                and analysis.listed_cells(ay) <= _FEW * a.Lq):
+            iy = analysis.intervals_from_acsr(ay)
+            return analysis.union_of(a.Lq, a.Lk, [iy, analysis.cells_of_acsr_in(ax, analysis.complement(iy))])
+    return analysis.union_of(a.Lq, a.Lk, a._union_cells() + b._union_cells())
+
+
+def _intersect(a: Pattern, b: Pattern) -> "analysis.Intervals":
+    """The intervals of ``a & b``.  An analytic side that lists many cells a row (strided,
+    dilated) is clipped row by row to the other side's intervals, so that its cells outside them
+    are never listed (of two such sides, the one listing more); otherwise the maximal intervals
+    of both sides meet."""
+    x, y = a.analytic_acsr(), b.analytic_acsr()
+    nx = -1 if x is None else analysis.listed_cells(x)
+    ny = -1 if y is None else analysis.listed_cells(y)
+    if max(nx, ny) > _MANY * a.Lq:
+        return analysis.intersect_acsr(x, b.intervals()) if nx >= ny else analysis.intersect_acsr(y, a.intervals())
+    return analysis.intersection(a.intervals(), b.intervals())
 
 
 # ---------------------------------------------------------------------------------------------
