@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SPLAT vs FlexAttention vs dense SDPA on one GPU, in one process.
 
-For every pattern of `splat.testing.BENCH_FAMILIES` (window, causal-window, dilated, strided,
+For every pattern of `splat.testing.BENCH_FAMILIES` (dense, window, causal-window, dilated, strided,
 Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H = 16, bf16:
 
 1. correctness first: SPLAT (and Flex) against an fp64 reference on a slice of heads, on fresh
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),
                     help="prebuilt artifact directory (default $SPLAT_ARTIFACT_DIR)")
-    ap.add_argument("--patterns", help="comma-separated family names (default: all seven)")
+    ap.add_argument("--patterns", help="comma-separated family names (default: all eight)")
     ap.add_argument("--lengths", default="4096,16384")
     ap.add_argument("--head-dims", default="64,128")
     ap.add_argument("--B", type=int, default=2)

@@ -98,6 +98,8 @@ class Family:
             return (x < n) | (x == L // 2)
 
         p, name = self.p, self.name
+        if name == "dense":  # every key: the dense roofline inside the benchmark's own table
+            return lambda q, k: abs(q - k) < L
         if name == "window":
             w = p["w"]
             return lambda q, k: abs(q - k) <= w
@@ -176,6 +178,7 @@ TEST_FAMILIES = (
 # The benchmark's patterns (issue 5): window, causal-window, dilated, strided, Longformer, BigBird,
 # blocked; parameters in the range the Longformer / BigBird / Sparse Transformer papers use.
 BENCH_FAMILIES = (
+    F("dense"),  # all-true (issue 12's reference row: SPLAT against dense SDPA)
     F("window", w=256),
     F("causal_window", w=512),
     F("dilated", w=128, stride=4),
@@ -224,6 +227,8 @@ def _constructor(fam: Family, L: int):
     P = _patterns_module()
     p = fam.p
     n = fam.name
+    if n == "dense":
+        return _sized(P.window, (L,), L)
     if n == "window":
         return _sized(P.window, (p["w"],), L)
     if n == "causal":
