@@ -111,11 +111,12 @@ def tile_schedule(block_m: int, block_n: int, row_tiles: Sequence[int],
     are given together, for schedules of layouts with an irregular remainder;
     ``plans`` records the tiler's plan per row tile (0 affine, 1 blocks)."""
     def i32s(values):
-        # the tables hold millions of words for fragmented layouts: tolist() and map(str) run
-        # in C, where a generator of str(int(v)) over numpy scalars took seconds
+        # the tables hold millions of words for fragmented layouts: tolist() and a list's repr
+        # ("[1, 2, 3]", the attribute's syntax) run in C, twice as fast as joining map(str),
+        # where a generator of str(int(v)) over numpy scalars took seconds
         ints = (values.astype(np.int64, copy=False).ravel().tolist()
                 if isinstance(values, np.ndarray) else [int(v) for v in values])
-        return "[" + ", ".join(map(str, ints)) + "]"
+        return repr(ints)
     text = (f"{_params(block_m=block_m, block_n=block_n)}, "
             f"row_tiles = {i32s(row_tiles)}, segments = {i32s(segments)}")
     if mask_ptr is not None:

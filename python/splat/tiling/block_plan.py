@@ -152,6 +152,20 @@ def dense_runs(counts: np.ndarray, nrows: int, Lk: int, block_n: int) -> list[tu
             for c0, nc in zip(firsts.tolist(), (stops - firsts).tolist())]
 
 
+def _touching(segs, masks, blocks: np.ndarray, block_n: int) -> tuple:
+    """The segments and mask tiles whose key range ``[first key, last key]`` meets a block
+    where ``blocks`` is set: only their elements can fall in those blocks (a fragmented tile
+    has ~10^4 elements in its dense blocks, which the mask tiles do not need expanded)."""
+    S = _seg_array(segs)
+    before = np.concatenate(([0], np.cumsum(blocks)))  # set blocks below each block
+    col0, cs, ncols = S[:, 0], S[:, 1], S[:, 2]
+    b0, b1 = col0 // block_n, (col0 + cs * (ncols - 1)) // block_n
+    keep_segs = S[before[b1 + 1] > before[b0]]
+    keep_masks = [m for m in masks
+                  if before[(m[0] + m[1] - 1) // block_n + 1] > before[m[0] // block_n]]
+    return keep_segs, keep_masks
+
+
 def block_plan(segs, masks, nrows: int, Lk: int, block_n: int,
                counts: np.ndarray | None = None) -> tuple[list, list]:
     """``(segments, mask tiles)`` of the blocks plan covering exactly the elements of ``segs``
@@ -164,10 +178,11 @@ def block_plan(segs, masks, nrows: int, Lk: int, block_n: int,
     if counts is None:
         counts = block_counts(segs, masks, nrows, Lk, BN)
     out_segs = dense_runs(counts, nrows, Lk, BN)
-    mb = np.flatnonzero((counts > 0) & (counts < nrows * block_widths(Lk, BN)))
+    partial = (counts > 0) & (counts < nrows * block_widths(Lk, BN))
+    mb = np.flatnonzero(partial)
     if not mb.size:
         return out_segs, []
-    rho, col = tile_elements(segs, masks, nrows)
+    rho, col = tile_elements(*_touching(segs, masks, partial, BN), nrows)
     blk = col // BN
     slot = np.full(counts.size, -1, dtype=np.int64)
     slot[mb] = np.arange(mb.size)

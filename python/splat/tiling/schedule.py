@@ -266,21 +266,20 @@ class TileSchedule:
         """Counts and tile efficiency = nnz / computed elements, where every walked key tile
         (segment key tiles and mask tiles) computes ``BLOCK_M * BLOCK_N`` elements."""
         BM, BN = self.block_m, self.block_n
-        key_tiles = full = 0
-        nnz = 0
         nrows_of = np.zeros(self.n_segments, dtype=np.int64)
         for row0, step, nrows, b, e in self.row_tiles.tolist():
             nrows_of[b:e] = nrows
-        for seg, nrows in zip(self.segments.tolist(), nrows_of.tolist()):
-            k, f = _seg_key_tiles(seg, nrows, BM, BN)
-            key_tiles += k
-            full += f
-            col0, cs, ncols, rl, rh, la, lb, ha, hb = seg
-            n = rh - rl  # sum over rho in [rl, rh) of (ha - la)*rho + (hb - lb)
-            nnz += (ha - la) * (rl + rh - 1) * n // 2 + (hb - lb) * n
+        # one pass of numpy over the segments (tens of thousands on fragmented layouts): the
+        # same integers as _seg_key_tiles and the affine row sums, segment by segment
+        S = self.segments.astype(np.int64)
+        k, f = _segments_key_tiles(S, nrows_of, BM, BN)
+        key_tiles, full = int(k.sum()), int(f.sum())
+        col0, cs, ncols, rl, rh, la, lb, ha, hb = S.T
+        n = rh - rl  # sum over rho in [rl, rh) of (ha - la)*rho + (hb - lb)
+        nnz = int(((ha - la) * (rl + rh - 1) * n // 2 + (hb - lb) * n).sum())
         nmask = self.n_mask_tiles
         if nmask:
-            nnz += int(np.unpackbits(self.mask_bits.view(np.uint8)).sum())
+            nnz += _popcount(self.mask_bits)
         key_tiles += nmask
         computed = key_tiles * BM * BN
         no_segs = self.row_tiles[:, 3] == self.row_tiles[:, 4]
@@ -558,19 +557,28 @@ def _shift_segments(segs, shift: int):
     return [(sg[0] + shift,) + tuple(sg[1:]) for sg in segs]
 
 
-def _segments_key_tiles(S: np.ndarray, nrows: int, block_m: int, block_n: int):
-    """:func:`_seg_key_tiles` of every row of ``S`` (``(walked, full)`` arrays)."""
+def _segments_key_tiles(S: np.ndarray, nrows, block_m: int, block_n: int):
+    """:func:`_seg_key_tiles` of every row of ``S`` (``(walked, full)`` arrays); ``nrows``: the
+    tile rows of all of them, or an array of each one's."""
     col0, cs, ncols, rl, rh, la, lb, ha, hb = S.T
     nkt = -(-ncols // block_n)
-    if nrows != block_m:
+    if np.isscalar(nrows) and nrows != block_m:
         return nkt, np.zeros_like(nkt)
     last = rh - 1
     lo = np.maximum(lb, la * last + lb)
     hi = np.minimum(np.minimum(ncols, hb), ha * last + hb)
     first = -(-np.maximum(lo, 0) // block_n)
     lastk = (hi - block_n) // block_n
-    full = np.where((rl == 0) & (rh == nrows), np.maximum(0, lastk - first + 1), 0)
+    full = np.where((rl == 0) & (rh == nrows) & (nrows == block_m),
+                    np.maximum(0, lastk - first + 1), 0)
     return nkt, full
+
+
+def _popcount(words: np.ndarray) -> int:
+    """Set bits of an integer array."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2
+        return int(np.bitwise_count(words.view(np.uint32)).sum())
+    return int(np.unpackbits(words.view(np.uint8)).sum())
 
 
 def _segments_cost(S: np.ndarray, nrows: int, block_m: int, block_n: int) -> float:
@@ -603,16 +611,47 @@ def _try_merge(A, B):
     return (s, al, fa - al * ra, ga, ca - ga * ra, ra, B[6])
 
 
+def _remainder_coordinates(rem) -> tuple[np.ndarray, np.ndarray]:
+    """``rem.coordinates()`` (rows, cols of every remainder element, by row then column),
+    found through the 8-byte words of the masks that hold any element: fragmented layouts
+    have 10^4 blocks of 64 x 64 cells, a few % of them set, where ``np.nonzero`` of the whole
+    bool array took 0.1 s."""
+    flat = rem.masks.reshape(-1)
+    if flat.size % 8 == 0:
+        words = np.flatnonzero(flat.view(np.uint64))
+        cand = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+        idx = cand[flat[cand]]
+    else:
+        idx = np.flatnonzero(flat)
+    B = rem.block
+    n, cell = np.divmod(idx, B * B)
+    r, c = np.divmod(cell, B)
+    rows = rem.blocks[n, 0].astype(np.int64) * B + r
+    cols = rem.blocks[n, 1].astype(np.int64) * B + c
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order]
+
+
 class _Builder:
-    def __init__(self, acsr: ACSR, block_m: int, block_n: int, plan: str = "auto"):
-        self.acsr = acsr
-        self.Lq, self.Lk = acsr.Lq, acsr.Lk
+    def __init__(self, acsr: ACSR, block_m: int, block_n: int, plan: str = "auto",
+                 like: "_Builder | None" = None):
+        """``like``: a builder of the same ACSR and tile shape (another ``plan``), whose index
+        of the ACSR (pieces, remainder rows, regions) and affine plans this one reuses: the
+        affine plans are the same, only the plan choice and the cuts differ."""
+        if like is None:
+            self.acsr = acsr
+            self.Lq, self.Lk = acsr.Lq, acsr.Lk
+            self.pieces = [q for q in (_P(p) for p in acsr.pieces) if q.live]
+            self.step_period = [(q.p, q.period) for q in self.pieces]
+            self._remainder_rows()
+            self._regions()
+            self.layout = dict(self.__dict__)  # all of the above depends on the ACSR only
+        else:
+            assert like.acsr is acsr and (like.BM, like.BN) == (block_m, block_n)
+            self.__dict__.update(like.layout)
+            self.layout = like.layout
         self.BM, self.BN = block_m, block_n
         self.plan = plan
-        self.pieces = [q for q in (_P(p) for p in acsr.pieces) if q.live]
-        self.step_period = [(q.p, q.period) for q in self.pieces]
-        self._remainder_rows()
-        self._regions()
         self.cache: dict[tuple[int, int, int], tuple] = {}         # planned tiles
         self.affine_cache: dict[tuple[int, int, int], tuple] = {}  # their affine plans
         # the same plans by tile *shape* (_tile_shape): tiles that are column translates of
@@ -620,6 +659,10 @@ class _Builder:
         # once; shapes_of maps a tile to its shape and the translation
         self.shape_cache: dict[tuple, tuple] = {}       # shape -> (affine segs, cost)
         self.shapes_of: dict[tuple[int, int, int], tuple] = {}
+        self.counts_cache: dict[tuple[int, int, int], np.ndarray] = {}  # _block_counts
+        if like is not None:
+            self.affine_cache, self.shape_cache = like.affine_cache, like.shape_cache
+            self.shapes_of, self.counts_cache = like.shapes_of, like.counts_cache
         self.plan_by_shape: dict[tuple, tuple] = {}     # shape -> (cost, plan), this builder's
         self.use_shapes = FAST_PATHS
         self.shape_lookups = self.shape_hits = 0
@@ -633,26 +676,21 @@ class _Builder:
                 and 0 < len(self.pieces) <= _BAND_MAX_PIECES
                 and all(pc.p == 1 and pc.s == 1 for pc in self.pieces))
 
-    def share_affine_plans(self, other: "_Builder") -> None:
-        """Reuse ``other``'s affine plans (same ACSR and tile shape, another ``plan`` option:
-        the affine plans are the same, only the plan choice and the cuts differ)."""
-        self.affine_cache = other.affine_cache
-        self.shape_cache = other.shape_cache
-        self.shapes_of = other.shapes_of
-
     # -- remainder as CSR rows ---------------------------------------------------------------
     def _remainder_rows(self):
         rem = self.acsr.remainder
         self.rem_ptr = None
         self.rem_blocks = []
-        if rem is None or rem.nnz == 0:
+        if rem is None:
+            return
+        rows, cols = _remainder_coordinates(rem)
+        if rows.size == 0:
             return
         B = rem.block
-        rows, cols = rem.coordinates()
         self.rem_cols = cols
         self.rem_ptr = np.searchsorted(rows, np.arange(self.Lq + 1))
         self.rem_block = B
-        self.rem_blocks = sorted({int(x) for x in rows // B})
+        self.rem_blocks = np.unique(rows // B).tolist()
 
     def _rem_cols(self, rows: np.ndarray) -> list[np.ndarray]:
         p = self.rem_ptr
@@ -665,7 +703,10 @@ class _Builder:
         parts = self._rem_cols(rows)
         if not any(len(x) for x in parts):
             return []
-        u = np.unique(np.concatenate(parts))
+        return self._cover(np.unique(np.concatenate(parts)))
+
+    def _cover(self, u: np.ndarray) -> list[tuple[int, int]]:
+        """:meth:`_mask_cover` of the sorted distinct columns ``u``."""
         out, i, n = [], 0, len(u)
         while i < n:
             c = int(u[i])
@@ -677,22 +718,24 @@ class _Builder:
     def _remainder_tile(self, rows: np.ndarray, chains: list) -> list[tuple[int, int, np.ndarray]]:
         """Mask tiles ``(col0, ncols, bool [nrows, ncols])`` for the tile rows' remainder.  A
         window whose rows are one contiguous run each, with affine ends over a contiguous range
-        of rows, is exact as a segment instead: it is appended to ``chains``."""
-        windows = self._mask_cover(rows)
-        if not windows:
+        of rows, is exact as a segment instead: it is appended to ``chains``.  The windows'
+        bits are set and checked all at once (fragmented layouts have ~40 windows a tile)."""
+        if self.rem_ptr is None:
             return []
-        parts = self._rem_cols(rows)
-        lens = np.array([len(x) for x in parts])
+        lens = self.rem_ptr[rows + 1] - self.rem_ptr[rows]
+        if not lens.any():  # most tiles of a layout with a few remainder blocks
+            return []
         rho_all = np.repeat(np.arange(len(rows)), lens)
-        col_all = np.concatenate(parts)
+        col_all = np.concatenate(self._rem_cols(rows))
+        windows = self._cover(np.unique(col_all))
+        starts = np.array([c for c, _ in windows], dtype=np.int64)
+        win = np.searchsorted(starts, col_all, side="right") - 1  # each column's window
+        bits = np.zeros((len(windows), len(rows), self.BN), dtype=bool)
+        bits[win, rho_all, col_all - starts[win]] = True
         out = []
-        for c, nc in windows:
-            sel = (col_all >= c) & (col_all < c + nc)
-            b = np.zeros((len(rows), nc), dtype=bool)
-            b[rho_all[sel], col_all[sel] - c] = True
-            ch = _affine_runs(b, c)
+        for k, ((c, nc), ch) in enumerate(zip(windows, _affine_runs(bits, starts))):
             if ch is None:
-                out.append((c, nc, b))
+                out.append((c, nc, bits[k, :, :nc]))
             else:
                 chains.append(ch)
         return out
@@ -777,10 +820,11 @@ class _Builder:
         merging passes price every candidate merge: hundreds of thousands on fragmented tiles)."""
         s, al, be, ga, de, rl, rh = ch
         last = rh - 1
-        col0 = min(al * rl + be, al * last + be)
+        # conditional expressions, not min/max: the same values, without two calls a chain
+        col0 = be + (al * rl if al >= 0 else al * last)
         la, lb = al // s, (be - col0) // s
         ha, hb = la + ga, lb + de
-        ncols = max(ha * rl + hb, ha * last + hb)
+        ncols = hb + (ha * last if ha >= 0 else ha * rl)
         BN = self.BN
         k = -(-ncols // BN)
         f = 0
@@ -805,14 +849,14 @@ class _Builder:
         segs, masks, cost = self.affine_tile(row0, R, nrows)
         shape = self.shapes_of.get(key)
         if shape is None:
-            hit = self._choose_plan(segs, masks, cost, nrows)
+            hit = self._choose_plan(key, segs, masks, cost)
         else:
             # the plan choice depends on the block counts, which a translation by whole
             # BLOCK_N blocks only moves (_tile_shape)
             planned = self.plan_by_shape.get(shape[0])
             if planned is None:
                 planned = self.plan_by_shape[shape[0]] = self._choose_plan(
-                    segs, masks, cost, nrows)[2:]
+                    key, segs, masks, cost)[2:]
             hit = (segs, masks) + planned
         self.cache[key] = hit
         return hit
@@ -862,7 +906,8 @@ class _Builder:
         chains, masks = self._tile_chains(row0, R, nrows, pieces)
         segs = _chain_segments(chains) if chains else []
         # an empty tile keeps the affine plan, whose cost is the tile's own
-        return self._choose_plan(segs, masks, self._plan_cost([], masks, nrows), nrows)
+        return self._choose_plan((row0, R, nrows), segs, masks,
+                                 self._plan_cost([], masks, nrows))
 
     def _shapes_pay(self, npieces: int, nrows: int) -> bool:
         """Whether to look a tile of ``npieces`` pieces up by shape: a shape costs about what
@@ -974,19 +1019,59 @@ class _Builder:
             bound += max(0, n - nnz // (nrows * narrow)) * (_W_MASKED + _W_BITS)
         return bound
 
-    def _choose_plan(self, segs, masks, cost, nrows):
-        """``(segs, masks, cost, plan)``: the affine plan ``(segs, masks)`` always (the blocks
-        plan is a function of it, built by :meth:`plan_tables` for the tiles finally kept
-        only), and the cost and plan that ``self.plan`` says; "auto" takes blocks only at
-        ``_BLOCKS_MARGIN`` of the affine cost or less.  The blocks plan is priced from its
-        per-block element counts, without expanding the elements, after a cheap bound."""
+    def _occupied_above(self, segs, masks, limit: float) -> bool:
+        """Whether the tile's elements surely occupy more than ``limit`` key blocks, so that
+        its blocks plan, at least ``_W_TILE`` plus one key tile per occupied block, costs more
+        than ``limit + _W_TILE``.  Surely occupied: the blocks from the first to the last key
+        of each segment's end rows where not empty (keys ``col_step <= BLOCK_N`` apart skip no
+        block; farther apart, the two ends only), and those of each mask tile's first and last
+        column (elements, by the cover).  A tighter bound than :meth:`_blocks_bound`, counted in
+        Python until it passes ``limit`` (not for a layout of fewer key blocks than that): the
+        tiles of strided and rational-slope layouts skip pricing so."""
+        BN = self.BN
+        if limit >= _cdiv(self.Lk, BN) or isinstance(segs, np.ndarray):
+            # more blocks than there are, or a tile's thousands of unmerged chains (affine_tile),
+            # which would cost what pricing them does
+            return False
+        seen: set[int] = set()
+        for col0, cs, ncols, rl, rh, la, lb, ha, hb in segs:
+            for r in (rl, rh - 1):
+                lo, hi = max(la * r + lb, 0), min(ha * r + hb, ncols)
+                if hi > lo:
+                    b0, b1 = (col0 + cs * lo) // BN, (col0 + cs * (hi - 1)) // BN
+                    seen.update(range(b0, b1 + 1) if cs <= BN else (b0, b1))
+            if len(seen) > limit:
+                return True
+        for c, nc, _ in masks:
+            seen.update((c // BN, (c + nc - 1) // BN))
+        return len(seen) > limit
+
+    def _block_counts(self, key, segs, masks) -> np.ndarray:
+        """``block_counts`` of the tile ``key`` (``(row0, R, nrows)``) whose elements are
+        ``segs`` and ``masks``, memoised: pricing its blocks plan, the mask check of
+        build_schedule and the tables each need them, and builders of one ACSR share them."""
+        counts = self.counts_cache.get(key)
+        if counts is None:
+            counts = self.counts_cache[key] = block_counts(segs, masks, key[2], self.Lk, self.BN)
+        return counts
+
+    def _choose_plan(self, key, segs, masks, cost):
+        """``(segs, masks, cost, plan)`` of the tile ``key``: the affine plan ``(segs, masks)``
+        always (the blocks plan is a function of it, built by :meth:`plan_tables` for the
+        tiles finally kept only), and the cost and plan that ``self.plan`` says; "auto" takes
+        blocks only at ``_BLOCKS_MARGIN`` of the affine cost or less.  The blocks plan is
+        priced from its per-block element counts, without expanding the elements, after two
+        cheap lower bounds."""
+        nrows = key[2]
         if self.plan == "affine" or not (len(segs) or len(masks)):
             return segs, masks, cost, PLAN_AFFINE
         if self.plan == "auto" and (not self._priced(segs, masks, nrows)
                                     or self._blocks_bound(segs, masks, nrows)
-                                    > _BLOCKS_MARGIN * cost):
+                                    > _BLOCKS_MARGIN * cost
+                                    or self._occupied_above(  # 1e-6: float sums' slack
+                                        segs, masks, _BLOCKS_MARGIN * cost - _W_TILE + 1e-6)):
             return segs, masks, cost, PLAN_AFFINE
-        counts = block_counts(segs, masks, nrows, self.Lk, self.BN)
+        counts = self._block_counts(key, segs, masks)
         runs = dense_runs(counts, nrows, self.Lk, self.BN)
         n_mask = int(np.count_nonzero(counts)) - sum(_cdiv(sg[2], self.BN) for sg in runs)
         bcost = self._plan_cost(runs, range(n_mask), nrows)
@@ -994,18 +1079,20 @@ class _Builder:
             return segs, masks, cost, PLAN_AFFINE
         return segs, masks, bcost, PLAN_BLOCKS
 
-    def blocks_adds_masks(self, res, nrows) -> bool:
+    def blocks_adds_masks(self, key, res) -> bool:
         """Whether a planned tile's blocks plan has mask tiles (the tile is not all dense
-        runs); ``res`` is a :meth:`tile` result."""
-        segs, masks = res[0], res[1]
-        counts = block_counts(segs, masks, nrows, self.Lk, self.BN)
+        runs); ``res`` is the :meth:`tile` result of the tile ``key``."""
+        nrows = key[2]
+        counts = self._block_counts(key, res[0], res[1])
         runs = dense_runs(counts, nrows, self.Lk, self.BN)
         return int(np.count_nonzero(counts)) > sum(_cdiv(sg[2], self.BN) for sg in runs)
 
-    def plan_tables(self, segs, masks, nrows, plan):
-        """The segments and mask tiles the schedule holds for a tile :meth:`tile` planned."""
+    def plan_tables(self, key, segs, masks, plan):
+        """The segments and mask tiles the schedule holds for the tile ``key`` that
+        :meth:`tile` planned."""
         if plan == PLAN_BLOCKS:
-            return block_plan(segs, masks, nrows, self.Lk, self.BN)
+            return block_plan(segs, masks, key[2], self.Lk, self.BN,
+                              counts=self._block_counts(key, segs, masks))
         return segs, masks
 
     def _chains_cost(self, chains, nrows) -> float:
@@ -1077,6 +1164,9 @@ class _Builder:
             else:
                 out.append(ch)
         for s, lst in single.items():
+            if s == 1:  # every alpha is a multiple of 1: nothing to transpose (_coalesce sorts)
+                out.extend(lst)
+                continue
             per_row: dict[int, int] = {}
             for ch in lst:
                 per_row[ch[5]] = per_row.get(ch[5], 0) + 1
@@ -1143,7 +1233,9 @@ class _Builder:
         out: list = []            # chains
         cost: list[float] = []
         open_: dict[tuple, list[int]] = {}   # (rho_hi, s, residue) -> indices into out
-        by_col: dict[tuple, list] = {}       # the same, as sorted (last row's first column, idx)
+        # the sorted index, kept only for the keys that once had more than _COALESCE_SCAN open
+        # chains (built then from open_; the rest, every named family's, never need it)
+        by_col: dict[tuple, list] = {}       # key -> sorted (last row's first column, idx)
         by_next: dict[tuple, list] = {}      # (rho_hi, s, col, count): lines continued a row
         seq: dict[int, int] = {}             # when each open chain was (re)opened
         ticket = itertools.count()
@@ -1151,43 +1243,55 @@ class _Builder:
         def f_last(c):
             return c[1] * (c[6] - 1) + c[2]
 
+        def next_key(c):  # a line's continuation one row on: by_next's key (its residue's)
+            return (c[6], c[0], c[1] * c[6] + c[2], c[3] * c[6] + c[4])
+
+        def index(idx, key):
+            bisect.insort(by_col[key], (f_last(out[idx]), idx))
+            if out[idx][6] - out[idx][5] >= 2:
+                by_next.setdefault(next_key(out[idx]), []).append(idx)
+
         def close(idx, key):
             open_[key].remove(idx)
-            lst = by_col[key]
-            del lst[bisect.bisect_left(lst, (f_last(out[idx]), idx))]
-            c = out[idx]
-            if c[6] - c[5] >= 2:
-                by_next[(c[6], c[0], c[1] * c[6] + c[2], c[3] * c[6] + c[4])].remove(idx)
+            if key in by_col:
+                lst = by_col[key]
+                del lst[bisect.bisect_left(lst, (f_last(out[idx]), idx))]
+                if out[idx][6] - out[idx][5] >= 2:
+                    by_next[next_key(out[idx])].remove(idx)
 
         def open_chain(idx):
             c = out[idx]
             key = (c[6], c[0], c[2] % c[0])
             open_.setdefault(key, []).append(idx)
             seq[idx] = next(ticket)
-            bisect.insort(by_col.setdefault(key, []), (f_last(c), idx))
-            if c[6] - c[5] >= 2:
-                by_next.setdefault((c[6], c[0], c[1] * c[6] + c[2], c[3] * c[6] + c[4]),
-                                   []).append(idx)
+            if key in by_col:
+                index(idx, key)
 
+        chain_cost = self._chain_cost
         for ch in chains:
             s = ch[0]
             key = (ch[5], s, ch[2] % s)
             cands = open_.get(key)
             best = None
+            c_b = None
             if cands:
                 if len(cands) > _COALESCE_SCAN:
+                    if key not in by_col:
+                        by_col[key] = []
+                        for idx in cands:
+                            index(idx, key)
                     f = ch[1] * ch[5] + ch[2]
                     lst = by_col[key]
                     i = bisect.bisect_left(lst, (f, -1))
                     near = {idx for _, idx in lst[max(0, i - _COALESCE_NEAR):i + _COALESCE_NEAR]}
                     near.update(by_next.get((ch[5], s, f, ch[3] * ch[5] + ch[4]), ()))
                     cands = sorted(near, key=seq.__getitem__)  # the order open_ holds them in
-                c_b = self._chain_cost(ch, nrows)
+                c_b = chain_cost(ch, nrows)
                 for idx in cands:
                     m = _try_merge(out[idx], ch)
                     if m is None:
                         continue
-                    c_m = self._chain_cost(m, nrows)
+                    c_m = chain_cost(m, nrows)
                     delta = c_m - cost[idx] - c_b
                     if delta <= 1e-9 and (best is None or delta < best[0]):
                         best = (delta, idx, m, c_m)
@@ -1198,7 +1302,7 @@ class _Builder:
                 open_chain(idx)
             else:
                 out.append(ch)
-                cost.append(self._chain_cost(ch, nrows))
+                cost.append(chain_cost(ch, nrows) if c_b is None else c_b)
                 open_chain(len(out) - 1)
         return [_chain_segment(c) for c in out]
 
@@ -1369,34 +1473,43 @@ class _Builder:
         ceil(BLOCK_N/32)]`` words (one packbits for all: fragmented layouts have 10^4 tiles)."""
         W = _cdiv(self.BN, 32)
         full = np.zeros((len(bits), self.BM, W * 32), dtype=bool)
+        by_shape: dict[tuple[int, int], list[int]] = {}
         for k, b in enumerate(bits):
-            full[k, :b.shape[0], :b.shape[1]] = b
+            by_shape.setdefault(b.shape, []).append(k)
+        for (h, w), ks in by_shape.items():  # one copy per shape (a few), not per tile
+            full[ks, :h, :w] = np.stack([bits[k] for k in ks])
         packed = np.packbits(full, axis=2, bitorder="little")          # [n, BM, W*4] bytes
         return packed.view("<u4").astype(np.uint32).view(np.int32).reshape(-1, self.BM, W)
 
 
-def _affine_runs(b: np.ndarray, col0: int):
-    """``b`` (rows x columns from ``col0``) as one chain if every non-empty row is a single
-    contiguous run, the non-empty rows are contiguous and both run ends are affine; else None."""
-    r = np.flatnonzero(b.any(axis=1))
-    if r.size == 0:
-        return None
-    rl, rh = int(r[0]), int(r[-1]) + 1
-    if rh - rl != r.size:
-        return None
-    sub = b[rl:rh]
-    first = sub.argmax(axis=1)
-    end = sub.shape[1] - sub[:, ::-1].argmax(axis=1)
-    cnt = sub.sum(axis=1)
-    if (cnt != end - first).any():
-        return None
-    al = ga = 0
-    if r.size >= 2:
-        df, dc = np.diff(first), np.diff(cnt)
-        if (df != df[0]).any() or (dc != dc[0]).any():
-            return None
-        al, ga = int(df[0]), int(dc[0])
-    return (1, al, col0 + int(first[0]) - al * rl, ga, int(cnt[0]) - ga * rl, rl, rh)
+def _affine_runs(bits: np.ndarray, col0: np.ndarray) -> list:
+    """For each window ``k`` (``bits[k]``: rows x columns from ``col0[k]``, not empty), one
+    chain if every non-empty row is a single contiguous run, the non-empty rows are contiguous
+    and both run ends are affine in the row; else None."""
+    n, nrows, width = bits.shape
+    live = bits.any(axis=2)                                   # [n, nrows]
+    first = bits.argmax(axis=2)
+    cnt = bits.sum(axis=2)
+    end = width - bits[:, :, ::-1].argmax(axis=2)
+    rl = live.argmax(axis=1)
+    rh = nrows - live[:, ::-1].argmax(axis=1)
+    ok = (live.sum(axis=1) == rh - rl) & ((cnt == end - first) | ~live).all(axis=1)
+    k = np.arange(n)
+    f0, c0 = first[k, rl], cnt[k, rl]
+    al = np.zeros(n, dtype=np.int64)
+    ga = np.zeros(n, dtype=np.int64)
+    if nrows >= 2:  # the steps from row rl to rl + 1, and the same on every pair of live rows
+        two = rh - rl >= 2
+        at = np.minimum(rl + 1, nrows - 1)
+        al = np.where(two, first[k, at] - f0, 0)
+        ga = np.where(two, cnt[k, at] - c0, 0)
+        pair = live[:, 1:] & live[:, :-1]                      # both rows in [rl, rh)
+        ok &= ((np.diff(first, axis=1) == al[:, None])
+               & (np.diff(cnt, axis=1) == ga[:, None]) | ~pair).all(axis=1)
+    return [(1, a, int(c) + f - a * r, g, n0 - g * r, r, h) if good else None
+            for good, a, g, c, f, n0, r, h in zip(
+                ok.tolist(), al.tolist(), ga.tolist(), col0.tolist(), f0.tolist(), c0.tolist(),
+                rl.tolist(), rh.tolist())]
 
 
 def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
@@ -1428,20 +1541,19 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         # that schedule too (the tiles' affine plans are shared) and keep the cheaper, when a
         # cheap lower bound of BLOCK_M chunks (blocks plans bounded by their occupied blocks)
         # leaves it a chance.
-        alt = _Builder(acsr, int(block_m), int(block_n), "blocks")
-        alt.share_affine_plans(b)
+        alt = _Builder(acsr, int(block_m), int(block_n), "blocks", like=b)
         alt_built = [(t, alt.tile(*t)) for t in alt.build()]
         if _schedule_cost(alt_built) < _BLOCKS_MARGIN * _schedule_cost(built):
             b, built = alt, alt_built
-    if plan == "auto" and any(res[3] == PLAN_BLOCKS and b.blocks_adds_masks(res, t[2])
+    if plan == "auto" and any(res[3] == PLAN_BLOCKS and b.blocks_adds_masks(t, res)
                               for t, res in built) and _needs_no_masks(acsr):
         # Mask tiles in a layout that had none switch the whole launch to the _masked kernel
         # variant, whose every key tile costs W_MASK_KERNEL more (a cost the per-tile choice
         # does not see), and they compete with split-KV, the unmasked answer for layouts that
         # want two row groupings: keep such a schedule only when the whole of it, with that
         # extra, costs at most _NEW_MASKS_MARGIN of the all-affine schedule.
-        a = _Builder(acsr, int(block_m), int(block_n), "affine")
-        a.share_affine_plans(b)  # the tiles' affine plans are the same: only the DP runs
+        # the tiles' affine plans are the same: only the DP runs
+        a = _Builder(acsr, int(block_m), int(block_n), "affine", like=b)
         affine = [(t, a.tile(*t)) for t in a.build()]
         if _schedule_cost(built) > _NEW_MASKS_MARGIN * _schedule_cost(affine):
             b, built = a, affine
@@ -1525,7 +1637,7 @@ def _assemble(acsr: ACSR, b: _Builder, built: list, order: str) -> TileSchedule:
         built.sort(key=lambda x: (-x[1][2], x[0][0]))
     row_tiles, segs, mptr, mtiles, mbits, plans = [], [], [0], [], [], []
     for (row0, R, nrows), (tsegs, tmasks, _, tplan) in built:
-        tsegs, tmasks = b.plan_tables(tsegs, tmasks, nrows, tplan)
+        tsegs, tmasks = b.plan_tables((row0, R, nrows), tsegs, tmasks, tplan)
         plans.append(tplan)
         tsegs = sorted(tsegs, key=lambda sg: (sg[0], sg[3]))
         row_tiles.append((row0, R, nrows, len(segs), len(segs) + len(tsegs)))

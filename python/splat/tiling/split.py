@@ -66,18 +66,22 @@ def split_pieces(acsr: ACSR) -> tuple[ACSR, ACSR] | None:
 
 
 def _union_remainders(a: BlockRemainder | None, b: BlockRemainder | None) -> BlockRemainder | None:
-    """The union of two block remainders of one block size (disjoint cells)."""
+    """The union of two block remainders of one block size (disjoint cells).  The blocks are
+    sorted by (row block, column block) and the masks of each block listed more than once
+    OR-ed into its first entry: few are (``logical_or.at`` or ``reduceat`` over all of 10^4
+    blocks of 64 x 64 took a quarter to half a second)."""
     if a is None or b is None:
         return a if b is None else b
     blocks = np.concatenate([a.blocks, b.blocks]).astype(np.int64)
-    masks = np.concatenate([a.masks, b.masks])
-    keys, inv = np.unique(blocks[:, 0] * (int(blocks[:, 1].max()) + 1) + blocks[:, 1],
-                          return_inverse=True)
-    out = np.zeros((keys.size,) + masks.shape[1:], dtype=bool)
-    np.logical_or.at(out, inv, masks)
-    first = np.zeros(keys.size, dtype=np.int64)
-    first[inv[::-1]] = np.arange(inv.size)[::-1]
-    return BlockRemainder(a.block, blocks[first].astype(np.int32), out)
+    key = blocks[:, 0] * (int(blocks[:, 1].max()) + 1) + blocks[:, 1]
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    masks = np.concatenate([a.masks, b.masks])[order]
+    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    count = np.diff(np.append(first, key.size))
+    for i, n in zip(first[count > 1].tolist(), count[count > 1].tolist()):
+        masks[i] = masks[i:i + n].any(axis=0)
+    return BlockRemainder(a.block, blocks[order[first]].astype(np.int32), masks[first])
 
 
 def _without_empty_tiles(s: TileSchedule) -> TileSchedule:
