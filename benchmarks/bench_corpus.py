@@ -379,7 +379,8 @@ def pack(args) -> int:
     same = (old.get("compiler_version") == version and old.get("seed") == args.seed
             and old.get("scale") == args.scale and old.get("mma", "auto") == args.mma
             and old.get("block_m", abi.BLOCK_M) == args.block_m
-            and old.get("block_n") == args.block_n)
+            and old.get("block_n") == args.block_n
+            and old.get("warp_rows", abi.WARP_ROWS) == args.warp_rows)
     done = {(e["name"], e["D"]): e for e in old.get("entries", [])} if same and not args.force else {}
     masks = corpus(args.seed, args.scale)
     if args.masks:
@@ -390,6 +391,7 @@ def pack(args) -> int:
     cat = lambda: {"format": "splat-corpus-catalog/1", "compiler_version": version,  # noqa: E731
                    "target": DEFAULT_TARGET, "seed": args.seed, "scale": args.scale,
                    "mma": args.mma, "block_m": args.block_m, "block_n": args.block_n,
+                   "warp_rows": args.warp_rows,
                    "entries": sorted(entries.values(), key=lambda e: (e["name"], e["D"]))}
     t_start = time.perf_counter()
     failures = []
@@ -412,9 +414,8 @@ def pack(args) -> int:
             key = request_key(acsr, Lq=m.Lq, Lk=m.Lk, dtype="bf16", head_dim=D)
             dest = out / key
             options = dict(dtype="bf16", head_dim=D, mma=args.mma, block_m=args.block_m,
-                           block_n=args.block_n)
-            row = dict(base, D=D, dtype="bf16", key=key, mma=args.mma, block_m=args.block_m,
-                       block_n=args.block_n)
+                           block_n=args.block_n, warp_rows=args.warp_rows)
+            row = dict(base, D=D, key=key, **{k: v for k, v in options.items() if k != "head_dim"})
             try:
                 hits = ptx_cache.stats["hits"]
                 t0 = time.perf_counter()
@@ -495,7 +496,7 @@ def run_row(m: CorpusMask, e: dict, art_dir: Path, args, flex) -> dict:
     Lq, Lk = m.Lq, m.Lk
     row = dict(mask=m.name, kind=m.kind, description=m.description, Lq=Lq, Lk=Lk, D=D,
                dtype="bf16", mma=e.get("mma", "auto"), block_m=e.get("block_m", abi.BLOCK_M),
-               block_n=e.get("block_n"), B=B, H=H, density=e["density"], pieces=e["pieces"],
+               block_n=e.get("block_n"), warp_rows=e.get("warp_rows", abi.WARP_ROWS), B=B, H=H, density=e["density"], pieces=e["pieces"],
                analyze_s=e["analyze_s"], compile_s=e["compile_s"], key_tiles=(e.get("stats") or {}).get("key_tiles"),
                splat_ms=None, flex_ms=None, sdpa_ms=None, sdpa_masked_ms=None, splat_ok=None,
                notes=[])
@@ -677,6 +678,8 @@ def main(argv=None) -> int:
                     help="with --pack: query rows per row tile (splat.compile)")
     ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
                     help="with --pack: keys per key tile (splat.compile; default: per head dim)")
+    ap.add_argument("--warp-rows", type=int, default=abi.WARP_ROWS, choices=abi.WARP_ROWS_CHOICES,
+                    help="with --pack: query rows per warp of the fused kernel (splat.compile)")
     ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
                     help="with --pack: comma-separated head dims (wgmma: 128 only for now)")
     ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),

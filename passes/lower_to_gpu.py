@@ -62,12 +62,20 @@ class LowerToGPU(SplatPass):
     options_spec = (
         PassOption("mma", str, "mma_sync", "the fused kernel's tensor-core instruction: "
                    "'mma_sync' (sm_80 and newer) or 'wgmma' (sm_90a)"),
+        PassOption("warp-rows", int, abi.WARP_ROWS, "query rows per warp of the fused kernel: "
+                   "16, or 32 (two m16 tiles share each K/V fragment; mma_sync only)"),
     )
 
     def run(self, op: ir.Operation) -> None:
         if self.options["mma"] not in abi.MMA_KINDS:
             raise PassError(f"option 'mma' must be one of {', '.join(abi.MMA_KINDS)}; got "
                             f"'{self.options['mma']}'", op)
+        if self.options["warp-rows"] not in abi.WARP_ROWS_CHOICES:
+            raise PassError(f"option 'warp-rows' must be {_either(abi.WARP_ROWS_CHOICES)}; got "
+                            f"{self.options['warp-rows']}", op)
+        if self.options["warp-rows"] != abi.WARP_ROWS and self.options["mma"] == "wgmma":
+            raise PassError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
+                            "wgmma's 64 rows, 16 a warp)", op)
         self._lower_fused(op)
         self._lower_decomposed(op)
 
@@ -149,7 +157,8 @@ class LowerToGPU(SplatPass):
                             f"{emitted[variant][0]} x {emitted[variant][1]}", target)
         if variant not in emitted:
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
-                        mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"])
+                        mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"],
+                        warp_rows=self.options["warp-rows"])
             emitted[variant] = shape
 
     @staticmethod

@@ -37,7 +37,8 @@ class ToPTX(SplatPipeline):
         PassOption("features", str, "+ptx80", "PTX features (+ptx80 or newer for sm_90a)"),
         PassOption("opt-level", int, 3, "LLVM optimisation level"),
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
-        PassOption("block-m", int, 64, "query rows per row tile: 64 or 128 (a warp per 16 rows)"),
+        PassOption("block-m", int, 64, "query rows per row tile: 64 or 128"),
+        PassOption("warp-rows", int, 16, "query rows per warp of the fused kernel: 16 or 32"),
         PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
         PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (the "
                    "chip's default, abi.default_mma), 'mma_sync' or 'wgmma'"),
@@ -53,7 +54,7 @@ class ToPTX(SplatPipeline):
         o = self.options
         return StageOptions(chip=o["chip"], features=o["features"], opt_level=o["opt-level"],
                             block_n=o["block-n"], block_m=o["block-m"], plan=o["plan"],
-                            mma=o["mma"])
+                            mma=o["mma"], warp_rows=o["warp-rows"])
 
     def expand(self) -> str:
         return full_pipeline(self.stage_options())

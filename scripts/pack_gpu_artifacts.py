@@ -71,14 +71,15 @@ def jobs(args) -> list:
     return out
 
 
-def _compile(pattern, dtype, D, target, variant, block_m=None):
+def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None):
     from splat import compiler  # imports MLIR; only this script and the compiler do
 
     kw = dict(dtype=dtype, head_dim=D, target=target)
     if variant != "fused":
         kw["variant"] = variant
-    elif block_m is not None:
-        kw["block_m"] = block_m
+    else:
+        kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows))
+                   if v is not None})
     return compiler.compile(pattern, **kw)
 
 
@@ -128,6 +129,8 @@ def main(argv=None) -> int:
     ap.add_argument("--block-m", type=int, choices=abi.BLOCK_M_CHOICES,
                     help="fused artifacts with this row tile height (a pack to compare against "
                          "the default one; saved under the pattern's default request key)")
+    ap.add_argument("--warp-rows", type=int, choices=abi.WARP_ROWS_CHOICES,
+                    help="fused artifacts with this many query rows a warp (as --block-m)")
     ap.add_argument("--force", action="store_true", help="recompile entries that exist already")
     args = ap.parse_args(argv)
     if not (args.tests or args.bench):
@@ -135,10 +138,12 @@ def main(argv=None) -> int:
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    if old.get("entries") and (old.get("compiler_version"), old.get("block_m")) != (version, args.block_m):
+    shape = (version, args.block_m, args.warp_rows)
+    if old.get("entries") and (old.get("compiler_version"), old.get("block_m"),
+                               old.get("warp_rows")) != shape:
         print(f"the last pack was made by compiler {old.get('compiler_version')} (block_m "
-              f"{old.get('block_m')}), this is {version} (block_m {args.block_m}): starting a "
-              f"fresh catalog")
+              f"{old.get('block_m')}, warp_rows {old.get('warp_rows')}), this is {version} "
+              f"(block_m {args.block_m}, warp_rows {args.warp_rows}): starting a fresh catalog")
         old = {"entries": []}
     stale = args.force
     entries = {(e["family_id"], e["L"], e["D"], e["dtype"], e.get("variant", "fused")): e
@@ -166,7 +171,7 @@ def main(argv=None) -> int:
         except ArtifactError:
             t0 = time.perf_counter()
             try:
-                art = _compile(pattern, dt, D, args.target, variant, args.block_m)
+                art = _compile(pattern, dt, D, args.target, variant, args.block_m, args.warp_rows)
             except TypeError as e:
                 if variant != "fused":
                     print(f"[{i + 1}/{len(todo)}] {ident}: compiler has no {variant} variant ({e}); skipped")
@@ -193,8 +198,10 @@ def main(argv=None) -> int:
         print(f"[{i + 1}/{len(todo)}] {fam} L={L} D={D} {dt} {variant}: {state} "
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
-            write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m))
-    write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m))
+            write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
+                                                 args.warp_rows))
+    write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
+                                         args.warp_rows))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
@@ -208,9 +215,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def _catalog(entries: dict, target: str, version: str, block_m: int | None = None) -> dict:
+def _catalog(entries: dict, target: str, version: str, block_m: int | None = None,
+             warp_rows: int | None = None) -> dict:
     return {"format": "splat-catalog/1", "compiler_version": version, "target": target,
             **({"block_m": block_m} if block_m is not None else {}),
+            **({"warp_rows": warp_rows} if warp_rows is not None else {}),
             "entries": sorted(entries.values(), key=lambda e: (e["family_id"], e["L"], e["D"],
                                                                e["dtype"], e["variant"]))}
 

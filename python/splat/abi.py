@@ -26,9 +26,15 @@ NUM_THREADS = 32 * NUM_WARPS
 BLOCK_M_CHOICES = (64, 128)
 
 
-def fused_threads(block_m: int) -> int:
-    """Threads of the fused kernel's CTA for ``block_m``-row tiles (a warp per 16 rows)."""
-    return 2 * block_m
+# Query rows per warp of the fused kernel: 16 (one m16 MMA tile), or 32 (two m16 tiles sharing
+# every K/V fragment, as FlashAttention-2; mma_sync only). The tables do not depend on it.
+WARP_ROWS = 16
+WARP_ROWS_CHOICES = (16, 32)
+
+
+def fused_threads(block_m: int, warp_rows: int = WARP_ROWS) -> int:
+    """Threads of the fused kernel's CTA for ``block_m``-row tiles, a warp per ``warp_rows``."""
+    return 32 * block_m // warp_rows
 
 BLOCK_N_CHOICES = (32, 64, 128)
 # Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler

@@ -102,6 +102,7 @@ VARIANTS = ("fused", "decomposed")
 def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
             scale: float | None = None, block_n: int | None = None, variant: str = "fused",
             plan: str = "auto", mma: str = "auto", block_m: int | None = None,
+            warp_rows: int | None = None,
             dump_dir: str | os.PathLike | None = None) -> Artifact:
     """Compile ``pattern`` (a Pattern, an ACSR or a bool mask) into an
     :class:`~splat.runtime.Artifact` (PTX + manifest + tables).
@@ -113,7 +114,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (``abi.default_mma`` of the
     target: mma.sync everywhere for now), or forced ``"mma_sync"`` / ``"wgmma"`` (sm_90a only).
     ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES`` (default ``abi.BLOCK_M``);
-    the fused kernel runs a warp per 16 rows."""
+    ``warp_rows``: query rows per warp of the fused kernel, ``abi.WARP_ROWS_CHOICES`` (default
+    16; 32 = two m16 tiles a warp sharing each K/V fragment, mma.sync only)."""
     # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
     # can abort the process or be spliced into a pipeline).
     if not isinstance(dtype, str) or dtype not in _ELEMENT_TYPES:
@@ -134,6 +136,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                            abi.BLOCK_N_CHOICES)
     block_m = check_option("block_m", abi.BLOCK_M if block_m is None else block_m,
                            abi.BLOCK_M_CHOICES)
+    warp_rows = check_option("warp_rows", abi.WARP_ROWS if warp_rows is None else warp_rows,
+                             abi.WARP_ROWS_CHOICES)
     scale = _checked_scale(scale)
     _check_lengths(pattern)
     acsr = _as_acsr(pattern)
@@ -155,7 +159,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
         schedule = split = ptx = cache_key = None
-        options = StageOptions(chip=target, block_n=block_n, block_m=block_m, plan=plan, mma=mma)
+        options = StageOptions(chip=target, block_n=block_n, block_m=block_m, plan=plan,
+                               mma=mma, warp_rows=warp_rows)
         # the options that change the artifact, where they differ from the defaults: part of
         # its key, so two compiles of one pattern never share a key (launchers are cached by it)
         keyed = {}
@@ -163,6 +168,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             keyed["block_n"] = block_n
         if block_m != abi.BLOCK_M:
             keyed["block_m"] = block_m
+        if warp_rows != abi.WARP_ROWS:
+            keyed["warp_rows"] = warp_rows
         if plan != "auto":
             keyed["plan"] = plan
         if mma != "auto":
@@ -195,7 +202,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                     scale=scale, options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=block_n, mma=options.kernel_mma, split=split,
-                     options=keyed, block_m=block_m)
+                     options=keyed, block_m=block_m, warp_rows=warp_rows)
 
 
 _F32_MAX = 3.4028234663852886e38
@@ -288,10 +295,11 @@ def _decomposed_artifact(acsr: ACSR, ptx: str, *, dtype: str, head_dim: int, tar
 
 def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
               scale: float | None, block_n: int, mma: str, options: dict,
-              split=None, block_m: int = abi.BLOCK_M) -> Artifact:
+              split=None, block_m: int = abi.BLOCK_M,
+              warp_rows: int = abi.WARP_ROWS) -> Artifact:
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks, mma=mma,
-                                              block_m=block_m)
+                                              block_m=block_m, warp_rows=warp_rows)
     tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
     if schedule.has_masks:
         tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
@@ -302,7 +310,7 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
         # into the o and lse the first launch wrote (splat.tiling.split)
         tables.update({abi.SPLIT_TABLES["row_tiles"]: split.row_tiles,
                        abi.SPLIT_TABLES["segments"]: split.segments})
-        kernels.append(_split_launch(dtype, head_dim, block_n, mma, block_m))
+        kernels.append(_split_launch(dtype, head_dim, block_n, mma, block_m, warp_rows))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="fused", kernels=kernels, tables=tables, options=options)
     manifest["stats"] = schedule.stats()
@@ -311,11 +319,12 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 
-def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: int) -> dict:
+def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: int,
+                  warp_rows: int) -> dict:
     """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
     per split row tile)."""
     k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True, mma=mma,
-                                         block_m=block_m)
+                                         block_m=block_m, warp_rows=warp_rows)
     k["params"] = [dict(p, name=abi.SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
     k["tables"] = [abi.SPLIT_TABLES.get(t, t) for t in k["tables"]]
     k["tile_table"] = abi.SPLIT_TABLES["row_tiles"]

@@ -51,6 +51,7 @@ class StageOptions:
     opt_level: int = 3
     block_n: int = 0  # compressed keys per key tile; 0: the kernel's tuned value per head dim
     block_m: int = abi.BLOCK_M  # query rows per row tile (abi.BLOCK_M_CHOICES)
+    warp_rows: int = abi.WARP_ROWS  # query rows per warp of the fused kernel (mma_sync: 16 or 32)
     # row tile plans: "auto" picks the affine or the blocks plan per tile by cost; "affine" and
     # "blocks" force one (tests, benchmarks and the cost-model calibration)
     plan: str = "auto"
@@ -64,10 +65,13 @@ class StageOptions:
         check_option("opt-level", self.opt_level, OPT_LEVELS)
         check_option("block-n", self.block_n, (0,) + abi.BLOCK_N_CHOICES)
         check_option("block-m", self.block_m, abi.BLOCK_M_CHOICES)
+        check_option("warp-rows", self.warp_rows, abi.WARP_ROWS_CHOICES)
         check_option("plan", self.plan, PLANS)
         check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
         if self.kernel_mma == "wgmma" and self.chip != "sm_90a":
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
+        if self.kernel_mma == "wgmma" and self.warp_rows != abi.WARP_ROWS:
+            raise ValueError(f"mma wgmma needs warp-rows {abi.WARP_ROWS}; got {self.warp_rows}")
 
     @property
     def kernel_mma(self) -> str:
@@ -88,7 +92,7 @@ STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
     Stage("tile", lambda o: f"splat-tile-acsr{{block-m={o.block_m} block-n={o.block_n} "
                                 f"plan={o.plan}}}"),
-    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma}}}"),
+    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma} warp-rows={o.warp_rows}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),
     Stage("ptx", lambda o: "gpu-module-to-binary{format=isa}", kernels_only=True),

@@ -121,8 +121,11 @@ class FusedForwardConfig:
     # "wgmma" (sm_90a, warpgroup-level, K/V read from shared memory by the tensor cores;
     # fused_forward_wgmma.py).  Same ABI, tables and launch grid.
     mma: str = "mma_sync"
-    # Query rows per row tile (abi.BLOCK_M_CHOICES): the CTA has a warp per 16 rows.
+    # Query rows per row tile (abi.BLOCK_M_CHOICES): the CTA has a warp per ``warp_rows`` rows.
     block_m: int = BLOCK_M
+    # Query rows per warp (abi.WARP_ROWS_CHOICES): 16, or 32 as FlashAttention-2 (two m16 tiles a
+    # warp share every K/V fragment loaded from shared memory: half the ldmatrix bytes per MMA).
+    warp_rows: int = abi.WARP_ROWS
 
     def __post_init__(self):
         if self.mma not in MMA_KINDS:
@@ -135,13 +138,22 @@ class FusedForwardConfig:
             raise ValueError(abi.wgmma_head_dim_error(self.head_dim))
         if self.block_m not in abi.BLOCK_M_CHOICES:
             raise ValueError(f"block_m must be one of {abi.BLOCK_M_CHOICES}, got {self.block_m}")
+        if self.warp_rows not in abi.WARP_ROWS_CHOICES:
+            raise ValueError(f"warp_rows must be one of {abi.WARP_ROWS_CHOICES}, "
+                             f"got {self.warp_rows}")
+        if self.mma == "wgmma" and self.warp_rows != 16:
+            raise ValueError("mma wgmma needs warp_rows 16 (a warpgroup's 4 warps own 16 rows "
+                             "each of wgmma's 64)")
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):
             defaults["min_blocks_per_sm"] = MASKED_MIN_BLOCKS_PER_SM[self.head_dim]
-        # The hints are register caps tuned for 64-row (128-thread) CTAs: keep the same cap per
-        # thread for taller tiles (fewer, larger CTAs per SM).
+        # The hints are register caps tuned for 64-row (128-thread) CTAs of 16-row warps: keep
+        # the same cap per thread for other CTA sizes; 32-row warps hold twice the accumulators
+        # and get no cap (ptxas' choice).
         defaults["min_blocks_per_sm"] = defaults["min_blocks_per_sm"] * BLOCK_M // self.block_m
+        if self.warp_rows != 16:
+            defaults["min_blocks_per_sm"] = 0
         if self.mma == "wgmma":
             defaults["min_blocks_per_sm"] = 0  # no register cap: ptxas' own choice measured best
         for field in ("block_n", "min_blocks_per_sm"):
@@ -152,7 +164,20 @@ class FusedForwardConfig:
 
     @property
     def num_threads(self) -> int:
-        return abi.fused_threads(self.block_m)
+        return abi.fused_threads(self.block_m, self.warp_rows)
+
+    @property
+    def m_tiles(self) -> int:
+        """m16 accumulator tiles per warp."""
+        return self.warp_rows // 16
+
+    @property
+    def q_in_registers(self) -> bool:
+        """Q's fragments stay in registers for the whole key loop, except where two m16 tiles of
+        D = 128 would need 64 registers for them: then they are re-read from shared memory per
+        k16 step of every key tile (FlashAttention-2's choice), and the Q tile keeps its own
+        shared memory."""
+        return not (self.m_tiles > 1 and self.head_dim >= 128)
 
     @property
     def name(self) -> str:
@@ -183,7 +208,7 @@ class FusedForwardConfig:
         stage 1 (K1 and V1), which it always fits."""
         if self.mma == "wgmma":
             return 2 * self.kv_tile_bytes
-        if self.block_m * self.row_stride * 2 <= self.kv_tile_bytes:
+        if self.q_in_registers and self.block_m * self.row_stride * 2 <= self.kv_tile_bytes:
             return self.kv_tile_bytes
         return 4 * self.kv_tile_bytes
 
@@ -212,13 +237,14 @@ class FusedForwardConfig:
 
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
                        mask_tiles: bool = False, accumulate: bool = False,
-                       mma: str = "mma_sync", block_m: int = BLOCK_M) -> dict:
+                       mma: str = "mma_sync", block_m: int = BLOCK_M,
+                       warp_rows: int = abi.WARP_ROWS) -> dict:
     """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked][_acc]`` (a manifest "kernels" entry, less
     ptx_file)."""
     cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate,
-                             mma=mma, block_m=block_m)
+                             mma=mma, block_m=block_m, warp_rows=warp_rows)
     params = abi.fused_kernel_params(dtype, mask_tiles)
-    return {
+    info = {
         "name": cfg.name,
         "block": [cfg.num_threads, 1, 1],
         "shared_bytes": cfg.shared_bytes,
@@ -230,6 +256,9 @@ def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
         "block_n": cfg.block_n,
         "mma": cfg.mma,
     }
+    if cfg.warp_rows != abi.WARP_ROWS:  # recorded where not the default (16, as before it existed)
+        info["warp_rows"] = cfg.warp_rows
+    return info
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,6 +274,7 @@ class _FusedForwardKernel:
         self.D = cfg.head_dim
         self.BN = cfg.block_n
         self.BM = cfg.block_m
+        self.MT = cfg.m_tiles
         self.threads = cfg.num_threads
         self.SD = cfg.row_stride
         self.ops = mma_operands(cfg.dtype)
@@ -280,9 +310,13 @@ class _FusedForwardKernel:
         heads_q = memref.dim(self.q, cx(1))
         heads_kv = memref.dim(self.k, cx(1))
         self.hkv = arith.divui(self.h, arith.divui(heads_q, heads_kv))
-        # This thread's two accumulator rows inside the row tile.
-        self.row_a = add(mul(self.warp, 16), self.g)
-        self.row_b = add(self.row_a, 8)
+        # This thread's accumulator rows inside the row tile, two per m16 tile of the warp
+        # ("slot" 2*mt + half: rows g and g + 8 of m16 tile mt).
+        self.warp_row0 = mul(self.warp, self.cfg.warp_rows)
+        self.rows = []
+        for mt in range(self.MT):
+            first = add(self.warp_row0, add(self.g, 16 * mt))
+            self.rows += [first, add(first, 8)]
 
     def _setup_smem(self):
         ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
@@ -404,36 +438,51 @@ class _FusedForwardKernel:
 
     # --- fragments ------------------------------------------------------------------------------
     def load_q_frags(self):
-        """A fragments of Q for this warp's 16 rows, one per k16 step (kept in registers).
+        """A fragments of Q for this warp's rows, ``[m16 tile][k16 step]`` (kept in registers
+        when ``cfg.q_in_registers``; else None, and qk_scores reads them per k16 step)."""
+        if not self.cfg.q_in_registers:
+            return None
+        return [[self._q_frag(mt, kk) for kk in range(self.D // 16)] for mt in range(self.MT)]
 
-        x4 ldmatrix: lanes 8m..8m+7 address matrix m; matrices (rows, cols) =
-        (0-7, 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15)  -> registers a0..a3.
-        """
+    def _q_frag(self, mt, kk):
+        """The A fragment of m16 tile ``mt``, k16 step ``kk``.  x4 ldmatrix: lanes 8m..8m+7
+        address matrix m; matrices (rows, cols) = (0-7, 0-7), (8-15, 0-7), (0-7, 8-15),
+        (8-15, 8-15)  -> registers a0..a3."""
         mi = arith.shrui(self.lane, ci(3))
-        row = add(add(mul(self.warp, 16), mul(arith.andi(mi, ci(1)), 8)), arith.andi(self.lane, ci(7)))
+        row = add(add(self.warp_row0, mul(arith.andi(mi, ci(1)), 8)), arith.andi(self.lane, ci(7)))
         col = mul(arith.shrui(mi, ci(1)), 8)
-        return [self.ops.a_from_ldmatrix(
-                    self.ops.ldmatrix_x4(self.qs, [], row, add(col, 16 * kk), False))
-                for kk in range(self.D // 16)]
+        return self.ops.a_from_ldmatrix(
+            self.ops.ldmatrix_x4(self.qs, [], add(row, 16 * mt), add(col, 16 * kk), False))
 
     def qk_scores(self, q_frags, stage):
-        """S = Q Kᵀ for the current key tile: BLOCK_N/8 accumulator tiles of 4 f32.
+        """S = Q Kᵀ for the current key tile: ``[m16 tile][BLOCK_N/8 n8 tiles]`` of 4 f32.
 
         K is stored N x K (keys x D) = the "col major" B operand, so no transpose: one x4
-        ldmatrix gives B of key tiles n0 (matrices 0,1: d 0-7, 8-15) and n0+8 (matrices 2,3).
+        ldmatrix gives B of key tiles n0 (matrices 0,1: d 0-7, 8-15) and n0+8 (matrices 2,3),
+        used by every m16 tile of the warp.
         """
         mi = arith.shrui(self.lane, ci(3))
         row = add(mul(arith.shrui(mi, ci(1)), 8), arith.andi(self.lane, ci(7)))
         col = mul(arith.andi(mi, ci(1)), 8)
         zero = cf(0.0)
-        s = [[zero] * 4 for _ in range(self.BN // 8)]
-        for p in range(self.BN // 16):
+        s = [[[zero] * 4 for _ in range(self.BN // 8)] for _ in range(self.MT)]
+
+        def step(p, kk, a):
+            v = self.ops.ldmatrix_x4(self.ks, [stage], add(row, 16 * p), add(col, 16 * kk), False)
+            b0, b1 = self.ops.b_pair_from_ldmatrix(v)
+            for mt in range(self.MT):
+                s[mt][2 * p] = self.ops.mma(a[mt], b0, s[mt][2 * p])
+                s[mt][2 * p + 1] = self.ops.mma(a[mt], b1, s[mt][2 * p + 1])
+
+        if q_frags is not None:  # key n16 tiles outermost (the order the 16-row kernel tuned)
+            for p in range(self.BN // 16):
+                for kk in range(self.D // 16):
+                    step(p, kk, [q_frags[mt][kk] for mt in range(self.MT)])
+        else:  # Q from shared memory: each k16 step's fragments read once, used for all keys
             for kk in range(self.D // 16):
-                v = self.ops.ldmatrix_x4(self.ks, [stage], add(row, 16 * p), add(col, 16 * kk),
-                                         False)
-                b0, b1 = self.ops.b_pair_from_ldmatrix(v)
-                s[2 * p] = self.ops.mma(q_frags[kk], b0, s[2 * p])
-                s[2 * p + 1] = self.ops.mma(q_frags[kk], b1, s[2 * p + 1])
+                a = [self._q_frag(mt, kk) for mt in range(self.MT)]
+                for p in range(self.BN // 16):
+                    step(p, kk, a)
         return s
 
     def pv_accumulate(self, p, o, stage):
@@ -442,15 +491,16 @@ class _FusedForwardKernel:
         mi = arith.shrui(self.lane, ci(3))
         row = add(mul(arith.andi(mi, ci(1)), 8), arith.andi(self.lane, ci(7)))
         col = mul(arith.shrui(mi, ci(1)), 8)
-        o = [list(x) for x in o]
+        o = [[list(x) for x in om] for om in o]
         for kk in range(self.BN // 16):
-            a = self.ops.a_from_f32(p[2 * kk] + p[2 * kk + 1])
+            a = [self.ops.a_from_f32(p[mt][2 * kk] + p[mt][2 * kk + 1]) for mt in range(self.MT)]
             for dp in range(self.D // 16):
                 v = self.ops.ldmatrix_x4(self.vs, [stage], add(row, 16 * kk), add(col, 16 * dp),
                                          True)
                 b0, b1 = self.ops.b_pair_from_ldmatrix(v)
-                o[2 * dp] = self.ops.mma(a, b0, o[2 * dp])
-                o[2 * dp + 1] = self.ops.mma(a, b1, o[2 * dp + 1])
+                for mt in range(self.MT):
+                    o[mt][2 * dp] = self.ops.mma(a[mt], b0, o[mt][2 * dp])
+                    o[mt][2 * dp + 1] = self.ops.mma(a[mt], b1, o[mt][2 * dp + 1])
         return o
 
     def publish_tile(self):
@@ -482,22 +532,24 @@ class _FusedForwardKernel:
     def apply_mask(self, s_tiles, s, u0):
         """Set S to -inf where tile row rho does not attend to compressed key u."""
         ninf = cf(-math.inf)
-        bounds = []
-        for rho in (self.row_a, self.row_b):
+        bounds = []  # per row slot
+        for rho in self.rows:
             lo = add(mul(s["lo_a"], rho), s["lo_b"])
             hi = smin(add(mul(s["hi_a"], rho), s["hi_b"]), s["ncols"])
             row_ok = band(icmp("sge", rho, s["rho_lo"]), icmp("slt", rho, s["rho_hi"]))
             bounds.append((lo, select(row_ok, hi, _I32_MIN)))
         ubase = add(u0, mul(self.t, 2))
         out = []
-        for j, tile in enumerate(s_tiles):
-            vals = []
-            for idx, x in enumerate(tile):
-                lo, hi = bounds[idx // 2]
-                u = add(ubase, 8 * j + (idx % 2))
-                keep = band(icmp("sge", u, lo), icmp("slt", u, hi))
-                vals.append(select(keep, x, ninf))
-            out.append(vals)
+        for mt, tiles in enumerate(s_tiles):
+            out.append([])
+            for j, tile in enumerate(tiles):
+                vals = []
+                for idx, x in enumerate(tile):
+                    lo, hi = bounds[2 * mt + idx // 2]
+                    u = add(ubase, 8 * j + (idx % 2))
+                    keep = band(icmp("sge", u, lo), icmp("slt", u, hi))
+                    vals.append(select(keep, x, ninf))
+                out[mt].append(vals)
         return out
 
     def apply_bits(self, s_tiles, stage):
@@ -511,19 +563,21 @@ class _FusedForwardKernel:
         words = self.cfg.words
         ninf = cf(-math.inf)
         shift = mul(self.t, 2)
-        row_words = []
-        for rho in (self.row_a, self.row_b):
+        row_words = []  # per row slot
+        for rho in self.rows:
             base = mul(rho, words)
             row_words.append([arith.shrui(memref.load(self.bits_s, [stage, to_index(add(base, w))]),
                                           shift) for w in range(words)])
         out = []
-        for j, tile in enumerate(s_tiles):
-            vals = []
-            for idx, x in enumerate(tile):
-                word = row_words[idx // 2][j // 4]
-                bit = ci(1 << (8 * (j % 4) + idx % 2))
-                vals.append(select(icmp("ne", band(word, bit), 0), x, ninf))
-            out.append(vals)
+        for mt, tiles in enumerate(s_tiles):
+            out.append([])
+            for j, tile in enumerate(tiles):
+                vals = []
+                for idx, x in enumerate(tile):
+                    word = row_words[2 * mt + idx // 2][j // 4]
+                    bit = ci(1 << (8 * (j % 4) + idx % 2))
+                    vals.append(select(icmp("ne", band(word, bit), 0), x, ninf))
+                out[mt].append(vals)
         return out
 
     # --- softmax --------------------------------------------------------------------------------
@@ -535,30 +589,33 @@ class _FusedForwardKernel:
         return x
 
     def online_softmax_update(self, s_tiles, m, l, o, c):
-        """One key tile of online softmax for rows a (values 0,1) and b (values 2,3).
+        """One key tile of online softmax, per row slot ``2*mt + half``: values 0,1 (half 0,
+        row g) and 2,3 (half 1, row g + 8) of m16 tile ``mt``'s accumulators.
 
         ``m`` is the running max of S*scale*log2(e) (quad-uniform), ``l`` the thread-partial
         running sum (reduced over the quad only at the end).  Returns P (f32), m, l, rescaled O.
         """
-        p = [[None] * 4 for _ in s_tiles]
+        p = [[[None] * 4 for _ in tiles] for tiles in s_tiles]
         new_m, new_l = [], []
-        o = [list(x) for x in o]
-        for half in range(2):
+        o = [[list(x) for x in om] for om in o]
+        for slot in range(2 * self.MT):
+            mt, half = divmod(slot, 2)
+            tiles = s_tiles[mt]
             slots = (2 * half, 2 * half + 1)
-            mx = tree_reduce([tile[k] for tile in s_tiles for k in slots], fmax)
+            mx = tree_reduce([tile[k] for tile in tiles for k in slots], fmax)
             mx = self._quad_reduce(mx, fmax)
-            m_new = fmax(m[half], mul(mx, c))
+            m_new = fmax(m[slot], mul(mx, c))
             # A row with no key so far keeps m = -inf; use 0 as the reference so exp2 gives 0.
             m_use = select(fcmp("oeq", m_new, -math.inf), cf(0.0), m_new)
-            alpha = exp2(sub(m[half], m_use))
+            alpha = exp2(sub(m[slot], m_use))
             neg_m = arith.negf(m_use)
-            for j, tile in enumerate(s_tiles):
+            for j, tile in enumerate(tiles):
                 for k in slots:
-                    p[j][k] = exp2(fma(tile[k], c, neg_m))
-            row_sum = tree_reduce([p[j][k] for j in range(len(s_tiles)) for k in slots], add)
-            new_l.append(fma(l[half], alpha, row_sum))
+                    p[mt][j][k] = exp2(fma(tile[k], c, neg_m))
+            row_sum = tree_reduce([p[mt][j][k] for j in range(len(tiles)) for k in slots], add)
+            new_l.append(fma(l[slot], alpha, row_sum))
             new_m.append(m_new)
-            for acc in o:
+            for acc in o[mt]:
                 for k in slots:
                     acc[k] = mul(acc[k], alpha)
         return p, new_m, new_l, o
@@ -566,24 +623,27 @@ class _FusedForwardKernel:
     # --- epilogue -------------------------------------------------------------------------------
     def write_output(self, m, l, o):
         ln2 = cf(LN2)
-        inv, lse = [], []
-        for half in range(2):
-            l_tot = self._quad_reduce(l[half], add)
+        inv, lse = [], []  # per row slot
+        for slot in range(2 * self.MT):
+            l_tot = self._quad_reduce(l[slot], add)
             nonempty = fcmp("ogt", l_tot, 0.0)
             inv.append(select(nonempty, arith.divf(cf(1.0), l_tot), cf(0.0)))
-            lse.append(select(nonempty, mul(add(m[half], log2(l_tot)), ln2), cf(-math.inf)))
+            lse.append(select(nonempty, mul(add(m[slot], log2(l_tot)), ln2), cf(-math.inf)))
 
         # Stage the normalised O tile in the Q buffer (= K stage 1, which other warps may still
         # be reading in the last iteration, hence the barrier): each thread writes its 2-element
         # pairs, then 16-byte chunks go to global memory.
         gpu.barrier()
         vec2 = ir.VectorType.get([2], self.elem)
-        for j, acc in enumerate(o):
-            col = to_index(add(mul(self.t, 2), 8 * j))
-            for half, row in enumerate((self.row_a, self.row_b)):
-                pair = [arith.truncf(self.elem, mul(acc[2 * half + e], inv[half])) for e in range(2)]
-                vector.store(vector.from_elements(vec2, pair), self.qs, [to_index(row), col],
-                             alignment=4)
+        for mt in range(self.MT):
+            for j, acc in enumerate(o[mt]):
+                col = to_index(add(mul(self.t, 2), 8 * j))
+                for slot in (2 * mt, 2 * mt + 1):
+                    half = slot % 2
+                    pair = [arith.truncf(self.elem, mul(acc[2 * half + e], inv[slot]))
+                            for e in range(2)]
+                    vector.store(vector.from_elements(vec2, pair), self.qs,
+                                 [to_index(self.rows[slot]), col], alignment=4)
         if self.accumulate:
             self._fold_into_existing(lse)
         gpu.barrier()
@@ -611,11 +671,11 @@ class _FusedForwardKernel:
 
         if self.accumulate:
             return  # lse was folded and written by _fold_into_existing
-        # log-sum-exp: one lane per quad writes its two rows.
-        for half, row in enumerate((self.row_a, self.row_b)):
+        # log-sum-exp: one lane per quad writes its rows.
+        for slot, row in enumerate(self.rows):
             with if_then(band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))):
                 grow = to_index(add(self.row0, mul(self.row_step, row)))
-                memref.store(lse[half], self.lse, [self.b, self.h, grow])
+                memref.store(lse[slot], self.lse, [self.b, self.h, grow])
 
     def _fold_into_existing(self, lse):
         """Split-KV: weigh this run (normalised o, staged; ``lse``) against the o / lse another
@@ -626,14 +686,14 @@ class _FusedForwardKernel:
         Rows both runs leave empty keep weight 0 and lse = -inf.  Done after the accumulators
         are staged, so the reads add no register pressure to the key loop's state."""
         log2e, ln2 = cf(LOG2E), cf(LN2)
-        for half, row in enumerate((self.row_a, self.row_b)):
+        for slot, row in enumerate(self.rows):
             with if_then(band(icmp("eq", self.t, 0), icmp("slt", row, self.nrows))):
                 grow = to_index(add(self.row0, mul(self.row_step, row)))
                 old = memref.load(self.lse, [self.b, self.h, grow])
-                m = fmax(lse[half], old)
+                m = fmax(lse[slot], old)
                 live = fcmp("ogt", m, -math.inf)
                 m_use = select(live, m, cf(0.0))
-                w_new = exp2(mul(sub(lse[half], m_use), log2e))
+                w_new = exp2(mul(sub(lse[slot], m_use), log2e))
                 w_old = exp2(mul(sub(old, m_use), log2e))
                 total = add(w_new, w_old)
                 inv_total = select(live, arith.divf(cf(1.0), total), cf(0.0))
@@ -677,10 +737,11 @@ class _FusedForwardKernel:
         q_frags = self.load_q_frags()
 
         # Loop state: the key tile to process (segment row, first compressed key u0), the
-        # running max m and partial sum l of rows a and b, and the O accumulator tiles.
+        # running max m and partial sum l per row slot, and the O accumulator tiles per m16 tile.
         ninf, zero = cf(-math.inf), cf(0.0)
-        init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf, ninf], l=[zero, zero],
-                    o=[[zero] * 4 for _ in range(self.D // 8)])
+        init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf] * (2 * self.MT),
+                    l=[zero] * (2 * self.MT),
+                    o=[[[zero] * 4 for _ in range(self.D // 8)] for _ in range(self.MT)])
         final = for_range(cx(0), to_index(n_iter), cx(1),
                           lambda it, state: self._key_tile(it, state, q_frags, n_iter, c), init)
         nvvm.cp_async_wait_group(0)

@@ -87,7 +87,8 @@ class WgmmaForwardKernel(_FusedForwardKernel):
 
     # --- the two products -----------------------------------------------------------------------
     def load_q_frags(self):
-        return [wgmma.pack_a_fragment(f) for f in super().load_q_frags()]
+        """The base class's ``[m16 tile][k16 step]``: one m16 tile a warp (warp_rows 16)."""
+        return [[wgmma.pack_a_fragment(f) for f in frags] for frags in super().load_q_frags()]
 
     def publish_tile(self):
         wgmma.fence_proxy_async()
@@ -98,22 +99,23 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         step = 2 * self.BN * 16  # one k16 step = two chunk columns of the K tile
         descs = [wgmma.advance(desc, kk * step) for kk in range(self.D // 16)]
         undef = llvm.mlir_undef(f32_type())
-        return wgmma.mma_async([undef] * (self.BN // 2), q_frags, descs, n=self.BN,
+        return wgmma.mma_async([undef] * (self.BN // 2), q_frags[0], descs, n=self.BN,
                                ptx_type=self.ptx_type, trans_b=False, accumulate=False,
                                wait_group=None)
 
     def scores_ready(self, s_flat):
         s = wgmma.wait(s_flat)
-        return [s[4 * j:4 * j + 4] for j in range(self.BN // 8)]
+        return [[s[4 * j:4 * j + 4] for j in range(self.BN // 8)]]
 
     def pv_accumulate(self, p, o, stage):
         desc = self._stage_descriptor(self.v_desc0, stage)
         step = 2 * wgmma.CORE_BYTES  # one k16 step = 16 keys = two core-matrix rows
         descs = [wgmma.advance(desc, kk * step) for kk in range(self.BN // 16)]
+        p, o = p[0], o[0]  # one m16 tile a warp
         a = [wgmma.pack_a_fragment(self.ops.a_from_f32(p[2 * kk] + p[2 * kk + 1]))
              for kk in range(self.BN // 16)]
         flat = wgmma.mma_async([x for tile in o for x in tile], a, descs, n=self.D,
                                ptx_type=self.ptx_type, trans_b=True, accumulate=True,
                                wait_group=0)
-        return [flat[4 * j:4 * j + 4] for j in range(self.D // 8)]
+        return [[flat[4 * j:4 * j + 4] for j in range(self.D // 8)]]
 

@@ -52,7 +52,7 @@ class Coverage(NamedTuple):
 
 
 def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync",
-                       block_m: int = abi.BLOCK_M) -> int:
+                       block_m: int = abi.BLOCK_M, warp_rows: int = abi.WARP_ROWS) -> int:
     """Dynamic shared memory of a fused kernel (docs: lowering/fused_forward.py layout): K and V
     double-buffered, the Q tile (mma_sync: in K stage 1 when it fits there; wgmma: in stage 1,
     stages ordered [K0][V0][K1][V1]), then two stages of mask bits for the masked variant."""
@@ -63,7 +63,10 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
         q_offset = 2 * kv_tile
     else:
         kv_tile = block_n * row
-        q_offset = kv_tile if q_tile <= kv_tile else 4 * kv_tile
+        # Q aliases K stage 1 when it fits there, unless it is re-read every key tile (two m16
+        # tiles a warp at D >= 128: fused_forward.FusedForwardConfig.q_in_registers)
+        q_in_registers = not (warp_rows > 16 and head_dim >= 128)
+        q_offset = kv_tile if q_in_registers and q_tile <= kv_tile else 4 * kv_tile
     end = max(4 * kv_tile, q_offset + q_tile)
     if masked:
         end += 2 * block_m * abi.mask_words(block_n) * 4
@@ -155,6 +158,7 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
             _fail(kw, f"reads tables {k['tables']}, the ABI says {e['tables']}")
         needed.update(e["tables"])
         block_m = k.get("block_m", abi.BLOCK_M) if e["fused"] else abi.BLOCK_M
+        warp_rows = k.get("warp_rows", abi.WARP_ROWS) if e["fused"] else abi.WARP_ROWS
         if e["fused"]:
             if block_m not in abi.BLOCK_M_CHOICES:
                 _fail(kw, f"block_m {block_m!r} is not one of {abi.BLOCK_M_CHOICES}")
@@ -162,10 +166,15 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 _fail(kw, f"block_m {block_m}, but kernel 0 has "
                           f"{kernels[0].get('block_m', abi.BLOCK_M)}: one row tile shape per "
                           f"artifact")
-        threads = abi.fused_threads(block_m) if e["fused"] else abi.NUM_THREADS
+            if warp_rows not in abi.WARP_ROWS_CHOICES:
+                _fail(kw, f"warp_rows {warp_rows!r} is not one of {abi.WARP_ROWS_CHOICES}")
+            if warp_rows != abi.WARP_ROWS and k.get("mma", "mma_sync") != "mma_sync":
+                _fail(kw, f"warp_rows {warp_rows} with mma {k.get('mma')!r}: only mma_sync "
+                          f"kernels have {warp_rows}-row warps")
+        threads = abi.fused_threads(block_m, warp_rows) if e["fused"] else abi.NUM_THREADS
         if list(k["block"]) != [threads, 1, 1]:
             _fail(kw, f"block {k['block']}, the ABI's kernels run {[threads, 1, 1]}"
-                  + (f" for {block_m}-row tiles" if e["fused"] else ""))
+                  + (f" for {block_m}-row tiles of {warp_rows}-row warps" if e["fused"] else ""))
         if k["grid"] != e["grid"]:
             _fail(kw, f"grid {k['grid']!r}, the ABI launches it on grid {e['grid']!r}")
         if e["fused"]:
@@ -180,7 +189,8 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 if bn not in abi.BLOCK_N_CHOICES:
                     _fail(kw, f"block_n {bn!r} is not one of {abi.BLOCK_N_CHOICES}")
                 mma = k.get("mma", "mma_sync")
-                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma, block_m)
+                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma, block_m,
+                                               warp_rows)
                 if k["shared_bytes"] != want_smem:
                     _fail(kw, f"shared_bytes {k['shared_bytes']}, but its {mma} layout at "
                               f"head_dim {artifact.head_dim}, block_m {block_m}, block_n {bn} "
