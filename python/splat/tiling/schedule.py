@@ -51,7 +51,8 @@ without changing any schedule (tests/unit/test_tiling_fast_paths.py compares the
 every tile from scratch): tiles that are column translates of each other by whole key blocks
 are planned once (:meth:`_Builder._tile_shape`); the DP of a *band* layout (row step and stride
 1, no remainder: documents, prefix-LM, chunked causal, windows and their combinations) prices
-its tiles vectorised with the same float operations (:mod:`splat.tiling.band_costs`); and the
+its tiles vectorised with the same float operations (:mod:`splat.tiling.band_costs`), once for
+the "auto" and "affine" builders of one ACSR (:meth:`_Builder._band_costs`); and the
 forced blocks plan is priced from the unmerged chains (:meth:`_Builder._blocks_tile`).
 """
 
@@ -66,7 +67,7 @@ import numpy as np
 
 from ..abi import MASK_TILE_FIELDS, MAX_LENGTH, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
-from .band_costs import BandPieces, PlanRules, band_tile_costs, band_tile_segments
+from .band_costs import BandCosts, BandPieces, PlanRules, band_tile_costs, band_tile_segments
 from .block_plan import block_counts, block_plan, dense_runs
 from .cost_model import WEIGHTS as COST
 
@@ -660,14 +661,20 @@ class _Builder:
         self.shape_cache: dict[tuple, tuple] = {}       # shape -> (affine segs, cost)
         self.shapes_of: dict[tuple[int, int, int], tuple] = {}
         self.counts_cache: dict[tuple[int, int, int], np.ndarray] = {}  # _block_counts
+        self.grid_cache: dict[tuple, _CutGrid] = {}  # _cut_grid
+        self.band_masks: dict[tuple[int, int, int], bool] = {}  # blocks_adds_masks, by band_costs
         if like is not None:
             self.affine_cache, self.shape_cache = like.affine_cache, like.shape_cache
             self.shapes_of, self.counts_cache = like.shapes_of, like.counts_cache
+            self.grid_cache, self.band_masks = like.grid_cache, like.band_masks
         self.plan_by_shape: dict[tuple, tuple] = {}     # shape -> (cost, plan), this builder's
         self.use_shapes = FAST_PATHS
         self.shape_lookups = self.shape_hits = 0
         # a band layout's cut DP prices its tiles vectorised (band_costs; None: it does not)
-        self.bands = BandPieces(self.pieces) if FAST_PATHS and self._is_band_layout() else None
+        self.bands = None
+        if FAST_PATHS and self._is_band_layout():
+            self.bands = (like.bands if like is not None and like.bands
+                          else BandPieces(self.pieces, block_m, block_n))
 
     def _is_band_layout(self) -> bool:
         """No remainder, and pieces of row step and stride 1 only, not too many of them
@@ -1082,6 +1089,9 @@ class _Builder:
     def blocks_adds_masks(self, key, res) -> bool:
         """Whether a planned tile's blocks plan has mask tiles (the tile is not all dense
         runs); ``res`` is the :meth:`tile` result of the tile ``key``."""
+        known = self.band_masks.get(key)  # band_costs counted the blocks of its tiles
+        if known is not None:
+            return known
         nrows = key[2]
         counts = self._block_counts(key, res[0], res[1])
         runs = dense_runs(counts, nrows, self.Lk, self.BN)
@@ -1375,81 +1385,95 @@ class _Builder:
         inner = thin
         if not inner or len(inner) > _MAX_DP_BOUNDARIES:
             return [(k, min(BM, n - k)) for k in range(0, n, BM)]
-        bases = [0] + inner
-        cand = set(range(0, n, BM)) | {n}  # plain chunking is always a candidate path
-        reach = len(bases) if len(bases) <= 6 else 2  # how many boundaries a grid may straddle
-        for bi, b in enumerate(bases):
-            cand.add(b)
-            stop = bases[bi + reach] if bi + reach < len(bases) else n
-            k = b + BM
-            while k < stop:
-                cand.add(k)
-                k += BM
-        cand = sorted(cand)
-        # the tiles the DP weighs: every candidate cand[t] with each candidate start in
-        # [cand[t] - BM, cand[t]), i.e. cand[lo[t]:t]; their costs in that order (positions,
-        # not (i, j) keys: the DP runs for every new document layout)
-        lo = np.searchsorted(cand, np.array(cand) - BM).tolist()
-        cost = self._cut_costs(first, R, [(cand[s], j) for t, j in enumerate(cand)
-                                          for s in range(lo[t], t)])
-        best_cost, best_start = [0.0] * len(cand), [0] * len(cand)
-        p = 0
-        for t in range(1, len(cand)):
-            bc, bs = None, 0
-            for s in range(lo[t], t):
-                c = best_cost[s] + cost[p]
-                p += 1
-                if bc is None or c < bc - 1e-9:
-                    bc, bs = c, s
-            best_cost[t], best_start[t] = bc, bs
-        tiles, t = [], len(cand) - 1
+        # the tiles the DP weighs, their costs by position (not (i, j) keys: the DP runs for
+        # every new document layout)
+        grid = self._cut_grid(first, R, n, inner)
+        cost, band = self._cut_costs(first, R, grid)
+        best_start, at = _cut_dp(cost, grid.lo)
+        cand, tiles, chosen, t = grid.cand, [], [], len(grid.cand) - 1
         while t:
             s = best_start[t]
             tiles.append((cand[s], cand[t] - cand[s]))
+            chosen.append(at[t])
             t = s
-        if R == 1 and self.bands is not None:
-            self._plan_band_tiles([(first + i, m) for i, m in tiles])
+        if band is not None:
+            self._plan_band_tiles([(first + i, m) for i, m in tiles], band, chosen)
         return tiles[::-1]
 
-    def _cut_costs(self, first: int, R: int, pairs: list[tuple[int, int]]) -> list[float]:
-        """The planned cost of each tile ``first + R*k``, ``i <= k < j``, of ``pairs``: for a
-        band layout (:mod:`splat.tiling.band_costs`) vectorised where that gives the same
-        number, the other tiles through :meth:`tile`."""
-        if R == 1 and self.bands is not None and pairs:
-            I, J = np.array(pairs, dtype=np.int64).T
-            bc = band_tile_costs(self.bands, first + I, J - I, self.BM, self.BN, self.Lk,
-                                 self._plan_rules())
-            out = bc.cost.tolist()
+    def _cut_grid(self, first: int, R: int, n: int, inner: list[int]) -> "_CutGrid":
+        """The cut DP's candidates and tiles of the class ``first + R*k``, ``k < n``, with
+        region boundaries ``inner``: a function of the regions and ``BLOCK_M``, so shared by
+        the builders of one ACSR (build_schedule's "affine" builder weighs the same tiles)."""
+        key = (first, R, n, tuple(inner))
+        grid = self.grid_cache.get(key)
+        if grid is None:
+            grid = self.grid_cache[key] = _CutGrid(_cut_candidates([0] + inner, n, self.BM),
+                                                   self.BM)
+        return grid
+
+    def _cut_costs(self, first: int, R: int, grid: "_CutGrid"):
+        """The planned cost of each tile the DP weighs (:class:`_CutGrid`), and for a band
+        layout the :class:`BandCosts` of those tiles (else None): vectorised where that gives
+        the same number (:mod:`splat.tiling.band_costs`), the other tiles through :meth:`tile`."""
+        I, J = grid.I, grid.J
+        if R == 1 and self.bands is not None and I.size:
+            bc = self._band_costs(first, grid)
+            out = (bc.cost if self.plan == "auto" else bc.affine).tolist()
             for m in np.flatnonzero(bc.general).tolist():
-                i, j = pairs[m]
+                i, j = int(I[m]), int(J[m])
                 out[m] = self.tile(first + i, 1, j - i)[2]
-            return out
-        return [self.tile(first + R * i, R, j - i)[2] for i, j in pairs]
+            return out, bc
+        return [self.tile(first + R * i, R, j - i)[2]
+                for i, j in zip(I.tolist(), J.tolist())], None
+
+    def _band_costs(self, first: int, grid: "_CutGrid") -> BandCosts:
+        """band_costs' prices of the DP's tiles ``[first + I, first + J)`` of ``grid``, shared
+        by the builders of one ACSR: the "affine" builder that build_schedule runs after an
+        "auto" one weighs the very same tiles, and reads their affine costs
+        (``BandCosts.affine``, which "auto" prices too)."""
+        if grid.band is not None and (grid.band[0] or self.plan != "auto"):
+            return grid.band[1]
+        bc = band_tile_costs(self.bands, first + grid.I, grid.J - grid.I, self.BM, self.BN,
+                             self.Lk, self._plan_rules())
+        grid.band = (self.plan == "auto", bc)
+        return bc
 
     def _plan_rules(self) -> PlanRules:
         return PlanRules(self.plan == "auto", _PLAN_MIN_ITEMS, _PLAN_MIN_MASKED,
                          _COALESCE_MAX_CHAINS, _BLOCKS_MARGIN)
 
-    def _plan_band_tiles(self, tiles: list[tuple[int, int]]) -> None:
-        """Enter the tiles ``(row0, nrows)`` the DP kept into the tile caches, where
-        band_costs prices them: their plans and segments, built vectorised (those :meth:`tile`
+    def _plan_band_tiles(self, tiles: list[tuple[int, int]], bc: BandCosts,
+                         at: list[int]) -> None:
+        """Enter the tiles ``(row0, nrows)`` the DP kept into the tile caches, where band_costs
+        priced them (``bc``, at positions ``at``): their plans, and the segments of those whose
+        affine plan no builder of the ACSR has made yet, built vectorised (those :meth:`tile`
         would build)."""
-        todo = [t for t in tiles if (t[0], 1, t[1]) not in self.cache]
-        if not todo:
-            return
-        lo, nrows = np.array(todo, dtype=np.int64).reshape(-1, 2).T
-        bc = band_tile_costs(self.bands, lo, nrows, self.BM, self.BN, self.Lk, self._plan_rules())
-        keep = np.flatnonzero(~bc.general)
-        segs = band_tile_segments(self.bands, lo[keep], nrows[keep])
-        for m, tsegs in zip(keep.tolist(), segs):
-            key = (todo[m][0], 1, todo[m][1])
-            self.affine_cache.setdefault(key, (tsegs, [], float(bc.affine[m])))
-            self.cache[key] = (tsegs, [], float(bc.cost[m]), int(bc.plan[m]))
+        at = np.array(at, dtype=np.int64)
+        auto = self.plan == "auto"
+        cost = (bc.cost if auto else bc.affine)[at].tolist()
+        plan = bc.plan[at].tolist() if auto else [PLAN_AFFINE] * at.size
+        todo = [(k, (row0, 1, nrows)) for k, ((row0, nrows), general)
+                in enumerate(zip(tiles, bc.general[at].tolist()))
+                if not general and (row0, 1, nrows) not in self.cache]
+        new = [(k, key) for k, key in todo if key not in self.affine_cache]
+        if new:
+            lo, nrows = np.array([(key[0], key[2]) for _, key in new], dtype=np.int64).T
+            affine = bc.affine[at].tolist()
+            for (k, key), tsegs in zip(new, band_tile_segments(self.bands, lo, nrows)):
+                self.affine_cache[key] = (tsegs, [], affine[k])
+        masks = bc.masks[at].tolist()
+        for k, key in todo:
+            self.cache[key] = (self.affine_cache[key][0], [], cost[k], plan[k])
+            if plan[k] == PLAN_BLOCKS:
+                self.band_masks[key] = masks[k]
 
     def build(self) -> list[tuple[int, int, int]]:
         """Row tiles ``(row0, R, nrows)``."""
         nreg = len(self.bounds) - 1
-        steps = [self._choose_step(i) for i in range(nreg)]
+        if all(sp == (1, 1) for sp in self.pairs):  # every region's only candidate step is 1
+            steps = [1] * nreg
+        else:
+            steps = [self._choose_step(i) for i in range(nreg)]
         tiles = []
         i = 0
         while i < nreg:
@@ -1480,6 +1504,59 @@ class _Builder:
             full[ks, :h, :w] = np.stack([bits[k] for k in ks])
         packed = np.packbits(full, axis=2, bitorder="little")          # [n, BM, W*4] bytes
         return packed.view("<u4").astype(np.uint32).view(np.int32).reshape(-1, self.BM, W)
+
+
+class _CutGrid:
+    """What the cut DP of one class weighs: candidate cuts ``cand`` (sorted class indices),
+    and every tile ``[cand[s], cand[t])`` with ``lo[t] <= s < t`` (the starts less than
+    ``BM`` before ``cand[t]``), by ``t`` then ``s``: ``I``, ``J`` (arrays of ``cand[s]``,
+    ``cand[t]``); ``band``: ``(priced for "auto", BandCosts)`` of those tiles once a band
+    layout's builder has priced them (``_Builder._band_costs``)."""
+
+    def __init__(self, cand: np.ndarray, BM: int):
+        lo = np.searchsorted(cand, cand - BM)
+        width = np.arange(cand.size) - lo  # starts per end
+        t = np.repeat(np.arange(cand.size), width)
+        s = lo[t] + np.arange(t.size) - np.repeat(np.cumsum(width) - width, width)
+        self.cand, self.lo = cand.tolist(), lo.tolist()
+        self.I, self.J = cand[s], cand[t]
+        self.band: tuple[bool, BandCosts] | None = None
+
+
+def _cut_candidates(bases: list[int], n: int, BM: int) -> np.ndarray:
+    """The cut DP's candidate cuts of a class of ``n`` rows, sorted: the plain ``BM`` chunks
+    (always a candidate path), and from each base (0 and the region boundaries) a ``BM`` grid
+    up to the base ``reach`` boundaries on (all of them when there are few)."""
+    reach = len(bases) if len(bases) <= 6 else 2  # how many boundaries a grid may straddle
+    b = np.array(bases, dtype=np.int64)
+    stop = np.array(bases[reach:] + [n] * min(reach, len(bases)), dtype=np.int64)
+    count = np.maximum(0, -(-(stop - b - BM) // BM))  # len(range(b + BM, stop, BM))
+    grid = (np.repeat(b + BM, count)
+            + BM * (np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)))
+    return np.unique(np.concatenate([np.arange(0, n, BM), [n], b, grid]))
+
+
+def _cut_dp(cost: list[float], lo: list[int]) -> tuple[list[int], list[int]]:
+    """The cut DP over candidates ``0 .. n-1`` (``_Builder._cut_class``): the cheapest path
+    where candidate ``t`` is reached from each ``s`` in ``[lo[t], t)`` at ``cost[p]`` (``p``
+    running over all ``(t, s)`` in that order).  Returns, per ``t``, the chosen ``s`` and its
+    ``p``.  A later ``s`` replaces the kept one only when cheaper by more than 1e-9 (paths of
+    the same tiles summed in another order differ in the last bits).  A plain loop over Python
+    floats: the DP is sequential, ~2 starts per candidate."""
+    n = len(lo)
+    best, start, at = [0.0] * n, [0] * n, [0] * n
+    p = 0
+    for t in range(1, n):
+        bs = lo[t]
+        bc, bp = best[bs] + cost[p], p
+        for s in range(bs + 1, t):
+            p += 1
+            c = best[s] + cost[p]
+            if c < bc - 1e-9:
+                bc, bs, bp = c, s, p
+        p += 1
+        best[t], start[t], at[t] = bc, bs, bp
+    return start, at
 
 
 def _affine_runs(bits: np.ndarray, col0: np.ndarray) -> list:
@@ -1635,23 +1712,31 @@ def _assemble(acsr: ACSR, b: _Builder, built: list, order: str) -> TileSchedule:
         built.sort(key=lambda x: x[0][0])
     else:
         built.sort(key=lambda x: (-x[1][2], x[0][0]))
-    row_tiles, segs, mptr, mtiles, mbits, plans = [], [], [0], [], [], []
-    for (row0, R, nrows), (tsegs, tmasks, _, tplan) in built:
-        tsegs, tmasks = b.plan_tables((row0, R, nrows), tsegs, tmasks, tplan)
-        plans.append(tplan)
-        tsegs = sorted(tsegs, key=lambda sg: (sg[0], sg[3]))
-        row_tiles.append((row0, R, nrows, len(segs), len(segs) + len(tsegs)))
-        segs.extend(tsegs)
-        for col0, ncols, bits in tmasks:
-            mtiles.append((col0, ncols))
-            mbits.append(bits)
-        mptr.append(len(mtiles))
+    keys = [t for t, _ in built]
+    tables = [b.plan_tables(t, tsegs, tmasks, tplan) for t, (tsegs, tmasks, _, tplan) in built]
+    segs = _segments_table([tsegs for tsegs, _ in tables])
+    # each tile's segments by (col0, rho_lo), ties in their order (a stable sort per tile)
+    nsegs = np.array([len(tsegs) for tsegs, _ in tables], dtype=np.int64)
+    tile_of = np.repeat(np.arange(len(tables)), nsegs)
+    segs = segs[np.lexsort((segs[:, 3], segs[:, 0], tile_of))]
+    ends = np.cumsum(nsegs)
+    row_tiles = np.concatenate([np.array(keys, dtype=np.int64).reshape(-1, 3),
+                                np.stack([ends - nsegs, ends], axis=1)], axis=1)
+    mtiles = [(col0, ncols) for _, tmasks in tables for col0, ncols, _ in tmasks]
+    mbits = [bits for _, tmasks in tables for _, _, bits in tmasks]
+    mptr = np.concatenate([[0], np.cumsum([len(tmasks) for _, tmasks in tables])])
     W = _cdiv(block_n, 32)
     return TileSchedule(
-        acsr.Lq, acsr.Lk, block_m, block_n,
-        np.array(row_tiles, dtype=np.int64).reshape(-1, _RT),
-        np.array(segs, dtype=np.int64).reshape(-1, _SG),
-        np.array(mptr, dtype=np.int64),
+        acsr.Lq, acsr.Lk, block_m, block_n, row_tiles, segs, mptr,
         np.array(mtiles, dtype=np.int64).reshape(-1, _MT),
         b.mask_bits(mbits) if mbits else np.zeros((0, block_m, W), dtype=np.int32),
-        np.array(plans, dtype=np.int8))
+        np.array([r[3] for _, r in built], dtype=np.int8))
+
+
+def _segments_table(per_tile: list) -> np.ndarray:
+    """``int64 [n, 9]``: the segments of every tile (lists of 9-tuples or ``[k, 9]`` arrays)
+    one after the other, through one flat iterator (hundreds of tiles of a few segments)."""
+    rows = [x.tolist() if isinstance(x, np.ndarray) else x for x in per_tile]
+    n = sum(len(x) for x in rows)
+    flat = itertools.chain.from_iterable(itertools.chain.from_iterable(rows))
+    return np.fromiter(flat, dtype=np.int64, count=_SG * n).reshape(n, _SG)
