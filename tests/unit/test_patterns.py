@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from splat import patterns as P
 from splat.analysis.acsr import ACSR
 from splat.analysis import analyze
+from splat.analysis.intervals import consecutive_runs
 
 
 def grid(Lq, Lk):
@@ -352,7 +353,7 @@ def test_fast_helpers_match_plain_numpy():
         assert np.array_equal(P._stable_order(key, hi), np.argsort(key, kind="stable"))
         assert np.array_equal(P._stable_order(key, 1 << 62), np.argsort(key, kind="stable"))  # fallback
         assert np.array_equal(P._unique(key), np.unique(key))
-        s0, s1 = P._runs_arr(np.unique(key))
+        s0, s1 = consecutive_runs(np.unique(key))
         assert [(a, b) for a, b in zip(s0.tolist(), s1.tolist())] == P._runs_of(np.unique(key))
     for nrb, ncb, r, B, Lk in ((1, 1, 1, 4, 3), (7, 9, 3, 5, 43), (40, 12, 5, 8, 90)):
         idx = np.sort(np.stack([rng.choice(ncb, r, replace=False) for _ in range(nrb)]), axis=1)

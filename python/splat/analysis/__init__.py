@@ -9,6 +9,8 @@ Pipeline (all numpy-vectorised; no per-row or per-element Python loops), one mod
    of patterns made of intervals with affine ends (window, causal, blocked, documents, prefix-LM,
    chunked causal, global tokens, ...) skip the rows: :mod:`.bands` works them out on row ranges
    and lists the runs of a few rows per range, as vertical compression does (same pieces).
+   Unions of global tokens with a strided / dilated side are built from the parts, without
+   cells: the global rows and columns plus the other side minus them (:mod:`.cross`).
 2. **Runs** (:mod:`.runs`).  Each row is split into maximal arithmetic runs: intervals of length
    >= 2 are stride-1 runs; consecutive singletons with equal gaps chain (greedily, left to right)
    into stride-``s`` runs (dilated and strided patterns).
@@ -65,6 +67,7 @@ import numpy as np
 from .acsr import ACSR
 from .bands import Bands, acsr_from_bands, bands_from_acsr, intervals_from_bands
 from .bands import combine as combine_bands
+from .cross import cross_table, minus_cross, union_with_cross
 from .intervals import (CHUNK_CELLS, Intervals, cells_of_acsr, cells_of_acsr_in, complement, intersect_acsr,
                         intersection, intervals_from_acsr, intervals_from_mask, listed_cells, union, union_of)
 from .pieces import acsr_from_intervals, acsr_from_runs, remainder_from_cells
@@ -75,7 +78,7 @@ __all__ = ["analyze", "acsr_from_mask", "check_mask", "Intervals", "intervals_fr
            "cells_of_acsr", "cells_of_acsr_in", "listed_cells", "union", "union_of", "intersection",
            "intersect_acsr", "complement", "Runs", "runs_from_intervals", "runs_from_mask", "acsr_from_intervals",
            "acsr_from_runs", "remainder_from_cells", "scan_threads", "Bands", "bands_from_acsr", "combine_bands",
-           "intervals_from_bands", "acsr_from_bands"]
+           "intervals_from_bands", "acsr_from_bands", "cross_table", "minus_cross", "union_with_cross"]
 
 
 def check_mask(mask) -> np.ndarray:
@@ -131,21 +134,39 @@ def analyze(pattern_or_mask, *, block: int = 64, min_piece_nnz: int = 8) -> ACSR
     analytic = pattern_or_mask.analytic_acsr()
     if analytic is not None:
         return analytic
-    bands = pattern_or_mask.bands() if hasattr(pattern_or_mask, "bands") else None
-    if bands is not None:
-        # unions / intersections of interval patterns: worked out on row ranges
-        result = acsr_from_bands(bands, block=block, min_piece_nnz=min_piece_nnz)
-    elif getattr(pattern_or_mask, "_intervals", None) is None:
-        # a predicate: its row chunks go straight to runs (no interval per isolated cell)
-        parts = [runs_from_mask(np.ascontiguousarray(rows), row0=i0)
-                 for i0, rows in pattern_or_mask.iter_rows()]
-        result = acsr_from_runs(pattern_or_mask.Lq, pattern_or_mask.Lk, Runs.concat(parts), block=block,
-                                min_piece_nnz=min_piece_nnz)
-    else:
-        result = acsr_from_intervals(intervals(), block=block, min_piece_nnz=min_piece_nnz)
+    result = _analyze_pattern(pattern_or_mask, block, min_piece_nnz)
     if os.environ.get("SPLAT_DEBUG") == "1":
         _assert_exact_chunks(result, pattern_or_mask)
     return result
+
+
+def _analyze_pattern(pattern, block: int, min_piece_nnz: int) -> ACSR:
+    """:func:`analyze` of a Pattern without an analytic ACSR."""
+    result = _cross_union(pattern, block, min_piece_nnz)
+    if result is not None:
+        return result
+    bands = pattern.bands() if hasattr(pattern, "bands") else None
+    if bands is not None:
+        # unions / intersections of interval patterns: worked out on row ranges
+        return acsr_from_bands(bands, block=block, min_piece_nnz=min_piece_nnz)
+    if getattr(pattern, "_intervals", None) is None:
+        # a predicate: its row chunks go straight to runs (no interval per isolated cell)
+        parts = [runs_from_mask(np.ascontiguousarray(rows), row0=i0) for i0, rows in pattern.iter_rows()]
+        return acsr_from_runs(pattern.Lq, pattern.Lk, Runs.concat(parts), block=block, min_piece_nnz=min_piece_nnz)
+    return acsr_from_intervals(pattern.intervals(), block=block, min_piece_nnz=min_piece_nnz)
+
+
+def _cross_union(pattern, block: int, min_piece_nnz: int) -> ACSR | None:
+    """A union with global tokens as the global rows and columns plus the other operands minus
+    them (:mod:`.cross`), or None for other patterns (and where the band algebra gives up)."""
+    parts = pattern.cross_parts() if hasattr(pattern, "cross_parts") else None
+    if parts is None:
+        return None
+    other, rows, cols = parts
+    a = other.analytic_acsr()
+    if a is None:
+        a = analyze(other, block=block, min_piece_nnz=min_piece_nnz)
+    return union_with_cross(a, rows, cols, block=block, min_piece_nnz=min_piece_nnz)
 
 
 def _assert_exact(a: ACSR, mask: np.ndarray) -> None:

@@ -15,17 +15,19 @@ from ..dialects import splat as splat_d
 
 
 def acsr_to_attr(acsr: ACSR) -> ir.Attribute:
-    """The ``#splat.acsr`` attribute of ``acsr`` (in the current context)."""
-    pieces = [splat_d.piece(p.r0, p.r1, p.row_step, p.stride, p.off_a, p.off_b, p.cnt_a, p.cnt_b)
-              for p in acsr.pieces]
-    remainder = None
-    if acsr.remainder is not None:
-        rem = acsr.remainder
-        masks = None
-        if not rem.masks.all():  # full blocks need no mask
-            masks = ir.DenseElementsAttr.get(np.ascontiguousarray(rem.masks))
-        remainder = splat_d.block_remainder(rem.block, rem.blocks.reshape(-1).tolist(), masks)
-    return splat_d.acsr(acsr.Lq, acsr.Lk, pieces, remainder)
+    """The ``#splat.acsr`` attribute of ``acsr`` (in the current context), from its piece table
+    as one text (:func:`splat.dialects.splat.acsr_of_table`)."""
+    return splat_d.acsr_of_table(acsr.Lq, acsr.Lk, acsr.table[:, :8], remainder_to_attr(acsr.remainder))
+
+
+def remainder_to_attr(rem: BlockRemainder | None) -> ir.Attribute | None:
+    """The ``#splat.block_remainder`` attribute of a remainder (None for none)."""
+    if rem is None:
+        return None
+    masks = None
+    if not rem.masks.all():  # full blocks need no mask
+        masks = ir.DenseElementsAttr.get(np.ascontiguousarray(rem.masks))
+    return splat_d.block_remainder(rem.block, rem.blocks.reshape(-1).tolist(), masks)
 
 
 def is_acsr_attr(attr: ir.Attribute) -> bool:

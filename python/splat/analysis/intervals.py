@@ -61,6 +61,22 @@ class Intervals:
                                    for f in ("row", "start", "stop")))
 
 
+def consecutive_runs(sorted_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal runs of consecutive integers of a sorted unique array: (starts, stops)."""
+    x = sorted_idx
+    if x.size == 0:
+        z = np.zeros(0, I64)
+        return z, z
+    brk = (x[1:] != x[:-1] + 1).nonzero()[0]
+    starts = np.empty(brk.size + 1, I64)
+    stops = np.empty(brk.size + 1, I64)
+    starts[0] = x[0]
+    starts[1:] = x[brk + 1]
+    stops[:-1] = x[brk] + 1
+    stops[-1] = x[-1] + 1
+    return starts, stops
+
+
 def arange_each(counts: np.ndarray) -> np.ndarray:
     """``arange(c)`` for every ``c`` in ``counts``, concatenated: the position of each element
     inside its block when blocks of these sizes are laid end to end."""
@@ -214,10 +230,15 @@ def _run_cells(row, off, cnt, stride):
     one interval per cell."""
     one = stride == 1
     s = ~one
-    c = cnt[s]
-    col = np.repeat(off[s], c) + np.repeat(stride[s], c) * arange_each(c)
-    return (np.concatenate([row[one], np.repeat(row[s], c)]), np.concatenate([off[one], col]),
+    rows, col = cells_of_runs(row[s], off[s], cnt[s], stride[s])
+    return (np.concatenate([row[one], rows]), np.concatenate([off[one], col]),
             np.concatenate([off[one] + cnt[one], col + 1]))
+
+
+def cells_of_runs(row, off, cnt, stride) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` of every cell of the arithmetic runs ``off + stride*j``, ``j < cnt``
+    (``cnt >= 0``), run by run."""
+    return np.repeat(row, cnt), np.repeat(off, cnt) + np.repeat(stride, cnt) * arange_each(cnt)
 
 
 def intervals_from_acsr(a: ACSR) -> Intervals:

@@ -18,7 +18,7 @@ import numpy as np
 from .acsr import ACSR, BlockRemainder
 from .compress import fill_left_out
 from .greedy import greedy_groups
-from .intervals import Intervals, arange_each
+from .intervals import Intervals, arange_each, cells_of_runs
 from .quasi import fragments, residue_groups
 from .runs import Runs, runs_from_intervals
 from .tracks import order_by_track, resolve_wildcards
@@ -187,10 +187,7 @@ def _piece_table(Lq, Lk, row, off, cnt, stride, groups, block, min_piece_nnz) ->
     if not keep.all():
         drop_g, drop_size = g[~keep], size[~keep]
         members = np.repeat(drop_g, drop_size) + arange_each(drop_size)
-        rr, oo, cc, ss = row[members], off[members], cnt[members], np.maximum(stride[members], 1)
-        j = arange_each(cc)
-        cells_r = np.repeat(rr, cc)
-        cells_c = np.repeat(oo, cc) + np.repeat(ss, cc) * j
+        cells_r, cells_c = cells_of_runs(row[members], off[members], cnt[members], np.maximum(stride[members], 1))
         remainder = remainder_from_cells(Lq, Lk, cells_r, cells_c, block)
     return ACSR._from_table(int(Lq), int(Lk), table, remainder)
 

@@ -5,7 +5,10 @@ numpy index arrays -> bool).  The named families build their ACSR in O(pieces) w
 the mask.  General unions and intersections (``a | b``, ``a & b``) have no analytic form; they
 combine their operands' *bands* when both are made of intervals with affine ends (worked out on
 row ranges, :mod:`splat.analysis.bands`), else their *intervals* (see :mod:`splat.analysis`),
-and go through the general analysis, so no ``Lq x Lk`` array is built for them either.
+and go through the general analysis, so no ``Lq x Lk`` array is built for them either.  A union
+of global tokens with a strided or dilated family is built from its parts instead
+(``Pattern.cross_parts``, :mod:`splat.analysis.cross`): the global rows and columns, plus the
+other operands minus them.
 ``longformer`` and ``bigbird`` are such unions with an analytic ACSR of their own
 (``_union_acsr``).
 
@@ -20,12 +23,15 @@ pieces where the window edges cross the constant columns, one rectangle per cons
 from __future__ import annotations
 
 import bisect
+import functools
+import operator
 from typing import Callable
 
 import numpy as np
 
 from .. import analysis
 from ..analysis.acsr import ACSR, Piece
+from ..analysis.intervals import consecutive_runs
 
 __all__ = ["Pattern", "window", "causal", "causal_window", "dilated", "strided", "fixed", "blocked",
            "global_tokens", "random_blocks", "longformer", "bigbird", "documents", "prefix_lm",
@@ -75,6 +81,7 @@ class Pattern:
         self._intervals = intervals
         self._bands = bands
         self._union_of: tuple[Pattern, Pattern] | None = None  # the operands of a ``|``
+        self._cross: tuple[np.ndarray, np.ndarray] | None = None  # global tokens: (rows, cols)
         self._acsr_cache: ACSR | None = None
 
     # -- predicate and materialisation ---------------------------------------------------------
@@ -121,6 +128,31 @@ class Pattern:
         a = self.analytic_acsr()
         return a if a is not None else analysis.analyze(self, block=block)
 
+    def cross_parts(self) -> "tuple[Pattern, np.ndarray, np.ndarray] | None":
+        """``(other, rows, cols)`` when the pattern is a union (of any nesting) of global tokens
+        (the rows ``rows`` and the columns ``cols``) and ``other``, the union of the remaining
+        operands; the analysis then builds it as the global rows and columns plus ``other``
+        minus them (:func:`splat.analysis.cross.union_with_cross`).  Only where an operand has
+        strided rows (strided, dilated, ...), whose cells the general analysis and the band
+        algebra would chain with the global columns into pieces cut every few rows; None for
+        other patterns (interval families stay with ``bands()``, which unites them with the
+        global tokens on row ranges in fewer pieces)."""
+        if self._union_of is None:
+            return None
+        operands = self._union_operands()
+        cross = [p._cross for p in operands if p._cross is not None]
+        rest = [p for p in operands if p._cross is None]
+        if not cross or not any(map(_strided_rows, rest)):
+            return None
+        rows, cols = (np.unique(np.concatenate(x)) for x in zip(*cross))
+        return functools.reduce(operator.or_, rest), rows, cols
+
+    def _union_operands(self) -> list["Pattern"]:
+        """The operands of a tree of ``|`` (the pattern itself when it is no union)."""
+        if self._union_of is None:
+            return [self]
+        return [p for q in self._union_of for p in q._union_operands()]
+
     def intervals(self) -> "analysis.Intervals":
         """Maximal row intervals of the mask, without an ``Lq x Lk`` array."""
         if self._intervals is not None:
@@ -165,12 +197,11 @@ class Pattern:
     def _union_cells(self) -> list:
         """Intervals covering the mask, not necessarily maximal, for one merge over a whole tree
         of unions (the operands' pieces are merged once, not once per ``|``)."""
-        a = self.analytic_acsr()
-        if a is not None:
-            return [analysis.cells_of_acsr(a)]
-        if self._union_of is not None:
-            return [c for p in self._union_of for c in p._union_cells()]
-        return [self.intervals()]
+        cells = []
+        for p in self._union_operands():
+            a = p.analytic_acsr()
+            cells.append(p.intervals() if a is None else analysis.cells_of_acsr(a))
+        return cells
 
     def __or__(self, other):
         return self._combine(other, "|")
@@ -184,6 +215,16 @@ class Pattern:
 
     def __repr__(self) -> str:
         return f"<Pattern {self.describe()}>"
+
+
+def _strided_rows(p: Pattern) -> bool:
+    """Whether ``p``'s analytic ACSR has rows of several cells a stride > 1 apart."""
+    a = p.analytic_acsr()
+    if a is None:
+        return False
+    t = a.table
+    widest = np.maximum(t[:, 7], t[:, 7] + t[:, 6] * (t[:, 8] - 1))
+    return bool(((t[:, 3] > 1) & (widest > 1)).any())
 
 
 _MANY, _FEW = 8, 4  # cells a row listed by a strided / dilated side, intervals a row of a band
@@ -361,22 +402,6 @@ def _rect_table(r0, r1, c0, c1) -> np.ndarray:
     return t
 
 
-def _runs_arr(sorted_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximal runs of consecutive integers of a sorted unique array: (starts, stops)."""
-    x = sorted_idx
-    if x.size == 0:
-        z = np.zeros(0, np.int64)
-        return z, z
-    brk = (x[1:] != x[:-1] + 1).nonzero()[0]
-    starts = np.empty(brk.size + 1, np.int64)
-    stops = np.empty(brk.size + 1, np.int64)
-    starts[0] = x[0]
-    starts[1:] = x[brk + 1]
-    stops[:-1] = x[brk] + 1
-    stops[-1] = x[-1] + 1
-    return starts, stops
-
-
 def _stable_order(key: np.ndarray, bound: int) -> np.ndarray:
     """``np.argsort(key, kind="stable")`` for keys in ``[0, bound)``: when it fits in int64,
     one value sort of ``key * n + position`` (SIMD, ~3x faster than argsort at ~1000 items)."""
@@ -460,10 +485,10 @@ def _union_acsr(Lq: int, Lk: int, w: int, g: np.ndarray, B: int | None, chosen: 
     with few passes over small arrays (numpy call overhead dominates at these sizes)."""
     I64 = np.int64
     if g.size and g[-1] < min(Lq, Lk):  # g is sorted: nothing to drop
-        gr0, gr1 = gc0, gc1 = _runs_arr(g)
+        gr0, gr1 = gc0, gc1 = consecutive_runs(g)
     else:
-        gr0, gr1 = _runs_arr(g[g < Lq])
-        gc0, gc1 = _runs_arr(g[g < Lk])
+        gr0, gr1 = consecutive_runs(g[g < Lq])
+        gc0, gc1 = consecutive_runs(g[g < Lk])
     if chosen is None:  # chosen: [nrb, r] sorted random column blocks per row block
         B, nrb = Lq, 1
     else:
@@ -918,29 +943,21 @@ def global_tokens(idx, Lq: int, Lk: int | None = None) -> Pattern:
     (indices beyond Lq or Lk only act on the side where they exist)."""
     Lq, Lk = _sizes(Lq, Lk)
     g = _index_set("idx", idx, max(Lq, Lk))
+    rows, cols = g[g < Lq], g[g < Lk]
     is_row = np.zeros(Lq, dtype=bool)
-    is_row[g[g < Lq]] = True
+    is_row[rows] = True
     is_col = np.zeros(Lk, dtype=bool)
-    is_col[g[g < Lk]] = True
+    is_col[cols] = True
 
     def build():
-        grows = _runs_of(g[g < Lq])
-        pieces = [Piece(a, b, 1, 1, 0, 0, 0, Lk) for a, b in grows]
-        bounds = [0] + [x for ab in grows for x in ab] + [Lq]
-        other = [(a, b) for a, b in zip(bounds[0::2], bounds[1::2]) if a < b]
-        # The global columns as the analysis splits a row: intervals, and equal-gap singletons
-        # chained into strided runs.
-        cols = _runs_of(g[g < Lk])
-        one_row = analysis.Intervals(1, Lk, np.zeros(len(cols), np.int64),
-                                     np.array([a for a, _ in cols], np.int64),
-                                     np.array([b for _, b in cols], np.int64))
-        runs = analysis.runs_from_intervals(one_row)
-        for off, stride, cnt in zip(runs.off.tolist(), runs.stride.tolist(), runs.cnt.tolist()):
-            pieces += [_piece(a, 1, max(stride, 1), 0, b - a, 0, off, 0, cnt) for a, b in other]
-        return _acsr(Lq, Lk, pieces)
+        # full rows, and per range of the other rows the column runs as the analysis splits a
+        # row (intervals, equal-gap singletons chained into strided runs)
+        return ACSR._from_table(Lq, Lk, analysis.cross_table(Lq, Lk, rows, cols), check=False)
 
-    return Pattern(Lq, Lk, lambda q, k: is_row[q] | is_col[k],
-                   name=f"global_tokens({_short(g)})", analytic=build)
+    p = Pattern(Lq, Lk, lambda q, k: is_row[q] | is_col[k],
+                name=f"global_tokens({_short(g)})", analytic=build)
+    p._cross = (rows, cols)
+    return p
 
 
 def _short(g: np.ndarray) -> str:
