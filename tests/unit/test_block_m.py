@@ -102,19 +102,6 @@ def test_mask_bits_rows_follow_block_m(tall):
     _refused(art, r"mask_bits is \[\d+, 64, \d+\].*, 128, ")
 
 
-def test_fused_shared_bytes_matches_the_tall_kernel_layout():
-    fused_forward = pytest.importorskip("splat.lowering.fused_forward")
-    for D in abi.HEAD_DIMS:
-        for bn in abi.BLOCK_N_CHOICES:
-            for masked in (False, True):
-                for mma in abi.MMA_KINDS:
-                    if mma == "wgmma" and D not in abi.WGMMA_HEAD_DIMS:
-                        continue
-                    cfg = fused_forward.FusedForwardConfig("bf16", D, bn, mask_tiles=masked,
-                                                           mma=mma, block_m=128)
-                    assert I.fused_shared_bytes(D, bn, masked, mma, 128) == cfg.shared_bytes
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_tall_schedules_compute_the_reference(seed):
     """Random compositions, Lq != Lk, every plan: 128-row schedules reproduce fp64 attention

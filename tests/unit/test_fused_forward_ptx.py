@@ -20,20 +20,13 @@ from splat.abi import fused_kernel_name as kernel_name  # noqa: E402
 
 from splat.lowering.fused_forward import (  # noqa: E402
     FusedForwardConfig, build_fused_forward, build_into, kernel_launch_info)
-from splat.lowering.to_ptx import find_ptxas, lower_to_ptx, ptx_param_count, ptxas_check  # noqa: E402
+from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptx_param_count, ptxas_check  # noqa: E402
 
 VARIANTS = [(dt, d) for dt in ("bf16", "f16") for d in (64, 128)]
 # (dtype, head_dim, mask_tiles): the plain kernels and the ones that also run mask tiles.
 ALL_VARIANTS = [(dt, d, mt) for dt, d in VARIANTS for mt in (False, True)]
 MASKED = [(dt, d, True) for dt, d in VARIANTS]
 
-
-def _have_ptxas():
-    try:
-        find_ptxas()
-        return True
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +110,7 @@ def test_masked_kernel_signature():
                         "%arg10: memref<?x?x?xi32>")
 
 
-@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not available")
+@pytest.mark.skipif(not have_ptxas(), reason="ptxas not available")
 @pytest.mark.parametrize("dtype,head_dim,mask_tiles", ALL_VARIANTS)
 def test_ptxas_assembles_without_spills(ptx_by_variant, dtype, head_dim, mask_tiles,
                                         record_property):
@@ -158,7 +151,7 @@ def test_plain_and_masked_kernels_share_one_gpu_module():
 
 
 def test_ptxas_reports_errors():
-    if not _have_ptxas():
+    if not have_ptxas():
         pytest.skip("ptxas not available")
     with pytest.raises(RuntimeError, match="ptxas"):
         ptxas_check(".version 8.0\n.target sm_90a\n.address_size 64\n.visible .entry x() { bogus; }\n")

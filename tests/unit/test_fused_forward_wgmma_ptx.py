@@ -17,7 +17,7 @@ from splat import abi  # noqa: E402
 from splat.lowering.fused_forward import (FusedForwardConfig, build_into,  # noqa: E402
                                           kernel_launch_info)
 from splat.lowering.modules import build_in_module  # noqa: E402
-from splat.lowering.to_ptx import find_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
+from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
 from splat.stages import StageOptions  # noqa: E402
 
 CONFIGS = [dict(dtype=dt, head_dim=d, block_n=bn, mask_tiles=mt, accumulate=acc)
@@ -31,13 +31,6 @@ def _ptx(**kw) -> str:
                              accumulate=kw.get("accumulate", False), mma="wgmma")
     return lower_to_ptx(build_in_module(None, lambda m: build_into(m, cfg)))
 
-
-def _have_ptxas() -> bool:
-    try:
-        find_ptxas()
-        return True
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("kw", CONFIGS, ids=lambda kw: "-".join(map(str, kw.values())))
@@ -55,7 +48,7 @@ def test_wgmma_ptx_assembles_without_spills(kw):
     for op in ("wgmma.fence.sync.aligned", "wgmma.commit_group.sync.aligned",
                "wgmma.wait_group.sync.aligned 0", "fence.proxy.async.shared::cta"):
         assert op in ptx
-    if not _have_ptxas():
+    if not have_ptxas():
         pytest.skip("ptxas not installed")
     (stats,) = ptxas_check(ptx).values()
     assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0 and stats["stack_bytes"] == 0

@@ -388,18 +388,21 @@ def test_compiled_artifacts_pass_every_check(arts, tmp_path):
         A.load(saved(art, tmp_path, name))
 
 
-def test_fused_shared_bytes_matches_the_kernel_layout():
+@pytest.mark.parametrize("block_m", abi.BLOCK_M_CHOICES)
+@pytest.mark.parametrize("warp_rows", abi.WARP_ROWS_CHOICES)
+def test_fused_shared_bytes_matches_the_kernel_layout(block_m, warp_rows):
     fused_forward = pytest.importorskip("splat.lowering.fused_forward")
     for D in abi.HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
             for masked in (False, True):
                 for mma in abi.MMA_KINDS:
-                    if mma == "wgmma" and D not in abi.WGMMA_HEAD_DIMS:
+                    if mma == "wgmma" and (D not in abi.WGMMA_HEAD_DIMS or warp_rows != 16):
                         continue
                     cfg = fused_forward.FusedForwardConfig("bf16", D, bn, mask_tiles=masked,
-                                                           mma=mma)
-                    assert I.fused_shared_bytes(D, bn, masked, mma) == cfg.shared_bytes, \
-                        (D, bn, masked, mma)
+                                                           mma=mma, block_m=block_m,
+                                                           warp_rows=warp_rows)
+                    got = I.fused_shared_bytes(D, bn, masked, mma, block_m, warp_rows)
+                    assert got == cfg.shared_bytes, (D, bn, masked, mma)
 
 
 def test_table_checks_are_linear_in_the_table(arts):

@@ -24,7 +24,7 @@ splat = pytest.importorskip("splat.compiler")
 from splat import patterns  # noqa: E402
 from splat.lowering.fused_forward import FusedForwardConfig, build_into  # noqa: E402
 from splat.lowering.modules import build_in_module  # noqa: E402
-from splat.lowering.to_ptx import find_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
+from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
 
 
 def _clone(art):
@@ -79,26 +79,7 @@ def test_artifacts_pass_every_check_and_tampering_is_refused(arts, tmp_path):
         L.check_artifact(art)
 
 
-def test_fused_shared_bytes_matches_the_kernel_layout():
-    for D in abi.HEAD_DIMS:
-        for bn in abi.BLOCK_N_CHOICES:
-            for masked in (False, True):
-                for bm in abi.BLOCK_M_CHOICES:
-                    cfg = FusedForwardConfig("bf16", D, bn, mask_tiles=masked, block_m=bm,
-                                             warp_rows=32)
-                    assert I.fused_shared_bytes(D, bn, masked, "mma_sync", bm, 32) == \
-                        cfg.shared_bytes, (D, bn, masked, bm)
-
-
-def _have_ptxas() -> bool:
-    try:
-        find_ptxas()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not _have_ptxas(), reason="ptxas not available")
+@pytest.mark.skipif(not have_ptxas(), reason="ptxas not available")
 @pytest.mark.parametrize("head_dim, block_n, block_m", [(64, 64, 64), (64, 64, 128),
                                                         (128, 32, 128)])
 def test_32_row_warps_assemble_without_spills(head_dim, block_n, block_m):

@@ -93,6 +93,15 @@ def find_ptxas() -> str:
     raise FileNotFoundError("ptxas not found (set SPLAT_PTXAS or install nvidia-cuda-nvcc-cu12)")
 
 
+def have_ptxas() -> bool:
+    """Whether :func:`find_ptxas` finds one (tests that assemble PTX skip without it)."""
+    try:
+        find_ptxas()
+        return True
+    except FileNotFoundError:
+        return False
+
+
 _RE_COMPILING = re.compile(r"Compiling entry function '(\w+)'")
 _RE_PROPS = re.compile(r"Function properties for (\w+)")
 _RE_SPILL = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
