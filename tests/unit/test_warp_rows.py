@@ -13,7 +13,6 @@ import copy
 
 import pytest
 
-from splat import abi
 from splat.runtime import artifact as A
 from splat.runtime import integrity as I
 from splat.runtime import launcher as L
