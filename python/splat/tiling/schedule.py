@@ -1597,6 +1597,12 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     work (key tiles), which shortens the tail of a GPU launch.  ``plan``: ``"auto"`` picks the
     affine or the blocks plan per row tile by cost (step 6); ``"affine"`` or ``"blocks"``
     forces one for every tile (tests and benchmarks)."""
+    _check_arguments(acsr, block_m, block_n, plan, order)
+    return _assemble(acsr, *_plan_checked(acsr, block_m, block_n, plan, _Builder), order)
+
+
+def _check_arguments(acsr: ACSR, block_m: int, block_n: int, plan: str,
+                     order: str = "rows") -> None:
     if block_m < 1 or block_n < 1:
         raise ValueError("block sizes must be >= 1")
     if max(acsr.Lq, acsr.Lk) > MAX_LENGTH:  # checked before any work: the tables are int32
@@ -1607,7 +1613,21 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         raise ValueError(f"unknown tile order {order!r}")
     if plan not in PLANS:
         raise ValueError(f"unknown tile plan {plan!r} (one of {', '.join(PLANS)})")
-    b = _Builder(acsr, int(block_m), int(block_n), plan)
+
+
+def plan_tiles(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto", *,
+               builder: type | None = None) -> tuple:
+    """Steps 1-6 of :func:`build_schedule`, before its tables: ``(b, built)``, the builder and
+    its planned tiles ``[((row0, R, nrows), tile()), ...]`` (``_assemble(acsr, b, built,
+    order)`` is the schedule).  Split-KV prices them without the tables, whose mask bits and
+    blocks plans cost as much again.  ``builder``: a ``_Builder`` subclass for the first pass
+    (split.py's, which skips pricing row steps that cannot win)."""
+    _check_arguments(acsr, block_m, block_n, plan)
+    return _plan_checked(acsr, block_m, block_n, plan, builder or _Builder)
+
+
+def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str, builder: type) -> tuple:
+    b = builder(acsr, int(block_m), int(block_n), plan)
     built = [(t, b.tile(*t)) for t in b.build()]
     if (plan == "auto" and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM) and _mostly_masked(b, built)
             and _chunks_bound(b, acsr.Lq) < _BLOCKS_MARGIN * _schedule_cost(built)):
@@ -1634,7 +1654,7 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
         affine = [(t, a.tile(*t)) for t in a.build()]
         if _schedule_cost(built) > _NEW_MASKS_MARGIN * _schedule_cost(affine):
             b, built = a, affine
-    return _assemble(acsr, b, built, order)
+    return b, built
 
 
 def available_memory() -> int | None:

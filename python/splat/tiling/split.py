@@ -19,11 +19,15 @@ a split costs only the extra schedule's own work and its launch, no pass over al
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 
 from ..analysis.acsr import ACSR, BlockRemainder
 from . import cost_model
 from .cost_model import launch_cost
+from . import schedule as _sched
 from .schedule import TileSchedule, build_schedule
 
 __all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]
@@ -32,6 +36,8 @@ __all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]
 # launch (W_LAUNCH) and fits the split launches of the calibration without bias, but its
 # median error is 3-5 % (max ~30 %), so a split must save more than that.
 _SPLIT_MARGIN = 0.9
+# the relative error allowed the main schedule's cost read off its tiles (measured: 1e-14)
+_REFUSE_SLACK = 1e-6
 
 
 def schedule_cost(s: TileSchedule) -> float:
@@ -117,18 +123,74 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     # on the accumulating kernel, which walks segments only, so its tiles take the affine plan
     # (a blocks plan would give it mask tiles: pricing one, 2-3x dearer on fragmented layouts,
     # only to refuse it)
-    extra = build_schedule(parts[1], block_m, block_n, order=order, plan="affine")
+    extra = _affine_schedule(parts[1], block_m, block_n, order)
     if extra.has_masks:  # the affine plan makes none; kept as the kernel's requirement
         return single, None
     extra = _without_empty_tiles(extra)
     if schedule_cost(extra) + _main_cost_bound(acsr.Lq, block_m) > budget:
         return single, None
-    main = build_schedule(parts[0], block_m, block_n, order=order, plan=plan)
+    # the main schedule's tiles' costs are its launch's, less the mask kernel's extra
+    # (non-negative) and up to rounding: a sum that already loses refuses before the tables are
+    # assembled (a split within _REFUSE_SLACK of the budget is decided on the tables, as ever)
+    b, built = _sched._plan_checked(parts[0], block_m, block_n, plan, _sched._Builder)
+    if (1.0 - _REFUSE_SLACK) * _tiles_cost_bound(b, built) + schedule_cost(extra) > budget:
+        return single, None
+    main = _sched._assemble(parts[0], b, built, order)
     # the main launch must write every row (the accumulating one reads the rows it folds into);
     # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
     if not _partitions_rows(main) or schedule_cost(main) + schedule_cost(extra) > budget:
         return single, None
     return main, extra
+
+
+class _PrunedBuilder(_sched._Builder):
+    """The tiler's builder, less the pricing of row steps that cannot win.  ``_choose_step``
+    takes the step of the least ``_chunk_cost`` (ties to the smaller step); tile costs are
+    non-negative, so a step's running sum only grows, and once it exceeds the least total of a
+    step already priced for the region it cannot be chosen: its pricing stops there (the value
+    returned, the running sum, still exceeds that least total).  The winner's sum, and any
+    tie's, is never cut short (its running sum stays <= its total <= the least), so the choice
+    is the full pricing's: the same floats summed in the same order.  The fragmented extra
+    schedule of a split (residue-class pieces, several candidate steps per region) spends a
+    quarter of its build on candidate steps that lose."""
+
+    def _chunk_cost(self, start: int, end: int, R: int) -> float:
+        best = self.__dict__.setdefault("_chunk_best", {})
+        least = best.get((start, end), math.inf)
+        total = 0.0
+        for t in self._chunk_tiles(start, end, R):
+            total += self.tile(*t)[2]
+            if total > least:
+                return total
+        best[(start, end)] = total
+        return total
+
+
+def _affine_schedule(acsr: ACSR, block_m: int, block_n: int, order: str) -> TileSchedule:
+    """``build_schedule(acsr, block_m, block_n, order=order, plan="affine")``, its first pass
+    through :class:`_PrunedBuilder` (the affine plan takes no second pass)."""
+    _sched._check_arguments(acsr, block_m, block_n, "affine", order)
+    b, built = _sched._plan_checked(acsr, block_m, block_n, "affine", _PrunedBuilder)
+    return _sched._assemble(acsr, b, built, order)
+
+
+def _tiles_cost_bound(b, built: list) -> float:
+    """A lower bound, up to rounding, of the launch cost of the schedule of planned tiles
+    ``built`` of the builder ``b`` (``schedule.plan_tiles``): the tiles' costs are the launch's tile
+    terms, plus ``W_LAUNCH``; and when a tile has mask tiles (its affine plan's, or its blocks
+    plan's: ``blocks_adds_masks``; the launch then runs the mask kernel) ``W_MASK_KERNEL`` on every key tile, of which a tile has at least
+    ``(cost - W_TILE) / (1 + W_MASKED + W_BITS)`` where segments weigh nothing (``W_SEG = 0``:
+    its masked key tiles and mask tiles are among its key tiles)."""
+    w = cost_model.WEIGHTS
+    if dataclasses.replace(w, W_LAUNCH=_sched.COST.W_LAUNCH) != _sched.COST:
+        return -math.inf  # the tiles were priced with other weights than the launch's (tests)
+    tiles = sum(r[2] for _, r in built)
+    low = tiles + w.W_LAUNCH
+    if w.W_SEG == 0.0 and any(b.blocks_adds_masks(t, r) if r[3] == _sched.PLAN_BLOCKS
+                              else len(r[1]) for t, r in built):
+        key_tiles = (tiles - w.W_TILE * len(built)) / (1.0 + w.W_MASKED + w.W_BITS)
+        low += w.W_MASK_KERNEL * max(0.0, key_tiles)
+    return low
 
 
 def _main_cost_bound(Lq: int, block_m: int) -> float:
