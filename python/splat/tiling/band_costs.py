@@ -29,7 +29,8 @@ import numpy as np
 
 from .cost_model import WEIGHTS as COST
 
-__all__ = ["BandCosts", "BandPieces", "PlanRules", "band_tile_costs", "band_tile_segments"]
+__all__ = ["BandCosts", "BandPieces", "PlanRules", "band_segments_at", "band_tile_costs",
+           "band_tile_segments"]
 
 _CELLS_PER_CHUNK = 1 << 22  # (tile, piece) pairs per numpy pass: bounds its arrays
 
@@ -46,6 +47,10 @@ class BandPieces:
         self.r0, self.ta, self.tb = col("r0"), col("ta"), col("tb")
         self.oa, self.ob, self.ca, self.cb = col("oa"), col("ob"), col("ca"), col("cb")
         self.block_m, self.block_n = block_m, block_n
+        # the pieces' first and last live rows (+1); where both are sorted (the pieces of most
+        # band layouts, one after another down the rows) a tile's pieces are a range of k
+        self.first, self.end = self.r0 + self.ta, self.r0 + self.tb
+        self.ranges = bool((np.diff(self.first) >= 0).all() and (np.diff(self.end) >= 0).all())
 
 
 def _cdiv(a, b):
@@ -77,6 +82,9 @@ class BandCosts:
     plan: np.ndarray
     affine: np.ndarray
     masks: np.ndarray
+    # the merged chains ``(tile, alpha, beta, gamma, delta, rho_lo, rho_hi)`` of all the tiles
+    # (tile: position), from which :func:`band_segments_at` builds the segments of priced ones
+    chains: tuple | None = None
 
 
 def band_tile_costs(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray, block_m: int,
@@ -88,8 +96,28 @@ def band_tile_costs(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray, block_m:
     step = max(1, _CELLS_PER_CHUNK // max(1, pcs.r0.size))
     parts = [_chunk_costs(pcs, lo[s:s + step], nrows[s:s + step], block_m, block_n, Lk, rules)
              for s in range(0, lo.size, step)]
-    return BandCosts(*(np.concatenate([getattr(c, f) for c in parts]) if parts else np.zeros(0)
-                       for f in ("general", "cost", "plan", "affine", "masks")))
+    out = BandCosts(*(np.concatenate([getattr(c, f) for c in parts]) if parts else np.zeros(0)
+                      for f in ("general", "cost", "plan", "affine", "masks")))
+    if len(parts) == 1:
+        out.chains = parts[0].chains
+    elif parts:
+        offset = np.arange(0, lo.size, step)
+        out.chains = tuple(np.concatenate([c.chains[f] + (offset[k] if f == 0 else 0)
+                                           for k, c in enumerate(parts)]) for f in range(7))
+    return out
+
+
+def band_segments_at(bc: BandCosts, at: np.ndarray) -> list[list[tuple]]:
+    """:func:`band_tile_segments` of the priced (not general) tiles at positions ``at``
+    (distinct) of ``bc``, from the chains band_tile_costs merged: the merges of a priced tile
+    are those band_tile_segments makes (:func:`_one_row_merges` only skips general tiles)."""
+    tile, al, be, ga, de, rl, rh = bc.chains
+    slot = np.full(bc.general.size, -1)
+    slot[at] = np.arange(at.size)
+    k = slot[tile]
+    keep = k >= 0
+    tile, al, be, ga, de, rl, rh = (x[keep] for x in (k, al, be, ga, de, rl, rh))
+    return _tile_rows(tile, al, be, ga, de, rl, rh, at.size)
 
 
 def band_tile_segments(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray) -> list[list[tuple]]:
@@ -100,20 +128,33 @@ def band_tile_segments(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray) -> li
     ch = _chains(pcs, lo, nrows)
     (tile, al, be, ga, de, rl, rh), _ = _one_row_merges(ch, np.zeros(lo.size, dtype=bool), nrows,
                                                         pcs.block_m, pcs.block_n)
+    return _tile_rows(tile, al, be, ga, de, rl, rh, lo.size)
+
+
+def _tile_rows(tile, al, be, ga, de, rl, rh, ntiles) -> list[list[tuple]]:
+    """The segments of merged chains, per tile ``0 .. ntiles - 1``, in ``_coalesce``'s order."""
     ncols, rl, rh, lo_a, lo_b, hi_a, hi_b = _segments(al, be, ga, de, rl, rh)
     col0 = be - lo_b
     order = np.lexsort((al * rl + be, rl, tile))
     rows = list(map(tuple, np.stack([col0, np.ones_like(col0), ncols, rl, rh, lo_a, lo_b, hi_a,
                                      hi_b], axis=1)[order].tolist()))
-    ends = np.cumsum(np.bincount(tile, minlength=lo.size)).tolist()  # sorted by tile
+    ends = np.cumsum(np.bincount(tile, minlength=ntiles)).tolist()  # sorted by tile
     return [rows[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
 
 def _chains(pcs, lo, nrows):
     """``(tile, alpha, beta, gamma, delta, rho_lo, rho_hi)``: one chain per (tile, piece) with
     live rows in the tile (``_piece_chains`` at row step 1), tiles in order."""
-    tile, k = np.nonzero((pcs.r0[None, :] + pcs.ta < (lo + nrows)[:, None])
-                         & (pcs.r0[None, :] + pcs.tb > lo[:, None]))
+    if getattr(pcs, "ranges", False):
+        # the pieces with first < lo + nrows and end > lo: k in [k0, k1), by tile, then k
+        k0 = np.searchsorted(pcs.end, lo, side="right")
+        k1 = np.searchsorted(pcs.first, lo + nrows, side="left")
+        cnt = np.maximum(k1 - k0, 0)
+        tile = np.repeat(np.arange(lo.size), cnt)
+        k = k0[tile] + np.arange(tile.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    else:
+        tile, k = np.nonzero((pcs.r0[None, :] + pcs.ta < (lo + nrows)[:, None])
+                             & (pcs.r0[None, :] + pcs.tb > lo[:, None]))
     t0 = lo[tile] - pcs.r0[k]
     rl = np.maximum(0, pcs.ta[k] - t0)
     rh = np.minimum(nrows[tile], pcs.tb[k] - t0)
@@ -144,7 +185,8 @@ def _chunk_costs(pcs, lo, nrows, BM, BN, Lk, rules) -> BandCosts:
             bcost, bmasks = _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk)
             take = weigh & ~(bcost > rules.blocks_margin * total)
             cost, plan, masks = np.where(take, bcost, total), take.astype(np.int8), take & bmasks
-    return BandCosts(general, *(np.where(general, 0, x) for x in (cost, plan, total, masks)))
+    return BandCosts(general, *(np.where(general, 0, x) for x in (cost, plan, total, masks)),
+                     chains=ch)
 
 
 def _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk):

@@ -67,7 +67,8 @@ import numpy as np
 
 from ..abi import MASK_TILE_FIELDS, MAX_LENGTH, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
-from .band_costs import BandCosts, BandPieces, PlanRules, band_tile_costs, band_tile_segments
+from .band_costs import (BandCosts, BandPieces, PlanRules, band_segments_at, band_tile_costs,
+                         band_tile_segments)
 from .block_plan import block_counts, block_plan, dense_runs
 from .cost_model import WEIGHTS as COST
 
@@ -663,10 +664,15 @@ class _Builder:
         self.counts_cache: dict[tuple[int, int, int], np.ndarray] = {}  # _block_counts
         self.grid_cache: dict[tuple, _CutGrid] = {}  # _cut_grid
         self.band_masks: dict[tuple[int, int, int], bool] = {}  # blocks_adds_masks, by band_costs
+        # tiles band_costs priced whose affine segments are not built yet (key -> affine cost):
+        # built, vectorised, only for the tiles of the schedule kept (_resolve), or on demand
+        # (affine_tile); their planned entries in ``cache`` hold None for the segments
+        self.pending: dict[tuple[int, int, int], float] = {}
         if like is not None:
             self.affine_cache, self.shape_cache = like.affine_cache, like.shape_cache
             self.shapes_of, self.counts_cache = like.shapes_of, like.counts_cache
             self.grid_cache, self.band_masks = like.grid_cache, like.band_masks
+            self.pending = like.pending
         self.plan_by_shape: dict[tuple, tuple] = {}     # shape -> (cost, plan), this builder's
         self.use_shapes = FAST_PATHS
         self.shape_lookups = self.shape_hits = 0
@@ -849,8 +855,11 @@ class _Builder:
         key = (row0, R, nrows)
         hit = self.cache.get(key)
         if hit is not None:
+            if hit[0] is None:  # priced by band_costs, segments not built yet
+                hit = self.cache[key] = (self.affine_tile(*key)[0],) + hit[1:]
             return hit
-        if FAST_PATHS and self.plan == "blocks" and key not in self.affine_cache:
+        if (FAST_PATHS and self.plan == "blocks" and key not in self.affine_cache
+                and key not in self.pending):
             hit = self.cache[key] = self._blocks_tile(row0, R, nrows)
             return hit
         segs, masks, cost = self.affine_tile(row0, R, nrows)
@@ -876,6 +885,9 @@ class _Builder:
         hit = self.affine_cache.get(key)
         if hit is not None:
             return hit
+        if key in self.pending:
+            self._build_pending([key])
+            return self.affine_cache[key]
         pieces = self._pieces_in(row0, row0 + R * (nrows - 1), R, nrows)
         shape = (self._tile_shape(row0, R, nrows, pieces)
                  if self._shapes_pay(len(pieces), nrows) else None)
@@ -1092,6 +1104,8 @@ class _Builder:
         known = self.band_masks.get(key)  # band_costs counted the blocks of its tiles
         if known is not None:
             return known
+        if res[0] is None:
+            res = self.tile(*key)
         nrows = key[2]
         counts = self._block_counts(key, res[0], res[1])
         runs = dense_runs(counts, nrows, self.Lk, self.BN)
@@ -1445,9 +1459,11 @@ class _Builder:
     def _plan_band_tiles(self, tiles: list[tuple[int, int]], bc: BandCosts,
                          at: list[int]) -> None:
         """Enter the tiles ``(row0, nrows)`` the DP kept into the tile caches, where band_costs
-        priced them (``bc``, at positions ``at``): their plans, and the segments of those whose
-        affine plan no builder of the ACSR has made yet, built vectorised (those :meth:`tile`
-        would build)."""
+        priced them (``bc``, at positions ``at``): their plans; the segments of those whose
+        affine plan no builder of the ACSR has made yet are left pending (:attr:`pending`),
+        built vectorised by :meth:`resolve` for the schedule kept, or by :meth:`affine_tile`
+        on demand (the segments :meth:`tile` would build)."""
+        at_list = at
         at = np.array(at, dtype=np.int64)
         auto = self.plan == "auto"
         cost = (bc.cost if auto else bc.affine)[at].tolist()
@@ -1455,17 +1471,47 @@ class _Builder:
         todo = [(k, (row0, 1, nrows)) for k, ((row0, nrows), general)
                 in enumerate(zip(tiles, bc.general[at].tolist()))
                 if not general and (row0, 1, nrows) not in self.cache]
-        new = [(k, key) for k, key in todo if key not in self.affine_cache]
-        if new:
-            lo, nrows = np.array([(key[0], key[2]) for _, key in new], dtype=np.int64).T
-            affine = bc.affine[at].tolist()
-            for (k, key), tsegs in zip(new, band_tile_segments(self.bands, lo, nrows)):
-                self.affine_cache[key] = (tsegs, [], affine[k])
+        affine = bc.affine[at].tolist()
         masks = bc.masks[at].tolist()
+        acache, pending = self.affine_cache, self.pending
         for k, key in todo:
-            self.cache[key] = (self.affine_cache[key][0], [], cost[k], plan[k])
+            hit = acache.get(key)
+            if hit is None and key not in pending:
+                pending[key] = (affine[k], bc, at_list[k])
+            self.cache[key] = (None if hit is None else hit[0], [], cost[k], plan[k])
             if plan[k] == PLAN_BLOCKS:
                 self.band_masks[key] = masks[k]
+
+    def _build_pending(self, keys) -> None:
+        """Build (vectorised) the affine segments of the pending tiles ``keys``."""
+        by_costs: dict[int, list] = {}  # by the BandCosts that priced them
+        for key in keys:
+            p = self.pending.pop(key, None)
+            if p is not None:
+                by_costs.setdefault(id(p[1]), []).append((key, p))
+        for group in by_costs.values():
+            bc = group[0][1][1]
+            at = np.array([p[2] for _, p in group], dtype=np.int64)
+            for (key, p), tsegs in zip(group, band_segments_at(bc, at)):
+                self.affine_cache[key] = (tsegs, [], p[0])
+
+    def resolve(self, built: list) -> list:
+        """``built`` (``(key, tile())``) with the segments of pending tiles built."""
+        todo = [t for t, res in built if res[0] is None]
+        if not todo:
+            return built
+        self._build_pending(todo)
+        out = []
+        for t, res in built:
+            if res[0] is None:
+                res = self.cache[t] = (self.affine_cache[t][0],) + res[1:]
+            out.append((t, res))
+        return out
+
+    def planned(self, t):
+        """:meth:`tile` without building pending segments (None in their place)."""
+        hit = self.cache.get(t)
+        return hit if hit is not None else self.tile(*t)
 
     def build(self) -> list[tuple[int, int, int]]:
         """Row tiles ``(row0, R, nrows)``."""
@@ -1548,14 +1594,19 @@ def _cut_dp(cost: list[float], lo: list[int]) -> tuple[list[int], list[int]]:
     p = 0
     for t in range(1, n):
         bs = lo[t]
-        bc, bp = best[bs] + cost[p], p
-        for s in range(bs + 1, t):
-            p += 1
+        bc = best[bs] + cost[p]
+        bp = p
+        p += 1
+        s = bs + 1
+        while s < t:  # (a while loop: no range object per candidate)
             c = best[s] + cost[p]
             if c < bc - 1e-9:
                 bc, bs, bp = c, s, p
-        p += 1
-        best[t], start[t], at[t] = bc, bs, bp
+            p += 1
+            s += 1
+        best[t] = bc
+        start[t] = bs
+        at[t] = bp
     return start, at
 
 
@@ -1598,7 +1649,8 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     affine or the blocks plan per row tile by cost (step 6); ``"affine"`` or ``"blocks"``
     forces one for every tile (tests and benchmarks)."""
     _check_arguments(acsr, block_m, block_n, plan, order)
-    return _assemble(acsr, *_plan_checked(acsr, block_m, block_n, plan, _Builder), order)
+    b, built = _plan_checked(acsr, block_m, block_n, plan, _Builder)
+    return _assemble(acsr, b, b.resolve(built), order)
 
 
 def _check_arguments(acsr: ACSR, block_m: int, block_n: int, plan: str,
@@ -1618,17 +1670,22 @@ def _check_arguments(acsr: ACSR, block_m: int, block_n: int, plan: str,
 def plan_tiles(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto", *,
                builder: type | None = None) -> tuple:
     """Steps 1-6 of :func:`build_schedule`, before its tables: ``(b, built)``, the builder and
-    its planned tiles ``[((row0, R, nrows), tile()), ...]`` (``_assemble(acsr, b, built,
-    order)`` is the schedule).  Split-KV prices them without the tables, whose mask bits and
-    blocks plans cost as much again.  ``builder``: a ``_Builder`` subclass for the first pass
-    (split.py's, which skips pricing row steps that cannot win)."""
+    its planned tiles ``[((row0, R, nrows), tile()), ...]``, some with their segments still
+    pending (``_assemble(acsr, b, b.resolve(built), order)`` is the schedule).  Split-KV
+    prices them without the tables, whose mask bits and blocks plans cost as much again.
+    ``builder``: a ``_Builder`` subclass for the first pass (split.py's, which skips pricing
+    row steps that cannot win)."""
     _check_arguments(acsr, block_m, block_n, plan)
     return _plan_checked(acsr, block_m, block_n, plan, builder or _Builder)
 
 
 def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str, builder: type) -> tuple:
     b = builder(acsr, int(block_m), int(block_n), plan)
-    built = [(t, b.tile(*t)) for t in b.build()]
+    # tiles kept by the cut DP are priced, their segments built later, for the schedule kept
+    # (resolve); the blocks-plan check below reads them
+    built = [(t, b.planned(t)) for t in b.build()]
+    if plan == "auto" and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM):
+        built = b.resolve(built)
     if (plan == "auto" and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM) and _mostly_masked(b, built)
             and _chunks_bound(b, acsr.Lq) < _BLOCKS_MARGIN * _schedule_cost(built)):
         # The row steps are chosen region by region; where the analysis cut the rows into more
@@ -1651,7 +1708,7 @@ def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str, builder: ty
         # extra, costs at most _NEW_MASKS_MARGIN of the all-affine schedule.
         # the tiles' affine plans are the same: only the DP runs
         a = _Builder(acsr, int(block_m), int(block_n), "affine", like=b)
-        affine = [(t, a.tile(*t)) for t in a.build()]
+        affine = [(t, a.planned(t)) for t in a.build()]
         if _schedule_cost(built) > _NEW_MASKS_MARGIN * _schedule_cost(affine):
             b, built = a, affine
     return b, built

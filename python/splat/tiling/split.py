@@ -135,7 +135,7 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     b, built = _sched._plan_checked(parts[0], block_m, block_n, plan, _sched._Builder)
     if (1.0 - _REFUSE_SLACK) * _tiles_cost_bound(b, built) + schedule_cost(extra) > budget:
         return single, None
-    main = _sched._assemble(parts[0], b, built, order)
+    main = _sched._assemble(parts[0], b, b.resolve(built), order)
     # the main launch must write every row (the accumulating one reads the rows it folds into);
     # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
     if not _partitions_rows(main) or schedule_cost(main) + schedule_cost(extra) > budget:
@@ -171,7 +171,7 @@ def _affine_schedule(acsr: ACSR, block_m: int, block_n: int, order: str) -> Tile
     through :class:`_PrunedBuilder` (the affine plan takes no second pass)."""
     _sched._check_arguments(acsr, block_m, block_n, "affine", order)
     b, built = _sched._plan_checked(acsr, block_m, block_n, "affine", _PrunedBuilder)
-    return _sched._assemble(acsr, b, built, order)
+    return _sched._assemble(acsr, b, b.resolve(built), order)
 
 
 def _tiles_cost_bound(b, built: list) -> float:
