@@ -2,8 +2,10 @@
 
 The plain procedure (``_reference_plan_split``, plan_split as it was before the shortcuts):
 build the extra schedule and the main one with ``build_schedule``, then compare costs.  The fast
-one prunes row steps that cannot win (``_PrunedBuilder``), and refuses from the main schedule's
-tile costs before assembling its tables (``schedule.plan_tiles``, ``_tiles_cost_bound``)."""
+one refuses from the main schedule's tile costs before assembling its tables
+(``schedule.plan_tiles``, ``_tiles_cost_bound``).  (Both price row steps through
+``_Builder._chunk_cost``, which stops pricing a step that cannot win; tests/unit/
+test_tiling_fast_paths.py compares that with full pricing.)"""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ def test_plan_split_matches_the_plain_procedure(i, block_n):
 @pytest.mark.parametrize("i", range(len(MASKS)))
 def test_planned_tiles_are_build_schedules_and_bound_its_cost(i):
     """plan_tiles + _assemble is build_schedule; _tiles_cost_bound never exceeds the
-    launch cost (beyond rounding); _affine_schedule is build_schedule(plan="affine")."""
+    launch cost (beyond rounding)."""
     a = MASKS[i]
     parts = split_pieces(a)
     for acsr in (a,) + (tuple(parts) if parts else ()):
@@ -101,8 +103,6 @@ def test_planned_tiles_are_build_schedules_and_bound_its_cost(i):
             b, built = S.plan_tiles(acsr, 64, 32, plan)
             assert _digest(S._assemble(acsr, b, b.resolve(built), "heavy_first")) == _digest(ref)
             assert SP._tiles_cost_bound(b, built) <= schedule_cost(ref) * (1 + 1e-12)
-        assert (_digest(SP._affine_schedule(acsr, 64, 32, "rows"))
-                == _digest(build_schedule(acsr, 64, 32, order="rows", plan="affine")))
 
 
 def test_the_bound_is_tight_on_blocks_plans_with_mask_tiles():

@@ -1,8 +1,9 @@
 """The tiler's shortcuts give the schedules of the general path, table for table.
 
 ``splat.tiling.schedule.FAST_PATHS`` turns on tiles planned once per shape (column translates),
-the cut DP's vectorised costs of band layouts (``splat.tiling.band_costs``) and the forced
-blocks plan priced from unmerged chains.  They are speed only: with them off every tile is
+the cut DP's vectorised costs of band layouts (``splat.tiling.band_costs``), the forced
+blocks plan priced from unmerged chains, and row steps whose pricing stops once they cannot
+win (``_Builder._chunk_cost``).  They are speed only: with them off every tile is
 planned from scratch, and the tables (and plans) must be the same, on the constructor layouts
 they were made for (packed documents with random lengths, prefix-LM, chunked causal, unions
 and intersections) and on the layouts they must leave alone (strided, dilated, cross windows,

@@ -1340,11 +1340,28 @@ class _Builder:
             for k in range(0, n, self.BM):
                 yield first + R * k, R, min(self.BM, n - k)
 
-    def _chunk_cost(self, start: int, end: int, R: int) -> float:
+    def _chunk_cost(self, start: int, end: int, R: int, stop: float = math.inf) -> float:
+        """Cost of the region chunked with row step ``R``.  Pricing stops once the running sum
+        exceeds ``stop`` (the cheapest step priced so far): tile costs are non-negative, so such
+        a step cannot be chosen, and the partial sum returned still exceeds ``stop``; a step
+        that ties or wins is summed in full, in the same order (the same choice)."""
+        if not FAST_PATHS:
+            stop = math.inf
         total = 0.0
         for t in self._chunk_tiles(start, end, R):
             total += self.tile(*t)[2]
+            if total > stop:
+                return total
         return total
+
+    def _cheapest_step(self, start: int, end: int, steps) -> int:
+        """The step of the least chunked cost, ties to the smaller step; ``steps`` ascending."""
+        best, choice = math.inf, None
+        for R in steps:
+            cost = self._chunk_cost(start, end, R, best)
+            if cost < best or choice is None:
+                best, choice = cost, R
+        return choice
 
     def _chunk_bound(self, start: int, end: int, R: int) -> tuple[float, float]:
         """(affine cost, lower bound of the planned cost) of the chunked region: a tile's
@@ -1375,16 +1392,14 @@ class _Builder:
         if len(cands) == 1:
             return 1
         if self.plan != "auto":
-            return min((self._chunk_cost(start, end, R), R) for R in cands)[1]
+            return self._cheapest_step(start, end, cands)
         # "auto": price the blocks plans of a row step only when its lower bound can beat the
         # best affine total (blocks plans only lower a total), so a layout whose fragmented
         # candidate steps lose anyway (the dilated window's R = 1) pays nothing for them; a
         # step skipped so cannot be the minimum, the choice is the one full pricing makes
         bounds = {R: self._chunk_bound(start, end, R) for R in cands}
         best = min(aff for aff, _ in bounds.values())
-        costs = [(self._chunk_cost(start, end, R) if bounds[R][1] <= best else math.inf, R)
-                 for R in cands]
-        return min(costs)[1]
+        return self._cheapest_step(start, end, [R for R in cands if bounds[R][1] <= best])
 
     # -- cuts --------------------------------------------------------------------------------
     def _cut_class(self, first: int, R: int, n: int, inner: list[int]) -> list[tuple[int, int]]:
@@ -1649,7 +1664,7 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     affine or the blocks plan per row tile by cost (step 6); ``"affine"`` or ``"blocks"``
     forces one for every tile (tests and benchmarks)."""
     _check_arguments(acsr, block_m, block_n, plan, order)
-    b, built = _plan_checked(acsr, block_m, block_n, plan, _Builder)
+    b, built = _plan_checked(acsr, block_m, block_n, plan)
     return _assemble(acsr, b, b.resolve(built), order)
 
 
@@ -1667,20 +1682,17 @@ def _check_arguments(acsr: ACSR, block_m: int, block_n: int, plan: str,
         raise ValueError(f"unknown tile plan {plan!r} (one of {', '.join(PLANS)})")
 
 
-def plan_tiles(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto", *,
-               builder: type | None = None) -> tuple:
+def plan_tiles(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto") -> tuple:
     """Steps 1-6 of :func:`build_schedule`, before its tables: ``(b, built)``, the builder and
     its planned tiles ``[((row0, R, nrows), tile()), ...]``, some with their segments still
     pending (``_assemble(acsr, b, b.resolve(built), order)`` is the schedule).  Split-KV
-    prices them without the tables, whose mask bits and blocks plans cost as much again.
-    ``builder``: a ``_Builder`` subclass for the first pass (split.py's, which skips pricing
-    row steps that cannot win)."""
+    prices them without the tables, whose mask bits and blocks plans cost as much again."""
     _check_arguments(acsr, block_m, block_n, plan)
-    return _plan_checked(acsr, block_m, block_n, plan, builder or _Builder)
+    return _plan_checked(acsr, block_m, block_n, plan)
 
 
-def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str, builder: type) -> tuple:
-    b = builder(acsr, int(block_m), int(block_n), plan)
+def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str) -> tuple:
+    b = _Builder(acsr, int(block_m), int(block_n), plan)
     # tiles kept by the cut DP are priced, their segments built later, for the schedule kept
     # (resolve); the blocks-plan check below reads them
     built = [(t, b.planned(t)) for t in b.build()]

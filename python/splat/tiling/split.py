@@ -123,7 +123,7 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     # on the accumulating kernel, which walks segments only, so its tiles take the affine plan
     # (a blocks plan would give it mask tiles: pricing one, 2-3x dearer on fragmented layouts,
     # only to refuse it)
-    extra = _affine_schedule(parts[1], block_m, block_n, order)
+    extra = build_schedule(parts[1], block_m, block_n, order=order, plan="affine")
     if extra.has_masks:  # the affine plan makes none; kept as the kernel's requirement
         return single, None
     extra = _without_empty_tiles(extra)
@@ -132,7 +132,7 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     # the main schedule's tiles' costs are its launch's, less the mask kernel's extra
     # (non-negative) and up to rounding: a sum that already loses refuses before the tables are
     # assembled (a split within _REFUSE_SLACK of the budget is decided on the tables, as ever)
-    b, built = _sched._plan_checked(parts[0], block_m, block_n, plan, _sched._Builder)
+    b, built = _sched.plan_tiles(parts[0], block_m, block_n, plan)
     if (1.0 - _REFUSE_SLACK) * _tiles_cost_bound(b, built) + schedule_cost(extra) > budget:
         return single, None
     main = _sched._assemble(parts[0], b, b.resolve(built), order)
@@ -141,37 +141,6 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     if not _partitions_rows(main) or schedule_cost(main) + schedule_cost(extra) > budget:
         return single, None
     return main, extra
-
-
-class _PrunedBuilder(_sched._Builder):
-    """The tiler's builder, less the pricing of row steps that cannot win.  ``_choose_step``
-    takes the step of the least ``_chunk_cost`` (ties to the smaller step); tile costs are
-    non-negative, so a step's running sum only grows, and once it exceeds the least total of a
-    step already priced for the region it cannot be chosen: its pricing stops there (the value
-    returned, the running sum, still exceeds that least total).  The winner's sum, and any
-    tie's, is never cut short (its running sum stays <= its total <= the least), so the choice
-    is the full pricing's: the same floats summed in the same order.  The fragmented extra
-    schedule of a split (residue-class pieces, several candidate steps per region) spends a
-    quarter of its build on candidate steps that lose."""
-
-    def _chunk_cost(self, start: int, end: int, R: int) -> float:
-        best = self.__dict__.setdefault("_chunk_best", {})
-        least = best.get((start, end), math.inf)
-        total = 0.0
-        for t in self._chunk_tiles(start, end, R):
-            total += self.tile(*t)[2]
-            if total > least:
-                return total
-        best[(start, end)] = total
-        return total
-
-
-def _affine_schedule(acsr: ACSR, block_m: int, block_n: int, order: str) -> TileSchedule:
-    """``build_schedule(acsr, block_m, block_n, order=order, plan="affine")``, its first pass
-    through :class:`_PrunedBuilder` (the affine plan takes no second pass)."""
-    _sched._check_arguments(acsr, block_m, block_n, "affine", order)
-    b, built = _sched._plan_checked(acsr, block_m, block_n, "affine", _PrunedBuilder)
-    return _sched._assemble(acsr, b, b.resolve(built), order)
 
 
 def _tiles_cost_bound(b, built: list) -> float:
