@@ -566,6 +566,8 @@ def run(args) -> int:
     by_name = {m.name: m for m in corpus(cat["seed"], cat["scale"])}
     entries = [e for e in cat["entries"] if not args.masks
                or e["name"] in args.masks.split(",") or e["name"][:3] in args.masks.split(",")]
+    head_dims = {int(d) for d in args.head_dims.split(",")}
+    entries = [e for e in entries if e["D"] in head_dims]
     flex = None if args.skip_flex else C.flex_compiled()
     gpu = torch.cuda.get_device_name()
     date = _dt.date.today().isoformat()
@@ -681,7 +683,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warp-rows", type=int, default=abi.WARP_ROWS, choices=abi.WARP_ROWS_CHOICES,
                     help="with --pack: query rows per warp of the fused kernel (splat.compile)")
     ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
-                    help="with --pack: comma-separated head dims (wgmma: 128 only for now)")
+                    help="comma-separated head dims to pack or run (wgmma: 128 only for now)")
     ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),
                     help="with --run: the pack (default $SPLAT_ARTIFACT_DIR)")
     ap.add_argument("--B", type=int, default=2)

@@ -28,6 +28,13 @@ Modes::
     # anywhere: least-squares fit, printed; --write stores it for the tiler
     python benchmarks/calibrate_cost.py --fit benchmarks/results/<date>-<gpu>-calibration.json --write
 
+    # kernel variants (splat.tiling.variants): one pack per variant, the tiler's own plans,
+    # run in one GPU call; the fit adds each variant's time per cost unit to the model
+    python benchmarks/calibrate_cost.py --pack .device/calv-m64 --plans auto --tar
+    python benchmarks/calibrate_cost.py --pack .device/calv-m128w32 --plans auto \
+        --block-m 128 --warp-rows 32 --tar
+    python benchmarks/calibrate_cost.py --fit-variants <m64 results>,<m128w32 results> --write
+
 The model is linear in the counts of one launch, summed over the grid: with enough CTAs per SM
 (every calibration shape has >= 4 waves), time ~ t0 + (B*H / SMs) * sum(beta_f * count_f).
 Weights are the betas divided by the unmasked key tile's beta, fitted per head dim on relative
@@ -57,6 +64,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_corpus import CorpusMask, corpus  # noqa: E402
 from pack_gpu_artifacts import pack_dir, write_json_atomic, write_tar  # noqa: E402
+from splat import abi  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MODEL_PATH = ROOT / "python" / "splat" / "tiling" / "cost_model.json"
@@ -115,6 +123,10 @@ def pack(args) -> int:
     out, version = pack_dir(args.pack)
     entries, failures = [], 0
     masks = calibration_masks()
+    # a kernel variant other than the default (abi.BLOCK_M, abi.WARP_ROWS) is calibrated on the
+    # plans the tiler picks for it ("auto"): its fit is a scale of the tiler's units (--fit-variant)
+    variant = dict(block_m=args.block_m, warp_rows=args.warp_rows)
+    plans = PLANS if args.plans is None else tuple(args.plans.split(","))
     t_start = time.perf_counter()
     for i, m in enumerate(masks):
         try:
@@ -125,10 +137,10 @@ def pack(args) -> int:
             continue
         for D in HEAD_DIMS:
             seen = set()
-            for plan in PLANS:
+            for plan in plans:
                 try:
                     t0 = time.perf_counter()
-                    art = splat.compile(acsr, dtype="bf16", head_dim=D, plan=plan)
+                    art = splat.compile(acsr, dtype="bf16", head_dim=D, plan=plan, **variant)
                     compile_s = time.perf_counter() - t0
                 except Exception:
                     traceback.print_exc()
@@ -141,7 +153,7 @@ def pack(args) -> int:
                 seen.add(digest)
                 key = request_key(acsr, Lq=m.Lq, Lk=m.Lk, dtype="bf16", head_dim=D) + f"-{plan}"
                 save(art, out / key, overwrite=True)
-                e = dict(name=m.name, Lq=m.Lq, Lk=m.Lk, D=D, plan=plan, key=key,
+                e = dict(name=m.name, Lq=m.Lq, Lk=m.Lk, D=D, plan=plan, key=key, **variant,
                          density=float(acsr.density), pieces=len(acsr.pieces),
                          compile_s=compile_s, kernels=[k["name"] for k in art.manifest["kernels"]],
                          features=features(art.manifest))
@@ -289,16 +301,89 @@ def do_fit(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ kernel variants
+
+
+def _units(r: dict, w) -> float:
+    """The tiler's cost (splat.tiling.cost_model.launch_cost) of a row's launches, from its
+    features: exact except for a split-KV artifact whose main launch also has mask tiles (the
+    mask kernel's extra is then priced on the split launch's key tiles too)."""
+    f = r["features"]
+    tiles = f["full_tiles"] + f["masked_tiles"] + f["mask_tiles"]
+    masked_kernel = any(k.endswith("_masked") for k in r["kernels"])
+    return (w.W_TILE * f["ctas"] + w.W_SEG * f["segments"] + tiles
+            + w.W_MASKED * (f["masked_tiles"] + f["mask_tiles"]) + w.W_BITS * f["mask_tiles"]
+            + (w.W_MASK_KERNEL * tiles if masked_kernel else 0.0) + w.W_LAUNCH * f["launches"])
+
+
+def fit_variants(results: list[dict]) -> list[dict]:
+    """Per kernel variant (block_m, warp_rows) and head dim, the time of one cost unit: the
+    least-relative-squares scale ``s`` of ``ms ~ s * units`` over the variant's rows, with the
+    tiler's weights as they are (splat.tiling.variants compares ``s * units`` across variants)."""
+    from splat.tiling.cost_model import WEIGHTS
+    groups: dict = {}
+    for res in results:
+        for r in res["rows"]:
+            if r.get("ok") and r.get("ms"):
+                v = (r.get("block_m", abi.BLOCK_M), r.get("warp_rows", abi.WARP_ROWS))
+                groups.setdefault(v, {}).setdefault(r["D"], []).append(r)
+    out = []
+    for (block_m, warp_rows), by_d in sorted(groups.items(),
+                                             key=lambda kv: kv[0] != (abi.BLOCK_M, abi.WARP_ROWS)):
+        entry = dict(block_m=block_m, warp_rows=warp_rows, ms_per_unit={}, fit={})
+        for D, rs in sorted(by_d.items()):
+            ratio = np.array([_units(r, WEIGHTS) / r["ms"] for r in rs])
+            scale = float(ratio.sum() / (ratio ** 2).sum())
+            rel = scale * ratio - 1
+            entry["ms_per_unit"][str(D)] = scale
+            entry["fit"][str(D)] = dict(n=len(rs), median_abs_rel_err=float(np.median(np.abs(rel))),
+                                        max_abs_rel_err=float(np.max(np.abs(rel))))
+        out.append(entry)
+    return out
+
+
+def do_fit_variants(args) -> int:
+    paths = [Path(p).resolve() for p in args.fit_variants.split(",")]
+    results = [json.loads(p.read_text()) for p in paths]
+    if len({(r["gpu"], r["date"]) for r in results}) != 1:
+        sys.exit("--fit-variants: the results must come from one card and one day (one run)")
+    variants = fit_variants(results)
+    if not variants or (variants[0]["block_m"], variants[0]["warp_rows"]) != (abi.BLOCK_M,
+                                                                                abi.WARP_ROWS):
+        sys.exit("--fit-variants: the results must include the default variant's")
+    for v in variants:
+        for D, t in v["ms_per_unit"].items():
+            f = v["fit"][D]
+            print(f"block_m={v['block_m']} warp_rows={v['warp_rows']} D={D}: {t:.3e} ms/unit "
+                  f"(n={f['n']}, |rel err| median {f['median_abs_rel_err']:.3f} "
+                  f"max {f['max_abs_rel_err']:.3f})")
+    if args.write:
+        model = json.loads(MODEL_PATH.read_text())
+        model["variants"] = variants
+        model["variants_source"] = [str(p.relative_to(ROOT)) for p in paths]
+        write_json_atomic(MODEL_PATH, model)
+        print(f"wrote {MODEL_PATH}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--pack", metavar="OUT_DIR")
     mode.add_argument("--run", action="store_true")
     mode.add_argument("--fit", metavar="JSON")
+    mode.add_argument("--fit-variants", metavar="JSON[,JSON...]",
+                      help="fit each kernel variant's time per cost unit (splat.tiling.variants) "
+                           "from --run results of packs with --plans auto, one per variant")
     mode.add_argument("--list", action="store_true")
     ap.add_argument("--tar", action="store_true")
     ap.add_argument("--write", action="store_true", help="with --fit: write the tiler's model")
-    ap.add_argument("--plans", help="with --fit: only rows of these plans (comma-separated)")
+    ap.add_argument("--plans", help="with --pack: plans to compile (default: affine,blocks); "
+                                    "with --fit: only rows of these plans (comma-separated)")
+    ap.add_argument("--block-m", type=int, default=abi.BLOCK_M, choices=abi.BLOCK_M_CHOICES,
+                    help="with --pack: the kernel variant's rows per row tile")
+    ap.add_argument("--warp-rows", type=int, default=abi.WARP_ROWS, choices=abi.WARP_ROWS_CHOICES,
+                    help="with --pack: the kernel variant's rows per warp")
     ap.add_argument("--artifacts", default=None)
     ap.add_argument("--out-json")
     ap.add_argument("--B", type=int, default=2)
@@ -319,6 +404,8 @@ def main(argv=None) -> int:
         if not args.artifacts:
             sys.exit("set SPLAT_ARTIFACT_DIR (or --artifacts) to the output of --pack")
         return run(args)
+    if args.fit_variants:
+        return do_fit_variants(args)
     return do_fit(args)
 
 

@@ -20,6 +20,7 @@ from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
 from ..lowering.emit import emit_decomposed_kernels, emit_kernel
+from ..tiling.variants import resolve_warp_rows
 from .registry import (PassError, PassOption, SplatPass, failures_at, producing_sddmm,
                        register_pass, walk_ops)
 
@@ -63,17 +64,18 @@ class LowerToGPU(SplatPass):
         PassOption("mma", str, "mma_sync", "the fused kernel's tensor-core instruction: "
                    "'mma_sync' (sm_80 and newer) or 'wgmma' (sm_90a)"),
         PassOption("warp-rows", int, abi.WARP_ROWS, "query rows per warp of the fused kernel: "
-                   "16, or 32 (two m16 tiles share each K/V fragment; mma_sync only)"),
+                   "16, or 32 (two m16 tiles share each K/V fragment; mma_sync only); 0: the "
+                   "kernel variant's for the schedule's tile height (splat.tiling.variants)"),
     )
 
     def run(self, op: ir.Operation) -> None:
         if self.options["mma"] not in abi.MMA_KINDS:
             raise PassError(f"option 'mma' must be one of {', '.join(abi.MMA_KINDS)}; got "
                             f"'{self.options['mma']}'", op)
-        if self.options["warp-rows"] not in abi.WARP_ROWS_CHOICES:
-            raise PassError(f"option 'warp-rows' must be {_either(abi.WARP_ROWS_CHOICES)}; got "
-                            f"{self.options['warp-rows']}", op)
-        if self.options["warp-rows"] != abi.WARP_ROWS and self.options["mma"] == "wgmma":
+        if self.options["warp-rows"] not in (0,) + abi.WARP_ROWS_CHOICES:
+            raise PassError(f"option 'warp-rows' must be {_either(abi.WARP_ROWS_CHOICES)} (or "
+                            f"0: the kernel variant's); got {self.options['warp-rows']}", op)
+        if self.options["warp-rows"] not in (0, abi.WARP_ROWS) and self.options["mma"] == "wgmma":
             raise PassError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
                             "wgmma's 64 rows, 16 a warp)", op)
         self._lower_fused(op)
@@ -158,8 +160,13 @@ class LowerToGPU(SplatPass):
         if variant not in emitted:
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
                         mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"],
-                        warp_rows=self.options["warp-rows"])
+                        warp_rows=self.warp_rows(shape[0]))
             emitted[variant] = shape
+
+    def warp_rows(self, block_m: int) -> int:
+        """The option's rows per warp; for 0, the kernel variant's for ``block_m``-row tiles
+        (wgmma: always 16)."""
+        return resolve_warp_rows(self.options["warp-rows"], block_m, self.options["mma"])
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, name: str, kernel: str,

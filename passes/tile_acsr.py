@@ -18,20 +18,26 @@ from ..tiling import build_schedule
 from ..tiling.schedule import PLANS
 from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.split import plan_split
+from ..tiling.variants import choose_schedule
 from .registry import PassError, PassOption, SplatPass, failures_at, register_pass, walk_ops
+
+
+def head_dim(op: ir.Operation) -> int:
+    return ir.RankedTensorType(op.operands[0].type).shape[3]
 
 
 def default_block_n(op: ir.Operation) -> int:
     """The fused kernel's tuned BLOCK_N for the op's head dim (64 when it has none)."""
-    head_dim = ir.RankedTensorType(op.operands[0].type).shape[3]
-    return abi.DEFAULT_BLOCK_N.get(head_dim, abi.DEFAULT_BLOCK_N[64])
+    return abi.DEFAULT_BLOCK_N.get(head_dim(op), abi.DEFAULT_BLOCK_N[64])
 
 @register_pass
 class TileACSR(SplatPass):
     argument = "splat-tile-acsr"
     summary = "Tile ACSR layouts in compressed coordinates (records #splat.tile_schedule)"
     options_spec = (
-        PassOption("block-m", int, 64, "query rows per tile (the kernel's BLOCK_M)"),
+        PassOption("block-m", int, 64, "query rows per tile (the kernel's BLOCK_M); 0: the "
+                   "kernel variant (splat.tiling.variants) whose schedule the cost model prices "
+                   "lowest"),
         PassOption("block-n", int, 0, "compressed keys per tile (the kernel's BLOCK_N); "
                    "0: the fused kernel's tuned value for the op's head dim"),
         PassOption("tile-order", str, "heavy-first", "row tile order: 'heavy-first' (decreasing "
@@ -52,8 +58,8 @@ class TileACSR(SplatPass):
 
     def _checked_options(self, op: ir.Operation) -> tuple[int, str, str]:
         block_m = self.options["block-m"]
-        if block_m < 1 or self.options["block-n"] < 0:
-            raise PassError(f"block-m must be >= 1 and block-n >= 0, got {block_m} and "
+        if block_m < 0 or self.options["block-n"] < 0:
+            raise PassError(f"block-m and block-n must be >= 0, got {block_m} and "
                             f"{self.options['block-n']}", op)
         order = {"heavy-first": "heavy_first", "rows": "rows"}.get(self.options["tile-order"])
         if order is None:
@@ -72,12 +78,17 @@ class TileACSR(SplatPass):
                             "before splat-tile-acsr", target)
         block_n = self.options["block-n"] or default_block_n(target)
         acsr = attr_to_acsr(layout)
+        split_kv = self.options["split-kv"]
         try:
-            schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
-            split = None
-            if self.options["split-kv"]:
-                schedule, split = plan_split(acsr, block_m, block_n, single=schedule,
-                                             order=order, plan=plan)
+            if block_m == 0:
+                _, schedule, split = choose_schedule(acsr, head_dim(target), block_n, order=order,
+                                                     plan=plan, split_kv=split_kv)
+            else:
+                schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
+                split = None
+                if split_kv:
+                    schedule, split = plan_split(acsr, block_m, block_n, single=schedule,
+                                                 order=order, plan=plan)
         except (ValueError, MemoryError) as e:  # the tiler refuses the layout (int32 sizes, memory)
             raise PassError(f"cannot tile this layout: {e}", target) from None
         target.attributes["schedule"] = schedule_to_attr(schedule)

@@ -37,8 +37,10 @@ class ToPTX(SplatPipeline):
         PassOption("features", str, "+ptx80", "PTX features (+ptx80 or newer for sm_90a)"),
         PassOption("opt-level", int, 3, "LLVM optimisation level"),
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),
-        PassOption("block-m", int, 64, "query rows per row tile: 64 or 128"),
-        PassOption("warp-rows", int, 16, "query rows per warp of the fused kernel: 16 or 32"),
+        PassOption("block-m", int, 64, "query rows per row tile: 64 or 128; 0: the kernel "
+                   "variant whose schedule the cost model prices lowest"),
+        PassOption("warp-rows", int, 16, "query rows per warp of the fused kernel: 16 or 32; 0: "
+                   "the kernel variant's for the tile height"),
         PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
         PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (the "
                    "chip's default, abi.default_mma), 'mma_sync' or 'wgmma'"),

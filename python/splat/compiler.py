@@ -32,6 +32,7 @@ from .stages import CHIPS, STAGES, StageOptions, check_option
 from .tiling.schedule import PLANS
 from .tiling import decomposed
 from .tiling.schedule_attr import attr_to_schedule
+from .tiling.variants import resolve_warp_rows
 from .tools.extract_ptx import binaries_ptx
 from .version import compiler_version
 
@@ -113,9 +114,12 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     ``"blocks"`` (tests, benchmarks, benchmarks/calibrate_cost.py).
     ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (``abi.default_mma`` of the
     target: mma.sync everywhere for now), or forced ``"mma_sync"`` / ``"wgmma"`` (sm_90a only).
-    ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES`` (default ``abi.BLOCK_M``);
-    ``warp_rows``: query rows per warp of the fused kernel, ``abi.WARP_ROWS_CHOICES`` (default
-    16; 32 = two m16 tiles a warp sharing each K/V fragment, mma.sync only)."""
+    ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES``; default: the kernel variant
+    (``splat.tiling.variants``) whose schedule the measured cost model prices lowest (the
+    wgmma kernel and the decomposed variant: ``abi.BLOCK_M``).
+    ``warp_rows``: query rows per warp of the fused kernel, ``abi.WARP_ROWS_CHOICES``; default:
+    the variant's for the tile height (16 for 64 rows; 32 = two m16 tiles a warp sharing each
+    K/V fragment, mma.sync only).  The manifest records both."""
     # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
     # can abort the process or be spliced into a pipeline).
     if not isinstance(dtype, str) or dtype not in _ELEMENT_TYPES:
@@ -134,10 +138,16 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         raise ValueError(abi.wgmma_head_dim_error(head_dim))
     block_n = check_option("block_n", block_n or abi.DEFAULT_BLOCK_N[head_dim],
                            abi.BLOCK_N_CHOICES)
-    block_m = check_option("block_m", abi.BLOCK_M if block_m is None else block_m,
-                           abi.BLOCK_M_CHOICES)
-    warp_rows = check_option("warp_rows", abi.WARP_ROWS if warp_rows is None else warp_rows,
-                             abi.WARP_ROWS_CHOICES)
+    # 0: chosen by the stages (the tile pass prices the kernel variants; the lowering takes the
+    # chosen variant's warp shape)
+    if block_m is not None:
+        block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
+    elif variant == "fused" and (abi.default_mma(target) if mma == "auto" else mma) == "mma_sync":
+        block_m = 0
+    else:
+        block_m = abi.BLOCK_M
+    warp_rows = 0 if warp_rows is None else check_option("warp_rows", warp_rows,
+                                                         abi.WARP_ROWS_CHOICES)
     scale = _checked_scale(scale)
     _check_lengths(pattern)
     acsr = _as_acsr(pattern)
@@ -166,9 +176,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         keyed = {}
         if block_n != abi.DEFAULT_BLOCK_N[head_dim]:
             keyed["block_n"] = block_n
-        if block_m != abi.BLOCK_M:
+        if block_m not in (0, abi.BLOCK_M):
             keyed["block_m"] = block_m
-        if warp_rows != abi.WARP_ROWS:
+        if warp_rows not in (0, abi.WARP_ROWS):
             keyed["warp_rows"] = warp_rows
         if plan != "auto":
             keyed["plan"] = plan
@@ -202,7 +212,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                     scale=scale, options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=block_n, mma=options.kernel_mma, split=split,
-                     options=keyed, block_m=block_m, warp_rows=warp_rows)
+                     options=keyed, block_m=schedule.block_m,
+                     warp_rows=resolve_warp_rows(warp_rows, schedule.block_m, options.kernel_mma))
 
 
 _F32_MAX = 3.4028234663852886e38

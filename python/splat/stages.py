@@ -50,8 +50,11 @@ class StageOptions:
     features: str = "+ptx80"  # sm_90/sm_90a need PTX ISA 8.0 or newer
     opt_level: int = 3
     block_n: int = 0  # compressed keys per key tile; 0: the kernel's tuned value per head dim
-    block_m: int = abi.BLOCK_M  # query rows per row tile (abi.BLOCK_M_CHOICES)
-    warp_rows: int = abi.WARP_ROWS  # query rows per warp of the fused kernel (mma_sync: 16 or 32)
+    # query rows per row tile (abi.BLOCK_M_CHOICES); 0: the kernel variant priced lowest
+    block_m: int = abi.BLOCK_M
+    # query rows per warp of the fused kernel (mma_sync: 16 or 32); 0: the variant's for the
+    # schedule's tile height (splat.tiling.variants)
+    warp_rows: int = abi.WARP_ROWS
     # row tile plans: "auto" picks the affine or the blocks plan per tile by cost; "affine" and
     # "blocks" force one (tests, benchmarks and the cost-model calibration)
     plan: str = "auto"
@@ -64,13 +67,16 @@ class StageOptions:
         check_option("features", self.features, PTX_FEATURES)
         check_option("opt-level", self.opt_level, OPT_LEVELS)
         check_option("block-n", self.block_n, (0,) + abi.BLOCK_N_CHOICES)
-        check_option("block-m", self.block_m, abi.BLOCK_M_CHOICES)
-        check_option("warp-rows", self.warp_rows, abi.WARP_ROWS_CHOICES)
+        check_option("block-m", self.block_m, (0,) + abi.BLOCK_M_CHOICES)
+        check_option("warp-rows", self.warp_rows, (0,) + abi.WARP_ROWS_CHOICES)
         check_option("plan", self.plan, PLANS)
         check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
         if self.kernel_mma == "wgmma" and self.chip != "sm_90a":
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
-        if self.kernel_mma == "wgmma" and self.warp_rows != abi.WARP_ROWS:
+        if self.kernel_mma == "wgmma" and self.block_m == 0:
+            raise ValueError("mma wgmma needs an explicit block-m (the kernel variants are "
+                             "measured for mma_sync)")
+        if self.kernel_mma == "wgmma" and self.warp_rows not in (0, abi.WARP_ROWS):
             raise ValueError(f"mma wgmma needs warp-rows {abi.WARP_ROWS}; got {self.warp_rows}")
 
     @property

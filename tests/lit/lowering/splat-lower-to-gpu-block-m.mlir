@@ -12,7 +12,7 @@
 // CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
 // W32: gpu.func @splat_fwd_bf16_d64(
 // W32-SAME: known_block_size = array<i32: 128, 1, 1>
-// BAD: option 'warp-rows' must be 16 or 32; got 24
+// BAD: option 'warp-rows' must be 16 or 32 (or 0: the kernel variant's); got 24
 // PTX: .entry splat_fwd_bf16_d64(
 // PTX: .maxntid 256, 1, 1
 func.func @tall(%q: tensor<1x4x1024x64xbf16>) -> tensor<1x4x1024x64xbf16> {

@@ -1,0 +1,124 @@
+"""Kernel variants (splat.tiling.variants): the checked table, the choice by measured cost, and
+how the stages carry the chosen variant into the kernel and the manifest."""
+
+import json
+
+import numpy as np
+import pytest
+
+from splat import abi
+from splat import analyze
+from splat.patterns import causal_window, strided
+from splat.tiling import build_schedule, plan_split
+from splat.tiling import variants as V
+
+DEFAULT = {"block_m": 64, "warp_rows": 16, "ms_per_unit": {"64": 1e-3, "128": 2e-3}}
+TALL = {"block_m": 128, "warp_rows": 32, "ms_per_unit": {"64": 1.6e-3, "128": 3.2e-3}}
+
+
+def table(tmp_path, variants, **extra):
+    path = tmp_path / "cost_model.json"
+    path.write_text(json.dumps(dict({"format": "splat-cost-model/1", "weights": {}},
+                                    **({"variants": variants} if variants is not None else {}),
+                                    **extra)))
+    return path
+
+
+def variants(*entries):
+    return tuple(V._variant(n, e, V.MODEL_FILE) for n, e in enumerate(entries))
+
+
+def test_without_a_list_only_the_default_is_offered(tmp_path):
+    found = V.load_variants(table(tmp_path, None))
+    assert found == (V.DEFAULT,)
+    assert V.variants_for(128, found) == (V.DEFAULT,)
+
+
+def test_the_committed_table_loads_with_the_default_first():
+    assert (V.VARIANTS[0].block_m, V.VARIANTS[0].warp_rows) == (abi.BLOCK_M, abi.WARP_ROWS)
+    for v in V.VARIANTS:
+        assert v.block_m in abi.BLOCK_M_CHOICES and v.warp_rows in abi.WARP_ROWS_CHOICES
+
+
+@pytest.mark.parametrize("entries, words", [
+    ([], "non-empty"),
+    ([TALL, DEFAULT], "default variant"),
+    ([DEFAULT, dict(TALL, block_m=96)], "block_m"),
+    ([DEFAULT, dict(TALL, warp_rows=8)], "warp_rows"),
+    ([DEFAULT, dict(TALL, block_m=True)], "block_m"),
+    ([DEFAULT, dict(TALL, ms_per_unit={"256": 1e-3})], "head dim"),
+    ([DEFAULT, dict(TALL, ms_per_unit={"64": -1.0})], "positive time"),
+    ([DEFAULT, dict(TALL, ms_per_unit={"64": float("nan")})], "positive time"),
+    ([DEFAULT, dict(TALL, ms_per_unit={"64": "1"})], "positive time"),
+    ([DEFAULT, dict(TALL, ms_per_unit=[1.0])], "ms_per_unit"),
+    ([DEFAULT, {"block_m": 128}], "must hold"),
+    ([DEFAULT, dict(TALL, block_m=64)], "same block_m"),
+])
+def test_a_bad_table_is_refused_by_name(tmp_path, entries, words):
+    with pytest.raises(ValueError, match=words):
+        V.load_variants(table(tmp_path, entries))
+
+
+def test_a_variant_is_offered_only_where_it_and_the_default_were_measured():
+    tall_64_only = dict(TALL, ms_per_unit={"64": 1.6e-3})
+    vs = variants(DEFAULT, tall_64_only)
+    assert [v.block_m for v in V.variants_for(64, vs)] == [64, 128]
+    assert [v.block_m for v in V.variants_for(128, vs)] == [64]
+    vs = variants(dict(DEFAULT, ms_per_unit={"128": 2e-3}), TALL)
+    assert [v.block_m for v in V.variants_for(64, vs)] == [64]
+
+
+def test_warp_rows_follow_the_tile_height():
+    vs = variants(DEFAULT, TALL)
+    assert V.warp_rows_for(128, vs) == 32 and V.warp_rows_for(64, vs) == 16
+    assert V.warp_rows_for(128, variants(DEFAULT)) == abi.WARP_ROWS  # not listed: the default
+    assert V.resolve_warp_rows(16, 128, "mma_sync") == 16  # an explicit value stays
+    assert V.resolve_warp_rows(0, 128, "wgmma") == abi.WARP_ROWS
+
+
+def _dense_tiles():
+    return analyze(causal_window(700, 2048))
+
+
+def test_the_cheaper_variant_by_measured_time_wins():
+    acsr = _dense_tiles()
+    units = {bm: V.schedule_cost(build_schedule(acsr, bm, 32)) for bm in (64, 128)}
+    # the 128-row schedule has about half the 64-row one's units, each costing ~2x
+    ratio = units[128] / units[64]
+    cheap = dict(TALL, ms_per_unit={"128": 2e-3 / ratio * 0.9})
+    dear = dict(TALL, ms_per_unit={"128": 2e-3 / ratio * 1.1})
+    v, s, split = V.choose_schedule(acsr, 128, 32, variants=variants(DEFAULT, cheap))
+    assert v.block_m == 128 and s.block_m == 128 and split is None
+    ref = build_schedule(acsr, 128, 32)
+    assert np.array_equal(s.row_tiles, ref.row_tiles) and np.array_equal(s.segments, ref.segments)
+    v, s, _ = V.choose_schedule(acsr, 128, 32, variants=variants(DEFAULT, dear))
+    assert v.block_m == 64 and s.block_m == 64
+
+
+def test_a_tie_keeps_the_default():
+    acsr = _dense_tiles()
+    units = {bm: V.schedule_cost(build_schedule(acsr, bm, 64)) for bm in (64, 128)}
+    tie = dict(TALL, ms_per_unit={"64": 1e-3 * units[64] / units[128]})
+    v, _, _ = V.choose_schedule(acsr, 64, 64, variants=variants(DEFAULT, tie))
+    assert v.block_m == 64
+
+
+def test_split_kv_is_priced_with_both_launches():
+    acsr = analyze(strided(128, 128, 4096))  # split-KV at 64-row tiles
+    vs = variants(DEFAULT, dict(TALL, ms_per_unit={"64": 1e2}))  # never cheaper
+    v, s, split = V.choose_schedule(acsr, 64, 64, variants=vs)
+    ref, ref_split = plan_split(acsr, 64, 64, single=build_schedule(acsr, 64, 64))
+    assert v.block_m == 64
+    assert np.array_equal(s.row_tiles, ref.row_tiles)
+    assert split is not None and ref_split is not None
+    assert np.array_equal(split.segments, ref_split.segments)
+    _, _, none = V.choose_schedule(acsr, 64, 64, variants=vs, split_kv=False)
+    assert none is None
+
+
+def test_fragmented_layouts_keep_the_default(monkeypatch):
+    acsr = _dense_tiles()
+    cheap = dict(TALL, ms_per_unit={"128": 1e-9})
+    monkeypatch.setattr(V, "MAX_PRICED_PARTS", len(acsr.pieces) - 1)
+    v, _, _ = V.choose_schedule(acsr, 128, 32, variants=variants(DEFAULT, cheap))
+    assert v.block_m == 64
