@@ -378,9 +378,9 @@ def pack(args) -> int:
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {}
     same = (old.get("compiler_version") == version and old.get("seed") == args.seed
             and old.get("scale") == args.scale and old.get("mma", "auto") == args.mma
-            and old.get("block_m", abi.BLOCK_M) == args.block_m
+            and old.get("block_m") == args.block_m
             and old.get("block_n") == args.block_n
-            and old.get("warp_rows", abi.WARP_ROWS) == args.warp_rows)
+            and old.get("warp_rows") == args.warp_rows)
     done = {(e["name"], e["D"]): e for e in old.get("entries", [])} if same and not args.force else {}
     masks = corpus(args.seed, args.scale)
     if args.masks:
@@ -434,6 +434,8 @@ def pack(args) -> int:
                 print(f"[{i + 1}/{len(masks)}] {m.name} D={D}: FAILED {e!r}", flush=True)
                 traceback.print_exc()
                 continue
+            first = art.manifest["kernels"][0]  # the variant compiled (chosen or given)
+            row["variant"] = f"m{first.get('block_m', abi.BLOCK_M)}w{first.get('warp_rows', abi.WARP_ROWS)}"
             row["stats"] = art.manifest.get("stats")
             row["split_stats"] = art.manifest.get("split_stats")
             row["artifact_bytes"] = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
@@ -495,8 +497,9 @@ def run_row(m: CorpusMask, e: dict, art_dir: Path, args, flex) -> dict:
     B, H, D, dev = args.B, args.H, e["D"], torch.device("cuda")
     Lq, Lk = m.Lq, m.Lk
     row = dict(mask=m.name, kind=m.kind, description=m.description, Lq=Lq, Lk=Lk, D=D,
-               dtype="bf16", mma=e.get("mma", "auto"), block_m=e.get("block_m", abi.BLOCK_M),
-               block_n=e.get("block_n"), warp_rows=e.get("warp_rows", abi.WARP_ROWS), B=B, H=H, density=e["density"], pieces=e["pieces"],
+               dtype="bf16", mma=e.get("mma", "auto"), block_m=e.get("block_m"),
+               block_n=e.get("block_n"), warp_rows=e.get("warp_rows"),
+               variant=e.get("variant"), B=B, H=H, density=e["density"], pieces=e["pieces"],
                analyze_s=e["analyze_s"], compile_s=e["compile_s"], key_tiles=(e.get("stats") or {}).get("key_tiles"),
                splat_ms=None, flex_ms=None, sdpa_ms=None, sdpa_masked_ms=None, splat_ok=None,
                notes=[])
@@ -600,13 +603,15 @@ def _ratio(a, b):
 
 
 def markdown_table(rows: list) -> str:
-    cols = ["mask", "Lq", "Lk", "D", "density", "pieces", "SPLAT ms", "Flex ms", "SDPA+mask ms",
+    cols = ["mask", "Lq", "Lk", "D", "density", "pieces", "variant", "SPLAT ms", "Flex ms",
+            "SDPA+mask ms",
             "SPLAT/SDPA+mask", "Flex/SDPA+mask", "Flex/SPLAT", "ok", "analyze s", "compile s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in sorted(rows, key=lambda r: (r["density"], r["mask"], r["D"])):
         lines.append("| " + " | ".join([
             r["mask"], str(r["Lq"]), str(r["Lk"]), str(r["D"]), _f(r["density"], "{:.4f}"),
-            str(r.get("pieces", "–")), _f(r.get("splat_ms")), _f(r.get("flex_ms")),
+            str(r.get("pieces", "–")), r.get("variant") or "–", _f(r.get("splat_ms")),
+            _f(r.get("flex_ms")),
             _f(r.get("sdpa_masked_ms")), _f(_ratio(r.get("splat_ms"), r.get("sdpa_masked_ms")), "{:.2f}"),
             _f(_ratio(r.get("flex_ms"), r.get("sdpa_masked_ms")), "{:.2f}"),
             _f(_ratio(r.get("flex_ms"), r.get("splat_ms")), "{:.2f}×"),
@@ -621,9 +626,11 @@ def plot(path: str, out_png: str | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = json.loads(Path(path).read_text())
-    date = (rows[0].get("date") if rows else None) or _dt.date.today().isoformat()
-    gpu = rows[0].get("gpu", "?") if rows else "?"
+    data = json.loads(Path(path).read_text())
+    meta, rows = (data, data["rows"]) if isinstance(data, dict) else ({}, data)
+    date = (meta.get("date") or (rows[0].get("date") if rows else None)
+            or _dt.date.today().isoformat())
+    gpu = meta.get("gpu") or (rows[0].get("gpu", "?") if rows else "?")
     out = Path(out_png) if out_png else IMG / f"corpus-{date}.png"
     dims = sorted({r["D"] for r in rows})
     fig, axes = plt.subplots(len(dims), 1, figsize=(max(8, 0.38 * len(rows) / max(1, len(dims)) + 3),
@@ -676,12 +683,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-json", help="with --pack: write the CPU-side table here")
     ap.add_argument("--mma", default="auto", choices=("auto", "mma_sync", "wgmma"),
                     help="with --pack: the fused kernel's tensor-core instruction (splat.compile)")
-    ap.add_argument("--block-m", type=int, default=abi.BLOCK_M, choices=abi.BLOCK_M_CHOICES,
-                    help="with --pack: query rows per row tile (splat.compile)")
+    ap.add_argument("--block-m", type=int, choices=abi.BLOCK_M_CHOICES,
+                    help="with --pack: query rows per row tile (splat.compile; default: the "
+                         "kernel variant chosen by cost)")
     ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
                     help="with --pack: keys per key tile (splat.compile; default: per head dim)")
-    ap.add_argument("--warp-rows", type=int, default=abi.WARP_ROWS, choices=abi.WARP_ROWS_CHOICES,
-                    help="with --pack: query rows per warp of the fused kernel (splat.compile)")
+    ap.add_argument("--warp-rows", type=int, choices=abi.WARP_ROWS_CHOICES,
+                    help="with --pack: query rows per warp of the fused kernel (splat.compile; "
+                         "default: the chosen variant's)")
     ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
                     help="comma-separated head dims to pack or run (wgmma: 128 only for now)")
     ap.add_argument("--artifacts", default=os.environ.get("SPLAT_ARTIFACT_DIR"),

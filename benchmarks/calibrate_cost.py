@@ -126,6 +126,9 @@ def pack(args) -> int:
     # a kernel variant other than the default (abi.BLOCK_M, abi.WARP_ROWS) is calibrated on the
     # plans the tiler picks for it ("auto"): its fit is a scale of the tiler's units (--fit-variant)
     variant = dict(block_m=args.block_m, warp_rows=args.warp_rows)
+    if args.block_n:
+        variant["block_n"] = args.block_n
+    head_dims = [int(d) for d in args.head_dims.split(",")]
     plans = PLANS if args.plans is None else tuple(args.plans.split(","))
     t_start = time.perf_counter()
     for i, m in enumerate(masks):
@@ -135,7 +138,7 @@ def pack(args) -> int:
             traceback.print_exc()
             failures += 1
             continue
-        for D in HEAD_DIMS:
+        for D in head_dims:
             seen = set()
             for plan in plans:
                 try:
@@ -316,22 +319,42 @@ def _units(r: dict, w) -> float:
             + (w.W_MASK_KERNEL * tiles if masked_kernel else 0.0) + w.W_LAUNCH * f["launches"])
 
 
+def _fastest_block_n(by_bn: dict) -> tuple[int, list]:
+    """The key tile width whose runs have the lowest geometric-mean time over the calibration
+    masks every width ran (the variant's block_n for that head dim), and its rows."""
+    common = set.intersection(*({r["name"] for r in rs} for rs in by_bn.values()))
+
+    def geomean(rs):
+        return float(np.mean([math.log(r["ms"]) for r in rs if r["name"] in common] or [0.0]))
+    bn = min(sorted(by_bn), key=lambda n: geomean(by_bn[n]))
+    if len(by_bn) > 1:
+        print("block_n geomean ms: " + ", ".join(f"{n}: {math.exp(geomean(by_bn[n])):.4f}"
+                                                  for n in sorted(by_bn)) + f" -> {bn}")
+    return bn, by_bn[bn]
+
+
 def fit_variants(results: list[dict]) -> list[dict]:
     """Per kernel variant (block_m, warp_rows) and head dim, the time of one cost unit: the
     least-relative-squares scale ``s`` of ``ms ~ s * units`` over the variant's rows, with the
-    tiler's weights as they are (splat.tiling.variants compares ``s * units`` across variants)."""
+    tiler's weights as they are (splat.tiling.variants compares ``s * units`` across variants).
+    Where a variant ran with several key tile widths at one head dim, the fastest over the masks
+    they share is kept (its ``block_n``)."""
     from splat.tiling.cost_model import WEIGHTS
     groups: dict = {}
     for res in results:
         for r in res["rows"]:
             if r.get("ok") and r.get("ms"):
                 v = (r.get("block_m", abi.BLOCK_M), r.get("warp_rows", abi.WARP_ROWS))
-                groups.setdefault(v, {}).setdefault(r["D"], []).append(r)
+                bn = r.get("block_n") or abi.DEFAULT_BLOCK_N[r["D"]]
+                groups.setdefault(v, {}).setdefault(r["D"], {}).setdefault(bn, []).append(r)
     out = []
     for (block_m, warp_rows), by_d in sorted(groups.items(),
                                              key=lambda kv: kv[0] != (abi.BLOCK_M, abi.WARP_ROWS)):
         entry = dict(block_m=block_m, warp_rows=warp_rows, ms_per_unit={}, fit={})
-        for D, rs in sorted(by_d.items()):
+        for D, by_bn in sorted(by_d.items()):
+            bn, rs = _fastest_block_n(by_bn)
+            if bn != abi.DEFAULT_BLOCK_N[D]:
+                entry.setdefault("block_n", {})[str(D)] = bn
             ratio = np.array([_units(r, WEIGHTS) / r["ms"] for r in rs])
             scale = float(ratio.sum() / (ratio ** 2).sum())
             rel = scale * ratio - 1
@@ -384,6 +407,10 @@ def main(argv=None) -> int:
                     help="with --pack: the kernel variant's rows per row tile")
     ap.add_argument("--warp-rows", type=int, default=abi.WARP_ROWS, choices=abi.WARP_ROWS_CHOICES,
                     help="with --pack: the kernel variant's rows per warp")
+    ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
+                    help="with --pack: the kernel variant's keys per key tile (default: per D)")
+    ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
+                    help="with --pack: comma-separated head dims")
     ap.add_argument("--artifacts", default=None)
     ap.add_argument("--out-json")
     ap.add_argument("--B", type=int, default=2)

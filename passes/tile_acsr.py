@@ -76,14 +76,15 @@ class TileACSR(SplatPass):
         if not is_acsr_attr(layout):
             raise PassError("layout is not analysed yet: run splat-analyze-regularity "
                             "before splat-tile-acsr", target)
-        block_n = self.options["block-n"] or default_block_n(target)
         acsr = attr_to_acsr(layout)
         split_kv = self.options["split-kv"]
         try:
-            if block_m == 0:
-                _, schedule, split = choose_schedule(acsr, head_dim(target), block_n, order=order,
+            if block_m == 0:  # each variant's own block_n unless the option gives one
+                _, schedule, split = choose_schedule(acsr, head_dim(target),
+                                                     self.options["block-n"] or None, order=order,
                                                      plan=plan, split_kv=split_kv)
             else:
+                block_n = self.options["block-n"] or default_block_n(target)
                 schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
                 split = None
                 if split_kv:

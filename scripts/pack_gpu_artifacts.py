@@ -71,15 +71,15 @@ def jobs(args) -> list:
     return out
 
 
-def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None):
+def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, block_n=None):
     from splat import compiler  # imports MLIR; only this script and the compiler do
 
     kw = dict(dtype=dtype, head_dim=D, target=target)
     if variant != "fused":
         kw["variant"] = variant
     else:
-        kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows))
-                   if v is not None})
+        kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows),
+                                     ("block_n", block_n)) if v is not None})
     return compiler.compile(pattern, **kw)
 
 
@@ -131,6 +131,8 @@ def main(argv=None) -> int:
                          "the default one; saved under the pattern's default request key)")
     ap.add_argument("--warp-rows", type=int, choices=abi.WARP_ROWS_CHOICES,
                     help="fused artifacts with this many query rows a warp (as --block-m)")
+    ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
+                    help="fused artifacts with this many keys a key tile (as --block-m)")
     ap.add_argument("--force", action="store_true", help="recompile entries that exist already")
     args = ap.parse_args(argv)
     if not (args.tests or args.bench):
@@ -138,9 +140,9 @@ def main(argv=None) -> int:
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    shape = (version, args.block_m, args.warp_rows)
+    shape = (version, args.block_m, args.warp_rows, args.block_n)
     if old.get("entries") and (old.get("compiler_version"), old.get("block_m"),
-                               old.get("warp_rows")) != shape:
+                               old.get("warp_rows"), old.get("block_n")) != shape:
         print(f"the last pack was made by compiler {old.get('compiler_version')} (block_m "
               f"{old.get('block_m')}, warp_rows {old.get('warp_rows')}), this is {version} "
               f"(block_m {args.block_m}, warp_rows {args.warp_rows}): starting a fresh catalog")
@@ -171,7 +173,8 @@ def main(argv=None) -> int:
         except ArtifactError:
             t0 = time.perf_counter()
             try:
-                art = _compile(pattern, dt, D, args.target, variant, args.block_m, args.warp_rows)
+                art = _compile(pattern, dt, D, args.target, variant, args.block_m, args.warp_rows,
+                               args.block_n)
             except TypeError as e:
                 if variant != "fused":
                     print(f"[{i + 1}/{len(todo)}] {ident}: compiler has no {variant} variant ({e}); skipped")
@@ -199,9 +202,9 @@ def main(argv=None) -> int:
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
             write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                                 args.warp_rows))
+                                                 args.warp_rows, args.block_n))
     write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                         args.warp_rows))
+                                         args.warp_rows, args.block_n))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
@@ -216,10 +219,11 @@ def main(argv=None) -> int:
 
 
 def _catalog(entries: dict, target: str, version: str, block_m: int | None = None,
-             warp_rows: int | None = None) -> dict:
+             warp_rows: int | None = None, block_n: int | None = None) -> dict:
     return {"format": "splat-catalog/1", "compiler_version": version, "target": target,
             **({"block_m": block_m} if block_m is not None else {}),
             **({"warp_rows": warp_rows} if warp_rows is not None else {}),
+            **({"block_n": block_n} if block_n is not None else {}),
             "entries": sorted(entries.values(), key=lambda e: (e["family_id"], e["L"], e["D"],
                                                                e["dtype"], e["variant"]))}
 

@@ -122,6 +122,10 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     K/V fragment, mma.sync only).  The manifest records both."""
     # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
     # can abort the process or be spliced into a pipeline).
+    # The tile shape options given explicitly: part of the artifact's key (below), as what the
+    # stages choose without them is the pattern's default artifact.
+    given = {k: v for k, v in (("block_n", block_n), ("block_m", block_m),
+                               ("warp_rows", warp_rows)) if v is not None}
     if not isinstance(dtype, str) or dtype not in _ELEMENT_TYPES:
         raise ValueError(f"dtype must be one of {sorted(_ELEMENT_TYPES)}, got {dtype!r}")
     try:
@@ -136,8 +140,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     check_option("mma", mma, ("auto",) + abi.MMA_KINDS)
     if mma == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
         raise ValueError(abi.wgmma_head_dim_error(head_dim))
-    block_n = check_option("block_n", block_n or abi.DEFAULT_BLOCK_N[head_dim],
-                           abi.BLOCK_N_CHOICES)
+    # 0: the chosen kernel variant's (the tuned abi.DEFAULT_BLOCK_N unless the variant has its own)
+    block_n = 0 if block_n is None else check_option("block_n", block_n, abi.BLOCK_N_CHOICES)
     # 0: chosen by the stages (the tile pass prices the kernel variants; the lowering takes the
     # chosen variant's warp shape)
     if block_m is not None:
@@ -171,15 +175,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         schedule = split = ptx = cache_key = None
         options = StageOptions(chip=target, block_n=block_n, block_m=block_m, plan=plan,
                                mma=mma, warp_rows=warp_rows)
-        # the options that change the artifact, where they differ from the defaults: part of
-        # its key, so two compiles of one pattern never share a key (launchers are cached by it)
-        keyed = {}
-        if block_n != abi.DEFAULT_BLOCK_N[head_dim]:
-            keyed["block_n"] = block_n
-        if block_m not in (0, abi.BLOCK_M):
-            keyed["block_m"] = block_m
-        if warp_rows not in (0, abi.WARP_ROWS):
-            keyed["warp_rows"] = warp_rows
+        # the options that change the artifact, where given or not the defaults: part of its
+        # key, so two compiles of one pattern never share a key (launchers are cached by it)
+        keyed = {k: int(v) for k, v in given.items()}
         if plan != "auto":
             keyed["plan"] = plan
         if mma != "auto":
@@ -211,7 +209,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
                                     scale=scale, options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                     scale=scale, block_n=block_n, mma=options.kernel_mma, split=split,
+                     scale=scale, block_n=schedule.block_n, mma=options.kernel_mma, split=split,
                      options=keyed, block_m=schedule.block_m,
                      warp_rows=resolve_warp_rows(warp_rows, schedule.block_m, options.kernel_mma))
 

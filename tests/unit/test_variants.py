@@ -53,6 +53,9 @@ def test_the_committed_table_loads_with_the_default_first():
     ([DEFAULT, dict(TALL, ms_per_unit=[1.0])], "ms_per_unit"),
     ([DEFAULT, {"block_m": 128}], "must hold"),
     ([DEFAULT, dict(TALL, block_m=64)], "same block_m"),
+    ([DEFAULT, dict(TALL, block_n={"128": 48})], "block_n"),
+    ([DEFAULT, dict(TALL, block_n={"96": 64})], "head dim"),
+    ([DEFAULT, dict(TALL, block_n=[64])], "block_n"),
 ])
 def test_a_bad_table_is_refused_by_name(tmp_path, entries, words):
     with pytest.raises(ValueError, match=words):
@@ -66,6 +69,18 @@ def test_a_variant_is_offered_only_where_it_and_the_default_were_measured():
     assert [v.block_m for v in V.variants_for(128, vs)] == [64]
     vs = variants(dict(DEFAULT, ms_per_unit={"128": 2e-3}), TALL)
     assert [v.block_m for v in V.variants_for(64, vs)] == [64]
+
+
+def test_a_variant_may_have_its_own_key_tile_width():
+    vs = variants(DEFAULT, dict(TALL, block_n={"128": 64}))
+    assert vs[1].block_n_for(128) == 64 and vs[1].block_n_for(64) == abi.DEFAULT_BLOCK_N[64]
+    assert vs[0].block_n_for(128) == abi.DEFAULT_BLOCK_N[128]
+    cheap = dict(TALL, block_n={"128": 64}, ms_per_unit={"128": 1e-9})
+    v, s, _ = V.choose_schedule(_dense_tiles(), 128, variants=variants(DEFAULT, cheap))
+    assert (v.block_m, s.block_m, s.block_n) == (128, 128, 64)
+    # an explicit width applies to every variant
+    _, s, _ = V.choose_schedule(_dense_tiles(), 128, 32, variants=variants(DEFAULT, cheap))
+    assert s.block_n == 32
 
 
 def test_warp_rows_follow_the_tile_height():
@@ -93,6 +108,16 @@ def test_the_cheaper_variant_by_measured_time_wins():
     assert np.array_equal(s.row_tiles, ref.row_tiles) and np.array_equal(s.segments, ref.segments)
     v, s, _ = V.choose_schedule(acsr, 128, 32, variants=variants(DEFAULT, dear))
     assert v.block_m == 64 and s.block_m == 64
+
+
+def test_another_variant_must_win_by_the_margin():
+    acsr = _dense_tiles()
+    units = {bm: V.schedule_cost(build_schedule(acsr, bm, 32)) for bm in (64, 128)}
+    ratio = units[128] / units[64]
+    for factor, block_m in ((0.98, 64), (V.SWITCH_MARGIN * 0.98, 128)):
+        tall = dict(TALL, ms_per_unit={"128": 2e-3 / ratio * factor})
+        v, _, _ = V.choose_schedule(acsr, 128, 32, variants=variants(DEFAULT, tall))
+        assert v.block_m == block_m, factor
 
 
 def test_a_tie_keeps_the_default():

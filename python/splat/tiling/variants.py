@@ -34,11 +34,15 @@ from .cost_model import MODEL_FILE
 from .schedule import TileSchedule, build_schedule
 from .split import plan_split, schedule_cost
 
-__all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "load_variants", "variants_for",
+__all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants", "variants_for",
            "warp_rows_for", "resolve_warp_rows", "choose_schedule"]
 
 # Above this many pieces + remainder blocks only the default variant is priced (module docstring).
 MAX_PRICED_PARTS = 1024
+# Another variant replaces the default only when priced at most this fraction of its time: the
+# per-variant fits' median error is 4-9 % (cost_model.json), and on the calibration masks this
+# margin keeps the choice within 0.9 % of the per-mask best on average (1.0 % without it).
+SWITCH_MARGIN = 0.95
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class KernelVariant:
     # measured time of one unit of the cost model (one unmasked key tile of this variant) per
     # head dim, at the calibration's batch x heads; only ratios between variants matter
     ms_per_unit: tuple[tuple[int, float], ...]
+    # keys per key tile per head dim where not abi.DEFAULT_BLOCK_N's
+    block_n: tuple[tuple[int, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -55,6 +61,9 @@ class KernelVariant:
 
     def unit_ms(self, head_dim: int) -> float | None:
         return dict(self.ms_per_unit).get(head_dim)
+
+    def block_n_for(self, head_dim: int) -> int:
+        return dict(self.block_n).get(head_dim, abi.DEFAULT_BLOCK_N[head_dim])
 
 
 DEFAULT = KernelVariant(abi.BLOCK_M, abi.WARP_ROWS, ())
@@ -74,6 +83,17 @@ def _variant(n: int, entry, path: Path) -> KernelVariant:
         raise ValueError(f"{where}: block_m {block_m} is not a multiple of warp_rows {warp_rows}")
     if not isinstance(times, dict):
         raise ValueError(f"{where}: ms_per_unit must map head dims to times")
+    tiles = entry.get("block_n", {})
+    if not isinstance(tiles, dict):
+        raise ValueError(f"{where}: block_n must map head dims to keys per key tile")
+    block_n = []
+    for d, n in tiles.items():
+        if d not in {str(h) for h in abi.HEAD_DIMS}:
+            raise ValueError(f"{where}: block_n has head dim {d!r}, not one of {abi.HEAD_DIMS}")
+        if type(n) is not int or n not in abi.BLOCK_N_CHOICES:
+            raise ValueError(f"{where}: block_n[{d}] must be one of {abi.BLOCK_N_CHOICES}, "
+                             f"got {n!r}")
+        block_n.append((int(d), n))
     out = []
     for d, t in times.items():
         if d not in {str(h) for h in abi.HEAD_DIMS}:
@@ -81,7 +101,7 @@ def _variant(n: int, entry, path: Path) -> KernelVariant:
         if type(t) not in (int, float) or not (math.isfinite(t) and 0.0 < t < 1e3):
             raise ValueError(f"{where}: ms_per_unit[{d}] must be a positive time, got {t!r}")
         out.append((int(d), float(t)))
-    return KernelVariant(block_m, warp_rows, tuple(sorted(out)))
+    return KernelVariant(block_m, warp_rows, tuple(sorted(out)), tuple(sorted(block_n)))
 
 
 def load_variants(path: Path = MODEL_FILE) -> tuple[KernelVariant, ...]:
@@ -137,27 +157,30 @@ def _parts(acsr: ACSR) -> int:
     return len(acsr.pieces) + (acsr.remainder.n if acsr.remainder is not None else 0)
 
 
-def choose_schedule(acsr: ACSR, head_dim: int, block_n: int, *, order: str = "rows",
+def choose_schedule(acsr: ACSR, head_dim: int, block_n: int | None = None, *, order: str = "rows",
                     plan: str = "auto", split_kv: bool = True,
                     variants: tuple[KernelVariant, ...] | None = None
                     ) -> tuple[KernelVariant, TileSchedule, TileSchedule | None]:
     """The cheapest variant at ``head_dim`` for ``acsr`` and its ``(schedule, split)`` (as
     :func:`~splat.tiling.split.plan_split` gives them; ``split`` is None without split-KV).
-    Ties go to the earlier variant, so the default wins when the model cannot tell."""
+    ``block_n``: every variant's keys per key tile; None: each variant's own for the head dim.
+    Another variant must beat the default by :data:`SWITCH_MARGIN`; ties go to the earlier
+    variant, so the default wins when the model cannot tell."""
     offered = variants_for(head_dim, variants)
     if _parts(acsr) > MAX_PRICED_PARTS:
         offered = offered[:1]
     best = None
     for v in offered:
-        schedule = build_schedule(acsr, v.block_m, block_n, order=order, plan=plan)
+        bn = block_n or v.block_n_for(head_dim)
+        schedule = build_schedule(acsr, v.block_m, bn, order=order, plan=plan)
         split = None
         if split_kv:
-            schedule, split = plan_split(acsr, v.block_m, block_n, single=schedule, order=order,
+            schedule, split = plan_split(acsr, v.block_m, bn, single=schedule, order=order,
                                          plan=plan)
         if len(offered) == 1:
             return v, schedule, split
         units = schedule_cost(schedule) + (schedule_cost(split) if split is not None else 0.0)
-        ms = units * v.unit_ms(head_dim)
+        ms = units * v.unit_ms(head_dim) / (1.0 if v is offered[0] else SWITCH_MARGIN)
         if best is None or ms < best[0]:
             best = (ms, v, schedule, split)
     return best[1:]
