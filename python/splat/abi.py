@@ -19,10 +19,10 @@ HEAD_DIMS = (64, 128)
 BLOCK_M = 64  # query rows per row tile by default: one CTA of NUM_WARPS warps, 16 rows a warp
 NUM_WARPS = 4
 NUM_THREADS = 32 * NUM_WARPS
-# Row tile heights the fused kernel is built for: 16 query rows a warp, so a 128-row tile runs on
-# 8 warps and each gathered K/V tile serves twice the rows. Measured on the H100 (2026-12-07,
-# docs/performance.md): exact, but not faster than 64 (1.1-1.3x slower in geometric mean over the
-# corpus), so 64 stays the default and 128 is an option.
+# Row tile heights the fused kernel is built for (each gathered K/V tile serves BLOCK_M rows).
+# BLOCK_M is the default variant's; splat.tiling.variants chooses per layout, by measured cost,
+# between it and 128-row tiles on 32-row warps (faster on dense tiles, slower where tiles drift
+# apart in compressed coordinates; docs/performance.md, 2026-12-07).
 BLOCK_M_CHOICES = (64, 128)
 
 
