@@ -38,8 +38,9 @@ the launchable tile schedule tables, in three parts, best and median of ``--repe
 * ``make_ms``    - the constructor (for ``|`` / ``&``: the parts and the combined pattern);
 * ``analyze_ms`` - ``splat.analyze(pattern)`` (the constructor's pieces; interval algebra for
   ``|`` / ``&``);
-* ``tile_ms``    - what ``splat-tile-acsr`` computes per head dim: ``build_schedule`` (BLOCK_M 64,
-  the fused kernel's BLOCK_N for D = 64 and 128, heavy-first order) and ``plan_split``.
+* ``tile_ms``    - what ``splat-tile-acsr`` computes per head dim by default:
+  ``splat.tiling.variants.choose_schedule`` (every kernel variant's ``build_schedule`` and
+  ``plan_split``, heavy-first order, the cheapest kept).
 
 ``total_ms`` is their sum per run.  Writes benchmarks/results/<date>-constructor-cpu.json.
 
@@ -236,7 +237,7 @@ TABLE_LAYOUTS = {
 
 def bench_tables(L: int, repeat: int, seed: int = 0, baseline: dict | None = None) -> list[dict]:
     from splat.abi import DEFAULT_BLOCK_N
-    from splat.tiling import build_schedule, plan_split
+    from splat.tiling.variants import choose_schedule
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -249,15 +250,16 @@ def bench_tables(L: int, repeat: int, seed: int = 0, baseline: dict | None = Non
                 t1 = time.perf_counter()
                 acsr = analyze(pattern)
                 t2 = time.perf_counter()
-                single = build_schedule(acsr, 64, block_n, order="heavy_first")
-                main, extra = plan_split(acsr, 64, block_n, single=single, order="heavy_first")
+                variant, main, extra = choose_schedule(acsr, D, order="heavy_first")
                 t3 = time.perf_counter()
                 runs.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0, len(acsr.pieces),
-                             main.n_tiles + (extra.n_tiles if extra is not None else 0)))
+                             main.n_tiles + (extra.n_tiles if extra is not None else 0),
+                             variant.name))
             ms = np.array([r[:4] for r in runs]) * 1e3
             best, med = ms.min(axis=0), np.median(ms, axis=0)
             row = {"layout": name, "L": L, "D": D, "block_n": block_n, "repeat": repeat,
-                   "pieces": [r[4] for r in runs], "row_tiles": [r[5] for r in runs]}
+                   "pieces": [r[4] for r in runs], "row_tiles": [r[5] for r in runs],
+                   "variants": [r[6] for r in runs]}
             for k, part in enumerate(("make", "analyze", "tile", "total")):
                 row[f"{part}_ms"] = round(float(best[k]), 3)
                 row[f"{part}_ms_median"] = round(float(med[k]), 3)
