@@ -309,14 +309,15 @@ def do_fit(args) -> int:
 
 def _units(r: dict, w) -> float:
     """The tiler's cost (splat.tiling.cost_model.launch_cost) of a row's launches, from its
-    features: exact except for a split-KV artifact whose main launch also has mask tiles (the
-    mask kernel's extra is then priced on the split launch's key tiles too)."""
+    features (the launches' statistics summed): exact except for a split-KV artifact whose main
+    launch also has mask tiles (the mask kernel's extra is then priced on the split launch's key
+    tiles too)."""
+    from splat.tiling.cost_model import launch_cost
     f = r["features"]
-    tiles = f["full_tiles"] + f["masked_tiles"] + f["mask_tiles"]
-    masked_kernel = any(k.endswith("_masked") for k in r["kernels"])
-    return (w.W_TILE * f["ctas"] + w.W_SEG * f["segments"] + tiles
-            + w.W_MASKED * (f["masked_tiles"] + f["mask_tiles"]) + w.W_BITS * f["mask_tiles"]
-            + (w.W_MASK_KERNEL * tiles if masked_kernel else 0.0) + w.W_LAUNCH * f["launches"])
+    summed = dict(tiles=f["ctas"], segments=f["segments"],
+                  key_tiles=f["full_tiles"] + f["masked_tiles"] + f["mask_tiles"],
+                  masked_key_tiles=f["masked_tiles"] + f["mask_tiles"], mask_tiles=f["mask_tiles"])
+    return launch_cost(summed, w) + w.W_LAUNCH * (f["launches"] - 1)
 
 
 def _fastest_block_n(by_bn: dict) -> tuple[int, list]:

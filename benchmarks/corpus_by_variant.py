@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_corpus import corpus  # noqa: E402
+from splat import abi  # noqa: E402
 
 
 def _rows(path: str) -> tuple[dict, list]:
@@ -48,7 +49,8 @@ def main(argv=None) -> int:
         sys.exit("--runs and --packs must pair up")
     by_variant = {}
     for (meta, rows), cat in zip(runs, packs):
-        name = f"m{cat.get('block_m') or 64}w{cat.get('warp_rows') or 16}"
+        name = abi.variant_name(cat.get("block_m") or abi.BLOCK_M,
+                                cat.get("warp_rows") or abi.WARP_ROWS)
         entries = {(e["name"], e["D"]): e for e in cat["entries"]}
         by_variant[name] = ({(r["mask"], r["D"]): r for r in rows}, entries)
     first = next(iter(by_variant))
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
     for (mask, D), base in sorted(by_variant[first][0].items()):
         art = splat.compile(splat.analyze(masks[mask].pattern()), dtype="bf16", head_dim=D)
         k = art.kernels[0]
-        chosen = f"m{k.get('block_m', 64)}w{k.get('warp_rows', 16)}"
+        chosen = abi.variant_name(k.get("block_m", abi.BLOCK_M), k.get("warp_rows", abi.WARP_ROWS))
         timed, entries = by_variant[chosen]
         e = entries[(mask, D)]
         if (e["stats"], e.get("split_stats")) != (art.manifest["stats"],
@@ -67,7 +69,8 @@ def main(argv=None) -> int:
             sys.exit(f"{mask} D={D}: the compiler's artifact is not the packed {chosen} one")
         row = dict(base, variant=chosen, splat_ms=timed[(mask, D)]["splat_ms"],
                    splat_ok=timed[(mask, D)]["splat_ok"],
-                   block_m=k.get("block_m", 64), warp_rows=k.get("warp_rows", 16))
+                   block_m=k.get("block_m", abi.BLOCK_M),
+                   warp_rows=k.get("warp_rows", abi.WARP_ROWS))
         for name, (t, _) in by_variant.items():
             row[f"splat_{name}_ms"] = t[(mask, D)]["splat_ms"] if (mask, D) in t else None
         peers = [x for x in (row.get("flex_ms"), row.get("sdpa_masked_ms")) if x]

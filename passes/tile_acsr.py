@@ -14,11 +14,9 @@ from mlir import ir
 
 from .. import abi
 from ..analysis.acsr_attr import attr_to_acsr, is_acsr_attr
-from ..tiling import build_schedule
 from ..tiling.schedule import PLANS
 from ..tiling.schedule_attr import schedule_to_attr
-from ..tiling.split import plan_split
-from ..tiling.variants import choose_schedule
+from ..tiling.variants import choose_schedule, tile_layout
 from .registry import PassError, PassOption, SplatPass, failures_at, register_pass, walk_ops
 
 
@@ -28,7 +26,7 @@ def head_dim(op: ir.Operation) -> int:
 
 def default_block_n(op: ir.Operation) -> int:
     """The fused kernel's tuned BLOCK_N for the op's head dim (64 when it has none)."""
-    return abi.DEFAULT_BLOCK_N.get(head_dim(op), abi.DEFAULT_BLOCK_N[64])
+    return abi.default_block_n(head_dim(op))
 
 @register_pass
 class TileACSR(SplatPass):
@@ -84,12 +82,9 @@ class TileACSR(SplatPass):
                                                      self.options["block-n"] or None, order=order,
                                                      plan=plan, split_kv=split_kv)
             else:
-                block_n = self.options["block-n"] or default_block_n(target)
-                schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
-                split = None
-                if split_kv:
-                    schedule, split = plan_split(acsr, block_m, block_n, single=schedule,
-                                                 order=order, plan=plan)
+                schedule, split = tile_layout(acsr, block_m,
+                                              self.options["block-n"] or default_block_n(target),
+                                              order=order, plan=plan, split_kv=split_kv)
         except (ValueError, MemoryError) as e:  # the tiler refuses the layout (int32 sizes, memory)
             raise PassError(f"cannot tile this layout: {e}", target) from None
         target.attributes["schedule"] = schedule_to_attr(schedule)

@@ -40,6 +40,17 @@ BLOCK_N_CHOICES = (32, 64, 128)
 # Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler
 # cuts schedules with it and the fused kernel is built for it: they must agree.
 DEFAULT_BLOCK_N = {64: 64, 128: 32}
+
+
+def default_block_n(head_dim: int) -> int:
+    """DEFAULT_BLOCK_N of ``head_dim``; D = 64's for a head dim the kernels are not built for (the
+    tiler still tiles such a layout; the lowering refuses it with a located error)."""
+    return DEFAULT_BLOCK_N.get(head_dim, DEFAULT_BLOCK_N[64])
+
+
+def variant_name(block_m: int, warp_rows: int) -> str:
+    """A fused kernel variant's short name, ``m<block_m>w<warp_rows>`` (results, manifests)."""
+    return f"m{block_m}w{warp_rows}"
 # Tensor-core instruction of the fused kernel: warp-level mma.sync (sm_80 and newer) or Hopper's
 # warpgroup wgmma (sm_90a only). Same tables, parameters and grid; shared memory differs.
 MMA_KINDS = ("mma_sync", "wgmma")

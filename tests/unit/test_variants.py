@@ -147,3 +147,36 @@ def test_fragmented_layouts_keep_the_default(monkeypatch):
     monkeypatch.setattr(V, "MAX_PRICED_PARTS", len(acsr.pieces) - 1)
     v, _, _ = V.choose_schedule(acsr, 128, 32, variants=variants(DEFAULT, cheap))
     assert v.block_m == 64
+
+
+def test_a_head_dim_the_kernels_lack_is_tiled_with_the_default_variant():
+    """The tile pass tiles any head dim (the lowering is what refuses the unsupported ones, with
+    a located error): block-m=0 there gives the default variant at D = 64's key tile width."""
+    from mlir import ir
+
+    from splat.ir import make_context
+    from splat.pipeline import build_pass_manager
+
+    v, s, _ = V.choose_schedule(_dense_tiles(), 16)
+    assert (v.block_m, s.block_m, s.block_n) == (abi.BLOCK_M, abi.BLOCK_M, abi.DEFAULT_BLOCK_N[64])
+    text = """func.func @f(%q: tensor<1x1x256x16xbf16>) -> tensor<1x1x256x16xbf16> {
+      %o = splat.attention %q, %q, %q layout(#splat.window<w = 8>)
+          : tensor<1x1x256x16xbf16>, tensor<1x1x256x16xbf16>, tensor<1x1x256x16xbf16>
+          -> tensor<1x1x256x16xbf16>
+      return %o : tensor<1x1x256x16xbf16>
+    }"""
+    with make_context(), ir.Location.unknown():
+        module = ir.Module.parse(text)
+        build_pass_manager("builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0})"
+                           ).run(module.operation)
+        assert "schedule(<block_m = 64, block_n = 64," in str(module)
+
+
+def test_tile_layout_is_build_schedule_then_split_kv():
+    acsr = analyze(strided(128, 128, 4096))
+    s, split = V.tile_layout(acsr, 64, 64)
+    ref, ref_split = plan_split(acsr, 64, 64, single=build_schedule(acsr, 64, 64))
+    assert np.array_equal(s.segments, ref.segments) and np.array_equal(split.segments,
+                                                                       ref_split.segments)
+    s, none = V.tile_layout(acsr, 64, 64, split_kv=False)
+    assert none is None and np.array_equal(s.segments, build_schedule(acsr, 64, 64).segments)

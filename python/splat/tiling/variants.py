@@ -34,8 +34,8 @@ from .cost_model import MODEL_FILE
 from .schedule import TileSchedule, build_schedule
 from .split import plan_split, schedule_cost
 
-__all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants", "variants_for",
-           "warp_rows_for", "resolve_warp_rows", "choose_schedule"]
+__all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants",
+           "variants_for", "warp_rows_for", "resolve_warp_rows", "tile_layout", "choose_schedule"]
 
 # Above this many pieces + remainder blocks only the default variant is priced (module docstring).
 MAX_PRICED_PARTS = 1024
@@ -57,16 +57,36 @@ class KernelVariant:
 
     @property
     def name(self) -> str:
-        return f"m{self.block_m}w{self.warp_rows}"
+        return abi.variant_name(self.block_m, self.warp_rows)
 
     def unit_ms(self, head_dim: int) -> float | None:
         return dict(self.ms_per_unit).get(head_dim)
 
     def block_n_for(self, head_dim: int) -> int:
-        return dict(self.block_n).get(head_dim, abi.DEFAULT_BLOCK_N[head_dim])
+        return dict(self.block_n).get(head_dim) or abi.default_block_n(head_dim)
 
 
 DEFAULT = KernelVariant(abi.BLOCK_M, abi.WARP_ROWS, ())
+
+
+def _by_head_dim(where: str, field: str, mapping, valid, what: str) -> tuple:
+    """``((D, value), ...)`` sorted, from a table entry's ``{"D": value}`` map, every key a head
+    dim of abi.HEAD_DIMS and every value passing ``valid``."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{where}: {field} must map head dims to values")
+    dims = {str(h) for h in abi.HEAD_DIMS}
+    out = []
+    for d, value in mapping.items():
+        if d not in dims:
+            raise ValueError(f"{where}: {field} has head dim {d!r}, not one of {abi.HEAD_DIMS}")
+        if not valid(value):
+            raise ValueError(f"{where}: {field}[{d}] must be {what}, got {value!r}")
+        out.append((int(d), value))
+    return tuple(sorted(out))
+
+
+def _positive_time(t) -> bool:
+    return type(t) in (int, float) and math.isfinite(t) and 0.0 < t < 1e3
 
 
 def _variant(n: int, entry, path: Path) -> KernelVariant:
@@ -81,27 +101,12 @@ def _variant(n: int, entry, path: Path) -> KernelVariant:
                          f"got {warp_rows!r}")
     if block_m % warp_rows:
         raise ValueError(f"{where}: block_m {block_m} is not a multiple of warp_rows {warp_rows}")
-    if not isinstance(times, dict):
-        raise ValueError(f"{where}: ms_per_unit must map head dims to times")
-    tiles = entry.get("block_n", {})
-    if not isinstance(tiles, dict):
-        raise ValueError(f"{where}: block_n must map head dims to keys per key tile")
-    block_n = []
-    for d, n in tiles.items():
-        if d not in {str(h) for h in abi.HEAD_DIMS}:
-            raise ValueError(f"{where}: block_n has head dim {d!r}, not one of {abi.HEAD_DIMS}")
-        if type(n) is not int or n not in abi.BLOCK_N_CHOICES:
-            raise ValueError(f"{where}: block_n[{d}] must be one of {abi.BLOCK_N_CHOICES}, "
-                             f"got {n!r}")
-        block_n.append((int(d), n))
-    out = []
-    for d, t in times.items():
-        if d not in {str(h) for h in abi.HEAD_DIMS}:
-            raise ValueError(f"{where}: ms_per_unit has head dim {d!r}, not one of {abi.HEAD_DIMS}")
-        if type(t) not in (int, float) or not (math.isfinite(t) and 0.0 < t < 1e3):
-            raise ValueError(f"{where}: ms_per_unit[{d}] must be a positive time, got {t!r}")
-        out.append((int(d), float(t)))
-    return KernelVariant(block_m, warp_rows, tuple(sorted(out)), tuple(sorted(block_n)))
+    ms_per_unit = _by_head_dim(where, "ms_per_unit", times, _positive_time, "a positive time")
+    block_n = _by_head_dim(where, "block_n", entry.get("block_n", {}),
+                           lambda n: type(n) is int and n in abi.BLOCK_N_CHOICES,
+                           f"one of {abi.BLOCK_N_CHOICES}")
+    return KernelVariant(block_m, warp_rows, tuple((d, float(t)) for d, t in ms_per_unit),
+                         block_n)
 
 
 def load_variants(path: Path = MODEL_FILE) -> tuple[KernelVariant, ...]:
@@ -153,6 +158,17 @@ def resolve_warp_rows(warp_rows: int, block_m: int, mma: str) -> int:
     return abi.WARP_ROWS if mma == "wgmma" else warp_rows_for(block_m)
 
 
+def tile_layout(acsr: ACSR, block_m: int, block_n: int, *, order: str = "rows",
+                plan: str = "auto", split_kv: bool = True
+                ) -> tuple[TileSchedule, TileSchedule | None]:
+    """``(schedule, split)`` of ``acsr`` for one tile shape: the schedule and, with ``split_kv``,
+    split-KV's second schedule where :func:`~splat.tiling.split.plan_split` prices it cheaper."""
+    schedule = build_schedule(acsr, block_m, block_n, order=order, plan=plan)
+    if not split_kv:
+        return schedule, None
+    return plan_split(acsr, block_m, block_n, single=schedule, order=order, plan=plan)
+
+
 def _parts(acsr: ACSR) -> int:
     return len(acsr.pieces) + (acsr.remainder.n if acsr.remainder is not None else 0)
 
@@ -171,12 +187,8 @@ def choose_schedule(acsr: ACSR, head_dim: int, block_n: int | None = None, *, or
         offered = offered[:1]
     best = None
     for v in offered:
-        bn = block_n or v.block_n_for(head_dim)
-        schedule = build_schedule(acsr, v.block_m, bn, order=order, plan=plan)
-        split = None
-        if split_kv:
-            schedule, split = plan_split(acsr, v.block_m, bn, single=schedule, order=order,
-                                         plan=plan)
+        schedule, split = tile_layout(acsr, v.block_m, block_n or v.block_n_for(head_dim),
+                                      order=order, plan=plan, split_kv=split_kv)
         if len(offered) == 1:
             return v, schedule, split
         units = schedule_cost(schedule) + (schedule_cost(split) if split is not None else 0.0)
