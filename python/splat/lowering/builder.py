@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from typing import Callable
 
 from mlir import ir
-from mlir.dialects import arith, gpu, llvm, scf
+from mlir.dialects import arith, gpu, llvm, nvvm, scf
 
 __all__ = [
     "LOG2E", "LN2", "i32_type", "f32_type", "index_type", "const", "ci", "cx", "cf",
     "add", "sub", "mul", "udiv", "urem", "smin", "smax", "fmax", "band", "icmp", "fcmp", "select",
     "to_index", "to_i32", "all_of", "fma", "exp2", "log2", "tree_reduce",
-    "shuffle_xor", "shuffle_idx", "for_range", "if_then", "if_else", "while_loop",
+    "shuffle_xor", "shuffle_idx", "warp_any", "for_range", "if_then", "if_else", "while_loop",
 ]
 
 
@@ -213,6 +213,13 @@ def shuffle_idx(x, src, width=32):
     """The value of lane ``src``."""
     src = _i32_operand(src)
     return gpu.shuffle(x, src, _i32_operand(width), gpu.ShuffleMode.IDX)[0]
+
+
+def warp_any(pred):
+    """Whether ``pred`` (i1) holds in any lane of the warp (all 32 lanes take part): the same
+    value in every lane, so a branch on it keeps the warp converged."""
+    return nvvm.vote_sync(ir.IntegerType.get_signless(1), _i32_operand(-1), pred,
+                          nvvm.VoteSyncKind.any)
 
 
 # ----------------------------------------------------------------------------------------------

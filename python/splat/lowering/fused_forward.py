@@ -13,9 +13,11 @@ Data flow of one CTA::
     for it, (segment, u0) in enumerate(key tiles of all the tile's segments [+ its mask tiles]):
         cp.async.wait_group 0 ; bar.sync            (tile it landed; stage (it+1)%2 is free)
         S  = Q Kᵀ                        (ldmatrix K, mma.sync m16n8k16, f32 accumulators)
-        prefetch key tile it+1  --cp.async-->  stage (it+1) % 2
+        prefetch key tile it+1  --cp.async-->  stage (it+1) % 2    (before Q Kᵀ: early_prefetch)
         S  = mask(S)                     (only when the key tile is not "full", design.md §2)
-        online softmax in base 2         (m, l per row; P = exp2(S*scale*log2e - m))
+        online softmax in base 2         (m, l per row; P = exp2(S*scale*log2e - m); m moves,
+                                          and O, l are rescaled, only when a warp's max grows
+                                          by more than 2**RESCALE_SLACK)
         O  = O*alpha + P V               (ldmatrix.trans V, mma.sync)
     O /= l ; lse = (m + log2 l) * ln 2 ; rows with l == 0 give O = 0, lse = -inf
     O  --st.shared-->  smem  --16-byte stores-->  rows < nrows of o ; lse from one lane per row
@@ -79,7 +81,8 @@ from .. import abi
 from ..abi import BLOCK_M
 from .builder import (LN2, LOG2E, add, all_of, band, cf, ci, cx, exp2, f32_type, fcmp, fma, fmax,
                       for_range, i32_type, icmp, if_else, if_then, log2, mul, select, shuffle_xor,
-                      smax, smin, sub, to_i32, to_index, tree_reduce, udiv, urem)
+                      smax, smin, sub, to_i32, to_index, tree_reduce, udiv, urem,
+                      warp_any)
 from .mma import mma_operands
 from .modules import build_in_module, find_or_create_gpu_module
 
@@ -96,6 +99,9 @@ SMEM_PAD = 8  # elements appended to every shared-memory row (16 bytes)
 CHUNK = 8  # elements per 16-byte cp.async / vector chunk
 
 _I32_MIN = -(2**31)
+# Lazy rescale (online_softmax_update): the running max moves only when a score would exceed
+# 2**RESCALE_SLACK times the current reference (FlashAttention-4's conditional rescaling).
+RESCALE_SLACK = 8.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,6 +167,15 @@ class FusedForwardConfig:
                 object.__setattr__(self, field, defaults[field])
         if self.block_n not in abi.BLOCK_N_CHOICES:
             raise ValueError(f"block_n must be one of {abi.BLOCK_N_CHOICES}, got {self.block_n}")
+
+    @property
+    def early_prefetch(self) -> bool:
+        """Whether the next key tile's loads are issued before this tile's Q·Kᵀ (they then
+        overlap the whole iteration) rather than after it (their address arithmetic then
+        overlaps the tensor-core work).  32-row warps run 2 CTAs per SM, too few to hide the
+        loads behind other CTAs: early measured 4-7 % faster on dense tiles at D = 128
+        (2026-12-07g); 16-row warps run 3-4 CTAs per SM and gained nothing from it."""
+        return self.warp_rows > 16 and self.mma == "mma_sync"
 
     @property
     def num_threads(self) -> int:
@@ -594,31 +609,56 @@ class _FusedForwardKernel:
 
         ``m`` is the running max of S*scale*log2(e) (quad-uniform), ``l`` the thread-partial
         running sum (reduced over the quad only at the end).  Returns P (f32), m, l, rescaled O.
+
+        The rescale of O and l is lazy: the reference max ``m`` moves only when some row of the
+        warp would see scores above ``2**RESCALE_SLACK`` times its current one (a warp vote, so
+        the branch stays uniform); otherwise P = exp2(S*c - m) uses the old, smaller reference
+        and may exceed 1 by up to that factor.  The result is the same: O, l and lse are all
+        taken against the same reference, and f32 / bf16 hold such P with the same relative
+        precision.  It saves the O rescale (D/2 multiplies per row slot) on most key tiles.
         """
-        p = [[[None] * 4 for _ in tiles] for tiles in s_tiles]
-        new_m, new_l = [], []
-        o = [[list(x) for x in om] for om in o]
+        cand, grows = [], []
         for slot in range(2 * self.MT):
             mt, half = divmod(slot, 2)
-            tiles = s_tiles[mt]
             slots = (2 * half, 2 * half + 1)
-            mx = tree_reduce([tile[k] for tile in tiles for k in slots], fmax)
-            mx = self._quad_reduce(mx, fmax)
-            m_new = fmax(m[slot], mul(mx, c))
-            # A row with no key so far keeps m = -inf; use 0 as the reference so exp2 gives 0.
-            m_use = select(fcmp("oeq", m_new, -math.inf), cf(0.0), m_new)
-            alpha = exp2(sub(m[slot], m_use))
-            neg_m = arith.negf(m_use)
-            for j, tile in enumerate(tiles):
+            mx = tree_reduce([tile[k] for tile in s_tiles[mt] for k in slots], fmax)
+            cand.append(fmax(m[slot], mul(self._quad_reduce(mx, fmax), c)))
+            # true when m is -inf and the tile brings this row its first finite score
+            grows.append(fcmp("ogt", cand[slot], add(m[slot], cf(RESCALE_SLACK))))
+
+        def rescaled():
+            new_l, new_o = [], [[list(x) for x in om] for om in o]
+            for slot in range(2 * self.MT):
+                mt, half = divmod(slot, 2)
+                # a row with no key so far keeps m = -inf: alpha = 0 scales its zeros
+                alpha = exp2(sub(m[slot], self._reference(cand[slot])))
+                new_l.append(mul(l[slot], alpha))
+                for acc in new_o[mt]:
+                    for k in (2 * half, 2 * half + 1):
+                        acc[k] = mul(acc[k], alpha)
+            return cand, new_l, new_o
+
+        m, l, o = if_else(warp_any(tree_reduce(grows, arith.ori)), (m, l, o), rescaled,
+                          lambda: (m, l, o))
+        p = [[[None] * 4 for _ in tiles] for tiles in s_tiles]
+        new_l = []
+        for slot in range(2 * self.MT):
+            mt, half = divmod(slot, 2)
+            slots = (2 * half, 2 * half + 1)
+            neg_m = arith.negf(self._reference(m[slot]))
+            for j, tile in enumerate(s_tiles[mt]):
                 for k in slots:
                     p[mt][j][k] = exp2(fma(tile[k], c, neg_m))
-            row_sum = tree_reduce([p[mt][j][k] for j in range(len(tiles)) for k in slots], add)
-            new_l.append(fma(l[slot], alpha, row_sum))
-            new_m.append(m_new)
-            for acc in o[mt]:
-                for k in slots:
-                    acc[k] = mul(acc[k], alpha)
-        return p, new_m, new_l, o
+            row_sum = tree_reduce([p[mt][j][k] for j in range(len(s_tiles[mt])) for k in slots],
+                                  add)
+            new_l.append(add(l[slot], row_sum))
+        return p, m, new_l, o
+
+    @staticmethod
+    def _reference(m):
+        """The exponent reference of a row whose running max is ``m``: 0 while it is -inf (no
+        finite score yet), so exp2 of its -inf scores gives 0, never NaN."""
+        return select(fcmp("oeq", m, -math.inf), cf(0.0), m)
 
     # --- epilogue -------------------------------------------------------------------------------
     def write_output(self, m, l, o):
@@ -772,18 +812,24 @@ class _FusedForwardKernel:
 
         # Wait for this tile (the only group in flight), then one barrier makes it visible to
         # all warps AND proves every warp is done with the previous tile, whose stage the
-        # prefetch below overwrites.  The prefetch is issued after the Q·Kᵀ tensor-core work so
-        # its address arithmetic overlaps it.
+        # prefetch below overwrites (where it is issued: FusedForwardConfig.early_prefetch).
         nvvm.cp_async_wait_group(0)
         self.publish_tile()
         gpu.barrier()
-        s_tiles = self.qk_scores(q_frags, stage)
-        with if_then(icmp("slt", add(it, cx(1)), to_index(n_iter))):
-            if self.masked:
-                self.load_key_tile(add(it32, 1), nseg, nu0, arith.xori(stage, cx(1)))
-            else:
-                self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
-        nvvm.cp_async_commit_group()
+        def prefetch():
+            with if_then(icmp("slt", add(it, cx(1)), to_index(n_iter))):
+                if self.masked:
+                    self.load_key_tile(add(it32, 1), nseg, nu0, arith.xori(stage, cx(1)))
+                else:
+                    self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
+            nvvm.cp_async_commit_group()
+
+        if self.cfg.early_prefetch:
+            prefetch()
+            s_tiles = self.qk_scores(q_frags, stage)
+        else:
+            s_tiles = self.qk_scores(q_frags, stage)
+            prefetch()
         s_tiles = self.scores_ready(s_tiles)
 
         full = self.tile_is_full(seg_info, u0)
