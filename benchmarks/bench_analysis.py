@@ -39,8 +39,9 @@ the launchable tile schedule tables, in three parts, best and median of ``--repe
 * ``analyze_ms`` - ``splat.analyze(pattern)`` (the constructor's pieces; interval algebra for
   ``|`` / ``&``);
 * ``tile_ms``    - what ``splat-tile-acsr`` computes per head dim by default:
-  ``splat.tiling.variants.choose_schedule`` (every kernel variant's ``build_schedule`` and
-  ``plan_split``, heavy-first order, the cheapest kept).
+  ``splat.tiling.variants.choose_schedule`` (every kernel variant priced, by bounds or its
+  planned tiles, the cheapest one's ``build_schedule`` and ``plan_split`` tables, heavy-first
+  order).
 
 ``total_ms`` is their sum per run.  Writes benchmarks/results/<date>-constructor-cpu.json.
 

@@ -3,7 +3,7 @@
 The plain procedure (``_reference_plan_split``, plan_split as it was before the shortcuts):
 build the extra schedule and the main one with ``build_schedule``, then compare costs.  The fast
 one refuses from the main schedule's tile costs before assembling its tables
-(``schedule.plan_tiles``, ``_tiles_cost_bound``).  (Both price row steps through
+(``schedule.plan_tiles``, ``tiles_cost_range``).  (Both price row steps through
 ``_Builder._chunk_cost``, which stops pricing a step that cannot win; tests/unit/
 test_tiling_fast_paths.py compares that with full pricing.)"""
 
@@ -93,16 +93,20 @@ def test_plan_split_matches_the_plain_procedure(i, block_n):
 
 @pytest.mark.parametrize("i", range(len(MASKS)))
 def test_planned_tiles_are_build_schedules_and_bound_its_cost(i):
-    """plan_tiles + _assemble is build_schedule; _tiles_cost_bound never exceeds the
-    launch cost (beyond rounding)."""
+    """plan_tiles + _assemble is build_schedule; tiles_cost_range holds the launch cost
+    (beyond rounding), which it is without mask tiles."""
     a = MASKS[i]
     parts = split_pieces(a)
     for acsr in (a,) + (tuple(parts) if parts else ()):
         for plan in S.PLANS:
             ref = build_schedule(acsr, 64, 32, order="heavy_first", plan=plan)
             b, built = S.plan_tiles(acsr, 64, 32, plan)
-            assert _digest(S._assemble(acsr, b, b.resolve(built), "heavy_first")) == _digest(ref)
-            assert SP._tiles_cost_bound(b, built) <= schedule_cost(ref) * (1 + 1e-12)
+            low, high = SP.tiles_cost_range(b, built)
+            assert _digest(S._assemble(acsr, b, built, "heavy_first")) == _digest(ref)
+            cost = schedule_cost(ref)
+            assert low <= cost * (1 + 1e-12) and cost <= high * (1 + 1e-12)
+            if not ref.has_masks:
+                assert low == high == pytest.approx(cost, rel=1e-12)
 
 
 def test_the_bound_is_tight_on_blocks_plans_with_mask_tiles():
@@ -115,8 +119,8 @@ def test_the_bound_is_tight_on_blocks_plans_with_mask_tiles():
     a = analyze(m)
     main = split_pieces(a)[0]
     b, built = S.plan_tiles(main, 64, 32, "auto")
-    full = schedule_cost(S._assemble(main, b, b.resolve(built), "rows"))
-    assert 0.995 * full <= SP._tiles_cost_bound(b, built) <= full * (1 + 1e-12)
+    full = schedule_cost(S._assemble(main, b, built, "rows"))
+    assert 0.995 * full <= SP.tiles_cost_range(b, built)[0] <= full * (1 + 1e-12)
 
 
 def test_bad_arguments_still_raise():

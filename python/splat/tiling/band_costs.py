@@ -29,8 +29,8 @@ import numpy as np
 
 from .cost_model import WEIGHTS as COST
 
-__all__ = ["BandCosts", "BandPieces", "PlanRules", "band_segments_at", "band_tile_costs",
-           "band_tile_segments"]
+__all__ = ["BandCosts", "BandPieces", "PlanRules", "band_segments_at", "band_segment_table",
+           "band_tile_costs", "band_tile_floors", "band_tile_segments"]
 
 _CELLS_PER_CHUNK = 1 << 22  # (tile, piece) pairs per numpy pass: bounds its arrays
 
@@ -107,17 +107,84 @@ def band_tile_costs(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray, block_m:
     return out
 
 
+def band_tile_floors(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray, block_m: int,
+                     block_n: int, Lk: int) -> np.ndarray:
+    """Lower bounds of the planned costs of the tiles ``[lo, lo + nrows)`` (row step 1), any
+    plan's, for far less than :func:`band_tile_costs`: ``W_TILE + K + W_MASKED * (K - F)``.
+    A tile walks ``K >= ceil(|U| / BLOCK_N)`` key tiles, ``U`` the keys its rows hold (a key
+    tile holds at most ``BLOCK_N`` of them, the same for all its rows); ``F`` of them at most
+    are full (those hold ``BLOCK_N`` keys that all ``BLOCK_M`` rows hold, each its own: no
+    more than the keys the first and the last row share, over ``BLOCK_N``); segments and mask
+    bits weigh nothing more here (``W_SEG, W_BITS >= 0``)."""
+    tile, al, be, ga, de, rl, rh = _chains(pcs, lo, nrows)
+    ends = (rl, rh - 1)
+    first_key = [al * r + be for r in ends]
+    count = [ga * r + de for r in ends]
+    keys = _keys_held(tile, al, first_key, count, lo.size, Lk)
+    K = _cdiv(keys, block_n)
+    n = nrows[tile]
+    shared = _keys_shared(tile, (rl == 0, rh == n), first_key, count, lo.size)
+    F = np.where(nrows == block_m, shared // block_n, 0)
+    return COST.W_TILE + K + COST.W_MASKED * np.maximum(0, K - F)
+
+
+def _keys_held(tile, al, first_key, count, ntiles: int, Lk: int) -> np.ndarray:
+    """No more than the keys each tile's rows hold: the size of the union over its chains of
+    a part of each chain's keys, the span of its end rows' keys where consecutive rows' key
+    runs meet (the first key moves by ``|alpha|``, no more than the counts, affine: least at
+    an end row), else the longer end row's run."""
+    if not tile.size:
+        return np.zeros(ntiles, dtype=np.int64)
+    (a0, a1), (c0, c1) = first_key, count
+    meet = np.abs(al) <= np.minimum(c0, c1)
+    longer = c0 >= c1
+    start = np.where(meet, np.minimum(a0, a1), np.where(longer, a0, a1))
+    stop = np.where(meet, np.maximum(a0 + c0, a1 + c1), np.where(longer, a0 + c0, a1 + c1))
+    # the union of each tile's runs in one pass: the tiles' keys apart by Lk + 1, runs sorted
+    # by start, a run starting past the reach of those before it opening a new piece of union
+    start, stop = start + tile * (Lk + 1), stop + tile * (Lk + 1)
+    order = np.argsort(start, kind="stable")
+    start, stop, tile = start[order], stop[order], tile[order]
+    reach = np.maximum.accumulate(stop)
+    opens = np.flatnonzero(np.concatenate([[True], start[1:] > reach[:-1]]))
+    closes = np.append(opens[1:] - 1, start.size - 1)
+    return np.bincount(tile[opens], weights=reach[closes] - start[opens],
+                       minlength=ntiles).astype(np.int64)
+
+
+def _keys_shared(tile, rows, first_key, count, ntiles: int) -> np.ndarray:
+    """No fewer than the keys each tile's first and last rows share: the fewer of their
+    counts, and the overlap of their spans (first to last key); ``rows``: which chains hold
+    the first, which the last row."""
+    spans, counts = [], []
+    for on, a, c in zip(rows, first_key, count):
+        low = np.full(ntiles, np.iinfo(np.int64).max)
+        np.minimum.at(low, tile[on], a[on])
+        high = np.zeros(ntiles, dtype=np.int64)
+        np.maximum.at(high, tile[on], (a + c)[on])
+        spans.append((low, high))
+        counts.append(np.bincount(tile[on], weights=c[on], minlength=ntiles).astype(np.int64))
+    overlap = np.minimum(spans[0][1], spans[1][1]) - np.maximum(spans[0][0], spans[1][0])
+    return np.maximum(0, np.minimum(np.minimum(*counts), overlap))
+
+
 def band_segments_at(bc: BandCosts, at: np.ndarray) -> list[list[tuple]]:
     """:func:`band_tile_segments` of the priced (not general) tiles at positions ``at``
     (distinct) of ``bc``, from the chains band_tile_costs merged: the merges of a priced tile
     are those band_tile_segments makes (:func:`_one_row_merges` only skips general tiles)."""
+    return _per_tile(*band_segment_table(bc, at), at.size)
+
+
+def band_segment_table(bc: BandCosts, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`band_segments_at` as one table: ``(int64 [n, 9] segments, int64 [n] tile)``,
+    the tiles' segments one tile after the other (``tile``: the position in ``at``), each
+    tile's in ``_coalesce``'s order."""
     tile, al, be, ga, de, rl, rh = bc.chains
     slot = np.full(bc.general.size, -1)
     slot[at] = np.arange(at.size)
     k = slot[tile]
     keep = k >= 0
-    tile, al, be, ga, de, rl, rh = (x[keep] for x in (k, al, be, ga, de, rl, rh))
-    return _tile_rows(tile, al, be, ga, de, rl, rh, at.size)
+    return _segment_table(*(x[keep] for x in (k, al, be, ga, de, rl, rh)))
 
 
 def band_tile_segments(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray) -> list[list[tuple]]:
@@ -126,18 +193,24 @@ def band_tile_segments(pcs: BandPieces, lo: np.ndarray, nrows: np.ndarray) -> li
     emits them."""
     # (the tiles are priced ones, so which others are general does not matter: not checked)
     ch = _chains(pcs, lo, nrows)
-    (tile, al, be, ga, de, rl, rh), _ = _one_row_merges(ch, np.zeros(lo.size, dtype=bool), nrows,
-                                                        pcs.block_m, pcs.block_n)
-    return _tile_rows(tile, al, be, ga, de, rl, rh, lo.size)
+    merged, _ = _one_row_merges(ch, np.zeros(lo.size, dtype=bool), nrows, pcs.block_m,
+                                pcs.block_n)
+    return _per_tile(*_segment_table(*merged), lo.size)
 
 
-def _tile_rows(tile, al, be, ga, de, rl, rh, ntiles) -> list[list[tuple]]:
-    """The segments of merged chains, per tile ``0 .. ntiles - 1``, in ``_coalesce``'s order."""
+def _segment_table(tile, al, be, ga, de, rl, rh) -> tuple[np.ndarray, np.ndarray]:
+    """The segments of merged chains (``int64 [n, 9]``) and their tiles, by tile, each tile's
+    in ``_coalesce``'s order."""
     ncols, rl, rh, lo_a, lo_b, hi_a, hi_b = _segments(al, be, ga, de, rl, rh)
     col0 = be - lo_b
     order = np.lexsort((al * rl + be, rl, tile))
-    rows = list(map(tuple, np.stack([col0, np.ones_like(col0), ncols, rl, rh, lo_a, lo_b, hi_a,
-                                     hi_b], axis=1)[order].tolist()))
+    rows = np.stack([col0, np.ones_like(col0), ncols, rl, rh, lo_a, lo_b, hi_a, hi_b], axis=1)
+    return rows[order], tile[order]
+
+
+def _per_tile(rows: np.ndarray, tile: np.ndarray, ntiles: int) -> list[list[tuple]]:
+    """The segments of :func:`_segment_table`, per tile ``0 .. ntiles - 1``, as 9-tuples."""
+    rows = list(map(tuple, rows.tolist()))
     ends = np.cumsum(np.bincount(tile, minlength=ntiles)).tolist()  # sorted by tile
     return [rows[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
@@ -178,9 +251,13 @@ def _chunk_costs(pcs, lo, nrows, BM, BN, Lk, rules) -> BandCosts:
     if rules.auto:
         # _Builder._choose_plan: the blocks plan is priced where _priced says so and its lower
         # bound leaves it a chance, and taken at blocks_margin of the affine cost or less
-        priced = (nch >= rules.min_items) | _priced(seg, tile, n, BN, lo.size, rules.min_masked)
-        bound = _blocks_bound(seg, al * rl + be, tile, nrows, BN, Lk)
-        weigh = priced & ~(bound > rules.blocks_margin * total) & ~general
+        weigh = ((nch >= rules.min_items) | _priced(seg, tile, n, BN, lo.size, rules.min_masked)
+                 ) & ~general
+        if weigh.any():  # (the bound over the chains of those tiles only: they are few)
+            on = weigh[tile]
+            bound = _blocks_bound(tuple(x[on] for x in seg), (al * rl + be)[on], tile[on],
+                                  nrows, BN, Lk)
+            weigh &= ~(bound > rules.blocks_margin * total)
         if weigh.any():
             bcost, bmasks = _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk)
             take = weigh & ~(bcost > rules.blocks_margin * total)
@@ -192,26 +269,24 @@ def _chunk_costs(pcs, lo, nrows, BM, BN, Lk, rules) -> BandCosts:
 def _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk):
     """The blocks plan's cost (``_Builder._choose_plan``: ``block_counts``, ``dense_runs``,
     ``_plan_cost``) of the tiles where ``weigh`` is set (0 elsewhere), and whether it has mask
-    tiles.  Row ``rho`` of a chain
-    holds keys ``[a, b)``, ``a = al*rho + be``, ``b = a + ga*rho + de``; its count in each
-    aligned block comes from its two partial end blocks and a range of whole ones (a
-    difference array).  Each tile's counts cover only the blocks from its first to its last
-    occupied one, plus one empty slot that keeps runs of dense blocks inside their tile: the
-    tiles lie side by side in one flat array (a tile spans a few of the 256-512 blocks of 16K
-    keys, and ``Lk / BLOCK_N`` slots per tile were most of the work)."""
+    tiles.  Row ``rho`` of a chain holds keys ``[a, b)``, ``a = al*rho + be``,
+    ``b = a + ga*rho + de``, not empty on any of its rows (they are its piece's live rows); its
+    count in each aligned block it reaches is the difference of its keys below the block's two
+    ends, a closed form over its rows (:func:`_keys_below`), so the work goes by the chains'
+    blocks, not by their rows.  Each tile's counts cover only the blocks from its first to its
+    last occupied one, plus one empty slot that keeps runs of dense blocks inside their tile:
+    the tiles lie side by side in one flat array (a tile spans a few of the 256-512 blocks of
+    16K keys, and ``Lk / BLOCK_N`` slots per tile were most of the work)."""
     ids = np.flatnonzero(weigh)
     slot = np.full(weigh.size, -1)
     slot[ids] = np.arange(ids.size)
     keep = slot[tile] >= 0
-    tile, al, be, ga, de, rl, rh = (x[keep] for x in (tile, al, be, ga, de, rl, rh))
-    nr = rh - rl  # the chains' rows, expanded
-    ch = np.repeat(np.arange(tile.size), nr)
-    rho = rl[ch] + np.arange(ch.size) - np.repeat(np.cumsum(nr) - nr, nr)
-    a = al[ch] * rho + be[ch]
-    b = a + ga[ch] * rho + de[ch]
-    live = b > a
-    a, b, t = a[live], b[live], slot[tile[ch]][live]
-    ba, bb = a // BN, (b - 1) // BN  # first and last block of each run
+    t, al, be, ga, de, rl, rh = (x[keep] for x in (slot[tile], al, be, ga, de, rl, rh))
+    # a chain's keys run from its first row's or last row's first key to one of their ends
+    ends_a = (al * rl + be, al * (rh - 1) + be)
+    ends_b = tuple(a + ga * r + de for a, r in zip(ends_a, (rl, rh - 1)))
+    ba = np.minimum(*ends_a) // BN
+    bb = (np.maximum(*ends_b) - 1) // BN
     first = np.full(ids.size, np.iinfo(np.int64).max)
     np.minimum.at(first, t, ba)
     last = np.zeros(ids.size, dtype=np.int64)
@@ -219,20 +294,38 @@ def _blocks_cost(weigh, tile, al, be, ga, de, rl, rh, nrows, BM, BN, Lk):
     first = np.minimum(first, last + 1)  # a tile without elements: its empty slot only
     span = last - first + 2  # the tile's blocks and its empty slot
     base = np.cumsum(span) - span - first  # flat index of block 0 of each tile
-    two = ba != bb
-    # the end blocks' partial counts, and +-BN at the whole blocks' ends (a difference array
-    # whose steps cancel inside each tile, so one cumsum serves all)
-    at_a, at_b = base[t] + ba, base[t] + bb
-    cells = np.concatenate([at_a, at_b[two]])
-    part = np.concatenate([np.where(two, (ba + 1) * BN, b) - a, (b - bb * BN)[two]])
-    ends = np.concatenate([(at_a + 1)[two], at_b[two]])
-    whole = np.repeat([BN, -BN], np.count_nonzero(two))
+    # the keys of each chain below each of its blocks' ends: nb + 1 ends for nb blocks
+    nb = bb - ba + 1
+    ch = np.repeat(np.arange(t.size), nb + 1)
+    k = ba[ch] + np.arange(ch.size) - np.repeat(np.cumsum(nb + 1) - (nb + 1), nb + 1)
+    below = _keys_below(k * BN, al[ch], be[ch], ga[ch], de[ch], rl[ch], rh[ch])
+    inner = np.ones(ch.size, dtype=bool)  # the blocks: ends but each chain's last
+    inner[np.cumsum(nb + 1) - 1] = False
     size = int(span.sum())
-    counts = (np.bincount(cells, weights=part, minlength=size)
-              + np.cumsum(np.bincount(ends, weights=whole, minlength=size))).astype(np.int64)
+    counts = np.bincount((base[t[ch]] + k)[inner], weights=(below[1:] - below[:-1])[inner[:-1]],
+                         minlength=size).astype(np.int64)
     owner = np.repeat(np.arange(ids.size), span)
     block = np.arange(size) - base[owner]
     return _blocks_plan_cost(counts, owner, block, ids, weigh.size, nrows[ids], BM, BN, Lk)
+
+
+def _keys_below(x, al, be, ga, de, rl, rh):
+    """The elements of chains (rows ``[rl, rh)``, keys ``[a, b)`` as in :func:`_blocks_cost`,
+    ``b >= a``) in key columns below ``x``: the sum over rows of ``max(x - a, 0) -
+    max(x - b, 0)``."""
+    return (_excess_sum(x, al, be, rl, rh)
+            - _excess_sum(x, al + ga, be + de, rl, rh))
+
+
+def _excess_sum(x, p, q, rl, rh):
+    """``sum(max(x - (p*rho + q), 0) for rho in range(rl, rh))``, element-wise: the rows where
+    ``p*rho + q < x`` are an interval ``[s, e)`` of them, over which the terms are affine."""
+    step = np.where(p == 0, 1, p)
+    s = np.where(p < 0, np.maximum(rl, (x - q) // step + 1), rl)
+    e = np.where(p > 0, np.minimum(rh, -((q - x) // step)),
+                 np.where((p < 0) | (q < x), rh, rl))
+    n = np.maximum(e - s, 0)
+    return n * (x - q) - p * ((s + e - 1) * n // 2)
 
 
 def _blocks_plan_cost(counts, owner, block, ids, ntiles, nrows, BM, BN, Lk):
@@ -279,8 +372,9 @@ def _ordered_sum(seg_cost, tile, first_col, rl, nch):
 
 
 def _blocks_bound(seg, first_col, tile, nrows, BN, Lk):
-    """``_Builder._blocks_bound(segs, [], nrows)`` of every tile: one key tile per distinct
-    block of a segment's ``col0``, the blocks that cannot be dense priced as mask tiles."""
+    """``_Builder._blocks_bound(segs, [], nrows)`` of every tile of the chains given (the
+    others: no segments): one key tile per distinct block of a segment's ``col0``, the blocks
+    that cannot be dense priced as mask tiles."""
     ncols, rl, rh, la, lb, ha, hb = seg
     col0 = first_col - la * rl + np.minimum(la * rl, la * (rh - 1))  # min over the end rows
     ntiles = nrows.size
@@ -336,7 +430,7 @@ def _merged_chains(pcs, lo, nrows, BM, BN):
     whose merging passes are not (``general``), and each tile's chains before merging."""
     ch = _chains(pcs, lo, nrows)
     nchains = np.bincount(ch[0], minlength=lo.size)
-    general = _may_stack_or_line(*ch, lo.size)
+    general = _may_stack_or_line(*ch, nrows)
     ch, general = _one_row_merges(ch, general, nrows, BM, BN)
     return ch, general, nchains
 
@@ -345,71 +439,85 @@ def _one_row_merges(ch, general, nrows, BM, BN):
     """A one-row chain in a taller tile (a piece that ends or starts one row into the tile)
     may continue the line of its neighbour: ``_coalesce`` then merges the two when the merged
     segment costs no more than both (``_try_merge``, delta <= 1e-9).  Reproduced here for a
-    tile whose only one-row chain is its first or last row and that has exactly one chain it
-    can merge with (the one starting on the next row, or ending on the row before), so that
-    no choice between candidates and no further merge arises; the merged chain takes the
-    place of the earlier one, where ``_coalesce`` puts it.  Other tiles with one-row chains
-    are left to the general path.  Returns the chains and ``general``."""
+    tile whose only one-row chain is its first or last row and that has at most one chain it
+    can merge with: of the chains starting on the next row (or ending on the row before), the
+    one whose line the one-row chain lies on (``_try_merge`` refuses the others, whatever
+    their order), so that no choice between candidates and no further merge arises; the
+    merged chain takes the place of the earlier one, where ``_coalesce`` puts it.  Other tiles
+    with one-row chains are left to the general path.  Returns the chains and ``general``."""
     tile, al, be, ga, de, rl, rh = ch
     ntiles = nrows.size
-    n = nrows[tile]
-    one = (rh - rl == 1) & (n > 1)
+    one = (rh - rl == 1) & (nrows[tile] > 1)
     if not one.any():
         return ch, general
     general = general.copy()
-    n_one = np.bincount(tile[one], minlength=ntiles)
-    o = np.flatnonzero(one & (n_one[tile] == 1) & ~general[tile])  # the tiles' one-row chain
-    general[n_one > 1] = True
-    t = tile[o]
-    top, bottom = rl[o] == 0, rl[o] == nrows[t] - 1
-    # candidates: chains starting on row 1 (for a first row), ending on the last row but one
-    after = rl == 1
-    before = rh == n - 1
-    n_after = np.bincount(tile[after], minlength=ntiles)
-    n_before = np.bincount(tile[before], minlength=ntiles)
-    count = np.where(top, n_after[t], np.where(bottom, n_before[t], 2))
-    general[t[count > 1]] = True  # a middle row, or several candidates
-    sel = count == 1
-    o, t, top = o[sel], t[sel], top[sel]
-    if not o.size:
-        return ch, general
-    first_after = np.full(ntiles, -1)
-    first_after[tile[after]] = np.flatnonzero(after)
-    first_before = np.full(ntiles, -1)
-    first_before[tile[before]] = np.flatnonzero(before)
-    p = np.where(top, first_after[t], first_before[t])
-    A, B = np.where(top, o, p), np.where(top, p, o)  # in _coalesce's order
-    line, row = np.where(top, B, A), rl[o]  # the multi-row chain, the one-row chain's row
-    fits = ((al[line] * row + be[line] == al[o] * row + be[o])
-            & (ga[line] * row + de[line] == ga[o] * row + de[o]))
+    general[np.bincount(tile[one], minlength=ntiles) > 1] = True
+    o = np.flatnonzero(one & ~general[tile])  # the tiles' one-row chain
+    edge = (rl[o] == 0) | (rl[o] == nrows[tile[o]] - 1)
+    general[tile[o[~edge]]] = True  # a middle row
+    o = o[edge]
+    # the chains of its tile starting on its next row or ending on the row before, whose line
+    # it lies on
+    of_tile = np.full(ntiles, -1)
+    of_tile[tile[o]] = o
+    c = np.flatnonzero((of_tile[tile] >= 0) & ~one)
+    oc = of_tile[tile[c]]
+    row = rl[oc]
+    fits = (((rl[c] == row + 1) | (rh[c] == row))
+            & (al[c] * row + be[c] == al[oc] * row + be[oc])
+            & (ga[c] * row + de[c] == ga[oc] * row + de[oc]))
+    c, oc = c[fits], oc[fits]
+    several = np.bincount(oc, minlength=tile.size)[oc] > 1
+    general[tile[oc[several]]] = True
+    c, oc = c[~several], oc[~several]
+    top = rl[oc] == 0
+    return _merge_lines(ch, np.where(top, oc, c), np.where(top, c, oc), c, nrows, BM, BN), general
+
+
+def _merge_lines(ch, A, B, line, nrows, BM, BN):
+    """The chains with each chain ``B`` merged into ``A`` (rows of ``A`` then of ``B``, on the
+    line of chain ``line``, one of them) where the merged segment costs no more than the two
+    (``_coalesce``: delta <= 1e-9)."""
+    tile, al, be, ga, de, rl, rh = ch
     m = (al[line], be[line], ga[line], de[line], rl[A], rh[B])
+    n = nrows[tile[A]]
 
     def cost(al_, be_, ga_, de_, rl_, rh_):  # _Builder._chain_cost
-        walked, full = _key_tiles(_segments(al_, be_, ga_, de_, rl_, rh_), nrows[t], BM, BN)
+        walked, full = _key_tiles(_segments(al_, be_, ga_, de_, rl_, rh_), n, BM, BN)
         return (COST.W_SEG + walked) + COST.W_MASKED * (walked - full)
 
     c_a, c_b = (cost(*(x[k] for x in (al, be, ga, de, rl, rh))) for k in (A, B))
-    merge = fits & (cost(*m) - c_a - c_b <= 1e-9)
+    merge = cost(*m) - c_a - c_b <= 1e-9
     if not merge.any():
-        return ch, general
+        return ch
     A, B = A[merge], B[merge]
-    out = [x.copy() for x in (tile, al, be, ga, de, rl, rh)]
+    out = [x.copy() for x in ch]
     for x, v in zip(out[1:], m):
         x[A] = v[merge]
     keep = np.ones(tile.size, dtype=bool)
     keep[B] = False
-    return tuple(x[keep] for x in out), general
+    return tuple(x[keep] for x in out)
 
 
-def _may_stack_or_line(tile, al, be, ga, de, rl, rh, ntiles):
+def _may_stack_or_line(tile, al, be, ga, de, rl, rh, nrows):
     """Tiles whose stacking pass might change their chains (three chains of one shape), or
     whose coalescing might merge two multi-row chains (one line, one ending where the other
-    starts); one-row chains are :func:`_one_row_merges`' part.  Only tiles of two chains or
-    more are sorted (most band tiles hold one piece)."""
-    out = np.zeros(ntiles, dtype=bool)
-    many = np.bincount(tile, minlength=ntiles)[tile] >= 2
-    tile, al, be, ga, de, rl, rh = (x[many] for x in (tile, al, be, ga, de, rl, rh))
-    # stacking groups chains by (alpha, gamma, delta, rows)
+    starts); one-row chains are :func:`_one_row_merges`' part.  Only the chains that could
+    take part are sorted: of tiles of three chains or more for stacking, and for lines those
+    of tiles of two or more that start or end inside their tile (a chain over all of its
+    tile's rows neither continues nor is continued; most band tiles hold one piece)."""
+    out = np.zeros(nrows.size, dtype=bool)
+    count = np.bincount(tile, minlength=nrows.size)[tile]
+    chains = (tile, al, be, ga, de, rl, rh)
+    _flag_stacks(out, *(x[count >= 3] for x in chains))
+    inside = (rl > 0) | (rh < nrows[tile])
+    _flag_lines(out, *(x[(count >= 2) & inside] for x in chains))
+    return out
+
+
+def _flag_stacks(out, tile, al, be, ga, de, rl, rh):
+    """Flag in ``out`` the tiles with three chains of one shape: stacking groups chains by
+    (alpha, gamma, delta, rows)."""
     o = np.lexsort((rh, rl, de, ga, al, tile))
     same = np.zeros(o.size, dtype=bool)  # same[m]: sorted chain m has the shape of m - 1
     if o.size > 1:
@@ -418,11 +526,14 @@ def _may_stack_or_line(tile, al, be, ga, de, rl, rh, ntiles):
             same[1:] &= x[o][1:] == x[o][:-1]
     third = same[1:] & same[:-1]  # two equal neighbours in a row: a group of three
     out[tile[o][1:][third]] = True
-    # coalescing two multi-row chains needs one line: the same (alpha, beta, gamma, delta)
+
+
+def _flag_lines(out, tile, al, be, ga, de, rl, rh):
+    """Flag in ``out`` the tiles where a chain ends on the row before another of its line
+    (the same alpha, beta, gamma, delta) starts: coalescing merges those."""
     o = np.lexsort((rl, de, ga, be, al, tile))
     line = np.ones(max(o.size - 1, 0), dtype=bool)
     for x in (tile, al, be, ga, de):
         line &= x[o][1:] == x[o][:-1]
     line &= rh[o][:-1] == rl[o][1:]
     out[tile[o][1:][line]] = True
-    return out

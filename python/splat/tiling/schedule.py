@@ -53,7 +53,14 @@ are planned once (:meth:`_Builder._tile_shape`); the DP of a *band* layout (row 
 1, no remainder: documents, prefix-LM, chunked causal, windows and their combinations) prices
 its tiles vectorised with the same float operations (:mod:`splat.tiling.band_costs`), once for
 the "auto" and "affine" builders of one ACSR (:meth:`_Builder._band_costs`); and the
-forced blocks plan is priced from the unmerged chains (:meth:`_Builder._blocks_tile`).
+forced blocks plan is priced from the unmerged chains (:meth:`_Builder._blocks_tile`).  The
+tiles a band layout's DP keeps are read off its band costs as a whole (no tile caches:
+:meth:`_Builder.band_path`), and their tables assembled in bulk (:func:`_assemble_path`).
+
+:func:`plan_tiles` runs in steps (:func:`tile_builder`, :func:`cut_tiles`,
+:func:`plan_tiles_rest`) so that a caller pricing several tile shapes (the kernel variants,
+:mod:`splat.tiling.variants`) can stop a shape early: :func:`relaxed_tiles_floor` and
+:func:`first_tiles_floor` bound the cost of the tiles the steps still to run will keep.
 """
 
 from __future__ import annotations
@@ -67,8 +74,8 @@ import numpy as np
 
 from ..abi import MASK_TILE_FIELDS, MAX_LENGTH, ROW_TILE_FIELDS, SEGMENT_FIELDS, mask_words
 from ..analysis.acsr import ACSR
-from .band_costs import (BandCosts, BandPieces, PlanRules, band_segments_at, band_tile_costs,
-                         band_tile_segments)
+from .band_costs import (BandCosts, BandPieces, PlanRules, band_segment_table, band_segments_at,
+                         band_tile_costs, band_tile_floors, band_tile_segments)
 from .block_plan import block_counts, block_plan, dense_runs
 from .cost_model import WEIGHTS as COST
 
@@ -636,11 +643,14 @@ def _remainder_coordinates(rem) -> tuple[np.ndarray, np.ndarray]:
 
 class _Builder:
     def __init__(self, acsr: ACSR, block_m: int, block_n: int, plan: str = "auto",
-                 like: "_Builder | None" = None):
+                 like: "_Builder | None" = None, index: "_Builder | None" = None):
         """``like``: a builder of the same ACSR and tile shape (another ``plan``), whose index
         of the ACSR (pieces, remainder rows, regions) and affine plans this one reuses: the
-        affine plans are the same, only the plan choice and the cuts differ."""
-        if like is None:
+        affine plans are the same, only the plan choice and the cuts differ.  ``index``: a
+        builder of the same ACSR for any tile shape, whose index of the ACSR only this one
+        reuses (the kernel variants' builders)."""
+        source = like or index
+        if source is None:
             self.acsr = acsr
             self.Lq, self.Lk = acsr.Lq, acsr.Lk
             self.pieces = [q for q in (_P(p) for p in acsr.pieces) if q.live]
@@ -649,9 +659,10 @@ class _Builder:
             self._regions()
             self.layout = dict(self.__dict__)  # all of the above depends on the ACSR only
         else:
-            assert like.acsr is acsr and (like.BM, like.BN) == (block_m, block_n)
-            self.__dict__.update(like.layout)
-            self.layout = like.layout
+            assert source.acsr is acsr
+            assert like is None or (like.BM, like.BN) == (block_m, block_n)
+            self.__dict__.update(source.layout)
+            self.layout = source.layout
         self.BM, self.BN = block_m, block_n
         self.plan = plan
         self.cache: dict[tuple[int, int, int], tuple] = {}         # planned tiles
@@ -668,6 +679,14 @@ class _Builder:
         # built, vectorised, only for the tiles of the schedule kept (_resolve), or on demand
         # (affine_tile); their planned entries in ``cache`` hold None for the segments
         self.pending: dict[tuple[int, int, int], float] = {}
+        # what build() found: the tiles its band layouts' cut DPs kept, not yet entered into
+        # the caches ((first row, (class index, nrows) tiles, BandCosts, positions), in the
+        # DP's order, last row first: _enter_band_picks); the tiles of its other classes cut
+        # without pricing; and the cost of the tiles the DPs kept
+        self.band_picks: list[tuple] = []
+        self.unpriced: list[tuple[int, int, int]] = []
+        self.path_cost = 0.0
+        self.path: tuple | None = None  # (built, BandCosts, positions): built_from_path
         if like is not None:
             self.affine_cache, self.shape_cache = like.affine_cache, like.shape_cache
             self.shapes_of, self.counts_cache = like.shapes_of, like.counts_cache
@@ -852,6 +871,8 @@ class _Builder:
         its affine plan, and the cost and plan chosen by :meth:`_choose_plan`."""
         if nrows == 1:
             R = 1
+        if self.band_picks:
+            self._enter_band_picks()
         key = (row0, R, nrows)
         hit = self.cache.get(key)
         if hit is not None:
@@ -1406,14 +1427,11 @@ class _Builder:
         """Tiles ``(k, nrows)`` (class indices) for the class ``first + R*k``, ``k < n``; region
         boundaries at class indices ``inner``."""
         BM = self.BM
-        thin, last = [], 0  # boundaries closer than BM/8 rows add little but cost much
-        for b in inner:
-            if b - last >= max(1, BM // 8) and n - b >= max(1, BM // 8):
-                thin.append(b)
-                last = b
-        inner = thin
+        inner = self._weighed_boundaries(inner, n)
         if not inner or len(inner) > _MAX_DP_BOUNDARIES:
-            return [(k, min(BM, n - k)) for k in range(0, n, BM)]
+            tiles = [(k, min(BM, n - k)) for k in range(0, n, BM)]
+            self.unpriced.extend((first + R * k, R if m > 1 else 1, m) for k, m in tiles)
+            return tiles
         # the tiles the DP weighs, their costs by position (not (i, j) keys: the DP runs for
         # every new document layout)
         grid = self._cut_grid(first, R, n, inner)
@@ -1425,9 +1443,45 @@ class _Builder:
             tiles.append((cand[s], cand[t] - cand[s]))
             chosen.append(at[t])
             t = s
-        if band is not None:
-            self._plan_band_tiles([(first + i, m) for i, m in tiles], band, chosen)
+        self.path_cost += sum(map(cost.__getitem__, chosen))
+        if band is not None:  # entered into the tile caches when a tile is first asked for
+            self.band_picks.append((first, tiles, band, chosen))
         return tiles[::-1]
+
+    def _weighed_boundaries(self, inner: list[int], n: int) -> list[int]:
+        """The region boundaries ``inner`` (class indices of a class of ``n``) the cut DP
+        weighs: boundaries closer than BM/8 rows to the last one kept or to the end add little
+        but cost much."""
+        thin, last, gap = [], 0, max(1, self.BM // 8)
+        for b in inner:
+            if b - last >= gap and n - b >= gap:
+                thin.append(b)
+                last = b
+        return thin
+
+    def relaxed_cost(self) -> float:
+        """Before :meth:`build`, a lower bound of the cost of the tiles it keeps, for a band
+        layout (one class: all rows at row step 1, cut at its region boundaries): the cut
+        DP over the same tiles priced at lower bounds of any plan's cost
+        (:func:`~splat.tiling.band_costs.band_tile_floors`), less its slack (1e-9 a
+        candidate); ``-inf`` for other layouts."""
+        if self.bands is None or any(sp != (1, 1) for sp in self.pairs):
+            return -math.inf
+        n, BM = self.Lq, self.BM
+        inner = self._weighed_boundaries(self.bounds[1:-1], n)
+        if not inner or len(inner) > _MAX_DP_BOUNDARIES:  # BM chunks: no DP
+            lo = np.arange(0, n, BM)
+            return float(band_tile_floors(self.bands, lo, np.minimum(BM, n - lo), BM, self.BN,
+                                          self.Lk).sum())
+        grid = self._cut_grid(0, 1, n, inner)
+        floors = band_tile_floors(self.bands, grid.I, grid.J - grid.I, BM, self.BN,
+                                  self.Lk).tolist()
+        start, at = _cut_dp(floors, grid.lo)
+        total, t = 0.0, len(grid.cand) - 1
+        while t:
+            total += floors[at[t]]
+            t = start[t]
+        return total - 1e-9 * len(grid.cand)
 
     def _cut_grid(self, first: int, R: int, n: int, inner: list[int]) -> "_CutGrid":
         """The cut DP's candidates and tiles of the class ``first + R*k``, ``k < n``, with
@@ -1523,10 +1577,78 @@ class _Builder:
             out.append((t, res))
         return out
 
+    def late_segments(self, built: list) -> tuple[list[bool], np.ndarray, np.ndarray]:
+        """The segments of the tiles of ``built`` (``(key, tile())``) whose affine plan is
+        kept and still pending, built in bulk for the tables (the caches are left as they are:
+        no other tile needs them): ``(late, segments, tile)``, whether each tile is one of
+        them, and their segments (``int64 [n, 9]``) tile by tile, each tile's in the order
+        :meth:`resolve` would give, ``tile`` its index in ``built``."""
+        groups: dict[int, tuple] = {}  # by the BandCosts that priced them
+        late = []
+        for i, (t, res) in enumerate(built):
+            p = self.pending.get(t) if res[0] is None and res[3] == PLAN_AFFINE else None
+            late.append(p is not None)
+            if p is not None:
+                group = groups.setdefault(id(p[1]), (p[1], [], []))
+                group[1].append(i)
+                group[2].append(p[2])
+        parts = [band_segment_table(bc, np.array(at, dtype=np.int64))
+                 + (np.array(index, dtype=np.int64),) for bc, index, at in groups.values()]
+        if not parts:
+            return late, np.zeros((0, _SG), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return (late, np.concatenate([segs for segs, _, _ in parts]),
+                np.concatenate([index[slot] for _, slot, index in parts]))
+
     def planned(self, t):
         """:meth:`tile` without building pending segments (None in their place)."""
+        if self.band_picks:
+            self._enter_band_picks()
         hit = self.cache.get(t)
         return hit if hit is not None else self.tile(*t)
+
+    def _enter_band_picks(self) -> None:
+        """Enter the tiles the band layouts' cut DPs kept into the tile caches
+        (:meth:`_plan_band_tiles`): done when the first tile is asked for, so never for a
+        builder that is only priced (:attr:`path_cost`) or replaced by another."""
+        picks, self.band_picks = self.band_picks, []
+        for first, tiles, bc, at in picks:
+            self._plan_band_tiles([(first + i, m) for i, m in tiles], bc, at)
+
+    def band_path(self, tiles: list) -> tuple | None:
+        """``(bc, positions)`` where the tiles ``tiles`` of :meth:`build` are those of its
+        one class, a band layout's, all priced by band_costs (none the general way) and not
+        yet entered into the caches: the BandCosts that priced them and their positions there,
+        in the order of ``tiles``; else None."""
+        if len(self.band_picks) != 1 or len(self.band_picks[0][1]) != len(tiles):
+            return None
+        _, _, bc, chosen = self.band_picks[0]
+        pos = np.array(chosen[::-1], dtype=np.int64)  # the DP's path runs from the last row
+        return None if bc.general[pos].any() else (bc, pos)
+
+    def path_prices(self, bc: BandCosts, pos: np.ndarray) -> tuple[list, list, list]:
+        """``(costs, plans, mask tiles)`` of the tiles at positions ``pos`` of ``bc`` for this
+        builder's plan (as :meth:`_plan_band_tiles` enters them): the planned cost, the plan,
+        and whether a blocks plan has mask tiles."""
+        if self.plan != "auto":
+            return bc.affine[pos].tolist(), [PLAN_AFFINE] * pos.size, [False] * pos.size
+        return bc.cost[pos].tolist(), bc.plan[pos].tolist(), bc.masks[pos].tolist()
+
+    def built_from_path(self, tiles: list, bc: BandCosts, pos: np.ndarray) -> list:
+        """The planned tiles ``[(key, tile())]`` of a :meth:`band_path`, read off the band
+        costs without the tile caches: their segments are left pending (:meth:`_assemble`
+        builds them in bulk from ``bc`` for a path of affine plans only, :meth:`resolve`
+        otherwise)."""
+        costs, plans, masks = self.path_prices(bc, pos)
+        acache, pending = self.affine_cache, self.pending
+        for key, af, p in zip(tiles, bc.affine[pos].tolist(), pos.tolist()):
+            if key not in acache and key not in pending:
+                pending[key] = (af, bc, p)
+        built = [(key, (acache[key][0] if key in acache else None, [], c, pl))
+                 for key, c, pl in zip(tiles, costs, plans)]
+        self.band_masks.update((key, m) for key, pl, m in zip(tiles, plans, masks)
+                               if pl == PLAN_BLOCKS)
+        self.path = (built, bc, pos) if PLAN_BLOCKS not in plans else None
+        return built
 
     def build(self) -> list[tuple[int, int, int]]:
         """Row tiles ``(row0, R, nrows)``."""
@@ -1548,8 +1670,8 @@ class _Builder:
                 n = _cdiv(E - first, R)
                 inner = sorted({_cdiv(b - first, R) for b in inner_rows} - {0, n})
                 inner = [k for k in inner if 0 < k < n]
-                for k, m in self._cut_class(first, R, n, inner):
-                    tiles.append((first + R * k, R if m > 1 else 1, m))
+                tiles.extend([(first + R * k, R if m > 1 else 1, m)
+                              for k, m in self._cut_class(first, R, n, inner)])
             i = j + 1
         return tiles
 
@@ -1665,7 +1787,7 @@ def build_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     forces one for every tile (tests and benchmarks)."""
     _check_arguments(acsr, block_m, block_n, plan, order)
     b, built = _plan_checked(acsr, block_m, block_n, plan)
-    return _assemble(acsr, b, b.resolve(built), order)
+    return _assemble(acsr, b, built, order)
 
 
 def _check_arguments(acsr: ACSR, block_m: int, block_n: int, plan: str,
@@ -1682,24 +1804,111 @@ def _check_arguments(acsr: ACSR, block_m: int, block_n: int, plan: str,
         raise ValueError(f"unknown tile plan {plan!r} (one of {', '.join(PLANS)})")
 
 
-def plan_tiles(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto") -> tuple:
+def plan_tiles(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto",
+               order: str = "rows", index: "_Builder | None" = None) -> tuple:
     """Steps 1-6 of :func:`build_schedule`, before its tables: ``(b, built)``, the builder and
     its planned tiles ``[((row0, R, nrows), tile()), ...]``, some with their segments still
-    pending (``_assemble(acsr, b, b.resolve(built), order)`` is the schedule).  Split-KV
-    prices them without the tables, whose mask bits and blocks plans cost as much again."""
-    _check_arguments(acsr, block_m, block_n, plan)
-    return _plan_checked(acsr, block_m, block_n, plan)
+    pending (``_assemble(acsr, b, built, order)`` is the schedule; ``order`` is
+    only checked here).  Split-KV and the kernel variant choice price them without the
+    tables, whose mask bits and blocks plans cost as much again.  ``index``: the builder of an
+    earlier ``plan_tiles`` of ``acsr`` (any tile shape), whose index of the ACSR is reused.
+    In steps: :func:`tile_builder`, :func:`cut_tiles`, :func:`plan_tiles_rest`."""
+    b = tile_builder(acsr, block_m, block_n, plan, order, index)
+    return plan_tiles_rest(acsr, b, cut_tiles(b))
+
+
+def tile_builder(acsr: ACSR, block_m: int, block_n: int, plan: str = "auto",
+                 order: str = "rows", index: "_Builder | None" = None) -> "_Builder":
+    """The builder of :func:`plan_tiles` (the arguments checked), before any tile is cut
+    (:func:`relaxed_tiles_floor` bounds the cost of the tiles it will keep)."""
+    _check_arguments(acsr, block_m, block_n, plan, order)
+    return _Builder(acsr, int(block_m), int(block_n), plan, index=index)
+
+
+def cut_tiles(b: "_Builder") -> list:
+    """Steps 1-3 of :func:`build_schedule` (each tile priced by its plan, step 6) for the
+    builder ``b``: its row tiles ``(row0, R, nrows)`` (:func:`first_tiles_floor` bounds the
+    cost of what :func:`plan_tiles_rest` keeps of them)."""
+    return b.build()
 
 
 def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str) -> tuple:
     b = _Builder(acsr, int(block_m), int(block_n), plan)
-    # tiles kept by the cut DP are priced, their segments built later, for the schedule kept
-    # (resolve); the blocks-plan check below reads them
-    built = [(t, b.planned(t)) for t in b.build()]
-    if plan == "auto" and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM):
-        built = b.resolve(built)
-    if (plan == "auto" and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM) and _mostly_masked(b, built)
-            and _chunks_bound(b, acsr.Lq) < _BLOCKS_MARGIN * _schedule_cost(built)):
+    return plan_tiles_rest(acsr, b, b.build())
+
+
+def first_tiles_floor(b: _Builder) -> float:
+    """A lower bound of the summed tile costs of what :func:`plan_tiles_rest` keeps of the
+    tiles :func:`cut_tiles` cut with the builder ``b``, up to rounding, or ``-inf``.  The
+    checks keep these tiles or, for "auto", take another builder's: the blocks-plan one where
+    there are more regions than ``BLOCK_M`` chunks (it may cost less: ``-inf``), and the
+    forced-affine one, whose tiles cost no less where every region's row step is 1: its cut
+    DP weighs the same tiles of the same grid, none cheaper (a tile's planned cost is its
+    affine cost or a cheaper blocks plan's), so its path costs no less than the cheapest,
+    which these tiles' path is, less the DP's slack (a replacement needs a saving of 1e-9: at
+    most that lost per candidate)."""
+    if not _keeps_no_cheaper(b):
+        return -math.inf
+    candidates = sum(len(grid.cand) for grid in b.grid_cache.values())
+    return b.path_cost + sum(b.planned(t)[2] for t in b.unpriced) - 1e-9 * candidates
+
+
+def relaxed_tiles_floor(b: _Builder) -> float:
+    """:func:`first_tiles_floor` before the tiles are cut: ``b.relaxed_cost()``, a lower
+    bound of the cost of the tiles :func:`cut_tiles` will keep, where that bounds what
+    :func:`plan_tiles_rest` keeps; ``-inf`` elsewhere."""
+    return b.relaxed_cost() if _keeps_no_cheaper(b) else -math.inf
+
+
+def chunk_tiles_estimate(b: _Builder) -> float | None:
+    """An estimate of the cost of the tiles :func:`cut_tiles` will cut with the builder ``b``
+    of a band layout, cheaper than :func:`relaxed_tiles_floor`: the lower bounds of the costs
+    of plain ``BLOCK_M`` chunks (one path of the cut DP, which finds a cheaper one of tiles
+    that cost more than their bounds); None for other layouts."""
+    if b.bands is None:
+        return None
+    lo = np.arange(0, b.Lq, b.BM)
+    return float(band_tile_floors(b.bands, lo, np.minimum(b.BM, b.Lq - lo), b.BM, b.BN,
+                                  b.Lk).sum())
+
+
+def _keeps_no_cheaper(b: _Builder) -> bool:
+    """Whether :func:`plan_tiles_rest` keeps no tiles cheaper than those the builder ``b``
+    cuts (:func:`first_tiles_floor` says why)."""
+    return b.plan != "auto" or (len(b.bounds) - 1 <= _cdiv(b.Lq, b.BM)
+                                and all(sp == (1, 1) for sp in b.pairs))
+
+
+def plan_tiles_rest(acsr: ACSR, b: _Builder, tiles: list) -> tuple:
+    """:func:`plan_tiles`' whole-schedule checks (step 6) of the tiles :func:`cut_tiles` cut
+    with the builder ``b``: ``(b, built)`` of the builder kept."""
+    auto, built = b.plan == "auto", None
+    if auto and len(b.bounds) - 1 > _cdiv(acsr.Lq, b.BM):
+        # tiles kept by the cut DP are priced, their segments built later, for the schedule
+        # kept (resolve); the checks below read them
+        b, built = _blocks_alternative(acsr, b, b.resolve([(t, b.planned(t)) for t in tiles]))
+    costs, has_masks, adds_masks, built = _priced_tiles(b, tiles, built)
+    if auto and adds_masks and _needs_no_masks(acsr):
+        # Mask tiles in a layout that had none switch the whole launch to the _masked kernel
+        # variant, whose every key tile costs W_MASK_KERNEL more (a cost the per-tile choice
+        # does not see), and they compete with split-KV, the unmasked answer for layouts that
+        # want two row groupings: keep such a schedule only when the whole of it, with that
+        # extra, costs at most _NEW_MASKS_MARGIN of the all-affine schedule.
+        # the tiles' affine plans are the same: only the DP runs
+        a = _Builder(acsr, b.BM, b.BN, "affine", like=b)
+        a_tiles = a.build()
+        a_costs, a_has_masks, _, a_built = _priced_tiles(a, a_tiles)
+        if _costs_total(costs, has_masks) > _NEW_MASKS_MARGIN * _costs_total(a_costs,
+                                                                              a_has_masks):
+            return a, _built(a, a_tiles, a_built)
+    return b, _built(b, tiles, built)
+
+
+def _blocks_alternative(acsr: ACSR, b: _Builder, built: list) -> tuple:
+    """``(b, built)``, or the blocks-plan builder and its tiles where they are priced cheaper
+    (:func:`plan_tiles_rest`, where there are more regions than ``BLOCK_M`` chunks)."""
+    if _mostly_masked(b, built) and _chunks_bound(b, acsr.Lq) < _BLOCKS_MARGIN * _schedule_cost(
+            built):
         # The row steps are chosen region by region; where the analysis cut the rows into more
         # regions than there are BLOCK_M chunks (residue-class pieces of rational slopes beside
         # other families) and most key tiles are masked, a step that
@@ -1707,23 +1916,34 @@ def _plan_checked(acsr: ACSR, block_m: int, block_n: int, plan: str) -> tuple:
         # that schedule too (the tiles' affine plans are shared) and keep the cheaper, when a
         # cheap lower bound of BLOCK_M chunks (blocks plans bounded by their occupied blocks)
         # leaves it a chance.
-        alt = _Builder(acsr, int(block_m), int(block_n), "blocks", like=b)
+        alt = _Builder(acsr, b.BM, b.BN, "blocks", like=b)
         alt_built = [(t, alt.tile(*t)) for t in alt.build()]
         if _schedule_cost(alt_built) < _BLOCKS_MARGIN * _schedule_cost(built):
-            b, built = alt, alt_built
-    if plan == "auto" and any(res[3] == PLAN_BLOCKS and b.blocks_adds_masks(t, res)
-                              for t, res in built) and _needs_no_masks(acsr):
-        # Mask tiles in a layout that had none switch the whole launch to the _masked kernel
-        # variant, whose every key tile costs W_MASK_KERNEL more (a cost the per-tile choice
-        # does not see), and they compete with split-KV, the unmasked answer for layouts that
-        # want two row groupings: keep such a schedule only when the whole of it, with that
-        # extra, costs at most _NEW_MASKS_MARGIN of the all-affine schedule.
-        # the tiles' affine plans are the same: only the DP runs
-        a = _Builder(acsr, int(block_m), int(block_n), "affine", like=b)
-        affine = [(t, a.planned(t)) for t in a.build()]
-        if _schedule_cost(built) > _NEW_MASKS_MARGIN * _schedule_cost(affine):
-            b, built = a, affine
+            return alt, alt_built
     return b, built
+
+
+def _priced_tiles(b: _Builder, tiles: list, built: list | None = None) -> tuple:
+    """``(costs, has_masks, adds_masks, built)`` of the tiles ``tiles`` of the builder ``b``
+    (or of the planned tiles ``built``): their planned costs, whether a tile has mask tiles or
+    a blocks plan (:func:`_schedule_cost`), whether a blocks plan has mask tiles, and the
+    planned tiles; these are None where the tiles are a :meth:`_Builder.band_path`'s, priced
+    off its band costs (planned when kept: :func:`_built`)."""
+    path = b.band_path(tiles) if built is None else None
+    if path is None:
+        built = built if built is not None else [(t, b.planned(t)) for t in tiles]
+        return ([r[2] for _, r in built], any(r[3] == PLAN_BLOCKS or r[1] for _, r in built),
+                b.plan == "auto" and any(r[3] == PLAN_BLOCKS and b.blocks_adds_masks(t, r)
+                                         for t, r in built), built)
+    costs, plans, masks = b.path_prices(*path)
+    return (costs, PLAN_BLOCKS in plans,
+            any(pl == PLAN_BLOCKS and m for pl, m in zip(plans, masks)), None)
+
+
+def _built(b: _Builder, tiles: list, built: list | None) -> list:
+    """The planned tiles of :func:`_priced_tiles`, built from the band path where it left them
+    unbuilt."""
+    return built if built is not None else b.built_from_path(tiles, *b.band_path(tiles))
 
 
 def available_memory() -> int | None:
@@ -1782,8 +2002,13 @@ def _chunks_bound(b: _Builder, Lq: int) -> float:
 
 def _schedule_cost(built: list) -> float:
     """The model's cost of planned tiles, with the mask kernel's extra when any tile has masks."""
-    total = sum(r[2] for _, r in built)
-    has_masks = any(r[3] == PLAN_BLOCKS or r[1] for _, r in built)
+    return _costs_total([r[2] for _, r in built],
+                        any(r[3] == PLAN_BLOCKS or r[1] for _, r in built))
+
+
+def _costs_total(costs: list[float], has_masks: bool) -> float:
+    """:func:`_schedule_cost` of tiles of these costs (summed in this order)."""
+    total = sum(costs)
     return total * (1.0 + COST.W_MASK_KERNEL) if has_masks else total
 
 
@@ -1795,31 +2020,66 @@ def _needs_no_masks(acsr: ACSR) -> bool:
 
 
 def _assemble(acsr: ACSR, b: _Builder, built: list, order: str) -> TileSchedule:
-    """The schedule tables of the planned tiles ``built`` (``((row0, R, nrows), tile())``)."""
+    """The schedule tables of the planned tiles ``built`` (``((row0, R, nrows), tile())``),
+    the segments still pending built here (:meth:`_Builder.late_segments` in bulk, the others
+    by :meth:`_Builder.resolve`)."""
     block_m, block_n = b.BM, b.BN
+    if b.path is not None and b.path[0] is built:
+        return _assemble_path(acsr, b, order)
     if order == "rows":
         built.sort(key=lambda x: x[0][0])
     else:
         built.sort(key=lambda x: (-x[1][2], x[0][0]))
-    keys = [t for t, _ in built]
-    tables = [b.plan_tables(t, tsegs, tmasks, tplan) for t, (tsegs, tmasks, _, tplan) in built]
-    segs = _segments_table([tsegs for tsegs, _ in tables])
+    late, late_segs, late_tile = b.late_segments(built)
+    rest = [i for i, done in enumerate(late) if not done]
+    tables = [b.plan_tables(t, tsegs, tmasks, tplan)
+              for t, (tsegs, tmasks, _, tplan) in b.resolve([built[i] for i in rest])]
+    counts = [len(tsegs) for tsegs, _ in tables]
+    segs = np.concatenate([_segments_table([tsegs for tsegs, _ in tables]), late_segs])
+    tile_of = np.concatenate([np.repeat(np.array(rest, dtype=np.int64), counts), late_tile])
     # each tile's segments by (col0, rho_lo), ties in their order (a stable sort per tile)
-    nsegs = np.array([len(tsegs) for tsegs, _ in tables], dtype=np.int64)
-    tile_of = np.repeat(np.arange(len(tables)), nsegs)
-    segs = segs[np.lexsort((segs[:, 3], segs[:, 0], tile_of))]
+    segs = segs[np.lexsort((_places(tile_of), segs[:, 3], segs[:, 0], tile_of))]
+    nsegs = np.bincount(tile_of, minlength=len(built))
     ends = np.cumsum(nsegs)
-    row_tiles = np.concatenate([np.array(keys, dtype=np.int64).reshape(-1, 3),
+    row_tiles = np.concatenate([np.array([t for t, _ in built], dtype=np.int64).reshape(-1, 3),
                                 np.stack([ends - nsegs, ends], axis=1)], axis=1)
+    nmasks = np.zeros(len(built), dtype=np.int64)  # late tiles have none (band layouts)
+    nmasks[rest] = [len(tmasks) for _, tmasks in tables]
     mtiles = [(col0, ncols) for _, tmasks in tables for col0, ncols, _ in tmasks]
     mbits = [bits for _, tmasks in tables for _, _, bits in tmasks]
-    mptr = np.concatenate([[0], np.cumsum([len(tmasks) for _, tmasks in tables])])
     W = _cdiv(block_n, 32)
     return TileSchedule(
-        acsr.Lq, acsr.Lk, block_m, block_n, row_tiles, segs, mptr,
+        acsr.Lq, acsr.Lk, block_m, block_n, row_tiles, segs,
+        np.concatenate([[0], np.cumsum(nmasks)]),
         np.array(mtiles, dtype=np.int64).reshape(-1, _MT),
         b.mask_bits(mbits) if mbits else np.zeros((0, block_m, W), dtype=np.int32),
         np.array([r[3] for _, r in built], dtype=np.int8))
+
+
+def _assemble_path(acsr: ACSR, b: _Builder, order: str) -> TileSchedule:
+    """:func:`_assemble` of the planned tiles of a band path (:meth:`_Builder.built_from_path`,
+    affine plans only) in bulk: the tiles' order, their segments from the band costs
+    (:meth:`_Builder.late_segments` does the same per tile), and the tables."""
+    built, bc, pos = b.path
+    keys = np.array([t for t, _ in built], dtype=np.int64).reshape(-1, 3)
+    if order == "rows":
+        order_ = np.argsort(keys[:, 0], kind="stable")
+    else:  # by decreasing cost, then first row (distinct)
+        order_ = np.lexsort((keys[:, 0], -np.array([r[2] for _, r in built])))
+    segs, tile_of = band_segment_table(bc, pos[order_])
+    # each tile's segments by (col0, rho_lo), ties in their order (a stable sort per tile)
+    segs = segs[np.lexsort((_places(tile_of), segs[:, 3], segs[:, 0], tile_of))]
+    nsegs = np.bincount(tile_of, minlength=len(built))
+    ends = np.cumsum(nsegs)
+    return TileSchedule(acsr.Lq, acsr.Lk, b.BM, b.BN,
+                        np.concatenate([keys[order_], np.stack([ends - nsegs, ends], axis=1)],
+                                       axis=1), segs)
+
+
+def _places(tile: np.ndarray) -> np.ndarray:
+    """Each entry's place in its run of equal entries (a tile's segments lie together)."""
+    start = np.flatnonzero(np.diff(tile, prepend=-1))
+    return np.arange(tile.size) - np.repeat(start, np.diff(np.append(start, tile.size)))
 
 
 def _segments_table(per_tile: list) -> np.ndarray:

@@ -30,7 +30,8 @@ from .cost_model import launch_cost
 from . import schedule as _sched
 from .schedule import TileSchedule, build_schedule
 
-__all__ = ["plan_split", "split_pieces", "schedule_cost", "merge_partials"]
+__all__ = ["plan_split", "split_pieces", "may_split", "schedule_cost", "tiles_cost_range",
+           "launch_cost_floor", "merge_partials"]
 
 # The two launches must cost at most this fraction of the one: the model prices the second
 # launch (W_LAUNCH) and fits the split launches of the calibration without bias, but its
@@ -51,14 +52,21 @@ def _row_local(p) -> bool:
     return p.row_step == 1 and (p.stride == 1 or p.off_a % p.stride == 0)
 
 
+def may_split(acsr: ACSR) -> bool:
+    """Whether :func:`split_pieces` may find two sets (both kinds of pieces are there); without
+    them :func:`plan_split` keeps the one schedule."""
+    local = [_row_local(p) for p in acsr.pieces]
+    return any(local) and not all(local)
+
+
 def split_pieces(acsr: ACSR) -> tuple[ACSR, ACSR] | None:
     """(main, extra) ACSRs or None when one of the sets is empty.  Pieces of the extra set that
     the residue form leaves too small (they go to its remainder) join the main set's remainder,
     so the extra set has pieces only."""
+    if not may_split(acsr):
+        return None
     main = tuple(p for p in acsr.pieces if _row_local(p))
     other = tuple(p for p in acsr.pieces if not _row_local(p))
-    if not main or not other:
-        return None
     from .. import analysis  # noqa: PLC0415  (analysis imports nothing from tiling)
     block = acsr.remainder.block if acsr.remainder is not None else 64
     extra = ACSR(acsr.Lq, acsr.Lk, other)
@@ -133,9 +141,9 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     # (non-negative) and up to rounding: a sum that already loses refuses before the tables are
     # assembled (a split within _REFUSE_SLACK of the budget is decided on the tables, as ever)
     b, built = _sched.plan_tiles(parts[0], block_m, block_n, plan)
-    if (1.0 - _REFUSE_SLACK) * _tiles_cost_bound(b, built) + schedule_cost(extra) > budget:
+    if (1.0 - _REFUSE_SLACK) * tiles_cost_range(b, built)[0] + schedule_cost(extra) > budget:
         return single, None
-    main = _sched._assemble(parts[0], b, b.resolve(built), order)
+    main = _sched._assemble(parts[0], b, built, order)
     # the main launch must write every row (the accumulating one reads the rows it folds into);
     # the extra schedule's tiles, a partition less its empty tiles, meet each row at most once
     if not _partitions_rows(main) or schedule_cost(main) + schedule_cost(extra) > budget:
@@ -143,23 +151,43 @@ def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     return main, extra
 
 
-def _tiles_cost_bound(b, built: list) -> float:
-    """A lower bound, up to rounding, of the launch cost of the schedule of planned tiles
-    ``built`` of the builder ``b`` (``schedule.plan_tiles``): the tiles' costs are the launch's tile
-    terms, plus ``W_LAUNCH``; and when a tile has mask tiles (its affine plan's, or its blocks
-    plan's: ``blocks_adds_masks``; the launch then runs the mask kernel) ``W_MASK_KERNEL`` on every key tile, of which a tile has at least
-    ``(cost - W_TILE) / (1 + W_MASKED + W_BITS)`` where segments weigh nothing (``W_SEG = 0``:
-    its masked key tiles and mask tiles are among its key tiles)."""
+def tiles_cost_range(b, built: list) -> tuple[float, float]:
+    """``(low, high)``: bounds, up to rounding, of the launch cost of the schedule of planned
+    tiles ``built`` of the builder ``b`` (``schedule.plan_tiles``), without its tables.  The
+    tiles' costs are the launch's tile terms, plus ``W_LAUNCH``; so without mask tiles
+    ``low == high`` is the launch cost.  When a tile has mask tiles (its affine plan's, or its
+    blocks plan's: ``blocks_adds_masks``; the launch then runs the mask kernel) the launch adds
+    ``W_MASK_KERNEL`` on every key tile, of which a tile has at most ``cost - W_TILE`` (each
+    costs 1 or more) and at least ``(cost - W_TILE) / (1 + W_MASKED + W_BITS)`` where segments
+    weigh nothing (``W_SEG = 0``: its masked key tiles and mask tiles are among its key tiles).
+    ``(-inf, inf)`` where the tiles were priced with other weights than the launch's (tests)."""
     w = cost_model.WEIGHTS
-    if dataclasses.replace(w, W_LAUNCH=_sched.COST.W_LAUNCH) != _sched.COST:
-        return -math.inf  # the tiles were priced with other weights than the launch's (tests)
+    if not _tiles_priced_as_launches():
+        return -math.inf, math.inf
     tiles = sum(r[2] for _, r in built)
-    low = tiles + w.W_LAUNCH
-    if w.W_SEG == 0.0 and any(b.blocks_adds_masks(t, r) if r[3] == _sched.PLAN_BLOCKS
-                              else len(r[1]) for t, r in built):
-        key_tiles = (tiles - w.W_TILE * len(built)) / (1.0 + w.W_MASKED + w.W_BITS)
-        low += w.W_MASK_KERNEL * max(0.0, key_tiles)
-    return low
+    cost = tiles + w.W_LAUNCH
+    if not any(b.blocks_adds_masks(t, r) if r[3] == _sched.PLAN_BLOCKS else len(r[1])
+               for t, r in built):
+        return cost, cost
+    walked = max(0.0, tiles - w.W_TILE * len(built))  # the key tiles' costs
+    low = walked / (1.0 + w.W_MASKED + w.W_BITS) if w.W_SEG == 0.0 else 0.0
+    return cost + w.W_MASK_KERNEL * low, cost + w.W_MASK_KERNEL * walked
+
+
+def launch_cost_floor(tiles_floor: float) -> float:
+    """A lower bound, up to rounding, of the launch cost of a schedule whose tiles' costs
+    (the launch's tile terms: :func:`tiles_cost_range`) sum to ``tiles_floor`` or more
+    (``schedule.first_tiles_floor``, ``schedule.relaxed_tiles_floor``): plus ``W_LAUNCH``, the
+    mask kernel's extra being not negative; ``-inf`` where not known."""
+    if not _tiles_priced_as_launches():
+        return -math.inf
+    return tiles_floor + cost_model.WEIGHTS.W_LAUNCH
+
+
+def _tiles_priced_as_launches() -> bool:
+    """Whether the tiler's tile costs are the launch cost's tile terms: the same weights,
+    ``W_LAUNCH`` aside (tests change the launch's)."""
+    return dataclasses.replace(cost_model.WEIGHTS, W_LAUNCH=_sched.COST.W_LAUNCH) == _sched.COST
 
 
 def _main_cost_bound(Lq: int, block_m: int) -> float:

@@ -19,20 +19,39 @@ Pricing a second variant doubles the tiling time, which is the compile time of f
 layouts (~0.3-1 s at 16K for thousands of pieces): layouts with more than
 :data:`MAX_PRICED_PARTS` pieces and remainder blocks keep the default variant.  The rule is
 deterministic, so the same layout always gets the same artifact.
+
+The price is what the tables would cost, but most of it is known before them, and a variant
+that surely loses needs no exact price.  Each variant starts with a lower bound of its time
+(:func:`_units_floor`: its row tiles, and the key tiles every row needs); the variant of the
+least bound and those whose bounds do not exceed its estimate are estimated
+(``schedule.chunk_tiles_estimate``, band layouts), and the variant of the least estimate is
+planned first, its price read off its planned tiles' costs (``split.tiles_cost_range``, the
+launch cost up to rounding).  Then, least lower bound first, a variant is priced a stage
+further (the cut DP over lower bounds of its tiles' costs, ``schedule.relaxed_tiles_floor``;
+its tiles cut, ``schedule.first_tiles_floor``; its schedule planned) until one price is below
+every other variant's bound.  Only the winner's tables are assembled; a choice too close to
+call on the planned tiles (within ``_PRICE_SLACK``) is made on the tables, and where split-KV
+may apply (``split.may_split``) a variant is priced on its tables.  So the choice and the
+tables are those of building and pricing every variant's schedule.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from .. import abi
 from ..analysis.acsr import ACSR
+from . import cost_model
+from . import schedule as _sched
 from .cost_model import MODEL_FILE
 from .schedule import TileSchedule, build_schedule
-from .split import plan_split, schedule_cost
+from .split import launch_cost_floor, may_split, plan_split, schedule_cost, tiles_cost_range
 
 __all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants",
            "variants_for", "warp_rows_for", "resolve_warp_rows", "tile_layout", "choose_schedule"]
@@ -43,6 +62,10 @@ MAX_PRICED_PARTS = 1024
 # per-variant fits' median error is 4-9 % (cost_model.json), and on the calibration masks this
 # margin keeps the choice within 0.9 % of the per-mask best on average (1.0 % without it).
 SWITCH_MARGIN = 0.95
+# A variant's time read off its planned tiles, or bounded before them, is trusted up to this
+# relative error (the same terms summed in another order than the tables' launch cost: ~1e-14);
+# a closer call is made on the tables.
+_PRICE_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -181,18 +204,226 @@ def choose_schedule(acsr: ACSR, head_dim: int, block_n: int | None = None, *, or
     :func:`~splat.tiling.split.plan_split` gives them; ``split`` is None without split-KV).
     ``block_n``: every variant's keys per key tile; None: each variant's own for the head dim.
     Another variant must beat the default by :data:`SWITCH_MARGIN`; ties go to the earlier
-    variant, so the default wins when the model cannot tell."""
+    variant, so the default wins when the model cannot tell.  (How the prices are found
+    without every variant's tables: the module docstring.)"""
     offered = variants_for(head_dim, variants)
     if _parts(acsr) > MAX_PRICED_PARTS:
         offered = offered[:1]
-    best = None
-    for v in offered:
-        schedule, split = tile_layout(acsr, v.block_m, block_n or v.block_n_for(head_dim),
-                                      order=order, plan=plan, split_kv=split_kv)
-        if len(offered) == 1:
-            return v, schedule, split
-        units = schedule_cost(schedule) + (schedule_cost(split) if split is not None else 0.0)
-        ms = units * v.unit_ms(head_dim) / (1.0 if v is offered[0] else SWITCH_MARGIN)
-        if best is None or ms < best[0]:
-            best = (ms, v, schedule, split)
-    return best[1:]
+    if len(offered) == 1:
+        v = offered[0]
+        return (v,) + tile_layout(acsr, v.block_m, block_n or v.block_n_for(head_dim),
+                                  order=order, plan=plan, split_kv=split_kv)
+    job = _Job(acsr, head_dim, order, plan, split_kv)
+    priced = [_Priced(n, v, block_n or v.block_n_for(head_dim)) for n, v in enumerate(offered)]
+    for p in priced:
+        p.low = job.ms(p, (1.0 - _PRICE_SLACK) * job.units_floor(p))
+    winner = _cheapest(job, priced)
+    return (winner.variant,) + job.tables(winner)
+
+
+# How far a variant is priced (_Priced.stage): a lower bound of its time only (its time perhaps
+# estimated); a tighter bound found before any tile is cut
+# (schedule.relaxed_tiles_floor); its first tiles cut (schedule.first_tiles_floor); its
+# schedule's tiles planned (its time up to rounding, or bounds where mask tiles are); its
+# tables (exact).
+_BOUNDED, _RELAXED, _CUT, _PLANNED, _EXACT = range(5)
+
+
+def _cheapest(job: "_Job", priced: list) -> "_Priced":
+    """The variant of the least time, ties to the earlier one.  The variant of the least
+    estimate is planned first (it mostly wins; estimated are the variant of the least lower
+    bound and those whose bounds do not exceed its estimate); then, best first, the variant of
+    the least lower bound is priced one stage further until it has a price that every other's
+    lower bound exceeds; variants whose lower bounds reach below that price are priced further
+    too, down to their tables if need be.  A variant whose bound exceeds the winner's price is
+    never planned further: its time exceeds the winner's."""
+    leader = min(priced, key=lambda q: (q.low, q.index))
+    job.estimate(leader)
+    for q in priced:
+        if q is not leader and q.low <= leader.estimate:
+            job.estimate(q)
+    first = min(priced, key=lambda q: (q.estimate, q.index))
+    while first.stage < _PLANNED:
+        job.advance(first, relax=False)  # its relaxed bound would not be needed
+    while True:
+        p = min(priced, key=lambda q: (q.low, q.index))
+        if p.stage < _PLANNED:
+            job.advance(p)
+            continue
+        close = [q for q in priced if q.low <= p.high]
+        if close == [p]:
+            return p
+        behind = [q for q in close if q.stage < _PLANNED]
+        for q in behind:
+            job.advance(q)
+        if not behind:  # not told apart by their planned tiles: their tables decide
+            for q in close:
+                if q.stage < _EXACT:
+                    job.advance(q)
+            return min(close, key=lambda q: (q.high, q.index))
+
+
+@dataclass
+class _Priced:
+    """A variant being priced by :func:`choose_schedule`: its time in ms lies in ``[low, high]``
+    (a lower bound only until its schedule's tiles are planned, exact once its tables are
+    assembled)."""
+
+    index: int  # among the offered variants: ties go to the earlier one
+    variant: KernelVariant
+    block_n: int
+    low: float = 0.0
+    high: float = math.inf
+    estimate: float = math.inf  # of its time, to order the pricing (not a bound)
+    stage: int = _BOUNDED
+    planned: tuple | None = None  # (builder, tiles cut or None), then plan_tiles' (b, built)
+    tables: tuple | None = None   # (schedule, split)
+
+
+@dataclass
+class _Job:
+    """What :func:`choose_schedule` prices every variant for."""
+
+    acsr: ACSR
+    head_dim: int
+    order: str
+    plan: str
+    split_kv: bool
+    index: object = None  # a builder of the ACSR (schedule.tile_builder's ``index``)
+    # :func:`_key_tiles_needed` by key tile width (the variants mostly share one)
+    needs: dict[int, float] = field(default_factory=dict)
+
+    @cached_property
+    def row_keys(self) -> tuple[np.ndarray, bool]:
+        return _piece_row_keys(self.acsr)
+
+    def units_floor(self, p: _Priced) -> float:
+        """:func:`_units_floor` of ``p``'s tile shape."""
+        need = self.needs.get(p.block_n)
+        if need is None:
+            need = self.needs[p.block_n] = _key_tiles_needed(self.acsr, *self.row_keys,
+                                                             p.block_n)
+        return _units_floor(self.acsr, need, p.variant.block_m)
+
+    def ms(self, p: _Priced, units: float) -> float:
+        """``units`` of ``p``'s variant in ms, the switch margin included for all but the
+        default."""
+        return units * p.variant.unit_ms(self.head_dim) / (1.0 if p.index == 0 else SWITCH_MARGIN)
+
+    @cached_property
+    def splits(self) -> bool:
+        """Whether split-KV may apply: then a variant's tables decide its price (plan_split
+        prices the split on them)."""
+        return self.split_kv and may_split(self.acsr)
+
+    def builder(self, p: _Priced):
+        """``p``'s builder, made on first need."""
+        if p.planned is None:
+            p.planned = (_sched.tile_builder(self.acsr, p.variant.block_m, p.block_n, self.plan,
+                                             self.order, self.index), None)
+            self.index = p.planned[0]  # the ACSR's index, for the next variant's builder
+        return p.planned[0]
+
+    def estimate(self, p: _Priced) -> None:
+        """Estimate ``p``'s time (its lower bound where there is no estimate)."""
+        tiles = None if self.splits else _sched.chunk_tiles_estimate(self.builder(p))
+        p.estimate = p.low if tiles is None else self.ms(p, launch_cost_floor(tiles))
+
+    def advance(self, p: _Priced, relax: bool = True) -> None:
+        """Price ``p`` one stage further (``relax``: through its relaxed bound, else past it);
+        where split-KV may apply, down to its tables at once."""
+        if p.stage == _BOUNDED and relax and not self.splits:
+            p.stage = _RELAXED
+            self.bound(p, _sched.relaxed_tiles_floor(self.builder(p)))
+            return
+        {_BOUNDED: self.cut, _RELAXED: self.cut, _CUT: self.plan_rest,
+         _PLANNED: self.price_tables}[p.stage](p)
+        if self.splits and p.stage < _EXACT:
+            self.advance(p)
+
+    def cut(self, p: _Priced) -> None:
+        """Cut ``p``'s first tiles and bound its time by them."""
+        b = self.builder(p)
+        p.planned, p.stage = (b, _sched.cut_tiles(b)), _CUT
+        self.bound(p, _sched.first_tiles_floor(b))
+
+    def bound(self, p: _Priced, tiles_floor: float) -> None:
+        """Raise ``p``'s lower bound to a launch whose tiles cost ``tiles_floor`` or more."""
+        p.low = max(p.low, self.ms(p, (1.0 - _PRICE_SLACK) * launch_cost_floor(tiles_floor)))
+
+    def plan_rest(self, p: _Priced) -> None:
+        """Plan the rest of ``p``'s tiles and price it by their costs."""
+        p.planned = _sched.plan_tiles_rest(self.acsr, *p.planned)
+        p.stage = _PLANNED
+        low, high = tiles_cost_range(*p.planned)
+        p.low = max(p.low, self.ms(p, (1.0 - _PRICE_SLACK) * low))
+        p.high = self.ms(p, (1.0 + _PRICE_SLACK) * high)
+
+    def price_tables(self, p: _Priced) -> None:
+        """``p``'s exact time: its tables' launch costs."""
+        schedule, split = self.tables(p)
+        p.stage = _EXACT
+        p.low = p.high = self.ms(p, schedule_cost(schedule)
+                                 + (schedule_cost(split) if split is not None else 0.0))
+
+    def tables(self, p: _Priced) -> tuple:
+        """``p``'s ``(schedule, split)`` (tile_layout's), from its planned tiles."""
+        if p.tables is None:
+            b, built = p.planned
+            schedule = _sched._assemble(self.acsr, b, built, self.order)
+            p.tables = (schedule, None)
+            if self.split_kv:
+                p.tables = plan_split(self.acsr, p.variant.block_m, p.block_n, single=schedule,
+                                      order=self.order, plan=self.plan)
+        return p.tables
+
+
+def _units_floor(acsr: ACSR, need: float, block_m: int) -> float:
+    """A lower bound of the launch cost (:func:`~splat.tiling.cost_model.launch_cost`) of
+    every schedule of ``acsr`` for ``block_m``-row tiles, split-KV's two included: the row tiles
+    partition the rows, at most ``block_m`` a tile, so there are ``ceil(Lq / block_m)`` or more;
+    and a tile's key tiles are at least what its neediest row needs (``need``,
+    :func:`_key_tiles_needed`), so at least the mean over its rows, so at least ``1 /
+    block_m`` of its rows' sum (split-KV shares a row's keys between two tiles, which need no
+    fewer)."""
+    w = cost_model.WEIGHTS
+    return w.W_TILE * -(-acsr.Lq // block_m) + need / block_m + w.W_LAUNCH
+
+
+def _key_tiles_needed(acsr: ACSR, keys: np.ndarray, exact: bool, block_n: int) -> float:
+    """What the rows need of their tiles' key tiles, summed: a row of ``c`` keys needs
+    ``ceil(c / block_n)`` key tiles, and one of them masked (``W_MASKED`` more) unless
+    ``block_n`` divides ``c`` (a full key tile holds ``block_n`` keys of each of ``block_m``
+    rows, and a shorter tile has none).  ``keys, exact``: :func:`_piece_row_keys`; with a
+    remainder, or where the pieces' counts are not each row's keys, no masked key tile is
+    counted (fewer keys can need more of those)."""
+    need = float((-(-keys // block_n)).sum())
+    if exact and acsr.remainder is None:
+        need += cost_model.WEIGHTS.W_MASKED * np.count_nonzero(keys % block_n)
+    return need
+
+
+def _piece_row_keys(acsr: ACSR) -> tuple[np.ndarray, bool]:
+    """``(int64 [Lq], exact)``: the sum of the pieces' counts on each query row, from the
+    pieces' table (pieces of row step 1, all of a band layout's, as difference arrays of their
+    counts' slope and intercept; the others row by row), and whether it is each row's keys in
+    the pieces: no count is negative (an affine count is not, if not at either end; a sum short
+    of the keys is still a lower bound of the key tiles a row needs)."""
+    Lq = acsr.Lq
+    r0, _, step, _, _, _, ca, cb, T = acsr.table.T
+    exact = bool(((cb >= 0) & (ca * (T - 1) + cb >= 0)).all())
+    unit = step == 1
+    # count ca * (row - r0) + cb on rows [r0, r0 + T): its slope and intercept start at r0 and
+    # stop at r0 + T
+    ends = np.concatenate([r0[unit], (r0 + T)[unit]])
+    steps = np.zeros((2, Lq + 1), dtype=np.int64)
+    for d, v in zip(steps, (ca[unit], (cb - ca * r0)[unit])):
+        np.add.at(d, ends, np.concatenate([v, -v]))
+    slope, intercept = np.cumsum(steps[:, :Lq], axis=1)
+    keys = slope * np.arange(Lq) + intercept
+    n = T[~unit]
+    if n.size:
+        piece = np.repeat(np.flatnonzero(~unit), n)
+        t = np.arange(piece.size) - np.repeat(np.cumsum(n) - n, n)
+        np.add.at(keys, r0[piece] + step[piece] * t, ca[piece] * t + cb[piece])
+    return keys, exact
