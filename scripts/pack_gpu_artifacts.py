@@ -4,6 +4,8 @@ into one directory that is carried to the GPU machine (which has no MLIR).
 
     python scripts/pack_gpu_artifacts.py --tests            # tests/gpu/test_gpu_attention.py
     python scripts/pack_gpu_artifacts.py --bench            # benchmarks/bench_attention.py
+    python scripts/pack_gpu_artifacts.py --torch-op         # tests/gpu/test_gpu_torch_op.py,
+                                                            # benchmarks/bench_overhead.py
     python scripts/pack_gpu_artifacts.py --tests --bench --out .device/artifacts --tar
 
 Layout: ``<out>/<key>/`` one artifact per (family, L, D, dtype), where ``key`` is
@@ -21,6 +23,7 @@ On the GPU machine (from the repository root)::
     tar xzf .device/artifacts.tar.gz -C /tmp      # if packed with --tar
     SPLAT_ARTIFACT_DIR=/tmp/artifacts PYTHONPATH=python python -m pytest -m gpu tests/gpu
     SPLAT_ARTIFACT_DIR=/tmp/artifacts PYTHONPATH=python python benchmarks/bench_attention.py
+    SPLAT_ARTIFACT_DIR=/tmp/artifacts PYTHONPATH=python python benchmarks/bench_overhead.py
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ def jobs(args) -> list:
                     out.append(("bench", fam, L, D, "bf16", "fused"))
                     if args.decomposed:
                         out.append(("bench", fam, L, D, "bf16", "decomposed"))
+    if args.torch_op:
+        out += [("torch-op", fam, L, D, dt, variant) for fam, L, D, dt, variant in T.TORCH_OP_CASES]
     if args.families:
         keep = set(args.families.split(","))
         out = [j for j in out if j[1].name in keep]
@@ -117,6 +122,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / ".device" / "artifacts"))
     ap.add_argument("--tests", action="store_true", help="artifacts of tests/gpu/test_gpu_attention.py")
     ap.add_argument("--bench", action="store_true", help="artifacts of benchmarks/bench_attention.py")
+    ap.add_argument("--torch-op", action="store_true",
+                    help="artifacts of tests/gpu/test_gpu_torch_op.py and benchmarks/bench_overhead.py "
+                         "(splat.testing.TORCH_OP_CASES, decomposed one included)")
     ap.add_argument("--decomposed", action="store_true",
                     help="with --bench: also the decomposed (sddmm/softmax/spmm) variant, if the "
                          "compiler offers it (skipped with a note otherwise)")
@@ -135,7 +143,7 @@ def main(argv=None) -> int:
                     help="fused artifacts with this many keys a key tile (as --block-m)")
     ap.add_argument("--force", action="store_true", help="recompile entries that exist already")
     args = ap.parse_args(argv)
-    if not (args.tests or args.bench):
+    if not (args.tests or args.bench or args.torch_op):
         args.tests = True
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"

@@ -27,7 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Family", "TEST_FAMILIES", "BENCH_FAMILIES", "TEST_LENGTHS", "build_pattern",
-           "check_pattern", "mask_numpy", "nnz", "reference_attention_torch", "rel_error"]
+           "check_pattern", "mask_numpy", "nnz", "reference_attention_torch", "rel_error",
+           "attention_model", "TORCH_OP_CASES"]
 
 TEST_LENGTHS = (1024, 4096, 16384, 3001)
 
@@ -186,6 +187,16 @@ BENCH_FAMILIES = (
     F("longformer", w=256, n_globals=32),
     F("bigbird", w=192, n_globals=64, block=64, random=3, seed=1),
     F("blocked", block=512),
+)
+
+# The torch op's GPU tests and host-overhead benchmark (issue 13): (family, L, D, dtype, variant).
+# Small on purpose: the batch size is free, and the decomposed variant exercises the op's
+# torch-allocated scratch under CUDA graphs.
+TORCH_OP_CASES = (
+    (F("causal"), 1024, 64, "bf16", "fused"),
+    (F("window", w=128), 1024, 64, "bf16", "fused"),
+    (F("window", w=128), 1024, 64, "bf16", "decomposed"),
+    (F("causal"), 1024, 128, "f16", "fused"),
 )
 
 
@@ -375,3 +386,51 @@ def rel_error(out, ref) -> float:
     err = (out.double() - ref).abs().max().item()
     scale = ref.abs().max().item()
     return err / scale if scale > 0 else err
+
+
+def attention_model(attention: Callable, *, dim: int = 512, heads: int = 8,
+                    kv_heads: int | None = None, layers: int = 2, seed: int = 0):
+    """A small pre-norm transformer whose attention is ``attention(q, k, v) -> o`` (q, o:
+    ``(B, heads, L, dim // heads)``, k, v: ``(B, kv_heads, L, dim // heads)``), so the same
+    model runs with SPLAT, FlexAttention or an fp64 reference: the torch-op tests and benchmarks
+    compare them. Each of the `layers` blocks is LayerNorm → one QKV projection →
+    attention → output projection → residual, then LayerNorm → 4x MLP (GELU) → residual. The
+    weights are drawn from `seed` in float32 on the CPU (two models of one seed are equal):
+    move it with ``.to(device, dtype)``. Input and output: ``(B, L, dim)``. q, k, v are
+    strided views of the projection (not contiguous), as in most models."""
+    import torch  # noqa: PLC0415
+
+    kv_heads = kv_heads or heads
+    head_dim = dim // heads
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1 = torch.nn.LayerNorm(dim)
+            self.qkv = torch.nn.Linear(dim, (heads + 2 * kv_heads) * head_dim)
+            self.out = torch.nn.Linear(heads * head_dim, dim)
+            self.norm2 = torch.nn.LayerNorm(dim)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(dim, 4 * dim), torch.nn.GELU(),
+                                           torch.nn.Linear(4 * dim, dim))
+
+        def forward(self, x):
+            B, L, _ = x.shape
+            qkv = self.qkv(self.norm1(x)).view(B, L, heads + 2 * kv_heads, head_dim).transpose(1, 2)
+            q, k, v = qkv.split([heads, kv_heads, kv_heads], dim=1)
+            o = attention(q, k, v)
+            x = x + self.out(o.transpose(1, 2).reshape(B, L, heads * head_dim))
+            return x + self.mlp(self.norm2(x))
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(Block() for _ in range(layers))
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Model()

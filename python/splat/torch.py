@@ -9,6 +9,12 @@ Where the kernel comes from (`splat.runtime.resolve`): ``artifact=`` (an Artifac
 ``splat.compiler.compile(pattern, ...)`` where MLIR is installed (cached in memory and on disk),
 or a prebuilt artifact in ``$SPLAT_ARTIFACT_DIR`` found by content key.
 
+For ``torch.compile`` and CUDA graphs, make a handle once per call site and call it (or pass
+it as ``pattern``): ``h = prepare(pattern, head_dim=64, dtype=torch.bfloat16)``, then
+``h(q, k, v)`` or ``attention(q, k, v, h)`` runs the ``splat::attention`` custom op
+(`splat.torch_op`, docs/runtime.md "The torch op"), which Dynamo traces without a graph break.
+A plain pattern is resolved on every call, which ``torch.compile`` cannot trace.
+
 Everything is checked before anything is allocated or launched; bad input raises
 `splat.runtime.validate.SplatInputError` (a ValueError naming the argument), a missing CUDA
 driver `splat.runtime.driver.SplatCudaError`. The kernel runs on
@@ -18,14 +24,16 @@ nothing. torch is imported on first use only.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .runtime.launcher import get_launcher
 from .runtime.resolve import DEFAULT_TARGET, resolve_artifact
 from .runtime.validate import (SplatInputError, TensorDesc, default_scale, validate_against_artifact,
                                validate_inputs)
+from .torch_op import AttentionOp, prepare
 
-__all__ = ["attention", "describe"]
+__all__ = ["attention", "describe", "prepare", "AttentionOp"]
 
 
 def _torch():
@@ -89,6 +97,25 @@ def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, ar
     """Sparse attention of q over (k, v) restricted to `pattern` (see the module docstring).
 
     `scale` defaults to 1/sqrt(D). `artifact`: an `splat.runtime.Artifact` or a path to one
-    (then `pattern` may be None). `target`: the compile target, part of the content key."""
+    (then `pattern` may be None). `target`: the compile target, part of the content key.
+    `pattern` may be an `AttentionOp` from `prepare` (then `artifact` and `target` must be left
+    out): the call is the handle's ``splat::attention`` op, traceable by ``torch.compile``."""
+    if isinstance(pattern, AttentionOp):
+        if artifact is not None or target != DEFAULT_TARGET:
+            raise SplatInputError("artifact" if artifact is not None else "target",
+                                  "a prepared handle already holds its artifact and target")
+        return pattern(q, k, v, scale=scale, return_lse=return_lse)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.compiler.is_compiling():
+        # Dynamo cannot trace the per-call kernel lookup (locks, files, the driver): break the
+        # graph here with a message that says what to do; the call then runs eagerly (and
+        # torch.compile(fullgraph=True) stops with this message).
+        torch._dynamo.graph_break(msg=_PLAIN_PATTERN_UNDER_COMPILE)
     return _attention(q, k, v, pattern, scale, return_lse=return_lse, artifact=artifact,
                       target=target)
+
+
+_PLAIN_PATTERN_UNDER_COMPILE = (
+    "splat.torch.attention(q, k, v, pattern) looks its kernel up on every call, which "
+    "torch.compile cannot trace: make a handle once with splat.torch.prepare(pattern, "
+    "head_dim=..., dtype=...) and pass it as the pattern (or call it: h(q, k, v))")

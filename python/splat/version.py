@@ -2,9 +2,9 @@
 
 ``compiler_version()`` is ``<splat version>+<hash>``, the hash taken over the whole compiler
 side: every Python file of the ``splat`` package and of ``splat.passes`` except the runtime side
-(``runtime/``, the torch and JAX entry points, which do not shape artifacts), and the built
-dialect library. Any change to any of them gives new content keys, so on-disk caches and
-prebuilt artifact directories never serve kernels of another compiler.
+(``runtime/``, the torch entry point and op, the JAX entry point: they do not shape artifacts),
+and the built dialect library. Any change to any of them gives new content keys, so on-disk
+caches and prebuilt artifact directories never serve kernels of another compiler.
 
 A machine without the compiler side (no dialect library: a GPU machine given prebuilt
 artifacts) has no version of its own; there the runtime takes the version recorded by whoever
@@ -21,7 +21,7 @@ from pathlib import Path
 import splat
 
 DIALECT_LIBRARY = "libSplatDialect.so"
-_RUNTIME_SIDE = ("runtime", "torch.py", "jax.py")
+_RUNTIME_SIDE = ("runtime", "torch.py", "torch_op.py", "jax.py")
 
 
 def dialect_library() -> Path | None:

@@ -1065,13 +1065,11 @@ def test_compiled_artifact_meets_the_runtime_contract(tmp_path):
             V.validate_against_artifact(shapes._replace(Lq=256), dtype, back, pat)
 
 
-def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_driver, monkeypatch):
-    """grid "rows" = (ceil(Lq / rows_per_cta), H, B); the f32 score tensor is allocated and
-    freed on the caller's stream around the three launches (sddmm, softmax, spmm)."""
+def decomposed_artifact(Lq=130):
+    """(artifact, launch info) of the decomposed variant over a 5-wide band, with fake PTX."""
     from splat.analysis.acsr import ACSR, Piece
     from splat.tiling import decomposed as dec
 
-    Lq = 130
     acsr = ACSR(Lq, Lq, (Piece(0, Lq, 1, 1, 0, 0, 0, 5),))
     info = dec.decomposed_launch_info("bf16", 64, acsr.max_row_nnz)
     tables = {n: np.ascontiguousarray(t, dtype=np.int32)
@@ -1088,6 +1086,14 @@ def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_dri
     }
     art = Artifact(manifest=manifest, tables=tables,
                    ptx={k["ptx_file"]: fake_ptx(k["name"], k["params"]) for k in info["kernels"]})
+    return art, info
+
+
+def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_driver, monkeypatch):
+    """grid "rows" = (ceil(Lq / rows_per_cta), H, B); the f32 score tensor is allocated and
+    freed on the caller's stream around the three launches (sddmm, softmax, spmm)."""
+    Lq = 130
+    art, info = decomposed_artifact(Lq)
     fake = FakeCuda(param_specs={k["name"]: k["params"] for k in info["kernels"]})
     monkeypatch.setattr(D, "_driver_mod", fake.module())
     with L.Launcher(art, 0) as lt:
@@ -1105,6 +1111,44 @@ def test_decomposed_launches_three_kernels_with_stream_ordered_scratch(fresh_dri
         assert sddmm[:2] == [0x1000, 0x1000] and sddmm[22:24] == [scores, scores]
         assert softmax[:2] == [scores, scores] and softmax[11:13] == [0x5000, 0x5000]
         assert spmm[11:13] == [0x3000, 0x3000] and spmm[22:24] == [0x4000, 0x4000]
+
+
+def test_forward_with_scratch_allocates_nothing(fresh_driver, monkeypatch):
+    """The torch op's launch: the caller's scratch pointer goes where `forward` puts its own
+    stream-ordered allocation, and the only driver calls are the launches (capturable)."""
+    Lq = 130
+    art, info = decomposed_artifact(Lq)
+    fake = FakeCuda(param_specs={k["name"]: k["params"] for k in info["kernels"]})
+    monkeypatch.setattr(D, "_driver_mod", fake.module())
+    with L.Launcher(art, 0) as lt:
+        shapes = L.Shapes(B=2, H=4, Hkv=2, Lq=Lq, Lk=Lq, D=64)
+        assert lt.scratch_shapes(shapes) == {"scores": (2, 4, Lq, info["score_width"])}
+        lt.forward_with_scratch(0x1000, 0x2000, 0x3000, 0x4000, 0x5000, [0x9000], shapes, 0.5,
+                                stream=0x77)
+        assert fake.async_allocs == [] and fake.async_frees == []
+        assert [c["stream"] for c in fake.launches] == [0x77] * 3
+        sddmm, softmax, spmm = (c["values"] for c in fake.launches)
+        assert sddmm[22:24] == [0x9000, 0x9000] and softmax[:2] == [0x9000, 0x9000]
+        assert spmm[:2] == [0x9000, 0x9000] and sddmm[-1] == 0.5
+        with pytest.raises(ValueError, match="1 scratch buffer"):
+            lt.forward_with_scratch(1, 1, 1, 1, 1, [], shapes, 0.5)
+        with pytest.raises(ValueError, match="null device pointer"):
+            lt.forward_with_scratch(1, 1, 1, 1, 1, [0], shapes, 0.5)
+        assert len(fake.launches) == 3
+        lt.forward_with_scratch(0, 0, 0, 0, 0, [], shapes._replace(B=0), 0.5)  # empty batch
+        assert len(fake.launches) == 3
+    with pytest.raises(RuntimeError, match="closed"):
+        lt.forward_with_scratch(1, 1, 1, 1, 1, [1], shapes, 0.5)
+    assert lt.closed
+
+
+def test_forward_with_scratch_of_a_fused_artifact(fake_cuda):
+    with L.Launcher(make_artifact(), 0) as lt:
+        shapes = L.Shapes(B=1, H=2, Hkv=2, Lq=130, Lk=130, D=64)
+        lt.forward_with_scratch(0x1000, 0x2000, 0x3000, 0x4000, 0x5000, (), shapes, 0.125, 0x51)
+        (call,) = fake_cuda.launches
+        assert call["values"][:2] == [0x1000, 0x1000] and call["stream"] == 0x51
+        assert fake_cuda.async_allocs == []
 
 
 def test_request_key_analyses_a_pattern_object_once(monkeypatch):

@@ -2,7 +2,8 @@
 
 `Launcher(artifact, device)` JIT-loads the artifact's PTX once into the device's primary context
 (the context PyTorch and JAX use), uploads its int32 schedule tables to device memory once, and
-`forward(...)` launches the fused kernel on grid ``(n_row_tiles, H, B)`` on the caller's stream.
+`forward(...)` launches the fused kernel on grid ``(n_row_tiles, H, B)`` on the caller's stream
+(`forward_with_scratch`: the same into scratch buffers the caller allocated, for CUDA graphs).
 `get_launcher` caches one Launcher per (context, artifact key) for the process.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -276,18 +277,59 @@ class Launcher:
                 # order, so concurrent calls on different streams never share it.
                 scratch = [drv.mem_alloc_async(4 * math.prod(shape), stream)
                            for shape in self.scratch_shapes(s).values()]
-                ptrs = ptrs + tuple(scratch)
                 try:
-                    for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:
-                        scalars = params.scalars
-                        for i, j in ptr_slots:
-                            scalars[i].value = ptrs[j]
-                        for i in scale_slots:
-                            scalars[i].value = scale
-                        drv.launch_unchecked_dims(fn, grid, block, shared, stream, params)
+                    self._launch(plan, ptrs + tuple(scratch), scale, stream)
                 finally:
                     for dptr in scratch:
                         drv.mem_free_async(dptr, stream)
+
+    def forward_with_scratch(self, q_ptr: int, k_ptr: int, v_ptr: int, o_ptr: int, lse_ptr: int,
+                             scratch_ptrs: Sequence[int], shapes: Any, scale: float,
+                             stream: Any = None) -> None:
+        """`forward` into scratch buffers the caller allocated: one device pointer per entry of
+        `scratch_shapes(shapes)`, in that order, each an f32 buffer of at least that shape
+        (none for fused artifacts). Makes no driver call but the launches, so a CUDA graph can
+        capture it and all memory comes from the caller's allocator (the torch op passes
+        buffers of torch's caching allocator, allocated on `stream`)."""
+        if self._closed:
+            raise RuntimeError("Launcher is closed")
+        s = shapes if type(shapes) is Shapes else Shapes.of(shapes)
+        scale = float(scale)
+        if not math.isfinite(scale):
+            raise ValueError(f"scale must be finite, got {scale}")
+        if s.B == 0 or s.H == 0 or s.Lq == 0:
+            self.check_shapes(s)
+            return
+        ptrs = (int(q_ptr), int(k_ptr), int(v_ptr), int(o_ptr), int(lse_ptr)) + tuple(
+            map(int, scratch_ptrs))
+        if not all(ptrs):
+            raise ValueError(f"null device pointer among q, k, v, o, lse, scratch: {ptrs}")
+        with self._lock:
+            plan = self._launch_plan(s)
+            n_scratch = len(self.artifact.manifest.get("scratch", {}))
+            if len(ptrs) != len(self._PTR_NAMES) + n_scratch:
+                raise ValueError(f"scratch_ptrs: the artifact has {n_scratch} scratch buffer(s), "
+                                 f"got {len(ptrs) - len(self._PTR_NAMES)} pointer(s)")
+            with drv.context_scope(self.ctx):
+                self._launch(plan, ptrs, scale, stream)
+
+    @staticmethod
+    def _launch(plan: list, ptrs: tuple, scale: float, stream: Any) -> None:
+        """Patch the per-call pointers (q, k, v, o, lse, then scratch) and the scale into each
+        kernel's packed parameters and launch them in order (the current context is the
+        launcher's)."""
+        for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:
+            scalars = params.scalars
+            for i, j in ptr_slots:
+                scalars[i].value = ptrs[j]
+            for i in scale_slots:
+                scalars[i].value = scale
+            drv.launch_unchecked_dims(fn, grid, block, shared, stream, params)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` has run (a closed Launcher launches nothing)."""
+        return self._closed
 
     def close(self) -> None:
         """Free the device tables and unload the modules (idempotent)."""
