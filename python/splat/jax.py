@@ -1,66 +1,45 @@
 """JAX entry point: ``splat.jax.attention(q, k, v, pattern, scale=None, *, return_lse=False)``.
 
-Eager only (not traceable under ``jax.jit``): the arrays are exchanged with PyTorch through
-DLPack, zero-copy, and the call goes through `splat.torch.attention`, so validation, artifact
-resolution and the launch are the same code. Chosen over raw pointers because JAX arrays are
-immutable: the output must be a buffer that JAX did not allocate, which PyTorch provides, and
-DLPack hands it back to JAX without a copy. Needs PyTorch (with CUDA) next to JAX.
+q: ``(B, H, Lq, D)``, k and v: ``(B, Hkv, Lk, D)`` arrays on a CUDA GPU, bfloat16 or float16;
+GQA when ``Hkv < H``. Returns ``o`` (like q), and with ``return_lse=True`` also the float32
+log-sum-exp ``(B, H, Lq)`` (natural log, ``-inf`` for rows with no keys, whose output is 0).
 
-Synchronisation: the inputs are waited for (``block_until_ready``) before the launch, and the
-PyTorch stream the kernel ran on is synchronised before the result is handed to JAX, which
-does not know that stream. So each call is a synchronisation point; batch work inside one call.
+The call is the ``splat_attention`` primitive (`splat.jax_op`): usable eagerly, under
+``jax.jit`` and under ``jax.vmap``, lowered to the artifact's kernels as XLA custom calls that
+run on XLA's stream (no PyTorch, no host synchronisation). For a call site inside a model, make
+a handle once, ``h = prepare(pattern, head_dim=64, dtype="bf16")``, and call ``h(q, k, v)`` (or
+pass it as ``pattern``); a plain pattern is resolved to its artifact each time the function is
+traced. Where the kernel comes from (`splat.runtime.resolve`): ``artifact=``, or
+``splat.compiler.compile`` where MLIR is installed, or ``$SPLAT_ARTIFACT_DIR``.
+
+Bad input raises `splat.runtime.validate.SplatInputError` (a ValueError naming the argument),
+at trace time. Forward only (no ``jax.grad`` until the backward lands).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .jax_op import JaxAttention, check_arrays, prepare
 from .runtime.resolve import DEFAULT_TARGET
 from .runtime.validate import SplatInputError
 
-__all__ = ["attention"]
-
-
-def _modules():
-    try:
-        import jax  # noqa: PLC0415
-        import jax.dlpack  # noqa: PLC0415
-    except ImportError as e:  # pragma: no cover
-        raise ImportError(f"splat.jax needs JAX ({e})") from None
-    try:
-        import torch  # noqa: PLC0415
-    except ImportError as e:  # pragma: no cover
-        raise ImportError(f"splat.jax exchanges arrays with PyTorch through DLPack and needs "
-                          f"PyTorch with CUDA installed ({e})") from None
-    return jax, torch
-
-
-def _to_torch(x: Any, name: str, jax, torch):
-    if not isinstance(x, jax.Array):
-        raise SplatInputError(name, f"expected a jax.Array, got {type(x).__name__}")
-    devices = x.devices()
-    if len(devices) != 1:
-        raise SplatInputError(name, f"is sharded over {len(devices)} devices; pass an array on "
-                                    f"one GPU")
-    dev = next(iter(devices))
-    if dev.platform != "gpu":
-        raise SplatInputError(name, f"expected an array on a CUDA GPU, got one on {dev.platform} "
-                                    f"({dev})")
-    x.block_until_ready()
-    return torch.from_dlpack(x)
+__all__ = ["attention", "prepare", "JaxAttention"]
 
 
 def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, artifact=None,
               target: str = DEFAULT_TARGET):
     """Same contract as `splat.torch.attention`, over JAX arrays (see the module docstring)."""
-    jax, torch = _modules()
-    from . import torch as splat_torch  # noqa: PLC0415
-
-    tq, tk, tv = (_to_torch(x, n, jax, torch) for x, n in ((q, "q"), (k, "k"), (v, "v")))
-    res = splat_torch.attention(tq, tk, tv, pattern, scale, return_lse=return_lse,
-                                artifact=artifact, target=target)
-    torch.cuda.current_stream(tq.device).synchronize()
-    if return_lse:
-        o, lse = res
-        return jax.dlpack.from_dlpack(o), jax.dlpack.from_dlpack(lse)
-    return jax.dlpack.from_dlpack(res)
+    if isinstance(pattern, JaxAttention):
+        if artifact is not None:
+            raise SplatInputError("artifact", "a prepared handle already holds its artifact")
+        h = pattern if scale is None else prepare(artifact=pattern.artifact, scale=scale)
+        return h(q, k, v, return_lse=return_lse)
+    check_arrays(q=q, k=k, v=v)
+    shape, k_shape = q.shape, k.shape
+    for name, s in (("q", shape), ("k", k_shape)):
+        if len(s) != 4:
+            raise SplatInputError(name, f"expected 4 dimensions (B, H, L, D), got {tuple(s)}")
+    h = prepare(pattern, head_dim=shape[3], dtype=str(q.dtype), Lq=shape[2], Lk=k_shape[2],
+                scale=scale, artifact=artifact, target=target)
+    return h(q, k, v, return_lse=return_lse)

@@ -2,7 +2,7 @@
 
 ``compiler_version()`` is ``<splat version>+<hash>``, the hash taken over the whole compiler
 side: every Python file of the ``splat`` package and of ``splat.passes`` except the runtime side
-(``runtime/``, the torch entry point and op, the JAX entry point: they do not shape artifacts),
+(``runtime/``, the torch and JAX entry points and ops: they do not shape artifacts),
 and the built dialect library. Any change to any of them gives new content keys, so on-disk
 caches and prebuilt artifact directories never serve kernels of another compiler.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import splat
 
 DIALECT_LIBRARY = "libSplatDialect.so"
-_RUNTIME_SIDE = ("runtime", "torch.py", "torch_op.py", "jax.py")
+_RUNTIME_SIDE = ("runtime", "torch.py", "torch_op.py", "jax.py", "jax_op.py")
 
 
 def dialect_library() -> Path | None:

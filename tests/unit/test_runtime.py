@@ -953,12 +953,14 @@ def test_torch_entry_rejects_cpu_tensors():
 
 def test_jax_entry_rejects_non_gpu_arrays():
     jnp = pytest.importorskip("jax.numpy")
-    pytest.importorskip("torch")
     import splat.jax as sj
 
-    x = jnp.zeros((1, 2, 64, 64), dtype=jnp.bfloat16)
-    with pytest.raises(SplatInputError, match="q: expected an array on a CUDA GPU"):
-        sj.attention(x, x, x, "p")
+    art = make_artifact()  # Lq = Lk = 130, D = 64, bf16
+    x = jnp.zeros((1, 2, 130, 64), dtype=jnp.bfloat16)
+    with pytest.raises(SplatInputError, match="q: expected an array on one CUDA GPU"):
+        sj.attention(x, x, x, artifact=art)
+    with pytest.raises(SplatInputError, match="k: expected a jax.Array"):  # checked first
+        sj.attention(x, np.zeros((1, 2, 130, 64)), x, artifact=art)
 
 
 # ----------------------------------------------------------------------------------- families

@@ -154,7 +154,7 @@ def test_compiler_version_covers_the_whole_compiler_side():
                      "splat/tiling/schedule.py"):
         assert expected in files, expected
     assert not any(name.startswith("splat/runtime/") for name in files)
-    assert not {"splat/torch.py", "splat/torch_op.py", "splat/jax.py"} & set(files)
+    assert not {"splat/torch.py", "splat/torch_op.py", "splat/jax.py", "splat/jax_op.py"} & set(files)
     assert version.dialect_library() is not None
     assert version.compiler_version().startswith(splat.__version__ + "+")
 
