@@ -14,6 +14,26 @@ def sync():
     torch.cuda.synchronize()
 
 
+def host_and_wall_us(fn, wait, calls: int, repeats: int) -> tuple:
+    """(median host µs per call, median wall µs per call) over `repeats` loops of `calls` calls
+    of `fn()`; `wait(last result)` blocks until the device is done (asynchronous frameworks
+    return before their work runs, so host < wall when the device is the bottleneck)."""
+    import statistics  # noqa: PLC0415
+
+    host, wall = [], []
+    for _ in range(repeats):
+        wait(fn())
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            out = fn()
+        t1 = time.perf_counter()
+        wait(out)
+        t2 = time.perf_counter()
+        host.append((t1 - t0) / calls * 1e6)
+        wall.append((t2 - t0) / calls * 1e6)
+    return statistics.median(host), statistics.median(wall)
+
+
 def timed(fn):
     """(fn(), seconds), synchronised on both sides."""
     sync()

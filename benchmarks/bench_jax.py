@@ -15,27 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench_common as C  # noqa: E402
+
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-def _timed(f, args, calls: int, repeats: int) -> tuple[float, float]:
-    """(host us per call, wall us per call): medians over `repeats` loops of `calls` calls."""
-    host, wall = [], []
-    for _ in range(repeats):
-        f(*args).block_until_ready()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            out = f(*args)
-        t1 = time.perf_counter()
-        out.block_until_ready()
-        t2 = time.perf_counter()
-        host.append((t1 - t0) / calls * 1e6)
-        wall.append((t2 - t0) / calls * 1e6)
-    return statistics.median(host), statistics.median(wall)
 
 
 def main(argv=None) -> int:
@@ -73,7 +59,8 @@ def main(argv=None) -> int:
     }
     rows = []
     for name, f in fns.items():
-        hst, wl = _timed(f, (q, k, v), args.calls, args.repeats)
+        hst, wl = C.host_and_wall_us(lambda: f(q, k, v), lambda out: out.block_until_ready(),
+                                     args.calls, args.repeats)
         rows.append(dict(entry_point=name, host_us=round(hst, 2), wall_us=round(wl, 2)))
         print(f"{name:45s} host {hst:7.2f} us  wall {wl:7.2f} us", flush=True)
     base = rows[-1]["host_us"]

@@ -47,7 +47,6 @@ import os
 import shutil
 import statistics
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -66,18 +65,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def host_and_wall_us(fn, calls: int, repeats: int) -> tuple:
     """(median host µs per call, median wall µs per call) over `repeats` loops of `calls`."""
-    host, wall = [], []
-    for _ in range(repeats):
-        C.sync()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        t1 = time.perf_counter()
-        C.sync()
-        t2 = time.perf_counter()
-        host.append((t1 - t0) / calls * 1e6)
-        wall.append((t2 - t0) / calls * 1e6)
-    return statistics.median(host), statistics.median(wall)
+    return C.host_and_wall_us(fn, lambda _: C.sync(), calls, repeats)
 
 
 def graph_gpu_us(fn, graph_calls: int, repeats: int):

@@ -62,3 +62,15 @@ def cache_env(tmp_path, monkeypatch):
     cache.clear_memory_cache()
     yield tmp_path / "cache"
     cache.clear_memory_cache()
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """torch.compile tests: Dynamo's caches and counters cleared before and after the test."""
+    import torch._dynamo  # noqa: PLC0415
+    from torch._dynamo.utils import counters  # noqa: PLC0415
+
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()

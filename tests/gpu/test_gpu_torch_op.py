@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("fresh_dynamo")]
 
 torch = pytest.importorskip("torch")
 
@@ -82,14 +82,6 @@ def _get(ops, name, D_=64, dt="bf16", variant="fused"):
     if hit is None:
         pytest.skip(f"{name} D={D_} {dt} {variant} not packed (pack_gpu_artifacts.py --torch-op)")
     return hit
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo():
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
 
 
 def qkv(B, H, Hkv, L_=1024, D_=64, dtype=torch.bfloat16, seed=0):

@@ -26,6 +26,8 @@ from splat import testing as T  # noqa: E402
 from splat import torch_op  # noqa: E402
 from splat.runtime.validate import SplatInputError  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")
+
 L = 128
 CAUSAL = T.F("causal")
 WINDOW = T.F("window", w=16)
@@ -41,14 +43,6 @@ def causal():
 def window_f16():
     pattern, _ = T.build_pattern(WINDOW, L)
     return st.prepare(pattern, head_dim=64, dtype=torch.float16, scale=0.3)
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo():
-    torch._dynamo.reset()
-    counters.clear()
-    yield
-    torch._dynamo.reset()
 
 
 def qkv(B, H=4, Hkv=2, dtype=torch.bfloat16, Lq=L, Lk=L, D=64, seed=0):

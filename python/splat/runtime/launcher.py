@@ -258,14 +258,8 @@ class Launcher:
         ``B×Hkv×Lk×D`` (dtype of the artifact), lse ``B×H×Lq`` float32. `stream`: a raw
         ``CUstream`` handle (int, e.g. ``torch.cuda.current_stream().cuda_stream``), a
         ``CUstream`` or None (legacy default stream)."""
-        if self._closed:
-            raise RuntimeError("Launcher is closed")
-        s = shapes if type(shapes) is Shapes else Shapes.of(shapes)
-        scale = float(scale)
-        if not math.isfinite(scale):
-            raise ValueError(f"scale must be finite, got {scale}")
-        if s.B == 0 or s.H == 0 or s.Lq == 0:
-            self.check_shapes(s)
+        s, scale = self._call_sizes(shapes, scale)
+        if s is None:
             return
         ptrs = (int(q_ptr), int(k_ptr), int(v_ptr), int(o_ptr), int(lse_ptr))
         if not all(ptrs):
@@ -291,14 +285,8 @@ class Launcher:
         (none for fused artifacts). Makes no driver call but the launches, so a CUDA graph can
         capture it and all memory comes from the caller's allocator (the torch op passes
         buffers of torch's caching allocator, allocated on `stream`)."""
-        if self._closed:
-            raise RuntimeError("Launcher is closed")
-        s = shapes if type(shapes) is Shapes else Shapes.of(shapes)
-        scale = float(scale)
-        if not math.isfinite(scale):
-            raise ValueError(f"scale must be finite, got {scale}")
-        if s.B == 0 or s.H == 0 or s.Lq == 0:
-            self.check_shapes(s)
+        s, scale = self._call_sizes(shapes, scale)
+        if s is None:
             return
         ptrs = (int(q_ptr), int(k_ptr), int(v_ptr), int(o_ptr), int(lse_ptr)) + tuple(
             map(int, scratch_ptrs))
@@ -312,6 +300,20 @@ class Launcher:
                                  f"got {len(ptrs) - len(self._PTR_NAMES)} pointer(s)")
             with drv.context_scope(self.ctx):
                 self._launch(plan, ptrs, scale, stream)
+
+    def _call_sizes(self, shapes: Any, scale: float) -> tuple:
+        """``(Shapes, scale)`` of a call, checked; ``(None, scale)`` for an empty problem (no
+        launch: its sizes are still checked)."""
+        if self._closed:
+            raise RuntimeError("Launcher is closed")
+        s = shapes if type(shapes) is Shapes else Shapes.of(shapes)
+        scale = float(scale)
+        if not math.isfinite(scale):
+            raise ValueError(f"scale must be finite, got {scale}")
+        if s.B == 0 or s.H == 0 or s.Lq == 0:
+            self.check_shapes(s)
+            return None, scale
+        return s, scale
 
     @staticmethod
     def _launch(plan: list, ptrs: tuple, scale: float, stream: Any) -> None:
