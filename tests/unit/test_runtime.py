@@ -887,6 +887,32 @@ def test_resolve_prebuilt_by_content_key(tmp_path, monkeypatch):
     assert R.request_key(acsr, Lq=130, Lk=130, dtype="bf16", head_dim=128) != key
 
 
+def test_prebuilt_lookup_is_read_and_checked_once_per_manifest(tmp_path, monkeypatch):
+    """A repeated lookup serves the artifact read and checked before (a stat, no directory
+    checks); a manifest changed on disk since is read and checked again."""
+    monkeypatch.setenv("SPLAT_NO_COMPILE", "1")
+    monkeypatch.setenv("SPLAT_ARTIFACT_DIR", str(tmp_path))
+    from splat.analysis.acsr import ACSR, Piece
+    from splat.runtime import trust
+
+    acsr = ACSR(130, 130, (Piece(0, 130, 1, 1, 1, 0, 0, 1),), None)
+    req = dict(dtype="bf16", head_dim=64, Lq=130, Lk=130)
+    key = R.request_key(acsr, **req)
+    A.save(make_artifact(key=key), tmp_path / key)
+    first = R.resolve_artifact(acsr, **req)
+
+    def refuse(*a, **k):
+        raise trust.UnsafePathError(tmp_path, "checked again")
+
+    monkeypatch.setattr(trust, "check_tree", refuse)
+    assert R.resolve_artifact(acsr, **req) is first
+    manifest = tmp_path / key / "manifest.json"
+    st = manifest.stat()
+    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(SplatInputError, match="checked again"):
+        R.resolve_artifact(acsr, **req)
+
+
 def test_resolve_refuses_another_requests_artifact_under_a_key(tmp_path, monkeypatch):
     monkeypatch.setenv("SPLAT_NO_COMPILE", "1")
     monkeypatch.setenv("SPLAT_ARTIFACT_DIR", str(tmp_path))
