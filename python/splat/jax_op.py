@@ -28,6 +28,7 @@ backward is issue 14). JAX is imported on first use.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import zlib
@@ -36,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from .runtime.artifact import Artifact
-from .runtime.launcher import check_artifact
-from .runtime.prepared import resolve_prepared
+from .runtime.launcher import Shapes, tensor_shapes
+from .runtime.prepared import handle_key, resolve_prepared
 from .runtime.resolve import DEFAULT_TARGET
-from .runtime.validate import SplatInputError, default_scale, normalize_dtype
+from .runtime.validate import (SplatInputError, TensorDesc, default_scale, normalize_dtype,
+                               validate_against_artifact, validate_inputs)
 
 __all__ = ["JaxAttention", "prepare", "check_arrays", "PRIMITIVE_NAME"]
 
@@ -47,7 +49,6 @@ PRIMITIVE_NAME = "splat_attention"
 # jaxlib's GPU kernel-call handler (XLA FFI, API version 4) and its parameter types
 _KERNEL_CALL_TARGET = "triton_kernel_call_ffi"
 _SCALAR_TYPES = {"f32": "fp32", "i32": "i32"}
-_JAX_DTYPES = {"bf16": "bfloat16", "f16": "float16"}
 
 _artifacts: dict[str, Artifact] = {}  # artifact key -> artifact (the primitive's registry)
 _lock = threading.Lock()
@@ -79,8 +80,7 @@ def _define_primitive():
         if _primitive is None:
             p = jex_core.Primitive(PRIMITIVE_NAME)
             p.multiple_results = True
-            p.def_impl(lambda *args, **params: jax.jit(
-                lambda *a: p.bind(*a, **params))(*args))
+            p.def_impl(lambda *args, key, scale: _eager(key, scale)(*args))
             p.def_abstract_eval(_abstract_eval)
             mlir.register_lowering(p, _lowering, platform="cuda")
             mlir.register_lowering(p, _no_cpu_lowering, platform="cpu")
@@ -89,11 +89,23 @@ def _define_primitive():
     return _primitive
 
 
-def _abstract_eval(q, k, v, *, key: str, scale: float):
-    """(o like q, float32 lse (B, H, Lq)), after the handle's shape checks."""
+@functools.lru_cache(maxsize=256)
+def _eager(key: str, scale: float):
+    """The compiled program of an eager call (a primitive runs through jit): one per handle,
+    so repeated eager calls reuse it instead of tracing and compiling a new function."""
     jax = _jax()
-    art = _artifacts[key]
-    _check_shapes(art, q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype)
+    return jax.jit(functools.partial(_primitive.bind, key=key, scale=scale))
+
+
+def _abstract_eval(q, k, v, *, key: str, scale: float):
+    """(o like q, float32 lse (B, H, Lq)), after the entry points' input checks
+    (`splat.runtime.validate`; the sizes are static here). Placement is not known for an
+    abstract value: `check_arrays` and the CPU lowering refuse the CPU."""
+    jax = _jax()
+    descs = (TensorDesc(n, tuple(x.shape), str(x.dtype), "cuda") for n, x in
+             (("q", q), ("k", k), ("v", v)))
+    shapes, dtype, _ = validate_inputs(*descs)
+    validate_against_artifact(shapes, dtype, _artifacts[key])
     B, H, Lq, _ = q.shape
     return (jax.core.ShapedArray(q.shape, q.dtype),
             jax.core.ShapedArray((B, H, Lq), np.float32))
@@ -120,40 +132,6 @@ def _no_cpu_lowering(ctx, *args, **params):
                                "on the CPU")
 
 
-def _check_shapes(art: Artifact, qs, ks, vs, qd, kd, vd) -> None:
-    """SplatInputError naming the argument unless q, k, v fit the artifact."""
-    plan = check_artifact(art)
-    for name, shape, dt in (("q", qs, qd), ("k", ks, kd), ("v", vs, vd)):
-        if len(shape) != 4:
-            raise SplatInputError(name, f"expected 4 dimensions (B, H, L, D), got {tuple(shape)}")
-        if str(dt) != _JAX_DTYPES[normalize_dtype(art.dtype)]:
-            raise SplatInputError(name, f"dtype {dt} but the handle's artifact was built for "
-                                        f"{_JAX_DTYPES[normalize_dtype(art.dtype)]}")
-    B, H, Lq, D = qs
-    Bk, Hkv, Lk, Dk = ks
-    if D != art.head_dim or Dk != art.head_dim:
-        raise SplatInputError("q" if D != art.head_dim else "k",
-                              f"head dim {D if D != art.head_dim else Dk} but the handle's "
-                              f"artifact was built for head_dim={art.head_dim}")
-    if tuple(vs) != tuple(ks):
-        raise SplatInputError("v", f"shape {tuple(vs)} must equal k's shape {tuple(ks)}")
-    if Bk != B:
-        raise SplatInputError("k", f"batch size {Bk} differs from q's {B}")
-    if Hkv < 1 or H % Hkv:
-        raise SplatInputError("k", f"{Hkv} kv heads do not divide q's {H} heads")
-    if plan.tile_Lq is not None and Lq != plan.tile_Lq:
-        raise SplatInputError("q", f"has L = {Lq} but the handle was built for Lq = "
-                                   f"{plan.tile_Lq}")
-    if Lk < plan.min_Lk:
-        raise SplatInputError("k", f"has L = {Lk} but the handle's schedule reads key "
-                                   f"{plan.min_Lk - 1}")
-    fixed = art.shapes or {}
-    for f, got, arg in (("B", B, "q"), ("H", H, "q"), ("Hkv", Hkv, "k"), ("Lk", Lk, "k")):
-        if fixed.get(f) is not None and int(fixed[f]) != got:
-            raise SplatInputError(arg, f"the handle's artifact was built for {f} = {fixed[f]}, "
-                                       f"got {got}")
-
-
 def _batch(args, dims, *, key: str, scale: float):
     """vmap: fold the mapped axis into the batch axis (B), call once, unfold. An unmapped
     argument (dimension None) is broadcast along the mapped axis first."""
@@ -176,19 +154,14 @@ def _row_major_strides(shape) -> list[int]:
     return strides[::-1]
 
 
-def _kernel_calls(art: Artifact, shapes: dict, scale: float, compute_capability: int):
+def _kernel_calls(art: Artifact, shapes: Shapes, scale: float, compute_capability: int):
     """Per kernel of the artifact, in launch order: ``(serialized call, operand names)``: the
     kernel-call handler's description of the launch (PTX, grid, block, shared memory, the
     parameter list) and the buffers its array parameters take, in order."""
     from jax._src.lib import gpu_triton  # noqa: PLC0415
 
-    sizes = {"B": shapes["B"], "H": shapes["H"], "Hkv": shapes["Hkv"], "Lq": shapes["Lq"],
-             "Lk": shapes["Lk"], "D": shapes["D"]}
-    tensor_shapes = {"q": (sizes["B"], sizes["H"], sizes["Lq"], sizes["D"]),
-                     "k": (sizes["B"], sizes["Hkv"], sizes["Lk"], sizes["D"]),
-                     "v": (sizes["B"], sizes["Hkv"], sizes["Lk"], sizes["D"]),
-                     "o": (sizes["B"], sizes["H"], sizes["Lq"], sizes["D"]),
-                     "lse": (sizes["B"], sizes["H"], sizes["Lq"])}
+    sizes = shapes._asdict()
+    shapes_of = tensor_shapes(shapes)
     calls = []
     for k in art.kernels:
         if k["grid"] != "row_tiles":
@@ -198,7 +171,7 @@ def _kernel_calls(art: Artifact, shapes: dict, scale: float, compute_capability:
         for p in k["params"]:
             name = p["name"]
             if p["kind"] == "memref":
-                shape = tensor_shapes.get(name)
+                shape = shapes_of.get(name)
                 if shape is None:
                     if name not in art.tables:
                         raise SplatInputError("pattern", f"kernel {k['name']!r} needs buffer "
@@ -239,7 +212,7 @@ def _lowering(ctx, q, k, v, *, key: str, scale: float):
     q_aval, k_aval, _ = ctx.avals_in
     o_aval, lse_aval = ctx.avals_out
     B, H, Lq, D = q_aval.shape
-    shapes = dict(B=B, H=H, Hkv=k_aval.shape[1], Lq=Lq, Lk=k_aval.shape[2], D=D)
+    shapes = Shapes(B, H, k_aval.shape[1], Lq, k_aval.shape[2], D)
     values = {"q": (q, q_aval), "k": (k, k_aval), "v": (v, ctx.avals_in[2]),
               "o": (_filled(mlir, ctx, 0.0, o_aval), o_aval),
               "lse": (_filled(mlir, ctx, -math.inf, lse_aval), lse_aval)}
@@ -290,7 +263,7 @@ class JaxAttention:
         art = resolve_prepared(pattern, head_dim, dtype, Lq, Lk, artifact, target, "fused")
         if any(k["grid"] != "row_tiles" for k in art.kernels):
             raise SplatInputError("artifact", "splat.jax runs fused artifacts only")
-        key = art.key or f"id-{id(art)}"
+        key = handle_key(art)
         with _lock:
             _artifacts.setdefault(key, art)
         fields = dict(key=key, scale=default_scale(scale, art.head_dim, art),

@@ -41,7 +41,7 @@ from typing import Any
 
 from .runtime.artifact import Artifact
 from .runtime.launcher import Launcher, Shapes, check_artifact, get_launcher
-from .runtime.prepared import resolve_prepared
+from .runtime.prepared import handle_key, resolve_prepared
 from .runtime.resolve import DEFAULT_TARGET
 from .runtime.validate import SplatInputError, default_scale, normalize_dtype
 
@@ -188,7 +188,7 @@ def _kernel(key: str) -> _Kernel:
 
 
 def _register_kernel(artifact: Artifact) -> _Kernel:
-    key = artifact.key or f"id-{id(artifact)}"
+    key = handle_key(artifact)
     with _kernels_lock:
         hit = _kernels.get(key)
         if hit is None:

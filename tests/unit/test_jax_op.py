@@ -60,11 +60,11 @@ def test_vmap_broadcasts_an_unmapped_argument(h):
 
 @pytest.mark.parametrize("shapes, arg, match", [
     (((1, 4, L, 32), (1, 2, L, 32), (1, 2, L, 32)), "q", "head dim 32"),
-    (((1, 4, L - 1, D), (1, 2, L, D), (1, 2, L, D)), "q", "Lq = 128"),
+    (((1, 4, L - 1, D), (1, 2, L, D), (1, 2, L, D)), "pattern", "built for Lq = 128"),
     (((2, 4, L, D), (1, 2, L, D), (1, 2, L, D)), "k", "batch size 1"),
     (((1, 4, L, D), (1, 3, L, D), (1, 3, L, D)), "k", "do not divide"),
     (((1, 4, L, D), (1, 2, L, D), (1, 2, L + 1, D)), "v", "must equal k"),
-    (((1, 4, L, D), (1, 2, L - 5, D), (1, 2, L - 5, D)), "k", "reads key"),
+    (((1, 4, L, D), (1, 2, L - 5, D), (1, 2, L - 5, D)), "pattern", "built for Lk = 128"),
 ])
 def test_bad_shapes_name_the_argument_at_trace_time(h, shapes, arg, match):
     with pytest.raises(SplatInputError, match=f"^{arg}: .*{match}"):
@@ -75,6 +75,16 @@ def test_wrong_dtype_names_the_argument(h):
     with pytest.raises(SplatInputError, match="^k: dtype float16"):
         jax.eval_shape(h, _spec(1, 4, L, D), _spec(1, 2, L, D, dtype=jnp.float16),
                        _spec(1, 2, L, D))
+
+
+def test_eager_calls_reuse_one_program_per_handle(h):
+    """Eager calls run the primitive through jit: the same handle must reuse one jitted
+    function (a new one per call would trace and compile every call)."""
+    from splat import jax_op
+
+    jax_op._define_primitive()
+    assert jax_op._eager(h.key, h.scale) is jax_op._eager(h.key, h.scale)
+    assert jax_op._eager(h.key, h.scale) is not jax_op._eager(h.key, h.scale / 2)
 
 
 def test_cpu_placement_is_refused(h):

@@ -45,6 +45,12 @@ class Shapes(NamedTuple):
         return cls(*(int(x) for x in value))
 
 
+def tensor_shapes(s: Shapes) -> dict:
+    """The shapes of a call's tensors, by kernel parameter name (contiguous, row-major)."""
+    return {"q": (s.B, s.H, s.Lq, s.D), "k": (s.B, s.Hkv, s.Lk, s.D),
+            "v": (s.B, s.Hkv, s.Lk, s.D), "o": (s.B, s.H, s.Lq, s.D), "lse": (s.B, s.H, s.Lq)}
+
+
 def _target_ok(target: str, cc: tuple) -> bool:
     """Can PTX built for `target` (e.g. 'sm_90a', 'sm_80') run on a device of capability cc?"""
     t = target.lower().removeprefix("sm_")
@@ -214,14 +220,8 @@ class Launcher:
         if plan is not None:
             return plan
         self.check_shapes(s)
-        ns: dict = {
-            "q": MemRef(1, (s.B, s.H, s.Lq, s.D)),
-            "k": MemRef(1, (s.B, s.Hkv, s.Lk, s.D)),
-            "v": MemRef(1, (s.B, s.Hkv, s.Lk, s.D)),
-            "o": MemRef(1, (s.B, s.H, s.Lq, s.D)),
-            "lse": MemRef(1, (s.B, s.H, s.Lq)),
-            "scale": 1.0,
-        }
+        ns: dict = {name: MemRef(1, shape) for name, shape in tensor_shapes(s).items()}
+        ns["scale"] = 1.0
         ns.update({f: getattr(s, f) for f in _SCALARS})
         ns.update({n: MemRef(p, shape) for n, (p, shape) in self._tables.items()})
         scratch = self.scratch_shapes(s)

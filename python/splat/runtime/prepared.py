@@ -10,11 +10,15 @@ import os
 from .artifact import Artifact
 from .launcher import check_artifact
 from .resolve import resolve_artifact
-from .validate import SplatInputError, normalize_dtype, pattern_lengths
+from .validate import SUPPORTED_DTYPES, SplatInputError, normalize_dtype, pattern_lengths
 
-__all__ = ["OP_DTYPES", "resolve_prepared", "check_matches"]
+__all__ = ["resolve_prepared", "check_matches", "handle_key"]
 
-OP_DTYPES = ("bf16", "f16")  # the fused kernels' input types
+
+def handle_key(artifact: Artifact) -> str:
+    """The key a handle's op or primitive finds its artifact under: the content key, or the
+    object's identity for an artifact built in memory without one."""
+    return artifact.key or f"id-{id(artifact)}"
 
 
 def resolve_prepared(pattern, head_dim, dtype, Lq, Lk, artifact, target, variant) -> Artifact:
@@ -49,7 +53,7 @@ def check_matches(art: Artifact, dtype, head_dim, Lq, Lk, declared: tuple) -> No
     """SplatInputError unless `art` is a bf16/f16 artifact built for the given dtype, head dim
     and lengths (None: not given) and the pattern's declared ``(Lq, Lk)``."""
     adt = normalize_dtype(art.dtype)
-    if adt not in OP_DTYPES:
+    if adt not in SUPPORTED_DTYPES:
         raise SplatInputError("dtype", f"the artifact is {art.dtype}; the op runs bf16 or f16")
     if dtype is not None and normalize_dtype(str(dtype)) != adt:
         raise SplatInputError("dtype", f"{dtype} but the artifact was built for {art.dtype}")
