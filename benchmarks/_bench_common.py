@@ -34,6 +34,22 @@ def host_and_wall_us(fn, wait, calls: int, repeats: int) -> tuple:
     return statistics.median(host), statistics.median(wall)
 
 
+def interleaved_host_and_wall_us(fns: dict, wait, calls: int, repeats: int) -> dict:
+    """`host_and_wall_us` of every ``fns[name]()``, the loops interleaved (each repeat times
+    every function once, in turn), so drift in the process (caches, clocks, allocator state)
+    reaches all of them alike: ``{name: (median host µs, median wall µs)}``."""
+    import statistics  # noqa: PLC0415
+
+    samples = {name: ([], []) for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            host, wall = host_and_wall_us(fn, wait, calls, 1)
+            samples[name][0].append(host)
+            samples[name][1].append(wall)
+    return {name: (statistics.median(h), statistics.median(w))
+            for name, (h, w) in samples.items()}
+
+
 def timed(fn):
     """(fn(), seconds), synchronised on both sides."""
     sync()

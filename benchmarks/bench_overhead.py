@@ -23,7 +23,9 @@ Per entry point, medians over ``--repeats`` runs of ``--calls`` back-to-back cal
 - ``gpu_us``: GPU time per call, from CUDA events around the replay of a CUDA graph of
   ``--graph-calls`` calls (no launch overhead: the kernel's own time), null where the entry
   point cannot be captured;
-- ``overhead_us = wall_us - gpu_us``: "the public call minus the kernel".
+- ``overhead_us = wall_us - gpu_us``: "the public call minus the kernel";
+- ``graph_overhead_us``: the same under CUDA graphs: the host-timed wall time per call of a
+  replay of that graph (replay and wait) minus ``gpu_us``.
 
 ``--block`` also times a ``torch.compile``d 2-layer transformer block
 (`splat.testing.attention_model`, dim 512) with SPLAT, Flex and SDPA attention: ms per forward.
@@ -47,6 +49,7 @@ import os
 import shutil
 import statistics
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -68,8 +71,10 @@ def host_and_wall_us(fn, calls: int, repeats: int) -> tuple:
     return C.host_and_wall_us(fn, lambda _: C.sync(), calls, repeats)
 
 
-def graph_gpu_us(fn, graph_calls: int, repeats: int):
-    """Median GPU µs per call of a CUDA graph holding `graph_calls` calls of `fn`."""
+def graph_us(fn, graph_calls: int, repeats: int) -> tuple:
+    """(median GPU µs, median wall µs) per call of a CUDA graph holding `graph_calls` calls of
+    `fn`: GPU time between events around a replay, wall time of a replay and its wait on the
+    host. Their difference is the host overhead per call left under CUDA graphs."""
     import torch
 
     s = torch.cuda.Stream()
@@ -84,15 +89,17 @@ def graph_gpu_us(fn, graph_calls: int, repeats: int):
             fn()
     g.replay()
     C.sync()
-    times = []
+    gpu, wall = [], []
     for _ in range(repeats):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0 = time.perf_counter()
         a.record()
         g.replay()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / graph_calls)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1e6 / graph_calls)
+        gpu.append(a.elapsed_time(b) * 1e3 / graph_calls)
+    return statistics.median(gpu), statistics.median(wall)
 
 
 def measure(name: str, fn, args, notes: list) -> dict:
@@ -100,16 +107,18 @@ def measure(name: str, fn, args, notes: list) -> dict:
         fn()
     C.sync()
     host, wall = host_and_wall_us(fn, args.calls, args.repeats)
-    gpu = None
+    gpu = graph_wall = None
     try:
-        gpu = graph_gpu_us(fn, args.graph_calls, args.repeats)
+        gpu, graph_wall = graph_us(fn, args.graph_calls, args.repeats)
     except Exception as e:  # an entry point that cannot be captured: say so, keep the rest
         notes.append(f"{name}: no CUDA graph ({type(e).__name__}: {e})")
         C.sync()
     row = dict(entry=name, host_us=host, wall_us=wall, gpu_us=gpu,
-               overhead_us=None if gpu is None else wall - gpu)
+               overhead_us=None if gpu is None else wall - gpu, graph_wall_us=graph_wall,
+               graph_overhead_us=None if gpu is None else graph_wall - gpu)
     print(f"{name:22s} host {host:7.2f} µs  wall {wall:7.2f} µs  gpu "
-          f"{C.fmt(gpu, '{:7.2f}')} µs  overhead {C.fmt(row['overhead_us'], '{:7.2f}')} µs",
+          f"{C.fmt(gpu, '{:7.2f}')} µs  overhead {C.fmt(row['overhead_us'], '{:7.2f}')} µs  "
+          f"in a graph {C.fmt(row['graph_overhead_us'], '{:6.2f}')} µs",
           flush=True)
     return row
 
@@ -275,10 +284,12 @@ def main(argv=None) -> int:
     out_json.write_text(json.dumps(dict(meta=meta, rows=rows, block=block, notes=notes),
                                    indent=1) + "\n")
     print(f"wrote {out_json}")
-    print("\n| entry point | host µs | wall µs | GPU µs | wall − GPU µs |\n|---|---|---|---|---|")
+    print("\n| entry point | host µs | wall µs | GPU µs | wall − GPU µs | in a CUDA graph: wall − GPU µs |"
+          "\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['entry']} | {r['host_us']:.1f} | {r['wall_us']:.1f} | "
-              f"{C.fmt(r['gpu_us'], '{:.1f}')} | {C.fmt(r['overhead_us'], '{:.1f}')} |")
+              f"{C.fmt(r['gpu_us'], '{:.1f}')} | {C.fmt(r['overhead_us'], '{:.1f}')} | "
+              f"{C.fmt(r['graph_overhead_us'], '{:.2f}')} |")
     if args.copy_to:
         dest = Path(args.copy_to)
         dest.mkdir(parents=True, exist_ok=True)

@@ -3,21 +3,18 @@
 ``h = splat.jax.prepare(pattern, head_dim=64, dtype="bf16")`` resolves and checks the artifact
 once (`splat.runtime.prepared`) and returns a `JaxAttention`; ``h(q, k, v)`` binds the
 primitive with the handle's key and scale as static parameters. Its lowering emits the
-artifact's kernels as XLA custom calls of jaxlib's GPU kernel-call handler (the one Pallas'
-and jax-triton's Triton kernels go through: ``jax._src.lib.gpu_triton``), which loads PTX, sets
-the dynamic shared memory and launches on XLA's stream. So there is no PyTorch, no host
-synchronisation and no Python on the launch path: the call is part of the compiled program.
+artifact's kernels as XLA custom calls on XLA's stream, through one of the two launch routes of
+`splat.jax_ffi` (SPLAT's FFI handler library, or jaxlib's GPU kernel-call handler): no
+PyTorch, no host synchronisation and no Python on the launch path; the call is part of the
+compiled program.
 
-How the kernel ABI maps onto that handler (docs/runtime.md, "The JAX primitive"): the handler
-fills the kernel's parameters in order from a list of array parameters (the next buffer of the
-custom call: its operands, in order) and scalar parameters (a value fixed at lowering). A
-memref parameter of the MLIR kernel is ``allocated ptr, aligned ptr, offset, sizes, strides``:
-the aligned pointer is the buffer; the allocated pointer is never dereferenced by the kernel
-(it reads through the aligned one) and is passed as 0; offset, sizes and strides (row-major)
-are scalars of the problem size, which is static under ``jit``. The schedule tables are
-constants of the program. The outputs ``o`` and ``lse`` are operands aliased to the results
-(their buffers are in the operand list, where the kernel's parameter order needs them); a
-split-KV artifact's second kernel takes the first's results the same way and folds into them.
+How the kernel ABI maps onto a custom call (docs/runtime.md, "The JAX primitive"): a memref
+parameter of the MLIR kernel is ``allocated ptr, aligned ptr, offset, sizes, strides``; the
+pointers are buffers of the call, offset, sizes and strides (row-major) are constants of the
+problem size, which is static under ``jit``. The schedule tables are constants of the program.
+The first kernel's ``o`` and ``lse`` are results of its call (on the jaxlib route, operands
+filled and aliased to the results, since that handler takes buffers in operand order); a
+split-KV artifact's second kernel takes them as aliased operands and folds into them.
 
 Batching (``vmap``): the mapped axis of q, k and v is folded into the batch axis (an unmapped
 argument is broadcast first), one call runs, and the results are unfolded.
@@ -36,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from . import jax_ffi
 from .runtime.artifact import Artifact
-from .runtime.launcher import Shapes, tensor_shapes
+from .runtime.launcher import Shapes
 from .runtime.prepared import handle_key, resolve_prepared
 from .runtime.resolve import DEFAULT_TARGET
 from .runtime.validate import (SplatInputError, TensorDesc, default_scale, normalize_dtype,
@@ -146,86 +144,81 @@ def _batch(args, dims, *, key: str, scale: float):
     return (o.reshape((size, -1) + o.shape[1:]), lse.reshape((size, -1) + lse.shape[1:])), (0, 0)
 
 
-def _row_major_strides(shape) -> list[int]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= int(n)
-    return strides[::-1]
+def _launch_sizes(art: Artifact, kernel: dict, shapes: Shapes) -> tuple[tuple, int]:
+    """``(grid, threads)`` of one fused kernel: a CTA per (row tile, head, batch)."""
+    if kernel["grid"] != "row_tiles":
+        raise SplatInputError("pattern", f"kernel {kernel['name']!r} is not a fused row-tile "
+                                         f"kernel; splat.jax runs fused artifacts only")
+    block = [int(x) for x in kernel["block"]]
+    if block[1:] != [1, 1] or block[0] % 32:
+        raise SplatInputError("pattern", f"kernel {kernel['name']!r} block {block} is not "
+                                         f"whole warps along x")
+    table = kernel.get("tile_table", "row_tiles")
+    grid = (int(np.asarray(art.tables[table]).shape[0]), shapes.H, shapes.B)
+    return grid, block[0]
 
 
-def _kernel_calls(art: Artifact, shapes: Shapes, scale: float, compute_capability: int):
-    """Per kernel of the artifact, in launch order: ``(serialized call, operand names)``: the
-    kernel-call handler's description of the launch (PTX, grid, block, shared memory, the
-    parameter list) and the buffers its array parameters take, in order."""
+def _jaxlib_call(art: Artifact, kernel: dict, params, shapes: Shapes, cc: int) -> bytes:
+    """jaxlib's serialized kernel call (PTX, grid, block, shared memory, parameters): an array
+    parameter takes the call's next operand, so a memref's allocated pointer is passed as 0
+    (the kernel reads through the aligned one)."""
     from jax._src.lib import gpu_triton  # noqa: PLC0415
 
-    sizes = shapes._asdict()
-    shapes_of = tensor_shapes(shapes)
-    calls = []
-    for k in art.kernels:
-        if k["grid"] != "row_tiles":
-            raise SplatInputError("pattern", f"kernel {k['name']!r} is not a fused row-tile "
-                                             f"kernel; splat.jax runs fused artifacts only")
-        params, operands = [], []
-        for p in k["params"]:
-            name = p["name"]
-            if p["kind"] == "memref":
-                shape = shapes_of.get(name)
-                if shape is None:
-                    if name not in art.tables:
-                        raise SplatInputError("pattern", f"kernel {k['name']!r} needs buffer "
-                                                         f"{name!r}, which splat.jax cannot give")
-                    shape = np.asarray(art.tables[name]).shape
-                params.append(gpu_triton.create_scalar_parameter(0, "i64"))  # allocated ptr
-                params.append(gpu_triton.create_array_parameter(0, 0))  # aligned ptr: buffer
-                params.append(gpu_triton.create_scalar_parameter(0, "i64"))  # offset
-                for x in list(shape) + _row_major_strides(shape):
-                    params.append(gpu_triton.create_scalar_parameter(int(x), "i64"))
-                operands.append(name)
-            elif name == "scale":
-                params.append(gpu_triton.create_scalar_parameter(float(scale), "fp32"))
-            else:
-                params.append(gpu_triton.create_scalar_parameter(int(sizes[name]),
-                                                                 _SCALAR_TYPES[p["kind"]]))
-        table = k.get("tile_table", "row_tiles")
-        grid = (int(np.asarray(art.tables[table]).shape[0]), sizes["H"], sizes["B"])
-        block = [int(x) for x in k["block"]]
-        if block[1:] != [1, 1] or block[0] % 32:
-            raise SplatInputError("pattern", f"kernel {k['name']!r} block {block} is not whole "
-                                             f"warps along x")
-        kernel = gpu_triton.TritonKernel(k["name"], block[0] // 32, 1, int(k["shared_bytes"]),
-                                         art.ptx[k["ptx_file"]], "", compute_capability)
-        call = gpu_triton.TritonKernelCall(kernel, *grid, params)
-        calls.append((zlib.compress(call.to_proto(k["name"], b"")), operands))
-    return calls
+    grid, threads = _launch_sizes(art, kernel, shapes)
+    ptx_params = [gpu_triton.create_scalar_parameter(0, "i64") if kind == "alloc" else
+                  gpu_triton.create_array_parameter(0, 0) if kind == "buffer" else
+                  gpu_triton.create_scalar_parameter(value, _SCALAR_TYPES.get(kind, kind))
+                  for kind, value in params]
+    handle = gpu_triton.TritonKernel(kernel["name"], threads // 32, 1,
+                                     int(kernel["shared_bytes"]), art.ptx[kernel["ptx_file"]],
+                                     "", cc)
+    call = gpu_triton.TritonKernelCall(handle, *grid, ptx_params)
+    return zlib.compress(call.to_proto(kernel["name"], b""))
 
 
 def _lowering(ctx, q, k, v, *, key: str, scale: float):
-    """The artifact's kernels as custom calls of jaxlib's kernel-call handler."""
+    """The artifact's kernels, in launch order, as custom calls on XLA's stream (the route of
+    `splat.jax_ffi.launch_route`). The first kernel's o and lse are results of its call; a
+    split-KV artifact's second kernel takes them as operands aliased to its results and
+    folds into them."""
     jax = _jax()
-    # jax's lowering helpers (constants, fills) are not all public; the kernel-call handler
-    # itself is jaxlib-internal too (module docstring)
+    # jax's lowering helpers (constants, fills) are not all public; jaxlib's kernel-call
+    # handler is jaxlib-internal too (module docstring)
     from jax._src.interpreters import mlir  # noqa: PLC0415
 
     art = _artifacts[key]
-    q_aval, k_aval, _ = ctx.avals_in
+    route = jax_ffi.launch_route()
+    q_aval, k_aval, v_aval = ctx.avals_in
     o_aval, lse_aval = ctx.avals_out
     B, H, Lq, D = q_aval.shape
     shapes = Shapes(B, H, k_aval.shape[1], Lq, k_aval.shape[2], D)
-    values = {"q": (q, q_aval), "k": (k, k_aval), "v": (v, ctx.avals_in[2]),
-              "o": (_filled(mlir, ctx, 0.0, o_aval), o_aval),
-              "lse": (_filled(mlir, ctx, -math.inf, lse_aval), lse_aval)}
+    values = {"q": (q, q_aval), "k": (k, k_aval), "v": (v, v_aval)}
     for name, t in art.tables.items():
         t = np.ascontiguousarray(t, dtype=np.int32)
         values[name] = (mlir.ir_constant(t), jax.core.ShapedArray(t.shape, np.int32))
-    cc = _compute_capability()
-    for opaque, names in _kernel_calls(art, shapes, scale, cc):
-        aliases = {names.index("o"): 0, names.index("lse"): 1}
-        rule = jax.ffi.ffi_lowering(_KERNEL_CALL_TARGET, api_version=4,
-                                    operand_output_aliases=aliases)
-        sub = ctx.replace(avals_in=[values[n][1] for n in names])
-        o, lse = rule(sub, *[values[n][0] for n in names], opaque=opaque)
+    table_shapes = {name: np.shape(t) for name, t in art.tables.items()}
+    outputs = ("o", "lse")
+    for kernel in art.kernels:
+        params = jax_ffi.kernel_params(kernel, shapes, scale, table_shapes)
+        names = list(dict.fromkeys(v for kind, v in params if kind == "buffer"))
+        if route == "jaxlib" and "o" not in values:  # its outputs must be operands: fill them
+            values["o"] = (_filled(mlir, ctx, 0.0, o_aval), o_aval)
+            values["lse"] = (_filled(mlir, ctx, -math.inf, lse_aval), lse_aval)
+        operands = [n for n in names if n in values]
+        aliases = {operands.index(n): i for i, n in enumerate(outputs) if n in operands}
+        sub = ctx.replace(avals_in=[values[n][1] for n in operands])
+        if route == "jaxlib":
+            opaque = _jaxlib_call(art, kernel, params, shapes, _compute_capability())
+            rule = jax.ffi.ffi_lowering(_KERNEL_CALL_TARGET, api_version=4,
+                                        operand_output_aliases=aliases)
+            o, lse = rule(sub, *[values[n][0] for n in operands], opaque=opaque)
+        else:
+            grid, _ = _launch_sizes(art, kernel, shapes)
+            kernel_key = jax_ffi.register_kernel(kernel, art.ptx[kernel["ptx_file"]])
+            table = jax_ffi.ffi_param_table(params, operands + list(outputs))
+            rule = jax.ffi.ffi_lowering(jax_ffi.FFI_TARGET, operand_output_aliases=aliases)
+            o, lse = rule(sub, *[values[n][0] for n in operands], kernel=kernel_key,
+                          grid=np.asarray(grid, dtype=np.int64), params=table)
         values["o"], values["lse"] = (o, o_aval), (lse, lse_aval)
     return [values["o"][0], values["lse"][0]]
 

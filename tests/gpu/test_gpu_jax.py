@@ -4,12 +4,18 @@
   (14 families x D 64/128 x bf16/f16 at L = 4096, GQA), and the eager call bit for bit;
 - ``jax.vmap`` over a leading axis and over the batch axis equals the per-slice calls;
 - a function with the handle under ``jit`` is traced once for new values;
-- the process that runs it never imports torch (a subprocess).
+- the process that runs it never imports torch (a subprocess);
+- the two launch routes (`splat.jax_ffi`: SPLAT's FFI handler, jaxlib's kernel-call handler)
+  give bit-identical results on a plain, a masked and a split-KV artifact, and the FFI handler
+  refuses an unregistered kernel and a bad parameter table with an error.
 
-Artifacts come prebuilt, found in the pack's catalog (the GPU machine has no MLIR)::
+Artifacts come prebuilt, found in the pack's catalog (the GPU machine has no MLIR); the FFI
+handler library is built where JAX's headers are and named by ``$SPLAT_JAX_FFI_LIB``::
 
     python scripts/pack_gpu_artifacts.py --tests --out .device/artifacts    # where MLIR is
-    SPLAT_ARTIFACT_DIR=.device/artifacts python -m pytest -m gpu tests/gpu/test_gpu_jax.py
+    python scripts/build_jax_ffi.py --out .device/artifacts                 # where JAX is
+    SPLAT_ARTIFACT_DIR=.device/artifacts SPLAT_JAX_FFI_LIB=.device/artifacts/libsplat_jax_ffi.so \
+        python -m pytest -m gpu tests/gpu/test_gpu_jax.py
 """
 
 from __future__ import annotations
@@ -142,3 +148,63 @@ def test_runs_without_torch():
             "assert bool(jnp.isfinite(o.astype(jnp.float32)).all()); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------- the launch routes (jax_ffi)
+
+
+def _needs_ffi_library():
+    from splat import jax_ffi
+
+    if jax_ffi.load_library() is None:
+        pytest.skip("no libsplat_jax_ffi.so (scripts/build_jax_ffi.py; $SPLAT_JAX_FFI_LIB)")
+    return jax_ffi
+
+
+def _route_entries() -> list:
+    """One artifact per kernel shape: a plain, a masked (remainder) and a split-KV one."""
+    chosen = {}
+    for e in ENTRIES:
+        kernels = load_cached(Path(os.environ["SPLAT_ARTIFACT_DIR"]) / e["key"]).kernels
+        kind = ("split" if len(kernels) > 1 else
+                "masked" if kernels[0]["name"].endswith("_masked") else "plain")
+        chosen.setdefault(kind, e)
+    return list(chosen.values())
+
+
+@pytest.mark.parametrize("entry", _route_entries(), ids=lambda e: e["family_id"])
+def test_launch_routes_agree_bit_for_bit(entry, monkeypatch):
+    _needs_ffi_library()
+    h = _handle(entry)
+    q, k, v = _qkv(3, 2, 4, 2, entry["L"], entry["D"], entry["dtype"])
+    out = {}
+    for route in ("ffi", "jaxlib"):
+        monkeypatch.setenv("SPLAT_JAX_LAUNCH", route)
+        compiled = jax.jit(lambda q, k, v: h(q, k, v, return_lse=True)).lower(q, k, v).compile()
+        text = compiled.as_text()
+        assert ("splat_launch" in text) == (route == "ffi")
+        out[route] = compiled(q, k, v)
+    for a, b in zip(out["ffi"], out["jaxlib"]):
+        assert bool(jnp.array_equal(a, b, equal_nan=True))
+
+
+def _raw_launch(key: str, params, grid=(1, 1, 1)):
+    x = jnp.zeros((4,), jnp.float32)
+    call = jax.ffi.ffi_call("splat_launch", jax.ShapeDtypeStruct((4,), jnp.float32))
+    return jax.jit(lambda x: call(x, kernel=key, grid=np.asarray(grid, np.int64),
+                                  params=np.asarray(params, np.int64)))(x).block_until_ready()
+
+
+def test_handler_refuses_an_unregistered_kernel_and_a_bad_table():
+    jax_ffi = _needs_ffi_library()
+    with pytest.raises(Exception, match="is not registered"):
+        _raw_launch("0" * 64, [0, 0])
+    entry = _one()
+    art = load_cached(Path(os.environ["SPLAT_ARTIFACT_DIR"]) / entry["key"])
+    key = jax_ffi.register_kernel(art.kernels[0], art.ptx[art.kernels[0]["ptx_file"]])
+    with pytest.raises(Exception, match="names buffer 7 of 2"):
+        _raw_launch(key, [0, 7])
+    with pytest.raises(Exception, match="unknown kind 9"):
+        _raw_launch(key, [9, 0])
+    with pytest.raises(Exception, match="grid must be"):
+        _raw_launch(key, [0, 0], grid=(1, 0, 1))
