@@ -119,8 +119,21 @@ def mask_words(block_n: int) -> int:
 TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
 
 
-def memref(name: str, rank: int, dtype: str) -> dict:
-    return {"name": name, "kind": "memref", "rank": rank, "dtype": dtype}
+# Tensors the fused kernels read through their descriptors' strides, so strided views (e.g. of
+# a fused QKV projection) need no copy: the parameter's manifest entry says ``"strides":
+# "any"``. The innermost stride must be 1 and the others multiples of INPUT_STRIDE_ALIGN
+# elements (rows 16-byte aligned for the async copies), the base pointer 16-byte aligned.
+# An artifact without the marker (older compilers) takes contiguous tensors only.
+STRIDED_INPUTS = ("q", "k", "v")
+INPUT_STRIDE_ALIGN = 8  # elements of a 2-byte dtype: 16 bytes
+INPUT_PTR_ALIGN = 16
+
+
+def memref(name: str, rank: int, dtype: str, any_strides: bool = False) -> dict:
+    p = {"name": name, "kind": "memref", "rank": rank, "dtype": dtype}
+    if any_strides:
+        p["strides"] = "any"
+    return p
 
 
 def scalar(name: str, kind: str = "f32") -> dict:
@@ -142,7 +155,8 @@ def fused_kernel_name(dtype: str, head_dim: int, masked: bool = False,
 def fused_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
     """The fused kernel's arguments in order (design.md §3); the masked variant takes the
     remainder's tables after ``scale``. The accumulating variant has the plain list."""
-    params = [memref(name, TENSOR_RANKS[name], dtype) for name in ("q", "k", "v", "o")]
+    params = [memref(name, TENSOR_RANKS[name], dtype, any_strides=name in STRIDED_INPUTS)
+              for name in ("q", "k", "v", "o")]
     params += [memref("lse", TENSOR_RANKS["lse"], "f32"),
                memref("row_tiles", 2, "i32"), memref("segments", 2, "i32"), scalar("scale")]
     if masked:

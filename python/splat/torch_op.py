@@ -17,7 +17,9 @@ the traced graph holds the pattern as a literal and no guard ever looks at the d
 Implementations:
 
 - CUDA: checks the tensors against the artifact (a few attribute reads: the artifact itself was
-  checked when the handle was made), allocates ``o``, ``lse`` and any scratch with torch's
+  checked when the handle was made), reads strided views of q, k, v in place where the
+  artifact's kernels take strides (``abi.STRIDED_INPUTS``: e.g. q, k, v sliced from one fused
+  QKV projection; other layouts are copied), allocates ``o``, ``lse`` and any scratch with torch's
   caching allocator on the tensors' device, and launches on torch's current stream through
   `Launcher.forward_with_scratch` (no other driver call). No host synchronisation, so the call
   can be captured in a CUDA graph; the PTX is loaded and the tables uploaded on the first call
@@ -39,6 +41,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .abi import INPUT_PTR_ALIGN as _PTR_ALIGN
+from .abi import INPUT_STRIDE_ALIGN as _STRIDE_ALIGN
 from .runtime.artifact import Artifact
 from .runtime.launcher import Launcher, Shapes, check_artifact, get_launcher
 from .runtime.prepared import handle_key, resolve_prepared
@@ -213,15 +217,33 @@ def _raw_stream(device: int) -> int:
     return _stream_of(device)
 
 
+def _kernel_inputs(launcher: Launcher, q, k, v) -> tuple:
+    """``(q, k, v, strides)`` as the kernels take them: contiguous tensors as they are
+    (strides None); strided views as they are where the artifact's kernels read through
+    strides and the views suit them (`Launcher.forward_with_scratch`), copies otherwise. A
+    size-1 dimension's stride is never used, so it is passed as 0."""
+    if q.is_contiguous() and k.is_contiguous() and v.is_contiguous():
+        return q, k, v, None
+    if launcher.strided_inputs:
+        strides = tuple(tuple(0 if n == 1 else st for n, st in zip(t.shape, t.stride()))
+                        for t in (q, k, v))
+        if all(st[3] == 1 and not (st[0] % _STRIDE_ALIGN or st[1] % _STRIDE_ALIGN
+                                   or st[2] % _STRIDE_ALIGN) for st in strides) and not (
+                q.data_ptr() % _PTR_ALIGN or k.data_ptr() % _PTR_ALIGN
+                or v.data_ptr() % _PTR_ALIGN):
+            return q, k, v, strides
+    return q.contiguous(), k.contiguous(), v.contiguous(), None
+
+
 def _attention_cuda(q, k, v, handle: str, scale: float):
     """The CUDA implementation: torch-allocated outputs (and scratch), one launch sequence on
     torch's current stream, nothing else."""
     kern = _kernel(handle)
     B, H, Hkv, Lk = kern.check_call(q, k, v)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # no-ops when already contiguous
     Lq = q.shape[2]
     device = q.device.index
     launcher = kern.launcher(device)
+    q, k, v, strides = _kernel_inputs(launcher, q, k, v)
     o = q.new_empty(q.shape)
     lse = q.new_empty((B, H, Lq), dtype=kern.f32)
     shapes = Shapes(B, H, Hkv, Lq, Lk, kern.D)
@@ -231,7 +253,7 @@ def _attention_cuda(q, k, v, handle: str, scale: float):
                    for shape in launcher.scratch_shapes(shapes).values()]
     launcher.forward_with_scratch(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(),
                                   lse.data_ptr(), [t.data_ptr() for t in scratch], shapes, scale,
-                                  _raw_stream(device))
+                                  _raw_stream(device), strides)
     # `scratch` is released here; torch's allocator reuses it only for work queued after the
     # launches on this stream (and, while capturing, inside the graph's own pool).
     return o, lse

@@ -121,9 +121,38 @@ def test_op_matches_public_call_and_fp64(ops, case, heads):
     assert T.rel_error(o, ref_o) <= TOL[dt]
     lse_err = (lse.double() - ref_lse).abs().max().item()
     assert lse_err <= 1e-3 * max(1.0, ref_lse.abs().max().item())
-    # strided views (as a model's projections give) are copied to contiguous first
+    # strided views (as a model's projections give) are read in place, bit for bit the same
     qt = q.transpose(1, 2).contiguous().transpose(1, 2)
     assert torch.equal(h(qt, k, v), o)
+
+
+@pytest.mark.parametrize("heads", [(4, 4), (8, 2)], ids=["MHA", "GQA"])
+def test_views_of_a_fused_projection_are_read_in_place(ops, heads, monkeypatch):
+    """q, k, v sliced from one (B, L, H + 2 Hkv, D) projection: the kernels read them through
+    their strides (no copy), with the results of contiguous inputs; a view the kernels cannot
+    take (rows not 16-byte aligned) is copied and still right."""
+    from splat import torch_op
+
+    fam, h = _get(ops, "causal")
+    H, Hkv = heads
+    g = torch.Generator(device="cuda").manual_seed(5)
+    proj = torch.randn(2, 1024, H + 2 * Hkv, 64, generator=g, device="cuda").to(torch.bfloat16)
+    q, k, v = proj.transpose(1, 2).split([H, Hkv, Hkv], dim=1)
+    assert not q.is_contiguous()
+    copies = []
+    real = torch_op._kernel_inputs
+    monkeypatch.setattr(torch_op, "_kernel_inputs",
+                        lambda *a: copies.append(real(*a)[3] is None) or real(*a))
+    o = h(q, k, v)
+    assert copies == [False]  # read in place
+    assert torch.equal(o, h(q.contiguous(), k.contiguous(), v.contiguous()))
+    ref_o, _, _ = T.reference_attention_torch(q, k, v, fam, h.scale)
+    assert T.rel_error(o, ref_o) <= TOL["bf16"]
+    wide = torch.randn(2, H, 1024, 65, generator=g, device="cuda").to(torch.bfloat16)
+    q_odd = wide[..., 1:]  # rows start 2 bytes past 16-byte boundaries: copied
+    copies.clear()
+    assert torch.equal(h(q_odd, k, v), h(q_odd.contiguous(), k, v))
+    assert copies[0] is True
 
 
 def test_op_path_has_no_synchronising_torch_call(ops):

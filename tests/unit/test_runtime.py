@@ -458,10 +458,12 @@ def test_check_ptx_abi():
 
 @pytest.fixture
 def fresh_driver(monkeypatch):
-    """Reset the driver wrapper's process state around a test."""
+    """Reset the driver wrapper's process state around a test. The launcher's ctypes hot
+    path (`driver._load_hot_path`) goes through the (fake) bindings module instead."""
     for name, value in [("_driver_mod", None), ("_init_error", None), ("_initialised", False),
-                        ("_primary", {})]:
+                        ("_primary", {}), ("_hot", None)]:
         monkeypatch.setattr(D, name, value)
+    monkeypatch.setattr(D, "_load_hot_path", _hot_path_over_bindings)
     L._registry.clear()
     yield
     L._registry.clear()
@@ -540,6 +542,38 @@ def test_launcher_without_driver_is_a_clear_error(fresh_driver, monkeypatch):
 # ----------------------------------------------------------------------------------- fake GPU
 
 
+class FakeFunction(tuple):
+    """A fake CUfunction: ``("fn", name)`` (as the tests read it) with an address (``int()``),
+    as the launcher's raw hot path takes handles."""
+
+    by_address: dict = {}
+
+    def __new__(cls, name: str):
+        fn = super().__new__(cls, ("fn", name))
+        cls.by_address.setdefault(0xF000 + len(cls.by_address), fn)
+        return fn
+
+    def __int__(self):
+        return next(a for a, f in self.by_address.items() if f == self)
+
+
+def _hot_path_over_bindings():
+    """`driver._load_hot_path` for the fake driver: the raw calls go to the bindings module."""
+    d = D._driver()
+
+    def launch(fn, gx, gy, gz, bx, by, bz, shared, stream, kp, extra):
+        res = d.cuLaunchKernel(FakeFunction.by_address[fn], gx, gy, gz, bx, by, bz, shared,
+                               stream, kp or 0, extra or 0)
+        return int(res[0])
+
+    def get_current(ref):
+        res = d.cuCtxGetCurrent()
+        ref._obj.value = int(res[1] or 0) or None
+        return int(res[0])
+
+    return D._HotPath(launch, get_current)
+
+
 class FakeCuda:
     """Records what the runtime asks of the driver; memory is a dict of bytes."""
 
@@ -602,7 +636,8 @@ class FakeCuda:
         return self._r("cuModuleLoadDataEx", 0xD0 + len(self.loaded))
 
     def cuModuleGetFunction(self, mod, name):
-        return self._r("cuModuleGetFunction", ("fn", name.decode() if isinstance(name, bytes) else name))
+        return self._r("cuModuleGetFunction",
+                       FakeFunction(name.decode() if isinstance(name, bytes) else name))
 
     def cuFuncSetAttribute(self, fn, attr, value):
         self.attrs.append((fn, attr, value))
@@ -1177,6 +1212,29 @@ def test_forward_with_scratch_of_a_fused_artifact(fake_cuda):
         (call,) = fake_cuda.launches
         assert call["values"][:2] == [0x1000, 0x1000] and call["stream"] == 0x51
         assert fake_cuda.async_allocs == []
+
+
+def test_strided_inputs_are_patched_per_call_and_dense_ones_restored(fake_cuda):
+    """Strides given for q, k, v reach the kernel's descriptors; the next call without them
+    (same problem size, same packed parameters) gets the contiguous strides back, and so does
+    `forward`."""
+    with L.Launcher(make_artifact(), 0) as lt:
+        assert lt.strided_inputs
+        shapes = L.Shapes(B=2, H=2, Hkv=1, Lq=130, Lk=130, D=64)
+        view = ((130 * 4 * 64, 64, 4 * 64, 1), (130 * 4 * 64, 64, 4 * 64, 1),
+                (130 * 4 * 64, 64, 4 * 64, 1))
+        args = (0x1000, 0x2000, 0x3000, 0x4000, 0x5000, (), shapes, 0.125, 0x51)
+        lt.forward_with_scratch(*args, strides=view)
+        lt.forward_with_scratch(*args)
+        lt.forward_with_scratch(*args, strides=view)
+        lt.forward(*args[:5], shapes, 0.125, 0x51)
+        q_strides = [c["values"][7:11] for c in fake_cuda.launches]
+        k_strides = [c["values"][18:22] for c in fake_cuda.launches]
+        dense_q, dense_k = [2 * 130 * 64, 130 * 64, 64, 1], [130 * 64, 130 * 64, 64, 1]
+        assert q_strides == [list(view[0]), dense_q, list(view[0]), dense_q]
+        assert k_strides == [list(view[1]), dense_k, list(view[1]), dense_k]
+        with pytest.raises(ValueError, match="q has strides"):
+            lt.forward_with_scratch(*args, strides=((8, 8, 8, 2),) + view[1:])
 
 
 def test_request_key_analyses_a_pattern_object_once(monkeypatch):

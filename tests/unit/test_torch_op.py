@@ -300,9 +300,10 @@ class RecordingLauncher:
 
     closed = False
 
-    def __init__(self, scratch=None):
+    def __init__(self, scratch=None, strided_inputs=False):
         self.calls = []
         self._scratch = scratch or {}
+        self.strided_inputs = strided_inputs
 
     def scratch_shapes(self, s):
         return {n: tuple(getattr(s, d) if isinstance(d, str) else d for d in shape)
@@ -312,13 +313,15 @@ class RecordingLauncher:
         self.calls.append(args)
 
 
+@pytest.mark.parametrize("strided_inputs", [False, True], ids=["copied", "in-place"])
 @pytest.mark.parametrize("scratch", [None, {"scores": ("B", "H", "Lq", 36)}])
 def test_cuda_implementation_uses_torch_memory_and_the_current_stream(causal, monkeypatch,
-                                                                      scratch):
+                                                                      scratch, strided_inputs):
     """The CUDA kernel's body (called directly here, on CPU tensors): outputs and scratch from
-    torch, the launcher's `forward_with_scratch` with their pointers, torch's raw stream."""
+    torch, the launcher's `forward_with_scratch` with their pointers, torch's raw stream; a
+    strided q in place with its strides where the launcher takes them, else a copy."""
     kern = torch_op._kernel(causal.key)
-    rec = RecordingLauncher(scratch)
+    rec = RecordingLauncher(scratch, strided_inputs)
     monkeypatch.setattr(kern, "launcher", lambda device: rec)
     monkeypatch.setattr(torch_op, "_raw_stream", lambda device: 0x5151)
     monkeypatch.setattr(kern, "has_scratch", bool(scratch))
@@ -327,9 +330,12 @@ def test_cuda_implementation_uses_torch_memory_and_the_current_stream(causal, mo
     o, lse = torch_op._attention_cuda(qt, k, v, causal.key, 0.25)
     assert o.shape == q.shape and o.dtype == q.dtype and o.is_contiguous()
     assert lse.shape == (3, 4, L) and lse.dtype == torch.float32
-    ((qp, kp, vp, op, lp, sp, shapes, scale, stream),) = rec.calls
+    ((qp, kp, vp, op, lp, sp, shapes, scale, stream, strides),) = rec.calls
     assert (kp, vp, op, lp) == (k.data_ptr(), v.data_ptr(), o.data_ptr(), lse.data_ptr())
-    assert qp not in (qt.data_ptr(), 0)  # a strided q is passed as a contiguous copy
+    if strided_inputs:
+        assert qp == qt.data_ptr() and strides == (qt.stride(), k.stride(), v.stride())
+    else:
+        assert qp not in (qt.data_ptr(), 0) and strides is None  # a contiguous copy
     assert tuple(shapes) == (3, 4, 2, L, L, 64) and scale == 0.25 and stream == 0x5151
     assert len(sp) == (1 if scratch else 0) and all(sp)
 

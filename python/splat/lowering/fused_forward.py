@@ -865,10 +865,15 @@ def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
     dyn = ir.ShapedType.get_dynamic_size()
     elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
     t4 = ir.MemRefType.get([dyn] * 4, elem)
+    # q, k, v may be strided views (e.g. of a fused QKV projection): every stride but the
+    # innermost comes from the descriptor (abi.STRIDED_INPUTS), the rows stay contiguous for
+    # the 16-byte async copies. The kernel writes o and lse, which are always dense.
+    strided = ir.StridedLayoutAttr.get(offset=0, strides=[dyn, dyn, dyn, 1])
+    in4 = ir.MemRefType.get([dyn] * 4, elem, layout=strided)
     lse_t = ir.MemRefType.get([dyn] * 3, f32_type())
     rt_t = ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], i32_type())
     seg_t = ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], i32_type())
-    arg_types = [t4, t4, t4, t4, lse_t, rt_t, seg_t, f32_type()]
+    arg_types = [in4, in4, in4, t4, lse_t, rt_t, seg_t, f32_type()]
     if cfg.mask_tiles:  # mask_ptr, mask_tiles, mask_bits
         arg_types += [ir.MemRefType.get([dyn], i32_type()),
                       ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], i32_type()),

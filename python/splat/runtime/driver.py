@@ -26,7 +26,7 @@ __all__ = [
     "current_context", "context_scope", "compute_capability", "device_attribute", "load_module",
     "unload_module", "get_function", "set_max_dynamic_smem", "max_dynamic_smem_optin",
     "mem_alloc", "mem_free", "memcpy_htod", "pack_params", "launch", "ptx_entry_params",
-    "check_ptx_abi", "param_count",
+    "check_ptx_abi", "param_count", "raw_handle", "is_current", "launch_raw",
 ]
 
 
@@ -412,19 +412,72 @@ def _stream(stream):
     return stream
 
 
-def launch_unchecked_dims(fn, grid: tuple, block: tuple, shared: int, stream, params) -> None:
-    """`launch` for dimensions already checked by `_dims` (the launcher's hot path)."""
-    ensure_init()
-    kp = ctypes.addressof(params) if params is not None and len(params) else 0
-    d = _driver()
+# ------------------------------------------------------------------------------ the hot path
+# The bindings wrap every argument of every call in Python objects (CUstream, CUfunction, the
+# result tuple): several µs per launch on a slow host. The launcher's per-call work (is its
+# context current? launch) goes straight to libcuda through ctypes instead, on the raw handles
+# the bindings returned when the module was loaded. dlopen gives the driver library the
+# bindings already loaded: one driver in the process.
+
+class _HotPath(NamedTuple):
+    launch: Any
+    get_current: Any
+
+
+_hot: _HotPath | None = None
+
+
+def _load_hot_path() -> _HotPath:
+    """libcuda's ``cuLaunchKernel`` and ``cuCtxGetCurrent`` as ctypes functions."""
     try:
-        res = d.cuLaunchKernel(fn, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-                               int(shared), _stream(stream), kp, 0)
-    except _NO_DRIVER_EXC as e:
-        raise SplatCudaError("cuLaunchKernel", detail=f"no usable CUDA driver: {e}") from None
-    code = int(res[0]) if isinstance(res, tuple) else int(res)
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError as e:
+        raise SplatCudaError("dlopen", detail=f"libcuda.so.1: {e}") from None
+    launch = lib.cuLaunchKernel
+    launch.restype = ctypes.c_int
+    launch.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
+    get_current = lib.cuCtxGetCurrent
+    get_current.restype = ctypes.c_int
+    get_current.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    return _HotPath(launch, get_current)
+
+
+def _hot_path() -> _HotPath:
+    global _hot
+    if _hot is None:
+        ensure_init()  # a SplatCudaError without a usable driver
+        _hot = _load_hot_path()
+    return _hot
+
+
+def raw_handle(obj) -> int:
+    """The address behind a driver handle (CUfunction, CUcontext, CUstream), an int as is, and
+    0 for None (the legacy default stream)."""
+    if obj is None:
+        return 0
+    return obj if isinstance(obj, int) else int(obj)
+
+
+def is_current(ctx_ptr: int) -> bool:
+    """Is the context at address `ctx_ptr` current on the calling thread?"""
+    out = ctypes.c_void_p()
+    code = _hot_path().get_current(ctypes.byref(out))
     if code:
-        _check("cuLaunchKernel", res, f"grid={grid} block={block} shared={shared}")
+        raise SplatCudaError("cuCtxGetCurrent", code, _error_name(code), _error_string(code))
+    return (out.value or 0) == ctx_ptr
+
+
+def launch_raw(fn_ptr: int, grid: tuple, block: tuple, shared: int, stream_ptr: int,
+               params) -> None:
+    """``cuLaunchKernel`` on raw handles (`raw_handle`) through ctypes: the launcher's hot
+    path. Dimensions must have been checked by `_dims`; `params` is `pack_params`' array."""
+    kp = ctypes.addressof(params) if params is not None and len(params) else None
+    code = _hot_path().launch(fn_ptr, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+                              shared, stream_ptr, kp, None)
+    if code:
+        raise SplatCudaError("cuLaunchKernel", code, _error_name(code),
+                             "; ".join(x for x in (_error_string(code), f"grid={grid} "
+                                                   f"block={block} shared={shared}") if x))
 
 
 def launch(fn, grid: Sequence[int], block: Sequence[int], shared: int, stream, params) -> None:

@@ -134,9 +134,14 @@ class Launcher:
         self._functions: dict = {}
         self._tables: dict = {}  # name -> (dptr, shape)
         self._plans: dict = {}  # Shapes -> launch plan (see _launch_plan)
+        self._dense: dict = {}  # Shapes -> q, k, v's contiguous strides
         self._lock = threading.Lock()  # params are patched in place, then copied by the launch
         m = artifact.manifest
         self.kernels = list(m["kernels"])
+        # May q, k, v be strided views? Only where every kernel reads them through their
+        # descriptors' strides (abi.STRIDED_INPUTS; artifacts of older compilers do not say so).
+        self.strided_inputs = all(p.get("strides") == "any" for k in self.kernels
+                                  for p in k["params"] if p["name"] in abi.STRIDED_INPUTS)
         self.n_tiles, self.tile_Lq, self.min_Lk = check_artifact(artifact)
         # device side --------------------------------------------------------------------------
         drv.ensure_init()
@@ -145,6 +150,7 @@ class Launcher:
             raise SplatCudaError("Launcher", detail=f"artifact was built for {artifact.target}, "
                                  f"device {self.device} has compute capability {cc[0]}.{cc[1]}")
         self.ctx = drv.primary_context(self.device)
+        self._ctx_ptr = drv.raw_handle(self.ctx)
         try:
             with drv.context_scope(self.ctx):
                 for k in self.kernels:
@@ -230,12 +236,15 @@ class Launcher:
         plan = []
         for k in self.kernels:
             params = drv.pack_params(k["params"], ns)
-            ptr_slots, scale_slots, i = [], [], 0
+            ptr_slots, scale_slots, stride_slots, i = [], [], [], 0
             for p in k["params"]:
                 if p["kind"] == "memref":
                     if p["name"] in ptr_names:  # allocated and aligned pointer
                         j = ptr_names.index(p["name"])
                         ptr_slots += [(i, j), (i + 1, j)]
+                    if p["name"] in abi.STRIDED_INPUTS:  # its 4 strides, after offset, sizes
+                        stride_slots.append((i + 3 + int(p["rank"]),
+                                             abi.STRIDED_INPUTS.index(p["name"])))
                     i += 3 + 2 * int(p["rank"])
                 else:
                     if p["name"] == "scale":
@@ -243,8 +252,9 @@ class Launcher:
                     i += 1
             grid = drv._dims("grid", self.grid(k, s), (2**31 - 1, 65535, 65535))
             block = drv._dims("block", k["block"], (1024, 1024, 64))
-            plan.append((self._functions[k["name"]], grid, block, int(k["shared_bytes"]), params,
-                         tuple(ptr_slots), tuple(scale_slots)))
+            plan.append((drv.raw_handle(self._functions[k["name"]]), grid, block,
+                         int(k["shared_bytes"]), params, tuple(ptr_slots), tuple(scale_slots),
+                         tuple(stride_slots), [None]))  # last: the strides patched in, if any
         if len(self._plans) >= 64:
             self._plans.clear()
         self._plans[s] = plan
@@ -272,19 +282,26 @@ class Launcher:
                 scratch = [drv.mem_alloc_async(4 * math.prod(shape), stream)
                            for shape in self.scratch_shapes(s).values()]
                 try:
-                    self._launch(plan, ptrs + tuple(scratch), scale, stream)
+                    self._launch_raw(plan, ptrs + tuple(scratch), scale,
+                                     drv.raw_handle(stream), self._dense_strides(s))
                 finally:
                     for dptr in scratch:
                         drv.mem_free_async(dptr, stream)
 
     def forward_with_scratch(self, q_ptr: int, k_ptr: int, v_ptr: int, o_ptr: int, lse_ptr: int,
                              scratch_ptrs: Sequence[int], shapes: Any, scale: float,
-                             stream: Any = None) -> None:
+                             stream: Any = None, strides: Sequence[Sequence[int]] | None = None
+                             ) -> None:
         """`forward` into scratch buffers the caller allocated: one device pointer per entry of
         `scratch_shapes(shapes)`, in that order, each an f32 buffer of at least that shape
         (none for fused artifacts). Makes no driver call but the launches, so a CUDA graph can
         capture it and all memory comes from the caller's allocator (the torch op passes
-        buffers of torch's caching allocator, allocated on `stream`)."""
+        buffers of torch's caching allocator, allocated on `stream`).
+
+        `strides`: None for contiguous q, k, v, or their element strides ``(q, k, v)``, four
+        each, for strided views: only where the artifact allows it (`strided_inputs`), with
+        the innermost stride 1, the others multiples of `abi.INPUT_STRIDE_ALIGN` and q, k, v
+        16-byte aligned (ValueError otherwise). o and lse are always contiguous."""
         s, scale = self._call_sizes(shapes, scale)
         if s is None:
             return
@@ -292,14 +309,50 @@ class Launcher:
             map(int, scratch_ptrs))
         if not all(ptrs):
             raise ValueError(f"null device pointer among q, k, v, o, lse, scratch: {ptrs}")
+        if strides is not None:
+            strides = self._checked_strides(strides, ptrs)
+        stream_ptr = drv.raw_handle(stream)
         with self._lock:
             plan = self._launch_plan(s)
             n_scratch = len(self.artifact.manifest.get("scratch", {}))
             if len(ptrs) != len(self._PTR_NAMES) + n_scratch:
                 raise ValueError(f"scratch_ptrs: the artifact has {n_scratch} scratch buffer(s), "
                                  f"got {len(ptrs) - len(self._PTR_NAMES)} pointer(s)")
-            with drv.context_scope(self.ctx):
-                self._launch(plan, ptrs, scale, stream)
+            strides = strides or self._dense_strides(s)
+            if drv.is_current(self._ctx_ptr):
+                self._launch_raw(plan, ptrs, scale, stream_ptr, strides)
+            else:
+                with drv.context_scope(self.ctx):
+                    self._launch_raw(plan, ptrs, scale, stream_ptr, strides)
+
+    def _checked_strides(self, strides, ptrs: tuple) -> tuple:
+        if not self.strided_inputs:
+            raise ValueError("strides: this artifact's kernels take contiguous q, k, v only "
+                             "(built by a compiler without strided inputs)")
+        out = tuple(tuple(int(x) for x in st) for st in strides)
+        if len(out) != len(abi.STRIDED_INPUTS):
+            raise ValueError(f"strides: expected one per {abi.STRIDED_INPUTS}, got {len(out)}")
+        for name, st, ptr in zip(abi.STRIDED_INPUTS, out, ptrs):
+            if (len(st) != 4 or st[3] != 1
+                    or any(x < 0 or x % abi.INPUT_STRIDE_ALIGN for x in st[:3])):
+                raise ValueError(f"strides: {name} has strides {st}; the kernels need 4 strides, "
+                                 f"the last 1 and the others non-negative multiples of "
+                                 f"{abi.INPUT_STRIDE_ALIGN}")
+            if ptr % abi.INPUT_PTR_ALIGN:
+                raise ValueError(f"strides: {name}'s pointer {ptr:#x} is not "
+                                 f"{abi.INPUT_PTR_ALIGN}-byte aligned")
+        return out
+
+    def _dense_strides(self, s: Shapes) -> tuple:
+        """q, k, v's contiguous strides for `s` (one tuple per problem size, kept)."""
+        hit = self._dense.get(s)
+        if hit is None:
+            shapes = tensor_shapes(s)
+            if len(self._dense) >= 64:
+                self._dense.clear()
+            hit = self._dense[s] = tuple(drv.contiguous_strides(shapes[n])
+                                         for n in abi.STRIDED_INPUTS)
+        return hit
 
     def _call_sizes(self, shapes: Any, scale: float) -> tuple:
         """``(Shapes, scale)`` of a call, checked; ``(None, scale)`` for an empty problem (no
@@ -316,17 +369,23 @@ class Launcher:
         return s, scale
 
     @staticmethod
-    def _launch(plan: list, ptrs: tuple, scale: float, stream: Any) -> None:
-        """Patch the per-call pointers (q, k, v, o, lse, then scratch) and the scale into each
-        kernel's packed parameters and launch them in order (the current context is the
-        launcher's)."""
-        for fn, grid, block, shared, params, ptr_slots, scale_slots in plan:
+    def _launch_raw(plan: list, ptrs: tuple, scale: float, stream_ptr: int,
+                    strides: tuple) -> None:
+        """Patch the per-call pointers (q, k, v, o, lse, then scratch), the scale and q, k, v's
+        strides (three 4-tuples) into each kernel's packed parameters and launch the kernels in
+        order (the current context is the launcher's)."""
+        for fn, grid, block, shared, params, ptr_slots, scale_slots, stride_slots, applied in plan:
             scalars = params.scalars
             for i, j in ptr_slots:
                 scalars[i].value = ptrs[j]
             for i in scale_slots:
                 scalars[i].value = scale
-            drv.launch_unchecked_dims(fn, grid, block, shared, stream, params)
+            if applied[0] != strides:  # the dense strides are one cached tuple: mostly `==`
+                for i, j in stride_slots:
+                    for x, value in enumerate(strides[j]):
+                        scalars[i + x].value = value
+                applied[0] = strides
+            drv.launch_raw(fn, grid, block, shared, stream_ptr, params)
 
     @property
     def closed(self) -> bool:

@@ -3,7 +3,7 @@
 
 // The same kernel signature as mma.sync's; S and P V are inline wgmma.mma_async, K/V stay in
 // shared memory (no ldmatrix.trans for V), published to the async proxy after each cp.async wait.
-// CHECK: gpu.func @splat_fwd_bf16_d128(%{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?xf32>, %{{.*}}: memref<?x5xi32>, %{{.*}}: memref<?x9xi32>, %{{.*}}: f32) kernel
+// CHECK: gpu.func @splat_fwd_bf16_d128(%{{.*}}: memref<?x?x?x?xbf16, strided<[?, ?, ?, 1]>>, %{{.*}}: memref<?x?x?x?xbf16, strided<[?, ?, ?, 1]>>, %{{.*}}: memref<?x?x?x?xbf16, strided<[?, ?, ?, 1]>>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?xf32>, %{{.*}}: memref<?x5xi32>, %{{.*}}: memref<?x9xi32>, %{{.*}}: f32) kernel
 // CHECK-DAG: wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16
 // CHECK-DAG: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
 // CHECK-DAG: fence.proxy.async.shared::cta

@@ -15,7 +15,7 @@
 // CHECK: call @splat_attention_1
 // CHECK-NOT: splat.attention
 // CHECK: gpu.module @splat_kernels
-// CHECK: gpu.func @splat_fwd_bf16_d64(%{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?xf32>, %{{.*}}: memref<?x5xi32>, %{{.*}}: memref<?x9xi32>, %{{.*}}: f32) kernel
+// CHECK: gpu.func @splat_fwd_bf16_d64(%{{.*}}: memref<?x?x?x?xbf16, strided<[?, ?, ?, 1]>>, %{{.*}}: memref<?x?x?x?xbf16, strided<[?, ?, ?, 1]>>, %{{.*}}: memref<?x?x?x?xbf16, strided<[?, ?, ?, 1]>>, %{{.*}}: memref<?x?x?x?xbf16>, %{{.*}}: memref<?x?x?xf32>, %{{.*}}: memref<?x5xi32>, %{{.*}}: memref<?x9xi32>, %{{.*}}: f32) kernel
 // CHECK-DAG: nvgpu.device_async_copy
 // CHECK-DAG: nvgpu.ldmatrix
 // CHECK-DAG: nvvm.mma.sync
