@@ -73,10 +73,14 @@ def jobs(args) -> list:
     if args.lengths:
         keep_l = {int(x) for x in args.lengths.split(",")}
         out = [j for j in out if j[2] in keep_l]
+    if getattr(args, "head_dims", None):
+        keep_d = {int(x) for x in args.head_dims.split(",")}
+        out = [j for j in out if j[3] in keep_d]
     return out
 
 
-def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, block_n=None):
+def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, block_n=None,
+             mma=None):
     from splat import compiler  # imports MLIR; only this script and the compiler do
 
     kw = dict(dtype=dtype, head_dim=D, target=target)
@@ -84,7 +88,7 @@ def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, b
         kw["variant"] = variant
     else:
         kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows),
-                                     ("block_n", block_n)) if v is not None})
+                                     ("block_n", block_n), ("mma", mma)) if v is not None})
     return compiler.compile(pattern, **kw)
 
 
@@ -141,6 +145,9 @@ def main(argv=None) -> int:
                     help="fused artifacts with this many query rows a warp (as --block-m)")
     ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
                     help="fused artifacts with this many keys a key tile (as --block-m)")
+    ap.add_argument("--mma", choices=abi.MMA_KINDS,
+                    help="fused artifacts on this tensor-core instruction (as --block-m)")
+    ap.add_argument("--head-dims", help="comma-separated head dims to keep")
     ap.add_argument("--force", action="store_true", help="recompile entries that exist already")
     args = ap.parse_args(argv)
     if not (args.tests or args.bench or args.torch_op):
@@ -148,9 +155,9 @@ def main(argv=None) -> int:
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    shape = (version, args.block_m, args.warp_rows, args.block_n)
+    shape = (version, args.block_m, args.warp_rows, args.block_n, args.mma)
     if old.get("entries") and (old.get("compiler_version"), old.get("block_m"),
-                               old.get("warp_rows"), old.get("block_n")) != shape:
+                               old.get("warp_rows"), old.get("block_n"), old.get("mma")) != shape:
         print(f"the last pack was made by compiler {old.get('compiler_version')} (block_m "
               f"{old.get('block_m')}, warp_rows {old.get('warp_rows')}), this is {version} "
               f"(block_m {args.block_m}, warp_rows {args.warp_rows}): starting a fresh catalog")
@@ -182,7 +189,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             try:
                 art = _compile(pattern, dt, D, args.target, variant, args.block_m, args.warp_rows,
-                               args.block_n)
+                               args.block_n, args.mma)
             except TypeError as e:
                 if variant != "fused":
                     print(f"[{i + 1}/{len(todo)}] {ident}: compiler has no {variant} variant ({e}); skipped")
@@ -210,9 +217,9 @@ def main(argv=None) -> int:
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
             write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                                 args.warp_rows, args.block_n))
+                                                 args.warp_rows, args.block_n, args.mma))
     write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                         args.warp_rows, args.block_n))
+                                         args.warp_rows, args.block_n, args.mma))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
@@ -227,8 +234,10 @@ def main(argv=None) -> int:
 
 
 def _catalog(entries: dict, target: str, version: str, block_m: int | None = None,
-             warp_rows: int | None = None, block_n: int | None = None) -> dict:
+             warp_rows: int | None = None, block_n: int | None = None,
+             mma: str | None = None) -> dict:
     return {"format": "splat-catalog/1", "compiler_version": version, "target": target,
+            **({"mma": mma} if mma is not None else {}),
             **({"block_m": block_m} if block_m is not None else {}),
             **({"warp_rows": warp_rows} if warp_rows is not None else {}),
             **({"block_n": block_n} if block_n is not None else {}),

@@ -58,10 +58,14 @@ MMA_KINDS = ("mma_sync", "wgmma")
 
 # Chips whose default is wgmma: none yet. On the H100 (2026-12-07) the wgmma kernel passed the
 # GPU suite at D = 128 but ran at 0.57x the mma.sync kernel's speed, and gave wrong results at
-# D = 64 (benchmarks/results/2026-12-07-nvidia-h100-80gb-hbm3-wgmma-*): it is built only when
-# asked for (splat.compile(mma="wgmma"), splat-to-ptx{mma=wgmma}), for these head dims.
+# D = 64 (benchmarks/results/2026-12-07-nvidia-h100-80gb-hbm3-wgmma-*); with 128-row tiles
+# (two warpgroups on each K/V tile), Q read from shared memory and P V overlapped with the next
+# tile it runs at 0.86x (2026-12-07h, docs/performance.md). It is built only when asked for
+# (splat.compile(mma="wgmma"), splat-to-ptx{mma=wgmma}), for these head dims, on
+# WGMMA_BLOCK_M-row tiles.
 WGMMA_BY_DEFAULT: tuple[str, ...] = ()
 WGMMA_HEAD_DIMS = (128,)
+WGMMA_BLOCK_M = 128
 
 
 def wgmma_head_dim_error(head_dim: int) -> str:

@@ -116,7 +116,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     target: mma.sync everywhere for now), or forced ``"mma_sync"`` / ``"wgmma"`` (sm_90a only).
     ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES``; default: the kernel variant
     (``splat.tiling.variants``) whose schedule the measured cost model prices lowest (the
-    wgmma kernel and the decomposed variant: ``abi.BLOCK_M``).
+    wgmma kernel: ``abi.WGMMA_BLOCK_M``; the decomposed variant: ``abi.BLOCK_M``).
     ``warp_rows``: query rows per warp of the fused kernel, ``abi.WARP_ROWS_CHOICES``; default:
     the variant's for the tile height (16 for 64 rows; 32 = two m16 tiles a warp sharing each
     K/V fragment, mma.sync only).  The manifest records both."""
@@ -144,10 +144,13 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     block_n = 0 if block_n is None else check_option("block_n", block_n, abi.BLOCK_N_CHOICES)
     # 0: chosen by the stages (the tile pass prices the kernel variants; the lowering takes the
     # chosen variant's warp shape)
+    kernel_mma = abi.default_mma(target) if mma == "auto" else mma
     if block_m is not None:
         block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
-    elif variant == "fused" and (abi.default_mma(target) if mma == "auto" else mma) == "mma_sync":
+    elif variant == "fused" and kernel_mma == "mma_sync":
         block_m = 0
+    elif variant == "fused":  # wgmma: two warpgroups on each K/V tile
+        block_m = abi.WGMMA_BLOCK_M
     else:
         block_m = abi.BLOCK_M
     warp_rows = 0 if warp_rows is None else check_option("warp_rows", warp_rows,

@@ -41,12 +41,15 @@ def test_wgmma_ptx_assembles_without_spills(kw):
     # S = Q K^T: one m64n{BLOCK_N}k16 per k16 step of D, B K-contiguous (no transpose)
     assert len(re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{bn}k16\.f32\.{ty}\.{ty} "
                           r"[^;]*, 0;", ptx)) == d // 16
-    # O += P V: one m64n{D}k16 per 16 keys, B (V) D-contiguous: transposed
+    # O += P V: one m64n{D}k16 per 16 keys, B (V) D-contiguous: transposed; issued in the key
+    # loop for the previous tile and once after it for the last
     assert len(re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{d}k16\.f32\.{ty}\.{ty} "
-                          r"[^;]*, 1;", ptx)) == bn // 16
+                          r"[^;]*, 1;", ptx)) == 2 * (bn // 16)
     assert "mma.sync" not in ptx and "ldmatrix.sync.aligned.m8n8.x4.trans" not in ptx
+    # S of tile j is waited for with the previous tile's P V still in flight
     for op in ("wgmma.fence.sync.aligned", "wgmma.commit_group.sync.aligned",
-               "wgmma.wait_group.sync.aligned 0", "fence.proxy.async.shared::cta"):
+               "wgmma.wait_group.sync.aligned 0", "wgmma.wait_group.sync.aligned 1",
+               "fence.proxy.async.shared::cta"):
         assert op in ptx
     if not have_ptxas():
         pytest.skip("ptxas not installed")
@@ -55,18 +58,37 @@ def test_wgmma_ptx_assembles_without_spills(kw):
 
 
 def test_wgmma_shared_memory_layout():
-    """Stages [K0][V0][K1][V1] of BLOCK_N x D elements, the padded Q tile in stage 1."""
+    """Stages [K0][V0][K1][V1][K2][V2] of BLOCK_N x D elements, the padded output staging tile
+    from stage 1, then Q as core matrices (wgmma's A of S = Q Kᵀ), then the masked variant's bits;
+    the runtime's independent formula agrees."""
+    from splat.runtime.integrity import fused_shared_bytes
+
     for d in abi.WGMMA_HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
-            cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma")
-            assert cfg.kv_tile_bytes == bn * d * 2
-            assert cfg.q_offset == 2 * cfg.kv_tile_bytes
-            q_end = cfg.q_offset + abi.BLOCK_M * (d + 8) * 2
-            assert cfg.shared_bytes == max(4 * cfg.kv_tile_bytes, q_end)
-            masked = FusedForwardConfig("bf16", d, bn, mask_tiles=True, mma="wgmma")
-            assert masked.shared_bytes == cfg.shared_bytes + 2 * 64 * abi.mask_words(bn) * 4
+            for bm in abi.BLOCK_M_CHOICES:
+                cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma", block_m=bm)
+                assert cfg.kv_tile_bytes == bn * d * 2
+                assert cfg.q_offset == 2 * cfg.kv_tile_bytes
+                q_end = cfg.q_offset + bm * (d + 8) * 2
+                assert cfg.q_core_offset == max(6 * cfg.kv_tile_bytes, q_end)  # 3 stages
+                assert cfg.shared_bytes == cfg.q_core_offset + bm * d * 2
+                masked = FusedForwardConfig("bf16", d, bn, mask_tiles=True, mma="wgmma",
+                                            block_m=bm)
+                assert masked.shared_bytes == cfg.shared_bytes + 3 * bm * abi.mask_words(bn) * 4
+                for c, m in ((cfg, False), (masked, True)):
+                    assert fused_shared_bytes(d, bn, m, "wgmma", bm) == c.shared_bytes
             info = kernel_launch_info("bf16", d, bn, mma="wgmma")
-            assert info["shared_bytes"] == cfg.shared_bytes
+            assert info["shared_bytes"] == FusedForwardConfig("bf16", d, bn,
+                                                              mma="wgmma").shared_bytes
+
+
+def test_wgmma_128_row_tiles_run_two_ctas_per_sm():
+    """Two warpgroups share each K/V tile; at 32-key tiles the kernel is capped at 128
+    registers a thread (two 256-thread CTAs per SM), elsewhere ptxas chooses."""
+    assert FusedForwardConfig("bf16", 128, 32, mma="wgmma", block_m=128).min_blocks_per_sm == 2
+    assert FusedForwardConfig("bf16", 128, 64, mma="wgmma", block_m=128).min_blocks_per_sm == 0
+    assert FusedForwardConfig("bf16", 128, 32, mma="wgmma").min_blocks_per_sm == 0
+    assert FusedForwardConfig("bf16", 128, 32, mma="wgmma", block_m=128).num_threads == 256
 
 
 def test_target_picks_the_instruction():
@@ -93,8 +115,11 @@ def test_compile_builds_each_instruction_with_its_own_key():
     for art, mma in ((wg, "wgmma"), (sync, "mma_sync")):
         (kernel,) = art.manifest["kernels"]
         assert kernel["mma"] == mma
-        assert kernel["shared_bytes"] == kernel_launch_info("bf16", 128, mma=mma)["shared_bytes"]
+        info = kernel_launch_info("bf16", 128, mma=mma, block_m=kernel["block_m"],
+                                  warp_rows=kernel.get("warp_rows", 16))
+        assert kernel["shared_bytes"] == info["shared_bytes"]
         assert art.manifest["options"] == {"mma": mma}
+    assert wg.manifest["kernels"][0]["block_m"] == abi.WGMMA_BLOCK_M  # two warpgroups
     assert len({wg.key, sync.key, older.key}) == 3
     with pytest.raises(ValueError, match="mma"):
         splat.compile(mask, head_dim=128, mma="wmma")

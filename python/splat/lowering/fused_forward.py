@@ -161,7 +161,10 @@ class FusedForwardConfig:
         if self.warp_rows != 16:
             defaults["min_blocks_per_sm"] = 0
         if self.mma == "wgmma":
-            defaults["min_blocks_per_sm"] = 0  # no register cap: ptxas' own choice measured best
+            # Two 256-thread CTAs per SM fit 128 registers a thread, which 32-key tiles need no
+            # more than (Q is read from shared memory: ptxas, no spills); otherwise no cap.
+            defaults["min_blocks_per_sm"] = 2 if self.block_m == 128 and self.block_n in (
+                None, 32) else 0
         for field in ("block_n", "min_blocks_per_sm"):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, defaults[field])
@@ -176,6 +179,13 @@ class FusedForwardConfig:
         loads behind other CTAs: early measured 4-7 % faster on dense tiles at D = 128
         (2026-12-07g); 16-row warps run 3-4 CTAs per SM and gained nothing from it."""
         return self.warp_rows > 16 and self.mma == "mma_sync"
+
+    @property
+    def kv_stages(self) -> int:
+        """K/V (and mask-bit) stages in shared memory: 2 (load tile j + 1 while tile j is used);
+        wgmma 3, as its P V of tile j - 1 is still reading V while tile j is computed and
+        tile j + 1 loads (fused_forward_wgmma.py)."""
+        return 3 if self.mma == "wgmma" else 2
 
     @property
     def num_threads(self) -> int:
@@ -234,8 +244,18 @@ class FusedForwardConfig:
         return 0 if self.mma == "wgmma" else 2 * self.kv_tile_bytes
 
     @property
+    def q_core_offset(self) -> int:
+        """wgmma only: byte offset of the Q tile as core matrices (wgmma's shared-memory A
+        operand for S = Q Kᵀ, read through the whole key loop): after K, V and the padded Q /
+        output staging area."""
+        return max(2 * self.kv_stages * self.kv_tile_bytes,
+                   self.q_offset + self.block_m * self.row_stride * 2)
+
+    @property
     def bits_offset(self) -> int:
         """Byte offset of the mask-bits stages (mask_tiles only): after K, V and Q."""
+        if self.mma == "wgmma":
+            return self.q_core_offset + self.block_m * self.head_dim * 2
         return max(4 * self.kv_tile_bytes, self.q_offset + self.block_m * self.row_stride * 2)
 
     @property
@@ -246,7 +266,7 @@ class FusedForwardConfig:
     @property
     def shared_bytes(self) -> int:
         if self.mask_tiles:
-            return self.bits_offset + 2 * self.bits_stage_bytes
+            return self.bits_offset + self.kv_stages * self.bits_stage_bytes
         return self.bits_offset
 
 
@@ -347,7 +367,8 @@ class _FusedForwardKernel:
         if self.masked:
             # The bits of a mask tile travel with its K/V rows (same cp.async group, same
             # stage), so they are never waited for separately: [stage, rho * words + w].
-            bits_ty = ir.MemRefType.get([2, self.BM * cfg.words], i32_type(), memory_space=ws)
+            bits_ty = ir.MemRefType.get([cfg.kv_stages, self.BM * cfg.words], i32_type(),
+                                        memory_space=ws)
             self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
         if self.accumulate:
             # Per tile row, the weights of the new and of the existing o ([2, block_m] f32);
@@ -603,7 +624,7 @@ class _FusedForwardKernel:
             x = combine(x, shuffle_xor(x, off, width))
         return x
 
-    def online_softmax_update(self, s_tiles, m, l, o, c):
+    def online_softmax_update(self, s_tiles, m, l, o, c, prepare_o=None):
         """One key tile of online softmax, per row slot ``2*mt + half``: values 0,1 (half 0,
         row g) and 2,3 (half 1, row g + 8) of m16 tile ``mt``'s accumulators.
 
@@ -616,6 +637,8 @@ class _FusedForwardKernel:
         and may exceed 1 by up to that factor.  The result is the same: O, l and lse are all
         taken against the same reference, and f32 / bf16 hold such P with the same relative
         precision.  It saves the O rescale (D/2 multiplies per row slot) on most key tiles.
+        ``prepare_o(o)``, where given, runs before the rescale reads O (the wgmma kernel: wait
+        for the P V still accumulating into it).
         """
         cand, grows = [], []
         for slot in range(2 * self.MT):
@@ -627,7 +650,8 @@ class _FusedForwardKernel:
             grows.append(fcmp("ogt", cand[slot], add(m[slot], cf(RESCALE_SLACK))))
 
         def rescaled():
-            new_l, new_o = [], [[list(x) for x in om] for om in o]
+            ready = o if prepare_o is None else prepare_o(o)
+            new_l, new_o = [], [[list(x) for x in om] for om in ready]
             for slot in range(2 * self.MT):
                 mt, half = divmod(slot, 2)
                 # a row with no key so far keeps m = -inf: alpha = 0 scales its zeros
@@ -753,7 +777,8 @@ class _FusedForwardKernel:
         return for_range(to_index(self.seg_begin), to_index(self.seg_end), cx(1), count,
                          dict(n=ci(0)))["n"]
 
-    def emit(self):
+    def _setup(self):
+        """Ids, shared memory, the row tile; returns the key loop's trip count."""
         self._setup_ids()
         self._setup_smem()
         self._load_row_tile()
@@ -764,6 +789,10 @@ class _FusedForwardKernel:
             self.mask_begin = memref.load(self.mask_ptr, [self.tile])
             mask_end = memref.load(self.mask_ptr, [arith.addi(self.tile, cx(1))])
             n_iter = add(self.n_seg_iter, sub(mask_end, self.mask_begin))
+        return n_iter
+
+    def emit(self):
+        n_iter = self._setup()
         c = mul(self.scale, cf(LOG2E))  # softmax in base 2
 
         # Prologue: Q (group 0), first key tile into stage 0 (group 1).
@@ -787,65 +816,84 @@ class _FusedForwardKernel:
         nvvm.cp_async_wait_group(0)
         self.write_output(final["m"], final["l"], final["o"])
 
-    def _key_tile(self, it, state, q_frags, n_iter, c):
-        """One iteration of the key loop (key tile ``it``, in ``stage = it % 2``); returns the
-        next loop state."""
-        seg, u0 = state["seg"], state["u0"]
-        stage = arith.andi(it, cx(1))
-
+    def _tile_keys(self, it, seg, u0) -> dict:
+        """Key tile ``it`` of the loop at segment row ``seg``, compressed key ``u0``: its
+        segment fields (``info``), whether it is a segment tile (``is_seg``, masked kernels;
+        else None), ``it`` as i32, and the next tile in (segment, u0) order (``nseg``,
+        ``nu0``)."""
+        it32 = to_i32(it) if self.masked else None
+        is_seg = None
         if self.masked:
             # Past the segments, `seg` = seg_end may be out of the table: read nothing then.
             # The zeros give ncols = 0 (so nseg / nu0 below are harmless and unused) and
             # rho_hi = 0 (never "full").
-            it32 = to_i32(it)
             is_seg = icmp("slt", it32, self.n_seg_iter)
-            seg_info = if_else(is_seg, dict.fromkeys(abi.SEGMENT_FIELDS, i32_type()),
-                               lambda: self._segment(seg),
-                               lambda: dict.fromkeys(abi.SEGMENT_FIELDS, ci(0)))
+            info = if_else(is_seg, dict.fromkeys(abi.SEGMENT_FIELDS, i32_type()),
+                           lambda: self._segment(seg),
+                           lambda: dict.fromkeys(abi.SEGMENT_FIELDS, ci(0)))
         else:
-            seg_info = self._segment(seg)
-        # Next key tile in (segment, u0) order.
+            info = self._segment(seg)
         nxt = add(u0, self.BN)
-        same_seg = icmp("slt", nxt, seg_info["ncols"])
-        nseg = select(same_seg, seg, add(seg, 1))
-        nu0 = select(same_seg, nxt, 0)
+        same_seg = icmp("slt", nxt, info["ncols"])
+        return dict(info=info, is_seg=is_seg, it32=it32, nseg=select(same_seg, seg, add(seg, 1)),
+                    nu0=select(same_seg, nxt, 0))
 
-        # Wait for this tile (the only group in flight), then one barrier makes it visible to
-        # all warps AND proves every warp is done with the previous tile, whose stage the
-        # prefetch below overwrites (where it is issued: FusedForwardConfig.early_prefetch).
+    def _wait_for_tile(self):
+        """Wait for this thread's copies of the current tile (the only group in flight), make
+        them visible to the tensor cores' proxy where needed, and one barrier makes the tile
+        visible to all warps AND proves every warp done with the tiles before it."""
         nvvm.cp_async_wait_group(0)
         self.publish_tile()
         gpu.barrier()
-        def prefetch():
-            with if_then(icmp("slt", add(it, cx(1)), to_index(n_iter))):
-                if self.masked:
-                    self.load_key_tile(add(it32, 1), nseg, nu0, arith.xori(stage, cx(1)))
-                else:
-                    self.load_kv_tile(nseg, nu0, arith.xori(stage, cx(1)))
-            nvvm.cp_async_commit_group()
 
+    def _load_next_tile(self, it, n_iter, keys, stage_of):
+        """Key tile ``it + 1`` (``keys`` of `_tile_keys`) into stage ``stage_of()``, if there
+        is one; one cp.async group either way."""
+        with if_then(icmp("slt", add(it, cx(1)), to_index(n_iter))):
+            stage = stage_of()
+            if self.masked:
+                self.load_key_tile(add(keys["it32"], 1), keys["nseg"], keys["nu0"], stage)
+            else:
+                self.load_kv_tile(keys["nseg"], keys["nu0"], stage)
+        nvvm.cp_async_commit_group()
+
+    def _masked_scores(self, s_tiles, keys, u0, stage):
+        """S with the masks of key tile ``(keys, u0)`` applied, where it is not full: the
+        segment's bounds, or a mask tile's bits in ``stage``."""
+        info, is_seg = keys["info"], keys["is_seg"]
+        full = self.tile_is_full(info, u0)
+        if self.masked:
+            full = band(is_seg, full)
+
+        def masked():
+            if not self.masked:
+                return self.apply_mask(s_tiles, info, u0)
+            return if_else(is_seg, s_tiles, lambda: self.apply_mask(s_tiles, info, u0),
+                           lambda: self.apply_bits(s_tiles, stage))
+
+        return if_else(full, s_tiles, lambda: s_tiles, masked)
+
+    def _key_tile(self, it, state, q_frags, n_iter, c):
+        """One iteration of the key loop (key tile ``it``, in ``stage = it % 2``); returns the
+        next loop state."""
+        u0 = state["u0"]
+        stage = arith.andi(it, cx(1))
+        keys = self._tile_keys(it, state["seg"], u0)
+        # The prefetch overwrites the previous tile's stage (where it is issued:
+        # FusedForwardConfig.early_prefetch).
+        self._wait_for_tile()
+        prefetch = lambda: self._load_next_tile(it, n_iter, keys,  # noqa: E731
+                                                lambda: arith.xori(stage, cx(1)))
         if self.cfg.early_prefetch:
             prefetch()
             s_tiles = self.qk_scores(q_frags, stage)
         else:
             s_tiles = self.qk_scores(q_frags, stage)
             prefetch()
-        s_tiles = self.scores_ready(s_tiles)
-
-        full = self.tile_is_full(seg_info, u0)
-        if self.masked:
-            full = band(is_seg, full)
-
-        def masked_scores():
-            if not self.masked:
-                return self.apply_mask(s_tiles, seg_info, u0)
-            return if_else(is_seg, s_tiles, lambda: self.apply_mask(s_tiles, seg_info, u0),
-                           lambda: self.apply_bits(s_tiles, stage))
-
-        s_tiles = if_else(full, s_tiles, lambda: s_tiles, masked_scores)
+        s_tiles = self._masked_scores(self.scores_ready(s_tiles), keys, u0, stage)
         p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], state["o"], c)
         o = self.pv_accumulate(p, o, stage)
-        return dict(seg=nseg, u0=nu0, m=m, l=l, o=o)
+        return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o)
 
 
 # ----------------------------------------------------------------------------------------------

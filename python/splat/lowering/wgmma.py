@@ -30,7 +30,7 @@ from mlir.dialects import arith, llvm, memref, vector
 from .builder import add, ci, const, f32_type, i32_type, mul
 
 __all__ = ["core_matrix_offset", "smem_address", "matrix_descriptor", "pack_a_fragment",
-           "mma_async", "wait", "fence_proxy_async"]
+           "mma_async", "wait", "commit_empty_group", "fence_proxy_async"]
 
 CORE_BYTES = 128  # one 8 x 16-byte core matrix
 
@@ -91,37 +91,46 @@ def _unpack(res, n: int) -> list:
 
 
 def mma_async(acc: list, a_frags: list, descriptors: list, *, n: int, ptx_type: str,
-              trans_b: bool, accumulate: bool, wait_group: int | None) -> list:
+              trans_b: bool, accumulate: bool, wait_group: int | None,
+              a_in_smem: bool = False) -> list:
     """``acc (64 x n, f32) (+)= sum_k A_k B_k`` over ``len(a_frags)`` k16 steps, one warpgroup.
 
     ``acc``: n/2 f32 per thread (tile-major, as the kernel keeps them); ``a_frags``: 4 b32
-    registers per k step; ``descriptors``: B's descriptor per k step; ``trans_b``: B is stored
-    N-contiguous (MN-major) instead of K-contiguous; ``accumulate=False`` ignores ``acc`` in the
-    first step (scale-d = false).  Fences the registers first, commits the group, then waits for
-    ``wait_group`` pending groups (None: does not wait; call :func:`wait` before reading).
+    registers per k step, or with ``a_in_smem`` A's shared-memory descriptor per k step (A
+    K-contiguous, as core matrices); ``descriptors``: B's descriptor per k step; ``trans_b``: B
+    is stored N-contiguous (MN-major) instead of K-contiguous; ``accumulate=False`` ignores
+    ``acc`` in the first step (scale-d = false).  Fences the registers first, commits the group,
+    then waits for ``wait_group`` pending groups (None: does not wait; call :func:`wait` before
+    reading).
     """
     n_acc = n // 2
     assert len(acc) == n_acc and len(a_frags) == len(descriptors)
     steps = len(a_frags)
+    a_regs = 1 if a_in_smem else 4  # asm operands per k step's A
     a_base = 2 * n_acc
-    d_base = a_base + 4 * steps
+    d_base = a_base + a_regs * steps
     flag = d_base + steps
     dst = "{" + ", ".join(f"${i}" for i in range(n_acc)) + "}"
     lines = ["{", ".reg .pred first, later;", f"setp.ne.b32 first, ${flag}, 0;",
              f"setp.eq.b32 later, ${flag}, ${flag};", "wgmma.fence.sync.aligned;"]
     for k in range(steps):
-        a = "{" + ", ".join(f"${a_base + 4 * k + j}" for j in range(4)) + "}"
         scale_d = "first" if k == 0 else "later"
+        if a_in_smem:  # ..., a-desc, b-desc, scale-d, scale-a, scale-b, trans-a, trans-b
+            a, trans = f"${a_base + k}", f"0, {int(trans_b)}"
+        else:  # ..., {a regs}, b-desc, scale-d, scale-a, scale-b, trans-b
+            a = "{" + ", ".join(f"${a_base + 4 * k + j}" for j in range(4)) + "}"
+            trans = f"{int(trans_b)}"
         lines.append(f"wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ptx_type}.{ptx_type} "
-                     f"{dst}, {a}, ${d_base + k}, {scale_d}, 1, 1, {int(trans_b)};")
+                     f"{dst}, {a}, ${d_base + k}, {scale_d}, 1, 1, {trans};")
     lines.append("wgmma.commit_group.sync.aligned;")
     if wait_group is not None:
         lines.append(f"wgmma.wait_group.sync.aligned {wait_group};")
     lines.append("}")
     constraints = ",".join(["=f"] * n_acc + [str(i) for i in range(n_acc)]
-                           + ["r"] * (4 * steps) + ["l"] * steps + ["r"])
-    operands = (list(acc) + [r for f in a_frags for r in f] + list(descriptors)
-                + [ci(1 if accumulate else 0)])
+                           + ["l" if a_in_smem else "r"] * (a_regs * steps) + ["l"] * steps
+                           + ["r"])
+    a_operands = list(a_frags) if a_in_smem else [r for f in a_frags for r in f]
+    operands = list(acc) + a_operands + list(descriptors) + [ci(1 if accumulate else 0)]
     res = llvm.inline_asm(_struct(n_acc), operands, "\n".join(lines), constraints,
                           has_side_effects=True)
     return _unpack(res, n_acc)
@@ -135,6 +144,12 @@ def wait(acc: list, pending: int = 0) -> list:
     res = llvm.inline_asm(_struct(n), list(acc), f"wgmma.wait_group.sync.aligned {pending};",
                           constraints, has_side_effects=True)
     return _unpack(res, n)
+
+
+def commit_empty_group() -> None:
+    """``wgmma.commit_group`` with no wgmma issued since the last one: an empty group, so that
+    a later ``wait_group N`` counts the same groups on every path."""
+    llvm.inline_asm(None, [], "wgmma.commit_group.sync.aligned;", "", has_side_effects=True)
 
 
 def fence_proxy_async() -> None:

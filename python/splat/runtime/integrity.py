@@ -54,22 +54,27 @@ class Coverage(NamedTuple):
 def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync",
                        block_m: int = abi.BLOCK_M, warp_rows: int = abi.WARP_ROWS) -> int:
     """Dynamic shared memory of a fused kernel (docs: lowering/fused_forward.py layout): K and V
-    double-buffered, the Q tile (mma_sync: in K stage 1 when it fits there; wgmma: in stage 1,
-    stages ordered [K0][V0][K1][V1]), then two stages of mask bits for the masked variant."""
+    in 2 stages (wgmma: 3), the Q tile (mma_sync: in K stage 1 when it fits there; wgmma: the padded
+    Q / output staging area from stage 1, stages ordered [K0][V0][K1][V1], then Q again as core
+    matrices, read by every key tile), then a stage of mask bits per K/V stage (masked variant)."""
     row = (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
     q_tile = block_m * row
+    stages = 2
     if mma == "wgmma":
         kv_tile = block_n * head_dim * _ELEMENT_BYTES
         q_offset = 2 * kv_tile
+        stages = 3  # its P V of the previous key tile overlaps the current one
     else:
         kv_tile = block_n * row
         # Q aliases K stage 1 when it fits there, unless it is re-read every key tile (two m16
         # tiles a warp at D >= 128: fused_forward.FusedForwardConfig.q_in_registers)
         q_in_registers = not (warp_rows > 16 and head_dim >= 128)
         q_offset = kv_tile if q_in_registers and q_tile <= kv_tile else 4 * kv_tile
-    end = max(4 * kv_tile, q_offset + q_tile)
+    end = max(2 * stages * kv_tile, q_offset + q_tile)
+    if mma == "wgmma":
+        end += block_m * head_dim * _ELEMENT_BYTES
     if masked:
-        end += 2 * block_m * abi.mask_words(block_n) * 4
+        end += stages * block_m * abi.mask_words(block_n) * 4
     return end
 
 

@@ -14,14 +14,15 @@
 // PTX: .target sm_90a
 // PTX: .extern .shared .align 128 .b8 __dynamic_shmem__
 // PTX: .entry splat_fwd_f16_d128(
-// wgmma (sm_90a): S = Q K^T on m64n32k16 (BLOCK_N = 32 at D = 128), O += P V on m64n128k16
-// PTX-DAG: ldmatrix.sync.aligned
-// PTX-DAG: wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16
+// wgmma (sm_90a): S = Q K^T on m64n32k16 (BLOCK_N = 32 at D = 128) with Q and K both read
+// from shared memory (two descriptors: no ldmatrix), O += P V on m64n128k16
+// PTX-DAG: wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {{.*}}, %rd{{[0-9]+}}, %rd{{[0-9]+}}, {{.*}}, 1, 1, 0, 0;
 // PTX-DAG: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16
 // PTX-DAG: fence.proxy.async.shared::cta
 // PTX-DAG: cp.async
 // PTX-DAG: ex2.approx
 // PTX-NOT: mma.sync
+// PTX-NOT: ldmatrix
 // SYNC: .entry splat_fwd_f16_d128(
 // SYNC-DAG: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // SYNC-DAG: ldmatrix.sync.aligned.m8n8.x4.trans
