@@ -14,13 +14,14 @@ and at the end ``O = acc / l``; rows with ``l == 0`` get ``O = 0`` and ``lse = -
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import numpy as np
 
 from ..abi import default_scale
 from .schedule import TileSchedule, key_tile_full
 
-__all__ = ["run_schedule", "reference_attention"]
+__all__ = ["run_schedule", "reference_attention", "key_tiles", "has_keys"]
 
 _LOG2E = np.float32(math.log2(math.e))
 _LN2 = np.float32(math.log(2.0))
@@ -38,6 +39,38 @@ def _check_shapes(q, k, v):
     return B, H, Hkv, Lq, Lk, D
 
 
+def has_keys(sched: TileSchedule, i: int) -> bool:
+    """Does row tile ``i`` have any key tile (a segment or a mask tile)?"""
+    _, _, _, sb, se = (int(x) for x in sched.row_tiles[i])
+    return sb < se or int(sched.mask_ptr[i]) < int(sched.mask_ptr[i + 1])
+
+
+def key_tiles(sched: TileSchedule, i: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """The key tiles of row tile ``i`` in the kernel's order, each ``(cols, mask)``: the
+    ``BLOCK_N`` key indices (clamped inside ``[0, Lk)``, as the kernel clamps its loads) and
+    the element mask ``[nrows, BLOCK_N]``, or None for a full tile (section 2's rule): per
+    segment, tiles ``[u0, u0 + BLOCK_N)`` below ``ncols``; then the row tile's mask tiles."""
+    _, _, nrows, sb, se = (int(x) for x in sched.row_tiles[i])
+    BM, BN = sched.block_m, sched.block_n
+    ar_n = np.arange(BN, dtype=np.int64)
+    rho = np.arange(nrows, dtype=np.int64)[:, None]
+    for seg in sched.segments[sb:se].tolist():
+        col0, cs, ncols, rl, rh, la, lb, ha, hb = seg
+        for u0 in range(0, ncols, BN):
+            u = u0 + ar_n
+            cols = col0 + cs * np.minimum(u, ncols - 1)  # clamp the loads; masked below
+            if key_tile_full(seg, nrows, u0, BM, BN):
+                yield cols, None
+            else:
+                uu = u[None, :]
+                yield cols, ((rho >= rl) & (rho < rh) & (uu >= la * rho + lb)
+                             & (uu < ha * rho + hb) & (uu < ncols))
+    for mt in range(int(sched.mask_ptr[i]), int(sched.mask_ptr[i + 1])):
+        col0, ncols = (int(x) for x in sched.mask_tiles[mt])
+        mask = sched.mask_tile_bool(mt)[:nrows] & (ar_n < ncols)[None, :]
+        yield np.minimum(col0 + ar_n, sched.Lk - 1), mask
+
+
 def run_schedule(sched: TileSchedule, q, k, v, scale: float | None = None, *,
                  counters: dict | None = None):
     """Attention of ``q [B,H,Lq,D]`` over ``k, v [B,Hkv,Lk,D]`` restricted to the schedule's
@@ -50,7 +83,6 @@ def run_schedule(sched: TileSchedule, q, k, v, scale: float | None = None, *,
         raise ValueError(f"schedule is {sched.Lq}x{sched.Lk}, inputs are {Lq}x{Lk}")
     if scale is None:
         scale = default_scale(D)
-    BM, BN = sched.block_m, sched.block_n
     kvh = np.arange(H) // (H // Hkv)
     q32 = np.asarray(q, dtype=np.float32)
     k32 = np.asarray(k, dtype=np.float32)[:, kvh]
@@ -59,19 +91,16 @@ def run_schedule(sched: TileSchedule, q, k, v, scale: float | None = None, *,
     c = np.float32(scale) * _LOG2E
     o = np.zeros((B, H, Lq, Dv), dtype=np.float32)
     lse = np.full((B, H, Lq), -np.inf, dtype=np.float32)
-    ar_n = np.arange(BN, dtype=np.int64)
     n_kt = n_masked = 0
 
-    for i, (row0, step, nrows, sb, se) in enumerate(sched.row_tiles.tolist()):
+    for i, (row0, step, nrows, _, _) in enumerate(sched.row_tiles.tolist()):
         rows = row0 + step * np.arange(nrows, dtype=np.int64)
-        mb, me = int(sched.mask_ptr[i]), int(sched.mask_ptr[i + 1])
-        if sb == se and mb == me:
+        if not has_keys(sched, i):
             continue  # no keys: o stays 0, lse stays -inf
         qt = q32[:, :, rows, :]
         m = np.full((B, H, nrows), -np.inf, dtype=np.float32)
         l = np.zeros((B, H, nrows), dtype=np.float32)
         acc = np.zeros((B, H, nrows, Dv), dtype=np.float32)
-        rho = np.arange(nrows, dtype=np.int64)[:, None]
 
         def step_tile(cols, mask):
             nonlocal m, l, acc, n_kt, n_masked
@@ -88,22 +117,7 @@ def run_schedule(sched: TileSchedule, q, k, v, scale: float | None = None, *,
             acc = acc * alpha[..., None] + np.einsum("bhmn,bhnd->bhmd", p, v32[:, :, cols, :])
             m = m_new
 
-        for seg in sched.segments[sb:se].tolist():
-            col0, cs, ncols, rl, rh, la, lb, ha, hb = seg
-            for u0 in range(0, ncols, BN):
-                u = u0 + ar_n
-                cols = col0 + cs * np.minimum(u, ncols - 1)  # clamp the loads; masked below
-                if key_tile_full(seg, nrows, u0, BM, BN):
-                    step_tile(cols, None)
-                else:
-                    uu = u[None, :]
-                    mask = ((rho >= rl) & (rho < rh) & (uu >= la * rho + lb)
-                            & (uu < ha * rho + hb) & (uu < ncols))
-                    step_tile(cols, mask)
-        for mt in range(mb, me):
-            col0, ncols = (int(x) for x in sched.mask_tiles[mt])
-            mask = sched.mask_tile_bool(mt)[:nrows] & (ar_n < ncols)[None, :]
-            cols = np.minimum(col0 + ar_n, Lk - 1)
+        for cols, mask in key_tiles(sched, i):
             step_tile(cols, mask)
 
         ok = l > 0

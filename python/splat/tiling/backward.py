@@ -1,0 +1,142 @@
+"""The backward pass over ACSR schedules (issue 14): the column schedule and a numpy model.
+
+Attention's gradients split by what they sum over:
+
+- ``dQ[i] = scale * sum_j dS[i, j] K[j]`` sums over a query row's keys: it walks the forward's
+  *row* schedule (row tiles, their key tiles), as the forward does;
+- ``dK[j] = scale * sum_i dS[i, j] Q[i]`` and ``dV[j] = sum_i P[i, j] dO[i]`` sum over a key's
+  queries: they walk a *column* schedule, the schedule of the transposed layout, whose "rows"
+  are keys and whose "key tiles" are sequences of queries.
+
+with ``P = exp(scale * Q Kᵀ - lse)`` recomputed from the forward's log-sum-exp, ``Δ[i] =
+rowsum(dO[i] * O[i])`` and ``dS = P * (dO Vᵀ - Δ)``. Each output element is written by one tile
+of one schedule, so no atomics are needed (deterministic). GQA: a kv head's dK and dV sum the
+query heads that share it.
+
+`transpose_layout` gives the column layout exactly: the transposed mask, analysed (the
+analysis reconstructs its input exactly, checked); `column_schedule` tiles it with the
+forward's tiler. `run_backward` walks both schedules tile by tile in float32, as GPU kernels
+will (the key-tile enumeration is the forward executor's, `executor.key_tiles`), and
+`reference_backward` is the dense fp64 formula to check it against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..abi import default_scale
+from ..analysis import acsr_from_mask
+from ..analysis.acsr import ACSR
+from .executor import _check_shapes, has_keys, key_tiles
+from .schedule import TileSchedule, build_schedule
+
+__all__ = ["transpose_layout", "column_schedule", "run_backward", "reference_backward"]
+
+
+def transpose_layout(acsr: ACSR) -> ACSR:
+    """The ACSR of the transposed mask (``Lk x Lq``), exact. Builds the transposed mask
+    (``Lq * Lk`` bytes) from the layout's row chunks and analyses it."""
+    mask_t = np.zeros((acsr.Lk, acsr.Lq), dtype=bool)
+    for i0, chunk in acsr.iter_mask_chunks():
+        mask_t[:, i0:i0 + chunk.shape[0]] = chunk.T
+    return acsr_from_mask(mask_t)
+
+
+def column_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
+                    order: str = "heavy_first") -> TileSchedule:
+    """The schedule of the transposed layout: row tiles of ``block_m`` keys, each walking
+    ``block_n``-query tiles (its "key tiles")."""
+    return build_schedule(transpose_layout(acsr), block_m, block_n, order=order)
+
+
+def _check_grad_inputs(q, k, v, o, lse, do):
+    B, H, Hkv, Lq, Lk, D = _check_shapes(q, k, v)
+    if np.shape(o) != (B, H, Lq, v.shape[-1]) or np.shape(do) != np.shape(o):
+        raise ValueError(f"o and do must be {(B, H, Lq, v.shape[-1])}, got {np.shape(o)} and "
+                         f"{np.shape(do)}")
+    if np.shape(lse) != (B, H, Lq):
+        raise ValueError(f"lse must be {(B, H, Lq)}, got {np.shape(lse)}")
+    return B, H, Hkv, Lq, Lk, D
+
+
+def _probabilities(s, lse_rows, mask):
+    """``exp(s - lse)`` where the mask allows (rows without keys have lse = -inf: P = 0)."""
+    lse_use = np.where(np.isfinite(lse_rows), lse_rows, np.float32(0))
+    p = np.exp(s - lse_use)
+    live = np.isfinite(lse_rows)
+    if mask is not None:
+        live = live & mask
+    return np.where(live, p, np.float32(0))
+
+
+def run_backward(rows: TileSchedule, cols: TileSchedule, q, k, v, o, lse, do,
+                 scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dq, dk, dv)`` in float32 of attention over the layout of ``rows`` (the forward's
+    schedule) and ``cols`` (`column_schedule` of the same layout), given the forward's ``o``
+    and natural-log ``lse`` and the output gradient ``do``. q, o, do: ``[B, H, Lq, D]``;
+    k, v: ``[B, Hkv, Lk, D]``; GQA sums dk, dv over the query heads of a kv head."""
+    B, H, Hkv, Lq, Lk, D = _check_grad_inputs(q, k, v, o, lse, do)
+    if (rows.Lq, rows.Lk) != (Lq, Lk) or (cols.Lq, cols.Lk) != (Lk, Lq):
+        raise ValueError(f"schedules are {rows.Lq}x{rows.Lk} and {cols.Lq}x{cols.Lk}, the "
+                         f"inputs need {Lq}x{Lk} and its transpose")
+    scale = np.float32(default_scale(D) if scale is None else scale)
+    kvh = np.arange(H) // (H // Hkv)
+    f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
+    q32, o32, do32, lse32 = f32(q), f32(o), f32(do), f32(lse)
+    k32, v32 = f32(k)[:, kvh], f32(v)[:, kvh]  # per query head
+    delta = (do32 * o32).sum(axis=-1)  # [B, H, Lq]
+
+    dq = np.zeros_like(q32)
+    for i, (row0, step, nrows, _, _) in enumerate(rows.row_tiles.tolist()):
+        if not has_keys(rows, i):
+            continue
+        r = row0 + step * np.arange(nrows, dtype=np.int64)
+        for c, mask in key_tiles(rows, i):
+            s = np.einsum("bhmd,bhnd->bhmn", q32[:, :, r], k32[:, :, c]) * scale
+            p = _probabilities(s, lse32[:, :, r, None], mask)
+            dp = np.einsum("bhmd,bhnd->bhmn", do32[:, :, r], v32[:, :, c])
+            ds = p * (dp - delta[:, :, r, None])
+            dq[:, :, r] += np.einsum("bhmn,bhnd->bhmd", ds, k32[:, :, c]) * scale
+
+    dk = np.zeros((B, H, Lk, D), dtype=np.float32)  # per query head, summed below
+    dv = np.zeros((B, H, Lk, v32.shape[-1]), dtype=np.float32)
+    for j, (key0, step, nkeys, _, _) in enumerate(cols.row_tiles.tolist()):
+        if not has_keys(cols, j):
+            continue
+        kk = key0 + step * np.arange(nkeys, dtype=np.int64)
+        for qi, mask in key_tiles(cols, j):  # mask: [keys, queries]
+            s_t = np.einsum("bhnd,bhmd->bhnm", k32[:, :, kk], q32[:, :, qi]) * scale
+            p_t = _probabilities(s_t, lse32[:, :, None, qi], mask)
+            dv[:, :, kk] += np.einsum("bhnm,bhmd->bhnd", p_t, do32[:, :, qi])
+            dp_t = np.einsum("bhnd,bhmd->bhnm", v32[:, :, kk], do32[:, :, qi])
+            ds_t = p_t * (dp_t - delta[:, :, None, qi])
+            dk[:, :, kk] += np.einsum("bhnm,bhmd->bhnd", ds_t, q32[:, :, qi]) * scale
+    group = H // Hkv
+    return (dq, dk.reshape(B, Hkv, group, Lk, D).sum(axis=2),
+            dv.reshape(B, Hkv, group, Lk, -1).sum(axis=2))
+
+
+def reference_backward(q, k, v, do, mask, scale: float | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense fp64 ``(dq, dk, dv)`` of masked attention (``mask``: bool ``[Lq, Lk]``) for the
+    output gradient ``do``; rows without keys contribute nothing."""
+    B, H, Hkv, Lq, Lk, D = _check_shapes(q, k, v)
+    scale = default_scale(D) if scale is None else scale
+    kvh = np.arange(H) // (H // Hkv)
+    q64, do64 = np.asarray(q, np.float64), np.asarray(do, np.float64)
+    k64, v64 = np.asarray(k, np.float64)[:, kvh], np.asarray(v, np.float64)[:, kvh]
+    mask = np.asarray(mask, dtype=bool)
+    s = np.where(mask, np.einsum("bhmd,bhnd->bhmn", q64, k64) * scale, -np.inf)
+    mx = s.max(axis=-1, keepdims=True)
+    live = np.isfinite(mx)
+    p = np.exp(s - np.where(live, mx, 0.0))
+    p = np.where(live, p / np.where(live, p.sum(axis=-1, keepdims=True), 1.0), 0.0)
+    o = np.einsum("bhmn,bhnd->bhmd", p, v64)
+    dp = np.einsum("bhmd,bhnd->bhmn", do64, v64)
+    ds = p * (dp - (do64 * o).sum(axis=-1, keepdims=True))
+    dq = np.einsum("bhmn,bhnd->bhmd", ds, k64) * scale
+    dk = np.einsum("bhmn,bhmd->bhnd", ds, q64) * scale
+    dv = np.einsum("bhmn,bhmd->bhnd", p, do64)
+    group = H // Hkv
+    return (dq, dk.reshape(B, Hkv, group, Lk, D).sum(axis=2),
+            dv.reshape(B, Hkv, group, Lk, -1).sum(axis=2))
