@@ -47,7 +47,7 @@ from .runtime.artifact import Artifact
 from .runtime.launcher import Launcher, Shapes, check_artifact, get_launcher
 from .runtime.prepared import handle_key, resolve_prepared
 from .runtime.resolve import DEFAULT_TARGET
-from .runtime.validate import SplatInputError, default_scale, normalize_dtype
+from .runtime.validate import SplatInputError, check_qkv_shapes, default_scale, normalize_dtype
 
 __all__ = ["AttentionOp", "prepare", "OP_NAME"]
 
@@ -104,10 +104,9 @@ class _Kernel:
 
         Works on real, fake and meta tensors with symbolic sizes: only B is expected to be
         symbolic, and it is only compared with k's batch size."""
+        B, H, Lq, _, Hkv, Lk = check_qkv_shapes(q.shape, k.shape, v.shape, self.D,
+                                                "the handle's artifact")
         for t, name in ((q, "q"), (k, "k"), (v, "v")):
-            if t.dim() != 4:
-                raise SplatInputError(name, f"expected 4 dimensions (B, H, L, D), got shape "
-                                            f"{tuple(t.shape)}")
             if t.dtype != self.torch_dtype:
                 raise SplatInputError(name, f"dtype {t.dtype} but the handle's artifact was built "
                                             f"for {self.torch_dtype}")
@@ -115,12 +114,6 @@ class _Kernel:
             bad = "k" if k.device != q.device else "v"
             raise SplatInputError(bad, f"is on {(k if bad == 'k' else v).device} but q is on "
                                        f"{q.device}; all tensors must be on the same device")
-        B, H, Lq, D = q.shape
-        Bk, Hkv, Lk, Dk = k.shape
-        if D != self.D or Dk != self.D:
-            bad = "q" if D != self.D else "k"
-            raise SplatInputError(bad, f"head dim {D if bad == 'q' else Dk} but the handle's "
-                                       f"artifact was built for head_dim={self.D}")
         if self.Lq is not None and Lq != self.Lq:
             raise SplatInputError("q", f"has L = {Lq} but the handle was built for Lq = {self.Lq}")
         if self.Lk is not None and Lk != self.Lk:
@@ -128,14 +121,6 @@ class _Kernel:
         if Lk < self.min_Lk:
             raise SplatInputError("k", f"has L = {Lk} but the handle's schedule reads key "
                                        f"{self.min_Lk - 1}")
-        if Bk != B:
-            raise SplatInputError("k", f"batch size {Bk} differs from q's {B}")
-        if tuple(v.shape) != tuple(k.shape):
-            raise SplatInputError("v", f"shape {tuple(v.shape)} must equal k's shape "
-                                       f"{tuple(k.shape)}")
-        if Hkv < 1 or H % Hkv != 0:
-            raise SplatInputError("k", f"{Hkv} kv heads do not divide q's {H} heads (GQA needs H "
-                                       f"to be a multiple of Hkv)")
         for f, got, arg in (("B", B, "q"), ("H", H, "q"), ("Hkv", Hkv, "k")):
             want = self.fixed_heads.get(f)
             if want is not None and got != want:

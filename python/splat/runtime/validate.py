@@ -58,6 +58,34 @@ class TensorDesc:
         return self.device_type if self.device_index is None else f"{self.device_type}:{self.device_index}"
 
 
+def check_qkv_shapes(q_shape, k_shape, v_shape, head_dim: int | None = None,
+                     built_by: str = "the artifact") -> tuple:
+    """``(B, H, Lq, D, Hkv, Lk)`` of q ``(B, H, Lq, D)``, k and v ``(B, Hkv, Lk, D)``, or a
+    SplatInputError naming the argument that disagrees (with ``head_dim``: first the one whose
+    head dim is not the one ``built_by`` was built for). Sizes are only compared, never
+    converted, so a symbolic batch size (torch.compile's fake tensors) stays symbolic."""
+    for name, shape in (("q", q_shape), ("k", k_shape), ("v", v_shape)):
+        if len(shape) != 4:
+            raise SplatInputError(name, f"expected 4 dimensions (B, H, L, D), got shape "
+                                        f"{tuple(shape)}")
+        if head_dim is not None and shape[3] != head_dim:
+            raise SplatInputError(name, f"head dim {shape[3]} but {built_by} was built for "
+                                        f"head_dim={head_dim}")
+    B, H, Lq, D = q_shape
+    Bk, Hkv, Lk, Dk = k_shape
+    if Bk != B:
+        raise SplatInputError("k", f"batch size {Bk} differs from q's {B} (shape "
+                                   f"{tuple(k_shape)} vs q {tuple(q_shape)})")
+    if Dk != D:
+        raise SplatInputError("k", f"head dim {Dk} differs from q's head dim {D}")
+    if tuple(v_shape) != tuple(k_shape):
+        raise SplatInputError("v", f"shape {tuple(v_shape)} must equal k's shape {tuple(k_shape)}")
+    if Hkv < 1 or H % Hkv != 0:
+        raise SplatInputError("k", f"{Hkv} kv heads do not divide q's {H} heads (GQA needs H to be "
+                                   f"a multiple of Hkv)")
+    return B, H, Lq, D, Hkv, Lk
+
+
 def validate_inputs(q: TensorDesc, k: TensorDesc, v: TensorDesc) -> tuple:
     """Check q, k, v on their own and against each other.
 
@@ -65,9 +93,8 @@ def validate_inputs(q: TensorDesc, k: TensorDesc, v: TensorDesc) -> tuple:
     for t in (q, k, v):
         if t.device_type != "cuda":
             raise SplatInputError(t.name, f"expected a CUDA tensor, got one on device {t.device!r}")
-        if len(t.shape) != 4:
-            raise SplatInputError(t.name, f"expected 4 dimensions (B, H, L, D), got shape "
-                                          f"{tuple(t.shape)}")
+    check_qkv_shapes(q.shape, k.shape, v.shape)
+    for t in (q, k, v):
         dt = normalize_dtype(t.dtype)
         if dt not in SUPPORTED_DTYPES:
             raise SplatInputError(t.name, f"dtype {t.dtype} is not supported (bfloat16 or float16)")
@@ -80,17 +107,7 @@ def validate_inputs(q: TensorDesc, k: TensorDesc, v: TensorDesc) -> tuple:
         if normalize_dtype(t.dtype) != normalize_dtype(q.dtype):
             raise SplatInputError(t.name, f"dtype {t.dtype} differs from q's dtype {q.dtype}")
     B, H, Lq, D = (int(x) for x in q.shape)
-    Bk, Hkv, Lk, Dk = (int(x) for x in k.shape)
-    if Bk != B:
-        raise SplatInputError("k", f"batch size {Bk} differs from q's {B} (shape {tuple(k.shape)} "
-                                   f"vs q {tuple(q.shape)})")
-    if Dk != D:
-        raise SplatInputError("k", f"head dim {Dk} differs from q's head dim {D}")
-    if tuple(v.shape) != tuple(k.shape):
-        raise SplatInputError("v", f"shape {tuple(v.shape)} must equal k's shape {tuple(k.shape)}")
-    if Hkv < 1 or H % Hkv:
-        raise SplatInputError("k", f"{Hkv} kv heads do not divide q's {H} heads (GQA needs H to be "
-                                   f"a multiple of Hkv)")
+    Hkv, Lk = int(k.shape[1]), int(k.shape[2])
     if D < 1 or Lq < 1 or Lk < 1:
         raise SplatInputError("q", f"empty sequence or head dimension: q {tuple(q.shape)}, "
                                    f"k {tuple(k.shape)}")
