@@ -11,6 +11,8 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
    - SPLAT fused: ``splat.torch.attention`` (the public call: validation, allocation, launch),
      and ``splat_fused_kernel_ms``: the prebound launch into preallocated buffers;
    - SPLAT decomposed (sddmm → softmax → spmm) when the pack has that variant, else null;
+   - with ``--wgmma-artifacts DIR`` (a pack made with ``--mma wgmma``), the wgmma build of the
+     same layout: checked, and its prebound launch timed (``splat_wgmma_kernel_ms``);
    - FlexAttention: ``torch.compile(flex_attention)`` with ``create_block_mask`` from the same
      mask predicate;
    - dense SDPA without a mask (``sdpa_ms``: the dense roofline) and with the boolean mask
@@ -94,12 +96,28 @@ def _catalog(art_dir: Path) -> dict:
 # ----------------------------------------------------------------------------------- one row
 
 
-def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
+def _kernel_ms(art, q, k, v, scale, args) -> float:
+    """do_bench ms of the artifact's prebound launch into preallocated buffers."""
+    import torch
+
+    from splat.runtime.launcher import get_launcher
+
+    B, H, L, D = q.shape
+    launcher = get_launcher(art, torch.cuda.current_device())
+    o_buf = torch.empty_like(q)
+    lse_buf = torch.empty(B, H, L, device=q.device, dtype=torch.float32)
+    shapes = (B, H, k.shape[1], L, k.shape[2], D)
+    stream = torch.cuda.current_stream().cuda_stream
+    return _bench(lambda: launcher.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                           o_buf.data_ptr(), lse_buf.data_ptr(), shapes, scale,
+                                           stream), args)
+
+
+def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None):
     import torch
     import torch.nn.functional as F
 
     import splat.torch as st
-    from splat.runtime.launcher import get_launcher
     from splat.runtime.resolve import load_cached
 
     B, H, dev = args.B, args.H, torch.device("cuda")
@@ -133,17 +151,21 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
             row["splat_rel_err"] = err
             row["splat_ok"] = bool(err <= TOL and not torch.isnan(o).any())
             row["splat_fused_ms"] = _bench(lambda: st.attention(q, k, v, scale=scale, artifact=art), args)
-            launcher = get_launcher(art, torch.cuda.current_device())
-            o_buf = torch.empty_like(q)
-            lse_buf = torch.empty(B, H, L, device=dev, dtype=torch.float32)
-            shapes = (B, H, H, L, L, D)
-            stream = torch.cuda.current_stream().cuda_stream
-            row["splat_fused_kernel_ms"] = _bench(
-                lambda: launcher.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), o_buf.data_ptr(),
-                                         lse_buf.data_ptr(), shapes, scale, stream), args)
+            row["splat_fused_kernel_ms"] = _kernel_ms(art, q, k, v, scale, args)
             del o
         except Exception as e:
             row["notes"].append(f"splat fused failed: {e!r}")
+            traceback.print_exc()
+    wg = wgmma_catalog.get((str(fam), L, D, "bf16", "fused")) if wgmma_catalog else None
+    if wg is not None:  # the wgmma build of the same layout (issue 12), same inputs and card
+        try:
+            art_w = load_cached(args.wgmma_artifacts / wg["key"])
+            o = st.attention(q, k, v, scale=scale, artifact=art_w)
+            row["splat_wgmma_rel_err"] = T.rel_error(o[:1, hs], ref_o)
+            row["splat_wgmma_kernel_ms"] = _kernel_ms(art_w, q, k, v, scale, args)
+            del o
+        except Exception as e:
+            row["notes"].append(f"splat wgmma failed: {e!r}")
             traceback.print_exc()
     dec = catalog.get((str(fam), L, D, "bf16", "decomposed"))
     if dec is not None:
@@ -183,7 +205,8 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled):
         except Exception as e:
             row["notes"].append(f"sdpa with mask failed: {e!r}")
 
-    for name in ("splat_fused", "splat_fused_kernel", "splat_decomposed", "flex", "sdpa_masked"):
+    for name in ("splat_fused", "splat_fused_kernel", "splat_wgmma_kernel", "splat_decomposed",
+                 "flex", "sdpa_masked"):
         row[f"{name}_tflops"] = _tflops(nnz, D, B, H, row.get(f"{name}_ms"))
     row["sdpa_dense_tflops"] = _tflops(L * L, D, B, H, row["sdpa_ms"])
     row["sdpa_tflops"] = _tflops(nnz, D, B, H, row["sdpa_ms"])  # effective, on the non-zeros
@@ -208,9 +231,10 @@ def render_markdown(rows: list, meta: dict) -> str:
             f"mask. First call: SPLAT = load + PTX JIT + first launch (compile time where the pack "
             f"was built in brackets); Flex = block mask + torch.compile + first call. "
             f"Source: `{meta.get('json', '?')}`.\n\n")
+    wgmma = any(r.get("splat_wgmma_kernel_ms") for r in rows)
     cols = ["pattern", "L", "D", "density", "SPLAT ms", "kernel ms", "decomp. ms", "Flex ms",
             "SDPA ms", "SDPA+mask ms", "SPLAT TF/s", "Flex TF/s", "SPLAT/Flex", "SPLAT 1st s",
-            "Flex 1st s", "SPLAT err"]
+            "Flex 1st s", "SPLAT err"] + (["wgmma kernel ms", "wgmma TF/s"] if wgmma else [])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         ok = r.get("splat_ok")
@@ -224,7 +248,9 @@ def render_markdown(rows: list, meta: dict) -> str:
             _f(r.get("splat_decomposed_ms")), _f(r.get("flex_ms")), _f(r.get("sdpa_ms")),
             _f(r.get("sdpa_masked_ms")), _f(r.get("splat_fused_kernel_tflops"), "{:.0f}"),
             _f(r.get("flex_tflops"), "{:.0f}"), _f(r.get("splat_vs_flex"), "{:.2f}×"), first,
-            _f(r.get("flex_first_call_s"), "{:.2f}"), err]) + " |")
+            _f(r.get("flex_first_call_s"), "{:.2f}"), err]
+            + ([_f(r.get("splat_wgmma_kernel_ms")), _f(r.get("splat_wgmma_kernel_tflops"), "{:.0f}")]
+               if wgmma else [])) + " |")
     params = sorted({(r["pattern"], json.dumps(r.get("params", {}), sort_keys=True)) for r in rows})
     foot = "\n\nPattern parameters: " + "; ".join(f"{p} {q}" for p, q in params) + "\n"
     notes = [f"{r['pattern']} L={r['L']} D={r['D']}: {n}" for r in rows for n in r.get("notes", [])]
@@ -271,6 +297,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-markdown", action="store_true", help="do not touch docs/performance.md")
     ap.add_argument("--copy-to", help="also copy the JSON and docs/performance.md here (e.g. $OUT)")
     ap.add_argument("--from-json", help="only re-render docs/performance.md from a results file")
+    ap.add_argument("--wgmma-artifacts", type=Path,
+                    help="a second pack, built with pack_gpu_artifacts.py --mma wgmma: its kernels "
+                         "are checked and timed beside the default ones (splat_wgmma_kernel_ms)")
     args = ap.parse_args(argv)
 
     if args.from_json:
@@ -292,6 +321,7 @@ def main(argv=None) -> int:
                          "scripts/pack_gpu_artifacts.py --bench")
     art_dir = Path(args.artifacts)
     catalog = _catalog(art_dir)
+    wgmma_catalog = _catalog(args.wgmma_artifacts) if args.wgmma_artifacts else None
     fams = [f for f in T.BENCH_FAMILIES
             if not args.patterns or f.name in args.patterns.split(",")]
     lengths = [int(x) for x in args.lengths.split(",")]
@@ -311,7 +341,7 @@ def main(argv=None) -> int:
         for L in lengths:
             for D in dims:
                 t0 = time.perf_counter()
-                row = run_row(fam, L, D, args, catalog, art_dir, flex_compiled)
+                row = run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog)
                 row.update(date=date, torch=meta["torch"], triton=meta["triton"], cuda=meta["cuda"])
                 rows.append(row)
                 print(f"{fam.name:14s} L={L:6d} D={D:3d} dens={row['density']:.4f} "
