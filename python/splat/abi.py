@@ -173,6 +173,28 @@ def fused_kernel_tables(masked: bool = False) -> list[str]:
     return ["row_tiles", "segments"] + (list(MASK_TABLES) if masked else [])
 
 
+# ------------------------------------------------------------------------------- backward
+# dQ over the forward's row schedule (docs/design.md §6): the forward kernel's key loop with the
+# output gradient as a second A operand. lse is the forward's (natural log), delta is
+# rowsum(dO * O) per query row (f32, B x H x Lq), computed before the launch.
+
+
+def dq_kernel_name(dtype: str, head_dim: int, masked: bool = False) -> str:
+    """``splat_bwd_dq_<dtype>_d<D>``, ``_masked`` with mask tiles."""
+    return f"splat_bwd_dq_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+
+
+def dq_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
+    """The dQ kernel's arguments in order; the masked variant takes the remainder's tables
+    after ``scale``, as the forward's does."""
+    params = [memref(name, 4, dtype, any_strides=True) for name in ("q", "k", "v", "do")]
+    params += [memref("lse", 3, "f32"), memref("delta", 3, "f32"), memref("dq", 4, dtype),
+               memref("row_tiles", 2, "i32"), memref("segments", 2, "i32"), scalar("scale")]
+    if masked:
+        params += [memref(name, MASK_TABLE_RANKS[name], "i32") for name in MASK_TABLES]
+    return params
+
+
 DECOMPOSED_KINDS = ("sddmm", "softmax", "spmm")  # launch order, one stream
 
 

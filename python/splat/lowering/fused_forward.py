@@ -480,23 +480,26 @@ class _FusedForwardKernel:
             return None
         return [[self._q_frag(mt, kk) for kk in range(self.D // 16)] for mt in range(self.MT)]
 
-    def _q_frag(self, mt, kk):
-        """The A fragment of m16 tile ``mt``, k16 step ``kk``.  x4 ldmatrix: lanes 8m..8m+7
-        address matrix m; matrices (rows, cols) = (0-7, 0-7), (8-15, 0-7), (0-7, 8-15),
-        (8-15, 8-15)  -> registers a0..a3."""
+    def _q_frag(self, mt, kk, buf=None):
+        """The A fragment of m16 tile ``mt``, k16 step ``kk`` of the Q tile (or of ``buf``, a
+        tile in the same padded-row layout).  x4 ldmatrix: lanes 8m..8m+7 address matrix m;
+        matrices (rows, cols) = (0-7, 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15)  ->
+        registers a0..a3."""
         mi = arith.shrui(self.lane, ci(3))
         row = add(add(self.warp_row0, mul(arith.andi(mi, ci(1)), 8)), arith.andi(self.lane, ci(7)))
         col = mul(arith.shrui(mi, ci(1)), 8)
-        return self.ops.a_from_ldmatrix(
-            self.ops.ldmatrix_x4(self.qs, [], add(row, 16 * mt), add(col, 16 * kk), False))
+        return self.ops.a_from_ldmatrix(self.ops.ldmatrix_x4(
+            self.qs if buf is None else buf, [], add(row, 16 * mt), add(col, 16 * kk), False))
 
-    def qk_scores(self, q_frags, stage):
-        """S = Q Kᵀ for the current key tile: ``[m16 tile][BLOCK_N/8 n8 tiles]`` of 4 f32.
+    def qk_scores(self, q_frags, stage, kbuf=None):
+        """S = Q Kᵀ for the current key tile: ``[m16 tile][BLOCK_N/8 n8 tiles]`` of 4 f32
+        (``kbuf``: another staged tile in K's layout, e.g. V for the backward's dO Vᵀ).
 
         K is stored N x K (keys x D) = the "col major" B operand, so no transpose: one x4
         ldmatrix gives B of key tiles n0 (matrices 0,1: d 0-7, 8-15) and n0+8 (matrices 2,3),
         used by every m16 tile of the warp.
         """
+        kbuf = self.ks if kbuf is None else kbuf
         mi = arith.shrui(self.lane, ci(3))
         row = add(mul(arith.shrui(mi, ci(1)), 8), arith.andi(self.lane, ci(7)))
         col = mul(arith.andi(mi, ci(1)), 8)
@@ -504,7 +507,7 @@ class _FusedForwardKernel:
         s = [[[zero] * 4 for _ in range(self.BN // 8)] for _ in range(self.MT)]
 
         def step(p, kk, a):
-            v = self.ops.ldmatrix_x4(self.ks, [stage], add(row, 16 * p), add(col, 16 * kk), False)
+            v = self.ops.ldmatrix_x4(kbuf, [stage], add(row, 16 * p), add(col, 16 * kk), False)
             b0, b1 = self.ops.b_pair_from_ldmatrix(v)
             for mt in range(self.MT):
                 s[mt][2 * p] = self.ops.mma(a[mt], b0, s[mt][2 * p])
@@ -521,9 +524,11 @@ class _FusedForwardKernel:
                     step(p, kk, a)
         return s
 
-    def pv_accumulate(self, p, o, stage):
-        """O += P V.  V is stored K x N (keys x D), so ldmatrix.trans gives B: lanes address
+    def pv_accumulate(self, p, o, stage, vbuf=None):
+        """O += P V (``vbuf``: another staged tile in V's layout, e.g. K for the backward's
+        dS K).  V is stored K x N (keys x D), so ldmatrix.trans gives B: lanes address
         matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)."""
+        vbuf = self.vs if vbuf is None else vbuf
         mi = arith.shrui(self.lane, ci(3))
         row = add(mul(arith.andi(mi, ci(1)), 8), arith.andi(self.lane, ci(7)))
         col = mul(arith.shrui(mi, ci(1)), 8)
@@ -531,7 +536,7 @@ class _FusedForwardKernel:
         for kk in range(self.BN // 16):
             a = [self.ops.a_from_f32(p[mt][2 * kk] + p[mt][2 * kk + 1]) for mt in range(self.MT)]
             for dp in range(self.D // 16):
-                v = self.ops.ldmatrix_x4(self.vs, [stage], add(row, 16 * kk), add(col, 16 * dp),
+                v = self.ops.ldmatrix_x4(vbuf, [stage], add(row, 16 * kk), add(col, 16 * dp),
                                          True)
                 b0, b1 = self.ops.b_pair_from_ldmatrix(v)
                 for mt in range(self.MT):
@@ -791,18 +796,25 @@ class _FusedForwardKernel:
             n_iter = add(self.n_seg_iter, sub(mask_end, self.mask_begin))
         return n_iter
 
-    def emit(self):
-        n_iter = self._setup()
-        c = mul(self.scale, cf(LOG2E))  # softmax in base 2
-
-        # Prologue: Q (group 0), first key tile into stage 0 (group 1).
-        self.load_q_tile()
+    def _prologue(self, n_iter):
+        """The row tile's own operands (`load_row_operands`, group 0) and the first key tile
+        into stage 0 (group 1), then wait for group 0 and publish it to every warp."""
+        self.load_row_operands()
         nvvm.cp_async_commit_group()
         with if_then(icmp("sgt", n_iter, 0)):
             self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
         nvvm.cp_async_commit_group()
         nvvm.cp_async_wait_group(1)
         gpu.barrier()
+
+    def load_row_operands(self):
+        """The tiles a row tile reads once (the forward: Q)."""
+        self.load_q_tile()
+
+    def emit(self):
+        n_iter = self._setup()
+        c = mul(self.scale, cf(LOG2E))  # softmax in base 2
+        self._prologue(n_iter)
         q_frags = self.load_q_frags()
 
         # Loop state: the key tile to process (segment row, first compressed key u0), the
