@@ -195,6 +195,29 @@ def dq_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
     return params
 
 
+# dK, dV over the column schedule (the transposed layout's tables, named COL_TABLES here): a CTA
+# per (key tile, kv head, batch) sums the query heads of its kv head (no atomics).
+COL_TABLES = {"row_tiles": "col_tiles", "segments": "col_segments", "mask_ptr": "col_mask_ptr",
+              "mask_tiles": "col_mask_tiles", "mask_bits": "col_mask_bits"}
+
+
+def dkv_kernel_name(dtype: str, head_dim: int, masked: bool = False) -> str:
+    """``splat_bwd_dkv_<dtype>_d<D>``, ``_masked`` with the column layout's mask tiles."""
+    return f"splat_bwd_dkv_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+
+
+def dkv_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
+    """The dK/dV kernel's arguments in order: the column schedule's tables after the tensors,
+    the masked variant's remainder tables after ``scale``."""
+    params = [memref(name, 4, dtype, any_strides=True) for name in ("q", "k", "v", "do")]
+    params += [memref("lse", 3, "f32"), memref("delta", 3, "f32"), memref("dk", 4, dtype),
+               memref("dv", 4, dtype), memref(COL_TABLES["row_tiles"], 2, "i32"),
+               memref(COL_TABLES["segments"], 2, "i32"), scalar("scale")]
+    if masked:
+        params += [memref(COL_TABLES[name], MASK_TABLE_RANKS[name], "i32") for name in MASK_TABLES]
+    return params
+
+
 DECOMPOSED_KINDS = ("sddmm", "softmax", "spmm")  # launch order, one stream
 
 

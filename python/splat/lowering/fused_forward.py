@@ -491,9 +491,10 @@ class _FusedForwardKernel:
         return self.ops.a_from_ldmatrix(self.ops.ldmatrix_x4(
             self.qs if buf is None else buf, [], add(row, 16 * mt), add(col, 16 * kk), False))
 
-    def qk_scores(self, q_frags, stage, kbuf=None):
+    def qk_scores(self, q_frags, stage, kbuf=None, abuf=None):
         """S = Q Kᵀ for the current key tile: ``[m16 tile][BLOCK_N/8 n8 tiles]`` of 4 f32
-        (``kbuf``: another staged tile in K's layout, e.g. V for the backward's dO Vᵀ).
+        (``kbuf``: another staged tile in K's layout, e.g. V for the backward's dO Vᵀ; with
+        ``q_frags`` None the A fragments are read per k16 step from ``abuf``, default Q's tile).
 
         K is stored N x K (keys x D) = the "col major" B operand, so no transpose: one x4
         ldmatrix gives B of key tiles n0 (matrices 0,1: d 0-7, 8-15) and n0+8 (matrices 2,3),
@@ -519,7 +520,7 @@ class _FusedForwardKernel:
                     step(p, kk, [q_frags[mt][kk] for mt in range(self.MT)])
         else:  # Q from shared memory: each k16 step's fragments read once, used for all keys
             for kk in range(self.D // 16):
-                a = [self._q_frag(mt, kk) for mt in range(self.MT)]
+                a = [self._q_frag(mt, kk, abuf) for mt in range(self.MT)]
                 for p in range(self.BN // 16):
                     step(p, kk, a)
         return s

@@ -1,0 +1,356 @@
+"""The backward's kernels (issue 14), on the forward kernel's loop (docs/design.md §6).
+
+``@splat_bwd_dq_<dtype>_d<D>[_masked]`` walks the forward's row schedule exactly as the forward
+kernel does (same CTA, grid, tables, double-buffered K/V gathers, masks: fused_forward.py's
+helpers) and, per key tile, computes what `splat.tiling.backward.run_backward` computes for dQ:
+
+    S  = Q Kᵀ                        (the forward's qk_scores)
+    P  = exp2(S·scale·log2 e − lse·log2 e)   from the forward's lse: no online softmax
+    dP = dO Vᵀ                       (qk_scores with dO's fragments, V in K's place)
+    dS = P ∘ (dP − Δ)                Δ = rowsum(dO ∘ O) per row, an input
+    dQ += dS K                       (pv_accumulate with dS, K in V's place)
+
+and stores ``dQ · scale`` for the tile's rows. dO is loaded once beside Q and both stay in
+registers as A fragments. Rows without keys (lse = −inf) have every score masked: P = 0.
+
+``@splat_bwd_dkv_<dtype>_d<D>[_masked]`` walks the *column* schedule (the transposed layout's
+tables, `splat.tiling.backward.column_schedule`): a CTA per (key tile, kv head, batch), whose
+"row tile" is ``BLOCK_M`` keys and whose "key tiles" are ``BLOCK_N`` queries gathered by the
+column segments (and mask tiles) into the forward's K and V stages. For each query head of the
+kv head (GQA: summed in registers, so no atomics) and query tile:
+
+    Sᵀ  = K Qᵀ,   Pᵀ = exp2(Sᵀ·scale·log2 e − lse[q]·log2 e)   per query column
+    dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ ∘ (dPᵀ − Δ[q]),  dK += dSᵀ Q
+
+and stores ``dK · scale`` and dV for the tile's keys. A query tile's lse (base 2) and Δ travel
+with its rows (shared memory, per stage). K's and V's fragments stay in registers at D = 64 and
+are re-read from shared memory per tile at D = 128.
+
+mma.sync only, 64-row tiles on 16-row warps (the forward's default variant). Built and
+assembled here (ptxas, no spills); not yet run on a GPU, wired into an artifact or called by
+autograd (issue 14's next steps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects import arith, gpu, memref, nvvm, vector
+
+from .. import abi
+from .builder import (LOG2E, add, cf, ci, cx, exp2, f32_type, fcmp, fma, for_range, i32_type,
+                      icmp, if_then, mul, select, sub, to_index)
+from .fused_forward import FusedForwardConfig, _FusedForwardKernel
+from .modules import find_or_create_gpu_module
+
+__all__ = ["DqConfig", "DkvConfig", "build_dq_into", "build_dkv_into"]
+
+
+# ------------------------------------------------------------------------------ configurations
+
+
+@dataclass(frozen=True)
+class _BackwardConfig:
+    dtype: str
+    head_dim: int
+    block_n: int | None = None
+    mask_tiles: bool = False
+
+    def forward(self) -> FusedForwardConfig:
+        """The forward configuration whose layout, tiles and loop the kernel shares."""
+        return FusedForwardConfig(self.dtype, self.head_dim, self.block_n,
+                                  mask_tiles=self.mask_tiles)
+
+    @property
+    def row_tile_bytes(self) -> int:
+        """One ``BLOCK_M``-row tile in padded rows (Q's layout)."""
+        fwd = self.forward()
+        return fwd.block_m * fwd.row_stride * 2
+
+
+class DqConfig(_BackwardConfig):
+    """dQ: the forward's shared memory, then the dO tile."""
+
+    @property
+    def name(self) -> str:
+        return abi.dq_kernel_name(self.dtype, self.head_dim, self.mask_tiles)
+
+    @property
+    def do_offset(self) -> int:
+        return self.forward().shared_bytes
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.do_offset + self.row_tile_bytes
+
+
+class DkvConfig(_BackwardConfig):
+    """dK/dV: the forward's shared memory (its K/V stages hold the gathered Q and dO rows), the
+    per-stage query values ``[2 stages][lse2, delta][BLOCK_N]`` f32, the tile's K and V rows."""
+
+    @property
+    def name(self) -> str:
+        return abi.dkv_kernel_name(self.dtype, self.head_dim, self.mask_tiles)
+
+    @property
+    def frags_in_registers(self) -> bool:
+        """K's and V's A fragments held for the whole loop (D = 64), or re-read per tile."""
+        return self.head_dim <= 64
+
+    @property
+    def query_values_offset(self) -> int:
+        return self.forward().shared_bytes
+
+    @property
+    def key_rows_offset(self) -> int:
+        return self.query_values_offset + 2 * 2 * self.forward().block_n * 4
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.key_rows_offset + 2 * self.row_tile_bytes
+
+
+# ------------------------------------------------------------------------------ kernels
+
+
+class _BackwardKernel(_FusedForwardKernel):
+    """The forward kernel's machinery with the backward's arguments (``abi.dq_kernel_params``
+    / ``abi.dkv_kernel_params``: q, k, v, do, lse, delta, the outputs, tables, scale, ...)."""
+
+    n_outputs = 1
+
+    def __init__(self, cfg: _BackwardConfig, args):
+        tables = args[6 + self.n_outputs:]
+        super().__init__(cfg.forward(), [args[0], args[1], args[2], None, args[4]] + tables)
+        self.bwd_cfg = cfg
+        self.do, self.delta = args[3], args[5]
+        self.outputs = args[6:6 + self.n_outputs]
+
+    def _shared_view(self, shape, elem, offset: int):
+        ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
+        dyn = ir.ShapedType.get_dynamic_size()
+        raw = gpu.dynamic_shared_memory(
+            ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
+        return memref.view(ir.MemRefType.get(shape, elem, memory_space=ws), raw, cx(offset), [])
+
+    def _tile_row(self, r):
+        """(valid, global row) of row ``r`` of the row tile (queries for dQ, keys for dK/dV)."""
+        return icmp("slt", r, self.nrows), add(self.row0, mul(self.row_step, r))
+
+    def _store(self, out, head, acc, scale):
+        """``acc`` (times ``scale``, if given) in the input dtype for the tile's rows, into
+        ``out[b, head]``, two elements a store."""
+        vec2 = ir.VectorType.get([2], self.elem)
+        for mt in range(self.MT):
+            for slot in (2 * mt, 2 * mt + 1):
+                half = slot % 2
+                valid, row = self._tile_row(self.rows[slot])
+                with if_then(valid):
+                    for j, a in enumerate(acc[mt]):
+                        vals = [a[2 * half + e] for e in range(2)]
+                        if scale is not None:
+                            vals = [mul(x, scale) for x in vals]
+                        col = to_index(add(mul(self.t, 2), 8 * j))
+                        vector.store(vector.from_elements(vec2, [arith.truncf(self.elem, x)
+                                                                 for x in vals]),
+                                     out, [self.b, head, to_index(row), col], alignment=4)
+
+    def _zeros(self):
+        zero = cf(0.0)
+        return [[[zero] * 4 for _ in range(self.D // 8)] for _ in range(self.MT)]
+
+
+class _DqKernel(_BackwardKernel):
+    def _setup_smem(self):
+        super()._setup_smem()
+        self.dos = self._shared_view([self.BM, self.SD], self.elem, self.bwd_cfg.do_offset)
+
+    def load_row_operands(self):
+        """Q and dO: both read once, into registers."""
+        self.load_q_tile()
+        self._async_copy_rows(self.dos, [], self.BM, self.do, [self.b, self.h], self._tile_row)
+
+    def _row_values(self):
+        """Per row slot: −lse·log2 e (0 where lse = −inf: such a row's scores are all masked)
+        and Δ; rows past the tile read row 0 (their results are never stored)."""
+        neg_lse2, delta = [], []
+        for row in self.rows:
+            valid, grow = self._tile_row(row)
+            idx = [self.b, self.h, to_index(select(valid, grow, 0))]
+            lse = memref.load(self.lse, idx)
+            live = fcmp("ogt", lse, -math.inf)
+            neg_lse2.append(select(live, arith.negf(mul(lse, cf(LOG2E))), cf(0.0)))
+            delta.append(memref.load(self.delta, idx))
+        return neg_lse2, delta
+
+    def emit(self):
+        n_iter = self._setup()
+        c = mul(self.scale, cf(LOG2E))
+        self._prologue(n_iter)
+        q_frags = self.load_q_frags()
+        do_frags = [[self._q_frag(mt, kk, self.dos) for kk in range(self.D // 16)]
+                    for mt in range(self.MT)]
+        rows = self._row_values()
+        init = dict(seg=self.seg_begin, u0=ci(0), dq=self._zeros())
+        final = for_range(cx(0), to_index(n_iter), cx(1),
+                          lambda it, state: self._key_tile_dq(it, state, q_frags, do_frags,
+                                                              rows, n_iter, c), init)
+        nvvm.cp_async_wait_group(0)
+        self._store(self.outputs[0], self.h, final["dq"], self.scale)
+
+    def _key_tile_dq(self, it, state, q_frags, do_frags, rows, n_iter, c):
+        neg_lse2, delta = rows
+        u0 = state["u0"]
+        stage = arith.andi(it, cx(1))
+        keys = self._tile_keys(it, state["seg"], u0)
+        self._wait_for_tile()
+        self._load_next_tile(it, n_iter, keys, lambda: arith.xori(stage, cx(1)))
+        s = self._masked_scores(self.qk_scores(q_frags, stage), keys, u0, stage)
+        dp = self.qk_scores(do_frags, stage, kbuf=self.vs)
+        ds = [[[mul(exp2(fma(s[mt][j][e], c, neg_lse2[2 * mt + e // 2])),
+                    sub(dp[mt][j][e], delta[2 * mt + e // 2])) for e in range(4)]
+               for j in range(self.BN // 8)] for mt in range(self.MT)]
+        dq = self.pv_accumulate(ds, state["dq"], stage, vbuf=self.ks)
+        return dict(seg=keys["nseg"], u0=keys["nu0"], dq=dq)
+
+
+class _DkvKernel(_BackwardKernel):
+    n_outputs = 2
+
+    def _setup_ids(self):
+        """The grid is (key tiles, Hkv, B): the y index is the kv head, and the query heads of
+        its group are walked by the head loop (`self.h` is set per head there)."""
+        super()._setup_ids()
+        self.kvh = self.h
+        self.group = arith.divui(memref.dim(self.q, cx(1)), memref.dim(self.k, cx(1)))
+
+    def _setup_smem(self):
+        super()._setup_smem()
+        cfg = self.bwd_cfg
+        self.qvals = self._shared_view([2, 2, self.BN], f32_type(), cfg.query_values_offset)
+        self.k_rows = self._shared_view([self.BM, self.SD], self.elem, cfg.key_rows_offset)
+        self.v_rows = self._shared_view([self.BM, self.SD], self.elem,
+                                        cfg.key_rows_offset + cfg.row_tile_bytes)
+
+    def load_row_operands(self):
+        """The tile's K and V rows (kv head ``kvh``), read for every query tile."""
+        for buf, src in ((self.k_rows, self.k), (self.v_rows, self.v)):
+            self._async_copy_rows(buf, [], self.BM, src, [self.b, self.kvh], self._tile_row)
+
+    def _load_kv_rows(self, col0, col_step, ncols, u0, stage):
+        """Gather the query tile ``col0 + col_step*u``, ``u in [u0, u0 + BLOCK_N)`` (zero past
+        ``ncols``) of query head ``h``: Q rows into K's stage, dO rows into V's, and per query
+        its lse in base 2 (0 for a query without keys, whose scores are all masked) and Δ."""
+        def q_row(r):
+            u = add(u0, r)
+            return icmp("slt", u, ncols), add(col0, mul(col_step, u))
+
+        for buf, src in ((self.ks, self.q), (self.vs, self.do)):
+            self._async_copy_rows(buf, [stage], self.BN, src, [self.b, self.h], q_row)
+        with if_then(icmp("slt", self.tid, self.BN)):
+            valid, qi = q_row(self.tid)
+            idx = [self.b, self.h, to_index(select(valid, qi, 0))]
+            lse = memref.load(self.lse, idx)
+            live = arith.andi(valid, fcmp("ogt", lse, -math.inf))
+            col = to_index(self.tid)
+            memref.store(select(live, mul(lse, cf(LOG2E)), cf(0.0)), self.qvals,
+                         [stage, cx(0), col])
+            memref.store(select(valid, memref.load(self.delta, idx), cf(0.0)), self.qvals,
+                         [stage, cx(1), col])
+
+    def emit(self):
+        n_iter = self._setup()
+        c = mul(self.scale, cf(LOG2E))
+        self.load_row_operands()
+        nvvm.cp_async_commit_group()
+        nvvm.cp_async_wait_group(0)
+        gpu.barrier()
+        frags = None, None
+        if self.bwd_cfg.frags_in_registers:
+            frags = tuple([[self._q_frag(mt, kk, buf) for kk in range(self.D // 16)]
+                           for mt in range(self.MT)] for buf in (self.k_rows, self.v_rows))
+        final = for_range(cx(0), self.group, cx(1),
+                          lambda g, state: self._query_head(g, state, frags, n_iter, c),
+                          dict(dk=self._zeros(), dv=self._zeros()))
+        dk, dv = self.outputs
+        self._store(dk, self.kvh, final["dk"], self.scale)
+        self._store(dv, self.kvh, final["dv"], None)
+
+    def _query_head(self, g, state, frags, n_iter, c):
+        """All query tiles of query head ``kvh * group + g``, added into dK and dV."""
+        self.h = arith.addi(arith.muli(self.kvh, self.group), g)
+        with if_then(icmp("sgt", n_iter, 0)):
+            self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
+        nvvm.cp_async_commit_group()
+        init = dict(seg=self.seg_begin, u0=ci(0), dk=state["dk"], dv=state["dv"])
+        out = for_range(cx(0), to_index(n_iter), cx(1),
+                        lambda it, st: self._query_tile(it, st, frags, n_iter, c), init)
+        # every warp done with the stages before the next head loads into them
+        nvvm.cp_async_wait_group(0)
+        gpu.barrier()
+        return dict(dk=out["dk"], dv=out["dv"])
+
+    def _query_tile(self, it, state, frags, n_iter, c):
+        u0 = state["u0"]
+        stage = arith.andi(it, cx(1))
+        keys = self._tile_keys(it, state["seg"], u0)
+        self._wait_for_tile()
+        self._load_next_tile(it, n_iter, keys, lambda: arith.xori(stage, cx(1)))
+        k_frags, v_frags = frags
+        s = self._masked_scores(self.qk_scores(k_frags, stage, abuf=self.k_rows), keys, u0,
+                                stage)
+        dp = self.qk_scores(v_frags, stage, kbuf=self.vs, abuf=self.v_rows)
+        p, ds = [], []
+        for mt in range(self.MT):
+            p.append([])
+            ds.append([])
+            for j in range(self.BN // 8):
+                col = [to_index(add(add(mul(self.t, 2), 8 * j), e)) for e in range(2)]
+                neg_lse2 = [arith.negf(memref.load(self.qvals, [stage, cx(0), x])) for x in col]
+                delta = [memref.load(self.qvals, [stage, cx(1), x]) for x in col]
+                pj = [exp2(fma(s[mt][j][e], c, neg_lse2[e % 2])) for e in range(4)]
+                p[mt].append(pj)
+                ds[mt].append([mul(pj[e], sub(dp[mt][j][e], delta[e % 2])) for e in range(4)])
+        dv = self.pv_accumulate(p, state["dv"], stage, vbuf=self.vs)
+        dk = self.pv_accumulate(ds, state["dk"], stage, vbuf=self.ks)
+        return dict(seg=keys["nseg"], u0=keys["nu0"], dk=dk, dv=dv)
+
+
+# ------------------------------------------------------------------------------ entry points
+
+
+def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type, n_outputs: int):
+    gm = find_or_create_gpu_module(module)
+    dyn = ir.ShapedType.get_dynamic_size()
+    elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
+    strided = ir.StridedLayoutAttr.get(offset=0, strides=[dyn, dyn, dyn, 1])
+    in4 = ir.MemRefType.get([dyn] * 4, elem, layout=strided)
+    rows_f32 = ir.MemRefType.get([dyn] * 3, f32_type())
+    arg_types = ([in4] * 4 + [rows_f32] * 2 + [ir.MemRefType.get([dyn] * 4, elem)] * n_outputs
+                 + [ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], i32_type()),
+                    ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], i32_type()), f32_type()])
+    if cfg.mask_tiles:
+        arg_types += [ir.MemRefType.get([dyn], i32_type()),
+                      ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], i32_type()),
+                      ir.MemRefType.get([dyn] * 3, i32_type())]
+    with ir.InsertionPoint(gm.bodyRegion.blocks[0]):
+        fn = gpu.GPUFuncOp(ir.FunctionType.get(arg_types, []), sym_name=cfg.name, kernel=True,
+                           known_block_size=[cfg.forward().num_threads, 1, 1])
+        entry = fn.add_entry_block()
+        with ir.InsertionPoint(entry):
+            kernel(cfg, list(entry.arguments)).emit()
+            gpu.return_([])
+    return module
+
+
+def build_dq_into(module: ir.Module, cfg: DqConfig) -> ir.Module:
+    """Emit ``gpu.func @splat_bwd_dq_...`` (arguments: ``abi.dq_kernel_params``) into the
+    module's ``gpu.module @splat_kernels``."""
+    return _build(module, cfg, _DqKernel, 1)
+
+
+def build_dkv_into(module: ir.Module, cfg: DkvConfig) -> ir.Module:
+    """Emit ``gpu.func @splat_bwd_dkv_...`` (arguments: ``abi.dkv_kernel_params``)."""
+    return _build(module, cfg, _DkvKernel, 2)

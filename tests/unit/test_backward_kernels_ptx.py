@@ -1,0 +1,67 @@
+"""The backward's kernels (issue 14, `splat.lowering.backward_kernels`) on a machine without a
+GPU: dQ over the row schedule and dK/dV over the column schedule. Each PTX
+entry matches its ABI (`abi.dq_kernel_params`, `abi.dkv_kernel_params`), assembles for sm_90a
+without spills, and issues its products per key tile on mma.sync (dQ: S, dP, dQ; dK/dV: Sᵀ,
+dPᵀ, dV, dK). They have not run on a GPU yet (design.md §6)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("mlir")
+
+from splat import abi  # noqa: E402
+from splat.lowering.backward_kernels import (DkvConfig, DqConfig, build_dkv_into,  # noqa: E402
+                                             build_dq_into)
+from splat.lowering.modules import build_in_module  # noqa: E402
+from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
+from splat.runtime import driver as drv  # noqa: E402
+
+# kind: (config class, builder, ABI parameters, kernel name, products per key tile)
+KINDS = {
+    "dq": (DqConfig, build_dq_into, abi.dq_kernel_params, abi.dq_kernel_name, 3),
+    "dkv": (DkvConfig, build_dkv_into, abi.dkv_kernel_params, abi.dkv_kernel_name, 4),
+}
+CONFIGS = [(kind, dt, d, masked) for kind in KINDS for dt in ("bf16", "f16")
+           for d in abi.HEAD_DIMS for masked in (False, True)]
+
+
+@pytest.mark.parametrize("kind, dtype, head_dim, masked", CONFIGS)
+def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_dim, masked):
+    config, build, params, name, products = KINDS[kind]
+    cfg = config(dtype, head_dim, mask_tiles=masked)
+    ptx = lower_to_ptx(build_in_module(None, lambda m: build(m, cfg)))
+    assert cfg.name == name(dtype, head_dim, masked) and f".entry {cfg.name}(" in ptx
+    drv.check_ptx_abi(ptx, cfg.name, params(dtype, masked))
+    bn = cfg.forward().block_n
+    per_product = (bn // 16) * (head_dim // 16) * 2  # m16n8k16 per k16 step and n8 pair
+    assert len(re.findall(r"mma\.sync\.aligned\.m16n8k16", ptx)) == products * per_product
+    assert "ex2.approx" in ptx and "wgmma" not in ptx
+    if not have_ptxas():
+        pytest.skip("ptxas not installed")
+    (stats,) = ptxas_check(ptx).values()
+    assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0 and stats["stack_bytes"] == 0
+
+
+def test_shared_memory_extends_the_forwards_layout():
+    for d in abi.HEAD_DIMS:
+        for masked in (False, True):
+            dq = DqConfig("bf16", d, mask_tiles=masked)
+            fwd = dq.forward()
+            row_tile = fwd.block_m * (d + 8) * 2
+            assert dq.do_offset == fwd.shared_bytes
+            assert dq.shared_bytes == fwd.shared_bytes + row_tile
+            dkv = DkvConfig("bf16", d, mask_tiles=masked)
+            assert dkv.query_values_offset == fwd.shared_bytes
+            assert dkv.key_rows_offset == fwd.shared_bytes + 2 * 2 * fwd.block_n * 4
+            assert dkv.shared_bytes == dkv.key_rows_offset + 2 * row_tile
+            for cfg in (dq, dkv):
+                assert cfg.shared_bytes <= 227 * 1024  # the H100's opt-in limit per CTA
+
+
+def test_dkv_takes_the_column_schedules_tables():
+    names = [p["name"] for p in abi.dkv_kernel_params("bf16", masked=True)]
+    assert names[8:10] == ["col_tiles", "col_segments"]
+    assert names[-3:] == ["col_mask_ptr", "col_mask_tiles", "col_mask_bits"]
