@@ -146,3 +146,22 @@ def test_ffi_lowering_has_one_call_per_kernel_and_no_fills(library, monkeypatch)
     assert len(calls) == len(h.artifact.kernels)
     assert all("@splat_launch" in c for c in calls)
     assert "broadcast" not in text  # o and lse are results, not filled operands
+
+
+def test_a_file_that_is_not_the_library_is_refused(monkeypatch, tmp_path):
+    """A tampered or foreign file named by SPLAT_JAX_FFI_LIB: a SplatInputError naming the
+    variable, never a crash (dlopen fails, or the library lacks SPLAT's entry points)."""
+    pytest.importorskip("jax")
+    from splat import jax_ffi as jf
+
+    garbage = tmp_path / "libsplat_jax_ffi.so"
+    garbage.write_bytes(b"\x7fELF not really" * 64)
+    monkeypatch.setenv("SPLAT_JAX_FFI_LIB", str(garbage))
+    monkeypatch.delenv("SPLAT_JAX_LAUNCH", raising=False)
+    with pytest.raises(SplatInputError, match="SPLAT_JAX_FFI_LIB.*not a usable SPLAT FFI library"):
+        jf.launch_route()
+    foreign = next(Path(np.__file__).parent.rglob("*.so"), None)  # a real shared object
+    if foreign is not None:  # ... without SPLAT's entry points
+        monkeypatch.setenv("SPLAT_JAX_FFI_LIB", str(foreign))
+        with pytest.raises(SplatInputError, match="not a usable SPLAT FFI library"):
+            jf.launch_route()
