@@ -179,6 +179,11 @@ def fused_kernel_tables(masked: bool = False) -> list[str]:
 # rowsum(dO * O) per query row (f32, B x H x Lq), computed before the launch.
 
 
+# Head dims the backward kernels are built for (at D = 256 the dQ kernel spills: its dO fragments
+# would have to be re-read from shared memory, the accumulators alone take 128 registers).
+BACKWARD_HEAD_DIMS = (64, 128)
+
+
 def dq_kernel_name(dtype: str, head_dim: int, masked: bool = False) -> str:
     """``splat_bwd_dq_<dtype>_d<D>``, ``_masked`` with mask tiles."""
     return f"splat_bwd_dq_{dtype}_d{head_dim}" + ("_masked" if masked else "")

@@ -25,7 +25,7 @@ KINDS = {
     "dkv": (DkvConfig, build_dkv_into, abi.dkv_kernel_params, abi.dkv_kernel_name, 4),
 }
 CONFIGS = [(kind, dt, d, masked) for kind in KINDS for dt in ("bf16", "f16")
-           for d in abi.HEAD_DIMS for masked in (False, True)]
+           for d in abi.BACKWARD_HEAD_DIMS for masked in (False, True)]
 
 
 @pytest.mark.parametrize("kind, dtype, head_dim, masked", CONFIGS)
@@ -46,7 +46,7 @@ def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_d
 
 
 def test_shared_memory_extends_the_forwards_layout():
-    for d in abi.HEAD_DIMS:
+    for d in abi.BACKWARD_HEAD_DIMS:
         for masked in (False, True):
             dq = DqConfig("bf16", d, mask_tiles=masked)
             fwd = dq.forward()
@@ -65,3 +65,9 @@ def test_dkv_takes_the_column_schedules_tables():
     names = [p["name"] for p in abi.dkv_kernel_params("bf16", masked=True)]
     assert names[8:10] == ["col_tiles", "col_segments"]
     assert names[-3:] == ["col_mask_ptr", "col_mask_tiles", "col_mask_bits"]
+
+
+def test_head_dims_without_backward_kernels_are_refused():
+    for config in (DqConfig, DkvConfig):
+        with pytest.raises(ValueError, match="backward kernels are built for head dims"):
+            config("bf16", 256)

@@ -58,6 +58,11 @@ class _BackwardConfig:
     block_n: int | None = None
     mask_tiles: bool = False
 
+    def __post_init__(self):
+        if self.head_dim not in abi.BACKWARD_HEAD_DIMS:
+            raise ValueError(f"the backward kernels are built for head dims "
+                             f"{abi.BACKWARD_HEAD_DIMS}, got {self.head_dim}")
+
     def forward(self) -> FusedForwardConfig:
         """The forward configuration whose layout, tiles and loop the kernel shares."""
         return FusedForwardConfig(self.dtype, self.head_dim, self.block_n,
