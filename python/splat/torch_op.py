@@ -323,9 +323,16 @@ class AttentionOp:
         """``o`` (like q), and with ``return_lse`` also the float32 ``(B, H, Lq)`` log-sum-exp.
 
         Traceable by ``torch.compile(fullgraph=True)``: it is one call of ``splat::attention``
-        with this handle's key and scale as constants. ``scale`` overrides the handle's."""
+        with this handle's key and scale as constants. ``scale`` overrides the handle's.
+        Where grad mode is on and an input requires grad it calls ``splat::attention_train``
+        instead, the same op with an autograd formula (`splat.torch_train`)."""
         s = self.scale if scale is None else default_scale(scale, self.head_dim)
-        o, lse = _OP(q, k, v, self.key, s)
+        op = _OP
+        if (q.requires_grad or k.requires_grad or v.requires_grad) and _torch().is_grad_enabled():
+            from .torch_train import train_op  # noqa: PLC0415
+
+            op = train_op()
+        o, lse = op(q, k, v, self.key, s)
         return (o, lse) if return_lse else o
 
     def load(self, device: Any = None) -> "AttentionOp":

@@ -21,7 +21,8 @@ from pathlib import Path
 import splat
 
 DIALECT_LIBRARY = "libSplatDialect.so"
-_RUNTIME_SIDE = ("runtime", "torch.py", "torch_op.py", "jax.py", "jax_op.py", "jax_ffi.py")
+_RUNTIME_SIDE = ("runtime", "torch.py", "torch_op.py", "torch_train.py", "jax.py", "jax_op.py",
+                 "jax_ffi.py")
 
 
 def dialect_library() -> Path | None:

@@ -116,10 +116,12 @@ def run_backward(rows: TileSchedule, cols: TileSchedule, q, k, v, o, lse, do,
             dv.reshape(B, Hkv, group, Lk, -1).sum(axis=2))
 
 
-def reference_backward(q, k, v, do, mask, scale: float | None = None
+def reference_backward(q, k, v, do, mask, scale: float | None = None, dlse=None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense fp64 ``(dq, dk, dv)`` of masked attention (``mask``: bool ``[Lq, Lk]``) for the
-    output gradient ``do``; rows without keys contribute nothing."""
+    output gradient ``do`` and, if given, the gradient ``dlse`` ``[B, H, Lq]`` of the natural
+    log-sum-exp (d lse / d S = P, so it adds ``P * dlse`` to dS); rows without keys contribute
+    nothing."""
     B, H, Hkv, Lq, Lk, D = _check_shapes(q, k, v)
     scale = default_scale(D) if scale is None else scale
     kvh = np.arange(H) // (H // Hkv)
@@ -133,7 +135,10 @@ def reference_backward(q, k, v, do, mask, scale: float | None = None
     p = np.where(live, p / np.where(live, p.sum(axis=-1, keepdims=True), 1.0), 0.0)
     o = np.einsum("bhmn,bhnd->bhmd", p, v64)
     dp = np.einsum("bhmd,bhnd->bhmn", do64, v64)
-    ds = p * (dp - (do64 * o).sum(axis=-1, keepdims=True))
+    row = (do64 * o).sum(axis=-1, keepdims=True)
+    if dlse is not None:
+        row = row - np.asarray(dlse, np.float64)[..., None]
+    ds = p * (dp - row)
     dq = np.einsum("bhmn,bhnd->bhmd", ds, k64) * scale
     dk = np.einsum("bhmn,bhmd->bhnd", ds, q64) * scale
     dv = np.einsum("bhmn,bhmd->bhnd", p, do64)
