@@ -176,7 +176,7 @@ def test_compiled_model_matches_eager_and_fp64(ops):
     fam, h = _get(ops, "causal")
     model, ref = models(fam, h)
     compiled = torch.compile(model, fullgraph=True)
-    with torch.no_grad():  # forward only: the op has no autograd formula yet (issue 14)
+    with torch.no_grad():  # forward only: the CUDA backward is not wired yet (issue 14)
         x = x_of(2, seed=1)
         eager, got, want = model(x.bfloat16()), compiled(x.bfloat16()), ref(x.double())
     assert not counters["graph_break"]

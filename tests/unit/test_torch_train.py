@@ -123,8 +123,23 @@ def test_the_cuda_backward_says_it_is_not_there_yet():
         torch_train._backward_cuda(*([None] * 7), "key", 1.0)
 
 
-def test_backward_op_schema():
-    torch_train.train_op()
-    op = torch.ops.splat.attention_backward.default
-    assert "Tensor dlse" in str(op._schema)
+def test_ops_pass_opcheck():
+    """Schema, fake against the CPU implementation, AOT dispatch, and (the train op) its
+    registered autograd formula."""
+    pattern, _ = T.build_pattern(T.F("causal"), L)
+    h = st.prepare(pattern, head_dim=64, dtype=torch.bfloat16)
+    train = torch_train.train_op()
+    assert train is torch.ops.splat.attention_train.default
     assert torch_op._OP is torch.ops.splat.attention.default
+    q, k, v = _leafs(*_inputs(1, 2, 2, L, L))
+    torch.library.opcheck(train, (q, k, v, h.key, h.scale),
+                          test_utils=("test_schema", "test_autograd_registration",
+                                      "test_faketensor", "test_aot_dispatch_dynamic"))
+    backward = torch.ops.splat.attention_backward.default
+    assert "Tensor dlse" in str(backward._schema)
+    with torch.no_grad():
+        o, lse = h(q, k, v, return_lse=True)
+    do = torch.randn_like(o)
+    torch.library.opcheck(backward, (q.detach(), k.detach(), v.detach(), o, lse, do,
+                                     lse.new_empty((0,)), h.key, h.scale),
+                          test_utils=("test_schema", "test_faketensor"))
