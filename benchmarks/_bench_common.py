@@ -123,6 +123,19 @@ def run_flex(pred, q, k, v, scale, flex, args):
     return o, bm_s, first_s, ms
 
 
+def backward_ms(forward, tensors, args) -> float:
+    """The backward's ms: do_bench of forward + backward (``torch.autograd.grad`` of the output
+    against a fixed random gradient) minus do_bench of the forward alone, both with ``tensors``
+    (q, k, v) requiring grad (the forward then saves what its backward needs)."""
+    import torch
+
+    leaves = [t.detach().requires_grad_(True) for t in tensors]
+    grad = torch.randn_like(forward(*leaves))
+    both = bench(lambda: torch.autograd.grad(forward(*leaves), leaves, grad), args)
+    alone = bench(lambda: forward(*leaves), args)
+    return both - alone
+
+
 def dense_mask(fam, Lq, Lk, device, chunk: int = 2048):
     """bool [Lq, Lk] mask on `device` from a `splat.testing.Family` or a predicate."""
     import torch

@@ -18,7 +18,9 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
    - dense SDPA without a mask (``sdpa_ms``: the dense roofline) and with the boolean mask
      (``sdpa_masked_ms``);
 3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``;
-4. first-call (JIT) cost: SPLAT = artifact load + PTX JIT + table upload + first launch (the
+4. with ``--backward``: ``splat_bwd_ms`` and ``flex_bwd_ms``, forward + backward minus
+   forward, q, k, v requiring grad (a failing backward is a note, its column null);
+5. first-call (JIT) cost: SPLAT = artifact load + PTX JIT + table upload + first launch (the
    MLIR compile time, measured where the pack was built, is ``splat_compile_s``); Flex =
    ``create_block_mask`` + ``torch.compile`` + first call.
 
@@ -191,6 +193,26 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
             row["notes"].append(f"flex failed: {e!r}")
             traceback.print_exc()
 
+    # --- backward (issue 14): forward + backward minus forward, inputs requiring grad -------
+    if args.backward:
+        if entry is not None:
+            try:
+                h = st.prepare(artifact=load_cached(art_dir / entry["key"]), scale=scale)
+                row["splat_bwd_ms"] = C.backward_ms(h, (q, k, v), args)
+            except Exception as e:
+                row["notes"].append(f"splat backward: {type(e).__name__}: {e}")
+        if not args.skip_flex:
+            try:
+                from torch.nn.attention.flex_attention import create_block_mask
+
+                bm = create_block_mask(lambda b, hh, qi, ki: pred(qi, ki), B=None, H=None,
+                                       Q_LEN=L, KV_LEN=L, device="cuda")
+                row["flex_bwd_ms"] = C.backward_ms(
+                    lambda q_, k_, v_: flex_compiled(q_, k_, v_, block_mask=bm, scale=scale),
+                    (q, k, v), args)
+            except Exception as e:
+                row["notes"].append(f"flex backward failed: {e!r}")
+
     # --- dense SDPA --------------------------------------------------------------------------
     try:
         row["sdpa_ms"] = _bench(lambda: F.scaled_dot_product_attention(q, k, v, scale=scale), args)
@@ -232,9 +254,11 @@ def render_markdown(rows: list, meta: dict) -> str:
             f"was built in brackets); Flex = block mask + torch.compile + first call. "
             f"Source: `{meta.get('json', '?')}`.\n\n")
     wgmma = any(r.get("splat_wgmma_kernel_ms") for r in rows)
+    bwd = any(r.get("splat_bwd_ms") or r.get("flex_bwd_ms") for r in rows)
     cols = ["pattern", "L", "D", "density", "SPLAT ms", "kernel ms", "decomp. ms", "Flex ms",
             "SDPA ms", "SDPA+mask ms", "SPLAT TF/s", "Flex TF/s", "SPLAT/Flex", "SPLAT 1st s",
-            "Flex 1st s", "SPLAT err"] + (["wgmma kernel ms", "wgmma TF/s"] if wgmma else [])
+            "Flex 1st s", "SPLAT err"] + (["wgmma kernel ms", "wgmma TF/s"] if wgmma else []) + (
+        ["SPLAT bwd ms", "Flex bwd ms"] if bwd else [])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         ok = r.get("splat_ok")
@@ -250,7 +274,8 @@ def render_markdown(rows: list, meta: dict) -> str:
             _f(r.get("flex_tflops"), "{:.0f}"), _f(r.get("splat_vs_flex"), "{:.2f}×"), first,
             _f(r.get("flex_first_call_s"), "{:.2f}"), err]
             + ([_f(r.get("splat_wgmma_kernel_ms")), _f(r.get("splat_wgmma_kernel_tflops"), "{:.0f}")]
-               if wgmma else [])) + " |")
+               if wgmma else [])
+            + ([_f(r.get("splat_bwd_ms")), _f(r.get("flex_bwd_ms"))] if bwd else [])) + " |")
     params = sorted({(r["pattern"], json.dumps(r.get("params", {}), sort_keys=True)) for r in rows})
     foot = "\n\nPattern parameters: " + "; ".join(f"{p} {q}" for p, q in params) + "\n"
     notes = [f"{r['pattern']} L={r['L']} D={r['D']}: {n}" for r in rows for n in r.get("notes", [])]
@@ -297,6 +322,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-markdown", action="store_true", help="do not touch docs/performance.md")
     ap.add_argument("--copy-to", help="also copy the JSON and docs/performance.md here (e.g. $OUT)")
     ap.add_argument("--from-json", help="only re-render docs/performance.md from a results file")
+    ap.add_argument("--backward", action="store_true",
+                    help="also time the backward (splat_bwd_ms, flex_bwd_ms: forward + backward "
+                         "minus forward, with q, k, v requiring grad)")
     ap.add_argument("--wgmma-artifacts", type=Path,
                     help="a second pack, built with pack_gpu_artifacts.py --mma wgmma: its kernels "
                          "are checked and timed beside the default ones (splat_wgmma_kernel_ms)")
