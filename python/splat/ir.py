@@ -60,12 +60,15 @@ def _c_api():
     return get_handle, register, load
 
 
+# Our own prototype of CPython's PyCapsule_GetPointer, not `ctypes.pythonapi.PyCapsule_GetPointer`:
+# that attribute is one object per process, whose argtypes other libraries set to their own
+# (and setting ours there would change theirs).
+capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
 def _context_pointer(context: ir.Context) -> _Handle:
-    capsule = context._CAPIPtr
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype = ctypes.c_void_p
-    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    return _Handle(get_pointer(capsule, b"mlir.ir.Context._CAPIPtr"))
+    return _Handle(capsule_pointer(context._CAPIPtr, b"mlir.ir.Context._CAPIPtr"))
 
 
 def load_dialect(context: ir.Context) -> None:

@@ -240,3 +240,20 @@ def test_wrong_kind_layout_in_a_pass_is_a_located_error(ctx):
     assert "splat-analyze-regularity: cannot analyse" in diagnostic.message
     assert "expected a splat pattern attribute" in diagnostic.message
     assert str(diagnostic.location) == 'loc("-":3:8)'
+
+
+def test_attribute_views_survive_other_libraries_retyping_pythonapi(monkeypatch):
+    """``ctypes.pythonapi.PyCapsule_New`` / ``PyCapsule_GetPointer`` are one object per
+    process; jax.ffi.pycapsule, for one, gives PyCapsule_New a destructor callback type. The
+    attribute getters (which make capsules) and the dialect registration keep working."""
+    import ctypes
+
+    destructor = ctypes.CFUNCTYPE(None, ctypes.py_object)
+    new, get = ctypes.pythonapi.PyCapsule_New, ctypes.pythonapi.PyCapsule_GetPointer
+    monkeypatch.setattr(new, "argtypes", (ctypes.c_void_p, ctypes.c_char_p, destructor))
+    monkeypatch.setattr(get, "argtypes", (ctypes.py_object, ctypes.c_void_p))
+    rng = np.random.default_rng(3)
+    a = analyze(rng.random((80, 112)) < 0.1)  # has a remainder: a getter returns a capsule
+    assert a.remainder is not None
+    with make_context():
+        assert attr_to_acsr(acsr_to_attr(a)) == a

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 from mlir import ir
 
-from ..ir import dialect_library
+from ..ir import capsule_pointer, dialect_library
 
 
 class MlirAttribute(ctypes.Structure):
@@ -25,12 +25,13 @@ class MlirAttribute(ctypes.Structure):
 # A capsule keeps a pointer to its name, so the name must outlive every capsule made here.
 _CAPSULE_NAME = b"mlir.ir.Attribute._CAPIPtr"
 
-_get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_get_pointer.restype = ctypes.c_void_p
-_get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-_new_capsule = ctypes.pythonapi.PyCapsule_New
-_new_capsule.restype = ctypes.py_object
-_new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+# Our own prototype of CPython's PyCapsule_New (and splat.ir's of PyCapsule_GetPointer), not
+# `ctypes.pythonapi.PyCapsule_New`: that attribute is one object per process, whose argtypes
+# other libraries set to their own (jax.ffi.pycapsule gives it a destructor callback type,
+# after which a None destructor is refused).
+_get_pointer = capsule_pointer
+_new_capsule = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p,
+                                 ctypes.c_void_p)(("PyCapsule_New", ctypes.pythonapi))
 
 
 def unwrap(attr: ir.Attribute) -> MlirAttribute:
