@@ -87,13 +87,12 @@ def train(kind: str, args, data, vocab: int) -> list[float]:
     dev = torch.device(args.device)
     pattern = patterns.causal_window(args.window, args.L)
     mask = torch.from_numpy(pattern.mask().copy()).to(dev)
+    head_dim = args.dim // args.heads
     if kind == "splat":
-        h = st.prepare(pattern, head_dim=args.dim // args.heads, dtype=torch.bfloat16)
-        attention = h
+        attention = st.prepare(pattern, head_dim=head_dim, dtype=torch.bfloat16)
     else:
-        def attention(q, k, v):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=h_scale)
-    h_scale = 1.0 / (args.dim // args.heads) ** 0.5
+        def attention(q, k, v):  # SDPA's default scale: 1/sqrt(head_dim), as SPLAT's
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     model = build_model(vocab, args.L, args.dim, args.heads, args.layers, attention,
                         args.seed).to(dev, torch.bfloat16)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)

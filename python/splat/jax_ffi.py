@@ -33,6 +33,7 @@ import numpy as np
 
 import splat
 
+from .runtime.driver import contiguous_strides
 from .runtime.launcher import Shapes, tensor_shapes
 from .runtime.validate import SplatInputError
 
@@ -60,14 +61,6 @@ class Param(NamedTuple):
     value: object
 
 
-def _row_major_strides(shape: Sequence[int]) -> list[int]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= int(n)
-    return strides[::-1]
-
-
 def kernel_params(kernel: Mapping, shapes: Shapes, scale: float,
                   table_shapes: Mapping[str, tuple]) -> list[Param]:
     """The PTX parameters of ``kernel`` (a manifest entry) for a call of ``shapes``, in order:
@@ -84,7 +77,7 @@ def kernel_params(kernel: Mapping, shapes: Shapes, scale: float,
                 raise SplatInputError("pattern", f"kernel {kernel['name']!r} needs buffer "
                                                  f"{name!r}, which splat.jax cannot give")
             params += [Param("alloc", name), Param("buffer", name), Param("i64", 0)]
-            params += [Param("i64", int(x)) for x in list(shape) + _row_major_strides(shape)]
+            params += [Param("i64", int(x)) for x in list(shape) + list(contiguous_strides(shape))]
         elif name == "scale":
             params.append(Param("f32", float(scale)))
         else:

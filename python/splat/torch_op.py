@@ -41,10 +41,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .abi import INPUT_PTR_ALIGN as _PTR_ALIGN
-from .abi import INPUT_STRIDE_ALIGN as _STRIDE_ALIGN
 from .runtime.artifact import Artifact
-from .runtime.launcher import Launcher, Shapes, check_artifact, get_launcher
+from .runtime.launcher import (Launcher, Shapes, check_artifact, get_launcher,
+                               strided_inputs_unfit)
 from .runtime.prepared import handle_key, resolve_prepared
 from .runtime.resolve import DEFAULT_TARGET
 from .runtime.validate import SplatInputError, check_qkv_shapes, default_scale, normalize_dtype
@@ -212,10 +211,7 @@ def _kernel_inputs(launcher: Launcher, q, k, v) -> tuple:
     if launcher.strided_inputs:
         strides = tuple(tuple(0 if n == 1 else st for n, st in zip(t.shape, t.stride()))
                         for t in (q, k, v))
-        if all(st[3] == 1 and not (st[0] % _STRIDE_ALIGN or st[1] % _STRIDE_ALIGN
-                                   or st[2] % _STRIDE_ALIGN) for st in strides) and not (
-                q.data_ptr() % _PTR_ALIGN or k.data_ptr() % _PTR_ALIGN
-                or v.data_ptr() % _PTR_ALIGN):
+        if strided_inputs_unfit(strides, (q.data_ptr(), k.data_ptr(), v.data_ptr())) is None:
             return q, k, v, strides
     return q.contiguous(), k.contiguous(), v.contiguous(), None
 

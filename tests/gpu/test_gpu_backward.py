@@ -8,8 +8,8 @@ The kernels and tables come prebuilt (the GPU machine has no MLIR)::
     python scripts/pack_backward_kernels.py --out .device/backward    # where MLIR is
     SPLAT_BACKWARD_DIR=.device/backward python -m pytest -m gpu tests/gpu/test_gpu_backward.py
 
-lse and Δ = rowsum(dO ∘ O) come from a dense float32 forward here; the kernels are launched
-through the runtime's driver wrappers (parameters in MLIR's memref convention).
+lse and Δ = rowsum(dO ∘ O) come from the dense fp64 forward (`splat.testing`); the kernels
+are launched through the runtime's driver wrappers (parameters in MLIR's memref convention).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")
 
+from splat import testing as T  # noqa: E402
 from splat.runtime import driver as drv  # noqa: E402
 from splat.runtime.driver import MemRef  # noqa: E402
 from splat.tiling.backward import reference_backward  # noqa: E402
@@ -43,17 +44,6 @@ def _cases() -> list:
 def gpu():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-
-
-def _forward(q, k, v, mask, scale):
-    """Dense float32 o and natural-log lse (rows without keys: o = 0, lse = -inf)."""
-    group = q.shape[1] // k.shape[1]
-    kf, vf = (x.float().repeat_interleave(group, dim=1) for x in (k, v))
-    s = (q.float() @ kf.transpose(-1, -2)) * scale
-    s = s.masked_fill(~mask, float("-inf"))
-    lse = torch.logsumexp(s, dim=-1)
-    p = torch.exp(s - torch.where(torch.isfinite(lse), lse, 0)[..., None])
-    return (p @ vf).to(q.dtype), lse
 
 
 def _launch(fn, params, values, grid, block, shared):
@@ -79,7 +69,8 @@ def test_kernel_gradients_match_fp64(case, heads):
     q, do = (torch.randn(B, H, Lq, D, generator=g, device=dev).to(torch.bfloat16) for _ in range(2))
     k, v = (torch.randn(B, Hkv, Lk, D, generator=g, device=dev).to(torch.bfloat16) for _ in range(2))
     mask = torch.from_numpy(mask_np).to(dev)
-    o, lse = _forward(q, k, v, mask, scale)
+    o64, lse64, _ = T.reference_attention_torch(q, k, v, lambda qi, ki: mask[qi, ki], scale)
+    o, lse = o64.to(q.dtype), lse64.float()
     delta = (do.float() * o.float()).sum(-1)
     dq = torch.full_like(q, float("nan"))
     dk, dv = (torch.full_like(k, float("nan")) for _ in range(2))

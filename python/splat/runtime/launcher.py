@@ -51,6 +51,28 @@ def tensor_shapes(s: Shapes) -> dict:
             "v": (s.B, s.Hkv, s.Lk, s.D), "o": (s.B, s.H, s.Lq, s.D), "lse": (s.B, s.H, s.Lq)}
 
 
+def strided_inputs_unfit(strides: Sequence[Sequence[int]], ptrs: Sequence[int]) -> str | None:
+    """Why the kernels cannot read q, k, v (in `abi.STRIDED_INPUTS` order) through these
+    element strides and device pointers, or None when they can: four strides each, the last 1
+    and the others non-negative multiples of `abi.INPUT_STRIDE_ALIGN`, the pointer
+    `abi.INPUT_PTR_ALIGN`-byte aligned (rows stay 16-byte aligned for the async copies)."""
+    for name, st, ptr in zip(abi.STRIDED_INPUTS, strides, ptrs):
+        if len(st) != 4 or st[3] != 1 or any(x < 0 or x % abi.INPUT_STRIDE_ALIGN for x in st[:3]):
+            return (f"{name} has strides {tuple(st)}; the kernels need 4 strides, the last 1 and "
+                    f"the others non-negative multiples of {abi.INPUT_STRIDE_ALIGN}")
+        if ptr % abi.INPUT_PTR_ALIGN:
+            return f"{name}'s pointer {ptr:#x} is not {abi.INPUT_PTR_ALIGN}-byte aligned"
+    return None
+
+
+class _Plan(NamedTuple):
+    """A launch plan (`Launcher._launch_plan`): per kernel, its packed parameters and the slots
+    a call patches; and q, k, v's contiguous strides for the plan's problem size."""
+
+    kernels: list
+    dense_strides: tuple
+
+
 def _target_ok(target: str, cc: tuple) -> bool:
     """Can PTX built for `target` (e.g. 'sm_90a', 'sm_80') run on a device of capability cc?"""
     t = target.lower().removeprefix("sm_")
@@ -134,7 +156,6 @@ class Launcher:
         self._functions: dict = {}
         self._tables: dict = {}  # name -> (dptr, shape)
         self._plans: dict = {}  # Shapes -> launch plan (see _launch_plan)
-        self._dense: dict = {}  # Shapes -> q, k, v's contiguous strides
         self._lock = threading.Lock()  # params are patched in place, then copied by the launch
         m = artifact.manifest
         self.kernels = list(m["kernels"])
@@ -219,9 +240,10 @@ class Launcher:
     # -------------------------------------------------------------------------------- launch
     _PTR_NAMES = ("q", "k", "v", "o", "lse")  # then the scratch buffers, in manifest order
 
-    def _launch_plan(self, s: Shapes) -> list:
+    def _launch_plan(self, s: Shapes) -> "_Plan":
         """Per problem size, once: the packed parameter arrays with placeholder pointers, the
-        slots that change per call, grid and block. Calls then only patch ~11 scalars."""
+        slots that change per call, grid and block, and q, k, v's contiguous strides. Calls
+        then only patch ~11 scalars."""
         plan = self._plans.get(s)
         if plan is not None:
             return plan
@@ -255,6 +277,8 @@ class Launcher:
             plan.append((drv.raw_handle(self._functions[k["name"]]), grid, block,
                          int(k["shared_bytes"]), params, tuple(ptr_slots), tuple(scale_slots),
                          tuple(stride_slots), [None]))  # last: the strides patched in, if any
+        shapes = tensor_shapes(s)
+        plan = _Plan(plan, tuple(drv.contiguous_strides(shapes[n]) for n in abi.STRIDED_INPUTS))
         if len(self._plans) >= 64:
             self._plans.clear()
         self._plans[s] = plan
@@ -282,8 +306,8 @@ class Launcher:
                 scratch = [drv.mem_alloc_async(4 * math.prod(shape), stream)
                            for shape in self.scratch_shapes(s).values()]
                 try:
-                    self._launch_raw(plan, ptrs + tuple(scratch), scale,
-                                     drv.raw_handle(stream), self._dense_strides(s))
+                    self._launch_raw(plan.kernels, ptrs + tuple(scratch), scale,
+                                     drv.raw_handle(stream), plan.dense_strides)
                 finally:
                     for dptr in scratch:
                         drv.mem_free_async(dptr, stream)
@@ -318,12 +342,12 @@ class Launcher:
             if len(ptrs) != len(self._PTR_NAMES) + n_scratch:
                 raise ValueError(f"scratch_ptrs: the artifact has {n_scratch} scratch buffer(s), "
                                  f"got {len(ptrs) - len(self._PTR_NAMES)} pointer(s)")
-            strides = strides or self._dense_strides(s)
+            strides = strides or plan.dense_strides
             if drv.is_current(self._ctx_ptr):
-                self._launch_raw(plan, ptrs, scale, stream_ptr, strides)
+                self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
             else:
                 with drv.context_scope(self.ctx):
-                    self._launch_raw(plan, ptrs, scale, stream_ptr, strides)
+                    self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
 
     def _checked_strides(self, strides, ptrs: tuple) -> tuple:
         if not self.strided_inputs:
@@ -332,27 +356,10 @@ class Launcher:
         out = tuple(tuple(int(x) for x in st) for st in strides)
         if len(out) != len(abi.STRIDED_INPUTS):
             raise ValueError(f"strides: expected one per {abi.STRIDED_INPUTS}, got {len(out)}")
-        for name, st, ptr in zip(abi.STRIDED_INPUTS, out, ptrs):
-            if (len(st) != 4 or st[3] != 1
-                    or any(x < 0 or x % abi.INPUT_STRIDE_ALIGN for x in st[:3])):
-                raise ValueError(f"strides: {name} has strides {st}; the kernels need 4 strides, "
-                                 f"the last 1 and the others non-negative multiples of "
-                                 f"{abi.INPUT_STRIDE_ALIGN}")
-            if ptr % abi.INPUT_PTR_ALIGN:
-                raise ValueError(f"strides: {name}'s pointer {ptr:#x} is not "
-                                 f"{abi.INPUT_PTR_ALIGN}-byte aligned")
+        why = strided_inputs_unfit(out, ptrs)
+        if why:
+            raise ValueError(f"strides: {why}")
         return out
-
-    def _dense_strides(self, s: Shapes) -> tuple:
-        """q, k, v's contiguous strides for `s` (one tuple per problem size, kept)."""
-        hit = self._dense.get(s)
-        if hit is None:
-            shapes = tensor_shapes(s)
-            if len(self._dense) >= 64:
-                self._dense.clear()
-            hit = self._dense[s] = tuple(drv.contiguous_strides(shapes[n])
-                                         for n in abi.STRIDED_INPUTS)
-        return hit
 
     def _call_sizes(self, shapes: Any, scale: float) -> tuple:
         """``(Shapes, scale)`` of a call, checked; ``(None, scale)`` for an empty problem (no
@@ -369,12 +376,12 @@ class Launcher:
         return s, scale
 
     @staticmethod
-    def _launch_raw(plan: list, ptrs: tuple, scale: float, stream_ptr: int,
+    def _launch_raw(kernels: list, ptrs: tuple, scale: float, stream_ptr: int,
                     strides: tuple) -> None:
         """Patch the per-call pointers (q, k, v, o, lse, then scratch), the scale and q, k, v's
         strides (three 4-tuples) into each kernel's packed parameters and launch the kernels in
         order (the current context is the launcher's)."""
-        for fn, grid, block, shared, params, ptr_slots, scale_slots, stride_slots, applied in plan:
+        for fn, grid, block, shared, params, ptr_slots, scale_slots, stride_slots, applied in kernels:
             scalars = params.scalars
             for i, j in ptr_slots:
                 scalars[i].value = ptrs[j]
