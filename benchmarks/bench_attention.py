@@ -198,6 +198,15 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
         if entry is not None:
             try:
                 h = st.prepare(artifact=load_cached(art_dir / entry["key"]), scale=scale)
+                # correctness first: gradients of batch 0's checked heads against fp64
+                leaves = [t.detach().requires_grad_(True) for t in (q, k, v)]
+                do = torch.randn_like(q)
+                grads = torch.autograd.grad(h(*leaves), leaves, do)
+                want = T.reference_backward_torch(*(t[:1, hs] for t in (q, k, v, do)), fam, scale)
+                err = max(T.rel_error(g[:1, hs], w) for g, w in zip(grads, want))
+                row["splat_bwd_rel_err"] = err
+                row["splat_bwd_ok"] = bool(err <= TOL)
+                del leaves, grads, want
                 row["splat_bwd_ms"] = C.backward_ms(h, (q, k, v), args)
             except Exception as e:
                 row["notes"].append(f"splat backward: {type(e).__name__}: {e}")

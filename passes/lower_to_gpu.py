@@ -5,7 +5,9 @@ Each tiled ``splat.attention`` becomes a call to a private host function
 schedule and scale: the host program now calls into SPLAT's runtime, which
 launches the kernel of ``gpu.module @splat_kernels`` over the schedule (with a
 split schedule, then ``splat_fwd_<dtype>_d<D>_acc`` over that one, which folds
-its result into the rows' o and lse). One
+its result into the rows' o and lse). An op tiled for the backward
+(``col_schedule``, splat-tile-acsr{backward}) gets the dQ and dK/dV kernels
+instead, and its call names both (``splat.kernel``, ``splat.dkv_kernel``). One
 kernel serves every layout with the same element type and head dim (the
 schedule is a run-time table), so the module holds one ``gpu.func`` per
 (dtype, D).
@@ -19,7 +21,7 @@ from mlir.dialects import func
 from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
-from ..lowering.emit import emit_decomposed_kernels, emit_kernel
+from ..lowering.emit import emit_backward_kernels, emit_decomposed_kernels, emit_kernel
 from ..tiling.variants import resolve_warp_rows
 from .registry import (PassError, PassOption, SplatPass, failures_at, producing_sddmm,
                        register_pass, walk_ops)
@@ -113,7 +115,7 @@ class LowerToGPU(SplatPass):
 
     def _lower_fused(self, op: ir.Operation) -> None:
         targets = walk_ops(op, lambda o: o.name == "splat.attention")
-        emitted: dict[tuple[str, int, bool, bool], tuple[int, int]] = {}
+        emitted: dict[tuple, tuple[int, int]] = {}  # kernel variant -> tile shape
         for n, target in enumerate(targets):
             with failures_at(target):
                 if "schedule" not in target.attributes:
@@ -123,6 +125,9 @@ class LowerToGPU(SplatPass):
                     raise PassError("zero_empty_rows = false is not supported by the fused kernel",
                                     target)
                 dtype, head_dim = kernel_dtype(target), kernel_head_dim(target)
+                if "col_schedule" in target.attributes:
+                    self._lower_backward(op, target, n, dtype, head_dim, emitted)
+                    continue
                 if self.options["mma"] == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
                     raise PassError(abi.wgmma_head_dim_error(head_dim), target)
                 schedule = _schedule_attr(target, "schedule")
@@ -147,6 +152,37 @@ class LowerToGPU(SplatPass):
                 self._replace_with_call(target, f"splat_attention_{n}",
                                         abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
 
+    def _lower_backward(self, op: ir.Operation, target: ir.Operation, n: int, dtype: str,
+                        head_dim: int, emitted: dict) -> None:
+        """The dQ kernel over ``schedule`` and the dK/dV kernel over ``col_schedule``
+        (mma.sync, ``abi.BACKWARD_BLOCK_M``-row tiles), once per module and variant."""
+        if head_dim not in abi.BACKWARD_HEAD_DIMS:
+            raise PassError(f"the backward kernels support head dim "
+                            f"{_either(abi.BACKWARD_HEAD_DIMS)}, got {head_dim}", target)
+        if self.options["mma"] != "mma_sync":
+            raise PassError("the backward kernels are built with mma_sync only", target)
+        rows, cols = _schedule_attr(target, "schedule"), _schedule_attr(target, "col_schedule")
+        if "split_schedule" in target.attributes:
+            raise PassError("a backward tiling has no split schedule", target)
+        shape = (rows.block_m, rows.block_n)
+        if (cols.block_m, cols.block_n) != shape or shape[0] != abi.BACKWARD_BLOCK_M \
+                or shape[1] not in abi.BLOCK_N_CHOICES:
+            raise PassError(f"the backward kernels need {abi.BACKWARD_BLOCK_M}-row tiles of "
+                            f"{_either(abi.BLOCK_N_CHOICES)} keys in both schedules; got "
+                            f"{shape[0]} x {shape[1]} and {cols.block_m} x {cols.block_n}",
+                            target)
+        variant = ("backward", dtype, head_dim, rows.has_masks, cols.has_masks)
+        if variant in emitted and emitted[variant] != shape:
+            raise PassError(f"every {dtype} D={head_dim} backward of a module must use one tile "
+                            f"shape", target)
+        if variant not in emitted:
+            emit_backward_kernels(op, dtype=dtype, head_dim=head_dim, block_n=shape[1],
+                                  rows_masked=rows.has_masks, cols_masked=cols.has_masks)
+            emitted[variant] = shape
+        self._replace_with_call(target, f"splat_attention_backward_{n}",
+                                abi.dq_kernel_name(dtype, head_dim, rows.has_masks), head_dim,
+                                dkv_kernel=abi.dkv_kernel_name(dtype, head_dim, cols.has_masks))
+
     def _emit_once(self, op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
                    head_dim: int, shape: tuple[int, int], *, masked: bool = False,
                    accumulate: bool = False) -> None:
@@ -170,7 +206,7 @@ class LowerToGPU(SplatPass):
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, name: str, kernel: str,
-                           head_dim: int) -> None:
+                           head_dim: int, dkv_kernel: str | None = None) -> None:
         attrs = target.attributes
         scale = (ir.FloatAttr(attrs["scale"]) if "scale" in attrs
                  else ir.FloatAttr.get_f32(abi.default_scale(head_dim)))
@@ -189,6 +225,10 @@ class LowerToGPU(SplatPass):
                 decl.attributes["splat.schedule"] = attrs["schedule"]
             if "split_schedule" in attrs:
                 decl.attributes["splat.split_schedule"] = attrs["split_schedule"]
+            if dkv_kernel is not None:
+                decl.attributes["splat.dkv_kernel"] = ir.SymbolRefAttr.get(
+                    [abi.GPU_MODULE_NAME, dkv_kernel])
+                decl.attributes["splat.col_schedule"] = attrs["col_schedule"]
             if target.name in ("splat.attention", "splat.sddmm"):
                 decl.attributes["splat.scale"] = scale
         with ir.InsertionPoint(target), target.location:

@@ -5,7 +5,10 @@ recorded on the op as ``schedule(#splat.tile_schedule<...>)``, so lit can
 check it and the lowering reads it from the IR.  With ``split-kv`` (the
 default) a layout that wants two row groupings (``splat.tiling.split``) gets a
 second schedule, ``split_schedule(...)``, when the measured cost model prices
-the two launches clearly below the one.
+the two launches clearly below the one.  With ``backward`` the op is tiled for
+the backward kernels instead (docs/design.md section 6): ``schedule`` gets
+``abi.BACKWARD_BLOCK_M``-row tiles and no split (the dQ kernel walks it), and
+``col_schedule`` is the schedule of the transposed layout (the dK/dV kernel's).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from mlir import ir
 
 from .. import abi
 from ..analysis.acsr_attr import attr_to_acsr, is_acsr_attr
+from ..tiling.backward import column_schedule
 from ..tiling.schedule import PLANS
 from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.variants import choose_schedule, tile_layout
@@ -44,6 +48,8 @@ class TileACSR(SplatPass):
                    "schedules (merged per row) when that is cheaper"),
         PassOption("plan", str, "auto", "row tile plan: 'auto' (per tile, the affine or the "
                    "blocks plan by cost), 'affine' or 'blocks' (forced, for tests and benchmarks)"),
+        PassOption("backward", bool, False, "tile for the backward kernels: 64-row tiles, no "
+                   "split, and the transposed layout's schedule as col_schedule"),
     )
 
     def run(self, op: ir.Operation) -> None:
@@ -76,6 +82,9 @@ class TileACSR(SplatPass):
                             "before splat-tile-acsr", target)
         acsr = attr_to_acsr(layout)
         split_kv = self.options["split-kv"]
+        if self.options["backward"]:
+            self._tile_backward(target, acsr, block_m, order, plan)
+            return
         try:
             if block_m == 0:  # each variant's own block_n unless the option gives one
                 _, schedule, split = choose_schedule(acsr, head_dim(target),
@@ -90,3 +99,18 @@ class TileACSR(SplatPass):
         target.attributes["schedule"] = schedule_to_attr(schedule)
         if split is not None:
             target.attributes["split_schedule"] = schedule_to_attr(split)
+
+    def _tile_backward(self, target: ir.Operation, acsr, block_m: int, order: str,
+                       plan: str) -> None:
+        if block_m not in (0, abi.BACKWARD_BLOCK_M):
+            raise PassError(f"the backward kernels run {abi.BACKWARD_BLOCK_M}-row tiles; got "
+                            f"block-m={block_m}", target)
+        block_n = self.options["block-n"] or default_block_n(target)
+        try:
+            schedule, _ = tile_layout(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order,
+                                      plan=plan, split_kv=False)
+            columns = column_schedule(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order)
+        except (ValueError, MemoryError) as e:
+            raise PassError(f"cannot tile this layout: {e}", target) from None
+        target.attributes["schedule"] = schedule_to_attr(schedule)
+        target.attributes["col_schedule"] = schedule_to_attr(columns)

@@ -6,6 +6,8 @@ into one directory that is carried to the GPU machine (which has no MLIR).
     python scripts/pack_gpu_artifacts.py --bench            # benchmarks/bench_attention.py
     python scripts/pack_gpu_artifacts.py --torch-op         # tests/gpu/test_gpu_torch_op.py,
                                                             # benchmarks/bench_overhead.py
+    python scripts/pack_gpu_artifacts.py --train            # tests/gpu/test_gpu_train.py:
+                                                            # forward + backward artifacts
     python scripts/pack_gpu_artifacts.py --tests --bench --out .device/artifacts --tar
 
 Layout: ``<out>/<key>/`` one artifact per (family, L, D, dtype), where ``key`` is
@@ -29,6 +31,7 @@ On the GPU machine (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -49,6 +52,31 @@ BENCH_LENGTHS = (4096, 16384)
 BENCH_HEAD_DIMS = (64, 128)
 
 
+RANDOM_MASK_SEED, RANDOM_MASK_COUNT = 0, 6  # splat.testing.random_masks for --train
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskCase:
+    """A mask of `splat.testing.random_masks`, packed like a family (its pattern is the mask)."""
+
+    name: str
+    index: int
+    Lk: int
+    p: tuple = ()
+
+    def __str__(self):
+        return self.name
+
+    def mask(self):
+        return T.random_masks(RANDOM_MASK_SEED, RANDOM_MASK_COUNT)[self.index][1]
+
+
+def random_mask_cases() -> list:
+    """(MaskCase, Lq) of every --train random mask."""
+    return [(MaskCase(name, i, int(m.shape[1])), int(m.shape[0]))
+            for i, (name, m) in enumerate(T.random_masks(RANDOM_MASK_SEED, RANDOM_MASK_COUNT))]
+
+
 def jobs(args) -> list:
     """(suite, family, L, D, dtype, variant) to build."""
     out = []
@@ -65,8 +93,16 @@ def jobs(args) -> list:
                     out.append(("bench", fam, L, D, "bf16", "fused"))
                     if args.decomposed:
                         out.append(("bench", fam, L, D, "bf16", "decomposed"))
+                    if args.backward and D in abi.BACKWARD_HEAD_DIMS:
+                        out.append(("bench", fam, L, D, "bf16", "backward"))
     if args.torch_op:
         out += [("torch-op", fam, L, D, dt, variant) for fam, L, D, dt, variant in T.TORCH_OP_CASES]
+    if args.train:  # the forward and backward artifacts of each case
+        cases = [(fam, L) for fam in T.TEST_FAMILIES for L in T.TRAIN_LENGTHS]
+        for fam, L in cases + random_mask_cases():
+            for D in abi.BACKWARD_HEAD_DIMS:
+                for dt in ("bf16", "f16"):
+                    out += [("train", fam, L, D, dt, v) for v in ("fused", "backward")]
     if args.families:
         keep = set(args.families.split(","))
         out = [j for j in out if j[1].name in keep]
@@ -129,9 +165,14 @@ def main(argv=None) -> int:
     ap.add_argument("--torch-op", action="store_true",
                     help="artifacts of tests/gpu/test_gpu_torch_op.py and benchmarks/bench_overhead.py "
                          "(splat.testing.TORCH_OP_CASES, decomposed one included)")
+    ap.add_argument("--train", action="store_true",
+                    help="forward and backward artifacts of tests/gpu/test_gpu_train.py (every test "
+                         "family at splat.testing.TRAIN_LENGTHS, splat.testing.random_masks)")
     ap.add_argument("--decomposed", action="store_true",
                     help="with --bench: also the decomposed (sddmm/softmax/spmm) variant, if the "
                          "compiler offers it (skipped with a note otherwise)")
+    ap.add_argument("--backward", action="store_true",
+                    help="with --bench: also the backward artifacts (bench_attention.py --backward)")
     ap.add_argument("--families", help="comma-separated family names to keep")
     ap.add_argument("--lengths", help="comma-separated L values to keep")
     ap.add_argument("--target", default=DEFAULT_TARGET)
@@ -150,7 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--head-dims", help="comma-separated head dims to keep")
     ap.add_argument("--force", action="store_true", help="recompile entries that exist already")
     args = ap.parse_args(argv)
-    if not (args.tests or args.bench or args.torch_op):
+    if not (args.tests or args.bench or args.torch_op or args.train):
         args.tests = True
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
@@ -171,11 +212,14 @@ def main(argv=None) -> int:
     failures = []
     for i, (suite, fam, L, D, dt, variant) in enumerate(todo):
         ident = (str(fam), L, D, dt, variant)
+        Lk = fam.Lk if isinstance(fam, MaskCase) else L
         if (str(fam), L) not in patterns:
             t0 = time.perf_counter()
-            patterns[(str(fam), L)] = T.build_pattern(fam, L, route=args.route) + (time.perf_counter() - t0,)
+            built = (fam.mask(), "mask") if isinstance(fam, MaskCase) else T.build_pattern(
+                fam, L, route=args.route)
+            patterns[(str(fam), L)] = built + (time.perf_counter() - t0,)
         pattern, route, build_s = patterns[(str(fam), L)]
-        key = request_key(pattern, Lq=L, Lk=L, dtype=dt, head_dim=D, target=args.target,
+        key = request_key(pattern, Lq=L, Lk=Lk, dtype=dt, head_dim=D, target=args.target,
                           variant=variant)
         dest = out / key
         entry = entries.get(ident)
@@ -207,7 +251,7 @@ def main(argv=None) -> int:
         sg = art.tables.get("segments")
         suites = sorted(set((entry or {}).get("suites", [])) | {suite})
         entries[ident] = dict(
-            family=fam.name, family_id=str(fam), params=fam.p, L=L, D=D, dtype=dt,
+            family=fam.name, family_id=str(fam), params=fam.p, L=L, Lk=Lk, D=D, dtype=dt,
             variant=variant, key=key, route=route, suites=suites, target=args.target,
             compile_s=compile_s, pattern_build_s=build_s,
             n_tiles=int(rt.shape[0]) if rt is not None else None,

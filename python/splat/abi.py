@@ -106,6 +106,9 @@ TABLE_COLUMNS = {
     "mask_tiles": len(MASK_TILE_FIELDS),
     "split_row_tiles": len(ROW_TILE_FIELDS),
     "split_segments": len(SEGMENT_FIELDS),
+    "col_tiles": len(ROW_TILE_FIELDS),
+    "col_segments": len(SEGMENT_FIELDS),
+    "col_mask_tiles": len(MASK_TILE_FIELDS),
 }
 
 
@@ -119,8 +122,14 @@ def mask_words(block_n: int) -> int:
 # With MLIR's default calling convention a rank-R memref is 3 + 2R 64-bit PTX parameters
 # (allocated and aligned pointer, offset, sizes, strides); a scalar is one.
 
-# The tensors of an attention call and their ranks: q, k, v, o are B×H×L×D, lse is B×H×Lq.
-TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3}
+# The tensors of an attention call and their ranks: q, k, v, o are B×H×L×D, lse is B×H×Lq;
+# a backward call's (`BACKWARD_TENSORS`) add dO and dQ (B×H×Lq×D), dK and dV (B×Hkv×Lk×D) and
+# delta = rowsum(dO ∘ O) (B×H×Lq, f32).
+TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3,
+                "do": 4, "delta": 3, "dq": 4, "dk": 4, "dv": 4}
+# The device pointers of one call, in the order the runtime's launch methods take them.
+FORWARD_TENSORS = ("q", "k", "v", "o", "lse")
+BACKWARD_TENSORS = ("q", "k", "v", "do", "lse", "delta", "dq", "dk", "dv")
 
 
 # Tensors the fused kernels read through their descriptors' strides, so strided views (e.g. of
@@ -221,6 +230,21 @@ def dkv_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
     if masked:
         params += [memref(COL_TABLES[name], MASK_TABLE_RANKS[name], "i32") for name in MASK_TABLES]
     return params
+
+
+def dq_kernel_tables(masked: bool = False) -> list[str]:
+    """The tables the dQ kernel reads: the backward's row schedule (the forward's tables)."""
+    return fused_kernel_tables(masked)
+
+
+def dkv_kernel_tables(masked: bool = False) -> list[str]:
+    """The tables the dK/dV kernel reads: the column schedule's."""
+    return [COL_TABLES[t] for t in fused_kernel_tables(masked)]
+
+
+# Backward artifacts (variant "backward") run both kernels on BLOCK_M-row tiles of NUM_WARPS
+# 16-row warps; the dK/dV kernel's grid is "col_tiles": one CTA per column tile, kv head, batch.
+BACKWARD_BLOCK_M = BLOCK_M
 
 
 DECOMPOSED_KINDS = ("sddmm", "softmax", "spmm")  # launch order, one stream

@@ -25,7 +25,7 @@ from .analysis.acsr_attr import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import fused_forward, ptx_cache
+from .lowering import backward_kernels, fused_forward, ptx_cache
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .stages import CHIPS, STAGES, StageOptions, check_option
@@ -97,7 +97,7 @@ def _as_acsr(pattern) -> ACSR:
     return analyze(pattern)
 
 
-VARIANTS = ("fused", "decomposed")
+VARIANTS = ("fused", "decomposed", "backward")
 
 
 def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
@@ -109,7 +109,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     :class:`~splat.runtime.Artifact` (PTX + manifest + tables).
 
     ``variant="fused"``: one flash-style kernel over the tile schedule; ``"decomposed"``: the
-    paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison).
+    paper's sddmm -> softmax -> spmm kernels over a compressed score tensor (for comparison);
+    ``"backward"``: the gradient kernels (dQ over the row schedule, dK/dV over the column
+    schedule; docs/design.md §6), launched by ``Launcher.backward`` with the forward's lse.
     ``plan``: the row tile plans, ``"auto"`` (per tile by the cost model) or forced ``"affine"`` /
     ``"blocks"`` (tests, benchmarks, benchmarks/calibrate_cost.py).
     ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (``abi.default_mma`` of the
@@ -135,6 +137,14 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                          f"got {head_dim!r}") from None
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    backward = variant == "backward"
+    if backward and head_dim not in abi.BACKWARD_HEAD_DIMS:
+        raise ValueError(f"head_dim: the backward kernels are built for "
+                         f"{' or '.join(map(str, abi.BACKWARD_HEAD_DIMS))}, got {head_dim}")
+    if backward and (mma not in ("auto", "mma_sync") or block_m not in (None, abi.BLOCK_M)
+                     or warp_rows not in (None, abi.WARP_ROWS)):
+        raise ValueError(f"variant 'backward' runs mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles "
+                         f"of {abi.WARP_ROWS}-row warps: leave mma, block_m and warp_rows unset")
     check_option("target", target, CHIPS)
     check_option("plan", plan, PLANS)
     check_option("mma", mma, ("auto",) + abi.MMA_KINDS)
@@ -147,6 +157,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     kernel_mma = abi.default_mma(target) if mma == "auto" else mma
     if block_m is not None:
         block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
+    elif backward:
+        block_m = abi.BACKWARD_BLOCK_M
     elif variant == "fused" and kernel_mma == "mma_sync":
         block_m = 0
     elif variant == "fused":  # wgmma: two warpgroups on each K/V tile
@@ -155,6 +167,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         block_m = abi.BLOCK_M
     warp_rows = 0 if warp_rows is None else check_option("warp_rows", warp_rows,
                                                          abi.WARP_ROWS_CHOICES)
+    if backward:
+        warp_rows = abi.WARP_ROWS
     scale = _checked_scale(scale)
     _check_lengths(pattern)
     acsr = _as_acsr(pattern)
@@ -168,16 +182,16 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         except ir.MLIRError as e:  # the #splat.acsr verifier refused a hand-built layout
             why = "; ".join(d.message for d in e.error_diagnostics) or str(e)
             raise ValueError(f"pattern: invalid ACSR layout: {why}") from None
-        if variant == "fused":
+        if variant != "decomposed":
             module = attention_module(layout, lq=acsr.Lq, lk=acsr.Lk, dtype=dtype,
                                       head_dim=head_dim, scale=scale)
         else:
             width = decomposed.score_width(acsr.max_row_nnz)
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
-        schedule = split = ptx = cache_key = None
+        schedule = split = columns = ptx = cache_key = None
         options = StageOptions(chip=target, block_n=block_n, block_m=block_m, plan=plan,
-                               mma=mma, warp_rows=warp_rows)
+                               mma=mma, warp_rows=warp_rows, backward=backward)
         # the options that change the artifact, where given or not the defaults: part of its
         # key, so two compiles of one pattern never share a key (launchers are cached by it)
         keyed = {k: int(v) for k, v in given.items()}
@@ -192,11 +206,13 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                 build_pass_manager(stage.pipeline(options)).run(module.operation)
             except ir.MLIRError as e:
                 raise CompileError(f"stage '{stage.name}' failed: {e}") from None
-            if stage.name == "tile" and variant == "fused":
+            if stage.name == "tile" and variant != "decomposed":
                 attrs = _attention_op(module).attributes
                 schedule = attr_to_schedule(attrs["schedule"], acsr.Lq, acsr.Lk)
                 if "split_schedule" in attrs:
                     split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
+                if "col_schedule" in attrs:  # the transposed layout's: Lk "rows" of Lq "keys"
+                    columns = attr_to_schedule(attrs["col_schedule"], acsr.Lk, acsr.Lq)
             if stage.name == "lower" and dump is None:
                 kernels = _gpu_module(module)
                 cache_key = ptx_cache.ptx_key(str(kernels), repr(options), compiler_version())
@@ -211,6 +227,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if variant == "decomposed":
         return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
                                     scale=scale, options=keyed)
+    if backward:
+        return _backward_artifact(acsr, schedule, columns, ptx, dtype=dtype, head_dim=head_dim,
+                                  target=target, scale=scale, options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=schedule.block_n, mma=options.kernel_mma, split=split,
                      options=keyed, block_m=schedule.block_m,
@@ -312,10 +331,7 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks, mma=mma,
                                               block_m=block_m, warp_rows=warp_rows)
-    tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
-    if schedule.has_masks:
-        tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
-                      mask_bits=schedule.mask_bits)
+    tables = _schedule_tables(schedule)
     kernels = [kernel]
     if split is not None:
         # split-KV: then the accumulating kernel over the second schedule, folding its result
@@ -329,6 +345,32 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     if split is not None:
         manifest["split_stats"] = split.stats()
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
+
+
+def _backward_artifact(acsr: ACSR, rows, columns, ptx: str, *, dtype: str, head_dim: int,
+                       target: str, scale: float | None, options: dict) -> Artifact:
+    """dQ over the row schedule's tables (the forward's names), then dK/dV over the column
+    schedule's (``abi.COL_TABLES``): launched in that order by ``Launcher.backward``."""
+    tables = _schedule_tables(rows)
+    tables.update({abi.COL_TABLES[n]: t for n, t in _schedule_tables(columns).items()})
+    kernels = [backward_kernels.launch_info("dq", dtype, head_dim, rows.block_n, rows.has_masks),
+               backward_kernels.launch_info("dkv", dtype, head_dim, columns.block_n,
+                                            columns.has_masks)]
+    manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
+                         variant="backward", kernels=kernels, tables=tables, options=options)
+    manifest["stats"] = rows.stats()
+    manifest["col_stats"] = columns.stats()
+    return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
+
+
+def _schedule_tables(schedule) -> dict:
+    """A schedule's tables by the forward kernel's parameter names (its remainder's only where
+    it has mask tiles)."""
+    tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
+    if schedule.has_masks:
+        tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
+                      mask_bits=schedule.mask_bits)
+    return tables
 
 
 def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: int,

@@ -61,6 +61,9 @@ class StageOptions:
     # the fused kernel's tensor-core instruction: "auto" (abi.default_mma of the chip),
     # "mma_sync" or "wgmma" (sm_90a only)
     mma: str = "auto"
+    # tile for the backward kernels (splat-tile-acsr{backward}): the lowering then emits the dQ
+    # and dK/dV kernels instead of the forward's
+    backward: bool = False
 
     def __post_init__(self):
         check_option("chip", self.chip, CHIPS)
@@ -71,6 +74,11 @@ class StageOptions:
         check_option("warp-rows", self.warp_rows, (0,) + abi.WARP_ROWS_CHOICES)
         check_option("plan", self.plan, PLANS)
         check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
+        check_option("backward", self.backward, (False, True))
+        if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M or self.kernel_mma != "mma_sync"
+                              or self.warp_rows != abi.WARP_ROWS):
+            raise ValueError(f"backward kernels run mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles "
+                             f"of {abi.WARP_ROWS}-row warps")
         if self.kernel_mma == "wgmma" and self.chip != "sm_90a":
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
         if self.kernel_mma == "wgmma" and self.block_m == 0:
@@ -97,7 +105,7 @@ class Stage:
 STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
     Stage("tile", lambda o: f"splat-tile-acsr{{block-m={o.block_m} block-n={o.block_n} "
-                                f"plan={o.plan}}}"),
+                                f"plan={o.plan}" + (" backward=true}" if o.backward else "}")),
     Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma} warp-rows={o.warp_rows}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),

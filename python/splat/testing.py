@@ -28,7 +28,8 @@ import numpy as np
 
 __all__ = ["Family", "TEST_FAMILIES", "BENCH_FAMILIES", "TEST_LENGTHS", "build_pattern",
            "check_pattern", "mask_numpy", "nnz", "reference_attention_torch", "rel_error",
-           "attention_model", "TORCH_OP_CASES"]
+           "attention_model", "TORCH_OP_CASES", "TRAIN_LENGTHS", "random_masks",
+           "reference_backward_torch"]
 
 TEST_LENGTHS = (1024, 4096, 16384, 3001)
 
@@ -201,6 +202,63 @@ TORCH_OP_CASES = (
 
 
 # ------------------------------------------------------------------------------------ numpy side
+
+
+# The backward's GPU tests (issue 14): every test family at these lengths (a multiple of the
+# tiles and an odd one), plus `random_masks`.
+TRAIN_LENGTHS = (1024, 3001)
+
+
+def random_masks(seed: int = 0, n: int = 6) -> list:
+    """``[(name, bool mask [Lq, Lk])]``: masks no family names, for the backward's GPU tests.
+
+    Each is the union of 2-3 terms drawn at random, with random parameters, on a random
+    Lq != Lk in [200, 1600]: a window whose centre moves at the rate Lk/Lq (a rational slope),
+    its dilated version, strided keys below the diagonal, global keys, global queries, random
+    64 x 64 blocks; half of them intersected with the causal (slope) diagonal; then a few rows
+    and a band of keys emptied, so rows and columns without any key occur."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        Lq, Lk = (int(x) for x in rng.integers(200, 1601, size=2))
+        if Lq == Lk:
+            Lk += 37
+        q = np.arange(Lq)[:, None]
+        k = np.arange(Lk)[None, :]
+        centre = (q * Lk) // Lq
+
+        def term(kind):
+            w = int(rng.integers(8, 96))
+            s = int(rng.integers(2, 9))
+            if kind == "window":
+                return np.abs(k - centre) <= w
+            if kind == "dilated":
+                d = k - centre
+                return (np.abs(d) <= w * s) & (d % s == 0)
+            if kind == "strided":
+                return (k % s == s - 1) & (k <= centre)
+            if kind == "global_keys":
+                return np.isin(k, rng.choice(Lk, size=int(rng.integers(1, 9)), replace=False))
+            if kind == "global_queries":
+                return np.isin(q, rng.choice(Lq, size=int(rng.integers(1, 5)), replace=False)) \
+                    & np.ones_like(k, dtype=bool)
+            blocks = rng.random((-(-Lq // 64), -(-Lk // 64))) < 0.08
+            return blocks[q // 64, k // 64]
+
+        kinds = rng.choice(["window", "dilated", "strided", "global_keys", "global_queries",
+                            "blocks"], size=int(rng.integers(2, 4)), replace=False)
+        mask = np.zeros((Lq, Lk), dtype=bool)
+        for kind in kinds:
+            mask |= term(kind)
+        causal = bool(rng.random() < 0.5)
+        if causal:
+            mask &= k <= centre
+        mask[rng.choice(Lq, size=5, replace=False)] = False
+        band = int(rng.integers(0, Lk - 20))
+        mask[:, band:band + 20] = False
+        name = f"r{seed}.{i}-{'+'.join(kinds)}{'&causal' if causal else ''}-{Lq}x{Lk}"
+        out.append((name, mask))
+    return out
 
 
 def mask_numpy(fam: Family, L: int, rows: tuple | None = None) -> np.ndarray:
@@ -379,6 +437,43 @@ def reference_attention_torch(q, k, v, fam: Family | Callable, scale: float | No
                                        torch.full((), -math.inf, dtype=torch.float64, device=q.device))
         del s, p
     return o, lse, empty
+
+
+def reference_backward_torch(q, k, v, do, fam: Family | Callable, scale: float | None = None, *,
+                             chunk: int = 1024):
+    """fp64 ``(dq, dk, dv)`` of masked attention for the output gradient ``do``, on the
+    tensors' device in row chunks (memory ``chunk * Lk`` per head, so long sequences fit), MHA
+    only (H == Hkv: pass the heads to check). Rows without keys contribute nothing."""
+    import torch  # noqa: PLC0415
+
+    B, H, Lq, D = q.shape
+    if k.shape[1] != H:
+        raise ValueError("reference_backward_torch takes MHA inputs (slice the heads to check)")
+    Lk = k.shape[2]
+    if scale is None:
+        from .abi import default_scale  # noqa: PLC0415
+
+        scale = default_scale(D)
+    q64, k64, v64, do64 = (t.double() for t in (q, k, v, do))
+    dq = torch.zeros_like(q64)
+    dk, dv = torch.zeros_like(k64), torch.zeros_like(v64)
+    for i0 in range(0, Lq, chunk):
+        i1 = min(i0 + chunk, Lq)
+        m = mask_torch(fam, Lq, i0, i1, q.device, Lk)
+        live = m.any(dim=1)
+        s = torch.einsum("bhmd,bhnd->bhmn", q64[:, :, i0:i1], k64) * scale
+        s = s.masked_fill(~m, -math.inf)
+        s = torch.where(live[:, None], s, torch.zeros_like(s))
+        p = torch.softmax(s, dim=-1) * live[:, None]
+        o = torch.einsum("bhmn,bhnd->bhmd", p, v64)
+        dp = torch.einsum("bhmd,bhnd->bhmn", do64[:, :, i0:i1], v64)
+        delta = (do64[:, :, i0:i1] * o).sum(-1, keepdim=True)
+        ds = p * (dp - delta)
+        dq[:, :, i0:i1] = torch.einsum("bhmn,bhnd->bhmd", ds, k64) * scale
+        dk += torch.einsum("bhmn,bhmd->bhnd", ds, q64[:, :, i0:i1]) * scale
+        dv += torch.einsum("bhmn,bhmd->bhnd", p, do64[:, :, i0:i1])
+        del s, p, dp, ds
+    return dq, dk, dv
 
 
 def rel_error(out, ref) -> float:

@@ -97,6 +97,7 @@ class _Kernel:
         self.launchers: dict = {}  # device index -> Launcher
         self._lock = threading.Lock()
         self._mask = None
+        self.backward = None  # the backward artifact's _Kernel, resolved on first use (torch_train)
 
     def check_call(self, q, k, v) -> tuple:
         """(B, H, Hkv, Lk) of a call, or SplatInputError naming the bad argument.

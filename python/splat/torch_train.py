@@ -7,13 +7,17 @@ calls ``splat::attention_train`` only when grad mode is on and an input requires
 the same forward implementations, saves q, k, v, o and lse, and its backward calls
 ``splat::attention_backward(q, k, v, o, lse, do, dlse_or_empty, handle, scale)``:
 
+- CUDA: the backward artifact of the handle's layout (``variant="backward"``: dQ over the row
+  schedule, dK/dV over the column schedule; docs/design.md §6), resolved on the first backward
+  call like any artifact (compiled where MLIR is, else prebuilt in ``$SPLAT_ARTIFACT_DIR``
+  under the request key of the layout the forward artifact records), then launched on torch's
+  current stream with torch-allocated outputs. Δ = rowsum(dO ∘ O) is computed here in f32.
 - CPU: the dense fp64 reference over the layout the artifact records
   (`splat.tiling.backward.reference_backward`), rounded to the inputs' dtype: models that call
-  the op train on machines without a GPU;
-- CUDA: not yet. The backward kernels are built (`splat.lowering.backward_kernels`) but not yet
-  run on a GPU nor wired into the runtime; the call raises an error that says so.
+  the op train on machines without a GPU.
 
-The gradient of lse, when a loss uses it, enters as ``dS += P * dlse``.
+The gradient of lse, when a loss uses it, enters as ``dS += P * dlse``: on CUDA by passing
+``Δ - dlse`` as Δ (``dS = P ∘ (dP - Δ)``).
 """
 
 from __future__ import annotations
@@ -49,11 +53,51 @@ def _backward_cpu(q, k, v, o, lse, do, dlse, handle: str, scale: float):
     return tuple(torch.from_numpy(g).to(t.dtype) for g, t in zip(grads, (q, k, v)))
 
 
+def _backward_kernel(kern) -> "torch_op._Kernel":
+    """The backward artifact's kernel entry for the forward handle's kernel `kern`, resolved
+    once (`splat.runtime.resolve`) from the layout its manifest records."""
+    hit = getattr(kern, "backward", None)
+    if hit is not None:
+        return hit
+    from .analysis.acsr import ACSR  # noqa: PLC0415  (numpy only)
+    from .runtime.resolve import resolve_artifact  # noqa: PLC0415
+    from .runtime.validate import SplatInputError  # noqa: PLC0415
+
+    text = kern.artifact.manifest.get("acsr")
+    if not text:
+        raise SplatInputError("handle", f"artifact {kern.key[:12]} records no layout (manifest "
+                                        f"'acsr'): its backward cannot be found")
+    layout = ACSR.from_text(text)
+    art = resolve_artifact(layout, dtype=kern.dtype, head_dim=kern.D, Lq=layout.Lq,
+                           Lk=layout.Lk, target=kern.artifact.target or "sm_90a",
+                           variant="backward")
+    kern.backward = torch_op._register_kernel(art)
+    return kern.backward
+
+
 def _backward_cuda(q, k, v, o, lse, do, dlse, handle: str, scale: float):
-    raise NotImplementedError(
-        "splat: the backward on CUDA is not available yet: its kernels are built "
-        "(splat.lowering.backward_kernels) but not yet run on a GPU nor wired into the runtime "
-        "(issue 14). Train on the CPU, or run this attention under torch.no_grad().")
+    """dQ, dK, dV from the backward kernels on torch's current stream (no synchronisation)."""
+    import torch  # noqa: PLC0415
+
+    from .runtime.launcher import Shapes  # noqa: PLC0415
+
+    kern = torch_op._kernel(handle)
+    B, H, Hkv, Lk = kern.check_call(q, k, v)
+    Lq, device = q.shape[2], q.device.index
+    launcher = _backward_kernel(kern).launcher(device)
+    q, k, v, strides = torch_op._kernel_inputs(launcher, q, k, v)
+    do = do.to(q.dtype).contiguous()
+    delta = (do.float() * o.float()).sum(-1)
+    if dlse.numel():
+        delta = delta - dlse.float()
+    lse = lse.float().contiguous()
+    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
+    dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+    dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
+    ptrs = [t.data_ptr() for t in (q, k, v, do, lse, delta, dq, dk, dv)]
+    launcher.backward(ptrs, Shapes(B, H, Hkv, Lq, Lk, kern.D), scale,
+                      torch_op._raw_stream(device), strides)
+    return dq, dk, dv
 
 
 def _backward_fake(q, k, v, o, lse, do, dlse, handle: str, scale: float):

@@ -118,9 +118,20 @@ def test_a_model_trains_under_torch_compile():
     assert losses[-1] < losses[0]
 
 
-def test_the_cuda_backward_says_it_is_not_there_yet():
-    with pytest.raises(NotImplementedError, match="backward on CUDA is not available yet"):
-        torch_train._backward_cuda(*([None] * 7), "key", 1.0)
+def test_the_cuda_backward_finds_the_backward_artifact_of_the_handles_layout():
+    """The CUDA backward resolves ``variant="backward"`` from the layout the forward artifact
+    records: the key a pack of the pattern's backward gets (pack_gpu_artifacts.py --train),
+    so a GPU machine without MLIR finds it in $SPLAT_ARTIFACT_DIR."""
+    from splat.runtime.resolve import request_key
+
+    pattern, _ = T.build_pattern(T.F("dilated", w=16, stride=3), L)
+    h = st.prepare(pattern, head_dim=64, dtype=torch.bfloat16)
+    kern = torch_op._kernel(h.key)
+    found = torch_train._backward_kernel(kern)
+    assert found.artifact.manifest["variant"] == "backward"
+    assert found.artifact.key == request_key(pattern, Lq=L, Lk=L, dtype="bf16", head_dim=64,
+                                             variant="backward")
+    assert torch_train._backward_kernel(kern) is found  # resolved once per handle's kernel
 
 
 def test_ops_pass_opcheck():

@@ -26,9 +26,9 @@ and stores ``dK · scale`` and dV for the tile's keys. A query tile's lse (base 
 with its rows (shared memory, per stage). K's and V's fragments stay in registers at D = 64 and
 are re-read from shared memory per tile at D = 128.
 
-mma.sync only, 64-row tiles on 16-row warps (the forward's default variant). Built and
-assembled here (ptxas, no spills); not yet run on a GPU, wired into an artifact or called by
-autograd (issue 14's next steps).
+mma.sync only, 64-row tiles on 16-row warps (the forward's default variant). A backward
+artifact (``splat.compile(variant="backward")``) holds both, built by splat-lower-to-gpu for an
+op that splat-tile-acsr{backward} tiled.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from .builder import (LOG2E, add, cf, ci, cx, exp2, f32_type, fcmp, fma, for_ran
 from .fused_forward import FusedForwardConfig, _FusedForwardKernel
 from .modules import find_or_create_gpu_module
 
-__all__ = ["DqConfig", "DkvConfig", "build_dq_into", "build_dkv_into"]
+__all__ = ["DqConfig", "DkvConfig", "build_dq_into", "build_dkv_into", "launch_info"]
 
 
 # ------------------------------------------------------------------------------ configurations
@@ -359,3 +359,24 @@ def build_dq_into(module: ir.Module, cfg: DqConfig) -> ir.Module:
 def build_dkv_into(module: ir.Module, cfg: DkvConfig) -> ir.Module:
     """Emit ``gpu.func @splat_bwd_dkv_...`` (arguments: ``abi.dkv_kernel_params``)."""
     return _build(module, cfg, _DkvKernel, 2)
+
+
+def launch_info(kind: str, dtype: str, head_dim: int, block_n: int, masked: bool) -> dict:
+    """A backward artifact's manifest entry (less ptx_file) for the ``"dq"`` or ``"dkv"``
+    kernel: dQ on grid ``row_tiles`` (row tile, query head, batch), dK/dV on grid
+    ``col_tiles`` (column tile, kv head, batch)."""
+    if kind == "dq":
+        cfg = DqConfig(dtype, head_dim, block_n, mask_tiles=masked)
+        params, tables = abi.dq_kernel_params(dtype, masked), abi.dq_kernel_tables(masked)
+        grid, tile_table = "row_tiles", "row_tiles"
+    elif kind == "dkv":
+        cfg = DkvConfig(dtype, head_dim, block_n, mask_tiles=masked)
+        params, tables = abi.dkv_kernel_params(dtype, masked), abi.dkv_kernel_tables(masked)
+        grid, tile_table = "col_tiles", abi.COL_TABLES["row_tiles"]
+    else:
+        raise ValueError(f"kind must be 'dq' or 'dkv', got {kind!r}")
+    fwd = cfg.forward()
+    return {"name": cfg.name, "block": [fwd.num_threads, 1, 1], "shared_bytes": cfg.shared_bytes,
+            "params": params, "num_ptx_params": abi.num_ptx_params(params), "grid": grid,
+            "tile_table": tile_table, "tables": tables, "block_m": fwd.block_m,
+            "block_n": fwd.block_n, "mma": "mma_sync"}

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from mlir import ir
 
 from ..tiling.decomposed import DecomposedConfig
-from . import decomposed, fused_forward, to_ptx
+from . import backward_kernels, decomposed, fused_forward, to_ptx
 
 
 def _as_module(op: ir.Operation) -> SimpleNamespace:
@@ -27,6 +27,17 @@ def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: 
                                            accumulate=accumulate, mma=mma, block_m=block_m,
                                            warp_rows=warp_rows)
     fused_forward.build_into(_as_module(module_op), cfg)
+
+
+def emit_backward_kernels(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
+                          rows_masked: bool, cols_masked: bool) -> None:
+    """Adds ``gpu.func @splat_bwd_dq_...`` (over the row schedule, ``_masked`` when it has mask
+    tiles) and ``@splat_bwd_dkv_...`` (over the column schedule) to ``@splat_kernels``."""
+    module = _as_module(module_op)
+    backward_kernels.build_dq_into(module, backward_kernels.DqConfig(
+        dtype, head_dim, block_n, mask_tiles=rows_masked))
+    backward_kernels.build_dkv_into(module, backward_kernels.DkvConfig(
+        dtype, head_dim, block_n, mask_tiles=cols_masked))
 
 
 def export_dynamic_shared_memory(module_op: ir.Operation) -> int:

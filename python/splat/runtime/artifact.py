@@ -47,6 +47,9 @@ _HASH_DOMAIN = b"splat-artifact-content/1\0"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 _PARAM_KINDS = ("memref", "f32", "i32")
+# A kernel's grid: "row_tiles" (row tile of its tile table, query head, batch), "col_tiles" (column
+# tile, kv head, batch: the backward's dK/dV), "rows" (the decomposed path's) or fixed dims.
+GRID_KINDS = ("row_tiles", "col_tiles", "rows")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -329,13 +332,14 @@ def validate_manifest(m: Any, where: str = "manifest") -> None:
                  and k["shared_bytes"] >= 0, kw,
                  f"'shared_bytes' must be a non-negative int, got {k['shared_bytes']!r}")
         grid = k["grid"]
-        _require(grid in ("row_tiles", "rows") or (isinstance(grid, list) and len(grid) == 3
-                                                   and all(isinstance(g, int) and g >= 1 for g in grid)),
-                 kw, f"'grid' must be \"row_tiles\", \"rows\" or three positive ints, got {grid!r}")
-        if grid == "row_tiles":  # one CTA per row of the kernel's tile table
+        _require(grid in GRID_KINDS or (isinstance(grid, list) and len(grid) == 3
+                                        and all(isinstance(g, int) and g >= 1 for g in grid)),
+                 kw, f"'grid' must be one of {', '.join(map(repr, GRID_KINDS))} or three "
+                     f"positive ints, got {grid!r}")
+        if grid in ("row_tiles", "col_tiles"):  # one CTA per row of the kernel's tile table
             tt = k.get("tile_table", "row_tiles")
             _require(isinstance(tt, str) and tt in tables, kw,
-                     f"grid is \"row_tiles\" but there is no {tt} table")
+                     f"grid is {grid!r} but there is no {tt} table")
         if grid == "rows":  # (ceil(Lq / rows_per_cta), H, B)
             _require(isinstance(k.get("rows_per_cta"), int)
                      and not isinstance(k["rows_per_cta"], bool) and k["rows_per_cta"] >= 1, kw,

@@ -49,6 +49,7 @@ class Coverage(NamedTuple):
     n_tiles: int  # row tiles of the main schedule (0 without one)
     tile_Lq: int | None  # query rows the tables cover (None when no table defines them)
     min_Lk: int  # smallest Lk every key column the tables name fits in
+    tile_Lk: int | None = None  # keys the tables cover exactly (the backward's column tiles)
 
 
 def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync",
@@ -78,6 +79,17 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
     return end
 
 
+def backward_shared_bytes(kind: str, head_dim: int, block_n: int, masked: bool) -> int:
+    """Dynamic shared memory of a backward kernel (lowering/backward_kernels.py): the forward's
+    64-row mma_sync layout, then for dQ the dO tile, for dK/dV the per-stage query values
+    ``[2 stages][lse, delta][block_n]`` f32 and the tile's K and V rows."""
+    forward = fused_shared_bytes(head_dim, block_n, masked)
+    row_tile = abi.BACKWARD_BLOCK_M * (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
+    if kind == "dq":
+        return forward + row_tile
+    return forward + 2 * 2 * block_n * 4 + 2 * row_tile
+
+
 def _fail(where: str, msg: str) -> None:
     raise ArtifactError(f"{where}: {msg}")
 
@@ -98,6 +110,14 @@ def _param_sig(p: dict) -> tuple:
     return (p.get("name"), p.get("kind"), p.get("rank"), p.get("dtype"))
 
 
+def _all_or_none(tables: dict, names, where: str) -> bool:
+    """Whether a table group (e.g. the mask tables) is present: all of it or none."""
+    present = [t for t in names if t in tables]
+    if present and len(present) != len(names):
+        _fail(where, f"has tables {present} but not all of {list(names)}")
+    return bool(present)
+
+
 def _expected_kernels(artifact: Artifact, where: str) -> tuple:
     """(variant, [expected entry per kernel, in launch order]) from the manifest and tables."""
     m = artifact.manifest
@@ -109,14 +129,8 @@ def _expected_kernels(artifact: Artifact, where: str) -> tuple:
     variant = m.get("variant", "fused")
     tables = artifact.tables
     if variant == "fused":
-        present = [t for t in abi.MASK_TABLES if t in tables]
-        if present and len(present) != len(abi.MASK_TABLES):
-            _fail(where, f"has mask tables {present} but not all of {list(abi.MASK_TABLES)}")
-        masked = bool(present)
-        split_present = [t for t in abi.SPLIT_TABLES.values() if t in tables]
-        if split_present and len(split_present) != len(abi.SPLIT_TABLES):
-            _fail(where, f"has split tables {split_present} but not all of "
-                         f"{list(abi.SPLIT_TABLES.values())}")
+        masked = _all_or_none(tables, abi.MASK_TABLES, where)
+        split_present = _all_or_none(tables, list(abi.SPLIT_TABLES.values()), where)
         out = [dict(name=abi.fused_kernel_name(dtype, head_dim, masked),
                     params=abi.fused_kernel_params(dtype, masked),
                     tables=abi.fused_kernel_tables(masked), grid="row_tiles",
@@ -130,12 +144,29 @@ def _expected_kernels(artifact: Artifact, where: str) -> tuple:
                             grid="row_tiles", tile_table=rename["row_tiles"], masked=False,
                             fused=True))
         return variant, out
+    if variant == "backward":
+        if head_dim not in abi.BACKWARD_HEAD_DIMS:
+            _fail(where, f"head_dim {head_dim}: the backward kernels are built for "
+                         f"{abi.BACKWARD_HEAD_DIMS}")
+        masked = _all_or_none(tables, abi.MASK_TABLES, where)
+        col_masked = _all_or_none(tables, [abi.COL_TABLES[t] for t in abi.MASK_TABLES], where)
+        return variant, [
+            dict(name=abi.dq_kernel_name(dtype, head_dim, masked),
+                 params=abi.dq_kernel_params(dtype, masked), tables=abi.dq_kernel_tables(masked),
+                 grid="row_tiles", tile_table="row_tiles", masked=masked, fused=True,
+                 backward="dq"),
+            dict(name=abi.dkv_kernel_name(dtype, head_dim, col_masked),
+                 params=abi.dkv_kernel_params(dtype, col_masked),
+                 tables=abi.dkv_kernel_tables(col_masked), grid="col_tiles",
+                 tile_table=abi.COL_TABLES["row_tiles"], masked=col_masked, fused=True,
+                 backward="dkv")]
     if variant == "decomposed":
         names = abi.decomposed_kernel_names(dtype, head_dim)
         params = abi.decomposed_kernel_params(dtype)
         return variant, [dict(name=names[k], params=params[k], tables=abi.DECOMPOSED_TABLES[k],
                               grid="rows", fused=False) for k in abi.DECOMPOSED_KINDS]
-    _fail(where, f"unknown variant {variant!r} (the runtime launches 'fused' and 'decomposed')")
+    _fail(where, f"unknown variant {variant!r} (the runtime launches 'fused', 'decomposed' and "
+                 f"'backward')")
     raise AssertionError  # unreachable
 
 
@@ -176,6 +207,11 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
             if warp_rows != abi.WARP_ROWS and k.get("mma", "mma_sync") != "mma_sync":
                 _fail(kw, f"warp_rows {warp_rows} with mma {k.get('mma')!r}: only mma_sync "
                           f"kernels have {warp_rows}-row warps")
+        if "backward" in e and (block_m != abi.BACKWARD_BLOCK_M or warp_rows != abi.WARP_ROWS
+                                or k.get("mma", "mma_sync") != "mma_sync"
+                                or "block_n" not in k):
+            _fail(kw, f"a backward kernel runs mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles of "
+                      f"{abi.WARP_ROWS}-row warps and records its block_n")
         threads = abi.fused_threads(block_m, warp_rows) if e["fused"] else abi.NUM_THREADS
         if list(k["block"]) != [threads, 1, 1]:
             _fail(kw, f"block {k['block']}, the ABI's kernels run {[threads, 1, 1]}"
@@ -194,8 +230,12 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 if bn not in abi.BLOCK_N_CHOICES:
                     _fail(kw, f"block_n {bn!r} is not one of {abi.BLOCK_N_CHOICES}")
                 mma = k.get("mma", "mma_sync")
-                want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma, block_m,
-                                               warp_rows)
+                if "backward" in e:
+                    want_smem = backward_shared_bytes(e["backward"], artifact.head_dim, bn,
+                                                      e["masked"])
+                else:
+                    want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma,
+                                                   block_m, warp_rows)
                 if k["shared_bytes"] != want_smem:
                     _fail(kw, f"shared_bytes {k['shared_bytes']}, but its {mma} layout at "
                               f"head_dim {artifact.head_dim}, block_m {block_m}, block_n {bn} "
@@ -311,48 +351,51 @@ def _segments(sg: np.ndarray, name: str, owner_nrows: np.ndarray, block_m: int,
 
 
 def _mask_tables(artifact: Artifact, tile_nrows: np.ndarray, block_n: int | None,
-                 block_m: int, where: str) -> int:
-    """Checks mask_ptr / mask_tiles / mask_bits; returns the smallest Lk they fit."""
-    mp = _shape(artifact, "mask_ptr", 1, where)
-    mt = _shape(artifact, "mask_tiles", 2, where)
-    mb = _shape(artifact, "mask_bits", 3, where)
+                 block_m: int, where: str, names: dict | None = None) -> int:
+    """Checks mask_ptr / mask_tiles / mask_bits (by their names in ``names``, default their
+    own); returns the smallest Lk they fit."""
+    names = names or {}
+    mp_name, mt_name, mb_name = (names.get(n, n) for n in abi.MASK_TABLES)
+    mp = _shape(artifact, mp_name, 1, where)
+    mt = _shape(artifact, mt_name, 2, where)
+    mb = _shape(artifact, mb_name, 3, where)
     n_tiles, n_mask = tile_nrows.shape[0], mt.shape[0]
     if mp.shape[0] != n_tiles + 1:
-        _fail(where, f"mask_ptr has {mp.shape[0]} entries, the {n_tiles} row tiles need "
+        _fail(where, f"{mp_name} has {mp.shape[0]} entries, the {n_tiles} row tiles need "
                      f"{n_tiles + 1}")
     p = _i64(mp)
     counts = np.diff(p)
     if p[0] != 0 or p[-1] != n_mask or (counts < 0).any():
         i = _first(counts < 0) if (counts < 0).any() else 0
-        _fail(where, f"mask_ptr must rise from 0 to the {n_mask} mask tiles without falling "
-                     f"(mask_ptr[0] = {int(p[0])}, mask_ptr[-1] = {int(p[-1])}, first drop at "
+        _fail(where, f"{mp_name} must rise from 0 to the {n_mask} mask tiles without falling "
+                     f"({mp_name}[0] = {int(p[0])}, {mp_name}[-1] = {int(p[-1])}, first drop at "
                      f"tile {i})")
     words = mb.shape[2]
     if block_n is not None:
         if words != abi.mask_words(block_n):
-            _fail(where, f"mask_bits has {words} words a row, block_n {block_n} needs "
+            _fail(where, f"{mb_name} has {words} words a row, block_n {block_n} needs "
                          f"{abi.mask_words(block_n)}")
         width = block_n
     else:
         allowed = sorted({abi.mask_words(b) for b in abi.BLOCK_N_CHOICES})
         if words not in allowed:
-            _fail(where, f"mask_bits has {words} words a row, not one of {allowed}")
+            _fail(where, f"{mb_name} has {words} words a row, not one of {allowed}")
         width = 32 * words
     if mb.shape[0] != n_mask or mb.shape[1] != block_m:
-        _fail(where, f"mask_bits is {list(mb.shape)}, the {n_mask} mask tiles need "
+        _fail(where, f"{mb_name} is {list(mb.shape)}, the {n_mask} mask tiles need "
                      f"[{n_mask}, {block_m}, {words}]")
     t = _i64(mt, len(abi.MASK_TILE_FIELDS))
     col0, ncols = t.T
     bad = (col0 < 0) | (ncols < 1) | (ncols > width)
     if bad.any():
         i = _first(bad)
-        _fail(where, f"mask_tiles[{i}] = {t[i].tolist()} (col0, ncols): needs col0 >= 0 and "
+        _fail(where, f"{mt_name}[{i}] = {t[i].tolist()} (col0, ncols): needs col0 >= 0 and "
                      f"1 <= ncols <= {width}")
     last = col0 + ncols - 1
     bad = last > _LAST_INDEX
     if bad.any():
         i = _first(bad)
-        _fail(where, f"mask_tiles[{i}] = {t[i].tolist()}: its last key column is past int32")
+        _fail(where, f"{mt_name}[{i}] = {t[i].tolist()}: its last key column is past int32")
     if n_mask == 0:
         return 0
     # no bit may be set for keys u >= ncols or rows rho >= nrows of the mask tile's row tile
@@ -365,7 +408,7 @@ def _mask_tables(artifact: Artifact, tile_nrows: np.ndarray, block_n: int | None
     outside |= (bits != 0) & (np.arange(block_m)[None, :, None] >= owner_rows[:, None, None])
     if outside.any():
         m, rho, w = np.unravel_index(_first(outside.ravel()), outside.shape)
-        _fail(where, f"mask_bits[{m}, {rho}, {w}] = {int(bits[m, rho, w]):#010x} sets a bit outside "
+        _fail(where, f"{mb_name}[{m}, {rho}, {w}] = {int(bits[m, rho, w]):#010x} sets a bit outside "
                      f"its mask tile ({int(ncols[m])} keys, {int(owner_rows[m])} tile rows)")
     return int(last.max()) + 1
 
@@ -411,30 +454,53 @@ def _decomposed_tables(artifact: Artifact, where: str) -> tuple:
     return Lq, (int(last.max()) + 1 if last.size else 0)
 
 
+def _partitioning_schedule(artifact: Artifact, names: dict, block_m: int, block_n: int | None,
+                           length: str, where: str) -> tuple[int, int]:
+    """Checks one schedule's tables (``names``: their names, default the forward's) whose tiles
+    must partition ``[0, L)``; returns ``(L, the smallest key length its columns fit)``."""
+    rt_name, sg_name = names.get("row_tiles", "row_tiles"), names.get("segments", "segments")
+    rt = _shape(artifact, rt_name, 2, where)
+    sg = _shape(artifact, sg_name, 2, where)
+    rows, _, nrows = _row_tiles(rt, rt_name, sg.shape[0], block_m, where)
+    L = int(rows.max()) + 1 if rows.size else 0
+    if rows.size != L:
+        _fail(where, f"{rt_name} cover {rows.size} rows but reach row {L - 1}: they do not "
+                     f"partition [0, {length})")
+    seen = np.bincount(rows, minlength=L)  # L == rows.size here: linear
+    if (seen != 1).any():
+        r = _first(seen != 1)
+        _fail(where, f"row {r} is in {int(seen[r])} tiles of {rt_name}: they do not partition "
+                     f"[0, {length})")
+    min_cols = _segments(sg, sg_name,
+                         _segment_owner_nrows(rt, rt_name, sg.shape[0], block_m, where),
+                         block_m, where)
+    if names.get("mask_ptr", "mask_ptr") in artifact.tables:
+        min_cols = max(min_cols, _mask_tables(artifact, nrows, block_n, block_m, where, names))
+    return L, min_cols
+
+
 def check_tables(artifact: Artifact, variant: str, where: str = "artifact") -> Coverage:
     """Bounds and consistency of every table (see the module docstring)."""
     if variant == "decomposed":
         Lq, min_Lk = _decomposed_tables(artifact, where)
         return Coverage(0, Lq, min_Lk)
-    rt = _shape(artifact, "row_tiles", 2, where)
-    sg = _shape(artifact, "segments", 2, where)
     # the tile height of the fused kernels (check_kernels has made them agree and valid)
     block_m = artifact.kernels[0].get("block_m", abi.BLOCK_M) if artifact.kernels else abi.BLOCK_M
-    rows, _, nrows = _row_tiles(rt, "row_tiles", sg.shape[0], block_m, where)
-    Lq = int(rows.max()) + 1 if rows.size else 0
-    if rows.size != Lq:
-        _fail(where, f"row_tiles cover {rows.size} rows but reach row {Lq - 1}: they do not "
-                     f"partition [0, Lq)")
-    seen = np.bincount(rows, minlength=Lq)  # Lq == rows.size here: linear
-    if (seen != 1).any():
-        r = _first(seen != 1)
-        _fail(where, f"row {r} is in {int(seen[r])} row tiles: row_tiles do not partition [0, Lq)")
-    min_Lk = _segments(sg, "segments",
-                       _segment_owner_nrows(rt, "row_tiles", sg.shape[0], block_m, where),
-                       block_m, where)
-    if "mask_ptr" in artifact.tables:
-        block_n = artifact.kernels[0].get("block_n")
-        min_Lk = max(min_Lk, _mask_tables(artifact, nrows, block_n, block_m, where))
+    block_n = artifact.kernels[0].get("block_n")
+    Lq, min_Lk = _partitioning_schedule(artifact, {}, block_m, block_n, "Lq", where)
+    if variant == "backward":
+        # the dK/dV kernel's column schedule: its "rows" are keys (each written by one CTA, so
+        # they partition [0, Lk) exactly), its "key columns" are query rows of the row schedule
+        Lk, max_query = _partitioning_schedule(artifact, abi.COL_TABLES, block_m,
+                                               artifact.kernels[1].get("block_n"), "Lk", where)
+        if max_query > Lq:
+            _fail(where, f"the column schedule reads query row {max_query - 1}, past the {Lq} "
+                         f"rows of row_tiles")
+        if Lk < min_Lk:
+            _fail(where, f"the row schedule reads key {min_Lk - 1}, past the {Lk} keys the "
+                         f"column tiles cover")
+        return Coverage(int(artifact.tables["row_tiles"].shape[0]), Lq, Lk, Lk)
+    rt = artifact.tables["row_tiles"]
     st_name, ss_name = abi.SPLIT_TABLES["row_tiles"], abi.SPLIT_TABLES["segments"]
     if st_name in artifact.tables:
         st = _shape(artifact, st_name, 2, where)

@@ -46,9 +46,11 @@ class Shapes(NamedTuple):
 
 
 def tensor_shapes(s: Shapes) -> dict:
-    """The shapes of a call's tensors, by kernel parameter name (contiguous, row-major)."""
-    return {"q": (s.B, s.H, s.Lq, s.D), "k": (s.B, s.Hkv, s.Lk, s.D),
-            "v": (s.B, s.Hkv, s.Lk, s.D), "o": (s.B, s.H, s.Lq, s.D), "lse": (s.B, s.H, s.Lq)}
+    """The shapes of a call's tensors (forward and backward), by kernel parameter name
+    (contiguous, row-major)."""
+    rows, keys, per_row = (s.B, s.H, s.Lq, s.D), (s.B, s.Hkv, s.Lk, s.D), (s.B, s.H, s.Lq)
+    return {"q": rows, "k": keys, "v": keys, "o": rows, "lse": per_row,
+            "do": rows, "delta": per_row, "dq": rows, "dk": keys, "dv": keys}
 
 
 def strided_inputs_unfit(strides: Sequence[Sequence[int]], ptrs: Sequence[int]) -> str | None:
@@ -92,6 +94,7 @@ class Plan(NamedTuple):
     n_tiles: int
     tile_Lq: int | None  # query rows the row tiles cover (None without a row_tiles table)
     min_Lk: int  # smallest Lk the segments are valid for
+    tile_Lk: int | None = None  # keys the column tiles cover (backward artifacts)
 
 
 def check_artifact(artifact: Artifact) -> Plan:
@@ -140,7 +143,7 @@ def check_artifact(artifact: Artifact) -> Plan:
     variant = integrity.check_kernels(artifact, where)
     cov = integrity.check_tables(artifact, variant, where)
     integrity.check_shapes_field(artifact, cov, where)
-    plan = Plan(cov.n_tiles, cov.tile_Lq, cov.min_Lk)
+    plan = Plan(cov.n_tiles, cov.tile_Lq, cov.min_Lk, cov.tile_Lk)
     artifact.__dict__["_splat_plan"] = plan
     return plan
 
@@ -159,11 +162,15 @@ class Launcher:
         self._lock = threading.Lock()  # params are patched in place, then copied by the launch
         m = artifact.manifest
         self.kernels = list(m["kernels"])
+        # forward artifacts launch on (q, k, v, o, lse), backward ones on abi.BACKWARD_TENSORS
+        self.variant = m.get("variant", "fused")
+        self._ptr_names = (abi.BACKWARD_TENSORS if self.variant == "backward"
+                           else abi.FORWARD_TENSORS)
         # May q, k, v be strided views? Only where every kernel reads them through their
         # descriptors' strides (abi.STRIDED_INPUTS; artifacts of older compilers do not say so).
         self.strided_inputs = all(p.get("strides") == "any" for k in self.kernels
                                   for p in k["params"] if p["name"] in abi.STRIDED_INPUTS)
-        self.n_tiles, self.tile_Lq, self.min_Lk = check_artifact(artifact)
+        self.n_tiles, self.tile_Lq, self.min_Lk, self.tile_Lk = check_artifact(artifact)
         # device side --------------------------------------------------------------------------
         drv.ensure_init()
         cc = drv.compute_capability(self.device)
@@ -212,6 +219,9 @@ class Launcher:
         if self.tile_Lq is not None and s.Lq != self.tile_Lq:
             raise ValueError(f"pattern: the artifact's schedule covers Lq = {self.tile_Lq} query "
                              f"rows, but q has L = {s.Lq}")
+        if self.tile_Lk is not None and s.Lk != self.tile_Lk:
+            raise ValueError(f"pattern: the artifact's column schedule covers Lk = {self.tile_Lk} "
+                             f"keys, but k/v have L = {s.Lk}")
         if s.Lk < self.min_Lk:
             raise ValueError(f"pattern: the artifact's schedule reads keys up to {self.min_Lk - 1}, "
                              f"but k/v have L = {s.Lk}")
@@ -227,6 +237,8 @@ class Launcher:
         g = kernel["grid"]
         if g == "row_tiles":  # one CTA per row tile of the kernel's table
             return (self._tables[kernel.get("tile_table", "row_tiles")][1][0], s.H, s.B)
+        if g == "col_tiles":  # one CTA per column tile, kv head, batch (the backward's dK/dV)
+            return (self._tables[kernel["tile_table"]][1][0], s.Hkv, s.B)
         if g == "rows":  # the decomposed kernels: rows_per_cta query rows per CTA
             return (-(-s.Lq // int(kernel["rows_per_cta"])), s.H, s.B)
         return tuple(int(x) for x in g)
@@ -238,8 +250,6 @@ class Launcher:
                 for name, spec in self.artifact.manifest.get("scratch", {}).items()}
 
     # -------------------------------------------------------------------------------- launch
-    _PTR_NAMES = ("q", "k", "v", "o", "lse")  # then the scratch buffers, in manifest order
-
     def _launch_plan(self, s: Shapes) -> "_Plan":
         """Per problem size, once: the packed parameter arrays with placeholder pointers, the
         slots that change per call, grid and block, and q, k, v's contiguous strides. Calls
@@ -254,7 +264,7 @@ class Launcher:
         ns.update({n: MemRef(p, shape) for n, (p, shape) in self._tables.items()})
         scratch = self.scratch_shapes(s)
         ns.update({n: MemRef(1, shape) for n, shape in scratch.items()})
-        ptr_names = self._PTR_NAMES + tuple(scratch)
+        ptr_names = self._ptr_names + tuple(scratch)  # then the scratch buffers
         plan = []
         for k in self.kernels:
             params = drv.pack_params(k["params"], ns)
@@ -339,9 +349,39 @@ class Launcher:
         with self._lock:
             plan = self._launch_plan(s)
             n_scratch = len(self.artifact.manifest.get("scratch", {}))
-            if len(ptrs) != len(self._PTR_NAMES) + n_scratch:
+            if len(ptrs) != len(abi.FORWARD_TENSORS) + n_scratch:
                 raise ValueError(f"scratch_ptrs: the artifact has {n_scratch} scratch buffer(s), "
-                                 f"got {len(ptrs) - len(self._PTR_NAMES)} pointer(s)")
+                                 f"got {len(ptrs) - len(abi.FORWARD_TENSORS)} pointer(s)")
+            strides = strides or plan.dense_strides
+            if drv.is_current(self._ctx_ptr):
+                self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
+            else:
+                with drv.context_scope(self.ctx):
+                    self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
+
+    def backward(self, ptrs: Sequence[int], shapes: Any, scale: float, stream: Any = None,
+                 strides: Sequence[Sequence[int]] | None = None) -> None:
+        """Launch a backward artifact's kernels (dQ, then dK/dV) on `stream`.
+
+        `ptrs`: device pointers in `abi.BACKWARD_TENSORS` order: q, k, v, dO, lse (the
+        forward's, natural log), delta = rowsum(dO ∘ O) (f32 B×H×Lq), and the outputs dq, dk,
+        dv, which the kernels overwrite entirely. dO, lse, delta and the outputs are
+        contiguous; q, k, v may be strided views as in `forward_with_scratch` (`strides`).
+        Makes no driver call but the launches (CUDA graphs can capture it)."""
+        s, scale = self._call_sizes(shapes, scale, "backward")
+        if s is None:
+            return
+        ptrs = tuple(int(p) for p in ptrs)
+        if len(ptrs) != len(abi.BACKWARD_TENSORS):
+            raise ValueError(f"ptrs: expected {len(abi.BACKWARD_TENSORS)} pointers "
+                             f"{abi.BACKWARD_TENSORS}, got {len(ptrs)}")
+        if not all(ptrs):
+            raise ValueError(f"null device pointer among {abi.BACKWARD_TENSORS}: {ptrs}")
+        if strides is not None:
+            strides = self._checked_strides(strides, ptrs)
+        stream_ptr = drv.raw_handle(stream)
+        with self._lock:
+            plan = self._launch_plan(s)
             strides = strides or plan.dense_strides
             if drv.is_current(self._ctx_ptr):
                 self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
@@ -361,11 +401,15 @@ class Launcher:
             raise ValueError(f"strides: {why}")
         return out
 
-    def _call_sizes(self, shapes: Any, scale: float) -> tuple:
+    def _call_sizes(self, shapes: Any, scale: float, variant: str = "forward") -> tuple:
         """``(Shapes, scale)`` of a call, checked; ``(None, scale)`` for an empty problem (no
         launch: its sizes are still checked)."""
         if self._closed:
             raise RuntimeError("Launcher is closed")
+        if (variant == "backward") != (self.variant == "backward"):
+            raise ValueError(f"this is a {self.variant} artifact: launch it with "
+                             f"{'backward' if self.variant == 'backward' else 'forward'}(), "
+                             f"not {variant}()")
         s = shapes if type(shapes) is Shapes else Shapes.of(shapes)
         scale = float(scale)
         if not math.isfinite(scale):
@@ -378,7 +422,7 @@ class Launcher:
     @staticmethod
     def _launch_raw(kernels: list, ptrs: tuple, scale: float, stream_ptr: int,
                     strides: tuple) -> None:
-        """Patch the per-call pointers (q, k, v, o, lse, then scratch), the scale and q, k, v's
+        """Patch the per-call pointers (the variant's tensors, then scratch), the scale and q, k, v's
         strides (three 4-tuples) into each kernel's packed parameters and launch the kernels in
         order (the current context is the launcher's)."""
         for fn, grid, block, shared, params, ptr_slots, scale_slots, stride_slots, applied in kernels:

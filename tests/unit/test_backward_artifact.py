@@ -1,0 +1,153 @@
+"""Backward artifacts (issue 14; docs/design.md §6): ``splat.compile(variant="backward")``
+builds the dQ and dK/dV kernels with the row schedule and the column schedule, and the runtime
+checks them against the ABI and the tables against each other before any launch."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlir")
+
+import splat  # noqa: E402
+from splat import abi  # noqa: E402
+from splat import testing as T  # noqa: E402
+from splat.lowering.backward_kernels import DkvConfig, DqConfig  # noqa: E402
+from splat.runtime import artifact as A  # noqa: E402
+from splat.runtime import integrity as I  # noqa: E402
+from splat.runtime import launcher as L  # noqa: E402
+from splat.runtime.artifact import Artifact, ArtifactError  # noqa: E402
+from splat.tiling.backward import column_schedule  # noqa: E402
+from splat.tiling.schedule import build_schedule  # noqa: E402
+
+
+def _irregular() -> np.ndarray:
+    """Lq != Lk, a block remainder in both schedules, empty rows and an empty key band."""
+    rng = np.random.default_rng(5)
+    mask = rng.random((448, 320)) < 0.06
+    mask[100:110] = False
+    mask[:, 200:230] = False
+    return mask
+
+
+@pytest.fixture(scope="module")
+def arts() -> dict:
+    window = T.mask_numpy(T.F("window", w=64), 512)
+    return {"window": (window, splat.compile(window, variant="backward", head_dim=64)),
+            "irregular": (_irregular(), splat.compile(_irregular(), variant="backward",
+                                                      head_dim=128, dtype="f16"))}
+
+
+def clone(art: Artifact) -> Artifact:
+    return Artifact(manifest=copy.deepcopy(art.manifest), ptx=dict(art.ptx),
+                    tables={k: np.array(v) for k, v in art.tables.items()})
+
+
+@pytest.mark.parametrize("name", ["window", "irregular"])
+def test_the_artifact_holds_both_schedules_and_both_kernels(arts, name):
+    mask, art = arts[name]
+    masked = name == "irregular"
+    D, dtype = art.head_dim, art.dtype
+    assert art.manifest["variant"] == "backward"
+    assert [k["name"] for k in art.kernels] == [abi.dq_kernel_name(dtype, D, masked),
+                                                abi.dkv_kernel_name(dtype, D, masked)]
+    assert [k["grid"] for k in art.kernels] == ["row_tiles", "col_tiles"]
+    assert art.kernels[1]["tile_table"] == "col_tiles"
+    for entry in art.kernels:
+        assert f".entry {entry['name']}(" in art.ptx["kernel.ptx"]
+    # the tables are the tiler's, computed here independently of the passes
+    acsr = splat.analyze(mask)
+    bn = abi.default_block_n(D)
+    rows = build_schedule(acsr, abi.BLOCK_M, bn, order="heavy_first")
+    cols = column_schedule(acsr, abi.BLOCK_M, bn)
+    np.testing.assert_array_equal(art.tables["row_tiles"], rows.row_tiles)
+    np.testing.assert_array_equal(art.tables["col_tiles"], cols.row_tiles)
+    np.testing.assert_array_equal(art.tables["col_segments"], cols.segments)
+    assert ("col_mask_bits" in art.tables) == cols.has_masks
+    plan = L.check_artifact(art)
+    assert (plan.tile_Lq, plan.tile_Lk) == mask.shape
+
+
+def test_a_saved_artifact_loads_and_checks(arts, tmp_path):
+    _, art = arts["irregular"]
+    loaded = A.load(A.save(art, tmp_path / "b"))
+    assert loaded.key == art.key and L.check_artifact(loaded).tile_Lk == 320
+
+
+def test_shared_memory_restated_by_the_runtime_agrees_with_the_kernels():
+    for D in abi.BACKWARD_HEAD_DIMS:
+        for bn in abi.BLOCK_N_CHOICES:
+            for masked in (False, True):
+                assert I.backward_shared_bytes("dq", D, bn, masked) == \
+                    DqConfig("bf16", D, bn, mask_tiles=masked).shared_bytes
+                assert I.backward_shared_bytes("dkv", D, bn, masked) == \
+                    DkvConfig("bf16", D, bn, mask_tiles=masked).shared_bytes
+
+
+def _refused(art: Artifact, match: str, tmp_path) -> None:
+    with pytest.raises(ArtifactError, match=match):
+        L.check_artifact(art)
+    with pytest.raises(ArtifactError, match=match):  # the same with fresh digests on disk
+        A.load(A.save(art, tmp_path / f"t{len(list(tmp_path.iterdir()))}"))
+
+
+def test_column_tiles_covering_a_key_twice_are_refused(arts, tmp_path):
+    art = clone(arts["window"][1])
+    art.tables["col_tiles"][1, 0] = art.tables["col_tiles"][0, 0]  # two tiles start at one key
+    _refused(art, "tiles of col_tiles: they do not partition|do not partition", tmp_path)
+
+
+def test_a_column_segment_reading_past_the_queries_is_refused(arts, tmp_path):
+    art = clone(arts["window"][1])
+    art.tables["col_segments"][0, 0] = 10_000  # query row 10 000 of a 512-row problem
+    _refused(art, "column schedule reads query row", tmp_path)
+
+
+def test_column_mask_tables_come_together(arts, tmp_path):
+    art = clone(arts["irregular"][1])
+    del art.tables["col_mask_bits"]
+    del art.manifest["tables"]["col_mask_bits"]
+    _refused(art, "col_mask_bits", tmp_path)
+
+
+def test_column_mask_bits_outside_their_tile_are_refused(arts, tmp_path):
+    art = clone(arts["irregular"][1])
+    bits = art.tables["col_mask_bits"]
+    narrow = np.flatnonzero(art.tables["col_mask_tiles"][:, 1] < 32 * bits.shape[2])
+    assert narrow.size, "the irregular mask has column mask tiles narrower than a tile"
+    bits[narrow[0], 0, -1] = np.int32(-2**31)  # the last bit of the last word: past its queries
+    _refused(art, "col_mask_bits.*sets a bit outside", tmp_path)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("shared_bytes", 1024, "shared_bytes"),
+    ("grid", "row_tiles", "grid"),
+    ("block_m", 128, "64-row tiles"),
+    ("mma", "wgmma", "mma_sync"),
+])
+def test_kernel_entries_off_the_abi_are_refused(arts, tmp_path, field, value, match):
+    art = clone(arts["window"][1])
+    for entry in art.manifest["kernels"]:
+        entry[field] = value
+    _refused(art, match, tmp_path)
+
+
+def test_a_backward_artifact_cannot_pose_as_a_forward_one(arts, tmp_path):
+    art = clone(arts["window"][1])
+    art.manifest["variant"] = "fused"
+    _refused(art, "the ABI of a fused artifact", tmp_path)
+
+
+def test_the_compiler_refuses_what_the_backward_kernels_do_not_run():
+    mask = T.mask_numpy(T.F("window", w=64), 256)
+    for kwargs, match in ((dict(mma="wgmma"), "mma_sync"), (dict(block_m=128), "64-row"),
+                          (dict(warp_rows=32), "16-row")):
+        with pytest.raises(ValueError, match=match):
+            splat.compile(mask, variant="backward", head_dim=128, **kwargs)
+
+
+def test_the_manifest_is_plain_json(arts):
+    json.dumps(arts["irregular"][1].manifest, allow_nan=False)
