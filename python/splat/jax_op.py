@@ -19,8 +19,13 @@ split-KV artifact's second kernel takes them as aliased operands and folds into 
 Batching (``vmap``): the mapped axis of q, k and v is folded into the batch axis (an unmapped
 argument is broadcast first), one call runs, and the results are unfolded.
 
-Limits: fused artifacts only (the decomposed variant needs scratch buffers); forward only (the
-backward is issue 14). JAX is imported on first use.
+Gradients (issue 14): the handle's function is a ``jax.custom_vjp``. Its backward computes
+Δ = rowsum(dO ∘ O) in f32 (minus the lse cotangent) and binds ``splat_attention_backward``,
+which lowers the backward artifact of the handle's layout (`resolve_backward`, found when the
+gradient is first traced) the same way: dQ, then dK/dV, as custom calls.
+
+Limits: fused artifacts only (the decomposed variant needs scratch buffers). JAX is imported on
+first use.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 from . import jax_ffi
 from .runtime.artifact import Artifact
 from .runtime.launcher import Shapes
-from .runtime.prepared import handle_key, resolve_prepared
+from .runtime.prepared import handle_key, resolve_backward, resolve_prepared
 from .runtime.resolve import DEFAULT_TARGET
 from .runtime.validate import (SplatInputError, TensorDesc, default_scale, normalize_dtype,
                                validate_against_artifact, validate_inputs)
@@ -44,6 +49,7 @@ from .runtime.validate import (SplatInputError, TensorDesc, default_scale, norma
 __all__ = ["JaxAttention", "prepare", "check_arrays", "PRIMITIVE_NAME"]
 
 PRIMITIVE_NAME = "splat_attention"
+BACKWARD_PRIMITIVE_NAME = "splat_attention_backward"
 # jaxlib's GPU kernel-call handler (XLA FFI, API version 4) and its parameter types
 _KERNEL_CALL_TARGET = "triton_kernel_call_ffi"
 _SCALAR_TYPES = {"f32": "fp32", "i32": "i32"}
@@ -51,6 +57,8 @@ _SCALAR_TYPES = {"f32": "fp32", "i32": "i32"}
 _artifacts: dict[str, Artifact] = {}  # artifact key -> artifact (the primitive's registry)
 _lock = threading.Lock()
 _primitive: Any = None
+_bwd_primitive: Any = None
+_backward_keys: dict[str, str] = {}  # forward artifact key -> its backward artifact's key
 
 
 def _jax():
@@ -65,34 +73,91 @@ def _jax():
 
 
 def _define_primitive():
-    """Define the primitive once per process: abstract evaluation, the CUDA lowering, the
-    batching rule."""
-    global _primitive
+    """Define the primitives once per process (the forward and the backward): abstract
+    evaluation, the CUDA lowering, the batching rule."""
+    global _primitive, _bwd_primitive
     if _primitive is not None:
         return _primitive
-    jax = _jax()
+    _jax()
     from jax.extend import core as jex_core  # noqa: PLC0415
     from jax.interpreters import batching, mlir  # noqa: PLC0415
 
     with _lock:
         if _primitive is None:
+            b = jex_core.Primitive(BACKWARD_PRIMITIVE_NAME)
+            b.multiple_results = True
+            b.def_impl(lambda *args, key, scale: _eager(b, key, scale)(*args))
+            b.def_abstract_eval(_backward_abstract_eval)
+            mlir.register_lowering(b, _backward_lowering, platform="cuda")
+            mlir.register_lowering(b, _no_cpu_lowering, platform="cpu")
+            batching.primitive_batchers[b] = functools.partial(_batch, b)
             p = jex_core.Primitive(PRIMITIVE_NAME)
             p.multiple_results = True
-            p.def_impl(lambda *args, key, scale: _eager(key, scale)(*args))
+            p.def_impl(lambda *args, key, scale: _eager(p, key, scale)(*args))
             p.def_abstract_eval(_abstract_eval)
             mlir.register_lowering(p, _lowering, platform="cuda")
             mlir.register_lowering(p, _no_cpu_lowering, platform="cpu")
-            batching.primitive_batchers[p] = _batch
+            batching.primitive_batchers[p] = functools.partial(_batch, p)
+            _bwd_primitive = b
             _primitive = p
     return _primitive
 
 
 @functools.lru_cache(maxsize=256)
-def _eager(key: str, scale: float):
+def _eager(prim, key: str, scale: float):
     """The compiled program of an eager call (a primitive runs through jit): one per handle,
     so repeated eager calls reuse it instead of tracing and compiling a new function."""
     jax = _jax()
-    return jax.jit(functools.partial(_primitive.bind, key=key, scale=scale))
+    return jax.jit(functools.partial(prim.bind, key=key, scale=scale))
+
+
+def _backward_abstract_eval(q, k, v, do, lse, delta, *, key: str, scale: float):
+    """dq like q, dk like k, dv like v (the inputs were checked by the forward)."""
+    jax = _jax()
+    return tuple(jax.core.ShapedArray(x.shape, x.dtype) for x in (q, k, v))
+
+
+def _backward_lowering(ctx, *args, key: str, scale: float):
+    return _lower_kernels(ctx, _artifacts[key], ("q", "k", "v", "do", "lse", "delta"), args,
+                          ("dq", "dk", "dv"), scale)
+
+
+@functools.lru_cache(maxsize=1)
+def _differentiable():
+    """``attend(q, k, v, key, scale) -> (o, lse)`` with the backward kernels as its VJP."""
+    jax = _jax()
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+    def attend(q, k, v, key, scale):
+        return tuple(_primitive.bind(q, k, v, key=key, scale=scale))
+
+    def forward(q, k, v, key, scale):
+        o, lse = _primitive.bind(q, k, v, key=key, scale=scale)
+        return (o, lse), (q, k, v, o, lse)
+
+    def backward(key, scale, saved, cotangents):
+        q, k, v, o, lse = saved
+        do, dlse = cotangents
+        # dS = P (dP - Δ) + P dlse: the lse cotangent folds into Δ
+        delta = jnp.sum(do.astype(jnp.float32) * o.astype(jnp.float32), axis=-1) - dlse
+        return tuple(_bwd_primitive.bind(q, k, v, do.astype(q.dtype), lse, delta,
+                                         key=_backward_key(key), scale=scale))
+
+    attend.defvjp(forward, backward)
+    return attend
+
+
+def _backward_key(key: str) -> str:
+    """The registry key of the backward artifact of forward artifact ``key`` (resolved once)."""
+    hit = _backward_keys.get(key)
+    if hit is None:
+        art = resolve_backward(_artifacts[key])
+        hit = handle_key(art)
+        with _lock:
+            _artifacts.setdefault(hit, art)
+            _backward_keys[key] = hit
+    return hit
 
 
 def _abstract_eval(q, k, v, *, key: str, scale: float):
@@ -130,7 +195,7 @@ def _no_cpu_lowering(ctx, *args, **params):
                                "on the CPU")
 
 
-def _batch(args, dims, *, key: str, scale: float):
+def _batch(prim, args, dims, *, key: str, scale: float):
     """vmap: fold the mapped axis into the batch axis (B), call once, unfold. An unmapped
     argument (dimension None) is broadcast along the mapped axis first."""
     import jax.numpy as jnp  # noqa: PLC0415
@@ -140,13 +205,14 @@ def _batch(args, dims, *, key: str, scale: float):
     for a, d in zip(args, dims):
         a = jnp.broadcast_to(a, (size,) + a.shape) if d is None else jnp.moveaxis(a, d, 0)
         folded.append(a.reshape((size * a.shape[1],) + a.shape[2:]))
-    o, lse = _primitive.bind(*folded, key=key, scale=scale)
-    return (o.reshape((size, -1) + o.shape[1:]), lse.reshape((size, -1) + lse.shape[1:])), (0, 0)
+    outs = prim.bind(*folded, key=key, scale=scale)
+    return tuple(x.reshape((size, -1) + x.shape[1:]) for x in outs), (0,) * len(outs)
 
 
 def _launch_sizes(art: Artifact, kernel: dict, shapes: Shapes) -> tuple[tuple, int]:
-    """``(grid, threads)`` of one fused kernel: a CTA per (row tile, head, batch)."""
-    if kernel["grid"] != "row_tiles":
+    """``(grid, threads)`` of one kernel: a CTA per (row tile, head, batch), or for the
+    backward's dK/dV (grid "col_tiles") per (column tile, kv head, batch)."""
+    if kernel["grid"] not in ("row_tiles", "col_tiles"):
         raise SplatInputError("pattern", f"kernel {kernel['name']!r} is not a fused row-tile "
                                          f"kernel; splat.jax runs fused artifacts only")
     block = [int(x) for x in kernel["block"]]
@@ -154,7 +220,8 @@ def _launch_sizes(art: Artifact, kernel: dict, shapes: Shapes) -> tuple[tuple, i
         raise SplatInputError("pattern", f"kernel {kernel['name']!r} block {block} is not "
                                          f"whole warps along x")
     table = kernel.get("tile_table", "row_tiles")
-    grid = (int(np.asarray(art.tables[table]).shape[0]), shapes.H, shapes.B)
+    heads = shapes.Hkv if kernel["grid"] == "col_tiles" else shapes.H
+    grid = (int(np.asarray(art.tables[table]).shape[0]), heads, shapes.B)
     return grid, block[0]
 
 
@@ -177,50 +244,58 @@ def _jaxlib_call(art: Artifact, kernel: dict, params, shapes: Shapes, cc: int) -
 
 
 def _lowering(ctx, q, k, v, *, key: str, scale: float):
-    """The artifact's kernels, in launch order, as custom calls on XLA's stream (the route of
-    `splat.jax_ffi.launch_route`). The first kernel's o and lse are results of its call; a
-    split-KV artifact's second kernel takes them as operands aliased to its results and
-    folds into them."""
+    """The forward artifact's kernels: o and lse (docstring of `_lower_kernels`)."""
+    return _lower_kernels(ctx, _artifacts[key], ("q", "k", "v"), (q, k, v), ("o", "lse"),
+                          scale)
+
+
+def _lower_kernels(ctx, art: Artifact, in_names, ins, out_names, scale: float) -> list:
+    """An artifact's kernels, in launch order, as custom calls on XLA's stream (the route of
+    `splat.jax_ffi.launch_route`). A call's results are the outputs among its kernel's buffers:
+    new ones are results of the call, ones an earlier call produced (a split-KV artifact's o
+    and lse, folded into by the accumulating kernel) are operands aliased to its results."""
     jax = _jax()
     # jax's lowering helpers (constants, fills) are not all public; jaxlib's kernel-call
     # handler is jaxlib-internal too (module docstring)
     from jax._src.interpreters import mlir  # noqa: PLC0415
 
-    art = _artifacts[key]
     route = jax_ffi.launch_route()
-    q_aval, k_aval, v_aval = ctx.avals_in
-    o_aval, lse_aval = ctx.avals_out
-    B, H, Lq, D = q_aval.shape
-    shapes = Shapes(B, H, k_aval.shape[1], Lq, k_aval.shape[2], D)
-    values = {"q": (q, q_aval), "k": (k, k_aval), "v": (v, v_aval)}
+    avals = dict(zip(in_names, ctx.avals_in)) | dict(zip(out_names, ctx.avals_out))
+    B, H, Lq, D = avals["q"].shape
+    shapes = Shapes(B, H, avals["k"].shape[1], Lq, avals["k"].shape[2], D)
+    values = {n: (x, avals[n]) for n, x in zip(in_names, ins)}
     for name, t in art.tables.items():
         t = np.ascontiguousarray(t, dtype=np.int32)
         values[name] = (mlir.ir_constant(t), jax.core.ShapedArray(t.shape, np.int32))
     table_shapes = {name: np.shape(t) for name, t in art.tables.items()}
-    outputs = ("o", "lse")
+    fill = {"lse": -math.inf}  # the rest 0 (every element is overwritten: only a buffer)
     for kernel in art.kernels:
         params = jax_ffi.kernel_params(kernel, shapes, scale, table_shapes)
         names = list(dict.fromkeys(v for kind, v in params if kind == "buffer"))
-        if route == "jaxlib" and "o" not in values:  # its outputs must be operands: fill them
-            values["o"] = (_filled(mlir, ctx, 0.0, o_aval), o_aval)
-            values["lse"] = (_filled(mlir, ctx, -math.inf, lse_aval), lse_aval)
+        results = [n for n in out_names if n in names]
+        if route == "jaxlib":  # its outputs must be operands: fill the new ones
+            for n in results:
+                if n not in values:
+                    values[n] = (_filled(mlir, ctx, fill.get(n, 0.0), avals[n]), avals[n])
         operands = [n for n in names if n in values]
-        aliases = {operands.index(n): i for i, n in enumerate(outputs) if n in operands}
-        sub = ctx.replace(avals_in=[values[n][1] for n in operands])
+        aliases = {operands.index(n): i for i, n in enumerate(results) if n in operands}
+        sub = ctx.replace(avals_in=[values[n][1] for n in operands],
+                          avals_out=[avals[n] for n in results])
         if route == "jaxlib":
             opaque = _jaxlib_call(art, kernel, params, shapes, _compute_capability())
             rule = jax.ffi.ffi_lowering(_KERNEL_CALL_TARGET, api_version=4,
                                         operand_output_aliases=aliases)
-            o, lse = rule(sub, *[values[n][0] for n in operands], opaque=opaque)
+            produced = rule(sub, *[values[n][0] for n in operands], opaque=opaque)
         else:
             grid, _ = _launch_sizes(art, kernel, shapes)
             kernel_key = jax_ffi.register_kernel(kernel, art.ptx[kernel["ptx_file"]])
-            table = jax_ffi.ffi_param_table(params, operands + list(outputs))
+            table = jax_ffi.ffi_param_table(params, operands + results)
             rule = jax.ffi.ffi_lowering(jax_ffi.FFI_TARGET, operand_output_aliases=aliases)
-            o, lse = rule(sub, *[values[n][0] for n in operands], kernel=kernel_key,
-                          grid=np.asarray(grid, dtype=np.int64), params=table)
-        values["o"], values["lse"] = (o, o_aval), (lse, lse_aval)
-    return [values["o"][0], values["lse"][0]]
+            produced = rule(sub, *[values[n][0] for n in operands], kernel=kernel_key,
+                            grid=np.asarray(grid, dtype=np.int64), params=table)
+        for n, x in zip(results, produced):
+            values[n] = (x, avals[n])
+    return [values[n][0] for n in out_names]
 
 
 def _filled(mlir, ctx, value: float, aval):
@@ -269,7 +344,8 @@ class JaxAttention:
 
     def __call__(self, q, k, v, *, return_lse: bool = False):
         check_arrays(q=q, k=k, v=v)
-        o, lse = _define_primitive().bind(q, k, v, key=self.key, scale=float(self.scale))
+        _define_primitive()
+        o, lse = _differentiable()(q, k, v, self.key, float(self.scale))
         return (o, lse) if return_lse else o
 
     def __eq__(self, other):

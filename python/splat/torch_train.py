@@ -55,23 +55,11 @@ def _backward_cpu(q, k, v, o, lse, do, dlse, handle: str, scale: float):
 
 def _backward_kernel(kern) -> "torch_op._Kernel":
     """The backward artifact's kernel entry for the forward handle's kernel `kern`, resolved
-    once (`splat.runtime.resolve`) from the layout its manifest records."""
-    hit = getattr(kern, "backward", None)
-    if hit is not None:
-        return hit
-    from .analysis.acsr import ACSR  # noqa: PLC0415  (numpy only)
-    from .runtime.resolve import resolve_artifact  # noqa: PLC0415
-    from .runtime.validate import SplatInputError  # noqa: PLC0415
+    once (`splat.runtime.prepared.resolve_backward`)."""
+    if kern.backward is None:
+        from .runtime.prepared import resolve_backward  # noqa: PLC0415
 
-    text = kern.artifact.manifest.get("acsr")
-    if not text:
-        raise SplatInputError("handle", f"artifact {kern.key[:12]} records no layout (manifest "
-                                        f"'acsr'): its backward cannot be found")
-    layout = ACSR.from_text(text)
-    art = resolve_artifact(layout, dtype=kern.dtype, head_dim=kern.D, Lq=layout.Lq,
-                           Lk=layout.Lk, target=kern.artifact.target or "sm_90a",
-                           variant="backward")
-    kern.backward = torch_op._register_kernel(art)
+        kern.backward = torch_op._register_kernel(resolve_backward(kern.artifact))
     return kern.backward
 
 

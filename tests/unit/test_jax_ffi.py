@@ -165,3 +165,38 @@ def test_a_file_that_is_not_the_library_is_refused(monkeypatch, tmp_path):
         monkeypatch.setenv("SPLAT_JAX_FFI_LIB", str(foreign))
         with pytest.raises(SplatInputError, match="not a usable SPLAT FFI library"):
             jf.launch_route()
+
+
+def test_the_gradient_lowers_to_the_backward_kernels(library, monkeypatch):
+    """jax.grad through a handle: the forward's calls, then the backward artifact's dQ and
+    dK/dV kernels, each a call of the FFI handler; the lse cotangent enters Δ."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import splat.jax as sj
+    from splat import abi
+    from splat import testing as T
+
+    monkeypatch.setenv("SPLAT_JAX_FFI_LIB", str(library))
+    monkeypatch.setenv("SPLAT_JAX_LAUNCH", "ffi")
+    pattern, _ = T.build_pattern(T.F("dilated", w=16, stride=3), 128)
+    h = sj.prepare(pattern, head_dim=64, dtype="bf16")
+
+    def loss(q, k, v):
+        o, lse = h(q, k, v, return_lse=True)
+        return jnp.sum(o.astype(jnp.float32)) + jnp.sum(lse)
+
+    q = jax.ShapeDtypeStruct((1, 4, 128, 64), jnp.bfloat16)
+    kv = jax.ShapeDtypeStruct((1, 2, 128, 64), jnp.bfloat16)
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+    text = grad.trace(q, kv, kv).lower(lowering_platforms=("cuda",)).as_text()
+    calls = [line for line in text.splitlines() if "custom_call" in line]
+    assert len(calls) == len(h.artifact.kernels) + 2
+    assert all("@splat_launch" in c for c in calls)
+    from splat import jax_op
+
+    backward = jax_op._artifacts[jax_op._backward_keys[h.key]]
+    assert [k["name"].removesuffix("_masked") for k in backward.kernels] == [
+        abi.dq_kernel_name("bf16", 64), abi.dkv_kernel_name("bf16", 64)]
+    shapes = jax.eval_shape(grad, q, kv, kv)
+    assert [s.shape for s in shapes] == [q.shape, kv.shape, kv.shape]

@@ -82,9 +82,9 @@ def test_eager_calls_reuse_one_program_per_handle(h):
     function (a new one per call would trace and compile every call)."""
     from splat import jax_op
 
-    jax_op._define_primitive()
-    assert jax_op._eager(h.key, h.scale) is jax_op._eager(h.key, h.scale)
-    assert jax_op._eager(h.key, h.scale) is not jax_op._eager(h.key, h.scale / 2)
+    prim = jax_op._define_primitive()
+    assert jax_op._eager(prim, h.key, h.scale) is jax_op._eager(prim, h.key, h.scale)
+    assert jax_op._eager(prim, h.key, h.scale) is not jax_op._eager(prim, h.key, h.scale / 2)
 
 
 def test_cpu_placement_is_refused(h):
@@ -120,3 +120,16 @@ def test_the_jax_path_imports_no_torch():
             "jax.eval_shape(h, s, s, s); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gradients_have_the_inputs_shapes_under_vmap(h):
+    """jax.grad through the custom VJP (abstractly: the backward primitive's abstract eval and
+    its vmap rule, GQA)."""
+    def loss(q, k, v):
+        return jnp.sum(h(q, k, v).astype(jnp.float32))
+
+    g = jax.vmap(jax.grad(loss, argnums=(0, 1, 2)))
+    dq, dk, dv = jax.eval_shape(g, _spec(3, 1, 4, L, D), _spec(3, 1, 2, L, D),
+                                _spec(3, 1, 2, L, D))
+    assert (dq.shape, dk.shape, dv.shape) == ((3, 1, 4, L, D), (3, 1, 2, L, D), (3, 1, 2, L, D))
+    assert dq.dtype == dk.dtype == dv.dtype == jnp.bfloat16

@@ -12,7 +12,7 @@ from .launcher import check_artifact
 from .resolve import resolve_artifact
 from .validate import SUPPORTED_DTYPES, SplatInputError, normalize_dtype, pattern_lengths
 
-__all__ = ["resolve_prepared", "check_matches", "handle_key"]
+__all__ = ["resolve_prepared", "check_matches", "handle_key", "resolve_backward"]
 
 
 def handle_key(artifact: Artifact) -> str:
@@ -73,3 +73,19 @@ def check_matches(art: Artifact, dtype, head_dim, Lq, Lk, declared: tuple) -> No
         if dim == "Lk" and got is not None and int(got) < plan.min_Lk:
             raise SplatInputError(arg, f"Lk = {got} but the artifact's schedule reads key "
                                        f"{plan.min_Lk - 1}")
+
+
+def resolve_backward(forward: Artifact) -> Artifact:
+    """The backward artifact (``variant="backward"``) of a forward artifact's layout, found as
+    any artifact is (`resolve_artifact`: compiled where MLIR is, else prebuilt under the
+    request key of the layout the forward artifact's manifest records)."""
+    from ..analysis.acsr import ACSR  # noqa: PLC0415  (numpy only)
+
+    text = forward.manifest.get("acsr")
+    if not text:
+        raise SplatInputError("handle", f"artifact {forward.key[:12]} records no layout "
+                                        f"(manifest 'acsr'): its backward cannot be found")
+    layout = ACSR.from_text(text)
+    return resolve_artifact(layout, dtype=normalize_dtype(forward.dtype),
+                            head_dim=int(forward.head_dim), Lq=layout.Lq, Lk=layout.Lk,
+                            target=forward.target or "sm_90a", variant="backward")
