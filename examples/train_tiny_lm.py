@@ -11,9 +11,15 @@ with a seeded Markov chain over words, as characters. The model is character-lev
 position embeddings, ``--layers`` pre-norm blocks (`splat.testing.attention_model`'s shape),
 a linear head; AdamW; bf16 weights and activations.
 
-On a CUDA device SPLAT's backward needs its GPU kernels wired into the runtime (issue 14; until
-then the backward raises); on the CPU the op trains through its dense reference backward, slowly,
-which is what `tests/unit/test_train_tiny_lm.py` runs for a few steps.
+On a CUDA device SPLAT's forward and backward run its kernels (the backward artifact is found
+on the first backward call, docs/runtime.md "Training"); on a GPU machine without MLIR, pack
+both artifacts first where MLIR is and point ``SPLAT_ARTIFACT_DIR`` at them::
+
+    python examples/train_tiny_lm.py --L 1024 --window 128 --pack .device/tiny-lm   # with MLIR
+    SPLAT_ARTIFACT_DIR=.device/tiny-lm python examples/train_tiny_lm.py --L 1024 --window 128
+
+On the CPU the op trains through its dense reference backward, slowly, which is what
+`tests/unit/test_train_tiny_lm.py` runs for a few steps.
 """
 
 from __future__ import annotations
@@ -114,6 +120,29 @@ def train(kind: str, args, data, vocab: int) -> list[float]:
     return losses
 
 
+def pack(args, directory: Path) -> None:
+    """Compile the run's forward and backward artifacts into ``directory`` under their request
+    keys, with a catalog naming the compiler version (what a machine without MLIR keys its
+    lookups with: splat.runtime.resolve)."""
+    from splat import compile as splat_compile
+    from splat import patterns
+    from splat.runtime import save
+    from splat.runtime.resolve import request_key
+    from splat.version import compiler_version
+
+    pattern = patterns.causal_window(args.window, args.L)
+    head_dim = args.dim // args.heads
+    directory.mkdir(parents=True, exist_ok=True)
+    for variant in ("fused", "backward"):
+        key = request_key(pattern, Lq=args.L, Lk=args.L, dtype="bf16", head_dim=head_dim,
+                          variant=variant)
+        save(splat_compile(pattern, head_dim=head_dim, variant=variant), directory / key,
+             overwrite=True)
+        print(f"{variant}: {directory / key}")
+    (directory / "catalog.json").write_text(json.dumps(
+        {"format": "splat-catalog/1", "compiler_version": compiler_version(), "entries": []}))
+
+
 def plot(runs: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -148,7 +177,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out-json")
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--pack", type=Path, metavar="DIR",
+                    help="only compile the run's SPLAT artifacts into DIR (needs MLIR), for a "
+                         "GPU machine without it (SPLAT_ARTIFACT_DIR=DIR)")
     args = ap.parse_args(argv)
+    if args.pack:
+        pack(args, args.pack)
+        return 0
 
     import numpy as np
 

@@ -154,30 +154,36 @@ class LowerToGPU(SplatPass):
 
     def _lower_backward(self, op: ir.Operation, target: ir.Operation, n: int, dtype: str,
                         head_dim: int, emitted: dict) -> None:
-        """The dQ kernel over ``schedule`` and the dK/dV kernel over ``col_schedule``
-        (mma.sync, ``abi.BACKWARD_BLOCK_M``-row tiles), once per module and variant."""
+        """The dQ kernel over ``schedule`` and the dK/dV kernel over ``col_schedule`` (mma.sync,
+        ``abi.BACKWARD_BLOCK_M``-row tiles), and their accumulating variants over the splits
+        (``split_schedule``, ``col_split_schedule``), once per module and variant."""
         if head_dim not in abi.BACKWARD_HEAD_DIMS:
             raise PassError(f"the backward kernels support head dim "
                             f"{_either(abi.BACKWARD_HEAD_DIMS)}, got {head_dim}", target)
         if self.options["mma"] != "mma_sync":
             raise PassError("the backward kernels are built with mma_sync only", target)
+        attrs = target.attributes
         rows, cols = _schedule_attr(target, "schedule"), _schedule_attr(target, "col_schedule")
-        if "split_schedule" in target.attributes:
-            raise PassError("a backward tiling has no split schedule", target)
+        splits = {name: _schedule_attr(target, name) for name in
+                  ("split_schedule", "col_split_schedule") if name in attrs}
         shape = (rows.block_m, rows.block_n)
-        if (cols.block_m, cols.block_n) != shape or shape[0] != abi.BACKWARD_BLOCK_M \
-                or shape[1] not in abi.BLOCK_N_CHOICES:
+        if shape[0] != abi.BACKWARD_BLOCK_M or shape[1] not in abi.BLOCK_N_CHOICES or any(
+                (s.block_m, s.block_n) != shape for s in [cols, *splits.values()]):
             raise PassError(f"the backward kernels need {abi.BACKWARD_BLOCK_M}-row tiles of "
-                            f"{_either(abi.BLOCK_N_CHOICES)} keys in both schedules; got "
-                            f"{shape[0]} x {shape[1]} and {cols.block_m} x {cols.block_n}",
-                            target)
-        variant = ("backward", dtype, head_dim, rows.has_masks, cols.has_masks)
+                            f"{_either(abi.BLOCK_N_CHOICES)} keys, one shape in every schedule; "
+                            f"the row schedule's is {shape[0]} x {shape[1]}", target)
+        if any(s.has_masks for s in splits.values()):
+            raise PassError("a split schedule must have no mask tiles", target)
+        rows_split, cols_split = "split_schedule" in splits, "col_split_schedule" in splits
+        variant = ("backward", dtype, head_dim, rows.has_masks, cols.has_masks, rows_split,
+                   cols_split)
         if variant in emitted and emitted[variant] != shape:
             raise PassError(f"every {dtype} D={head_dim} backward of a module must use one tile "
                             f"shape", target)
         if variant not in emitted:
             emit_backward_kernels(op, dtype=dtype, head_dim=head_dim, block_n=shape[1],
-                                  rows_masked=rows.has_masks, cols_masked=cols.has_masks)
+                                  rows_masked=rows.has_masks, cols_masked=cols.has_masks,
+                                  rows_split=rows_split, cols_split=cols_split)
             emitted[variant] = shape
         self._replace_with_call(target, f"splat_attention_backward_{n}",
                                 abi.dq_kernel_name(dtype, head_dim, rows.has_masks), head_dim,
@@ -229,6 +235,8 @@ class LowerToGPU(SplatPass):
                 decl.attributes["splat.dkv_kernel"] = ir.SymbolRefAttr.get(
                     [abi.GPU_MODULE_NAME, dkv_kernel])
                 decl.attributes["splat.col_schedule"] = attrs["col_schedule"]
+                if "col_split_schedule" in attrs:
+                    decl.attributes["splat.col_split_schedule"] = attrs["col_split_schedule"]
             if target.name in ("splat.attention", "splat.sddmm"):
                 decl.attributes["splat.scale"] = scale
         with ir.InsertionPoint(target), target.location:

@@ -7,8 +7,10 @@ default) a layout that wants two row groupings (``splat.tiling.split``) gets a
 second schedule, ``split_schedule(...)``, when the measured cost model prices
 the two launches clearly below the one.  With ``backward`` the op is tiled for
 the backward kernels instead (docs/design.md section 6): ``schedule`` gets
-``abi.BACKWARD_BLOCK_M``-row tiles and no split (the dQ kernel walks it), and
-``col_schedule`` is the schedule of the transposed layout (the dK/dV kernel's).
+``abi.BACKWARD_BLOCK_M``-row tiles (the dQ kernel walks it), ``col_schedule`` is
+the schedule of the transposed layout (the dK/dV kernel's), and each may get its
+split (``split_schedule``, ``col_split_schedule``), run by the kernels'
+accumulating variants.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from mlir import ir
 
 from .. import abi
 from ..analysis.acsr_attr import attr_to_acsr, is_acsr_attr
-from ..tiling.backward import column_schedule
+from ..tiling.backward import column_schedules
 from ..tiling.schedule import PLANS
 from ..tiling.schedule_attr import schedule_to_attr
 from ..tiling.variants import choose_schedule, tile_layout
@@ -48,8 +50,9 @@ class TileACSR(SplatPass):
                    "schedules (merged per row) when that is cheaper"),
         PassOption("plan", str, "auto", "row tile plan: 'auto' (per tile, the affine or the "
                    "blocks plan by cost), 'affine' or 'blocks' (forced, for tests and benchmarks)"),
-        PassOption("backward", bool, False, "tile for the backward kernels: 64-row tiles, no "
-                   "split, and the transposed layout's schedule as col_schedule"),
+        PassOption("backward", bool, False, "tile for the backward kernels: 64-row tiles, and "
+                   "the transposed layout's schedule as col_schedule (each split as split-kv "
+                   "says)"),
     )
 
     def run(self, op: ir.Operation) -> None:
@@ -106,11 +109,15 @@ class TileACSR(SplatPass):
             raise PassError(f"the backward kernels run {abi.BACKWARD_BLOCK_M}-row tiles; got "
                             f"block-m={block_m}", target)
         block_n = self.options["block-n"] or default_block_n(target)
+        split_kv = self.options["split-kv"]
         try:
-            schedule, _ = tile_layout(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order,
-                                      plan=plan, split_kv=False)
-            columns = column_schedule(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order)
+            rows, rows_split = tile_layout(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order,
+                                           plan=plan, split_kv=split_kv)
+            cols, cols_split = column_schedules(acsr, abi.BACKWARD_BLOCK_M, block_n,
+                                                order=order, plan=plan, split_kv=split_kv)
         except (ValueError, MemoryError) as e:
             raise PassError(f"cannot tile this layout: {e}", target) from None
-        target.attributes["schedule"] = schedule_to_attr(schedule)
-        target.attributes["col_schedule"] = schedule_to_attr(columns)
+        for name, schedule in (("schedule", rows), ("split_schedule", rows_split),
+                               ("col_schedule", cols), ("col_split_schedule", cols_split)):
+            if schedule is not None:
+                target.attributes[name] = schedule_to_attr(schedule)

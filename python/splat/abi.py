@@ -109,6 +109,8 @@ TABLE_COLUMNS = {
     "col_tiles": len(ROW_TILE_FIELDS),
     "col_segments": len(SEGMENT_FIELDS),
     "col_mask_tiles": len(MASK_TILE_FIELDS),
+    "col_split_tiles": len(ROW_TILE_FIELDS),
+    "col_split_segments": len(SEGMENT_FIELDS),
 }
 
 
@@ -123,13 +125,13 @@ def mask_words(block_n: int) -> int:
 # (allocated and aligned pointer, offset, sizes, strides); a scalar is one.
 
 # The tensors of an attention call and their ranks: q, k, v, o are B×H×L×D, lse is B×H×Lq;
-# a backward call's (`BACKWARD_TENSORS`) add dO and dQ (B×H×Lq×D), dK and dV (B×Hkv×Lk×D) and
-# delta = rowsum(dO ∘ O) (B×H×Lq, f32).
+# a backward call's (`BACKWARD_TENSORS`) add dO and dQ (B×H×Lq×D), dK and dV (B×Hkv×Lk×D), the
+# lse gradient dlse and delta = rowsum(dO ∘ O) − dlse (B×H×Lq, f32; written by the dQ kernel).
 TENSOR_RANKS = {"q": 4, "k": 4, "v": 4, "o": 4, "lse": 3,
-                "do": 4, "delta": 3, "dq": 4, "dk": 4, "dv": 4}
+                "do": 4, "dlse": 3, "delta": 3, "dq": 4, "dk": 4, "dv": 4}
 # The device pointers of one call, in the order the runtime's launch methods take them.
 FORWARD_TENSORS = ("q", "k", "v", "o", "lse")
-BACKWARD_TENSORS = ("q", "k", "v", "do", "lse", "delta", "dq", "dk", "dv")
+BACKWARD_TENSORS = ("q", "k", "v", "do", "o", "lse", "dlse", "delta", "dq", "dk", "dv")
 
 
 # Tensors the fused kernels read through their descriptors' strides, so strided views (e.g. of
@@ -184,8 +186,10 @@ def fused_kernel_tables(masked: bool = False) -> list[str]:
 
 # ------------------------------------------------------------------------------- backward
 # dQ over the forward's row schedule (docs/design.md §6): the forward kernel's key loop with the
-# output gradient as a second A operand. lse is the forward's (natural log), delta is
-# rowsum(dO * O) per query row (f32, B x H x Lq), computed before the launch.
+# output gradient as a second A operand. lse is the forward's (natural log); dlse is the lse's
+# gradient (zeros when the loss does not use lse). The dQ kernel first writes
+# delta = rowsum(dO * O) - dlse per query row (f32, B x H x Lq), which the dK/dV kernel, launched
+# after it, reads.
 
 
 # Head dims the backward kernels are built for (at D = 256 the dQ kernel spills: its dO fragments
@@ -193,16 +197,31 @@ def fused_kernel_tables(masked: bool = False) -> list[str]:
 BACKWARD_HEAD_DIMS = (64, 128)
 
 
-def dq_kernel_name(dtype: str, head_dim: int, masked: bool = False) -> str:
-    """``splat_bwd_dq_<dtype>_d<D>``, ``_masked`` with mask tiles."""
-    return f"splat_bwd_dq_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+# Split schedules (split-KV, as the forward's): the second launch of each kernel runs its
+# "_acc" variant over the split schedule's tables and adds into the gradients the first wrote.
+COL_SPLIT_TABLES = {"row_tiles": "col_split_tiles", "segments": "col_split_segments"}
 
 
-def dq_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
+def _renamed(params: list[dict], names: dict) -> list[dict]:
+    return [dict(p, name=names.get(p["name"], p["name"])) for p in params]
+
+
+def dq_kernel_name(dtype: str, head_dim: int, masked: bool = False,
+                   accumulate: bool = False) -> str:
+    """``splat_bwd_dq_<dtype>_d<D>``, ``_masked`` with mask tiles, ``_acc`` for the split."""
+    return (f"splat_bwd_dq_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+            + ("_acc" if accumulate else ""))
+
+
+def dq_kernel_params(dtype: str, masked: bool = False, accumulate: bool = False) -> list[dict]:
     """The dQ kernel's arguments in order; the masked variant takes the remainder's tables
-    after ``scale``, as the forward's does."""
+    after ``scale``, as the forward's does; the accumulating one the split schedule's tables
+    (`SPLIT_TABLES`)."""
+    if accumulate:
+        return _renamed(dq_kernel_params(dtype), SPLIT_TABLES)
     params = [memref(name, 4, dtype, any_strides=True) for name in ("q", "k", "v", "do")]
-    params += [memref("lse", 3, "f32"), memref("delta", 3, "f32"), memref("dq", 4, dtype),
+    params += [memref("o", 4, dtype), memref("lse", 3, "f32"), memref("dlse", 3, "f32"),
+               memref("delta", 3, "f32"), memref("dq", 4, dtype),
                memref("row_tiles", 2, "i32"), memref("segments", 2, "i32"), scalar("scale")]
     if masked:
         params += [memref(name, MASK_TABLE_RANKS[name], "i32") for name in MASK_TABLES]
@@ -215,14 +234,21 @@ COL_TABLES = {"row_tiles": "col_tiles", "segments": "col_segments", "mask_ptr": 
               "mask_tiles": "col_mask_tiles", "mask_bits": "col_mask_bits"}
 
 
-def dkv_kernel_name(dtype: str, head_dim: int, masked: bool = False) -> str:
-    """``splat_bwd_dkv_<dtype>_d<D>``, ``_masked`` with the column layout's mask tiles."""
-    return f"splat_bwd_dkv_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+def dkv_kernel_name(dtype: str, head_dim: int, masked: bool = False,
+                    accumulate: bool = False) -> str:
+    """``splat_bwd_dkv_<dtype>_d<D>``, ``_masked`` with the column layout's mask tiles,
+    ``_acc`` for the column split."""
+    return (f"splat_bwd_dkv_{dtype}_d{head_dim}" + ("_masked" if masked else "")
+            + ("_acc" if accumulate else ""))
 
 
-def dkv_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
+def dkv_kernel_params(dtype: str, masked: bool = False, accumulate: bool = False) -> list[dict]:
     """The dK/dV kernel's arguments in order: the column schedule's tables after the tensors,
-    the masked variant's remainder tables after ``scale``."""
+    the masked variant's remainder tables after ``scale``; the accumulating variant takes the
+    column split's (`COL_SPLIT_TABLES`)."""
+    if accumulate:
+        return _renamed(dkv_kernel_params(dtype),
+                        {COL_TABLES[k]: v for k, v in COL_SPLIT_TABLES.items()})
     params = [memref(name, 4, dtype, any_strides=True) for name in ("q", "k", "v", "do")]
     params += [memref("lse", 3, "f32"), memref("delta", 3, "f32"), memref("dk", 4, dtype),
                memref("dv", 4, dtype), memref(COL_TABLES["row_tiles"], 2, "i32"),
@@ -232,13 +258,18 @@ def dkv_kernel_params(dtype: str, masked: bool = False) -> list[dict]:
     return params
 
 
-def dq_kernel_tables(masked: bool = False) -> list[str]:
-    """The tables the dQ kernel reads: the backward's row schedule (the forward's tables)."""
+def dq_kernel_tables(masked: bool = False, accumulate: bool = False) -> list[str]:
+    """The tables the dQ kernel reads: the backward's row schedule (the forward's tables), or
+    its split's."""
+    if accumulate:
+        return [SPLIT_TABLES[t] for t in fused_kernel_tables()]
     return fused_kernel_tables(masked)
 
 
-def dkv_kernel_tables(masked: bool = False) -> list[str]:
-    """The tables the dK/dV kernel reads: the column schedule's."""
+def dkv_kernel_tables(masked: bool = False, accumulate: bool = False) -> list[str]:
+    """The tables the dK/dV kernel reads: the column schedule's, or its split's."""
+    if accumulate:
+        return [COL_SPLIT_TABLES[t] for t in fused_kernel_tables()]
     return [COL_TABLES[t] for t in fused_kernel_tables(masked)]
 
 

@@ -11,6 +11,7 @@ stage as ``<n>-<stage>.mlir``, and the PTX (every stage runs then). The same sta
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -189,7 +190,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             width = decomposed.score_width(acsr.max_row_nnz)
             module = decomposed_module(layout, lq=acsr.Lq, lk=acsr.Lk, width=width, dtype=dtype,
                                        head_dim=head_dim, scale=scale)
-        schedule = split = columns = ptx = cache_key = None
+        schedule = split = columns = col_split = ptx = cache_key = None
         options = StageOptions(chip=target, block_n=block_n, block_m=block_m, plan=plan,
                                mma=mma, warp_rows=warp_rows, backward=backward)
         # the options that change the artifact, where given or not the defaults: part of its
@@ -213,6 +214,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                     split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
                 if "col_schedule" in attrs:  # the transposed layout's: Lk "rows" of Lq "keys"
                     columns = attr_to_schedule(attrs["col_schedule"], acsr.Lk, acsr.Lq)
+                if "col_split_schedule" in attrs:
+                    col_split = attr_to_schedule(attrs["col_split_schedule"], acsr.Lk, acsr.Lq)
             if stage.name == "lower" and dump is None:
                 kernels = _gpu_module(module)
                 cache_key = ptx_cache.ptx_key(str(kernels), repr(options), compiler_version())
@@ -228,8 +231,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
         return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
                                     scale=scale, options=keyed)
     if backward:
-        return _backward_artifact(acsr, schedule, columns, ptx, dtype=dtype, head_dim=head_dim,
-                                  target=target, scale=scale, options=keyed)
+        return _backward_artifact(acsr, (schedule, split), (columns, col_split), ptx,
+                                  dtype=dtype, head_dim=head_dim, target=target, scale=scale,
+                                  options=keyed)
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=schedule.block_n, mma=options.kernel_mma, split=split,
                      options=keyed, block_m=schedule.block_m,
@@ -347,19 +351,35 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 
-def _backward_artifact(acsr: ACSR, rows, columns, ptx: str, *, dtype: str, head_dim: int,
-                       target: str, scale: float | None, options: dict) -> Artifact:
-    """dQ over the row schedule's tables (the forward's names), then dK/dV over the column
-    schedule's (``abi.COL_TABLES``): launched in that order by ``Launcher.backward``."""
-    tables = _schedule_tables(rows)
-    tables.update({abi.COL_TABLES[n]: t for n, t in _schedule_tables(columns).items()})
-    kernels = [backward_kernels.launch_info("dq", dtype, head_dim, rows.block_n, rows.has_masks),
-               backward_kernels.launch_info("dkv", dtype, head_dim, columns.block_n,
-                                            columns.has_masks)]
+def _backward_artifact(acsr: ACSR, rows: tuple, columns: tuple, ptx: str, *, dtype: str,
+                       head_dim: int, target: str, scale: float | None,
+                       options: dict) -> Artifact:
+    """dQ over the row schedule's tables (the forward's names) and its split's
+    (``abi.SPLIT_TABLES``), then dK/dV over the column schedule's (``abi.COL_TABLES``) and its
+    split's (``abi.COL_SPLIT_TABLES``): launched in that order by ``Launcher.backward``.
+    ``rows``, ``columns``: (schedule, split or None)."""
+    (main, split), (cols, col_split) = rows, columns
+    tables = _schedule_tables(main)
+    tables.update({abi.COL_TABLES[n]: t for n, t in _schedule_tables(cols).items()})
+    info = functools.partial(backward_kernels.launch_info, dtype=dtype, head_dim=head_dim,
+                             block_n=main.block_n)
+    kernels = [info("dq", masked=main.has_masks)]
+    if split is not None:
+        tables.update({abi.SPLIT_TABLES["row_tiles"]: split.row_tiles,
+                       abi.SPLIT_TABLES["segments"]: split.segments})
+        kernels.append(info("dq", masked=False, accumulate=True))
+    kernels.append(info("dkv", masked=cols.has_masks))
+    if col_split is not None:
+        tables.update({abi.COL_SPLIT_TABLES["row_tiles"]: col_split.row_tiles,
+                       abi.COL_SPLIT_TABLES["segments"]: col_split.segments})
+        kernels.append(info("dkv", masked=False, accumulate=True))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="backward", kernels=kernels, tables=tables, options=options)
-    manifest["stats"] = rows.stats()
-    manifest["col_stats"] = columns.stats()
+    manifest["stats"] = main.stats()
+    manifest["col_stats"] = cols.stats()
+    for name, sched in (("split_stats", split), ("col_split_stats", col_split)):
+        if sched is not None:
+            manifest[name] = sched.stats()
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
 
 

@@ -19,8 +19,8 @@ split-KV artifact's second kernel takes them as aliased operands and folds into 
 Batching (``vmap``): the mapped axis of q, k and v is folded into the batch axis (an unmapped
 argument is broadcast first), one call runs, and the results are unfolded.
 
-Gradients (issue 14): the handle's function is a ``jax.custom_vjp``. Its backward computes
-Δ = rowsum(dO ∘ O) in f32 (minus the lse cotangent) and binds ``splat_attention_backward``,
+Gradients (issue 14): the handle's function is a ``jax.custom_vjp``. Its backward binds
+``splat_attention_backward`` (q, k, v, dO, o, lse and the lse cotangent),
 which lowers the backward artifact of the handle's layout (`resolve_backward`, found when the
 gradient is first traced) the same way: dQ, then dK/dV, as custom calls.
 
@@ -111,15 +111,18 @@ def _eager(prim, key: str, scale: float):
     return jax.jit(functools.partial(prim.bind, key=key, scale=scale))
 
 
-def _backward_abstract_eval(q, k, v, do, lse, delta, *, key: str, scale: float):
+def _backward_abstract_eval(q, k, v, do, o, lse, dlse, *, key: str, scale: float):
     """dq like q, dk like k, dv like v (the inputs were checked by the forward)."""
     jax = _jax()
     return tuple(jax.core.ShapedArray(x.shape, x.dtype) for x in (q, k, v))
 
 
 def _backward_lowering(ctx, *args, key: str, scale: float):
-    return _lower_kernels(ctx, _artifacts[key], ("q", "k", "v", "do", "lse", "delta"), args,
-                          ("dq", "dk", "dv"), scale)
+    jax = _jax()
+    B, H, Lq, _ = ctx.avals_in[0].shape
+    delta = jax.core.ShapedArray((B, H, Lq), np.float32)  # the dQ kernel's, for dK/dV's
+    return _lower_kernels(ctx, _artifacts[key], ("q", "k", "v", "do", "o", "lse", "dlse"),
+                          args, ("dq", "dk", "dv"), scale, temps={"delta": delta})
 
 
 @functools.lru_cache(maxsize=1)
@@ -138,11 +141,10 @@ def _differentiable():
 
     def backward(key, scale, saved, cotangents):
         q, k, v, o, lse = saved
-        do, dlse = cotangents
-        # dS = P (dP - Δ) + P dlse: the lse cotangent folds into Δ
-        delta = jnp.sum(do.astype(jnp.float32) * o.astype(jnp.float32), axis=-1) - dlse
-        return tuple(_bwd_primitive.bind(q, k, v, do.astype(q.dtype), lse, delta,
-                                         key=_backward_key(key), scale=scale))
+        do, dlse = cotangents  # dS = P (dP - Δ) with Δ = rowsum(dO O) - dlse (the dQ kernel's)
+        return tuple(_bwd_primitive.bind(q, k, v, do.astype(q.dtype), o, lse,
+                                         dlse.astype(jnp.float32), key=_backward_key(key),
+                                         scale=scale))
 
     attend.defvjp(forward, backward)
     return attend
@@ -249,18 +251,22 @@ def _lowering(ctx, q, k, v, *, key: str, scale: float):
                           scale)
 
 
-def _lower_kernels(ctx, art: Artifact, in_names, ins, out_names, scale: float) -> list:
+def _lower_kernels(ctx, art: Artifact, in_names, ins, out_names, scale: float,
+                   temps: dict | None = None) -> list:
     """An artifact's kernels, in launch order, as custom calls on XLA's stream (the route of
     `splat.jax_ffi.launch_route`). A call's results are the outputs among its kernel's buffers:
     new ones are results of the call, ones an earlier call produced (a split-KV artifact's o
-    and lse, folded into by the accumulating kernel) are operands aliased to its results."""
+    and lse, folded into by the accumulating kernel) are operands aliased to its results.
+    ``temps`` (name -> aval): buffers one call produces for later ones (the backward's delta),
+    results of their calls but not of the primitive."""
     jax = _jax()
     # jax's lowering helpers (constants, fills) are not all public; jaxlib's kernel-call
     # handler is jaxlib-internal too (module docstring)
     from jax._src.interpreters import mlir  # noqa: PLC0415
 
     route = jax_ffi.launch_route()
-    avals = dict(zip(in_names, ctx.avals_in)) | dict(zip(out_names, ctx.avals_out))
+    temps = temps or {}
+    avals = dict(zip(in_names, ctx.avals_in)) | dict(zip(out_names, ctx.avals_out)) | temps
     B, H, Lq, D = avals["q"].shape
     shapes = Shapes(B, H, avals["k"].shape[1], Lq, avals["k"].shape[2], D)
     values = {n: (x, avals[n]) for n, x in zip(in_names, ins)}
@@ -272,7 +278,7 @@ def _lower_kernels(ctx, art: Artifact, in_names, ins, out_names, scale: float) -
     for kernel in art.kernels:
         params = jax_ffi.kernel_params(kernel, shapes, scale, table_shapes)
         names = list(dict.fromkeys(v for kind, v in params if kind == "buffer"))
-        results = [n for n in out_names if n in names]
+        results = [n for n in (*temps, *out_names) if n in names]
         if route == "jaxlib":  # its outputs must be operands: fill the new ones
             for n in results:
                 if n not in values:

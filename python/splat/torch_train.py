@@ -11,13 +11,14 @@ the same forward implementations, saves q, k, v, o and lse, and its backward cal
   schedule, dK/dV over the column schedule; docs/design.md §6), resolved on the first backward
   call like any artifact (compiled where MLIR is, else prebuilt in ``$SPLAT_ARTIFACT_DIR``
   under the request key of the layout the forward artifact records), then launched on torch's
-  current stream with torch-allocated outputs. Δ = rowsum(dO ∘ O) is computed here in f32.
+  current stream with torch-allocated outputs (the dQ kernel computes Δ = rowsum(dO ∘ O) − dlse
+  itself, into a buffer the dK/dV kernel reads).
 - CPU: the dense fp64 reference over the layout the artifact records
   (`splat.tiling.backward.reference_backward`), rounded to the inputs' dtype: models that call
   the op train on machines without a GPU.
 
-The gradient of lse, when a loss uses it, enters as ``dS += P * dlse``: on CUDA by passing
-``Δ - dlse`` as Δ (``dS = P ∘ (dP - Δ)``).
+The gradient of lse, when a loss uses it, enters as ``dS += P * dlse``: on CUDA through
+``Δ = rowsum(dO ∘ O) - dlse`` (``dS = P ∘ (dP - Δ)``; zeros when the loss does not use lse).
 """
 
 from __future__ import annotations
@@ -75,14 +76,14 @@ def _backward_cuda(q, k, v, o, lse, do, dlse, handle: str, scale: float):
     launcher = _backward_kernel(kern).launcher(device)
     q, k, v, strides = torch_op._kernel_inputs(launcher, q, k, v)
     do = do.to(q.dtype).contiguous()
-    delta = (do.float() * o.float()).sum(-1)
-    if dlse.numel():
-        delta = delta - dlse.float()
+    o = o.contiguous()
     lse = lse.float().contiguous()
+    dlse = dlse.float().contiguous() if dlse.numel() else torch.zeros_like(lse)
+    delta = torch.empty_like(lse)  # rowsum(dO ∘ O) − dlse, written by the dQ kernel
     dq = torch.empty_like(q, memory_format=torch.contiguous_format)
     dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
     dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
-    ptrs = [t.data_ptr() for t in (q, k, v, do, lse, delta, dq, dk, dv)]
+    ptrs = [t.data_ptr() for t in (q, k, v, do, o, lse, dlse, delta, dq, dk, dv)]
     launcher.backward(ptrs, Shapes(B, H, Hkv, Lq, Lk, kern.D), scale,
                       torch_op._raw_stream(device), strides)
     return dq, dk, dv

@@ -8,7 +8,8 @@ The kernels and tables come prebuilt (the GPU machine has no MLIR)::
     python scripts/pack_backward_kernels.py --out .device/backward    # where MLIR is
     SPLAT_BACKWARD_DIR=.device/backward python -m pytest -m gpu tests/gpu/test_gpu_backward.py
 
-lse and Δ = rowsum(dO ∘ O) come from the dense fp64 forward (`splat.testing`); the kernels
+lse and o come from the dense fp64 forward (`splat.testing`), with a random lse gradient dlse
+(the dQ kernel computes Δ = rowsum(dO ∘ O) − dlse for the dK/dV kernel); the kernels
 are launched through the runtime's driver wrappers (parameters in MLIR's memref convention).
 """
 
@@ -71,7 +72,8 @@ def test_kernel_gradients_match_fp64(case, heads):
     mask = torch.from_numpy(mask_np).to(dev)
     o64, lse64, _ = T.reference_attention_torch(q, k, v, lambda qi, ki: mask[qi, ki], scale)
     o, lse = o64.to(q.dtype), lse64.float()
-    delta = (do.float() * o.float()).sum(-1)
+    dlse = torch.randn(B, H, Lq, generator=g, device=dev) * torch.isfinite(lse)
+    delta = torch.full_like(lse, float("nan"))  # written by the dQ kernel
     dq = torch.full_like(q, float("nan"))
     dk, dv = (torch.full_like(k, float("nan")) for _ in range(2))
     dev_tables = {n: torch.from_numpy(t).to(dev) for n, t in tables.items()}
@@ -84,8 +86,8 @@ def test_kernel_gradients_match_fp64(case, heads):
             fn = drv.get_function(module, spec["kernel"])
             if spec["shared_bytes"] > 48 * 1024:
                 drv.set_max_dynamic_smem(fn, spec["shared_bytes"])
-            values = {"q": q, "k": k, "v": v, "do": do, "lse": lse, "delta": delta, **outputs,
-                      **dev_tables}
+            values = {"q": q, "k": k, "v": v, "do": do, "o": o, "lse": lse, "dlse": dlse,
+                      "delta": delta, **outputs, **dev_tables}
             values = {n: _memref(t) for n, t in values.items()}
             values["scale"] = scale
             _launch(fn, spec["params"], values, (spec["n_tiles"], grid_y, B), info["block"],
@@ -93,7 +95,8 @@ def test_kernel_gradients_match_fp64(case, heads):
         torch.cuda.synchronize()
         drv.unload_module(module)
 
-    want = reference_backward(*(x.double().cpu().numpy() for x in (q, k, v, do)), mask_np, scale)
+    want = reference_backward(*(x.double().cpu().numpy() for x in (q, k, v, do)), mask_np, scale,
+                              dlse=dlse.double().cpu().numpy())
     for got, ref, what in zip((dq, dk, dv), want, ("dq", "dk", "dv")):
         got = got.double().cpu().numpy()
         assert not np.isnan(got).any(), f"{what}: elements never written"

@@ -36,7 +36,9 @@ def _irregular() -> np.ndarray:
 @pytest.fixture(scope="module")
 def arts() -> dict:
     window = T.mask_numpy(T.F("window", w=64), 512)
+    strided = T.mask_numpy(T.F("strided", local=128, stride=128), 4096)
     return {"window": (window, splat.compile(window, variant="backward", head_dim=64)),
+            "strided": (strided, splat.compile(strided, variant="backward", head_dim=64)),
             "irregular": (_irregular(), splat.compile(_irregular(), variant="backward",
                                                       head_dim=128, dtype="f16"))}
 
@@ -71,6 +73,29 @@ def test_the_artifact_holds_both_schedules_and_both_kernels(arts, name):
     assert (plan.tile_Lq, plan.tile_Lk) == mask.shape
 
 
+def test_layouts_that_want_two_groupings_split_both_schedules(arts):
+    """Strided rows (a local window plus every stride-th key) split as the forward's do: the
+    accumulating dQ and dK/dV kernels run the splits after the plain ones."""
+    mask, art = arts["strided"]
+    assert [k["name"] for k in art.kernels] == [
+        abi.dq_kernel_name("bf16", 64), abi.dq_kernel_name("bf16", 64, accumulate=True),
+        abi.dkv_kernel_name("bf16", 64), abi.dkv_kernel_name("bf16", 64, accumulate=True)]
+    assert [k["tile_table"] for k in art.kernels] == [
+        "row_tiles", "split_row_tiles", "col_tiles", "col_split_tiles"]
+    assert L.check_artifact(art).tile_Lk == mask.shape[1]
+    # together the two column schedules walk fewer key tiles than the unsplit one
+    unsplit = column_schedule(splat.analyze(mask), abi.BLOCK_M, 64)
+    assert art.manifest["col_stats"]["key_tiles"] + art.manifest["col_split_stats"][
+        "key_tiles"] < unsplit.stats()["key_tiles"]
+
+
+def test_a_column_split_covering_a_key_twice_is_refused(arts, tmp_path):
+    art = clone(arts["strided"][1])
+    t = art.tables["col_split_tiles"]
+    t[1, 0], t[1, 1] = t[0, 0], t[0, 1]  # the second tile repeats the first one's keys
+    _refused(art, "is in two tiles of col_split_tiles", tmp_path)
+
+
 def test_a_saved_artifact_loads_and_checks(arts, tmp_path):
     _, art = arts["irregular"]
     loaded = A.load(A.save(art, tmp_path / "b"))
@@ -103,7 +128,7 @@ def test_column_tiles_covering_a_key_twice_are_refused(arts, tmp_path):
 def test_a_column_segment_reading_past_the_queries_is_refused(arts, tmp_path):
     art = clone(arts["window"][1])
     art.tables["col_segments"][0, 0] = 10_000  # query row 10 000 of a 512-row problem
-    _refused(art, "column schedule reads query row", tmp_path)
+    _refused(art, "column schedules read query row", tmp_path)
 
 
 def test_column_mask_tables_come_together(arts, tmp_path):

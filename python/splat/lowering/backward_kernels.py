@@ -7,11 +7,13 @@ helpers) and, per key tile, computes what `splat.tiling.backward.run_backward` c
     S  = Q Kᵀ                        (the forward's qk_scores)
     P  = exp2(S·scale·log2 e − lse·log2 e)   from the forward's lse: no online softmax
     dP = dO Vᵀ                       (qk_scores with dO's fragments, V in K's place)
-    dS = P ∘ (dP − Δ)                Δ = rowsum(dO ∘ O) per row, an input
+    dS = P ∘ (dP − Δ)                Δ = rowsum(dO ∘ O) − dlse per row
     dQ += dS K                       (pv_accumulate with dS, K in V's place)
 
 and stores ``dQ · scale`` for the tile's rows. dO is loaded once beside Q and both stay in
-registers as A fragments. Rows without keys (lse = −inf) have every score masked: P = 0.
+registers as A fragments. Before the loop it computes its rows' Δ (from dO in shared memory, O
+and the lse gradient dlse from global memory) and writes it to ``delta``, where the dK/dV
+kernel, launched after it, reads it: no separate pass over O. Rows without keys (lse = −inf) have every score masked: P = 0.
 
 ``@splat_bwd_dkv_<dtype>_d<D>[_masked]`` walks the *column* schedule (the transposed layout's
 tables, `splat.tiling.backward.column_schedule`): a CTA per (key tile, kv head, batch), whose
@@ -37,13 +39,15 @@ import math
 from dataclasses import dataclass
 
 from mlir import ir
-from mlir.dialects import arith, gpu, memref, nvvm, vector
+from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, vector
 
 from .. import abi
 from .builder import (LOG2E, add, cf, ci, cx, exp2, f32_type, fcmp, fma, for_range, i32_type,
-                      icmp, if_then, mul, select, sub, to_index)
+                      icmp, if_then, mul, select, shuffle_xor, sub, to_index, udiv, urem)
 from .fused_forward import FusedForwardConfig, _FusedForwardKernel
 from .modules import find_or_create_gpu_module
+
+_F32_MAX = 3.4028234663852886e38
 
 __all__ = ["DqConfig", "DkvConfig", "build_dq_into", "build_dkv_into", "launch_info"]
 
@@ -57,8 +61,13 @@ class _BackwardConfig:
     head_dim: int
     block_n: int | None = None
     mask_tiles: bool = False
+    # split-KV's second launch: over the split schedule's tables, adding into the gradients the
+    # first launch wrote (no mask tiles, as the forward's accumulating variant)
+    accumulate: bool = False
 
     def __post_init__(self):
+        if self.accumulate and self.mask_tiles:
+            raise ValueError("an accumulating backward kernel has no mask tiles")
         if self.head_dim not in abi.BACKWARD_HEAD_DIMS:
             raise ValueError(f"the backward kernels are built for head dims "
                              f"{abi.BACKWARD_HEAD_DIMS}, got {self.head_dim}")
@@ -78,9 +87,12 @@ class _BackwardConfig:
 class DqConfig(_BackwardConfig):
     """dQ: the forward's shared memory, then the dO tile."""
 
+    def params(self) -> list[dict]:
+        return abi.dq_kernel_params(self.dtype, self.mask_tiles, self.accumulate)
+
     @property
     def name(self) -> str:
-        return abi.dq_kernel_name(self.dtype, self.head_dim, self.mask_tiles)
+        return abi.dq_kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
 
     @property
     def do_offset(self) -> int:
@@ -95,9 +107,12 @@ class DkvConfig(_BackwardConfig):
     """dK/dV: the forward's shared memory (its K/V stages hold the gathered Q and dO rows), the
     per-stage query values ``[2 stages][lse2, delta][BLOCK_N]`` f32, the tile's K and V rows."""
 
+    def params(self) -> list[dict]:
+        return abi.dkv_kernel_params(self.dtype, self.mask_tiles, self.accumulate)
+
     @property
     def name(self) -> str:
-        return abi.dkv_kernel_name(self.dtype, self.head_dim, self.mask_tiles)
+        return abi.dkv_kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
 
     @property
     def frags_in_registers(self) -> bool:
@@ -121,17 +136,25 @@ class DkvConfig(_BackwardConfig):
 
 
 class _BackwardKernel(_FusedForwardKernel):
-    """The forward kernel's machinery with the backward's arguments (``abi.dq_kernel_params``
-    / ``abi.dkv_kernel_params``: q, k, v, do, lse, delta, the outputs, tables, scale, ...)."""
+    """The forward kernel's machinery with the backward's arguments, bound by name
+    (``abi.dq_kernel_params`` / ``abi.dkv_kernel_params``: q, k, v, do, ..., the outputs,
+    the tables, scale, ...)."""
 
-    n_outputs = 1
+    outputs_named: tuple = ()
 
-    def __init__(self, cfg: _BackwardConfig, args):
-        tables = args[6 + self.n_outputs:]
-        super().__init__(cfg.forward(), [args[0], args[1], args[2], None, args[4]] + tables)
+    def __init__(self, cfg: _BackwardConfig, args, names: list[str]):
+        arg = dict(zip(names, args))
+        # the schedule's tables, scale and the remainder's tables, as the forward kernel takes them
+        first_table = next(i for i, n in enumerate(names) if n in (
+            "row_tiles", abi.SPLIT_TABLES["row_tiles"], abi.COL_TABLES["row_tiles"],
+            abi.COL_SPLIT_TABLES["row_tiles"]))
+        tables = args[first_table:]
+        super().__init__(cfg.forward(), [arg["q"], arg["k"], arg["v"], None, arg["lse"]]
+                         + tables)
         self.bwd_cfg = cfg
-        self.do, self.delta = args[3], args[5]
-        self.outputs = args[6:6 + self.n_outputs]
+        self.arg = arg
+        self.do, self.delta = arg["do"], arg["delta"]
+        self.outputs = [arg[n] for n in self.outputs_named]
 
     def _shared_view(self, shape, elem, offset: int):
         ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
@@ -146,8 +169,10 @@ class _BackwardKernel(_FusedForwardKernel):
 
     def _store(self, out, head, acc, scale):
         """``acc`` (times ``scale``, if given) in the input dtype for the tile's rows, into
-        ``out[b, head]``, two elements a store."""
+        ``out[b, head]``, two elements a store; the accumulating variant adds it to what is
+        there (each element is one thread's: no race)."""
         vec2 = ir.VectorType.get([2], self.elem)
+        f2 = ir.VectorType.get([2], f32_type())
         for mt in range(self.MT):
             for slot in (2 * mt, 2 * mt + 1):
                 half = slot % 2
@@ -158,9 +183,13 @@ class _BackwardKernel(_FusedForwardKernel):
                         if scale is not None:
                             vals = [mul(x, scale) for x in vals]
                         col = to_index(add(mul(self.t, 2), 8 * j))
+                        idx = [self.b, head, to_index(row), col]
+                        if self.bwd_cfg.accumulate:
+                            old = arith.extf(f2, vector.load(vec2, out, idx, alignment=4))
+                            vals = [add(vector.extract(old, [], [e]), vals[e]) for e in range(2)]
                         vector.store(vector.from_elements(vec2, [arith.truncf(self.elem, x)
                                                                  for x in vals]),
-                                     out, [self.b, head, to_index(row), col], alignment=4)
+                                     out, idx, alignment=4)
 
     def _zeros(self):
         zero = cf(0.0)
@@ -168,6 +197,8 @@ class _BackwardKernel(_FusedForwardKernel):
 
 
 class _DqKernel(_BackwardKernel):
+    outputs_named = ("dq",)
+
     def _setup_smem(self):
         super()._setup_smem()
         self.dos = self._shared_view([self.BM, self.SD], self.elem, self.bwd_cfg.do_offset)
@@ -190,10 +221,35 @@ class _DqKernel(_BackwardKernel):
             delta.append(memref.load(self.delta, idx))
         return neg_lse2, delta
 
+    def _write_delta(self):
+        """Δ = rowsum(dO ∘ O) − dlse of the tile's rows into ``delta`` (read back below and
+        by the dK/dV kernel, launched after this one): two threads a row, each half of D, dO
+        from shared memory (loaded by the prologue), O from global memory, f32 sums."""
+        half = self.D // 2
+        vec8 = ir.VectorType.get([8], self.elem)
+        f8 = ir.VectorType.get([8], f32_type())
+        r, part = udiv(self.tid, 2), urem(self.tid, 2)
+        valid, row = self._tile_row(r)
+        row = to_index(select(valid, row, 0))
+        acc = arith.constant(f8, ir.DenseElementsAttr.get_splat(f8, ir.FloatAttr.get_f32(0.0)))
+        for i in range(half // 8):
+            col = to_index(add(mul(part, half), 8 * i))
+            o = vector.load(vec8, self.arg["o"], [self.b, self.h, row, col], alignment=16)
+            do = vector.load(vec8, self.dos, [to_index(r), col], alignment=16)
+            acc = vector.fma(arith.extf(f8, o), arith.extf(f8, do), acc)
+        total = vector.reduction(f32_type(), vector.CombiningKind.ADD, acc)
+        total = arith.addf(total, shuffle_xor(total, 1))
+        with if_then(arith.andi(valid, icmp("eq", part, 0))):
+            idx = [self.b, self.h, row]
+            memref.store(sub(total, memref.load(self.arg["dlse"], idx)), self.delta, idx)
+        gpu.barrier()  # the CTA's Δ stores are visible to its threads past the barrier
+
     def emit(self):
         n_iter = self._setup()
         c = mul(self.scale, cf(LOG2E))
         self._prologue(n_iter)
+        if not self.bwd_cfg.accumulate:  # the split's launch reads the first launch's Δ
+            self._write_delta()
         q_frags = self.load_q_frags()
         do_frags = [[self._q_frag(mt, kk, self.dos) for kk in range(self.D // 16)]
                     for mt in range(self.MT)]
@@ -222,7 +278,7 @@ class _DqKernel(_BackwardKernel):
 
 
 class _DkvKernel(_BackwardKernel):
-    n_outputs = 2
+    outputs_named = ("dk", "dv")
 
     def _setup_ids(self):
         """The grid is (key tiles, Hkv, B): the y index is the kv head, and the query heads of
@@ -254,16 +310,16 @@ class _DkvKernel(_BackwardKernel):
 
         for buf, src in ((self.ks, self.q), (self.vs, self.do)):
             self._async_copy_rows(buf, [stage], self.BN, src, [self.b, self.h], q_row)
+        # lse and Δ travel with the rows, by 4-byte async copies in the same group (a plain
+        # load would stall its warp a global-memory latency per tile); queries past the
+        # sequence read zeros (their scores are masked)
         with if_then(icmp("slt", self.tid, self.BN)):
             valid, qi = q_row(self.tid)
             idx = [self.b, self.h, to_index(select(valid, qi, 0))]
-            lse = memref.load(self.lse, idx)
-            live = arith.andi(valid, fcmp("ogt", lse, -math.inf))
-            col = to_index(self.tid)
-            memref.store(select(live, mul(lse, cf(LOG2E)), cf(0.0)), self.qvals,
-                         [stage, cx(0), col])
-            memref.store(select(valid, memref.load(self.delta, idx), cf(0.0)), self.qvals,
-                         [stage, cx(1), col])
+            n_src = select(valid, cx(1), cx(0))
+            for field, src in ((0, self.lse), (1, self.delta)):
+                nvgpu.device_async_copy(self.qvals, [stage, cx(field), to_index(self.tid)], src,
+                                        idx, 1, src_elements=n_src, bypass_l1=False)
 
     def emit(self):
         n_iter = self._setup()
@@ -313,7 +369,11 @@ class _DkvKernel(_BackwardKernel):
             ds.append([])
             for j in range(self.BN // 8):
                 col = [to_index(add(add(mul(self.t, 2), 8 * j), e)) for e in range(2)]
-                neg_lse2 = [arith.negf(memref.load(self.qvals, [stage, cx(0), x])) for x in col]
+                lse = [memref.load(self.qvals, [stage, cx(0), x]) for x in col]
+                # a query without keys has lse = −inf and every score masked (−inf): −lse·log2 e
+                # is clamped to the largest float so that S·c − lse·log2 e stays −inf, P = 0
+                neg_lse2 = [arith.minimumf(arith.negf(mul(x, cf(LOG2E))), cf(_F32_MAX))
+                            for x in lse]
                 delta = [memref.load(self.qvals, [stage, cx(1), x]) for x in col]
                 pj = [exp2(fma(s[mt][j][e], c, neg_lse2[e % 2])) for e in range(4)]
                 p[mt].append(pj)
@@ -326,26 +386,34 @@ class _DkvKernel(_BackwardKernel):
 # ------------------------------------------------------------------------------ entry points
 
 
-def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type, n_outputs: int):
-    gm = find_or_create_gpu_module(module)
+def _arg_type(p: dict):
+    """The MLIR type of an ``abi`` parameter: a dynamic memref (strided where the ABI takes
+    any strides: rows contiguous, the rest from the descriptor) or an f32 scalar."""
+    if p["kind"] != "memref":
+        return f32_type()
     dyn = ir.ShapedType.get_dynamic_size()
-    elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
-    strided = ir.StridedLayoutAttr.get(offset=0, strides=[dyn, dyn, dyn, 1])
-    in4 = ir.MemRefType.get([dyn] * 4, elem, layout=strided)
-    rows_f32 = ir.MemRefType.get([dyn] * 3, f32_type())
-    arg_types = ([in4] * 4 + [rows_f32] * 2 + [ir.MemRefType.get([dyn] * 4, elem)] * n_outputs
-                 + [ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], i32_type()),
-                    ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], i32_type()), f32_type()])
-    if cfg.mask_tiles:
-        arg_types += [ir.MemRefType.get([dyn], i32_type()),
-                      ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], i32_type()),
-                      ir.MemRefType.get([dyn] * 3, i32_type())]
+    elem = {"bf16": ir.BF16Type.get, "f16": ir.F16Type.get, "f32": f32_type,
+            "i32": i32_type}[p["dtype"]]()
+    shape = [dyn] * p["rank"]
+    cols = abi.TABLE_COLUMNS.get(p["name"])
+    if cols is not None:
+        shape[-1] = cols
+    if p.get("strides") == "any":
+        layout = ir.StridedLayoutAttr.get(offset=0, strides=[dyn] * (p["rank"] - 1) + [1])
+        return ir.MemRefType.get(shape, elem, layout=layout)
+    return ir.MemRefType.get(shape, elem)
+
+
+def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type):
+    gm = find_or_create_gpu_module(module)
+    params = cfg.params()
     with ir.InsertionPoint(gm.bodyRegion.blocks[0]):
-        fn = gpu.GPUFuncOp(ir.FunctionType.get(arg_types, []), sym_name=cfg.name, kernel=True,
+        fn = gpu.GPUFuncOp(ir.FunctionType.get([_arg_type(p) for p in params], []),
+                           sym_name=cfg.name, kernel=True,
                            known_block_size=[cfg.forward().num_threads, 1, 1])
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
-            kernel(cfg, list(entry.arguments)).emit()
+            kernel(cfg, list(entry.arguments), [p["name"] for p in params]).emit()
             gpu.return_([])
     return module
 
@@ -353,30 +421,32 @@ def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type, n_outputs: int
 def build_dq_into(module: ir.Module, cfg: DqConfig) -> ir.Module:
     """Emit ``gpu.func @splat_bwd_dq_...`` (arguments: ``abi.dq_kernel_params``) into the
     module's ``gpu.module @splat_kernels``."""
-    return _build(module, cfg, _DqKernel, 1)
+    return _build(module, cfg, _DqKernel)
 
 
 def build_dkv_into(module: ir.Module, cfg: DkvConfig) -> ir.Module:
     """Emit ``gpu.func @splat_bwd_dkv_...`` (arguments: ``abi.dkv_kernel_params``)."""
-    return _build(module, cfg, _DkvKernel, 2)
+    return _build(module, cfg, _DkvKernel)
 
 
-def launch_info(kind: str, dtype: str, head_dim: int, block_n: int, masked: bool) -> dict:
+def launch_info(kind: str, dtype: str, head_dim: int, block_n: int, masked: bool,
+                accumulate: bool = False) -> dict:
     """A backward artifact's manifest entry (less ptx_file) for the ``"dq"`` or ``"dkv"``
     kernel: dQ on grid ``row_tiles`` (row tile, query head, batch), dK/dV on grid
-    ``col_tiles`` (column tile, kv head, batch)."""
+    ``col_tiles`` (column tile, kv head, batch); ``accumulate``: the variant over the split
+    schedule's tables."""
     if kind == "dq":
-        cfg = DqConfig(dtype, head_dim, block_n, mask_tiles=masked)
-        params, tables = abi.dq_kernel_params(dtype, masked), abi.dq_kernel_tables(masked)
-        grid, tile_table = "row_tiles", "row_tiles"
+        cfg = DqConfig(dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate)
+        tables = abi.dq_kernel_tables(masked, accumulate)
+        grid = "row_tiles"
     elif kind == "dkv":
-        cfg = DkvConfig(dtype, head_dim, block_n, mask_tiles=masked)
-        params, tables = abi.dkv_kernel_params(dtype, masked), abi.dkv_kernel_tables(masked)
-        grid, tile_table = "col_tiles", abi.COL_TABLES["row_tiles"]
+        cfg = DkvConfig(dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate)
+        tables = abi.dkv_kernel_tables(masked, accumulate)
+        grid = "col_tiles"
     else:
         raise ValueError(f"kind must be 'dq' or 'dkv', got {kind!r}")
-    fwd = cfg.forward()
+    fwd, params = cfg.forward(), cfg.params()
     return {"name": cfg.name, "block": [fwd.num_threads, 1, 1], "shared_bytes": cfg.shared_bytes,
             "params": params, "num_ptx_params": abi.num_ptx_params(params), "grid": grid,
-            "tile_table": tile_table, "tables": tables, "block_m": fwd.block_m,
+            "tile_table": tables[0], "tables": tables, "block_m": fwd.block_m,
             "block_n": fwd.block_n, "mma": "mma_sync"}

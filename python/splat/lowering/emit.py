@@ -30,14 +30,19 @@ def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: 
 
 
 def emit_backward_kernels(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
-                          rows_masked: bool, cols_masked: bool) -> None:
+                          rows_masked: bool, cols_masked: bool, rows_split: bool = False,
+                          cols_split: bool = False) -> None:
     """Adds ``gpu.func @splat_bwd_dq_...`` (over the row schedule, ``_masked`` when it has mask
-    tiles) and ``@splat_bwd_dkv_...`` (over the column schedule) to ``@splat_kernels``."""
+    tiles) and ``@splat_bwd_dkv_...`` (over the column schedule) to ``@splat_kernels``, and
+    their ``_acc`` variants for split schedules."""
     module = _as_module(module_op)
-    backward_kernels.build_dq_into(module, backward_kernels.DqConfig(
-        dtype, head_dim, block_n, mask_tiles=rows_masked))
-    backward_kernels.build_dkv_into(module, backward_kernels.DkvConfig(
-        dtype, head_dim, block_n, mask_tiles=cols_masked))
+    bk = backward_kernels
+    bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, block_n, mask_tiles=rows_masked))
+    if rows_split:
+        bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, block_n, accumulate=True))
+    bk.build_dkv_into(module, bk.DkvConfig(dtype, head_dim, block_n, mask_tiles=cols_masked))
+    if cols_split:
+        bk.build_dkv_into(module, bk.DkvConfig(dtype, head_dim, block_n, accumulate=True))
 
 
 def export_dynamic_shared_memory(module_op: ir.Operation) -> int:

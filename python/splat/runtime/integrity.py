@@ -150,16 +150,22 @@ def _expected_kernels(artifact: Artifact, where: str) -> tuple:
                          f"{abi.BACKWARD_HEAD_DIMS}")
         masked = _all_or_none(tables, abi.MASK_TABLES, where)
         col_masked = _all_or_none(tables, [abi.COL_TABLES[t] for t in abi.MASK_TABLES], where)
-        return variant, [
-            dict(name=abi.dq_kernel_name(dtype, head_dim, masked),
-                 params=abi.dq_kernel_params(dtype, masked), tables=abi.dq_kernel_tables(masked),
-                 grid="row_tiles", tile_table="row_tiles", masked=masked, fused=True,
-                 backward="dq"),
-            dict(name=abi.dkv_kernel_name(dtype, head_dim, col_masked),
-                 params=abi.dkv_kernel_params(dtype, col_masked),
-                 tables=abi.dkv_kernel_tables(col_masked), grid="col_tiles",
-                 tile_table=abi.COL_TABLES["row_tiles"], masked=col_masked, fused=True,
-                 backward="dkv")]
+        split = _all_or_none(tables, list(abi.SPLIT_TABLES.values()), where)
+        col_split = _all_or_none(tables, list(abi.COL_SPLIT_TABLES.values()), where)
+        out = []
+        for kind, msk, acc in (("dq", masked, False), ("dq", False, True),
+                               ("dkv", col_masked, False), ("dkv", False, True)):
+            if acc and not (split if kind == "dq" else col_split):
+                continue
+            name_fn, params_fn, tables_fn = (
+                (abi.dq_kernel_name, abi.dq_kernel_params, abi.dq_kernel_tables) if kind == "dq"
+                else (abi.dkv_kernel_name, abi.dkv_kernel_params, abi.dkv_kernel_tables))
+            t = tables_fn(msk, acc)
+            out.append(dict(name=name_fn(dtype, head_dim, msk, acc),
+                            params=params_fn(dtype, msk, acc), tables=t,
+                            grid="row_tiles" if kind == "dq" else "col_tiles", tile_table=t[0],
+                            masked=msk, fused=True, backward=kind))
+        return variant, out
     if variant == "decomposed":
         names = abi.decomposed_kernel_names(dtype, head_dim)
         params = abi.decomposed_kernel_params(dtype)
@@ -491,33 +497,47 @@ def check_tables(artifact: Artifact, variant: str, where: str = "artifact") -> C
     if variant == "backward":
         # the dK/dV kernel's column schedule: its "rows" are keys (each written by one CTA, so
         # they partition [0, Lk) exactly), its "key columns" are query rows of the row schedule
-        Lk, max_query = _partitioning_schedule(artifact, abi.COL_TABLES, block_m,
-                                               artifact.kernels[1].get("block_n"), "Lk", where)
+        Lk, max_query = _partitioning_schedule(artifact, abi.COL_TABLES, block_m, block_n, "Lk",
+                                               where)
+        min_Lk = max(min_Lk, _split_schedule(artifact, abi.SPLIT_TABLES, "row_tiles", Lq,
+                                             block_m, where))
+        max_query = max(max_query, _split_schedule(artifact, abi.COL_SPLIT_TABLES, "col_tiles",
+                                                   Lk, block_m, where))
         if max_query > Lq:
-            _fail(where, f"the column schedule reads query row {max_query - 1}, past the {Lq} "
+            _fail(where, f"the column schedules read query row {max_query - 1}, past the {Lq} "
                          f"rows of row_tiles")
         if Lk < min_Lk:
-            _fail(where, f"the row schedule reads key {min_Lk - 1}, past the {Lk} keys the "
+            _fail(where, f"the row schedules read key {min_Lk - 1}, past the {Lk} keys the "
                          f"column tiles cover")
         return Coverage(int(artifact.tables["row_tiles"].shape[0]), Lq, Lk, Lk)
     rt = artifact.tables["row_tiles"]
-    st_name, ss_name = abi.SPLIT_TABLES["row_tiles"], abi.SPLIT_TABLES["segments"]
-    if st_name in artifact.tables:
-        st = _shape(artifact, st_name, 2, where)
-        ss = _shape(artifact, ss_name, 2, where)
-        # the accumulating launch folds into o / lse rows the main launch wrote: each such row
-        # once, or two CTAs would rewrite one row concurrently
-        srows, _, _ = _row_tiles(st, st_name, ss.shape[0], block_m, where)
-        if srows.size and int(srows.max()) >= Lq:
-            _fail(where, f"{st_name} reach row {int(srows.max())}, past the {Lq} rows of "
-                         f"row_tiles: split_row_tiles must cover rows of row_tiles")
-        if srows.size and (np.bincount(srows, minlength=Lq) > 1).any():
-            r = _first(np.bincount(srows, minlength=Lq) > 1)
-            _fail(where, f"row {r} is in two tiles of {st_name}: split_row_tiles must cover rows "
-                         f"of row_tiles, each at most once")
-        owners = _segment_owner_nrows(st, st_name, ss.shape[0], block_m, where)
-        min_Lk = max(min_Lk, _segments(ss, ss_name, owners, block_m, where))
+    min_Lk = max(min_Lk, _split_schedule(artifact, abi.SPLIT_TABLES, "row_tiles", Lq, block_m,
+                                         where))
     return Coverage(int(rt.shape[0]), Lq, min_Lk)
+
+
+def _split_schedule(artifact: Artifact, names: dict, main: str, L: int, block_m: int,
+                    where: str) -> int:
+    """Checks a split schedule's tables (``names``: its row tiles' and segments' names), if
+    present: its tiles cover rows of the main schedule (``main``, L rows), each at most once,
+    since its accumulating launch adds into rows the main launch wrote (two CTAs must never
+    rewrite one row concurrently). Returns the smallest key length its segments fit (0 without
+    a split)."""
+    st_name, ss_name = names["row_tiles"], names["segments"]
+    if st_name not in artifact.tables:
+        return 0
+    st = _shape(artifact, st_name, 2, where)
+    ss = _shape(artifact, ss_name, 2, where)
+    srows, _, _ = _row_tiles(st, st_name, ss.shape[0], block_m, where)
+    if srows.size and int(srows.max()) >= L:
+        _fail(where, f"{st_name} reach row {int(srows.max())}, past the {L} rows of {main}: "
+                     f"{st_name} must cover rows of {main}")
+    if srows.size and (np.bincount(srows, minlength=L) > 1).any():
+        r = _first(np.bincount(srows, minlength=L) > 1)
+        _fail(where, f"row {r} is in two tiles of {st_name}: {st_name} must cover rows of "
+                     f"{main}, each at most once")
+    owners = _segment_owner_nrows(st, st_name, ss.shape[0], block_m, where)
+    return _segments(ss, ss_name, owners, block_m, where)
 
 
 def check_shapes_field(artifact: Artifact, cov: Coverage, where: str = "artifact") -> None:

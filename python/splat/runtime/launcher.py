@@ -50,7 +50,7 @@ def tensor_shapes(s: Shapes) -> dict:
     (contiguous, row-major)."""
     rows, keys, per_row = (s.B, s.H, s.Lq, s.D), (s.B, s.Hkv, s.Lk, s.D), (s.B, s.H, s.Lq)
     return {"q": rows, "k": keys, "v": keys, "o": rows, "lse": per_row,
-            "do": rows, "delta": per_row, "dq": rows, "dk": keys, "dv": keys}
+            "do": rows, "dlse": per_row, "delta": per_row, "dq": rows, "dk": keys, "dv": keys}
 
 
 def strided_inputs_unfit(strides: Sequence[Sequence[int]], ptrs: Sequence[int]) -> str | None:
@@ -363,10 +363,12 @@ class Launcher:
                  strides: Sequence[Sequence[int]] | None = None) -> None:
         """Launch a backward artifact's kernels (dQ, then dK/dV) on `stream`.
 
-        `ptrs`: device pointers in `abi.BACKWARD_TENSORS` order: q, k, v, dO, lse (the
-        forward's, natural log), delta = rowsum(dO ∘ O) (f32 B×H×Lq), and the outputs dq, dk,
-        dv, which the kernels overwrite entirely. dO, lse, delta and the outputs are
-        contiguous; q, k, v may be strided views as in `forward_with_scratch` (`strides`).
+        `ptrs`: device pointers in `abi.BACKWARD_TENSORS` order: q, k, v, dO, and the
+        forward's o and lse (natural log), dlse (the lse gradient, f32 B×H×Lq: zeros when the
+        loss does not use lse), then the outputs: delta (f32 B×H×Lq, rowsum(dO ∘ O) − dlse,
+        written by the dQ kernel for the dK/dV kernel) and dq, dk, dv, which the kernels
+        overwrite entirely. All contiguous but q, k, v, which may be strided views as in
+        `forward_with_scratch` (`strides`).
         Makes no driver call but the launches (CUDA graphs can capture it)."""
         s, scale = self._call_sizes(shapes, scale, "backward")
         if s is None:

@@ -30,7 +30,8 @@ from ..analysis.acsr import ACSR
 from .executor import _check_shapes, has_keys, key_tiles
 from .schedule import TileSchedule, build_schedule
 
-__all__ = ["transpose_layout", "column_schedule", "run_backward", "reference_backward"]
+__all__ = ["transpose_layout", "column_schedule", "column_schedules", "run_backward",
+           "reference_backward"]
 
 
 def transpose_layout(acsr: ACSR) -> ACSR:
@@ -47,6 +48,18 @@ def column_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
     """The schedule of the transposed layout: row tiles of ``block_m`` keys, each walking
     ``block_n``-query tiles (its "key tiles")."""
     return build_schedule(transpose_layout(acsr), block_m, block_n, order=order)
+
+
+def column_schedules(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
+                     order: str = "heavy_first", plan: str = "auto", split_kv: bool = True
+                     ) -> tuple[TileSchedule, TileSchedule | None]:
+    """``(schedule, split)`` of the transposed layout, split as the forward's schedules are
+    (`splat.tiling.variants.tile_layout`: a second schedule where the cost model prices two
+    launches below one; the dK/dV kernel's accumulating variant runs it)."""
+    from .variants import tile_layout  # noqa: PLC0415  (variants imports the cost model)
+
+    return tile_layout(transpose_layout(acsr), block_m, block_n, order=order, plan=plan,
+                       split_kv=split_kv)
 
 
 def _check_grad_inputs(q, k, v, o, lse, do):
