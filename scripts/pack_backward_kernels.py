@@ -36,18 +36,9 @@ L = 512
 FAMILIES = ("window", "causal", "dilated", "strided", "bigbird", "longformer", "random_blocks")
 
 
-def _irregular() -> np.ndarray:
-    """Lq != Lk, a block remainder (mask tiles in both schedules), empty rows and columns."""
-    rng = np.random.default_rng(11)
-    mask = rng.random((448, 320)) < 0.06
-    mask[100:110] = False
-    mask[:, 200:230] = False
-    return mask
-
-
 def masks() -> dict:
     out = {f.name: T.mask_numpy(f, L) for f in T.TEST_FAMILIES if f.name in FAMILIES}
-    out["irregular"] = _irregular()
+    out["irregular"] = T.irregular_mask()  # Lq != Lk, mask tiles in both schedules
     return out
 
 

@@ -82,24 +82,21 @@ def _define_primitive():
     from jax.extend import core as jex_core  # noqa: PLC0415
     from jax.interpreters import batching, mlir  # noqa: PLC0415
 
+    def define(name, abstract_eval, lowering):
+        prim = jex_core.Primitive(name)
+        prim.multiple_results = True
+        prim.def_impl(lambda *args, key, scale: _eager(prim, key, scale)(*args))
+        prim.def_abstract_eval(abstract_eval)
+        mlir.register_lowering(prim, lowering, platform="cuda")
+        mlir.register_lowering(prim, _no_cpu_lowering, platform="cpu")
+        batching.primitive_batchers[prim] = functools.partial(_batch, prim)
+        return prim
+
     with _lock:
         if _primitive is None:
-            b = jex_core.Primitive(BACKWARD_PRIMITIVE_NAME)
-            b.multiple_results = True
-            b.def_impl(lambda *args, key, scale: _eager(b, key, scale)(*args))
-            b.def_abstract_eval(_backward_abstract_eval)
-            mlir.register_lowering(b, _backward_lowering, platform="cuda")
-            mlir.register_lowering(b, _no_cpu_lowering, platform="cpu")
-            batching.primitive_batchers[b] = functools.partial(_batch, b)
-            p = jex_core.Primitive(PRIMITIVE_NAME)
-            p.multiple_results = True
-            p.def_impl(lambda *args, key, scale: _eager(p, key, scale)(*args))
-            p.def_abstract_eval(_abstract_eval)
-            mlir.register_lowering(p, _lowering, platform="cuda")
-            mlir.register_lowering(p, _no_cpu_lowering, platform="cpu")
-            batching.primitive_batchers[p] = functools.partial(_batch, p)
-            _bwd_primitive = b
-            _primitive = p
+            _bwd_primitive = define(BACKWARD_PRIMITIVE_NAME, _backward_abstract_eval,
+                                    _backward_lowering)
+            _primitive = define(PRIMITIVE_NAME, _abstract_eval, _lowering)
     return _primitive
 
 

@@ -29,7 +29,7 @@ import numpy as np
 __all__ = ["Family", "TEST_FAMILIES", "BENCH_FAMILIES", "TEST_LENGTHS", "build_pattern",
            "check_pattern", "mask_numpy", "nnz", "reference_attention_torch", "rel_error",
            "attention_model", "TORCH_OP_CASES", "TRAIN_LENGTHS", "random_masks",
-           "reference_backward_torch"]
+           "reference_backward_torch", "irregular_mask"]
 
 TEST_LENGTHS = (1024, 4096, 16384, 3001)
 
@@ -207,6 +207,17 @@ TORCH_OP_CASES = (
 # The backward's GPU tests (issue 14): every test family at these lengths (a multiple of the
 # tiles and an odd one), plus `random_masks`.
 TRAIN_LENGTHS = (1024, 3001)
+
+
+def irregular_mask(seed: int = 11, Lq: int = 448, Lk: int = 320) -> np.ndarray:
+    """An iid mask at 6 % density with Lq != Lk, ten empty rows and an empty band of 30 keys:
+    its analysis leaves a block remainder (mask tiles) in the schedule and in the transposed
+    layout's (the backward's tests)."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((Lq, Lk)) < 0.06
+    mask[100:110] = False
+    mask[:, 200:230] = False
+    return mask
 
 
 def random_masks(seed: int = 0, n: int = 6) -> list:

@@ -24,23 +24,15 @@ from splat.tiling.backward import column_schedule  # noqa: E402
 from splat.tiling.schedule import build_schedule  # noqa: E402
 
 
-def _irregular() -> np.ndarray:
-    """Lq != Lk, a block remainder in both schedules, empty rows and an empty key band."""
-    rng = np.random.default_rng(5)
-    mask = rng.random((448, 320)) < 0.06
-    mask[100:110] = False
-    mask[:, 200:230] = False
-    return mask
-
-
 @pytest.fixture(scope="module")
 def arts() -> dict:
     window = T.mask_numpy(T.F("window", w=64), 512)
     strided = T.mask_numpy(T.F("strided", local=128, stride=128), 4096)
     return {"window": (window, splat.compile(window, variant="backward", head_dim=64)),
             "strided": (strided, splat.compile(strided, variant="backward", head_dim=64)),
-            "irregular": (_irregular(), splat.compile(_irregular(), variant="backward",
-                                                      head_dim=128, dtype="f16"))}
+            "irregular": (T.irregular_mask(5), splat.compile(T.irregular_mask(5),
+                                                             variant="backward", head_dim=128,
+                                                             dtype="f16"))}
 
 
 def clone(art: Artifact) -> Artifact:

@@ -343,21 +343,11 @@ class Launcher:
             map(int, scratch_ptrs))
         if not all(ptrs):
             raise ValueError(f"null device pointer among q, k, v, o, lse, scratch: {ptrs}")
-        if strides is not None:
-            strides = self._checked_strides(strides, ptrs)
-        stream_ptr = drv.raw_handle(stream)
-        with self._lock:
-            plan = self._launch_plan(s)
-            n_scratch = len(self.artifact.manifest.get("scratch", {}))
-            if len(ptrs) != len(abi.FORWARD_TENSORS) + n_scratch:
-                raise ValueError(f"scratch_ptrs: the artifact has {n_scratch} scratch buffer(s), "
-                                 f"got {len(ptrs) - len(abi.FORWARD_TENSORS)} pointer(s)")
-            strides = strides or plan.dense_strides
-            if drv.is_current(self._ctx_ptr):
-                self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
-            else:
-                with drv.context_scope(self.ctx):
-                    self._launch_raw(plan.kernels, ptrs, scale, stream_ptr, strides)
+        n_scratch = len(self.artifact.manifest.get("scratch", {}))
+        if len(ptrs) != len(abi.FORWARD_TENSORS) + n_scratch:
+            raise ValueError(f"scratch_ptrs: the artifact has {n_scratch} scratch buffer(s), "
+                             f"got {len(ptrs) - len(abi.FORWARD_TENSORS)} pointer(s)")
+        self._launch_planned(s, ptrs, scale, stream, strides)
 
     def backward(self, ptrs: Sequence[int], shapes: Any, scale: float, stream: Any = None,
                  strides: Sequence[Sequence[int]] | None = None) -> None:
@@ -379,6 +369,12 @@ class Launcher:
                              f"{abi.BACKWARD_TENSORS}, got {len(ptrs)}")
         if not all(ptrs):
             raise ValueError(f"null device pointer among {abi.BACKWARD_TENSORS}: {ptrs}")
+        self._launch_planned(s, ptrs, scale, stream, strides)
+
+    def _launch_planned(self, s: Shapes, ptrs: tuple, scale: float, stream: Any,
+                        strides) -> None:
+        """The launches of a checked call: its strides checked, the plan for ``s`` patched and
+        launched in the launcher's context (made current only where it is not)."""
         if strides is not None:
             strides = self._checked_strides(strides, ptrs)
         stream_ptr = drv.raw_handle(stream)
