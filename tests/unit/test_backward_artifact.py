@@ -168,3 +168,27 @@ def test_the_compiler_refuses_what_the_backward_kernels_do_not_run():
 
 def test_the_manifest_is_plain_json(arts):
     json.dumps(arts["irregular"][1].manifest, allow_nan=False)
+
+
+def test_a_missing_backward_artifact_says_how_to_get_one(arts, monkeypatch, tmp_path):
+    """Without the compiler and without a prebuilt backward, the first backward call's lookup
+    fails with an error naming the artifact and how to pack its backward."""
+    from splat.runtime.prepared import resolve_backward
+    from splat.runtime.validate import SplatInputError
+
+    forward = splat.compile(T.mask_numpy(T.F("window", w=64), 512), head_dim=64)
+    monkeypatch.setenv("SPLAT_NO_COMPILE", "1")
+    monkeypatch.setenv("SPLAT_ARTIFACT_DIR", str(tmp_path))
+    (tmp_path / "catalog.json").write_text(json.dumps({"compiler_version": "v1", "entries": []}))
+    tmp_path.chmod(0o755)
+    with pytest.raises(SplatInputError, match=rf"backward artifact of artifact {forward.key[:12]}"
+                                              rf".*no prebuilt artifact.*--bench --backward"):
+        resolve_backward(forward)
+
+
+def test_a_handle_cannot_be_prepared_from_a_backward_artifact(arts):
+    from splat.runtime.prepared import resolve_prepared
+    from splat.runtime.validate import SplatInputError
+
+    with pytest.raises(SplatInputError, match="^artifact: .*holds backward kernels"):
+        resolve_prepared(None, None, None, None, None, arts["window"][1], "sm_90a", "fused")

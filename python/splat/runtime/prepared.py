@@ -45,6 +45,10 @@ def resolve_prepared(pattern, head_dim, dtype, Lq, Lk, artifact, target, variant
                     " (the pattern does not declare its length)" if name == "Lq" else ""))
         art = resolve_artifact(pattern, dtype=normalize_dtype(str(dtype)), head_dim=int(head_dim),
                                Lq=int(Lq), Lk=int(Lk), target=target, variant=variant)
+    if art.manifest.get("variant") == "backward":
+        raise SplatInputError("artifact", f"artifact {art.key[:12]} holds backward kernels; "
+                                          f"prepare a handle from the forward artifact (its "
+                                          f"backward is found on the first backward call)")
     check_matches(art, dtype, head_dim, Lq, Lk, declared)
     return art
 
@@ -86,6 +90,13 @@ def resolve_backward(forward: Artifact) -> Artifact:
         raise SplatInputError("handle", f"artifact {forward.key[:12]} records no layout "
                                         f"(manifest 'acsr'): its backward cannot be found")
     layout = ACSR.from_text(text)
-    return resolve_artifact(layout, dtype=normalize_dtype(forward.dtype),
-                            head_dim=int(forward.head_dim), Lq=layout.Lq, Lk=layout.Lk,
-                            target=forward.target or "sm_90a", variant="backward")
+    try:
+        return resolve_artifact(layout, dtype=normalize_dtype(forward.dtype),
+                                head_dim=int(forward.head_dim), Lq=layout.Lq, Lk=layout.Lk,
+                                target=forward.target or "sm_90a", variant="backward")
+    except SplatInputError as e:
+        why = str(e).removeprefix(f"{e.arg}: ")
+        raise SplatInputError(e.arg, f"the backward artifact of artifact {forward.key[:12]}'s "
+                                     f"layout: {why} (pack it with scripts/pack_gpu_artifacts.py "
+                                     f"--train or --bench --backward, or "
+                                     f"splat.compile(pattern, variant='backward'))") from None
