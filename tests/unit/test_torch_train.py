@@ -154,3 +154,21 @@ def test_ops_pass_opcheck():
     torch.library.opcheck(backward, (q.detach(), k.detach(), v.detach(), o, lse, do,
                                      lse.new_empty((0,)), h.key, h.scale),
                           test_utils=("test_schema", "test_faketensor"))
+
+
+def test_the_benchmarks_chunked_fp64_backward_matches_the_dense_one():
+    """bench_attention.py --backward checks SPLAT's gradients against
+    splat.testing.reference_backward_torch (row chunks, so 16K fits): it must equal the dense
+    numpy formula (itself checked against finite differences), empty rows included."""
+    import numpy as np
+
+    from splat.tiling.backward import reference_backward
+
+    mask = T.mask_numpy(T.F("sparse_rows", w=8), 96)
+    assert (~mask.any(1)).any()
+    q, k, v, do = (torch.randn(1, 2, 96, 16, dtype=torch.float64) for _ in range(4))
+    got = T.reference_backward_torch(q, k, v, do, lambda qi, ki: torch.from_numpy(mask)[qi, ki],
+                                     0.3, chunk=40)
+    want = reference_backward(*(t.numpy() for t in (q, k, v, do)), mask, 0.3)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
