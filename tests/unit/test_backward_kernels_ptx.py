@@ -24,17 +24,20 @@ KINDS = {
     "dq": (DqConfig, build_dq_into, abi.dq_kernel_params, abi.dq_kernel_name, 3),
     "dkv": (DkvConfig, build_dkv_into, abi.dkv_kernel_params, abi.dkv_kernel_name, 4),
 }
-CONFIGS = [(kind, dt, d, masked) for kind in KINDS for dt in ("bf16", "f16")
-           for d in abi.BACKWARD_HEAD_DIMS for masked in (False, True)]
+# (masked, accumulate): the plain kernel, its remainder variant, its split variant
+VARIANTS = ((False, False), (True, False), (False, True))
+CONFIGS = [(kind, dt, d, masked, acc) for kind in KINDS for dt in ("bf16", "f16")
+           for d in abi.BACKWARD_HEAD_DIMS for masked, acc in VARIANTS]
 
 
-@pytest.mark.parametrize("kind, dtype, head_dim, masked", CONFIGS)
-def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_dim, masked):
+@pytest.mark.parametrize("kind, dtype, head_dim, masked, accumulate", CONFIGS)
+def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_dim, masked,
+                                                             accumulate):
     config, build, params, name, products = KINDS[kind]
-    cfg = config(dtype, head_dim, mask_tiles=masked)
+    cfg = config(dtype, head_dim, mask_tiles=masked, accumulate=accumulate)
     ptx = lower_to_ptx(build_in_module(None, lambda m: build(m, cfg)))
-    assert cfg.name == name(dtype, head_dim, masked) and f".entry {cfg.name}(" in ptx
-    drv.check_ptx_abi(ptx, cfg.name, params(dtype, masked))
+    assert cfg.name == name(dtype, head_dim, masked, accumulate) and f".entry {cfg.name}(" in ptx
+    drv.check_ptx_abi(ptx, cfg.name, params(dtype, masked, accumulate))
     bn = cfg.forward().block_n
     per_product = (bn // 16) * (head_dim // 16) * 2  # m16n8k16 per k16 step and n8 pair
     assert len(re.findall(r"mma\.sync\.aligned\.m16n8k16", ptx)) == products * per_product
