@@ -148,3 +148,30 @@ def test_tiled_backward_on_random_compositions(mask, tiles, heads, seed):
     # the inputs' unit scale
     for g, w in zip(got, reference_backward(q, k, v, do, mask, 0.3)):
         assert np.linalg.norm(g - w) <= 2e-5 * max(np.linalg.norm(w), 1.0)
+
+
+@pytest.mark.parametrize("fam, L, block_n, splits", [
+    (T.F("strided", local=128, stride=128), 3001, 32, (True, True)),
+    (T.F("strided_gaps", local=64, stride=64), 3001, 64, (True, False)),
+])
+def test_split_schedules_add_up_to_the_gradients(fam, L, block_n, splits):
+    """Layouts that want two row groupings split both the row schedule and the transposed
+    layout's (the kernels' accumulating launches run the splits): the tiles of each pair cover
+    every non-zero once between them, so main + split equals the dense gradients."""
+    from splat.tiling.backward import column_schedules
+    from splat.tiling.variants import tile_layout
+
+    mask = T.mask_numpy(fam, L)
+    acsr = analyze(mask)
+    rows = tile_layout(acsr, 64, block_n, order="heavy_first")
+    cols = column_schedules(acsr, 64, block_n)
+    assert (rows[1] is not None, cols[1] is not None) == splits  # as packed for the GPU tests
+    q, k, v, do = _inputs(1, 2, 1, L, L, 16, L)
+    o, lse = run_schedule(build_schedule(acsr, 64, block_n), q, k, v, 0.3)
+    got = run_backward(rows, cols, q, k, v, o, lse, do, 0.3)
+    for g, w, what in zip(got, reference_backward(q, k, v, do, mask, 0.3), ("dq", "dk", "dv")):
+        err = np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-30)
+        assert err <= 2e-5, f"{what}: relative error {err:.2e}"
+    # either schedule alone misses part of the gradients
+    alone = run_backward(rows[0], cols[0], q, k, v, o, lse, do, 0.3)
+    assert np.linalg.norm(alone[0] - got[0]) > 1e-3 * np.linalg.norm(got[0])

@@ -82,16 +82,34 @@ def _probabilities(s, lse_rows, mask):
     return np.where(live, p, np.float32(0))
 
 
-def run_backward(rows: TileSchedule, cols: TileSchedule, q, k, v, o, lse, do,
+def _schedules(s) -> list[TileSchedule]:
+    """A schedule, or a schedule and its split (None where there is none), as a list."""
+    return [s] if isinstance(s, TileSchedule) else [x for x in s if x is not None]
+
+
+def _tiles(schedules):
+    """(schedule, tile index, row tile) over every tile of every schedule."""
+    for sched in schedules:
+        for i, tile in enumerate(sched.row_tiles.tolist()):
+            yield sched, i, tile
+
+
+def run_backward(rows, cols, q, k, v, o, lse, do,
                  scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dq, dk, dv)`` in float32 of attention over the layout of ``rows`` (the forward's
     schedule) and ``cols`` (`column_schedule` of the same layout), given the forward's ``o``
     and natural-log ``lse`` and the output gradient ``do``. q, o, do: ``[B, H, Lq, D]``;
-    k, v: ``[B, Hkv, Lk, D]``; GQA sums dk, dv over the query heads of a kv head."""
+    k, v: ``[B, Hkv, Lk, D]``; GQA sums dk, dv over the query heads of a kv head.
+    ``rows`` and ``cols`` may each be a ``(schedule, split)`` pair (`tile_layout`,
+    `column_schedules`): the split's tiles add into the same gradients, as the kernels'
+    accumulating launches do."""
     B, H, Hkv, Lq, Lk, D = _check_grad_inputs(q, k, v, o, lse, do)
-    if (rows.Lq, rows.Lk) != (Lq, Lk) or (cols.Lq, cols.Lk) != (Lk, Lq):
-        raise ValueError(f"schedules are {rows.Lq}x{rows.Lk} and {cols.Lq}x{cols.Lk}, the "
-                         f"inputs need {Lq}x{Lk} and its transpose")
+    row_scheds, col_scheds = _schedules(rows), _schedules(cols)
+    for r in row_scheds:
+        for c in col_scheds:
+            if (r.Lq, r.Lk) != (Lq, Lk) or (c.Lq, c.Lk) != (Lk, Lq):
+                raise ValueError(f"schedules are {r.Lq}x{r.Lk} and {c.Lq}x{c.Lk}, the "
+                                 f"inputs need {Lq}x{Lk} and its transpose")
     scale = np.float32(default_scale(D) if scale is None else scale)
     kvh = np.arange(H) // (H // Hkv)
     f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
@@ -100,7 +118,7 @@ def run_backward(rows: TileSchedule, cols: TileSchedule, q, k, v, o, lse, do,
     delta = (do32 * o32).sum(axis=-1)  # [B, H, Lq]
 
     dq = np.zeros_like(q32)
-    for i, (row0, step, nrows, _, _) in enumerate(rows.row_tiles.tolist()):
+    for rows, i, (row0, step, nrows, _, _) in _tiles(row_scheds):
         if not has_keys(rows, i):
             continue
         r = row0 + step * np.arange(nrows, dtype=np.int64)
@@ -113,7 +131,7 @@ def run_backward(rows: TileSchedule, cols: TileSchedule, q, k, v, o, lse, do,
 
     dk = np.zeros((B, H, Lk, D), dtype=np.float32)  # per query head, summed below
     dv = np.zeros((B, H, Lk, v32.shape[-1]), dtype=np.float32)
-    for j, (key0, step, nkeys, _, _) in enumerate(cols.row_tiles.tolist()):
+    for cols, j, (key0, step, nkeys, _, _) in _tiles(col_scheds):
         if not has_keys(cols, j):
             continue
         kk = key0 + step * np.arange(nkeys, dtype=np.int64)
