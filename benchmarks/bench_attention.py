@@ -19,7 +19,9 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
      (``sdpa_masked_ms``);
 3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``;
 4. with ``--backward``: ``splat_bwd_ms`` and ``flex_bwd_ms``, forward + backward minus
-   forward, q, k, v requiring grad (a failing backward is a note, its column null);
+   forward, q, k, v requiring grad (a failing backward is a note, its column null), after
+   SPLAT's gradients are checked against fp64; and ``splat_bwd_kernel_ms``, the backward
+   artifact's prebound launches alone (no autograd, no host work of the op);
 5. first-call (JIT) cost: SPLAT = artifact load + PTX JIT + table upload + first launch (the
    MLIR compile time, measured where the pack was built, is ``splat_compile_s``); Flex =
    ``create_block_mask`` + ``torch.compile`` + first call.
@@ -115,6 +117,29 @@ def _kernel_ms(art, q, k, v, scale, args) -> float:
                                            stream), args)
 
 
+def _backward_kernel_ms(art, q, k, v, scale, args) -> float:
+    """do_bench ms of the backward artifact's prebound launches (dQ, dK/dV and their splits)
+    into preallocated buffers: the kernels alone, without autograd or the op's host work."""
+    import torch
+
+    from splat.runtime.launcher import get_launcher
+    from splat.runtime.prepared import resolve_backward
+
+    B, H, L, D = q.shape
+    fwd = get_launcher(art, torch.cuda.current_device())
+    bwd = get_launcher(resolve_backward(art), torch.cuda.current_device())
+    shapes = (B, H, k.shape[1], L, k.shape[2], D)
+    stream = torch.cuda.current_stream().cuda_stream
+    o, do = torch.empty_like(q), torch.randn_like(q)
+    lse = torch.empty(B, H, L, device=q.device, dtype=torch.float32)
+    fwd.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), lse.data_ptr(), shapes,
+                scale, stream)
+    dlse, delta = torch.zeros_like(lse), torch.empty_like(lse)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    ptrs = [t.data_ptr() for t in (q, k, v, do, o, lse, dlse, delta, dq, dk, dv)]
+    return _bench(lambda: bwd.backward(ptrs, shapes, scale, stream), args)
+
+
 def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None):
     import torch
     import torch.nn.functional as F
@@ -208,6 +233,8 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
                 row["splat_bwd_ok"] = bool(err <= TOL)
                 del leaves, grads, want
                 row["splat_bwd_ms"] = C.backward_ms(h, (q, k, v), args)
+                row["splat_bwd_kernel_ms"] = _backward_kernel_ms(h.artifact, q, k, v, scale,
+                                                                 args)
             except Exception as e:
                 row["notes"].append(f"splat backward: {type(e).__name__}: {e}")
         if not args.skip_flex:
