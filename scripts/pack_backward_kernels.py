@@ -44,12 +44,9 @@ def masks() -> dict:
 
 def _tables(sched, names: dict | None = None) -> dict:
     """The schedule's tables by kernel parameter name (``names``: the column schedule's,
-    abi.COL_TABLES); the remainder's only where it has mask tiles."""
-    t = {"row_tiles": sched.row_tiles, "segments": sched.segments}
-    if len(sched.mask_tiles):
-        t.update(mask_ptr=sched.mask_ptr, mask_tiles=sched.mask_tiles, mask_bits=sched.mask_bits)
-    names = names or {}
-    return {names.get(k, k): np.ascontiguousarray(v, dtype=np.int32) for k, v in t.items()}
+    abi.COL_TABLES), as int32 device tables."""
+    return {n: np.ascontiguousarray(t, dtype=np.int32)
+            for n, t in sched.kernel_tables(names).items()}
 
 
 def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16") -> dict:

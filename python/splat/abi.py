@@ -10,6 +10,7 @@ them. Plain Python: the runtime imports it on machines without MLIR or numpy-hea
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
 
 # ---------------------------------------------------------------------------------- launch shape
 
@@ -276,6 +277,23 @@ def dkv_kernel_tables(masked: bool = False, accumulate: bool = False) -> list[st
 # Backward artifacts (variant "backward") run both kernels on BLOCK_M-row tiles of NUM_WARPS
 # 16-row warps; the dK/dV kernel's grid is "col_tiles": one CTA per column tile, kv head, batch.
 BACKWARD_BLOCK_M = BLOCK_M
+
+
+class BackwardKernelABI(NamedTuple):
+    """One backward kernel's ABI: its name, parameters and tables (each a function of
+    ``masked`` and ``accumulate``; the name and parameters also of the dtype) and its grid."""
+
+    name: Callable
+    params: Callable
+    tables: Callable
+    grid: str
+
+
+# The compiler's kernels, their manifest entries and the runtime's checks all read this table.
+BACKWARD_KERNELS = {
+    "dq": BackwardKernelABI(dq_kernel_name, dq_kernel_params, dq_kernel_tables, "row_tiles"),
+    "dkv": BackwardKernelABI(dkv_kernel_name, dkv_kernel_params, dkv_kernel_tables, "col_tiles"),
+}
 
 
 DECOMPOSED_KINDS = ("sddmm", "softmax", "spmm")  # launch order, one stream

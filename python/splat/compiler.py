@@ -335,13 +335,12 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks, mma=mma,
                                               block_m=block_m, warp_rows=warp_rows)
-    tables = _schedule_tables(schedule)
+    tables = schedule.kernel_tables()
     kernels = [kernel]
     if split is not None:
         # split-KV: then the accumulating kernel over the second schedule, folding its result
         # into the o and lse the first launch wrote (splat.tiling.split)
-        tables.update({abi.SPLIT_TABLES["row_tiles"]: split.row_tiles,
-                       abi.SPLIT_TABLES["segments"]: split.segments})
+        tables.update(split.kernel_tables(abi.SPLIT_TABLES))
         kernels.append(_split_launch(dtype, head_dim, block_n, mma, block_m, warp_rows))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="fused", kernels=kernels, tables=tables, options=options)
@@ -359,19 +358,16 @@ def _backward_artifact(acsr: ACSR, rows: tuple, columns: tuple, ptx: str, *, dty
     split's (``abi.COL_SPLIT_TABLES``): launched in that order by ``Launcher.backward``.
     ``rows``, ``columns``: (schedule, split or None)."""
     (main, split), (cols, col_split) = rows, columns
-    tables = _schedule_tables(main)
-    tables.update({abi.COL_TABLES[n]: t for n, t in _schedule_tables(cols).items()})
+    tables = main.kernel_tables() | cols.kernel_tables(abi.COL_TABLES)
     info = functools.partial(backward_kernels.launch_info, dtype=dtype, head_dim=head_dim,
                              block_n=main.block_n)
     kernels = [info("dq", masked=main.has_masks)]
     if split is not None:
-        tables.update({abi.SPLIT_TABLES["row_tiles"]: split.row_tiles,
-                       abi.SPLIT_TABLES["segments"]: split.segments})
+        tables.update(split.kernel_tables(abi.SPLIT_TABLES))
         kernels.append(info("dq", masked=False, accumulate=True))
     kernels.append(info("dkv", masked=cols.has_masks))
     if col_split is not None:
-        tables.update({abi.COL_SPLIT_TABLES["row_tiles"]: col_split.row_tiles,
-                       abi.COL_SPLIT_TABLES["segments"]: col_split.segments})
+        tables.update(col_split.kernel_tables(abi.COL_SPLIT_TABLES))
         kernels.append(info("dkv", masked=False, accumulate=True))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="backward", kernels=kernels, tables=tables, options=options)
@@ -381,16 +377,6 @@ def _backward_artifact(acsr: ACSR, rows: tuple, columns: tuple, ptx: str, *, dty
         if sched is not None:
             manifest[name] = sched.stats()
     return Artifact(manifest=manifest, ptx={"kernel.ptx": ptx}, tables=tables).validate()
-
-
-def _schedule_tables(schedule) -> dict:
-    """A schedule's tables by the forward kernel's parameter names (its remainder's only where
-    it has mask tiles)."""
-    tables = {"row_tiles": schedule.row_tiles, "segments": schedule.segments}
-    if schedule.has_masks:
-        tables.update(mask_ptr=schedule.mask_ptr, mask_tiles=schedule.mask_tiles,
-                      mask_bits=schedule.mask_bits)
-    return tables
 
 
 def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: int,

@@ -13,7 +13,8 @@ helpers) and, per key tile, computes what `splat.tiling.backward.run_backward` c
 and stores ``dQ · scale`` for the tile's rows. dO is loaded once beside Q and both stay in
 registers as A fragments. Before the loop it computes its rows' Δ (from dO in shared memory, O
 and the lse gradient dlse from global memory) and writes it to ``delta``, where the dK/dV
-kernel, launched after it, reads it: no separate pass over O. Rows without keys (lse = −inf) have every score masked: P = 0.
+kernel, launched after it, reads it: no separate pass over O. Rows without keys (lse = −inf)
+have every score masked: P = 0.
 
 ``@splat_bwd_dkv_<dtype>_d<D>[_masked]`` walks the *column* schedule (the transposed layout's
 tables, `splat.tiling.backward.column_schedule`): a CTA per (key tile, kv head, batch), whose
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, vector
@@ -57,6 +59,7 @@ __all__ = ["DqConfig", "DkvConfig", "build_dq_into", "build_dkv_into", "launch_i
 
 @dataclass(frozen=True)
 class _BackwardConfig:
+    kind: ClassVar[str]  # the kernel's entry in abi.BACKWARD_KERNELS
     dtype: str
     head_dim: int
     block_n: int | None = None
@@ -71,6 +74,21 @@ class _BackwardConfig:
         if self.head_dim not in abi.BACKWARD_HEAD_DIMS:
             raise ValueError(f"the backward kernels are built for head dims "
                              f"{abi.BACKWARD_HEAD_DIMS}, got {self.head_dim}")
+
+    @property
+    def kernel_abi(self) -> abi.BackwardKernelABI:
+        return abi.BACKWARD_KERNELS[self.kind]
+
+    @property
+    def name(self) -> str:
+        return self.kernel_abi.name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
+
+    def params(self) -> list[dict]:
+        return self.kernel_abi.params(self.dtype, self.mask_tiles, self.accumulate)
+
+    def tables(self) -> list[str]:
+        """The schedule tables the kernel reads, its grid's tile table first."""
+        return self.kernel_abi.tables(self.mask_tiles, self.accumulate)
 
     def forward(self) -> FusedForwardConfig:
         """The forward configuration whose layout, tiles and loop the kernel shares."""
@@ -87,12 +105,7 @@ class _BackwardConfig:
 class DqConfig(_BackwardConfig):
     """dQ: the forward's shared memory, then the dO tile."""
 
-    def params(self) -> list[dict]:
-        return abi.dq_kernel_params(self.dtype, self.mask_tiles, self.accumulate)
-
-    @property
-    def name(self) -> str:
-        return abi.dq_kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
+    kind = "dq"
 
     @property
     def do_offset(self) -> int:
@@ -107,12 +120,7 @@ class DkvConfig(_BackwardConfig):
     """dK/dV: the forward's shared memory (its K/V stages hold the gathered Q and dO rows), the
     per-stage query values ``[2 stages][lse2, delta][BLOCK_N]`` f32, the tile's K and V rows."""
 
-    def params(self) -> list[dict]:
-        return abi.dkv_kernel_params(self.dtype, self.mask_tiles, self.accumulate)
-
-    @property
-    def name(self) -> str:
-        return abi.dkv_kernel_name(self.dtype, self.head_dim, self.mask_tiles, self.accumulate)
+    kind = "dkv"
 
     @property
     def frags_in_registers(self) -> bool:
@@ -145,23 +153,13 @@ class _BackwardKernel(_FusedForwardKernel):
     def __init__(self, cfg: _BackwardConfig, args, names: list[str]):
         arg = dict(zip(names, args))
         # the schedule's tables, scale and the remainder's tables, as the forward kernel takes them
-        first_table = next(i for i, n in enumerate(names) if n in (
-            "row_tiles", abi.SPLIT_TABLES["row_tiles"], abi.COL_TABLES["row_tiles"],
-            abi.COL_SPLIT_TABLES["row_tiles"]))
-        tables = args[first_table:]
+        tables = args[names.index(cfg.tables()[0]):]
         super().__init__(cfg.forward(), [arg["q"], arg["k"], arg["v"], None, arg["lse"]]
                          + tables)
         self.bwd_cfg = cfg
         self.arg = arg
         self.do, self.delta = arg["do"], arg["delta"]
         self.outputs = [arg[n] for n in self.outputs_named]
-
-    def _shared_view(self, shape, elem, offset: int):
-        ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
-        dyn = ir.ShapedType.get_dynamic_size()
-        raw = gpu.dynamic_shared_memory(
-            ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
-        return memref.view(ir.MemRefType.get(shape, elem, memory_space=ws), raw, cx(offset), [])
 
     def _tile_row(self, r):
         """(valid, global row) of row ``r`` of the row tile (queries for dQ, keys for dK/dV)."""
@@ -429,24 +427,20 @@ def build_dkv_into(module: ir.Module, cfg: DkvConfig) -> ir.Module:
     return _build(module, cfg, _DkvKernel)
 
 
+_CONFIGS = {"dq": DqConfig, "dkv": DkvConfig}
+
+
 def launch_info(kind: str, dtype: str, head_dim: int, block_n: int, masked: bool,
                 accumulate: bool = False) -> dict:
     """A backward artifact's manifest entry (less ptx_file) for the ``"dq"`` or ``"dkv"``
     kernel: dQ on grid ``row_tiles`` (row tile, query head, batch), dK/dV on grid
     ``col_tiles`` (column tile, kv head, batch); ``accumulate``: the variant over the split
     schedule's tables."""
-    if kind == "dq":
-        cfg = DqConfig(dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate)
-        tables = abi.dq_kernel_tables(masked, accumulate)
-        grid = "row_tiles"
-    elif kind == "dkv":
-        cfg = DkvConfig(dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate)
-        tables = abi.dkv_kernel_tables(masked, accumulate)
-        grid = "col_tiles"
-    else:
+    if kind not in _CONFIGS:
         raise ValueError(f"kind must be 'dq' or 'dkv', got {kind!r}")
-    fwd, params = cfg.forward(), cfg.params()
+    cfg = _CONFIGS[kind](dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate)
+    fwd, params, tables = cfg.forward(), cfg.params(), cfg.tables()
     return {"name": cfg.name, "block": [fwd.num_threads, 1, 1], "shared_bytes": cfg.shared_bytes,
-            "params": params, "num_ptx_params": abi.num_ptx_params(params), "grid": grid,
-            "tile_table": tables[0], "tables": tables, "block_m": fwd.block_m,
-            "block_n": fwd.block_n, "mma": "mma_sync"}
+            "params": params, "num_ptx_params": abi.num_ptx_params(params),
+            "grid": cfg.kernel_abi.grid, "tile_table": tables[0], "tables": tables,
+            "block_m": fwd.block_m, "block_n": fwd.block_n, "mma": "mma_sync"}

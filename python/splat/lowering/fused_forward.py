@@ -358,23 +358,26 @@ class _FusedForwardKernel:
         dyn = ir.ShapedType.get_dynamic_size()
         raw = gpu.dynamic_shared_memory(
             ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
+        self._smem, self._ws = raw, ws
         cfg = self.cfg
         self._setup_kv_smem(raw, ws)
         # Q is only read (into registers) before the key loop and the output is only staged after
         # it, so the Q tile lives in K stage 1, which the loop's first prefetch overwrites.
-        q_ty = ir.MemRefType.get([self.BM, self.SD], self.elem, memory_space=ws)
-        self.qs = memref.view(q_ty, raw, cx(cfg.q_offset), [])
+        self.qs = self._shared_view([self.BM, self.SD], self.elem, cfg.q_offset)
         if self.masked:
             # The bits of a mask tile travel with its K/V rows (same cp.async group, same
             # stage), so they are never waited for separately: [stage, rho * words + w].
-            bits_ty = ir.MemRefType.get([cfg.kv_stages, self.BM * cfg.words], i32_type(),
-                                        memory_space=ws)
-            self.bits_s = memref.view(bits_ty, raw, cx(cfg.bits_offset), [])
+            self.bits_s = self._shared_view([cfg.kv_stages, self.BM * cfg.words], i32_type(),
+                                            cfg.bits_offset)
         if self.accumulate:
             # Per tile row, the weights of the new and of the existing o ([2, block_m] f32);
             # written after the key loop into a stage no warp reads any more by then.
-            alpha_ty = ir.MemRefType.get([2, self.BM], f32_type(), memory_space=ws)
-            self.alpha_s = memref.view(alpha_ty, raw, cx(cfg.alpha_offset), [])
+            self.alpha_s = self._shared_view([2, self.BM], f32_type(), cfg.alpha_offset)
+
+    def _shared_view(self, shape, elem, offset: int):
+        """A ``shape`` x ``elem`` view of the dynamic shared memory at byte ``offset``."""
+        return memref.view(ir.MemRefType.get(shape, elem, memory_space=self._ws), self._smem,
+                           cx(offset), [])
 
     def _setup_kv_smem(self, raw, ws):
         """The K and V stages: ``[2, BLOCK_N, D + pad]`` each, K stages first."""

@@ -157,14 +157,11 @@ def _expected_kernels(artifact: Artifact, where: str) -> tuple:
                                ("dkv", col_masked, False), ("dkv", False, True)):
             if acc and not (split if kind == "dq" else col_split):
                 continue
-            name_fn, params_fn, tables_fn = (
-                (abi.dq_kernel_name, abi.dq_kernel_params, abi.dq_kernel_tables) if kind == "dq"
-                else (abi.dkv_kernel_name, abi.dkv_kernel_params, abi.dkv_kernel_tables))
-            t = tables_fn(msk, acc)
-            out.append(dict(name=name_fn(dtype, head_dim, msk, acc),
-                            params=params_fn(dtype, msk, acc), tables=t,
-                            grid="row_tiles" if kind == "dq" else "col_tiles", tile_table=t[0],
-                            masked=msk, fused=True, backward=kind))
+            k_abi = abi.BACKWARD_KERNELS[kind]
+            t = k_abi.tables(msk, acc)
+            out.append(dict(name=k_abi.name(dtype, head_dim, msk, acc),
+                            params=k_abi.params(dtype, msk, acc), tables=t, grid=k_abi.grid,
+                            tile_table=t[0], masked=msk, fused=True, backward=kind))
         return variant, out
     if variant == "decomposed":
         names = abi.decomposed_kernel_names(dtype, head_dim)
@@ -494,26 +491,23 @@ def check_tables(artifact: Artifact, variant: str, where: str = "artifact") -> C
     block_m = artifact.kernels[0].get("block_m", abi.BLOCK_M) if artifact.kernels else abi.BLOCK_M
     block_n = artifact.kernels[0].get("block_n")
     Lq, min_Lk = _partitioning_schedule(artifact, {}, block_m, block_n, "Lq", where)
-    if variant == "backward":
-        # the dK/dV kernel's column schedule: its "rows" are keys (each written by one CTA, so
-        # they partition [0, Lk) exactly), its "key columns" are query rows of the row schedule
-        Lk, max_query = _partitioning_schedule(artifact, abi.COL_TABLES, block_m, block_n, "Lk",
-                                               where)
-        min_Lk = max(min_Lk, _split_schedule(artifact, abi.SPLIT_TABLES, "row_tiles", Lq,
-                                             block_m, where))
-        max_query = max(max_query, _split_schedule(artifact, abi.COL_SPLIT_TABLES, "col_tiles",
-                                                   Lk, block_m, where))
-        if max_query > Lq:
-            _fail(where, f"the column schedules read query row {max_query - 1}, past the {Lq} "
-                         f"rows of row_tiles")
-        if Lk < min_Lk:
-            _fail(where, f"the row schedules read key {min_Lk - 1}, past the {Lk} keys the "
-                         f"column tiles cover")
-        return Coverage(int(artifact.tables["row_tiles"].shape[0]), Lq, Lk, Lk)
-    rt = artifact.tables["row_tiles"]
     min_Lk = max(min_Lk, _split_schedule(artifact, abi.SPLIT_TABLES, "row_tiles", Lq, block_m,
                                          where))
-    return Coverage(int(rt.shape[0]), Lq, min_Lk)
+    n_tiles = int(artifact.tables["row_tiles"].shape[0])
+    if variant != "backward":
+        return Coverage(n_tiles, Lq, min_Lk)
+    # the dK/dV kernel's column schedule: its "rows" are keys (each written by one CTA, so they
+    # partition [0, Lk) exactly), its "key columns" are query rows of the row schedule
+    Lk, max_query = _partitioning_schedule(artifact, abi.COL_TABLES, block_m, block_n, "Lk", where)
+    max_query = max(max_query, _split_schedule(artifact, abi.COL_SPLIT_TABLES, "col_tiles", Lk,
+                                               block_m, where))
+    if max_query > Lq:
+        _fail(where, f"the column schedules read query row {max_query - 1}, past the {Lq} rows "
+                     f"of row_tiles")
+    if Lk < min_Lk:
+        _fail(where, f"the row schedules read key {min_Lk - 1}, past the {Lk} keys the column "
+                     f"tiles cover")
+    return Coverage(n_tiles, Lq, Lk, Lk)
 
 
 def _split_schedule(artifact: Artifact, names: dict, main: str, L: int, block_m: int,

@@ -28,7 +28,7 @@ from ..abi import default_scale
 from ..analysis import acsr_from_mask
 from ..analysis.acsr import ACSR
 from .executor import _check_shapes, has_keys, key_tiles
-from .schedule import TileSchedule, build_schedule
+from .schedule import TileSchedule
 
 __all__ = ["transpose_layout", "column_schedule", "column_schedules", "run_backward",
            "reference_backward"]
@@ -46,8 +46,8 @@ def transpose_layout(acsr: ACSR) -> ACSR:
 def column_schedule(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
                     order: str = "heavy_first") -> TileSchedule:
     """The schedule of the transposed layout: row tiles of ``block_m`` keys, each walking
-    ``block_n``-query tiles (its "key tiles")."""
-    return build_schedule(transpose_layout(acsr), block_m, block_n, order=order)
+    ``block_n``-query tiles (its "key tiles"); unsplit."""
+    return column_schedules(acsr, block_m, block_n, order=order, split_kv=False)[0]
 
 
 def column_schedules(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
@@ -105,11 +105,11 @@ def run_backward(rows, cols, q, k, v, o, lse, do,
     accumulating launches do."""
     B, H, Hkv, Lq, Lk, D = _check_grad_inputs(q, k, v, o, lse, do)
     row_scheds, col_scheds = _schedules(rows), _schedules(cols)
-    for r in row_scheds:
-        for c in col_scheds:
-            if (r.Lq, r.Lk) != (Lq, Lk) or (c.Lq, c.Lk) != (Lk, Lq):
-                raise ValueError(f"schedules are {r.Lq}x{r.Lk} and {c.Lq}x{c.Lk}, the "
-                                 f"inputs need {Lq}x{Lk} and its transpose")
+    if any((r.Lq, r.Lk) != (Lq, Lk) for r in row_scheds) or \
+            any((c.Lq, c.Lk) != (Lk, Lq) for c in col_scheds):
+        shapes = lambda ss: ", ".join(f"{x.Lq}x{x.Lk}" for x in ss)  # noqa: E731
+        raise ValueError(f"schedules are {shapes(row_scheds)} and {shapes(col_scheds)}, the "
+                         f"inputs need {Lq}x{Lk} and its transpose")
     scale = np.float32(default_scale(D) if scale is None else scale)
     kvh = np.arange(H) // (H // Hkv)
     f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
@@ -118,11 +118,11 @@ def run_backward(rows, cols, q, k, v, o, lse, do,
     delta = (do32 * o32).sum(axis=-1)  # [B, H, Lq]
 
     dq = np.zeros_like(q32)
-    for rows, i, (row0, step, nrows, _, _) in _tiles(row_scheds):
-        if not has_keys(rows, i):
+    for sched, i, (row0, step, nrows, _, _) in _tiles(row_scheds):
+        if not has_keys(sched, i):
             continue
         r = row0 + step * np.arange(nrows, dtype=np.int64)
-        for c, mask in key_tiles(rows, i):
+        for c, mask in key_tiles(sched, i):
             s = np.einsum("bhmd,bhnd->bhmn", q32[:, :, r], k32[:, :, c]) * scale
             p = _probabilities(s, lse32[:, :, r, None], mask)
             dp = np.einsum("bhmd,bhnd->bhmn", do32[:, :, r], v32[:, :, c])
@@ -131,11 +131,11 @@ def run_backward(rows, cols, q, k, v, o, lse, do,
 
     dk = np.zeros((B, H, Lk, D), dtype=np.float32)  # per query head, summed below
     dv = np.zeros((B, H, Lk, v32.shape[-1]), dtype=np.float32)
-    for cols, j, (key0, step, nkeys, _, _) in _tiles(col_scheds):
-        if not has_keys(cols, j):
+    for sched, j, (key0, step, nkeys, _, _) in _tiles(col_scheds):
+        if not has_keys(sched, j):
             continue
         kk = key0 + step * np.arange(nkeys, dtype=np.int64)
-        for qi, mask in key_tiles(cols, j):  # mask: [keys, queries]
+        for qi, mask in key_tiles(sched, j):  # mask: [keys, queries]
             s_t = np.einsum("bhnd,bhmd->bhnm", k32[:, :, kk], q32[:, :, qi]) * scale
             p_t = _probabilities(s_t, lse32[:, :, None, qi], mask)
             dv[:, :, kk] += np.einsum("bhnm,bhmd->bhnd", p_t, do32[:, :, qi])

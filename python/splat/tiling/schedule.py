@@ -256,6 +256,17 @@ class TileSchedule:
     def has_masks(self) -> bool:
         return self.n_mask_tiles > 0
 
+    def kernel_tables(self, names: dict | None = None) -> dict:
+        """The schedule's tables by the forward kernel's parameter names, renamed through
+        ``names`` where given (``abi.SPLIT_TABLES``, ``abi.COL_TABLES``, ...); the remainder's
+        only where it has mask tiles."""
+        tables = {"row_tiles": self.row_tiles, "segments": self.segments}
+        if self.has_masks:
+            tables.update(mask_ptr=self.mask_ptr, mask_tiles=self.mask_tiles,
+                          mask_bits=self.mask_bits)
+        names = names or {}
+        return {names.get(n, n): t for n, t in tables.items()}
+
     def tile_rows(self, i: int) -> np.ndarray:
         row0, step, nrows = (int(x) for x in self.row_tiles[i, :3])
         return row0 + step * np.arange(nrows, dtype=np.int64)
