@@ -44,10 +44,10 @@ from mlir import ir
 from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, vector
 
 from .. import abi
-from .builder import (LOG2E, add, cf, ci, cx, exp2, f32_type, fcmp, fma, for_range, i32_type,
+from .builder import (LOG2E, add, cf, ci, cx, exp2, f32_type, fcmp, fma, for_range,
                       icmp, if_then, mul, select, shuffle_xor, sub, to_index, udiv, urem)
 from .fused_forward import FusedForwardConfig, _FusedForwardKernel
-from .modules import find_or_create_gpu_module
+from .modules import abi_arg_type, find_or_create_gpu_module
 
 _F32_MAX = 3.4028234663852886e38
 
@@ -384,29 +384,11 @@ class _DkvKernel(_BackwardKernel):
 # ------------------------------------------------------------------------------ entry points
 
 
-def _arg_type(p: dict):
-    """The MLIR type of an ``abi`` parameter: a dynamic memref (strided where the ABI takes
-    any strides: rows contiguous, the rest from the descriptor) or an f32 scalar."""
-    if p["kind"] != "memref":
-        return f32_type()
-    dyn = ir.ShapedType.get_dynamic_size()
-    elem = {"bf16": ir.BF16Type.get, "f16": ir.F16Type.get, "f32": f32_type,
-            "i32": i32_type}[p["dtype"]]()
-    shape = [dyn] * p["rank"]
-    cols = abi.TABLE_COLUMNS.get(p["name"])
-    if cols is not None:
-        shape[-1] = cols
-    if p.get("strides") == "any":
-        layout = ir.StridedLayoutAttr.get(offset=0, strides=[dyn] * (p["rank"] - 1) + [1])
-        return ir.MemRefType.get(shape, elem, layout=layout)
-    return ir.MemRefType.get(shape, elem)
-
-
 def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type):
     gm = find_or_create_gpu_module(module)
     params = cfg.params()
     with ir.InsertionPoint(gm.bodyRegion.blocks[0]):
-        fn = gpu.GPUFuncOp(ir.FunctionType.get([_arg_type(p) for p in params], []),
+        fn = gpu.GPUFuncOp(ir.FunctionType.get([abi_arg_type(p) for p in params], []),
                            sym_name=cfg.name, kernel=True,
                            known_block_size=[cfg.forward().num_threads, 1, 1])
         entry = fn.add_entry_block()

@@ -84,7 +84,7 @@ from .builder import (LN2, LOG2E, add, all_of, band, cf, ci, cx, exp2, f32_type,
                       smax, smin, sub, to_i32, to_index, tree_reduce, udiv, urem,
                       warp_any)
 from .mma import mma_operands
-from .modules import build_in_module, find_or_create_gpu_module
+from .modules import abi_arg_type, build_in_module, find_or_create_gpu_module
 
 # Per head dim defaults, picked by measurement on an H100: block_n (abi.DEFAULT_BLOCK_N, shared
 # with the tiler) and the occupancy hint that keeps registers at <= 128 (D=64: 4 CTAs/SM) or
@@ -926,23 +926,11 @@ def _kernel_class(cfg: FusedForwardConfig):
 
 def build_into(module: ir.Module, cfg: FusedForwardConfig) -> ir.Module:
     gm = find_or_create_gpu_module(module)
-    dyn = ir.ShapedType.get_dynamic_size()
-    elem = ir.BF16Type.get() if cfg.dtype == "bf16" else ir.F16Type.get()
-    t4 = ir.MemRefType.get([dyn] * 4, elem)
     # q, k, v may be strided views (e.g. of a fused QKV projection): every stride but the
     # innermost comes from the descriptor (abi.STRIDED_INPUTS), the rows stay contiguous for
     # the 16-byte async copies. The kernel writes o and lse, which are always dense.
-    strided = ir.StridedLayoutAttr.get(offset=0, strides=[dyn, dyn, dyn, 1])
-    in4 = ir.MemRefType.get([dyn] * 4, elem, layout=strided)
-    lse_t = ir.MemRefType.get([dyn] * 3, f32_type())
-    rt_t = ir.MemRefType.get([dyn, len(abi.ROW_TILE_FIELDS)], i32_type())
-    seg_t = ir.MemRefType.get([dyn, len(abi.SEGMENT_FIELDS)], i32_type())
-    arg_types = [in4, in4, in4, t4, lse_t, rt_t, seg_t, f32_type()]
-    if cfg.mask_tiles:  # mask_ptr, mask_tiles, mask_bits
-        arg_types += [ir.MemRefType.get([dyn], i32_type()),
-                      ir.MemRefType.get([dyn, len(abi.MASK_TILE_FIELDS)], i32_type()),
-                      ir.MemRefType.get([dyn] * 3, i32_type())]
-    fn_type = ir.FunctionType.get(arg_types, [])
+    params = abi.fused_kernel_params(cfg.dtype, cfg.mask_tiles)
+    fn_type = ir.FunctionType.get([abi_arg_type(p) for p in params], [])
     block = gm.bodyRegion.blocks[0]
     with ir.InsertionPoint(block):
         fn = gpu.GPUFuncOp(fn_type, sym_name=cfg.name, kernel=True,
