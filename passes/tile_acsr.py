@@ -108,7 +108,7 @@ class TileACSR(SplatPass):
         if block_m not in (0, abi.BACKWARD_BLOCK_M):
             raise PassError(f"the backward kernels run {abi.BACKWARD_BLOCK_M}-row tiles; got "
                             f"block-m={block_m}", target)
-        block_n = self.options["block-n"] or default_block_n(target)
+        block_n = self.options["block-n"] or abi.backward_block_n(head_dim(target))
         split_kv = self.options["split-kv"]
         try:
             rows, rows_split = tile_layout(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order,

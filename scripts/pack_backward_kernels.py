@@ -51,7 +51,7 @@ def _tables(sched, names: dict | None = None) -> dict:
 
 def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16") -> dict:
     acsr = analyze(mask)
-    bn = abi.default_block_n(D)
+    bn = abi.backward_block_n(D)
     rows = build_schedule(acsr, abi.BLOCK_M, bn, order="heavy_first")
     cols = column_schedule(acsr, abi.BLOCK_M, bn)
     row_t, col_t = _tables(rows), _tables(cols, abi.COL_TABLES)

@@ -122,6 +122,8 @@ def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, b
     kw = dict(dtype=dtype, head_dim=D, target=target)
     if variant != "fused":
         kw["variant"] = variant
+        if variant == "backward" and block_n is not None:  # the backward's only tile option
+            kw["block_n"] = block_n
     else:
         kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows),
                                      ("block_n", block_n), ("mma", mma)) if v is not None})
@@ -185,7 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warp-rows", type=int, choices=abi.WARP_ROWS_CHOICES,
                     help="fused artifacts with this many query rows a warp (as --block-m)")
     ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
-                    help="fused artifacts with this many keys a key tile (as --block-m)")
+                    help="fused and backward artifacts with this many keys a key tile (as "
+                         "--block-m)")
     ap.add_argument("--mma", choices=abi.MMA_KINDS,
                     help="fused artifacts on this tensor-core instruction (as --block-m)")
     ap.add_argument("--head-dims", help="comma-separated head dims to keep")

@@ -193,6 +193,20 @@ def fused_kernel_tables(masked: bool = False) -> list[str]:
 # after it, reads.
 
 
+# Keys (queries, for the dK/dV kernel) per key tile of the backward kernels, per head dim. 64
+# at D = 128 too, unlike the forward's 32: on the H100 (2026-12-07, B = 2, H = 16, L = 4096,
+# bf16) it made the backward kernels 3-6 % faster on window, blocked, dilated and dense layouts
+# and 4 % slower on strided (benchmarks/results/2026-12-07k-*-bwd-kernels*.json); 255
+# registers, no spills.
+BACKWARD_DEFAULT_BLOCK_N = {64: 64, 128: 64}
+
+
+def backward_block_n(head_dim: int) -> int:
+    """BACKWARD_DEFAULT_BLOCK_N of ``head_dim`` (the forward's default for one it lacks: the
+    tiler still tiles, the lowering refuses the head dim with a located error)."""
+    return BACKWARD_DEFAULT_BLOCK_N.get(head_dim, default_block_n(head_dim))
+
+
 # Head dims the backward kernels are built for (at D = 256 the dQ kernel spills: its dO fragments
 # would have to be re-read from shared memory, the accumulators alone take 128 registers).
 BACKWARD_HEAD_DIMS = (64, 128)

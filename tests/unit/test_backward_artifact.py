@@ -54,7 +54,7 @@ def test_the_artifact_holds_both_schedules_and_both_kernels(arts, name):
         assert f".entry {entry['name']}(" in art.ptx["kernel.ptx"]
     # the tables are the tiler's, computed here independently of the passes
     acsr = splat.analyze(mask)
-    bn = abi.default_block_n(D)
+    bn = abi.backward_block_n(D)
     rows = build_schedule(acsr, abi.BLOCK_M, bn, order="heavy_first")
     cols = column_schedule(acsr, abi.BLOCK_M, bn)
     np.testing.assert_array_equal(art.tables["row_tiles"], rows.row_tiles)

@@ -74,6 +74,8 @@ class _BackwardConfig:
         if self.head_dim not in abi.BACKWARD_HEAD_DIMS:
             raise ValueError(f"the backward kernels are built for head dims "
                              f"{abi.BACKWARD_HEAD_DIMS}, got {self.head_dim}")
+        if self.block_n is None:  # the backward's own default, not the forward's
+            object.__setattr__(self, "block_n", abi.backward_block_n(self.head_dim))
 
     @property
     def kernel_abi(self) -> abi.BackwardKernelABI:
