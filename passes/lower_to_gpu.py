@@ -40,7 +40,8 @@ def kernel_head_dim(op: ir.Operation, operand: int = 0) -> int:
     head_dim = ir.RankedTensorType(op.operands[operand].type).shape[3]
     if head_dim not in abi.HEAD_DIMS:
         shown = "dynamic" if ir.ShapedType.is_dynamic_size(head_dim) else head_dim
-        raise PassError(f"the GPU kernels support head dim 64 or 128, got {shown}", op)
+        raise PassError(f"the GPU kernels support head dim {_either(abi.HEAD_DIMS)}, got "
+                        f"{shown}", op)
     return head_dim
 
 
@@ -200,15 +201,21 @@ class LowerToGPU(SplatPass):
                             f"tile shape; this one uses {shape[0]} x {shape[1]}, another "
                             f"{emitted[variant][0]} x {emitted[variant][1]}", target)
         if variant not in emitted:
+            warp_rows = self.warp_rows(shape[0], head_dim)
+            if warp_rows > abi.WARP_ROWS and head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+                raise PassError(f"option 'warp-rows' {warp_rows} needs head dim <= "
+                                f"{abi.MAX_HEAD_DIM_32_ROW_WARPS} (a warp's accumulators would "
+                                f"not fit its registers); got {head_dim}", target)
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
                         mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"],
-                        warp_rows=self.warp_rows(shape[0]))
+                        warp_rows=warp_rows)
             emitted[variant] = shape
 
-    def warp_rows(self, block_m: int) -> int:
+    def warp_rows(self, block_m: int, head_dim: int) -> int:
         """The option's rows per warp; for 0, the kernel variant's for ``block_m``-row tiles
-        (wgmma: always 16)."""
-        return resolve_warp_rows(self.options["warp-rows"], block_m, self.options["mma"])
+        (wgmma, or a head dim too wide for 32-row warps: 16)."""
+        return resolve_warp_rows(self.options["warp-rows"], block_m, self.options["mma"],
+                                 head_dim)
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, name: str, kernel: str,

@@ -49,7 +49,7 @@ from splat.runtime.resolve import DEFAULT_TARGET, request_key  # noqa: E402
 from splat.version import compiler_version  # noqa: E402
 
 BENCH_LENGTHS = (4096, 16384)
-BENCH_HEAD_DIMS = (64, 128)
+BENCH_HEAD_DIMS = abi.HEAD_DIMS
 
 
 RANDOM_MASK_SEED, RANDOM_MASK_COUNT = 0, 6  # splat.testing.random_masks for --train
@@ -83,7 +83,7 @@ def jobs(args) -> list:
     if args.tests:
         for fam in T.TEST_FAMILIES:
             for L in T.TEST_LENGTHS:
-                for D in (64, 128):
+                for D in abi.HEAD_DIMS:
                     for dt in ("bf16", "f16"):
                         out.append(("tests", fam, L, D, dt, "fused"))
     if args.bench:

@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 GPU_MODULE_NAME = "splat_kernels"  # the gpu.module every kernel is emitted into
 DTYPES = ("bf16", "f16")
-HEAD_DIMS = (64, 128)
+HEAD_DIMS = (64, 128, 256)
 BLOCK_M = 64  # query rows per row tile by default: one CTA of NUM_WARPS warps, 16 rows a warp
 NUM_WARPS = 4
 NUM_THREADS = 32 * NUM_WARPS
@@ -39,8 +39,20 @@ def fused_threads(block_m: int, warp_rows: int = WARP_ROWS) -> int:
 
 BLOCK_N_CHOICES = (32, 64, 128)
 # Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler
-# cuts schedules with it and the fused kernel is built for it: they must agree.
-DEFAULT_BLOCK_N = {64: 64, 128: 32}
+# cuts schedules with it and the fused kernel is built for it: they must agree. D = 256 takes the
+# smallest tile: its output accumulators alone are 128 registers a thread.
+DEFAULT_BLOCK_N = {64: 64, 128: 32, 256: 32}
+# Rows per warp beyond 16 hold another 16 x D f32 accumulator tile: 128 more registers a thread at
+# D = 256, more than a thread has, so 32-row warps stop at this head dim.
+MAX_HEAD_DIM_32_ROW_WARPS = 128
+
+
+def q_fragments_in_registers(head_dim: int, warp_rows: int = WARP_ROWS) -> bool:
+    """Whether the mma.sync kernel keeps Q's A fragments in registers through the key loop: not
+    where they would take 64 registers a thread (two m16 tiles of D = 128, one of D = 256) beside
+    the output accumulators; it then re-reads them from shared memory per k16 step, and the Q
+    tile gets its own shared memory (so this decides the kernel's shared-memory layout)."""
+    return (warp_rows // 16) * head_dim < 256
 
 
 def default_block_n(head_dim: int) -> int:

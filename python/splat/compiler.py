@@ -134,7 +134,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     try:
         head_dim = check_option("head_dim", head_dim, abi.HEAD_DIMS)
     except ValueError:
-        raise ValueError(f"head_dim must be {' or '.join(map(str, abi.HEAD_DIMS))}, "
+        raise ValueError(f"head_dim must be one of {', '.join(map(str, abi.HEAD_DIMS))}, "
                          f"got {head_dim!r}") from None
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -170,6 +170,10 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                                          abi.WARP_ROWS_CHOICES)
     if backward:
         warp_rows = abi.WARP_ROWS
+    if warp_rows > abi.WARP_ROWS and head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+        raise ValueError(f"warp_rows: {warp_rows}-row warps need head_dim <= "
+                         f"{abi.MAX_HEAD_DIM_32_ROW_WARPS} (a warp's output accumulators would not "
+                         f"fit its registers); got head_dim {head_dim}")
     scale = _checked_scale(scale)
     _check_lengths(pattern)
     acsr = _as_acsr(pattern)
@@ -237,7 +241,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=schedule.block_n, mma=options.kernel_mma, split=split,
                      options=keyed, block_m=schedule.block_m,
-                     warp_rows=resolve_warp_rows(warp_rows, schedule.block_m, options.kernel_mma))
+                     warp_rows=resolve_warp_rows(warp_rows, schedule.block_m, options.kernel_mma,
+                                                 head_dim))
 
 
 _F32_MAX = 3.4028234663852886e38

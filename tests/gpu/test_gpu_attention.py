@@ -1,6 +1,7 @@
 """GPU correctness of the compiled fused kernel against an fp64 reference.
 
-Every pattern family (splat.testing.TEST_FAMILIES) × L ∈ {1024, 4096, 16384, 3001} × D ∈ {64, 128}
+Every pattern family (splat.testing.TEST_FAMILIES) × L ∈ {1024, 4096, 16384, 3001}
+× D ∈ abi.HEAD_DIMS (64, 128, 256)
 × {bf16, fp16} × {MHA, GQA}, fresh random inputs per case, output and lse poisoned with NaN
 before the launch; relative error (max |o - ref| / max |ref|) ≤ 1e-2 (bf16) / 2e-3 (fp16);
 rows without keys must be exactly 0 with lse = -inf.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from splat import abi
 from splat import testing as T
 
 pytestmark = pytest.mark.gpu
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.gpu
 TOL = {"bf16": 1e-2, "f16": 2e-3}
 HEADS = {"MHA": (4, 4), "GQA": (8, 2)}
 CASES = [(fam, L, Dh, dt, mode) for fam in T.TEST_FAMILIES for L in T.TEST_LENGTHS
-         for Dh in (64, 128) for dt in ("bf16", "f16") for mode in HEADS]
+         for Dh in abi.HEAD_DIMS for dt in ("bf16", "f16") for mode in HEADS]
 _REPORT: list = []
 
 
@@ -131,7 +133,8 @@ def test_lookup_by_pattern_content_key(catalog, fam, monkeypatch):
     _run_case(fam, 1024, 64, "bf16", "GQA", None, pattern=pattern)
 
 
-DECOMPOSED_CASES = [(fam, 4096, Dh, "bf16", mode) for fam in T.BENCH_FAMILIES for Dh in (64, 128)
+DECOMPOSED_CASES = [(fam, 4096, Dh, "bf16", mode) for fam in T.BENCH_FAMILIES
+                    for Dh in abi.HEAD_DIMS
                     for mode in HEADS]
 
 

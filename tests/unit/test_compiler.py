@@ -50,7 +50,7 @@ def test_masks_and_acsr_are_accepted():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(dtype="f32"), "dtype must be one of"),
-    (dict(head_dim=96), "head_dim must be 64 or 128"),
+    (dict(head_dim=96), "head_dim must be one of 64, 128, 256"),
     (dict(variant="sparse"), "variant must be one of"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
@@ -145,8 +145,8 @@ except ValueError as e:
     ("dict(target='sm_999')", "target must be one of"),
     ("dict(target='sm_100')", "target must be one of"),
     ("dict(target='sm_90a} , canonicalize')", "target must be one of"),
-    ("dict(head_dim=64.0)", "head_dim must be 64 or 128"),
-    ("dict(head_dim=True)", "head_dim must be 64 or 128"),
+    ("dict(head_dim=64.0)", "head_dim must be one of 64, 128, 256"),
+    ("dict(head_dim=True)", "head_dim must be one of 64, 128, 256"),
     ("dict(scale='x')", "scale must be a number"),
     ("dict(scale=0.0)", "scale must be finite, > 0"),
     ("dict(scale=-1.0)", "scale must be finite, > 0"),

@@ -90,7 +90,8 @@ from .modules import abi_arg_type, build_in_module, find_or_create_gpu_module
 # with the tiler) and the occupancy hint that keeps registers at <= 128 (D=64: 4 CTAs/SM) or
 # <= 168 (D=128: 3 CTAs/SM) without spills.  0 = no .minnctapersm hint.
 DEFAULTS = {64: {"block_n": abi.DEFAULT_BLOCK_N[64], "min_blocks_per_sm": 4},
-            128: {"block_n": abi.DEFAULT_BLOCK_N[128], "min_blocks_per_sm": 0}}
+            128: {"block_n": abi.DEFAULT_BLOCK_N[128], "min_blocks_per_sm": 0},
+            256: {"block_n": abi.DEFAULT_BLOCK_N[256], "min_blocks_per_sm": 0}}
 # The masked kernel (mask_tiles=True) at D = 128 and its default BLOCK_N: without a hint ptxas
 # takes 195 registers (2 CTAs/SM); capped at 3 CTAs/SM it needs 167 and spills nothing.
 MASKED_MIN_BLOCKS_PER_SM = {128: 3}
@@ -147,6 +148,10 @@ class FusedForwardConfig:
         if self.warp_rows not in abi.WARP_ROWS_CHOICES:
             raise ValueError(f"warp_rows must be one of {abi.WARP_ROWS_CHOICES}, "
                              f"got {self.warp_rows}")
+        if self.warp_rows > 16 and self.head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+            raise ValueError(f"warp_rows {self.warp_rows} needs head_dim <= "
+                             f"{abi.MAX_HEAD_DIM_32_ROW_WARPS} (each m16 tile holds 16 x D f32 "
+                             f"accumulators), got {self.head_dim}")
         if self.mma == "wgmma" and self.warp_rows != 16:
             raise ValueError("mma wgmma needs warp_rows 16 (a warpgroup's 4 warps own 16 rows "
                              "each of wgmma's 64)")
@@ -198,11 +203,11 @@ class FusedForwardConfig:
 
     @property
     def q_in_registers(self) -> bool:
-        """Q's fragments stay in registers for the whole key loop, except where two m16 tiles of
-        D = 128 would need 64 registers for them: then they are re-read from shared memory per
-        k16 step of every key tile (FlashAttention-2's choice), and the Q tile keeps its own
-        shared memory."""
-        return not (self.m_tiles > 1 and self.head_dim >= 128)
+        """Q's fragments stay in registers for the whole key loop, except where they would take
+        64 registers a thread (`abi.q_fragments_in_registers`): then they are re-read from
+        shared memory per k16 step of every key tile (FlashAttention-2's choice), and the Q
+        tile keeps its own shared memory."""
+        return abi.q_fragments_in_registers(self.head_dim, self.warp_rows)
 
     @property
     def name(self) -> str:

@@ -67,9 +67,8 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
         stages = 3  # its P V of the previous key tile overlaps the current one
     else:
         kv_tile = block_n * row
-        # Q aliases K stage 1 when it fits there, unless it is re-read every key tile (two m16
-        # tiles a warp at D >= 128: fused_forward.FusedForwardConfig.q_in_registers)
-        q_in_registers = not (warp_rows > 16 and head_dim >= 128)
+        # Q aliases K stage 1 when it fits there, unless it is re-read every key tile
+        q_in_registers = abi.q_fragments_in_registers(head_dim, warp_rows)
         q_offset = kv_tile if q_in_registers and q_tile <= kv_tile else 4 * kv_tile
     end = max(2 * stages * kv_tile, q_offset + q_tile)
     if mma == "wgmma":
@@ -210,6 +209,10 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
             if warp_rows != abi.WARP_ROWS and k.get("mma", "mma_sync") != "mma_sync":
                 _fail(kw, f"warp_rows {warp_rows} with mma {k.get('mma')!r}: only mma_sync "
                           f"kernels have {warp_rows}-row warps")
+            if warp_rows > abi.WARP_ROWS and artifact.head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+                _fail(kw, f"warp_rows {warp_rows} at head dim {artifact.head_dim}: no kernel is "
+                          f"built with more than {abi.WARP_ROWS} rows a warp above head dim "
+                          f"{abi.MAX_HEAD_DIM_32_ROW_WARPS}")
         if "backward" in e and (block_m != abi.BACKWARD_BLOCK_M or warp_rows != abi.WARP_ROWS
                                 or k.get("mma", "mma_sync") != "mma_sync"
                                 or "block_n" not in k):

@@ -125,6 +125,10 @@ def _variant(n: int, entry, path: Path) -> KernelVariant:
     if block_m % warp_rows:
         raise ValueError(f"{where}: block_m {block_m} is not a multiple of warp_rows {warp_rows}")
     ms_per_unit = _by_head_dim(where, "ms_per_unit", times, _positive_time, "a positive time")
+    too_wide = [d for d, _ in ms_per_unit if d > abi.MAX_HEAD_DIM_32_ROW_WARPS]
+    if warp_rows > abi.WARP_ROWS and too_wide:
+        raise ValueError(f"{where}: {warp_rows}-row warps are not built at head dim "
+                         f"{too_wide[0]} (ms_per_unit lists it)")
     block_n = _by_head_dim(where, "block_n", entry.get("block_n", {}),
                            lambda n: type(n) is int and n in abi.BLOCK_N_CHOICES,
                            f"one of {abi.BLOCK_N_CHOICES}")
@@ -173,12 +177,15 @@ def warp_rows_for(block_m: int, variants: tuple[KernelVariant, ...] | None = Non
     return next((v.warp_rows for v in variants if v.block_m == block_m), abi.WARP_ROWS)
 
 
-def resolve_warp_rows(warp_rows: int, block_m: int, mma: str) -> int:
+def resolve_warp_rows(warp_rows: int, block_m: int, mma: str, head_dim: int = 0) -> int:
     """A ``warp_rows`` option resolved: 0 means the variant's for ``block_m``-row tiles (the
-    wgmma kernel: always ``abi.WARP_ROWS``, a warpgroup owns wgmma's 64 rows, 16 a warp)."""
+    wgmma kernel: always ``abi.WARP_ROWS``, a warpgroup owns wgmma's 64 rows, 16 a warp; and
+    ``abi.WARP_ROWS`` at a head dim too wide for more rows a warp)."""
     if warp_rows:
         return warp_rows
-    return abi.WARP_ROWS if mma == "wgmma" else warp_rows_for(block_m)
+    if mma == "wgmma" or head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+        return abi.WARP_ROWS
+    return warp_rows_for(block_m)
 
 
 def tile_layout(acsr: ACSR, block_m: int, block_n: int, *, order: str = "rows",
