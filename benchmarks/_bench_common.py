@@ -136,6 +136,40 @@ def backward_ms(forward, tensors, args) -> float:
     return both - alone
 
 
+def per_kernel_ms(fn, iters: int) -> dict:
+    """CUDA ms per call of each kernel ``fn()`` launches, largest first."""
+    import torch
+
+    fn()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            fn()
+        torch.cuda.synchronize()
+    ms: dict = {}
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA:
+            ms[ev.name] = ms.get(ev.name, 0.0) + ev.device_time_total / 1e3 / iters
+    return dict(sorted(ms.items(), key=lambda kv: -kv[1]))
+
+
+def flex_backward_kernel_ms(flex, block_mask, tensors, scale: float, iters: int) -> dict:
+    """FlexAttention's backward in CUDA time: the kernels of forward + backward (inputs requiring
+    grad) minus those of the forward alone, summed per call (torch.profiler), so that host time,
+    which dominates both libraries' autograd calls at these sizes, does not enter."""
+    import torch
+
+    leaves = [t.detach().requires_grad_(True) for t in tensors[:3]]
+    do = tensors[3]
+
+    def forward():
+        return flex(*leaves, block_mask=block_mask, scale=scale)
+
+    both = per_kernel_ms(lambda: torch.autograd.grad(forward(), leaves, do), iters)
+    alone = per_kernel_ms(forward, iters)
+    return dict(bwd_kernel_ms=sum(both.values()) - sum(alone.values()), kernels_ms=both)
+
+
 def dense_mask(fam, Lq, Lk, device, chunk: int = 2048):
     """bool [Lq, Lk] mask on `device` from a `splat.testing.Family` or a predicate."""
     import torch

@@ -20,8 +20,11 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
 3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``;
 4. with ``--backward``: ``splat_bwd_ms`` and ``flex_bwd_ms``, forward + backward minus
    forward, q, k, v requiring grad (a failing backward is a note, its column null), after
-   SPLAT's gradients are checked against fp64; and ``splat_bwd_kernel_ms``, the backward
-   artifact's prebound launches alone (no autograd, no host work of the op);
+   SPLAT's gradients are checked against fp64; and the kernels alone, which is what compares
+   at sizes where both autograd calls are host-bound: ``splat_bwd_kernel_ms``, the backward
+   artifact's prebound launches (no autograd, no host work of the op), and
+   ``flex_bwd_kernel_ms``, the CUDA time of Flex's kernels in forward + backward minus its
+   forward's (torch.profiler);
 5. first-call (JIT) cost: SPLAT = artifact load + PTX JIT + table upload + first launch (the
    MLIR compile time, measured where the pack was built, is ``splat_compile_s``); Flex =
    ``create_block_mask`` + ``torch.compile`` + first call.
@@ -246,6 +249,9 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
                 row["flex_bwd_ms"] = C.backward_ms(
                     lambda q_, k_, v_: flex_compiled(q_, k_, v_, block_mask=bm, scale=scale),
                     (q, k, v), args)
+                # its kernels alone (host time dominates autograd calls at small sizes)
+                row["flex_bwd_kernel_ms"] = C.flex_backward_kernel_ms(
+                    flex_compiled, bm, (q, k, v, torch.randn_like(q)), scale, 10)["bwd_kernel_ms"]
             except Exception as e:
                 row["notes"].append(f"flex backward failed: {e!r}")
 
@@ -294,7 +300,8 @@ def render_markdown(rows: list, meta: dict) -> str:
     cols = ["pattern", "L", "D", "density", "SPLAT ms", "kernel ms", "decomp. ms", "Flex ms",
             "SDPA ms", "SDPA+mask ms", "SPLAT TF/s", "Flex TF/s", "SPLAT/Flex", "SPLAT 1st s",
             "Flex 1st s", "SPLAT err"] + (["wgmma kernel ms", "wgmma TF/s"] if wgmma else []) + (
-        ["SPLAT bwd ms", "Flex bwd ms"] if bwd else [])
+        ["SPLAT bwd ms", "Flex bwd ms", "SPLAT bwd kernels ms", "Flex bwd kernels ms"]
+        if bwd else [])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         ok = r.get("splat_ok")
@@ -311,7 +318,8 @@ def render_markdown(rows: list, meta: dict) -> str:
             _f(r.get("flex_first_call_s"), "{:.2f}"), err]
             + ([_f(r.get("splat_wgmma_kernel_ms")), _f(r.get("splat_wgmma_kernel_tflops"), "{:.0f}")]
                if wgmma else [])
-            + ([_f(r.get("splat_bwd_ms")), _f(r.get("flex_bwd_ms"))] if bwd else [])) + " |")
+            + ([_f(r.get(c)) for c in ("splat_bwd_ms", "flex_bwd_ms", "splat_bwd_kernel_ms",
+                                       "flex_bwd_kernel_ms")] if bwd else [])) + " |")
     params = sorted({(r["pattern"], json.dumps(r.get("params", {}), sort_keys=True)) for r in rows})
     foot = "\n\nPattern parameters: " + "; ".join(f"{p} {q}" for p, q in params) + "\n"
     notes = [f"{r['pattern']} L={r['L']} D={r['D']}: {n}" for r in rows for n in r.get("notes", [])]

@@ -12,8 +12,11 @@ and lse; the backward artifact's launches (``Launcher.backward``: dQ, dK/dV and 
 into preallocated buffers) give dq, dk, dv, checked against fp64 (`reference_backward_torch`,
 batch 0, ``--check-heads`` heads) *before* any timing; then ``bwd_kernel_ms`` (do_bench median
 of the launches) and ``kernels_ms`` (CUDA time per kernel per call, torch.profiler). With
-``--flex``, FlexAttention's backward in the same process (forward + backward minus forward) for
-the ratio. Rows go to ``--out-json``.
+``--flex``, FlexAttention's backward in the same process, both as ``flex_bwd_ms`` (do_bench of
+forward + backward minus forward, as bench_attention.py) and as CUDA time (``flex.bwd_kernel_ms``:
+its kernels of forward + backward minus those of the forward, torch.profiler): the kernels against
+the kernels, since at these sizes both libraries' autograd calls are host-bound. Rows go to
+``--out-json``.
 """
 
 from __future__ import annotations
@@ -45,23 +48,6 @@ def _packs(spec: str) -> dict:
         out[label] = (Path(path), {(e["family"], e["L"], e["D"], e.get("variant", "fused")): e
                                    for e in cat["entries"]})
     return out
-
-
-def per_kernel_ms(fn, iters: int) -> dict:
-    """CUDA ms per call of each kernel ``fn()`` launches, largest first."""
-    import torch
-
-    fn()
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(iters):
-            fn()
-        torch.cuda.synchronize()
-    ms: dict = {}
-    for ev in prof.events():
-        if ev.device_type == torch.autograd.DeviceType.CUDA:
-            ms[ev.name] = ms.get(ev.name, 0.0) + ev.device_time_total / 1e3 / iters
-    return dict(sorted(ms.items(), key=lambda kv: -kv[1]))
 
 
 def measure(pack_dir: Path, fwd_entry: dict, bwd_entry: dict, fam, tensors, args) -> dict:
@@ -99,7 +85,7 @@ def measure(pack_dir: Path, fwd_entry: dict, bwd_entry: dict, fam, tensors, args
     row = dict(rel_err=err, ok=bool(err <= TOL), block_n=bwd_art.manifest.get("block_n"),
                kernels=[kk["name"] for kk in bwd_art.kernels])
     row["bwd_kernel_ms"] = C.bench(run, args)
-    row["kernels_ms"] = per_kernel_ms(run, args.iters)
+    row["kernels_ms"] = C.per_kernel_ms(run, args.iters)
     return row
 
 
@@ -153,6 +139,7 @@ def main(argv=None) -> int:
                     row["flex_bwd_ms"] = C.backward_ms(
                         lambda q_, k_, v_: flex(q_, k_, v_, block_mask=bm, scale=scale),
                         tensors[:3], args)
+                    row["flex"] = C.flex_backward_kernel_ms(flex, bm, tensors, scale, args.iters)
                 rows.append(row)
                 parts = []
                 for label, r in row["packs"].items():
@@ -163,7 +150,8 @@ def main(argv=None) -> int:
                                    for n, ms in r["kernels_ms"].items())
                     parts.append(f"{label}: {r['bwd_kernel_ms']:.3f} ms "
                                  f"(err {r['rel_err']:.1e}{'' if r['ok'] else ' FAIL'}; {ks})")
-                flex_s = f"flex {row['flex_bwd_ms']:.3f} ms; " if "flex_bwd_ms" in row else ""
+                flex_s = (f"flex {row['flex_bwd_ms']:.3f} ms (kernels "
+                          f"{row['flex']['bwd_kernel_ms']:.3f}); " if "flex" in row else "")
                 print(f"{name} L={L} D={D}: {flex_s}" + "; ".join(parts), flush=True)
                 if args.out_json:
                     C.save_rows(args.out_json, rows)

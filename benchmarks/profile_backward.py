@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _bench_common as C  # noqa: E402
 
 
 def profile(h, shape, dtype, iters: int) -> dict:
@@ -34,23 +37,14 @@ def profile(h, shape, dtype, iters: int) -> dict:
     do = torch.randn(shape, device="cuda", dtype=dtype)
     for _ in range(3):  # loads the kernels, resolves the backward artifact
         torch.autograd.grad(h(q, k, v), (q, k, v), do)
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(iters):
-            torch.autograd.grad(h(q, k, v), (q, k, v), do)
-        torch.cuda.synchronize()
-    kernels: dict = {}
-    for ev in prof.events():
-        if ev.device_type == torch.autograd.DeviceType.CUDA:
-            kernels[ev.name] = kernels.get(ev.name, 0.0) + ev.device_time_total / 1e3 / iters
+    kernels = C.per_kernel_ms(lambda: torch.autograd.grad(h(q, k, v), (q, k, v), do), iters)
     t0 = time.perf_counter()
     for _ in range(iters):
         torch.autograd.grad(h(q, k, v), (q, k, v), do)
     host = (time.perf_counter() - t0) / iters * 1e3
     torch.cuda.synchronize()
     wall = (time.perf_counter() - t0) / iters * 1e3
-    return dict(host_ms=host, wall_ms=wall,
-                kernels_ms=dict(sorted(kernels.items(), key=lambda kv: -kv[1])))
+    return dict(host_ms=host, wall_ms=wall, kernels_ms=kernels)
 
 
 def main(argv=None) -> int:
