@@ -210,7 +210,7 @@ def fused_kernel_tables(masked: bool = False) -> list[str]:
 # bf16) it made the backward kernels 3-6 % faster on window, blocked, dilated and dense layouts
 # and 4 % slower on strided (benchmarks/results/2026-12-07k-*-bwd-kernels*.json); 255
 # registers, no spills.
-BACKWARD_DEFAULT_BLOCK_N = {64: 64, 128: 64}
+BACKWARD_DEFAULT_BLOCK_N = {64: 64, 128: 64, 256: 32}
 
 
 def backward_block_n(head_dim: int) -> int:
@@ -219,9 +219,10 @@ def backward_block_n(head_dim: int) -> int:
     return BACKWARD_DEFAULT_BLOCK_N.get(head_dim, default_block_n(head_dim))
 
 
-# Head dims the backward kernels are built for (at D = 256 the dQ kernel spills: its dO fragments
-# would have to be re-read from shared memory, the accumulators alone take 128 registers).
-BACKWARD_HEAD_DIMS = (64, 128)
+# Head dims the backward kernels are built for (at D = 256 the dQ kernel reads Q's and dO's
+# fragments from shared memory and the dK/dV kernel accumulates dV and dK in two walks of its
+# schedule: lowering/backward_kernels.py).
+BACKWARD_HEAD_DIMS = (64, 128, 256)
 
 
 # Split schedules (split-KV, as the forward's): the second launch of each kernel runs its

@@ -4,7 +4,8 @@ attention, on fresh random inputs.
 
 Cases: every test family at `splat.testing.TRAIN_LENGTHS` and the masks of
 `splat.testing.random_masks` (unions of random terms, Lq != Lk, empty rows and columns), for
-D in {64, 128}, bf16 and fp16, MHA and GQA. The loss uses both outputs, ``sum(o * g) +
+D in abi.BACKWARD_HEAD_DIMS (64, 128, 256), bf16 and fp16, MHA and GQA. The loss uses both
+outputs, ``sum(o * g) +
 sum(lse * g_lse)`` over rows with keys, so the lse gradient path is checked too. The forward
 artifact comes from the catalog; the backward one is found the way a user's is: by the op,
 from the layout the forward artifact records, in ``$SPLAT_ARTIFACT_DIR`` (no compiler here).

@@ -4,7 +4,9 @@ A 16 x 256 output tile is 128 f32 accumulators a thread, so at D = 256 the kerne
 fragments from shared memory per k16 step (`abi.q_fragments_in_registers`), gives the Q tile its
 own shared memory, cuts 32-key tiles, and has 16-row warps only: the variant choice never offers
 32-row warps there, an explicit ``warp_rows=32`` is refused by name, and the runtime refuses a
-manifest that claims it. The GPU suite (tests/gpu/test_gpu_attention.py) runs D = 256 too.
+manifest that claims it. The GPU suite (tests/gpu/test_gpu_attention.py) runs D = 256 too. The backward
+kernels at D = 256 are checked in test_backward_kernels_ptx.py (two walks of the column schedule
+in the dK/dV kernel) and on the GPU by test_gpu_backward.py and test_gpu_train.py.
 """
 
 from __future__ import annotations

@@ -27,7 +27,13 @@ kv head (GQA: summed in registers, so no atomics) and query tile:
 
 and stores ``dK · scale`` and dV for the tile's keys. A query tile's lse (base 2) and Δ travel
 with its rows (shared memory, per stage). K's and V's fragments stay in registers at D = 64 and
-are re-read from shared memory per tile at D = 128.
+are re-read from shared memory per tile at D = 128 and 256.
+
+At D = 256 one 16 x D f32 accumulator tile is 128 registers a thread, so the dK/dV kernel walks
+its column schedule twice, dV in the first walk and dK in the second (`DkvConfig.passes`: S is
+recomputed, five products a query tile instead of four), and the dQ kernel reads Q's and dO's
+fragments from shared memory per k16 step instead of holding them (the forward's choice at
+that head dim). Same ABI, tables and launches at every head dim.
 
 mma.sync only, 64-row tiles on 16-row warps (the forward's default variant). A backward
 artifact (``splat.compile(variant="backward")``) holds both, built by splat-lower-to-gpu for an
@@ -128,6 +134,15 @@ class DkvConfig(_BackwardConfig):
     def frags_in_registers(self) -> bool:
         """K's and V's A fragments held for the whole loop (D = 64), or re-read per tile."""
         return self.head_dim <= 64
+
+    @property
+    def passes(self) -> tuple[tuple[str, ...], ...]:
+        """The gradients each walk of the column schedule accumulates: both at once, or at
+        D = 256 (where one 16 x D f32 accumulator tile is 128 registers a thread) dV in one walk
+        and dK in a second (S recomputed: five products a query tile instead of four)."""
+        if self.head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+            return ("dv",), ("dk",)
+        return (("dk", "dv"),)
 
     @property
     def query_values_offset(self) -> int:
@@ -250,9 +265,11 @@ class _DqKernel(_BackwardKernel):
         self._prologue(n_iter)
         if not self.bwd_cfg.accumulate:  # the split's launch reads the first launch's Δ
             self._write_delta()
-        q_frags = self.load_q_frags()
-        do_frags = [[self._q_frag(mt, kk, self.dos) for kk in range(self.D // 16)]
-                    for mt in range(self.MT)]
+        q_frags = self.load_q_frags()  # None at D = 256: read per k16 step, as dO's below
+        do_frags = None
+        if q_frags is not None:
+            do_frags = [[self._q_frag(mt, kk, self.dos) for kk in range(self.D // 16)]
+                        for mt in range(self.MT)]
         rows = self._row_values()
         init = dict(seg=self.seg_begin, u0=ci(0), dq=self._zeros())
         final = for_range(cx(0), to_index(n_iter), cx(1),
@@ -269,7 +286,7 @@ class _DqKernel(_BackwardKernel):
         self._wait_for_tile()
         self._load_next_tile(it, n_iter, keys, lambda: arith.xori(stage, cx(1)))
         s = self._masked_scores(self.qk_scores(q_frags, stage), keys, u0, stage)
-        dp = self.qk_scores(do_frags, stage, kbuf=self.vs)
+        dp = self.qk_scores(do_frags, stage, kbuf=self.vs, abuf=self.dos)
         ds = [[[mul(exp2(fma(s[mt][j][e], c, neg_lse2[2 * mt + e // 2])),
                     sub(dp[mt][j][e], delta[2 * mt + e // 2])) for e in range(4)]
                for j in range(self.BN // 8)] for mt in range(self.MT)]
@@ -332,28 +349,33 @@ class _DkvKernel(_BackwardKernel):
         if self.bwd_cfg.frags_in_registers:
             frags = tuple([[self._q_frag(mt, kk, buf) for kk in range(self.D // 16)]
                            for mt in range(self.MT)] for buf in (self.k_rows, self.v_rows))
-        final = for_range(cx(0), self.group, cx(1),
-                          lambda g, state: self._query_head(g, state, frags, n_iter, c),
-                          dict(dk=self._zeros(), dv=self._zeros()))
         dk, dv = self.outputs
-        self._store(dk, self.kvh, final["dk"], self.scale)
-        self._store(dv, self.kvh, final["dv"], None)
+        for grads in self.bwd_cfg.passes:
+            final = for_range(cx(0), self.group, cx(1),
+                              lambda g, state: self._query_head(g, state, frags, n_iter, c,
+                                                                grads),
+                              {name: self._zeros() for name in grads})
+            if "dk" in grads:
+                self._store(dk, self.kvh, final["dk"], self.scale)
+            if "dv" in grads:
+                self._store(dv, self.kvh, final["dv"], None)
 
-    def _query_head(self, g, state, frags, n_iter, c):
-        """All query tiles of query head ``kvh * group + g``, added into dK and dV."""
+    def _query_head(self, g, state, frags, n_iter, c, grads):
+        """All query tiles of query head ``kvh * group + g``, added into the gradients
+        ``grads`` ("dk", "dv") of ``state``."""
         self.h = arith.addi(arith.muli(self.kvh, self.group), g)
         with if_then(icmp("sgt", n_iter, 0)):
             self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
         nvvm.cp_async_commit_group()
-        init = dict(seg=self.seg_begin, u0=ci(0), dk=state["dk"], dv=state["dv"])
+        init = dict(seg=self.seg_begin, u0=ci(0), **{name: state[name] for name in grads})
         out = for_range(cx(0), to_index(n_iter), cx(1),
-                        lambda it, st: self._query_tile(it, st, frags, n_iter, c), init)
-        # every warp done with the stages before the next head loads into them
+                        lambda it, st: self._query_tile(it, st, frags, n_iter, c, grads), init)
+        # every warp done with the stages before the next head (or walk) loads into them
         nvvm.cp_async_wait_group(0)
         gpu.barrier()
-        return dict(dk=out["dk"], dv=out["dv"])
+        return {name: out[name] for name in grads}
 
-    def _query_tile(self, it, state, frags, n_iter, c):
+    def _query_tile(self, it, state, frags, n_iter, c, grads):
         u0 = state["u0"]
         stage = arith.andi(it, cx(1))
         keys = self._tile_keys(it, state["seg"], u0)
@@ -362,7 +384,8 @@ class _DkvKernel(_BackwardKernel):
         k_frags, v_frags = frags
         s = self._masked_scores(self.qk_scores(k_frags, stage, abuf=self.k_rows), keys, u0,
                                 stage)
-        dp = self.qk_scores(v_frags, stage, kbuf=self.vs, abuf=self.v_rows)
+        with_dk = "dk" in grads
+        dp = self.qk_scores(v_frags, stage, kbuf=self.vs, abuf=self.v_rows) if with_dk else None
         p, ds = [], []
         for mt in range(self.MT):
             p.append([])
@@ -374,13 +397,19 @@ class _DkvKernel(_BackwardKernel):
                 # is clamped to the largest float so that S·c − lse·log2 e stays −inf, P = 0
                 neg_lse2 = [arith.minimumf(arith.negf(mul(x, cf(LOG2E))), cf(_F32_MAX))
                             for x in lse]
-                delta = [memref.load(self.qvals, [stage, cx(1), x]) for x in col]
+                delta = [memref.load(self.qvals, [stage, cx(1), x]) for x in col] \
+                    if with_dk else None
                 pj = [exp2(fma(s[mt][j][e], c, neg_lse2[e % 2])) for e in range(4)]
                 p[mt].append(pj)
-                ds[mt].append([mul(pj[e], sub(dp[mt][j][e], delta[e % 2])) for e in range(4)])
-        dv = self.pv_accumulate(p, state["dv"], stage, vbuf=self.vs)
-        dk = self.pv_accumulate(ds, state["dk"], stage, vbuf=self.ks)
-        return dict(seg=keys["nseg"], u0=keys["nu0"], dk=dk, dv=dv)
+                if with_dk:
+                    ds[mt].append([mul(pj[e], sub(dp[mt][j][e], delta[e % 2]))
+                                   for e in range(4)])
+        out = dict(seg=keys["nseg"], u0=keys["nu0"])
+        if "dv" in grads:
+            out["dv"] = self.pv_accumulate(p, state["dv"], stage, vbuf=self.vs)
+        if with_dk:
+            out["dk"] = self.pv_accumulate(ds, state["dk"], stage, vbuf=self.ks)
+        return out
 
 
 # ------------------------------------------------------------------------------ entry points
