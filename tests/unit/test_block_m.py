@@ -24,11 +24,6 @@ from splat.tiling.executor import reference_attention, run_schedule  # noqa: E40
 from splat.tiling.schedule import build_schedule  # noqa: E402
 
 
-def _clone(art):
-    return A.Artifact(manifest=__import__("copy").deepcopy(art.manifest), ptx=dict(art.ptx),
-                      tables={k: v.copy() for k, v in art.tables.items()})
-
-
 @pytest.fixture(scope="module")
 def tall():
     """block_m=128 artifacts: plain, masked (an irregular remainder) and split-KV."""
@@ -69,7 +64,7 @@ def test_other_tile_heights_are_refused(bad):
 
 def test_tall_artifacts_pass_every_check(tall, tmp_path):
     for name, art in tall.items():
-        plan = L.check_artifact(_clone(art))
+        plan = L.check_artifact(art.copy())
         assert plan.tile_Lq == art.shapes["Lq"]
         A.load(A.save(art, tmp_path / name))
 
@@ -80,10 +75,10 @@ def _refused(art, match):
 
 
 def test_block_and_block_m_must_agree(tall):
-    art = _clone(tall["plain"])
+    art = tall["plain"].copy()
     art.manifest["kernels"][0]["block"] = [128, 1, 1]  # 64-row threads on 128-row tiles
     _refused(art, r"block \[128, 1, 1\].*\[256, 1, 1\] for 128-row tiles")
-    art = _clone(tall["plain"])
+    art = tall["plain"].copy()
     k = art.manifest["kernels"][0]
     k["block_m"], k["block"] = 64, [128, 1, 1]  # a consistent 64-row kernel: the tables are not
     k["shared_bytes"] = I.fused_shared_bytes(art.head_dim, k["block_n"], False, k["mma"], 64)
@@ -91,7 +86,7 @@ def test_block_and_block_m_must_agree(tall):
 
 
 def test_split_launches_share_one_tile_height(tall):
-    art = _clone(tall["split"])
+    art = tall["split"].copy()
     k = art.manifest["kernels"][1]
     k["block_m"], k["block"] = 64, [128, 1, 1]
     k["shared_bytes"] = I.fused_shared_bytes(art.head_dim, k["block_n"], False, k["mma"], 64)
@@ -99,7 +94,7 @@ def test_split_launches_share_one_tile_height(tall):
 
 
 def test_mask_bits_rows_follow_block_m(tall):
-    art = _clone(tall["masked"])
+    art = tall["masked"].copy()
     bits = np.ascontiguousarray(art.tables["mask_bits"][:, :64])
     art.tables["mask_bits"] = bits
     art.manifest["tables"]["mask_bits"]["shape"] = list(bits.shape)

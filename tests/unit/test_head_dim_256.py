@@ -11,13 +11,10 @@ in the dK/dV kernel) and on the GPU by test_gpu_backward.py and test_gpu_train.p
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from splat import abi
 from splat import testing as T
-from splat.runtime import artifact as A
 from splat.runtime import integrity as I
 from splat.runtime import launcher as L
 from splat.runtime.artifact import ArtifactError
@@ -26,11 +23,6 @@ pytest.importorskip("mlir")
 splat = pytest.importorskip("splat.compiler")
 from splat import patterns  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, ptxas_check  # noqa: E402
-
-
-def _clone(art):
-    return A.Artifact(manifest=copy.deepcopy(art.manifest), ptx=dict(art.ptx),
-                      tables={k: v.copy() for k, v in art.tables.items()})
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +42,14 @@ def test_kernels_take_q_from_shared_memory_and_32_key_tiles(arts):
     row = (256 + 8) * 2
     assert k["shared_bytes"] == 4 * 32 * row + 64 * row == I.fused_shared_bytes(256, 32, False)
     assert art.head_dim == 256
-    L.check_artifact(_clone(art))
+    L.check_artifact(art.copy())
 
 
 def test_tall_tiles_keep_16_row_warps(arts):
     k = arts["tall"].kernels[0]
     assert k["block_m"] == 128 and k["block"] == [256, 1, 1]
     assert k.get("warp_rows", abi.WARP_ROWS) == 16
-    L.check_artifact(_clone(arts["tall"]))
+    L.check_artifact(arts["tall"].copy())
 
 
 def test_split_kv_builds_both_kernels(arts):
@@ -71,7 +63,7 @@ def test_32_row_warps_are_refused_by_name():
 
 
 def test_a_manifest_claiming_32_row_warps_at_256_is_refused(arts):
-    art = _clone(arts["window"])
+    art = arts["window"].copy()
     k = art.manifest["kernels"][0]
     k["warp_rows"], k["block"] = 32, [64, 1, 1]
     with pytest.raises(ArtifactError, match="warp_rows 32 at head dim 256"):

@@ -101,6 +101,17 @@ def test_save_load_round_trip(tmp_path):
     assert "splat_fwd_bf16_d64" in repr(back) and ".version" not in repr(back)
 
 
+def test_a_copy_is_independent_of_its_artifact(tmp_path):
+    """Artifact.copy: what the tampering tests edit; the original must not change with it."""
+    art = A.load(A.save(make_artifact(), tmp_path / "a"))
+    dup = art.copy()
+    dup.manifest["kernels"][0]["block"][0] = 7
+    dup.tables["row_tiles"][0, 0] = 99
+    dup.ptx.clear()
+    assert art.manifest["kernels"][0]["block"][0] != 7 and art.tables["row_tiles"][0, 0] != 99
+    assert art.ptx and dup.path is None and art.path == tmp_path / "a"
+
+
 def test_save_fills_table_metadata(tmp_path):
     art = make_artifact()
     art.manifest["tables"] = {}

@@ -9,8 +9,6 @@ the benchmarks rely on for comparability.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from splat.runtime import artifact as A
@@ -24,11 +22,6 @@ from splat import patterns  # noqa: E402
 from splat.lowering.fused_forward import FusedForwardConfig, build_into  # noqa: E402
 from splat.lowering.modules import build_in_module  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
-
-
-def _clone(art):
-    return A.Artifact(manifest=copy.deepcopy(art.manifest), ptx=dict(art.ptx),
-                      tables={k: v.copy() for k, v in art.tables.items()})
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +54,17 @@ def test_wgmma_keeps_16_row_warps():
 
 def test_artifacts_pass_every_check_and_tampering_is_refused(arts, tmp_path):
     for name, art in arts.items():
-        L.check_artifact(_clone(art))
+        L.check_artifact(art.copy())
         A.load(A.save(art, tmp_path / name))
-    art = _clone(arts["w32"])
+    art = arts["w32"].copy()
     art.manifest["kernels"][0]["block"] = [128, 1, 1]  # 16-row warps' threads, 32-row kernel
     with pytest.raises(ArtifactError, match=r"\[64, 1, 1\] for 64-row tiles of 32-row warps"):
         L.check_artifact(art)
-    art = _clone(arts["w32"])
+    art = arts["w32"].copy()
     art.manifest["kernels"][0]["warp_rows"] = 48
     with pytest.raises(ArtifactError, match="warp_rows 48"):
         L.check_artifact(art)
-    art = _clone(arts["w32_d128"])  # Q re-read per key tile: its own shared memory, not K1
+    art = arts["w32_d128"].copy()  # Q re-read per key tile: its own shared memory, not K1
     k = art.manifest["kernels"][0]
     k["shared_bytes"] = I.fused_shared_bytes(128, k["block_n"], False, "mma_sync", 64, 16)
     with pytest.raises(ArtifactError, match="shared_bytes"):

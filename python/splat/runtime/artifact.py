@@ -23,6 +23,7 @@ directory at all is `splat.runtime.trust`'s business (docs/runtime.md, "Trust mo
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import errno
 import hashlib
@@ -189,6 +190,12 @@ class Artifact:
     ptx: dict  # ptx_file name -> PTX text
     tables: dict  # table name -> np.ndarray (int32)
     path: Path | None = None  # where it was loaded from, if anywhere
+
+    def copy(self) -> "Artifact":
+        """An independent copy, not tied to a directory: the manifest deep-copied and every
+        table's array copied, so a caller may edit it (the runtime's checks judge it afresh)."""
+        return Artifact(manifest=copy.deepcopy(self.manifest), ptx=dict(self.ptx),
+                        tables={k: v.copy() for k, v in self.tables.items()})
 
     # convenient views of the manifest ------------------------------------------------------
     @property
