@@ -15,6 +15,10 @@ it as ``pattern``): ``h = prepare(pattern, head_dim=64, dtype=torch.bfloat16)``,
 (`splat.torch_op`, docs/runtime.md "The torch op"), which Dynamo traces without a graph break.
 A plain pattern is resolved on every call, which ``torch.compile`` cannot trace.
 
+Gradients: where grad mode is on and q, k or v requires grad, the call goes through a handle of
+the same artifact, whose op carries the autograd formula (`splat.torch_train`: the backward
+kernels on CUDA, the fp64 reference on the CPU), so the output always has its gradient path.
+
 Everything is checked before anything is allocated or launched; bad input raises
 `splat.runtime.validate.SplatInputError` (a ValueError naming the argument), a missing CUDA
 driver `splat.runtime.driver.SplatCudaError`. The kernel runs on
@@ -106,6 +110,12 @@ def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, ar
                                   "a prepared handle already holds its artifact and target")
         return pattern(q, k, v, scale=scale, return_lse=return_lse)
     torch = sys.modules.get("torch")
+    if torch is not None and torch.is_grad_enabled() and any(
+            getattr(t, "requires_grad", False) for t in (q, k, v)):
+        # The plain call launches outside autograd: with an input that requires grad it would
+        # return an output without a gradient path, silently. It goes through a handle of the
+        # same artifact instead, whose op carries the autograd formula (splat.torch_train).
+        return _differentiable(q, k, v, pattern, scale, return_lse, artifact, target)
     if torch is not None and torch.compiler.is_compiling():
         # Dynamo cannot trace the per-call kernel lookup (locks, files, the driver): break the
         # graph here with a message that says what to do; the call then runs eagerly (and
@@ -113,6 +123,18 @@ def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, ar
         torch._dynamo.graph_break(msg=_PLAIN_PATTERN_UNDER_COMPILE)
     return _attention(q, k, v, pattern, scale, return_lse=return_lse, artifact=artifact,
                       target=target)
+
+
+def _differentiable(q, k, v, pattern, scale, return_lse: bool, artifact, target: str):
+    """`attention` through a handle of the artifact the plain call would use (checked the same
+    way), so that autograd sees the call; a handle per artifact is registered once. The op has
+    a CPU implementation (the fp64 reference), so CPU tensors are accepted here."""
+    shapes, dtype, _ = validate_inputs(describe(q, "q"), describe(k, "k"), describe(v, "v"),
+                                       cuda_only=False)
+    art = resolve_artifact(pattern, dtype=dtype, head_dim=shapes.D, Lq=shapes.Lq, Lk=shapes.Lk,
+                           target=target, artifact=artifact)
+    validate_against_artifact(shapes, dtype, art, pattern)
+    return AttentionOp(artifact=art)(q, k, v, scale=scale, return_lse=return_lse)
 
 
 _PLAIN_PATTERN_UNDER_COMPILE = (

@@ -172,3 +172,22 @@ def test_the_benchmarks_chunked_fp64_backward_matches_the_dense_one():
     want = reference_backward(*(t.numpy() for t in (q, k, v, do)), mask, 0.3)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
+
+
+def test_the_plain_call_keeps_the_gradient_path():
+    """``splat.torch.attention(q, k, v, pattern)`` with inputs that require grad goes through a
+    handle of the same artifact: its output has a gradient path, and the gradients are the
+    handle's (the plain launch alone would return an output autograd cannot see)."""
+    pattern, _ = T.build_pattern(T.F("window", w=12), L)
+    q, k, v = _leafs(*_inputs(1, 2, 2, L, L, seed=5))
+    g = torch.randn(q.shape, generator=torch.Generator().manual_seed(1)).to(q.dtype)
+    o, lse = st.attention(q, k, v, pattern, return_lse=True)
+    assert o.grad_fn is not None and lse.shape == (1, 2, L)
+    got = torch.autograd.grad(o, (q, k, v), g)
+    h = st.prepare(pattern, head_dim=64, dtype=torch.bfloat16)
+    leaves = _leafs(q, k, v)
+    want = torch.autograd.grad(h(*leaves), leaves, g)
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    with pytest.raises(st.SplatInputError, match="^v: shape .* must equal k's shape"):
+        st.attention(q, k[:, :, :50].contiguous(), v, pattern)

@@ -86,12 +86,14 @@ def check_qkv_shapes(q_shape, k_shape, v_shape, head_dim: int | None = None,
     return B, H, Lq, D, Hkv, Lk
 
 
-def validate_inputs(q: TensorDesc, k: TensorDesc, v: TensorDesc) -> tuple:
-    """Check q, k, v on their own and against each other.
+def validate_inputs(q: TensorDesc, k: TensorDesc, v: TensorDesc, *,
+                    cuda_only: bool = True) -> tuple:
+    """Check q, k, v on their own and against each other (on a CUDA device, unless
+    ``cuda_only`` is False: a call that runs through an op with a CPU implementation).
 
     Returns ``(Shapes(B, H, Hkv, Lq, Lk, D), dtype, device_index)``."""
     for t in (q, k, v):
-        if t.device_type != "cuda":
+        if cuda_only and t.device_type != "cuda":
             raise SplatInputError(t.name, f"expected a CUDA tensor, got one on device {t.device!r}")
     check_qkv_shapes(q.shape, k.shape, v.shape)
     for t in (q, k, v):
