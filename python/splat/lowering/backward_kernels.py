@@ -56,6 +56,9 @@ from .fused_forward import FusedForwardConfig, _FusedForwardKernel
 from .modules import abi_arg_type, find_or_create_gpu_module
 
 _F32_MAX = 3.4028234663852886e38
+# dK and dV accumulated in one walk hold two 16 x D f32 tiles a warp: D registers a thread, 256
+# (all of them) at D = 256; above this head dim the dK/dV kernel walks its schedule twice.
+_ONE_WALK_MAX_HEAD_DIM = 128
 
 __all__ = ["DqConfig", "DkvConfig", "build_dq_into", "build_dkv_into", "launch_info"]
 
@@ -140,7 +143,7 @@ class DkvConfig(_BackwardConfig):
         """The gradients each walk of the column schedule accumulates: both at once, or at
         D = 256 (where one 16 x D f32 accumulator tile is 128 registers a thread) dV in one walk
         and dK in a second (S recomputed: five products a query tile instead of four)."""
-        if self.head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+        if self.head_dim > _ONE_WALK_MAX_HEAD_DIM:
             return ("dv",), ("dk",)
         return (("dk", "dv"),)
 
