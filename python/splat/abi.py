@@ -81,9 +81,14 @@ WGMMA_HEAD_DIMS = (128,)
 WGMMA_BLOCK_M = 128
 
 
+# Why the wgmma kernel refuses a head dim, where the reason is known.
+_WGMMA_REFUSED_WHY = {64: "it gave wrong results at D = 64 on the H100"}
+
+
 def wgmma_head_dim_error(head_dim: int) -> str:
-    return (f"mma wgmma supports head dim {', '.join(map(str, WGMMA_HEAD_DIMS))} only (it gave "
-            f"wrong results at D = {head_dim} on the H100); use mma_sync")
+    why = _WGMMA_REFUSED_WHY.get(head_dim, f"it is not built for D = {head_dim} yet")
+    return (f"mma wgmma supports head dim {', '.join(map(str, WGMMA_HEAD_DIMS))} only ({why}); "
+            f"use mma_sync")
 
 
 def default_mma(chip: str) -> str:

@@ -131,3 +131,6 @@ def test_wgmma_is_refused_where_it_failed_on_the_gpu():
         splat.compile(np.ones((64, 64), dtype=bool), head_dim=64, mma="wgmma")
     with pytest.raises(ValueError, match="mma wgmma supports head dim 128 only"):
         FusedForwardConfig("bf16", 64, mma="wgmma")
+    # D = 256 never ran on wgmma: refused without claiming it failed
+    with pytest.raises(ValueError, match=r"128 only \(it is not built for D = 256 yet\)"):
+        splat.compile(np.ones((64, 64), dtype=bool), head_dim=256, mma="wgmma")
