@@ -110,17 +110,17 @@ def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, ar
                                   "a prepared handle already holds its artifact and target")
         return pattern(q, k, v, scale=scale, return_lse=return_lse)
     torch = sys.modules.get("torch")
+    if torch is not None and torch.compiler.is_compiling():
+        # Dynamo cannot trace the per-call kernel lookup (locks, files, the driver): break the
+        # graph here with a message that says what to do; the call then runs eagerly (and
+        # torch.compile(fullgraph=True) stops with this message).
+        torch._dynamo.graph_break(msg=_PLAIN_PATTERN_UNDER_COMPILE)
     if torch is not None and torch.is_grad_enabled() and any(
             getattr(t, "requires_grad", False) for t in (q, k, v)):
         # The plain call launches outside autograd: with an input that requires grad it would
         # return an output without a gradient path, silently. It goes through a handle of the
         # same artifact instead, whose op carries the autograd formula (splat.torch_train).
         return _differentiable(q, k, v, pattern, scale, return_lse, artifact, target)
-    if torch is not None and torch.compiler.is_compiling():
-        # Dynamo cannot trace the per-call kernel lookup (locks, files, the driver): break the
-        # graph here with a message that says what to do; the call then runs eagerly (and
-        # torch.compile(fullgraph=True) stops with this message).
-        torch._dynamo.graph_break(msg=_PLAIN_PATTERN_UNDER_COMPILE)
     return _attention(q, k, v, pattern, scale, return_lse=return_lse, artifact=artifact,
                       target=target)
 

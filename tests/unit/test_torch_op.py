@@ -282,6 +282,10 @@ def test_plain_pattern_under_fullgraph_says_to_use_a_handle():
 
     with pytest.raises(Exception, match="splat.torch.prepare"):
         torch.compile(f, backend="eager", fullgraph=True)(*qkv(3))
+    # the same message where the inputs require grad (the plain call's gradient route)
+    with pytest.raises(Exception, match="splat.torch.prepare"):
+        torch.compile(f, backend="eager", fullgraph=True)(
+            *(t.detach().requires_grad_(True) for t in qkv(3)))
 
 
 def test_compile_time_errors_name_the_argument(causal):
