@@ -153,6 +153,43 @@ def per_kernel_ms(fn, iters: int) -> dict:
     return dict(sorted(ms.items(), key=lambda kv: -kv[1]))
 
 
+def prebound_backward(forward_art, backward_art, q, k, v, do, scale: float) -> tuple:
+    """``(run, (dq, dk, dv))``: ``run()`` launches the backward artifact's kernels (dQ, dK/dV
+    and their splits) into preallocated buffers, no autograd or op host work, on o and lse from
+    one launch of the forward artifact (dlse zero)."""
+    import torch
+
+    from splat.runtime.launcher import get_launcher
+
+    B, H, L, D = q.shape
+    dev = torch.cuda.current_device()
+    fwd, bwd = get_launcher(forward_art, dev), get_launcher(backward_art, dev)
+    shapes = (B, H, k.shape[1], L, k.shape[2], D)
+    stream = torch.cuda.current_stream().cuda_stream
+    o = torch.empty_like(q)
+    lse = torch.empty(B, H, L, device=q.device, dtype=torch.float32)
+    fwd.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), lse.data_ptr(), shapes,
+                scale, stream)
+    dlse, delta = torch.zeros_like(lse), torch.empty_like(lse)
+    grads = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    ptrs = [t.data_ptr() for t in (q, k, v, do, o, lse, dlse, delta, *grads)]
+    return (lambda: bwd.backward(ptrs, shapes, scale, stream)), grads
+
+
+def flex_backward(flex, pred, tensors, scale: float, args, iters: int) -> dict:
+    """FlexAttention's backward with the block mask of ``pred(q_idx, kv_idx)`` on q, k, v
+    (``tensors[:3]``, output gradient ``tensors[3]``): ``flex_bwd_ms`` (do_bench of forward +
+    backward minus forward, `backward_ms`) and its kernels alone (`flex_backward_kernel_ms`)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    q = tensors[0]
+    bm = create_block_mask(lambda b, h, qi, ki: pred(qi, ki), B=None, H=None, Q_LEN=q.shape[2],
+                           KV_LEN=tensors[1].shape[2], device="cuda")
+    ms = backward_ms(lambda q_, k_, v_: flex(q_, k_, v_, block_mask=bm, scale=scale),
+                     tensors[:3], args)
+    return dict(flex_bwd_ms=ms, **flex_backward_kernel_ms(flex, bm, tensors, scale, iters))
+
+
 def flex_backward_kernel_ms(flex, block_mask, tensors, scale: float, iters: int) -> dict:
     """FlexAttention's backward in CUDA time: the kernels of forward + backward (inputs requiring
     grad) minus those of the forward alone, summed per call (torch.profiler), so that host time,

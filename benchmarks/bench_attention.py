@@ -120,34 +120,12 @@ def _kernel_ms(art, q, k, v, scale, args) -> float:
                                            stream), args)
 
 
-def _backward_kernel_ms(art, q, k, v, scale, args) -> float:
-    """do_bench ms of the backward artifact's prebound launches (dQ, dK/dV and their splits)
-    into preallocated buffers: the kernels alone, without autograd or the op's host work."""
-    import torch
-
-    from splat.runtime.launcher import get_launcher
-    from splat.runtime.prepared import resolve_backward
-
-    B, H, L, D = q.shape
-    fwd = get_launcher(art, torch.cuda.current_device())
-    bwd = get_launcher(resolve_backward(art), torch.cuda.current_device())
-    shapes = (B, H, k.shape[1], L, k.shape[2], D)
-    stream = torch.cuda.current_stream().cuda_stream
-    o, do = torch.empty_like(q), torch.randn_like(q)
-    lse = torch.empty(B, H, L, device=q.device, dtype=torch.float32)
-    fwd.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), lse.data_ptr(), shapes,
-                scale, stream)
-    dlse, delta = torch.zeros_like(lse), torch.empty_like(lse)
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    ptrs = [t.data_ptr() for t in (q, k, v, do, o, lse, dlse, delta, dq, dk, dv)]
-    return _bench(lambda: bwd.backward(ptrs, shapes, scale, stream), args)
-
-
 def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None):
     import torch
     import torch.nn.functional as F
 
     import splat.torch as st
+    from splat.runtime.prepared import resolve_backward
     from splat.runtime.resolve import load_cached
 
     B, H, dev = args.B, args.H, torch.device("cuda")
@@ -236,22 +214,17 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
                 row["splat_bwd_ok"] = bool(err <= TOL)
                 del leaves, grads, want
                 row["splat_bwd_ms"] = C.backward_ms(h, (q, k, v), args)
-                row["splat_bwd_kernel_ms"] = _backward_kernel_ms(h.artifact, q, k, v, scale,
-                                                                 args)
+                run, _ = C.prebound_backward(h.artifact, resolve_backward(h.artifact), q, k, v,
+                                             do, scale)
+                row["splat_bwd_kernel_ms"] = _bench(run, args)
             except Exception as e:
                 row["notes"].append(f"splat backward: {type(e).__name__}: {e}")
         if not args.skip_flex:
             try:
-                from torch.nn.attention.flex_attention import create_block_mask
-
-                bm = create_block_mask(lambda b, hh, qi, ki: pred(qi, ki), B=None, H=None,
-                                       Q_LEN=L, KV_LEN=L, device="cuda")
-                row["flex_bwd_ms"] = C.backward_ms(
-                    lambda q_, k_, v_: flex_compiled(q_, k_, v_, block_mask=bm, scale=scale),
-                    (q, k, v), args)
-                # its kernels alone (host time dominates autograd calls at small sizes)
-                row["flex_bwd_kernel_ms"] = C.flex_backward_kernel_ms(
-                    flex_compiled, bm, (q, k, v, torch.randn_like(q)), scale, 10)["bwd_kernel_ms"]
+                fb = C.flex_backward(flex_compiled, pred, (q, k, v, torch.randn_like(q)), scale,
+                                     args, 10)
+                row["flex_bwd_ms"] = fb["flex_bwd_ms"]
+                row["flex_bwd_kernel_ms"] = fb["bwd_kernel_ms"]
             except Exception as e:
                 row["notes"].append(f"flex backward failed: {e!r}")
 

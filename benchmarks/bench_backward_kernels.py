@@ -52,33 +52,14 @@ def _packs(spec: str) -> dict:
 
 def measure(pack_dir: Path, fwd_entry: dict, bwd_entry: dict, fam, tensors, args) -> dict:
     """Check the pack's backward against fp64, then time its launches."""
-    import torch
-
-    from splat.runtime.launcher import get_launcher
     from splat.runtime.resolve import load_cached
 
     q, k, v, do = tensors
-    B, H, L, D = q.shape
-    scale = 1.0 / math.sqrt(D)
-    dev = torch.cuda.current_device()
-    fwd = get_launcher(load_cached(pack_dir / fwd_entry["key"]), dev)
+    scale = 1.0 / math.sqrt(q.shape[-1])
     bwd_art = load_cached(pack_dir / bwd_entry["key"])
-    bwd = get_launcher(bwd_art, dev)
-    shapes = (B, H, k.shape[1], L, k.shape[2], D)
-    stream = torch.cuda.current_stream().cuda_stream
-    o = torch.empty_like(q)
-    lse = torch.empty(B, H, L, device=q.device, dtype=torch.float32)
-    fwd.forward(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), lse.data_ptr(), shapes,
-                scale, stream)
-    dlse, delta = torch.zeros_like(lse), torch.empty_like(lse)
-    grads = dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    ptrs = [t.data_ptr() for t in (q, k, v, do, o, lse, dlse, delta, dq, dk, dv)]
-
-    def run():
-        bwd.backward(ptrs, shapes, scale, stream)
-
+    run, grads = C.prebound_backward(load_cached(pack_dir / fwd_entry["key"]), bwd_art, q, k, v,
+                                     do, scale)
     run()
-    torch.cuda.synchronize()
     hs = slice(0, args.check_heads)
     want = T.reference_backward_torch(*(t[:1, hs] for t in (q, k, v, do)), fam, scale)
     err = max(T.rel_error(g[:1, hs], w) for g, w in zip(grads, want))
@@ -129,17 +110,11 @@ def main(argv=None) -> int:
                     except Exception as e:  # keep measuring the others
                         row["packs"][label] = dict(note=f"{type(e).__name__}: {e}")
                 if flex is not None:  # as bench_attention.py times it: forward compiled first
-                    from torch.nn.attention.flex_attention import create_block_mask
-
                     pred = fam.predicate(L, "cuda")
                     scale = 1.0 / math.sqrt(D)
                     C.run_flex(pred, *tensors[:3], scale, flex, args)
-                    bm = create_block_mask(lambda b, h, qi, ki: pred(qi, ki), B=None, H=None,
-                                           Q_LEN=L, KV_LEN=L, device="cuda")
-                    row["flex_bwd_ms"] = C.backward_ms(
-                        lambda q_, k_, v_: flex(q_, k_, v_, block_mask=bm, scale=scale),
-                        tensors[:3], args)
-                    row["flex"] = C.flex_backward_kernel_ms(flex, bm, tensors, scale, args.iters)
+                    row["flex"] = C.flex_backward(flex, pred, tensors, scale, args, args.iters)
+                    row["flex_bwd_ms"] = row["flex"].pop("flex_bwd_ms")
                 rows.append(row)
                 parts = []
                 for label, r in row["packs"].items():
