@@ -33,9 +33,10 @@ WARP_ROWS = 16
 WARP_ROWS_CHOICES = (16, 32)
 
 
-def fused_threads(block_m: int, warp_rows: int = WARP_ROWS) -> int:
-    """Threads of the fused kernel's CTA for ``block_m``-row tiles, a warp per ``warp_rows``."""
-    return 32 * block_m // warp_rows
+def fused_threads(block_m: int, warp_rows: int = WARP_ROWS, load_warpgroup: bool = False) -> int:
+    """Threads of the fused kernel's CTA for ``block_m``-row tiles, a warp per ``warp_rows``,
+    and with ``load_warpgroup`` (wgmma) the producer warpgroup after them."""
+    return 32 * block_m // warp_rows + (WGMMA_PRODUCER_THREADS if load_warpgroup else 0)
 
 BLOCK_N_CHOICES = (32, 64, 128)
 # Compressed keys per key tile, tuned per head dim on an H100 (docs/performance.md). The tiler
@@ -79,6 +80,23 @@ MMA_KINDS = ("mma_sync", "wgmma")
 WGMMA_BY_DEFAULT: tuple[str, ...] = ()
 WGMMA_HEAD_DIMS = (128,)
 WGMMA_BLOCK_M = 128
+# The wgmma kernel's K/V loads: by a producer warpgroup of WGMMA_PRODUCER_THREADS more threads
+# that fills WGMMA_PRODUCER_STAGES[block_n] stages behind mbarriers while the compute
+# warpgroups run (warp specialisation, fused_forward_wgmma.py), or (False) by the compute warps
+# themselves between two CTA barriers per key tile.  Manifests record it ("load_warpgroup").
+# Off until measured on the H100 (it assembles without spills; FusedForwardConfig takes it).
+WGMMA_LOAD_WARPGROUP = False
+WGMMA_PRODUCER_THREADS = 128
+WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
+# sm_90's opt-in shared memory per CTA: the stages above fit it with the Q tile, except 128-key
+# tiles of the masked kernel (mask bits per stage), which take one stage fewer.
+SM90_SHARED_BYTES = 232448
+
+
+def wgmma_producer_stages(block_n: int, masked: bool) -> int:
+    """K/V stages of the wgmma kernel with a producer warpgroup."""
+    stages = WGMMA_PRODUCER_STAGES[block_n]
+    return stages - 1 if masked and block_n == 128 else stages
 
 
 # Why the wgmma kernel refuses a head dim, where the reason is known.

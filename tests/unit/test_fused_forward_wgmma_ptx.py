@@ -20,15 +20,22 @@ from splat.lowering.modules import build_in_module  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
 from splat.stages import StageOptions  # noqa: E402
 
-CONFIGS = [dict(dtype=dt, head_dim=d, block_n=bn, mask_tiles=mt, accumulate=acc)
+CONFIGS = [dict(dtype=dt, head_dim=d, block_n=bn, mask_tiles=mt, accumulate=acc,
+                load_warpgroup=lw)
            for dt in ("bf16", "f16") for d in abi.WGMMA_HEAD_DIMS for bn in (None, 64)
-           for mt, acc in ((False, False), (True, False), (False, True))]
+           for mt, acc in ((False, False), (True, False), (False, True))
+           for lw in (False, True)]
+
+
+def _config(kw) -> FusedForwardConfig:
+    return FusedForwardConfig(kw["dtype"], kw["head_dim"], kw.get("block_n"),
+                              mask_tiles=kw.get("mask_tiles", False),
+                              accumulate=kw.get("accumulate", False), mma="wgmma",
+                              load_warpgroup=kw.get("load_warpgroup"))
 
 
 def _ptx(**kw) -> str:
-    cfg = FusedForwardConfig(kw["dtype"], kw["head_dim"], kw.get("block_n"),
-                             mask_tiles=kw.get("mask_tiles", False),
-                             accumulate=kw.get("accumulate", False), mma="wgmma")
+    cfg = _config(kw)
     return lower_to_ptx(build_in_module(None, lambda m: build_into(m, cfg)))
 
 
@@ -36,7 +43,7 @@ def _ptx(**kw) -> str:
 @pytest.mark.parametrize("kw", CONFIGS, ids=lambda kw: "-".join(map(str, kw.values())))
 def test_wgmma_ptx_assembles_without_spills(kw):
     ptx = _ptx(**kw)
-    cfg = FusedForwardConfig(kw["dtype"], kw["head_dim"], kw["block_n"], mma="wgmma")
+    cfg = _config(kw)
     bn, d, ty = cfg.block_n, kw["head_dim"], kw["dtype"]
     # S = Q K^T: one m64n{BLOCK_N}k16 per k16 step of D, B K-contiguous (no transpose)
     assert len(re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{bn}k16\.f32\.{ty}\.{ty} "
@@ -51,6 +58,17 @@ def test_wgmma_ptx_assembles_without_spills(kw):
                "wgmma.wait_group.sync.aligned 0", "wgmma.wait_group.sync.aligned 1",
                "fence.proxy.async.shared::cta"):
         assert op in ptx
+    producer_ops = ("mbarrier.init.shared::cta.b64", "setmaxnreg.dec.sync.aligned.u32",
+                    "setmaxnreg.inc.sync.aligned.u32")
+    if not cfg.load_warpgroup:
+        assert not any(op in ptx for op in producer_ops)
+    else:  # the producer warpgroup and the compute ones meet at mbarriers only
+        for op in ("mbarrier.init.shared::cta.b64", "mbarrier.arrive.release.cta.shared::cta.b64",
+                   "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64",
+                   "setmaxnreg.dec.sync.aligned.u32", "setmaxnreg.inc.sync.aligned.u32",
+                   f"bar.sync 1, {cfg.compute_threads};", f".maxntid {cfg.num_threads}, 1, 1",
+                   ".minnctapersm 1"):
+            assert op in ptx, op
     if not have_ptxas():
         pytest.skip("ptxas not installed")
     (stats,) = ptxas_check(ptx).values()
@@ -58,37 +76,68 @@ def test_wgmma_ptx_assembles_without_spills(kw):
 
 
 def test_wgmma_shared_memory_layout():
-    """Stages [K0][V0][K1][V1][K2][V2] of BLOCK_N x D elements, the padded output staging tile
-    from stage 1, then Q as core matrices (wgmma's A of S = Q Kᵀ), then the masked variant's bits;
-    the runtime's independent formula agrees."""
+    """Stages [K0][V0][K1][V1]... of BLOCK_N x D elements (3 stages; with the producer warpgroup
+    abi.wgmma_producer_stages), the padded output staging tile from stage 1, then Q as core
+    matrices (wgmma's A of S = Q Kᵀ), then the masked variant's bits, then the producer's
+    mbarriers; every layout fits sm_90's shared memory and the runtime's independent formula
+    agrees."""
     from splat.runtime.integrity import fused_shared_bytes
 
     for d in abi.WGMMA_HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
             for bm in abi.BLOCK_M_CHOICES:
-                cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma", block_m=bm)
-                assert cfg.kv_tile_bytes == bn * d * 2
-                assert cfg.q_offset == 2 * cfg.kv_tile_bytes
-                q_end = cfg.q_offset + bm * (d + 8) * 2
-                assert cfg.q_core_offset == max(6 * cfg.kv_tile_bytes, q_end)  # 3 stages
-                assert cfg.shared_bytes == cfg.q_core_offset + bm * d * 2
-                masked = FusedForwardConfig("bf16", d, bn, mask_tiles=True, mma="wgmma",
-                                            block_m=bm)
-                assert masked.shared_bytes == cfg.shared_bytes + 3 * bm * abi.mask_words(bn) * 4
-                for c, m in ((cfg, False), (masked, True)):
-                    assert fused_shared_bytes(d, bn, m, "wgmma", bm) == c.shared_bytes
+                for producer in (False, True):
+                    cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma", block_m=bm,
+                                             load_warpgroup=producer)
+                    stages = abi.wgmma_producer_stages(bn, False) if producer else 3
+                    assert cfg.kv_stages == stages
+                    assert cfg.kv_tile_bytes == bn * d * 2
+                    assert cfg.q_offset == 2 * cfg.kv_tile_bytes
+                    q_end = cfg.q_offset + bm * (d + 8) * 2
+                    assert cfg.q_core_offset == max(2 * stages * cfg.kv_tile_bytes, q_end)
+                    q_core_end = cfg.q_core_offset + bm * d * 2
+                    assert cfg.shared_bytes == q_core_end + (16 * stages if producer else 0)
+                    masked = FusedForwardConfig("bf16", d, bn, mask_tiles=True, mma="wgmma",
+                                                block_m=bm, load_warpgroup=producer)
+                    m_stages = masked.kv_stages
+                    assert masked.bits_offset == masked.q_core_offset + bm * d * 2
+                    assert masked.shared_bytes == masked.bits_offset + m_stages * (
+                        bm * abi.mask_words(bn) * 4 + (16 if producer else 0))
+                    for c, m in ((cfg, False), (masked, True)):
+                        # the producer's stage count is chosen to fit
+                        assert c.shared_bytes <= abi.SM90_SHARED_BYTES or not producer
+                        assert fused_shared_bytes(d, bn, m, "wgmma", bm, 16,
+                                                  producer) == c.shared_bytes
             info = kernel_launch_info("bf16", d, bn, mma="wgmma")
             assert info["shared_bytes"] == FusedForwardConfig("bf16", d, bn,
                                                               mma="wgmma").shared_bytes
 
 
 def test_wgmma_128_row_tiles_run_two_ctas_per_sm():
-    """Two warpgroups share each K/V tile; at 32-key tiles the kernel is capped at 128
-    registers a thread (two 256-thread CTAs per SM), elsewhere ptxas chooses."""
-    assert FusedForwardConfig("bf16", 128, 32, mma="wgmma", block_m=128).min_blocks_per_sm == 2
-    assert FusedForwardConfig("bf16", 128, 64, mma="wgmma", block_m=128).min_blocks_per_sm == 0
-    assert FusedForwardConfig("bf16", 128, 32, mma="wgmma").min_blocks_per_sm == 0
-    assert FusedForwardConfig("bf16", 128, 32, mma="wgmma", block_m=128).num_threads == 256
+    """Without a producer: two warpgroups share each K/V tile; at 32-key tiles the kernel is
+    capped at 128 registers a thread (two 256-thread CTAs per SM), elsewhere ptxas chooses."""
+    def cfg(bn, **kw):
+        return FusedForwardConfig("bf16", 128, bn, mma="wgmma", load_warpgroup=False, **kw)
+
+    assert cfg(32, block_m=128).min_blocks_per_sm == 2
+    assert cfg(64, block_m=128).min_blocks_per_sm == 0
+    assert cfg(32).min_blocks_per_sm == 0
+    assert cfg(32, block_m=128).num_threads == 256
+
+
+def test_producer_warpgroup_follows_the_compute_warpgroups():
+    """With a producer warpgroup the CTA is one more warpgroup, capped at entry (one CTA per
+    SM: setmaxnreg needs a cap to move registers from it); the launch records it."""
+    for bm in abi.BLOCK_M_CHOICES:
+        cfg = FusedForwardConfig("bf16", 128, None, mma="wgmma", block_m=bm,
+                                 load_warpgroup=True)
+        assert cfg.compute_threads == 2 * bm and cfg.num_threads == 2 * bm + 128
+        assert cfg.min_blocks_per_sm == 1
+        info = kernel_launch_info("bf16", 128, mma="wgmma", block_m=bm, load_warpgroup=True)
+        assert info["block"] == [cfg.num_threads, 1, 1] and info["load_warpgroup"] is True
+    assert "load_warpgroup" not in kernel_launch_info("bf16", 128)  # mma.sync: none
+    with pytest.raises(ValueError, match="load_warpgroup needs mma wgmma"):
+        FusedForwardConfig("bf16", 128, load_warpgroup=True)
 
 
 def test_target_picks_the_instruction():
@@ -134,3 +183,22 @@ def test_wgmma_is_refused_where_it_failed_on_the_gpu():
     # D = 256 never ran on wgmma: refused without claiming it failed
     with pytest.raises(ValueError, match=r"128 only \(it is not built for D = 256 yet\)"):
         splat.compile(np.ones((64, 64), dtype=bool), head_dim=256, mma="wgmma")
+
+
+def test_ping_pong_takes_turns_between_the_two_compute_warpgroups(monkeypatch):
+    """With PING_PONG, each compute warpgroup waits for its turn (bar.sync on barrier 2 + its
+    index, 256 threads) before issuing its products and hands the turn over (bar.arrive) after;
+    warpgroup 1 gives warpgroup 0 the first turn. One compute warpgroup takes no turns."""
+    from splat.lowering.fused_forward_wgmma import WarpSpecializedWgmmaKernel
+
+    monkeypatch.setattr(WarpSpecializedWgmmaKernel, "PING_PONG", True)
+    cfg = FusedForwardConfig("bf16", 128, 64, mma="wgmma", block_m=128, load_warpgroup=True)
+    two = lower_to_ptx(build_in_module(None, lambda m: build_into(m, cfg)))
+    assert "bar.arrive 2, 256;" in two  # the first turn
+    assert len(re.findall(r"bar\.sync \t?%r\d+, 256;", two)) == 1
+    assert len(re.findall(r"bar\.arrive \t?%r\d+, 256;", two)) == 1
+    one = _ptx(dtype="bf16", head_dim=128, block_n=64, load_warpgroup=True)  # 64-row tiles
+    assert "bar.arrive" not in one
+    if have_ptxas():
+        (stats,) = ptxas_check(two).values()
+        assert stats["spill_stores"] == 0 and stats["stack_bytes"] == 0

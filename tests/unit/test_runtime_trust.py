@@ -348,6 +348,19 @@ def test_wrong_shared_bytes_block_or_grid_is_refused(arts, tmp_path, field, valu
     resaved_fails(art, tmp_path, match)
 
 
+@pytest.mark.parametrize("value, match", [
+    (True, "only fused wgmma kernels have a producer warpgroup"),
+    ("yes", "load_warpgroup 'yes' is not a boolean"),
+])
+def test_a_producer_warpgroup_is_claimed_by_wgmma_kernels_only(arts, tmp_path, value, match):
+    """A manifest that gives an mma.sync kernel a producer warpgroup (or says so in a
+    non-boolean way) is refused: its block and shared memory would be checked against a kernel
+    it is not."""
+    art = clone(arts["fused"])
+    art.manifest["kernels"][0]["load_warpgroup"] = value
+    resaved_fails(art, tmp_path, match)
+
+
 def test_kernel_order_and_names_are_checked(arts, tmp_path):
     need(arts, "decomposed", "split")
     art = clone(arts["split"])
@@ -403,8 +416,11 @@ def test_fused_shared_bytes_matches_the_kernel_layout(block_m, warp_rows):
                     cfg = fused_forward.FusedForwardConfig("bf16", D, bn, mask_tiles=masked,
                                                            mma=mma, block_m=block_m,
                                                            warp_rows=warp_rows)
-                    got = I.fused_shared_bytes(D, bn, masked, mma, block_m, warp_rows)
+                    got = I.fused_shared_bytes(D, bn, masked, mma, block_m, warp_rows,
+                                               cfg.load_warpgroup)
                     assert got == cfg.shared_bytes, (D, bn, masked, mma)
+                    if cfg.load_warpgroup:  # its stage count is chosen to fit
+                        assert got <= abi.SM90_SHARED_BYTES, (D, bn, masked, mma)
 
 
 def test_table_checks_are_linear_in_the_table(arts):

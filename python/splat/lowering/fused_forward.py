@@ -133,6 +133,9 @@ class FusedForwardConfig:
     # Query rows per warp (abi.WARP_ROWS_CHOICES): 16, or 32 as FlashAttention-2 (two m16 tiles a
     # warp share every K/V fragment loaded from shared memory: half the ldmatrix bytes per MMA).
     warp_rows: int = abi.WARP_ROWS
+    # wgmma only: K/V gathered by a producer warpgroup behind mbarriers (warp specialisation,
+    # fused_forward_wgmma.py); None: abi.WGMMA_LOAD_WARPGROUP for wgmma, False for mma_sync.
+    load_warpgroup: bool | None = None
 
     def __post_init__(self):
         if self.mma not in MMA_KINDS:
@@ -155,6 +158,11 @@ class FusedForwardConfig:
         if self.mma == "wgmma" and self.warp_rows != 16:
             raise ValueError("mma wgmma needs warp_rows 16 (a warpgroup's 4 warps own 16 rows "
                              "each of wgmma's 64)")
+        if self.load_warpgroup is None:
+            object.__setattr__(self, "load_warpgroup",
+                               self.mma == "wgmma" and abi.WGMMA_LOAD_WARPGROUP)
+        if self.load_warpgroup and self.mma != "wgmma":
+            raise ValueError("load_warpgroup needs mma wgmma")
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):
@@ -170,6 +178,10 @@ class FusedForwardConfig:
             # more than (Q is read from shared memory: ptxas, no spills); otherwise no cap.
             defaults["min_blocks_per_sm"] = 2 if self.block_m == 128 and self.block_n in (
                 None, 32) else 0
+            if self.load_warpgroup:
+                # A register cap at entry, which setmaxnreg needs to move registers from the
+                # producer warpgroup to the compute ones.
+                defaults["min_blocks_per_sm"] = 1
         for field in ("block_n", "min_blocks_per_sm"):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, defaults[field])
@@ -190,10 +202,17 @@ class FusedForwardConfig:
         """K/V (and mask-bit) stages in shared memory: 2 (load tile j + 1 while tile j is used);
         wgmma 3, as its P V of tile j - 1 is still reading V while tile j is computed and
         tile j + 1 loads (fused_forward_wgmma.py)."""
+        if self.load_warpgroup:
+            return abi.wgmma_producer_stages(self.block_n, self.mask_tiles)
         return 3 if self.mma == "wgmma" else 2
 
     @property
     def num_threads(self) -> int:
+        return abi.fused_threads(self.block_m, self.warp_rows, self.load_warpgroup)
+
+    @property
+    def compute_threads(self) -> int:
+        """Threads that own query rows (all of them, but for the producer warpgroup)."""
         return abi.fused_threads(self.block_m, self.warp_rows)
 
     @property
@@ -269,20 +288,30 @@ class FusedForwardConfig:
         return self.block_m * self.words * 4
 
     @property
-    def shared_bytes(self) -> int:
+    def mbarrier_offset(self) -> int:
+        """load_warpgroup only: byte offset of the stages' mbarriers ([full][empty] x stages,
+        8 bytes each), after everything else."""
         if self.mask_tiles:
             return self.bits_offset + self.kv_stages * self.bits_stage_bytes
         return self.bits_offset
+
+    @property
+    def shared_bytes(self) -> int:
+        if self.load_warpgroup:
+            return self.mbarrier_offset + 2 * self.kv_stages * 8
+        return self.mbarrier_offset
 
 
 def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
                        mask_tiles: bool = False, accumulate: bool = False,
                        mma: str = "mma_sync", block_m: int = BLOCK_M,
-                       warp_rows: int = abi.WARP_ROWS) -> dict:
+                       warp_rows: int = abi.WARP_ROWS,
+                       load_warpgroup: bool | None = None) -> dict:
     """Launch metadata of ``splat_fwd_<dtype>_d<D>[_masked][_acc]`` (a manifest "kernels" entry, less
     ptx_file)."""
     cfg = FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles, accumulate=accumulate,
-                             mma=mma, block_m=block_m, warp_rows=warp_rows)
+                             mma=mma, block_m=block_m, warp_rows=warp_rows,
+                             load_warpgroup=load_warpgroup)
     params = abi.fused_kernel_params(dtype, mask_tiles)
     info = {
         "name": cfg.name,
@@ -298,6 +327,8 @@ def kernel_launch_info(dtype: str, head_dim: int, block_n: int | None = None,
     }
     if cfg.warp_rows != abi.WARP_ROWS:  # recorded where not the default (16, as before it existed)
         info["warp_rows"] = cfg.warp_rows
+    if cfg.load_warpgroup:
+        info["load_warpgroup"] = True
     return info
 
 
@@ -315,7 +346,7 @@ class _FusedForwardKernel:
         self.BN = cfg.block_n
         self.BM = cfg.block_m
         self.MT = cfg.m_tiles
-        self.threads = cfg.num_threads
+        self.threads = cfg.compute_threads  # the threads that own rows, load and store them
         self.SD = cfg.row_stride
         self.ops = mma_operands(cfg.dtype)
         self.elem = self.ops.elem
@@ -553,6 +584,10 @@ class _FusedForwardKernel:
                     o[mt][2 * dp + 1] = self.ops.mma(a[mt], b1, o[mt][2 * dp + 1])
         return o
 
+    def sync_row_threads(self):
+        """A barrier among the threads that own rows (here the whole CTA)."""
+        gpu.barrier()
+
     def publish_tile(self):
         """Hook between a key tile's cp.async wait and the barrier that publishes it (mma.sync
         reads shared memory through ldmatrix, in the generic proxy: nothing to do)."""
@@ -711,7 +746,7 @@ class _FusedForwardKernel:
         # Stage the normalised O tile in the Q buffer (= K stage 1, which other warps may still
         # be reading in the last iteration, hence the barrier): each thread writes its 2-element
         # pairs, then 16-byte chunks go to global memory.
-        gpu.barrier()
+        self.sync_row_threads()
         vec2 = ir.VectorType.get([2], self.elem)
         for mt in range(self.MT):
             for j, acc in enumerate(o[mt]):
@@ -724,7 +759,7 @@ class _FusedForwardKernel:
                                  [to_index(self.rows[slot]), col], alignment=4)
         if self.accumulate:
             self._fold_into_existing(lse)
-        gpu.barrier()
+        self.sync_row_threads()
 
         chunks_per_row = self.D // CHUNK
         rows_per_pass = self.threads // chunks_per_row
@@ -923,9 +958,9 @@ class _FusedForwardKernel:
 
 
 def _kernel_class(cfg: FusedForwardConfig):
-    if cfg.mma == "wgmma":
-        from .fused_forward_wgmma import WgmmaForwardKernel  # a subclass of the one above
-        return WgmmaForwardKernel
+    if cfg.mma == "wgmma":  # subclasses of the one above
+        from .fused_forward_wgmma import WarpSpecializedWgmmaKernel, WgmmaForwardKernel
+        return WarpSpecializedWgmmaKernel if cfg.load_warpgroup else WgmmaForwardKernel
     return _FusedForwardKernel
 
 

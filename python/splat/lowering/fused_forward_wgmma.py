@@ -30,7 +30,7 @@ from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm
 
 from .. import abi
-from . import wgmma
+from . import sync, wgmma
 from .builder import (LOG2E, add, band, cf, ci, const, cx, f32_type, for_range, i32_type, icmp,
                       if_else, if_then, mul, select, sub, to_i32, to_index, udiv)
 from .fused_forward import CHUNK, _FusedForwardKernel
@@ -221,3 +221,154 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         o = self._wait_o(o)
         return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
                     stage=nstage, prev=stage)
+
+
+class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
+    """The wgmma kernel with its K/V loads on a producer warpgroup (``cfg.load_warpgroup``).
+
+    The CTA is the compute warpgroups (threads ``0 .. compute_threads - 1``, the rows as in the
+    parent class) and one producer warpgroup after them. They meet only at mbarriers (sync.py):
+
+    * producer, key tile t in stage ``t mod S`` (S = ``cfg.kv_stages``): wait until the stage is
+      empty, gather the tile (the parent's cp.async gather, run by 128 threads), commit; then
+      wait for tile t - 1's group, fence it for the async proxy and arrive on that stage's
+      *full* barrier (tile t stays in flight meanwhile);
+    * compute warpgroups: wait for the stage's *full* barrier instead of their own copies and a
+      CTA barrier, run the parent's pipelined tile (S_j, P_{j-1} V_{j-1}, softmax), and once
+      P_{j-1} V_{j-1} has completed (the last read of tile j - 1's stage), one lane a warp
+      arrives on that stage's *empty* barrier.
+
+    Tile t can load while tiles t - S + 2 .. t - 1 wait and tile t - S + 1 is computed, so at
+    S = 4 a tile has two key tiles' compute time to land. ``setmaxnreg`` moves registers from
+    the producer (``PRODUCER_REGISTERS``) to the compute warpgroups (``COMPUTE_REGISTERS``):
+    128 x 40 + 256 x 232 <= 64K. Q is loaded by the compute threads, which then sync on a named
+    barrier (the producer never waits for Q), as they do around the output staging.
+    """
+
+    PRODUCER_REGISTERS = 48
+    COMPUTE_REGISTERS = 232
+    ROW_BARRIER = 1  # named barrier id of the compute threads
+    # Ping-pong (FlashAttention-3's inter-warpgroup schedule): the compute warpgroups take turns
+    # issuing their products, so one's softmax runs while the other's products have the tensor
+    # cores; warpgroup w waits on barrier TURN_BARRIER + w, which the other one arrives on.
+    PING_PONG = False
+    TURN_BARRIER = 2
+
+    @property
+    def _ping_pong(self) -> bool:
+        return self.PING_PONG and self.threads == 256  # two compute warpgroups
+
+    def _setup_kv_smem(self, raw, ws):
+        super()._setup_kv_smem(raw, ws)
+        self.mbar_base = sync.shared_u32(raw, self.cfg.mbarrier_offset)
+
+    def _full(self, stage):
+        return add(self.mbar_base, mul(to_i32(stage), sync.MBARRIER_BYTES))
+
+    def _empty(self, stage):
+        return add(self.mbar_base,
+                   mul(add(to_i32(stage), self.cfg.kv_stages), sync.MBARRIER_BYTES))
+
+    def sync_row_threads(self):
+        sync.named_barrier(self.ROW_BARRIER, self.threads)
+
+    def _next_stage(self, stage, phase):
+        """The stage after ``stage`` and its round's parity (flips on wrapping to stage 0)."""
+        last = arith.cmpi(arith.CmpIPredicate.eq, stage, cx(self.cfg.kv_stages - 1))
+        return (arith.select(last, cx(0), arith.addi(stage, cx(1))),
+                arith.select(last, arith.xori(phase, ci(1)), phase))
+
+    def emit(self):
+        n_iter = self._setup()
+        c = mul(self.scale, cf(LOG2E))
+        with if_then(icmp("eq", self.tid, 0)):
+            for s in range(self.cfg.kv_stages):
+                sync.mbarrier_init(self._full(cx(s)), abi.WGMMA_PRODUCER_THREADS)
+                sync.mbarrier_init(self._empty(cx(s)), self.threads // 32)
+        gpu.barrier()  # the barriers are initialised before anyone uses them
+        is_producer = icmp("uge", self.tid, self.threads)
+        if_else(is_producer, [], lambda: self._produce(n_iter) or [],
+                lambda: self._compute(n_iter, c) or [])
+
+    # --- the producer warpgroup ------------------------------------------------------------------
+    def _produce(self, n_iter):
+        sync.set_max_registers(self.PRODUCER_REGISTERS, increase=False)
+        # The parent's gathers, run as if the CTA were these 128 threads.
+        row_tid, row_threads = self.tid, self.threads
+        self.tid, self.threads = sub(self.tid, row_threads), abi.WGMMA_PRODUCER_THREADS
+
+        def tile(t, st):
+            keys = self._tile_keys(t, st["seg"], st["u0"])
+            sync.mbarrier_wait(self._empty(st["stage"]), arith.xori(st["phase"], ci(1)))
+            self.load_key_tile(keys["it32"], st["seg"], st["u0"], st["stage"])
+            nvvm.cp_async_commit_group()
+            with if_then(arith.cmpi(arith.CmpIPredicate.ugt, t, cx(0))):
+                self._publish(st["prev"], pending=1)
+            stage, phase = self._next_stage(st["stage"], st["phase"])
+            return dict(seg=keys["nseg"], u0=keys["nu0"], stage=stage, phase=phase,
+                        prev=st["stage"])
+
+        init = dict(seg=self.seg_begin, u0=ci(0), stage=cx(0), phase=ci(0), prev=cx(0))
+        final = for_range(cx(0), to_index(n_iter), cx(1), tile, init)
+        with if_then(icmp("sgt", n_iter, 0)):
+            self._publish(final["prev"], pending=0)
+        self.tid, self.threads = row_tid, row_threads
+
+    def _publish(self, stage, pending):
+        """This thread's copies into ``stage`` have landed (all but ``pending`` newer groups):
+        fence them for the tensor cores' async proxy and arrive on the stage's full barrier."""
+        nvvm.cp_async_wait_group(pending)
+        wgmma.fence_proxy_async()
+        sync.mbarrier_arrive(self._full(stage))
+
+    # --- the compute warpgroups ------------------------------------------------------------------
+    def _compute(self, n_iter, c):
+        sync.set_max_registers(self.COMPUTE_REGISTERS, increase=True)
+        self.load_q_tile()
+        nvvm.cp_async_commit_group()
+        nvvm.cp_async_wait_group(0)
+        wgmma.fence_proxy_async()
+        self.sync_row_threads()
+
+        self.warpgroup = arith.shrui(self.warp, ci(2))
+        if self._ping_pong:  # warpgroup 0 takes the first turn
+            with if_then(icmp("eq", self.warpgroup, 1)):
+                sync.named_barrier_arrive(self.TURN_BARRIER, 256)
+        ninf, zero = cf(-math.inf), cf(0.0)
+        init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf] * 2, l=[zero] * 2,
+                    o=[[[zero] * 4 for _ in range(self.D // 8)]],
+                    a=[[ci(0)] * 4 for _ in range(self.BN // 16)], stage=cx(0), prev=cx(0),
+                    phase=ci(0))
+        final = for_range(cx(0), to_index(n_iter), cx(1),
+                          lambda it, state: self._compute_tile(it, state, c), init)
+        o = final["o"]
+        o = if_else(icmp("sgt", n_iter, 0), o,
+                    lambda: self._wait_o(self.pv_issue(final["a"], o, final["prev"])),
+                    lambda: o)
+        self.write_output(final["m"], final["l"], o)
+
+    def _compute_tile(self, it, state, c):
+        """The parent's pipelined key tile (`_pipelined_tile`), fed by the producer."""
+        u0, stage, prev = state["u0"], state["stage"], state["prev"]
+        keys = self._tile_keys(it, state["seg"], u0)
+        sync.mbarrier_wait(self._full(stage), state["phase"])
+        if self._ping_pong:
+            sync.named_barrier_sync(add(self.warpgroup, self.TURN_BARRIER), 256)
+        s_pending = self.qk_scores(None, stage)
+        later = arith.cmpi(arith.CmpIPredicate.ugt, it, cx(0))
+        o = state["o"]
+        o = if_else(later, o, lambda: self.pv_issue(state["a"], o, prev),
+                    lambda: (wgmma.commit_empty_group(), o)[1])
+        if self._ping_pong:  # the other warpgroup's turn
+            sync.named_barrier_arrive(sub(self.TURN_BARRIER + 1, self.warpgroup), 256)
+        s_tiles = self._tiles(wgmma.wait(s_pending, 1), self.BN)
+        s_tiles = self._masked_scores(s_tiles, keys, u0, stage)
+        p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], o, c,
+                                                prepare_o=self._wait_o)
+        o = self._wait_o(o)
+        # P_{j-1} V_{j-1} is complete: tile j - 1's stage may be refilled.
+        with if_then(band(later, icmp("eq", self.lane, 0))):
+            sync.mbarrier_arrive(self._empty(prev))
+        nstage, phase = self._next_stage(stage, state["phase"])
+        return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
+                    stage=nstage, prev=stage, phase=phase)

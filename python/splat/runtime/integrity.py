@@ -53,11 +53,14 @@ class Coverage(NamedTuple):
 
 
 def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mma_sync",
-                       block_m: int = abi.BLOCK_M, warp_rows: int = abi.WARP_ROWS) -> int:
+                       block_m: int = abi.BLOCK_M, warp_rows: int = abi.WARP_ROWS,
+                       load_warpgroup: bool = False) -> int:
     """Dynamic shared memory of a fused kernel (docs: lowering/fused_forward.py layout): K and V
-    in 2 stages (wgmma: 3), the Q tile (mma_sync: in K stage 1 when it fits there; wgmma: the padded
-    Q / output staging area from stage 1, stages ordered [K0][V0][K1][V1], then Q again as core
-    matrices, read by every key tile), then a stage of mask bits per K/V stage (masked variant)."""
+    in 2 stages (wgmma: 3; with a producer warpgroup abi.WGMMA_PRODUCER_STAGES), the Q tile
+    (mma_sync: in K stage 1 when it fits there; wgmma: the padded Q / output staging area from
+    stage 1, stages ordered [K0][V0][K1][V1], then Q again as core matrices, read by every key
+    tile), then a stage of mask bits per K/V stage (masked variant), then with a producer
+    warpgroup a full and an empty mbarrier (8 bytes) per stage."""
     row = (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
     q_tile = block_m * row
     stages = 2
@@ -65,6 +68,8 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
         kv_tile = block_n * head_dim * _ELEMENT_BYTES
         q_offset = 2 * kv_tile
         stages = 3  # its P V of the previous key tile overlaps the current one
+        if load_warpgroup:
+            stages = abi.wgmma_producer_stages(block_n, masked)
     else:
         kv_tile = block_n * row
         # Q aliases K stage 1 when it fits there, unless it is re-read every key tile
@@ -75,6 +80,8 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
         end += block_m * head_dim * _ELEMENT_BYTES
     if masked:
         end += stages * block_m * abi.mask_words(block_n) * 4
+    if load_warpgroup:
+        end += 2 * stages * 8
     return end
 
 
@@ -197,6 +204,11 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
         needed.update(e["tables"])
         block_m = k.get("block_m", abi.BLOCK_M) if e["fused"] else abi.BLOCK_M
         warp_rows = k.get("warp_rows", abi.WARP_ROWS) if e["fused"] else abi.WARP_ROWS
+        load_warpgroup = k.get("load_warpgroup", False)
+        if load_warpgroup not in (False, True):
+            _fail(kw, f"load_warpgroup {load_warpgroup!r} is not a boolean")
+        if load_warpgroup and (not e["fused"] or k.get("mma", "mma_sync") != "wgmma"):
+            _fail(kw, "load_warpgroup: only fused wgmma kernels have a producer warpgroup")
         if e["fused"]:
             if block_m not in abi.BLOCK_M_CHOICES:
                 _fail(kw, f"block_m {block_m!r} is not one of {abi.BLOCK_M_CHOICES}")
@@ -218,10 +230,12 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                                 or "block_n" not in k):
             _fail(kw, f"a backward kernel runs mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles of "
                       f"{abi.WARP_ROWS}-row warps and records its block_n")
-        threads = abi.fused_threads(block_m, warp_rows) if e["fused"] else abi.NUM_THREADS
+        threads = (abi.fused_threads(block_m, warp_rows, load_warpgroup) if e["fused"]
+                   else abi.NUM_THREADS)
         if list(k["block"]) != [threads, 1, 1]:
             _fail(kw, f"block {k['block']}, the ABI's kernels run {[threads, 1, 1]}"
-                  + (f" for {block_m}-row tiles of {warp_rows}-row warps" if e["fused"] else ""))
+                  + (f" for {block_m}-row tiles of {warp_rows}-row warps" if e["fused"] else "")
+                  + (" and a producer warpgroup" if load_warpgroup else ""))
         if k["grid"] != e["grid"]:
             _fail(kw, f"grid {k['grid']!r}, the ABI launches it on grid {e['grid']!r}")
         if e["fused"]:
@@ -241,7 +255,7 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                                                       e["masked"])
                 else:
                     want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma,
-                                                   block_m, warp_rows)
+                                                   block_m, warp_rows, load_warpgroup)
                 if k["shared_bytes"] != want_smem:
                     _fail(kw, f"shared_bytes {k['shared_bytes']}, but its {mma} layout at "
                               f"head_dim {artifact.head_dim}, block_m {block_m}, block_n {bn} "
