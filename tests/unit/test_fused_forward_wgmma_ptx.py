@@ -65,10 +65,12 @@ def test_wgmma_ptx_assembles_without_spills(kw):
     else:  # the producer warpgroup and the compute ones meet at mbarriers only
         for op in ("mbarrier.init.shared::cta.b64", "mbarrier.arrive.release.cta.shared::cta.b64",
                    "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64",
-                   "setmaxnreg.dec.sync.aligned.u32", "setmaxnreg.inc.sync.aligned.u32",
                    f"bar.sync 1, {cfg.compute_threads};", f".maxntid {cfg.num_threads}, 1, 1",
                    ".minnctapersm 1"):
             assert op in ptx, op
+        # one compute warpgroup: its cap at entry (255) is already the most; else the split
+        # must fit the registers the CTA holds (see test_register_split_fits_the_pool)
+        assert all((op in ptx) == (cfg.block_m == 128) for op in producer_ops[1:])
     if not have_ptxas():
         pytest.skip("ptxas not installed")
     (stats,) = ptxas_check(ptx).values()
@@ -202,3 +204,24 @@ def test_ping_pong_takes_turns_between_the_two_compute_warpgroups(monkeypatch):
     if have_ptxas():
         (stats,) = ptxas_check(two).values()
         assert stats["spill_stores"] == 0 and stats["stack_bytes"] == 0
+
+
+@pytest.mark.parametrize("block_m", abi.BLOCK_M_CHOICES)
+def test_register_split_fits_the_pool(block_m):
+    """setmaxnreg.inc waits until the CTA's pool has the registers: the producer's and the
+    compute threads' counts must fit what the CTA holds at entry (the cap, 64K / threads in
+    steps of 8, for every thread), not 64K. 128 x 48 + 256 x 232 did not, and hung on the
+    H100."""
+    from splat.lowering.fused_forward_wgmma import WarpSpecializedWgmmaKernel as W
+
+    cfg = FusedForwardConfig("bf16", 128, 64, mma="wgmma", block_m=block_m,
+                             load_warpgroup=True)
+    entry = (65536 // cfg.num_threads) // 8 * 8
+    if block_m == 64:
+        assert W.compute_registers(cfg) == 0  # 255 at entry already
+        return
+    assert entry == 168 and W.compute_registers(cfg) == 224
+    pool = entry * cfg.num_threads
+    used = W.PRODUCER_REGISTERS * abi.WGMMA_PRODUCER_THREADS
+    assert used + W.compute_registers(cfg) * cfg.compute_threads <= pool
+    assert used + (W.compute_registers(cfg) + 8) * cfg.compute_threads > pool  # the most

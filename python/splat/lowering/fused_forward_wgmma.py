@@ -240,19 +240,32 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
 
     Tile t can load while tiles t - S + 2 .. t - 1 wait and tile t - S + 1 is computed, so at
     S = 4 a tile has two key tiles' compute time to land. ``setmaxnreg`` moves registers from
-    the producer (``PRODUCER_REGISTERS``) to the compute warpgroups (``COMPUTE_REGISTERS``):
-    128 x 40 + 256 x 232 <= 64K. Q is loaded by the compute threads, which then sync on a named
+    the producer (``PRODUCER_REGISTERS``) to the compute warpgroups (`compute_registers`).
+    Q is loaded by the compute threads, which then sync on a named
     barrier (the producer never waits for Q), as they do around the output staging.
     """
 
-    PRODUCER_REGISTERS = 48
-    COMPUTE_REGISTERS = 232
+    PRODUCER_REGISTERS = 48  # 40 spilled 8 bytes in the masked variant (ptxas)
     ROW_BARRIER = 1  # named barrier id of the compute threads
     # Ping-pong (FlashAttention-3's inter-warpgroup schedule): the compute warpgroups take turns
     # issuing their products, so one's softmax runs while the other's products have the tensor
     # cores; warpgroup w waits on barrier TURN_BARRIER + w, which the other one arrives on.
     PING_PONG = False
     TURN_BARRIER = 2
+
+    @classmethod
+    def compute_registers(cls, cfg) -> int:
+        """Registers a compute thread takes from the producer (``setmaxnreg.inc``), or 0 where
+        the cap at entry is already the most a thread may have. The CTA holds the cap at entry
+        (64K / threads, in steps of 8: 168 for 384 threads) for every thread, and an increase
+        waits until the pool has the registers, so the split must fit that pool exactly, not
+        64K: 128 x 48 + 256 x 232 = 65536 > 384 x 168 blocked forever on the H100."""
+        threads = cfg.num_threads
+        entry = (65536 // threads) // 8 * 8
+        if entry >= 248:  # one compute warpgroup: nothing to gain
+            return 0
+        pool = entry * threads - cls.PRODUCER_REGISTERS * abi.WGMMA_PRODUCER_THREADS
+        return (pool // cfg.compute_threads) // 8 * 8
 
     @property
     def _ping_pong(self) -> bool:
@@ -292,7 +305,8 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
 
     # --- the producer warpgroup ------------------------------------------------------------------
     def _produce(self, n_iter):
-        sync.set_max_registers(self.PRODUCER_REGISTERS, increase=False)
+        if self.compute_registers(self.cfg):
+            sync.set_max_registers(self.PRODUCER_REGISTERS, increase=False)
         # The parent's gathers, run as if the CTA were these 128 threads.
         row_tid, row_threads = self.tid, self.threads
         self.tid, self.threads = sub(self.tid, row_threads), abi.WGMMA_PRODUCER_THREADS
@@ -323,7 +337,8 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
 
     # --- the compute warpgroups ------------------------------------------------------------------
     def _compute(self, n_iter, c):
-        sync.set_max_registers(self.COMPUTE_REGISTERS, increase=True)
+        if self.compute_registers(self.cfg):
+            sync.set_max_registers(self.compute_registers(self.cfg), increase=True)
         self.load_q_tile()
         nvvm.cp_async_commit_group()
         nvvm.cp_async_wait_group(0)
