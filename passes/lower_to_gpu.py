@@ -69,6 +69,9 @@ class LowerToGPU(SplatPass):
         PassOption("warp-rows", int, abi.WARP_ROWS, "query rows per warp of the fused kernel: "
                    "16, or 32 (two m16 tiles share each K/V fragment; mma_sync only); 0: the "
                    "kernel variant's for the schedule's tile height (splat.tiling.variants)"),
+        PassOption("kv-loads", str, "compute", "who gathers K/V for the fused kernel: "
+                   "'compute' (its own warps) or 'producer' (a producer warpgroup behind "
+                   "mbarriers; mma wgmma only)"),
     )
 
     def run(self, op: ir.Operation) -> None:
@@ -81,6 +84,12 @@ class LowerToGPU(SplatPass):
         if self.options["warp-rows"] not in (0, abi.WARP_ROWS) and self.options["mma"] == "wgmma":
             raise PassError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
                             "wgmma's 64 rows, 16 a warp)", op)
+        if self.options["kv-loads"] not in abi.KV_LOADS:
+            raise PassError(f"option 'kv-loads' must be {_either(abi.KV_LOADS)}; got "
+                            f"'{self.options['kv-loads']}'", op)
+        if self.options["kv-loads"] == "producer" and self.options["mma"] != "wgmma":
+            raise PassError("option 'kv-loads' producer needs mma wgmma (the mma_sync kernel's "
+                            "warps gather their own K/V)", op)
         self._lower_fused(op)
         self._lower_decomposed(op)
 
@@ -208,7 +217,8 @@ class LowerToGPU(SplatPass):
                                 f"not fit its registers); got {head_dim}", target)
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
                         mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"],
-                        warp_rows=warp_rows)
+                        warp_rows=warp_rows,
+                        load_warpgroup=self.options["kv-loads"] == "producer")
             emitted[variant] = shape
 
     def warp_rows(self, block_m: int, head_dim: int) -> int:

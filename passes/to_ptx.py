@@ -44,6 +44,8 @@ class ToPTX(SplatPipeline):
         PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
         PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (the "
                    "chip's default, abi.default_mma), 'mma_sync' or 'wgmma'"),
+        PassOption("kv-loads", str, "auto", "who gathers K/V for the wgmma kernel: 'auto' "
+                   "(abi.resolve_kv_loads), 'compute' or 'producer'"),
         PassOption("backward", bool, False, "build the backward kernels (dQ, dK/dV) instead of "
                    "the forward's: 64-row tiles (block-m=64), mma_sync"),
     )
@@ -58,7 +60,8 @@ class ToPTX(SplatPipeline):
         o = self.options
         return StageOptions(chip=o["chip"], features=o["features"], opt_level=o["opt-level"],
                             block_n=o["block-n"], block_m=o["block-m"], plan=o["plan"],
-                            mma=o["mma"], warp_rows=o["warp-rows"], backward=o["backward"])
+                            mma=o["mma"], warp_rows=o["warp-rows"], kv_loads=o["kv-loads"],
+                            backward=o["backward"])
 
     def expand(self) -> str:
         return full_pipeline(self.stage_options())

@@ -116,7 +116,7 @@ def jobs(args) -> list:
 
 
 def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, block_n=None,
-             mma=None):
+             mma=None, kv_loads=None):
     from splat import compiler  # imports MLIR; only this script and the compiler do
 
     kw = dict(dtype=dtype, head_dim=D, target=target)
@@ -126,7 +126,8 @@ def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, b
             kw["block_n"] = block_n
     else:
         kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows),
-                                     ("block_n", block_n), ("mma", mma)) if v is not None})
+                                     ("block_n", block_n), ("mma", mma),
+                                     ("kv_loads", kv_loads)) if v is not None})
     return compiler.compile(pattern, **kw)
 
 
@@ -191,6 +192,9 @@ def main(argv=None) -> int:
                          "--block-m)")
     ap.add_argument("--mma", choices=abi.MMA_KINDS,
                     help="fused artifacts on this tensor-core instruction (as --block-m)")
+    ap.add_argument("--kv-loads", choices=abi.KV_LOADS,
+                    help="wgmma artifacts whose K/V are gathered by this (splat.compile's "
+                         "kv_loads; as --block-m)")
     ap.add_argument("--head-dims", help="comma-separated head dims to keep")
     ap.add_argument("--force", action="store_true", help="recompile entries that exist already")
     args = ap.parse_args(argv)
@@ -199,9 +203,10 @@ def main(argv=None) -> int:
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    shape = (version, args.block_m, args.warp_rows, args.block_n, args.mma)
+    shape = (version, args.block_m, args.warp_rows, args.block_n, args.mma, args.kv_loads)
     if old.get("entries") and (old.get("compiler_version"), old.get("block_m"),
-                               old.get("warp_rows"), old.get("block_n"), old.get("mma")) != shape:
+                               old.get("warp_rows"), old.get("block_n"), old.get("mma"),
+                               old.get("kv_loads")) != shape:
         print(f"the last pack was made by compiler {old.get('compiler_version')} (block_m "
               f"{old.get('block_m')}, warp_rows {old.get('warp_rows')}), this is {version} "
               f"(block_m {args.block_m}, warp_rows {args.warp_rows}): starting a fresh catalog")
@@ -236,7 +241,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             try:
                 art = _compile(pattern, dt, D, args.target, variant, args.block_m, args.warp_rows,
-                               args.block_n, args.mma)
+                               args.block_n, args.mma, args.kv_loads)
             except TypeError as e:
                 if variant != "fused":
                     print(f"[{i + 1}/{len(todo)}] {ident}: compiler has no {variant} variant ({e}); skipped")
@@ -264,9 +269,11 @@ def main(argv=None) -> int:
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
             write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                                 args.warp_rows, args.block_n, args.mma))
+                                                 args.warp_rows, args.block_n, args.mma,
+                                                 args.kv_loads))
     write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                         args.warp_rows, args.block_n, args.mma))
+                                         args.warp_rows, args.block_n, args.mma,
+                                                 args.kv_loads))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
@@ -282,9 +289,10 @@ def main(argv=None) -> int:
 
 def _catalog(entries: dict, target: str, version: str, block_m: int | None = None,
              warp_rows: int | None = None, block_n: int | None = None,
-             mma: str | None = None) -> dict:
+             mma: str | None = None, kv_loads: str | None = None) -> dict:
     return {"format": "splat-catalog/1", "compiler_version": version, "target": target,
             **({"mma": mma} if mma is not None else {}),
+            **({"kv_loads": kv_loads} if kv_loads is not None else {}),
             **({"block_m": block_m} if block_m is not None else {}),
             **({"warp_rows": warp_rows} if warp_rows is not None else {}),
             **({"block_n": block_n} if block_n is not None else {}),

@@ -84,8 +84,18 @@ WGMMA_BLOCK_M = 128
 # that fills WGMMA_PRODUCER_STAGES[block_n] stages behind mbarriers while the compute
 # warpgroups run (warp specialisation, fused_forward_wgmma.py), or (False) by the compute warps
 # themselves between two CTA barriers per key tile.  Manifests record it ("load_warpgroup").
-# Off until measured on the H100 (it assembles without spills; FusedForwardConfig takes it).
+# Off until measured on the H100 (it assembles without spills); splat.compile(kv_loads=...)
+# and the passes' kv-loads option choose either build of the wgmma kernel.
 WGMMA_LOAD_WARPGROUP = False
+KV_LOADS = ("compute", "producer")
+
+
+def resolve_kv_loads(kv_loads: str, mma: str) -> bool:
+    """Whether the fused kernel has a producer warpgroup, for option ``kv_loads`` ("auto":
+    WGMMA_LOAD_WARPGROUP for wgmma, never for mma_sync)."""
+    if kv_loads == "auto":
+        return mma == "wgmma" and WGMMA_LOAD_WARPGROUP
+    return kv_loads == "producer"
 WGMMA_PRODUCER_THREADS = 128
 WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
 # sm_90's opt-in shared memory per CTA: the stages above fit it with the Q tile, except 128-key

@@ -104,7 +104,7 @@ VARIANTS = ("fused", "decomposed", "backward")
 def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "sm_90a",
             scale: float | None = None, block_n: int | None = None, variant: str = "fused",
             plan: str = "auto", mma: str = "auto", block_m: int | None = None,
-            warp_rows: int | None = None,
+            warp_rows: int | None = None, kv_loads: str = "auto",
             dump_dir: str | os.PathLike | None = None) -> Artifact:
     """Compile ``pattern`` (a Pattern, an ACSR or a bool mask) into an
     :class:`~splat.runtime.Artifact` (PTX + manifest + tables).
@@ -122,7 +122,10 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     wgmma kernel: ``abi.WGMMA_BLOCK_M``; the decomposed variant: ``abi.BLOCK_M``).
     ``warp_rows``: query rows per warp of the fused kernel, ``abi.WARP_ROWS_CHOICES``; default:
     the variant's for the tile height (16 for 64 rows; 32 = two m16 tiles a warp sharing each
-    K/V fragment, mma.sync only).  The manifest records both."""
+    K/V fragment, mma.sync only).  The manifest records both.
+    ``kv_loads``: who gathers K/V for the wgmma kernel, ``"compute"`` (its own warps, between
+    CTA barriers) or ``"producer"`` (a producer warpgroup behind mbarriers; the manifest records
+    ``load_warpgroup``); ``"auto"``: ``abi.resolve_kv_loads``."""
     # Every argument is checked here, before any of it reaches MLIR or LLVM (where a bad value
     # can abort the process or be spliced into a pipeline).
     # The tile shape options given explicitly: part of the artifact's key (below), as what the
@@ -151,11 +154,15 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     check_option("mma", mma, ("auto",) + abi.MMA_KINDS)
     if mma == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
         raise ValueError(abi.wgmma_head_dim_error(head_dim))
+    check_option("kv_loads", kv_loads, ("auto",) + abi.KV_LOADS)
     # 0: the chosen kernel variant's (the tuned abi.DEFAULT_BLOCK_N unless the variant has its own)
     block_n = 0 if block_n is None else check_option("block_n", block_n, abi.BLOCK_N_CHOICES)
     # 0: chosen by the stages (the tile pass prices the kernel variants; the lowering takes the
     # chosen variant's warp shape)
     kernel_mma = abi.default_mma(target) if mma == "auto" else mma
+    if kv_loads == "producer" and (kernel_mma != "wgmma" or variant != "fused"):
+        raise ValueError(f"kv_loads 'producer' needs the fused variant with mma 'wgmma'; got "
+                         f"variant {variant!r}, mma {kernel_mma!r}")
     if block_m is not None:
         block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
     elif backward:
@@ -196,7 +203,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                        head_dim=head_dim, scale=scale)
         schedule = split = columns = col_split = ptx = cache_key = None
         options = StageOptions(chip=target, block_n=block_n, block_m=block_m, plan=plan,
-                               mma=mma, warp_rows=warp_rows, backward=backward)
+                               mma=mma, warp_rows=warp_rows, kv_loads=kv_loads,
+                               backward=backward)
         # the options that change the artifact, where given or not the defaults: part of its
         # key, so two compiles of one pattern never share a key (launchers are cached by it)
         keyed = {k: int(v) for k, v in given.items()}
@@ -204,6 +212,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             keyed["plan"] = plan
         if mma != "auto":
             keyed["mma"] = mma
+        if kv_loads != "auto":
+            keyed["kv_loads"] = kv_loads
         for n, stage in enumerate(STAGES):
             if stage.kernels_only and ptx is not None:
                 continue  # the same kernels were lowered before
@@ -241,6 +251,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                      scale=scale, block_n=schedule.block_n, mma=options.kernel_mma, split=split,
                      options=keyed, block_m=schedule.block_m,
+                     load_warpgroup=options.kernel_kv_loads == "producer",
                      warp_rows=resolve_warp_rows(warp_rows, schedule.block_m, options.kernel_mma,
                                                  head_dim))
 
@@ -336,17 +347,19 @@ def _decomposed_artifact(acsr: ACSR, ptx: str, *, dtype: str, head_dim: int, tar
 def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, target: str,
               scale: float | None, block_n: int, mma: str, options: dict,
               split=None, block_m: int = abi.BLOCK_M,
-              warp_rows: int = abi.WARP_ROWS) -> Artifact:
+              warp_rows: int = abi.WARP_ROWS, load_warpgroup: bool = False) -> Artifact:
     kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks, mma=mma,
-                                              block_m=block_m, warp_rows=warp_rows)
+                                              block_m=block_m, warp_rows=warp_rows,
+                                              load_warpgroup=load_warpgroup)
     tables = schedule.kernel_tables()
     kernels = [kernel]
     if split is not None:
         # split-KV: then the accumulating kernel over the second schedule, folding its result
         # into the o and lse the first launch wrote (splat.tiling.split)
         tables.update(split.kernel_tables(abi.SPLIT_TABLES))
-        kernels.append(_split_launch(dtype, head_dim, block_n, mma, block_m, warp_rows))
+        kernels.append(_split_launch(dtype, head_dim, block_n, mma, block_m, warp_rows,
+                                     load_warpgroup))
     manifest = _manifest(acsr, dtype=dtype, head_dim=head_dim, target=target, scale=scale,
                          variant="fused", kernels=kernels, tables=tables, options=options)
     manifest["stats"] = schedule.stats()
@@ -385,11 +398,12 @@ def _backward_artifact(acsr: ACSR, rows: tuple, columns: tuple, ptx: str, *, dty
 
 
 def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: int,
-                  warp_rows: int) -> dict:
+                  warp_rows: int, load_warpgroup: bool) -> dict:
     """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
     per split row tile)."""
     k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True, mma=mma,
-                                         block_m=block_m, warp_rows=warp_rows)
+                                         block_m=block_m, warp_rows=warp_rows,
+                                         load_warpgroup=load_warpgroup)
     k["params"] = [dict(p, name=abi.SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
     k["tables"] = [abi.SPLIT_TABLES.get(t, t) for t in k["tables"]]
     k["tile_table"] = abi.SPLIT_TABLES["row_tiles"]

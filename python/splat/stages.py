@@ -61,6 +61,9 @@ class StageOptions:
     # the fused kernel's tensor-core instruction: "auto" (abi.default_mma of the chip),
     # "mma_sync" or "wgmma" (sm_90a only)
     mma: str = "auto"
+    # who gathers K/V for the wgmma kernel: "compute" (its own warps, between CTA barriers),
+    # "producer" (a producer warpgroup behind mbarriers), "auto" (abi.resolve_kv_loads)
+    kv_loads: str = "auto"
     # tile for the backward kernels (splat-tile-acsr{backward}): the lowering then emits the dQ
     # and dK/dV kernels instead of the forward's
     backward: bool = False
@@ -74,7 +77,10 @@ class StageOptions:
         check_option("warp-rows", self.warp_rows, (0,) + abi.WARP_ROWS_CHOICES)
         check_option("plan", self.plan, PLANS)
         check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
+        check_option("kv-loads", self.kv_loads, ("auto",) + abi.KV_LOADS)
         check_option("backward", self.backward, (False, True))
+        if self.kv_loads == "producer" and self.kernel_mma != "wgmma":
+            raise ValueError("kv-loads producer needs mma wgmma")
         if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M or self.kernel_mma != "mma_sync"
                               or self.warp_rows != abi.WARP_ROWS):
             raise ValueError(f"backward kernels run mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles "
@@ -92,6 +98,11 @@ class StageOptions:
         """The instruction the fused kernel is built with (``mma`` with "auto" resolved)."""
         return abi.default_mma(self.chip) if self.mma == "auto" else self.mma
 
+    @property
+    def kernel_kv_loads(self) -> str:
+        """``kv_loads`` with "auto" resolved for the kernel's instruction."""
+        return "producer" if abi.resolve_kv_loads(self.kv_loads, self.kernel_mma) else "compute"
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -106,7 +117,8 @@ STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
     Stage("tile", lambda o: f"splat-tile-acsr{{block-m={o.block_m} block-n={o.block_n} "
                                 f"plan={o.plan}" + (" backward=true}" if o.backward else "}")),
-    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma} warp-rows={o.warp_rows}}}"),
+    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma} warp-rows={o.warp_rows} "
+                             f"kv-loads={o.kernel_kv_loads}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),
     Stage("ptx", lambda o: "gpu-module-to-binary{format=isa}", kernels_only=True),

@@ -225,3 +225,39 @@ def test_register_split_fits_the_pool(block_m):
     used = W.PRODUCER_REGISTERS * abi.WGMMA_PRODUCER_THREADS
     assert used + W.compute_registers(cfg) * cfg.compute_threads <= pool
     assert used + (W.compute_registers(cfg) + 8) * cfg.compute_threads > pool  # the most
+
+
+def test_compile_builds_the_producer_warpgroup_on_request():
+    """splat.compile(kv_loads="producer") builds the wgmma kernel with a producer warpgroup:
+    its own key, the manifest records it (block and shared bytes follow; masked variant too),
+    a split schedule's accumulating kernel has it too; anything but wgmma's fused kernel is
+    refused."""
+    n = 384
+    idx = np.arange(n)
+    window = np.abs(idx[:, None] - idx[None, :]) < 48
+    strided = window | ((idx[:, None] - idx[None, :]) % 64 == 0)  # window + residue classes
+    for mask in (window, strided):
+        prod = splat.compile(mask, head_dim=128, mma="wgmma", kv_loads="producer")
+        plain = splat.compile(mask, head_dim=128, mma="wgmma", kv_loads="compute")
+        assert prod.key != plain.key
+        assert prod.manifest["options"] == {"mma": "wgmma", "kv_loads": "producer"}
+        assert "mbarrier.try_wait" in prod.ptx["kernel.ptx"]
+        assert "mbarrier" not in plain.ptx["kernel.ptx"]
+        for k in prod.manifest["kernels"]:
+            info = kernel_launch_info("bf16", 128, k["block_n"], mask_tiles="masked" in k["name"],
+                                      accumulate=k["name"].endswith("_acc"), mma="wgmma",
+                                      block_m=k["block_m"], load_warpgroup=True)
+            assert k["load_warpgroup"] is True and k["block"] == info["block"]
+            assert k["shared_bytes"] == info["shared_bytes"]
+        assert all("load_warpgroup" not in k for k in plain.manifest["kernels"])
+    from splat.compiler import _split_launch  # a split schedule's accumulating launch
+
+    acc = _split_launch("bf16", 128, 32, "wgmma", 128, 16, True)
+    assert acc["load_warpgroup"] is True and acc["block"] == [384, 1, 1]
+    assert acc["name"].endswith("_acc")
+    with pytest.raises(ValueError, match="kv_loads 'producer' needs the fused variant with mma"):
+        splat.compile(window, head_dim=128, kv_loads="producer")  # mma.sync
+    with pytest.raises(ValueError, match="kv_loads must be one of auto, compute, producer"):
+        splat.compile(window, head_dim=128, mma="wgmma", kv_loads="tma")
+    with pytest.raises(ValueError, match="kv-loads producer needs mma wgmma"):
+        StageOptions(kv_loads="producer")

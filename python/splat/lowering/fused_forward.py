@@ -134,7 +134,7 @@ class FusedForwardConfig:
     # warp share every K/V fragment loaded from shared memory: half the ldmatrix bytes per MMA).
     warp_rows: int = abi.WARP_ROWS
     # wgmma only: K/V gathered by a producer warpgroup behind mbarriers (warp specialisation,
-    # fused_forward_wgmma.py); None: abi.WGMMA_LOAD_WARPGROUP for wgmma, False for mma_sync.
+    # fused_forward_wgmma.py); None: abi.resolve_kv_loads("auto", mma).
     load_warpgroup: bool | None = None
 
     def __post_init__(self):
@@ -159,8 +159,7 @@ class FusedForwardConfig:
             raise ValueError("mma wgmma needs warp_rows 16 (a warpgroup's 4 warps own 16 rows "
                              "each of wgmma's 64)")
         if self.load_warpgroup is None:
-            object.__setattr__(self, "load_warpgroup",
-                               self.mma == "wgmma" and abi.WGMMA_LOAD_WARPGROUP)
+            object.__setattr__(self, "load_warpgroup", abi.resolve_kv_loads("auto", self.mma))
         if self.load_warpgroup and self.mma != "wgmma":
             raise ValueError("load_warpgroup needs mma wgmma")
         defaults = dict(DEFAULTS[self.head_dim])
