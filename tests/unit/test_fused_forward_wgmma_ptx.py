@@ -68,6 +68,9 @@ def test_wgmma_ptx_assembles_without_spills(kw):
                    f"bar.sync 1, {cfg.compute_threads};", f".maxntid {cfg.num_threads}, 1, 1",
                    ".minnctapersm 1"):
             assert op in ptx, op
+        # a wait that can never be satisfied traps (a CUDA error) instead of hanging the GPU
+        from splat.lowering.sync import WAIT_LIMIT
+        assert f"setp.ge.u32 stuck, tries, {WAIT_LIMIT};" in ptx and "@stuck trap;" in ptx
         # one compute warpgroup: its cap at entry (255) is already the most; else the split
         # must fit the registers the CTA holds (see test_register_split_fits_the_pool)
         assert all((op in ptx) == (cfg.block_m == 128) for op in producer_ops[1:])

@@ -24,7 +24,8 @@ from mlir.dialects import arith, llvm, memref
 from .builder import ci, i32_type
 
 __all__ = ["shared_u32", "mbarrier_init", "mbarrier_arrive", "mbarrier_wait", "named_barrier",
-           "set_max_registers", "MBARRIER_BYTES"]
+           "named_barrier_arrive", "named_barrier_sync", "set_max_registers", "MBARRIER_BYTES",
+           "WAIT_LIMIT"]
 
 MBARRIER_BYTES = 8
 
@@ -52,12 +53,24 @@ def mbarrier_arrive(addr) -> None:
     _asm("mbarrier.arrive.release.cta.shared::cta.b64 _, [$0];", [addr], "r")
 
 
+# Failed try_waits before a wait gives up and traps: a protocol error (or a setmaxnreg that can
+# never be granted upstream of a producer) then ends the launch with a CUDA error instead of
+# hanging the caller's GPU. Each try_wait may also suspend the thread for a while, so this is at
+# least ~1 s of spinning; a legitimate wait lasts one key tile (microseconds).
+WAIT_LIMIT = 1 << 26
+
+
 def mbarrier_wait(addr, parity) -> None:
     """Spin until the phase of parity ``parity`` (i32, 0 or 1) of the mbarrier at ``addr`` has
-    completed (acquire)."""
-    _asm("{\n.reg .pred done;\nsplat_wait:\n"
+    completed (acquire); ``trap`` after WAIT_LIMIT failed tries."""
+    _asm("{\n.reg .pred done, stuck;\n.reg .b32 tries;\nmov.b32 tries, 0;\nsplat_wait:\n"
          "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, [$0], $1;\n"
-         "@!done bra splat_wait;\n}", [addr, parity], "r,r")
+         "@done bra splat_waited;\n"
+         "add.u32 tries, tries, 1;\n"
+         f"setp.ge.u32 stuck, tries, {WAIT_LIMIT};\n"
+         "@stuck trap;\n"
+         "bra splat_wait;\n"
+         "splat_waited:\n}", [addr, parity], "r,r")
 
 
 def named_barrier(barrier_id: int, threads: int) -> None:
