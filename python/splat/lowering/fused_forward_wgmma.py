@@ -25,6 +25,7 @@ proxy, so every thread fences (``fence.proxy.async``) between its cp.async wait 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm
@@ -307,10 +308,6 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
     def _produce(self, n_iter):
         if self.compute_registers(self.cfg):
             sync.set_max_registers(self.PRODUCER_REGISTERS, increase=False)
-        # The parent's gathers, run as if the CTA were these 128 threads.
-        row_tid, row_threads = self.tid, self.threads
-        self.tid, self.threads = sub(self.tid, row_threads), abi.WGMMA_PRODUCER_THREADS
-
         def tile(t, st):
             keys = self._tile_keys(t, st["seg"], st["u0"])
             sync.mbarrier_wait(self._empty(st["stage"]), arith.xori(st["phase"], ci(1)))
@@ -323,10 +320,21 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
                         prev=st["stage"])
 
         init = dict(seg=self.seg_begin, u0=ci(0), stage=cx(0), phase=ci(0), prev=cx(0))
-        final = for_range(cx(0), to_index(n_iter), cx(1), tile, init)
+        with self._gathers_by(sub(self.tid, self.threads), abi.WGMMA_PRODUCER_THREADS):
+            final = for_range(cx(0), to_index(n_iter), cx(1), tile, init)
         with if_then(icmp("sgt", n_iter, 0)):
             self._publish(final["prev"], pending=0)
-        self.tid, self.threads = row_tid, row_threads
+
+    @contextmanager
+    def _gathers_by(self, tid, threads: int):
+        """Emit the parent's gathers (which deal chunks out by ``self.tid`` over
+        ``self.threads``) as if the CTA were ``threads`` threads numbered ``tid``."""
+        saved = self.tid, self.threads
+        self.tid, self.threads = tid, threads
+        try:
+            yield
+        finally:
+            self.tid, self.threads = saved
 
     def _publish(self, stage, pending):
         """This thread's copies into ``stage`` have landed (all but ``pending`` newer groups):
