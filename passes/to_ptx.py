@@ -33,7 +33,8 @@ class ToPTX(SplatPipeline):
     argument = "splat-to-ptx"
     summary = "analyse, tile, lower to gpu/nvvm and serialise splat.attention to PTX"
     options_spec = (
-        PassOption("chip", str, "sm_90a", "NVVM target chip"),
+        PassOption("chip", str, "sm_90a", "NVVM target chip: sm_80, sm_86, sm_89, sm_90 or "
+                   "sm_90a"),
         PassOption("features", str, "+ptx80", "PTX features (+ptx80 or newer for sm_90a)"),
         PassOption("opt-level", int, 3, "LLVM optimisation level"),
         PassOption("block-n", int, 0, "compressed keys per key tile (0: tuned per head dim)"),

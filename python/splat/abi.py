@@ -98,9 +98,13 @@ def resolve_kv_loads(kv_loads: str, mma: str) -> bool:
     return kv_loads == "producer"
 WGMMA_PRODUCER_THREADS = 128
 WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
-# sm_90's opt-in shared memory per CTA: the stages above fit it with the Q tile, except 128-key
-# tiles of the masked kernel (mask bits per stage), which take one stage fewer.
-SM90_SHARED_BYTES = 232448
+# Shared memory a CTA may have on each target chip (the opt-in maximum): splat.compile refuses
+# a kernel that needs more for its target, the launcher checks the device it runs on.
+MAX_SHARED_BYTES = {"sm_80": 166912, "sm_86": 101376, "sm_89": 101376, "sm_90": 232448,
+                    "sm_90a": 232448}
+# sm_90's: the stages above fit it with the Q tile, except 128-key tiles of the masked kernel
+# (mask bits per stage), which take one stage fewer.
+SM90_SHARED_BYTES = MAX_SHARED_BYTES["sm_90a"]
 
 
 def wgmma_producer_stages(block_n: int, masked: bool) -> int:

@@ -242,18 +242,36 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if dump is not None:
         (dump / "kernel.ptx").write_text(ptx)
     if variant == "decomposed":
-        return _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                                    scale=scale, options=keyed)
-    if backward:
-        return _backward_artifact(acsr, (schedule, split), (columns, col_split), ptx,
-                                  dtype=dtype, head_dim=head_dim, target=target, scale=scale,
-                                  options=keyed)
-    return _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                     scale=scale, block_n=schedule.block_n, mma=options.kernel_mma, split=split,
-                     options=keyed, block_m=schedule.block_m,
-                     load_warpgroup=options.kernel_kv_loads == "producer",
-                     warp_rows=resolve_warp_rows(warp_rows, schedule.block_m, options.kernel_mma,
-                                                 head_dim))
+        art = _decomposed_artifact(acsr, ptx, dtype=dtype, head_dim=head_dim, target=target,
+                                   scale=scale, options=keyed)
+    elif backward:
+        art = _backward_artifact(acsr, (schedule, split), (columns, col_split), ptx,
+                                 dtype=dtype, head_dim=head_dim, target=target, scale=scale,
+                                 options=keyed)
+    else:
+        art = _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
+                        scale=scale, block_n=schedule.block_n, mma=options.kernel_mma,
+                        split=split, options=keyed, block_m=schedule.block_m,
+                        load_warpgroup=options.kernel_kv_loads == "producer",
+                        warp_rows=resolve_warp_rows(warp_rows, schedule.block_m,
+                                                    options.kernel_mma, head_dim))
+    _check_shared_memory(art, target)
+    return art
+
+
+def _check_shared_memory(art: Artifact, target: str) -> None:
+    """Refuse an artifact whose kernels need more shared memory than a CTA may have on
+    ``target`` (sm_86 and sm_89 allow 99 KiB: the D = 256 masked forward and the wider backward
+    kernels do not fit), rather than leaving it to fail at launch."""
+    limit = abi.MAX_SHARED_BYTES[target]
+    for k in art.manifest["kernels"]:
+        if k["shared_bytes"] > limit:
+            raise ValueError(
+                f"target {target}: kernel {k['name']} needs {k['shared_bytes']} bytes of shared "
+                f"memory, more than the {limit} a CTA may have on {target} (head_dim "
+                f"{art.head_dim}); compile for a chip with more (sm_80: "
+                f"{abi.MAX_SHARED_BYTES['sm_80']}, sm_90: {abi.MAX_SHARED_BYTES['sm_90']}) or a "
+                f"smaller head_dim")
 
 
 _F32_MAX = 3.4028234663852886e38

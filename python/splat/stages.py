@@ -25,7 +25,10 @@ from .tiling.schedule import PLANS
 # Closed lists of what the kernels are built and checked for. Anything else is refused here,
 # before it reaches LLVM: an unknown chip aborts the process inside LLVM, and a value with
 # pipeline syntax in it would rewrite the pipeline it is spliced into.
-CHIPS = ("sm_90", "sm_90a")
+# sm_80 (A100), sm_86 (A10, RTX 30xx) and sm_89 (L4, L40, RTX 40xx) get the mma.sync kernels;
+# sm_90a also the Hopper-only wgmma build. PTX for sm_XY runs on any GPU of capability >= X.Y
+# (the driver compiles it), sm_90a PTX on 9.0 only.
+CHIPS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")
 PTX_FEATURES = tuple(f"+ptx8{minor}" for minor in range(9))  # PTX ISA 8.0-8.8 (CUDA 12.x ptxas)
 OPT_LEVELS = (0, 1, 2, 3)
 

@@ -76,7 +76,7 @@ import pytest  # noqa: E402
 
 
 @pytest.mark.parametrize("option, message", [
-    ("chip=garbage", "chip must be one of sm_90, sm_90a"),
+    ("chip=garbage", "chip must be one of sm_80, sm_86, sm_89, sm_90, sm_90a"),
     ("chip=sm_75", "chip must be one of"),
     ("opt-level=99", "opt-level must be one of 0, 1, 2, 3"),
     ("features=+ptx99", "features must be one of"),

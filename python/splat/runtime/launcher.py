@@ -88,6 +88,15 @@ def _target_ok(target: str, cc: tuple) -> bool:
     return cc >= (major, minor)
 
 
+def _target_hint(cc: tuple) -> str:
+    """Which target to compile for instead: the newest one the device runs."""
+    fits = [t for t in abi.MAX_SHARED_BYTES if _target_ok(t, cc)]
+    if not fits:
+        return f" (no target SPLAT builds for runs there: {', '.join(abi.MAX_SHARED_BYTES)})"
+    best = max(fits, key=lambda t: (int(t[3:].rstrip("a")), t.endswith("a")))
+    return f"; compile with target={best!r}"
+
+
 class Plan(NamedTuple):
     """What the launcher derives from an artifact without a GPU."""
 
@@ -176,7 +185,8 @@ class Launcher:
         cc = drv.compute_capability(self.device)
         if artifact.target and not _target_ok(artifact.target, cc):
             raise SplatCudaError("Launcher", detail=f"artifact was built for {artifact.target}, "
-                                 f"device {self.device} has compute capability {cc[0]}.{cc[1]}")
+                                 f"device {self.device} has compute capability {cc[0]}.{cc[1]}"
+                                 + _target_hint(cc))
         self.ctx = drv.primary_context(self.device)
         self._ctx_ptr = drv.raw_handle(self.ctx)
         try:

@@ -8,6 +8,11 @@
 // RUN: FileCheck %s --check-prefix=SYNC --input-file=%t.sm90.ptx
 // RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx)' | %python -m splat.tools.extract_ptx -o %t.sync.ptx
 // RUN: FileCheck %s --check-prefix=SYNC --input-file=%t.sync.ptx
+// Ampere (sm_80): the same mma.sync kernel, assembled for that chip; wgmma is refused there.
+// RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{chip=sm_80})' | %python -m splat.tools.extract_ptx -o %t.sm80.ptx
+// RUN: FileCheck %s --check-prefix=SYNC --input-file=%t.sm80.ptx
+// RUN: %ptxas -arch=sm_80 -v %t.sm80.ptx -o %t.sm80.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS80
+// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{chip=sm_80 mma=wgmma})' 2>&1 | FileCheck %s --check-prefix=NOWGMMA
 
 // CHECK: call @splat_attention_0
 // CHECK: gpu.binary @splat_kernels
@@ -27,6 +32,8 @@
 // SYNC-DAG: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // SYNC-DAG: ldmatrix.sync.aligned.m8n8.x4.trans
 // SYNC-NOT: wgmma
+// PTXAS80: Compiling entry function 'splat_fwd_f16_d128' for 'sm_80'
+// NOWGMMA: mma wgmma needs chip sm_90a; got chip sm_80
 // PTXAS: Compiling entry function 'splat_fwd_f16_d128' for 'sm_90a'
 // PTXAS: 0 bytes spill stores, 0 bytes spill loads
 func.func @f(%q: tensor<1x4x512x128xf16>) -> tensor<1x4x512x128xf16> {
