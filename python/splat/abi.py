@@ -102,6 +102,29 @@ WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
 # a kernel that needs more for its target, the launcher checks the device it runs on.
 MAX_SHARED_BYTES = {"sm_80": 166912, "sm_86": 101376, "sm_89": 101376, "sm_90": 232448,
                     "sm_90a": 232448}
+
+
+def target_runs_on(target: str, cc: tuple) -> bool:
+    """Whether PTX built for ``target`` (e.g. 'sm_90a', 'sm_80') runs on a device of compute
+    capability ``cc``: sm_XY PTX on X.Y and newer (the driver compiles it), sm_90a on 9.0 only."""
+    t = target.lower().removeprefix("sm_")
+    arch_specific = t.endswith(("a", "f"))
+    digits = t.rstrip("af")
+    if not digits.isdigit():
+        return True  # unknown spelling: let the JIT decide
+    major, minor = int(digits[:-1] or 0), int(digits[-1])
+    if arch_specific:
+        return tuple(cc) == (major, minor)
+    return tuple(cc) >= (major, minor)
+
+
+def target_for_capability(cc: tuple) -> str | None:
+    """The newest target SPLAT builds for that runs on a device of capability ``cc`` (None when
+    none does: before sm_80)."""
+    runs = [t for t in MAX_SHARED_BYTES if target_runs_on(t, cc)]
+    return max(runs, key=lambda t: (int(t[3:].rstrip("a")), t.endswith("a"))) if runs else None
+
+
 # sm_90's: the stages above fit it with the Q tile, except 128-key tiles of the masked kernel
 # (mask bits per stage), which take one stage fewer.
 SM90_SHARED_BYTES = MAX_SHARED_BYTES["sm_90a"]

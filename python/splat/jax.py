@@ -21,14 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from .jax_op import JaxAttention, check_arrays, prepare
-from .runtime.resolve import DEFAULT_TARGET
+from .runtime.resolve import AUTO_TARGET
 from .runtime.validate import SplatInputError
 
 __all__ = ["attention", "prepare", "JaxAttention"]
 
 
 def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, artifact=None,
-              target: str = DEFAULT_TARGET):
+              target: str = AUTO_TARGET):
     """Same contract as `splat.torch.attention`, over JAX arrays (see the module docstring)."""
     if isinstance(pattern, JaxAttention):
         if artifact is not None:

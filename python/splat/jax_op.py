@@ -42,7 +42,7 @@ from . import jax_ffi
 from .runtime.artifact import Artifact
 from .runtime.launcher import Shapes
 from .runtime.prepared import handle_key, resolve_backward, resolve_prepared
-from .runtime.resolve import DEFAULT_TARGET
+from .runtime.resolve import AUTO_TARGET
 from .runtime.validate import (SplatInputError, TensorDesc, default_scale, normalize_dtype,
                                validate_against_artifact, validate_inputs)
 
@@ -330,7 +330,7 @@ class JaxAttention:
 
     def __init__(self, pattern: Any = None, *, head_dim: int | None = None, dtype: Any = None,
                  Lq: int | None = None, Lk: int | None = None, scale: Any = None,
-                 artifact: Any = None, target: str = DEFAULT_TARGET):
+                 artifact: Any = None, target: str = AUTO_TARGET):
         art = resolve_prepared(pattern, head_dim, dtype, Lq, Lk, artifact, target, "fused")
         if any(k["grid"] != "row_tiles" for k in art.kernels):
             raise SplatInputError("artifact", "splat.jax runs fused artifacts only")
@@ -365,7 +365,7 @@ class JaxAttention:
 
 def prepare(pattern: Any = None, *, head_dim: int | None = None, dtype: Any = None,
             Lq: int | None = None, Lk: int | None = None, scale: Any = None,
-            artifact: Any = None, target: str = DEFAULT_TARGET) -> JaxAttention:
+            artifact: Any = None, target: str = AUTO_TARGET) -> JaxAttention:
     """A `JaxAttention` for `pattern` (or `artifact`): make it once, outside ``jit``."""
     return JaxAttention(pattern, head_dim=head_dim, dtype=dtype, Lq=Lq, Lk=Lk, scale=scale,
                         artifact=artifact, target=target)

@@ -32,7 +32,7 @@ import sys
 from typing import Any
 
 from .runtime.launcher import get_launcher
-from .runtime.resolve import DEFAULT_TARGET, resolve_artifact
+from .runtime.resolve import AUTO_TARGET, resolve_artifact
 from .runtime.validate import (SplatInputError, TensorDesc, default_scale, validate_against_artifact,
                                validate_inputs)
 from .torch_op import AttentionOp, prepare
@@ -70,7 +70,7 @@ def _check_out(t: Any, name: str, shape: tuple, dtype: Any, device: Any) -> None
 
 
 def _attention(q, k, v, pattern=None, scale=None, *, return_lse=False, artifact=None,
-               target: str = DEFAULT_TARGET, out=None, lse_out=None):
+               target: str = AUTO_TARGET, out=None, lse_out=None):
     """`attention`, optionally writing into caller-provided ``out`` / ``lse_out`` (tests poison
     these to check that the kernel writes every element)."""
     torch = _torch()
@@ -97,7 +97,7 @@ def _attention(q, k, v, pattern=None, scale=None, *, return_lse=False, artifact=
 
 
 def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, artifact=None,
-              target: str = DEFAULT_TARGET):
+              target: str = AUTO_TARGET):
     """Sparse attention of q over (k, v) restricted to `pattern` (see the module docstring).
 
     `scale` defaults to 1/sqrt(D). `artifact`: an `splat.runtime.Artifact` or a path to one
@@ -105,7 +105,7 @@ def attention(q, k, v, pattern=None, scale=None, *, return_lse: bool = False, ar
     `pattern` may be an `AttentionOp` from `prepare` (then `artifact` and `target` must be left
     out): the call is the handle's ``splat::attention`` op, traceable by ``torch.compile``."""
     if isinstance(pattern, AttentionOp):
-        if artifact is not None or target != DEFAULT_TARGET:
+        if artifact is not None or target != AUTO_TARGET:
             raise SplatInputError("artifact" if artifact is not None else "target",
                                   "a prepared handle already holds its artifact and target")
         return pattern(q, k, v, scale=scale, return_lse=return_lse)

@@ -45,7 +45,7 @@ from .runtime.artifact import Artifact
 from .runtime.launcher import (Launcher, Shapes, check_artifact, get_launcher,
                                strided_inputs_unfit)
 from .runtime.prepared import handle_key, resolve_prepared
-from .runtime.resolve import DEFAULT_TARGET
+from .runtime.resolve import AUTO_TARGET
 from .runtime.validate import SplatInputError, check_qkv_shapes, default_scale, normalize_dtype
 
 __all__ = ["AttentionOp", "prepare", "OP_NAME"]
@@ -303,7 +303,7 @@ class AttentionOp:
 
     def __init__(self, pattern: Any = None, *, head_dim: int | None = None, dtype: Any = None,
                  Lq: int | None = None, Lk: int | None = None, scale: Any = None,
-                 artifact: Any = None, target: str = DEFAULT_TARGET, variant: str = "fused"):
+                 artifact: Any = None, target: str = AUTO_TARGET, variant: str = "fused"):
         _define_op()  # first: without torch, fail before resolving (maybe compiling) anything
         art = resolve_prepared(pattern, head_dim, dtype, Lq, Lk, artifact, target, variant)
         kern = _register_kernel(art)
@@ -375,7 +375,7 @@ def _rebuild(artifact: Artifact, scale: float) -> AttentionOp:
 
 def prepare(pattern: Any = None, *, head_dim: int | None = None, dtype: Any = None,
             Lq: int | None = None, Lk: int | None = None, scale: Any = None, artifact: Any = None,
-            target: str = DEFAULT_TARGET, variant: str = "fused") -> AttentionOp:
+            target: str = AUTO_TARGET, variant: str = "fused") -> AttentionOp:
     """An `AttentionOp` for `pattern` (or `artifact`): make it once, where the model is built.
 
     ``head_dim`` and ``dtype`` (a torch dtype or 'bf16' / 'f16') are required with a pattern;

@@ -74,3 +74,35 @@ def test_every_target_has_a_shared_memory_limit_and_a_launch_hint():
     assert _target_hint((9, 0)) == "; compile with target='sm_90a'"
     assert "no target SPLAT builds for runs there" in _target_hint((7, 5))
     assert _target_ok("sm_80", (8, 9)) and not _target_ok("sm_89", (8, 6))
+
+
+def test_frontends_default_to_the_device_target(monkeypatch):
+    """target="auto" (the torch and JAX frontends' default) resolves to the newest target the
+    first CUDA device runs, DEFAULT_TARGET without a driver (ahead-of-time on a CPU machine),
+    and refuses a pre-Ampere device by naming the argument."""
+    from splat.runtime import driver as drv
+    from splat.runtime import resolve as R
+    from splat.runtime.validate import SplatInputError
+
+    def no_driver():
+        raise drv.SplatCudaError("cuInit", detail="no CUDA driver")
+
+    monkeypatch.setattr(R, "_device_targets", {})
+    monkeypatch.setattr(drv, "ensure_init", no_driver)
+    assert R.device_target() == R.DEFAULT_TARGET
+    monkeypatch.setattr(drv, "ensure_init", lambda: None)
+    for cc, want in (((8, 0), "sm_80"), ((8, 6), "sm_86"), ((8, 9), "sm_89"), ((9, 0), "sm_90a"),
+                     ((10, 0), "sm_90")):
+        monkeypatch.setattr(R, "_device_targets", {})
+        monkeypatch.setattr(drv, "compute_capability", lambda ordinal, cc=cc: cc)
+        assert R.device_target() == want
+    monkeypatch.setattr(R, "_device_targets", {})
+    monkeypatch.setattr(drv, "compute_capability", lambda ordinal: (7, 5))
+    with pytest.raises(SplatInputError, match="target.*compute capability 7.5"):
+        R.device_target()
+    # the artifact an "auto" call resolves is the device target's
+    monkeypatch.setattr(R, "_device_targets", {0: "sm_80"})
+    mask = np.tril(np.ones((128, 128), dtype=bool))
+    art = R.resolve_artifact(mask, dtype="bf16", head_dim=64, Lq=128, Lk=128,
+                             target=R.AUTO_TARGET)
+    assert art.target == "sm_80" and ".target sm_80" in art.ptx["kernel.ptx"]

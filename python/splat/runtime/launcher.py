@@ -77,23 +77,14 @@ class _Plan(NamedTuple):
 
 def _target_ok(target: str, cc: tuple) -> bool:
     """Can PTX built for `target` (e.g. 'sm_90a', 'sm_80') run on a device of capability cc?"""
-    t = target.lower().removeprefix("sm_")
-    arch_specific = t.endswith(("a", "f"))
-    digits = t.rstrip("af")
-    if not digits.isdigit():
-        return True  # unknown spelling: let the JIT decide
-    major, minor = int(digits[:-1] or 0), int(digits[-1])
-    if arch_specific:  # sm_90a PTX runs on 9.0 only
-        return cc == (major, minor)
-    return cc >= (major, minor)
+    return abi.target_runs_on(target, cc)
 
 
 def _target_hint(cc: tuple) -> str:
     """Which target to compile for instead: the newest one the device runs."""
-    fits = [t for t in abi.MAX_SHARED_BYTES if _target_ok(t, cc)]
-    if not fits:
+    best = abi.target_for_capability(cc)
+    if best is None:
         return f" (no target SPLAT builds for runs there: {', '.join(abi.MAX_SHARED_BYTES)})"
-    best = max(fits, key=lambda t: (int(t[3:].rstrip("a")), t.endswith("a")))
     return f"; compile with target={best!r}"
 
 

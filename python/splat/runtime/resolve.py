@@ -41,6 +41,8 @@ from .artifact import Artifact, ArtifactError, artifact_key, canonical_json, loa
 from .validate import SplatInputError, normalize_dtype
 
 DEFAULT_TARGET = "sm_90a"
+# The frontends' default: the target of the first visible CUDA device (`device_target`).
+AUTO_TARGET = "auto"
 
 _loaded: dict = {}
 _lock = threading.Lock()
@@ -252,10 +254,40 @@ def _compile(pattern: Any, dtype: str, head_dim: int, target: str, variant: str)
     return art
 
 
+_device_targets: dict = {}
+
+
+def device_target(ordinal: int = 0) -> str:
+    """The target for CUDA device ``ordinal`` (the first visible one by default): the newest
+    SPLAT builds for that runs there (sm_90a on an H100, sm_80 on an A100, sm_89 on an L4).
+    Where there is no CUDA driver or device (compiling ahead of time on a CPU machine):
+    DEFAULT_TARGET. A device older than sm_80 is a SplatInputError naming ``target``."""
+    if ordinal in _device_targets:
+        return _device_targets[ordinal]
+    from .. import abi  # noqa: PLC0415
+    from . import driver as drv  # noqa: PLC0415
+
+    try:
+        drv.ensure_init()
+        cc = drv.compute_capability(ordinal)
+    except (ImportError, OSError, drv.SplatCudaError):
+        return DEFAULT_TARGET  # not cached: a driver may appear (tests stub it)
+    target = abi.target_for_capability(cc)
+    if target is None:
+        raise SplatInputError("target", f"CUDA device {ordinal} has compute capability "
+                                        f"{cc[0]}.{cc[1]}; SPLAT's kernels need 8.0 or newer "
+                                        f"(targets {', '.join(abi.MAX_SHARED_BYTES)})")
+    _device_targets[ordinal] = target
+    return target
+
+
 def resolve_artifact(pattern: Any, *, dtype: str, head_dim: int, Lq: int, Lk: int,
                      target: str = DEFAULT_TARGET, artifact: Any = None,
                      variant: str = "fused") -> Artifact:
-    """Return the artifact for this call (see the module docstring for the order)."""
+    """Return the artifact for this call (see the module docstring for the order);
+    ``target`` AUTO_TARGET is `device_target`'s."""
+    if target == AUTO_TARGET:
+        target = device_target()
     if artifact is not None:
         if isinstance(artifact, Artifact):
             return artifact
