@@ -186,42 +186,69 @@ class WgmmaForwardKernel(_FusedForwardKernel):
             self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
         nvvm.cp_async_commit_group()
 
+        final, o = self._key_loop(n_iter, c)
+        nvvm.cp_async_wait_group(0)
+        self.write_output(final["m"], final["l"], o)
+
+    def _key_loop(self, n_iter, c, **extra):
+        """The pipelined key loop (`_pipelined_tile`) and the last tile's P V after it; ``extra``
+        is a subclass's own loop state. Returns the final loop state and O."""
         ninf, zero = cf(-math.inf), cf(0.0)
         init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf] * 2, l=[zero] * 2,
                     o=[[[zero] * 4 for _ in range(self.D // 8)]],
-                    a=[[ci(0)] * 4 for _ in range(self.BN // 16)], stage=cx(0), prev=cx(0))
+                    a=[[ci(0)] * 4 for _ in range(self.BN // 16)], stage=cx(0), prev=cx(0),
+                    **extra)
         final = for_range(cx(0), to_index(n_iter), cx(1),
                           lambda it, state: self._pipelined_tile(it, state, n_iter, c), init)
         o = final["o"]
         o = if_else(icmp("sgt", n_iter, 0), o,
                     lambda: self._wait_o(self.pv_issue(final["a"], o, final["prev"])),
                     lambda: o)
-        nvvm.cp_async_wait_group(0)
-        self.write_output(final["m"], final["l"], o)
+        return final, o
 
     def _pipelined_tile(self, it, state, n_iter, c):
         u0, stage, prev = state["u0"], state["stage"], state["prev"]
         keys = self._tile_keys(it, state["seg"], u0)
-        nstage = arith.select(arith.cmpi(arith.CmpIPredicate.eq, stage, cx(2)), cx(0),
-                              arith.addi(stage, cx(1)))
-        self._wait_for_tile()
-        self._load_next_tile(it, n_iter, keys, lambda: nstage)
+        after = self._advance(state)
+        self._acquire_tile(it, n_iter, keys, state, after)
 
         s_pending = self.qk_scores(None, stage)
         # P V of the previous tile (at j = 0 an empty group, so wait_group 1 below always
         # leaves exactly this group pending). A branch, not a predicated wgmma: predicated, the
         # untouched accumulators make ptxas serialise every wgmma (C7515).
         o = state["o"]
-        o = if_else(arith.cmpi(arith.CmpIPredicate.ugt, it, cx(0)), o,
-                    lambda: self.pv_issue(state["a"], o, prev),
+        later = arith.cmpi(arith.CmpIPredicate.ugt, it, cx(0))
+        o = if_else(later, o, lambda: self.pv_issue(state["a"], o, prev),
                     lambda: (wgmma.commit_empty_group(), o)[1])
+        self._products_issued()
         s_tiles = self._tiles(wgmma.wait(s_pending, 1), self.BN)
         s_tiles = self._masked_scores(s_tiles, keys, u0, stage)
         p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], o, c,
                                                 prepare_o=self._wait_o)
         o = self._wait_o(o)
+        self._release_tile(later, prev)
         return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
-                    stage=nstage, prev=stage)
+                    prev=stage, **after)
+
+    # Hooks of the key loop: how a tile's K/V arrive and leave, and where the stages go next.
+    def _advance(self, state) -> dict:
+        """The loop state's stage fields for the next tile: stages cycle 0, 1, 2."""
+        stage = state["stage"]
+        last = arith.cmpi(arith.CmpIPredicate.eq, stage, cx(self.cfg.kv_stages - 1))
+        return dict(stage=arith.select(last, cx(0), arith.addi(stage, cx(1))))
+
+    def _acquire_tile(self, it, n_iter, keys, state, after):
+        """Before tile ``it``'s products: wait for its copies (the only group in flight) and a
+        CTA barrier, then prefetch tile it + 1 into the next stage."""
+        self._wait_for_tile()
+        self._load_next_tile(it, n_iter, keys, lambda: after["stage"])
+
+    def _products_issued(self):
+        """After S_j and P_{j-1} V_{j-1} are issued (nothing to do here)."""
+
+    def _release_tile(self, later, prev):
+        """After P_{j-1} V_{j-1} has completed: stage ``prev`` is read no more (the next
+        iteration's barrier says so here)."""
 
 
 class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
@@ -286,11 +313,12 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
     def sync_row_threads(self):
         sync.named_barrier(self.ROW_BARRIER, self.threads)
 
-    def _next_stage(self, stage, phase):
-        """The stage after ``stage`` and its round's parity (flips on wrapping to stage 0)."""
-        last = arith.cmpi(arith.CmpIPredicate.eq, stage, cx(self.cfg.kv_stages - 1))
-        return (arith.select(last, cx(0), arith.addi(stage, cx(1))),
-                arith.select(last, arith.xori(phase, ci(1)), phase))
+    def _advance(self, state) -> dict:
+        """The next stage and its round's parity (it flips on wrapping to stage 0)."""
+        after = super()._advance(state)
+        last = arith.cmpi(arith.CmpIPredicate.eq, state["stage"], cx(self.cfg.kv_stages - 1))
+        after["phase"] = arith.select(last, arith.xori(state["phase"], ci(1)), state["phase"])
+        return after
 
     def emit(self):
         n_iter = self._setup()
@@ -315,9 +343,7 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
             nvvm.cp_async_commit_group()
             with if_then(arith.cmpi(arith.CmpIPredicate.ugt, t, cx(0))):
                 self._publish(st["prev"], pending=1)
-            stage, phase = self._next_stage(st["stage"], st["phase"])
-            return dict(seg=keys["nseg"], u0=keys["nu0"], stage=stage, phase=phase,
-                        prev=st["stage"])
+            return dict(seg=keys["nseg"], u0=keys["nu0"], prev=st["stage"], **self._advance(st))
 
         init = dict(seg=self.seg_begin, u0=ci(0), stage=cx(0), phase=ci(0), prev=cx(0))
         with self._gathers_by(sub(self.tid, self.threads), abi.WGMMA_PRODUCER_THREADS):
@@ -357,41 +383,22 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
         if self._ping_pong:  # warpgroup 0 takes the first turn
             with if_then(icmp("eq", self.warpgroup, 1)):
                 sync.named_barrier_arrive(self.TURN_BARRIER, 256)
-        ninf, zero = cf(-math.inf), cf(0.0)
-        init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf] * 2, l=[zero] * 2,
-                    o=[[[zero] * 4 for _ in range(self.D // 8)]],
-                    a=[[ci(0)] * 4 for _ in range(self.BN // 16)], stage=cx(0), prev=cx(0),
-                    phase=ci(0))
-        final = for_range(cx(0), to_index(n_iter), cx(1),
-                          lambda it, state: self._compute_tile(it, state, c), init)
-        o = final["o"]
-        o = if_else(icmp("sgt", n_iter, 0), o,
-                    lambda: self._wait_o(self.pv_issue(final["a"], o, final["prev"])),
-                    lambda: o)
+        final, o = self._key_loop(n_iter, c, phase=ci(0))
         self.write_output(final["m"], final["l"], o)
 
-    def _compute_tile(self, it, state, c):
-        """The parent's pipelined key tile (`_pipelined_tile`), fed by the producer."""
-        u0, stage, prev = state["u0"], state["stage"], state["prev"]
-        keys = self._tile_keys(it, state["seg"], u0)
-        sync.mbarrier_wait(self._full(stage), state["phase"])
+    # --- the parent's key loop, fed by the producer ----------------------------------------------
+    def _acquire_tile(self, it, n_iter, keys, state, after):
+        """Wait for the producer's full barrier of the tile's stage (and, ping-ponging, for
+        this warpgroup's turn); nothing to prefetch."""
+        sync.mbarrier_wait(self._full(state["stage"]), state["phase"])
         if self._ping_pong:
-            sync.named_barrier_sync(add(self.warpgroup, self.TURN_BARRIER), 256)
-        s_pending = self.qk_scores(None, stage)
-        later = arith.cmpi(arith.CmpIPredicate.ugt, it, cx(0))
-        o = state["o"]
-        o = if_else(later, o, lambda: self.pv_issue(state["a"], o, prev),
-                    lambda: (wgmma.commit_empty_group(), o)[1])
+            sync.named_barrier(add(self.warpgroup, self.TURN_BARRIER), 256)
+
+    def _products_issued(self):
         if self._ping_pong:  # the other warpgroup's turn
             sync.named_barrier_arrive(sub(self.TURN_BARRIER + 1, self.warpgroup), 256)
-        s_tiles = self._tiles(wgmma.wait(s_pending, 1), self.BN)
-        s_tiles = self._masked_scores(s_tiles, keys, u0, stage)
-        p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], o, c,
-                                                prepare_o=self._wait_o)
-        o = self._wait_o(o)
-        # P_{j-1} V_{j-1} is complete: tile j - 1's stage may be refilled.
+
+    def _release_tile(self, later, prev):
+        """P_{j-1} V_{j-1} is complete: tile j - 1's stage may be refilled."""
         with if_then(band(later, icmp("eq", self.lane, 0))):
             sync.mbarrier_arrive(self._empty(prev))
-        nstage, phase = self._next_stage(stage, state["phase"])
-        return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
-                    stage=nstage, prev=stage, phase=phase)

@@ -24,7 +24,7 @@ from mlir.dialects import arith, llvm, memref
 from .builder import ci, i32_type
 
 __all__ = ["shared_u32", "mbarrier_init", "mbarrier_arrive", "mbarrier_wait", "named_barrier",
-           "named_barrier_arrive", "named_barrier_sync", "set_max_registers", "MBARRIER_BYTES",
+           "named_barrier_arrive", "set_max_registers", "MBARRIER_BYTES",
            "WAIT_LIMIT"]
 
 MBARRIER_BYTES = 8
@@ -73,28 +73,26 @@ def mbarrier_wait(addr, parity) -> None:
          "splat_waited:\n}", [addr, parity], "r,r")
 
 
-def named_barrier(barrier_id: int, threads: int) -> None:
-    """``bar.sync barrier_id, threads``: a barrier among ``threads`` threads (whole warps) of
-    the CTA, leaving the others (a producer warpgroup) free to run on.  Id 0 is the CTA-wide
-    barrier of ``gpu.barrier``; kernels use 1 and up."""
-    assert barrier_id > 0 and threads % 32 == 0
-    _asm(f"bar.sync {barrier_id}, {threads};", [], "")
+def _bar(op: str, barrier_id, threads: int) -> None:
+    """``bar.<op> barrier_id, threads``; the id an int (1 and up: 0 is the CTA-wide barrier of
+    ``gpu.barrier``) or an i32 value."""
+    assert threads % 32 == 0
+    if isinstance(barrier_id, int):
+        assert barrier_id > 0
+        _asm(f"bar.{op} {barrier_id}, {threads};", [], "")
+    else:
+        _asm(f"bar.{op} $0, {threads};", [barrier_id], "r")
+
+
+def named_barrier(barrier_id, threads: int) -> None:
+    """``bar.sync``: a barrier among ``threads`` threads (whole warps) of the CTA, leaving the
+    others (a producer warpgroup) free to run on."""
+    _bar("sync", barrier_id, threads)
 
 
 def named_barrier_arrive(barrier_id, threads: int) -> None:
-    """``bar.arrive barrier_id, threads``: count this warp in for the barrier without waiting
-    (``barrier_id`` an i32 value or an int)."""
-    assert threads % 32 == 0
-    if isinstance(barrier_id, int):
-        _asm(f"bar.arrive {barrier_id}, {threads};", [], "")
-    else:
-        _asm(f"bar.arrive $0, {threads};", [barrier_id], "r")
-
-
-def named_barrier_sync(barrier_id, threads: int) -> None:
-    """``bar.sync barrier_id, threads`` with the id an i32 value."""
-    assert threads % 32 == 0
-    _asm(f"bar.sync $0, {threads};", [barrier_id], "r")
+    """``bar.arrive``: count this warp in for the barrier without waiting."""
+    _bar("arrive", barrier_id, threads)
 
 
 def set_max_registers(count: int, *, increase: bool) -> None:
