@@ -88,6 +88,8 @@ WGMMA_BLOCK_M = 128
 # and the passes' kv-loads option choose either build of the wgmma kernel.
 WGMMA_LOAD_WARPGROUP = False
 KV_LOADS = ("compute", "producer")
+WGMMA_PRODUCER_THREADS = 128
+WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
 
 
 def resolve_kv_loads(kv_loads: str, mma: str) -> bool:
@@ -96,12 +98,21 @@ def resolve_kv_loads(kv_loads: str, mma: str) -> bool:
     if kv_loads == "auto":
         return mma == "wgmma" and WGMMA_LOAD_WARPGROUP
     return kv_loads == "producer"
-WGMMA_PRODUCER_THREADS = 128
-WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
-# Shared memory a CTA may have on each target chip (the opt-in maximum): splat.compile refuses
-# a kernel that needs more for its target, the launcher checks the device it runs on.
+
+
+def wgmma_producer_stages(block_n: int, masked: bool) -> int:
+    """K/V stages of the wgmma kernel with a producer warpgroup: WGMMA_PRODUCER_STAGES fit sm_90's
+    shared memory with the Q tile, except 128-key tiles of the masked kernel (mask bits per
+    stage), which take one stage fewer."""
+    stages = WGMMA_PRODUCER_STAGES[block_n]
+    return stages - 1 if masked and block_n == 128 else stages
+
+
+# Target chips. Shared memory a CTA may have on each (the opt-in maximum): splat.compile refuses a
+# kernel that needs more for its target, the launcher checks the device it runs on.
 MAX_SHARED_BYTES = {"sm_80": 166912, "sm_86": 101376, "sm_89": 101376, "sm_90": 232448,
                     "sm_90a": 232448}
+SM90_SHARED_BYTES = MAX_SHARED_BYTES["sm_90a"]
 
 
 def target_runs_on(target: str, cc: tuple) -> bool:
@@ -123,17 +134,6 @@ def target_for_capability(cc: tuple) -> str | None:
     none does: before sm_80)."""
     runs = [t for t in MAX_SHARED_BYTES if target_runs_on(t, cc)]
     return max(runs, key=lambda t: (int(t[3:].rstrip("a")), t.endswith("a"))) if runs else None
-
-
-# sm_90's: the stages above fit it with the Q tile, except 128-key tiles of the masked kernel
-# (mask bits per stage), which take one stage fewer.
-SM90_SHARED_BYTES = MAX_SHARED_BYTES["sm_90a"]
-
-
-def wgmma_producer_stages(block_n: int, masked: bool) -> int:
-    """K/V stages of the wgmma kernel with a producer warpgroup."""
-    stages = WGMMA_PRODUCER_STAGES[block_n]
-    return stages - 1 if masked and block_n == 128 else stages
 
 
 # Why the wgmma kernel refuses a head dim, where the reason is known.

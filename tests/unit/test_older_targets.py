@@ -15,7 +15,7 @@ import splat  # noqa: E402
 from splat import abi  # noqa: E402
 from splat import testing as T  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, ptxas_check  # noqa: E402
-from splat.runtime.launcher import _target_hint, _target_ok  # noqa: E402
+from splat.runtime.launcher import _target_hint  # noqa: E402
 from splat.stages import CHIPS  # noqa: E402
 
 OLDER = ("sm_80", "sm_86", "sm_89")
@@ -73,7 +73,7 @@ def test_every_target_has_a_shared_memory_limit_and_a_launch_hint():
     assert _target_hint((8, 6)) == "; compile with target='sm_86'"
     assert _target_hint((9, 0)) == "; compile with target='sm_90a'"
     assert "no target SPLAT builds for runs there" in _target_hint((7, 5))
-    assert _target_ok("sm_80", (8, 9)) and not _target_ok("sm_89", (8, 6))
+    assert abi.target_runs_on("sm_80", (8, 9)) and not abi.target_runs_on("sm_89", (8, 6))
 
 
 def test_frontends_default_to_the_device_target(monkeypatch):

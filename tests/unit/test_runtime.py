@@ -807,8 +807,8 @@ def test_check_artifact_static_errors():
 
 
 def test_target_compatibility():
-    assert L._target_ok("sm_90a", (9, 0)) and not L._target_ok("sm_90a", (10, 0))
-    assert L._target_ok("sm_80", (9, 0)) and not L._target_ok("sm_90", (8, 9))
+    assert abi.target_runs_on("sm_90a", (9, 0)) and not abi.target_runs_on("sm_90a", (10, 0))
+    assert abi.target_runs_on("sm_80", (9, 0)) and not abi.target_runs_on("sm_90", (8, 9))
 
 
 # ----------------------------------------------------------------------------------- validation

@@ -75,11 +75,6 @@ class _Plan(NamedTuple):
     dense_strides: tuple
 
 
-def _target_ok(target: str, cc: tuple) -> bool:
-    """Can PTX built for `target` (e.g. 'sm_90a', 'sm_80') run on a device of capability cc?"""
-    return abi.target_runs_on(target, cc)
-
-
 def _target_hint(cc: tuple) -> str:
     """Which target to compile for instead: the newest one the device runs."""
     best = abi.target_for_capability(cc)
@@ -174,7 +169,7 @@ class Launcher:
         # device side --------------------------------------------------------------------------
         drv.ensure_init()
         cc = drv.compute_capability(self.device)
-        if artifact.target and not _target_ok(artifact.target, cc):
+        if artifact.target and not abi.target_runs_on(artifact.target, cc):
             raise SplatCudaError("Launcher", detail=f"artifact was built for {artifact.target}, "
                                  f"device {self.device} has compute capability {cc[0]}.{cc[1]}"
                                  + _target_hint(cc))
