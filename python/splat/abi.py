@@ -100,12 +100,22 @@ def resolve_kv_loads(kv_loads: str, mma: str) -> bool:
     return kv_loads == "producer"
 
 
-def wgmma_producer_stages(block_n: int, masked: bool) -> int:
-    """K/V stages of the wgmma kernel with a producer warpgroup: WGMMA_PRODUCER_STAGES fit sm_90's
-    shared memory with the Q tile, except 128-key tiles of the masked kernel (mask bits per
-    stage), which take one stage fewer."""
-    stages = WGMMA_PRODUCER_STAGES[block_n]
-    return stages - 1 if masked and block_n == 128 else stages
+# The producer publishes tile t - 1 only after it has issued tile t, whose stage the compute
+# warps free in iteration t - S + 2: with S = 2 that is iteration t, which waits for tile t - 1
+# (deadlock). Three stages are the fewest that flow.
+WGMMA_PRODUCER_MIN_STAGES = 3
+
+
+def wgmma_producer_stages(block_n: int, layout_bytes) -> int:
+    """K/V stages of the wgmma kernel with a producer warpgroup: the most, up to
+    WGMMA_PRODUCER_STAGES[block_n], whose shared memory ``layout_bytes(stages)`` fits sm_90
+    (the Q tile, masked kernels' bits and D = 256 take room from the stages); never fewer than
+    WGMMA_PRODUCER_MIN_STAGES: a layout that fits no such count is refused by splat.compile,
+    which checks every kernel's shared memory against its target."""
+    for stages in range(WGMMA_PRODUCER_STAGES[block_n], WGMMA_PRODUCER_MIN_STAGES, -1):
+        if layout_bytes(stages) <= SM90_SHARED_BYTES:
+            return stages
+    return WGMMA_PRODUCER_MIN_STAGES
 
 
 # Target chips. Shared memory a CTA may have on each (the opt-in maximum): splat.compile refuses a

@@ -266,12 +266,17 @@ def _check_shared_memory(art: Artifact, target: str) -> None:
     limit = abi.MAX_SHARED_BYTES[target]
     for k in art.manifest["kernels"]:
         if k["shared_bytes"] > limit:
+            roomier = [f"{t}: {b}" for t, b in abi.MAX_SHARED_BYTES.items() if b >= k["shared_bytes"]]
+            way_out = [f"a smaller block_n (this one is {k['block_n']})"] if k.get(
+                "block_n", 0) > min(abi.BLOCK_N_CHOICES) else []
+            if roomier:
+                way_out.append(f"a chip with more ({', '.join(roomier)})")
+            if art.head_dim > min(abi.HEAD_DIMS):
+                way_out.append("a smaller head_dim")
             raise ValueError(
                 f"target {target}: kernel {k['name']} needs {k['shared_bytes']} bytes of shared "
                 f"memory, more than the {limit} a CTA may have on {target} (head_dim "
-                f"{art.head_dim}); compile for a chip with more (sm_80: "
-                f"{abi.MAX_SHARED_BYTES['sm_80']}, sm_90: {abi.MAX_SHARED_BYTES['sm_90']}) or a "
-                f"smaller head_dim")
+                f"{art.head_dim}); compile with {' or '.join(way_out)}")
 
 
 _F32_MAX = 3.4028234663852886e38

@@ -80,22 +80,23 @@ def test_wgmma_ptx_assembles_without_spills(kw):
     assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0 and stats["stack_bytes"] == 0
 
 
-def test_wgmma_shared_memory_layout():
+def test_wgmma_shared_memory_layout(monkeypatch):
     """Stages [K0][V0][K1][V1]... of BLOCK_N x D elements (3 stages; with the producer warpgroup
     abi.wgmma_producer_stages), the padded output staging tile from stage 1, then Q as core
     matrices (wgmma's A of S = Q Kᵀ), then the masked variant's bits, then the producer's
-    mbarriers; every layout fits sm_90's shared memory and the runtime's independent formula
-    agrees."""
+    mbarriers; the runtime's independent formula agrees (every head dim the layout is defined
+    for, built or not)."""
     from splat.runtime.integrity import fused_shared_bytes
 
-    for d in abi.WGMMA_HEAD_DIMS:
+    monkeypatch.setattr(abi, "WGMMA_HEAD_DIMS", abi.HEAD_DIMS)
+    for d in abi.HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
             for bm in abi.BLOCK_M_CHOICES:
                 for producer in (False, True):
                     cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma", block_m=bm,
                                              load_warpgroup=producer)
-                    stages = abi.wgmma_producer_stages(bn, False) if producer else 3
-                    assert cfg.kv_stages == stages
+                    stages = cfg.kv_stages
+                    assert stages == 3 or producer
                     assert cfg.kv_tile_bytes == bn * d * 2
                     assert cfg.q_offset == 2 * cfg.kv_tile_bytes
                     q_end = cfg.q_offset + bm * (d + 8) * 2
@@ -109,13 +110,39 @@ def test_wgmma_shared_memory_layout():
                     assert masked.shared_bytes == masked.bits_offset + m_stages * (
                         bm * abi.mask_words(bn) * 4 + (16 if producer else 0))
                     for c, m in ((cfg, False), (masked, True)):
-                        # the producer's stage count is chosen to fit
-                        assert c.shared_bytes <= abi.SM90_SHARED_BYTES or not producer
                         assert fused_shared_bytes(d, bn, m, "wgmma", bm, 16,
                                                   producer) == c.shared_bytes
             info = kernel_launch_info("bf16", d, bn, mma="wgmma")
             assert info["shared_bytes"] == FusedForwardConfig("bf16", d, bn,
                                                               mma="wgmma").shared_bytes
+
+
+def test_producer_stages_are_the_most_that_fit_and_never_fewer_than_three(monkeypatch):
+    """The producer publishes tile t - 1 after issuing tile t: two stages would deadlock, so a
+    layout gets at least WGMMA_PRODUCER_MIN_STAGES, and otherwise the most stages (up to
+    WGMMA_PRODUCER_STAGES[block_n]) that fit sm_90; one that fits with none is over budget,
+    which splat.compile refuses."""
+    monkeypatch.setattr(abi, "WGMMA_HEAD_DIMS", abi.HEAD_DIMS)
+    assert abi.WGMMA_PRODUCER_MIN_STAGES == 3
+    over = []
+    for d in abi.HEAD_DIMS:
+        for bn in abi.BLOCK_N_CHOICES:
+            for bm in abi.BLOCK_M_CHOICES:
+                for masked in (False, True):
+                    cfg = FusedForwardConfig("bf16", d, bn, mask_tiles=masked, mma="wgmma",
+                                             block_m=bm, load_warpgroup=True)
+                    s = cfg.kv_stages
+                    assert abi.WGMMA_PRODUCER_MIN_STAGES <= s <= abi.WGMMA_PRODUCER_STAGES[bn]
+                    assert cfg._producer_layout_bytes(s) == cfg.shared_bytes
+                    if cfg.shared_bytes > abi.SM90_SHARED_BYTES:
+                        assert s == abi.WGMMA_PRODUCER_MIN_STAGES
+                        over.append((d, bn, bm, masked))
+                    elif s < abi.WGMMA_PRODUCER_STAGES[bn]:
+                        assert cfg._producer_layout_bytes(s + 1) > abi.SM90_SHARED_BYTES
+    # the budget binds where expected: 128-key tiles of the masked kernel at D = 128, and the
+    # 128-row tiles at D = 256 beyond 32 keys
+    assert (128, 128, 128, True) in over and (128, 64, 128, True) not in over
+    assert (256, 64, 128, False) in over and (256, 32, 128, False) not in over
 
 
 def test_wgmma_128_row_tiles_run_two_ctas_per_sm():
@@ -264,3 +291,23 @@ def test_compile_builds_the_producer_warpgroup_on_request():
         splat.compile(window, head_dim=128, mma="wgmma", kv_loads="tma")
     with pytest.raises(ValueError, match="kv-loads producer needs mma wgmma"):
         StageOptions(kv_loads="producer")
+
+
+def test_compile_refuses_a_producer_layout_over_the_budget_and_says_what_fits():
+    """Three stages of 128-key tiles, their mask bits and Q exceed sm_90a's 227 KiB at D = 128:
+    the masked producer kernel is refused at compile time (two stages would deadlock), naming
+    the smaller block_n that fits; the unmasked one builds."""
+    rng = np.random.default_rng(7)
+    n = 512
+    idx = np.arange(n)
+    window = np.abs(idx[:, None] - idx[None, :]) < 100
+    ragged = window & (rng.random((n, n)) < 0.7)  # leaves mask tiles
+    splat.compile(window, head_dim=128, mma="wgmma", kv_loads="producer", block_n=128)
+    with pytest.raises(ValueError, match=r"target sm_90a: kernel splat_fwd_bf16_d128_masked needs "
+                                         r"\d+ bytes of shared memory, more than the 232448 a CTA "
+                                         r"may have on sm_90a \(head_dim 128\); compile with a "
+                                         r"smaller block_n \(this one is 128\) or a smaller "
+                                         r"head_dim$"):
+        splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=128)
+    art = splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=64)
+    assert any("masked" in k["name"] for k in art.manifest["kernels"])

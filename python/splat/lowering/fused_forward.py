@@ -200,10 +200,19 @@ class FusedForwardConfig:
     def kv_stages(self) -> int:
         """K/V (and mask-bit) stages in shared memory: 2 (load tile j + 1 while tile j is used);
         wgmma 3, as its P V of tile j - 1 is still reading V while tile j is computed and
-        tile j + 1 loads (fused_forward_wgmma.py)."""
+        tile j + 1 loads (fused_forward_wgmma.py); with a producer warpgroup as many as fit,
+        3 to abi.WGMMA_PRODUCER_STAGES[block_n]."""
         if self.load_warpgroup:
-            return abi.wgmma_producer_stages(self.block_n, self.mask_tiles)
+            return abi.wgmma_producer_stages(self.block_n, self._producer_layout_bytes)
         return 3 if self.mma == "wgmma" else 2
+
+    def _producer_layout_bytes(self, stages: int) -> int:
+        """``shared_bytes`` of the producer-warpgroup layout with ``stages`` K/V stages (what
+        `abi.wgmma_producer_stages` chooses by; the properties below lay out the chosen one)."""
+        q_core = max(2 * stages * self.kv_tile_bytes,
+                     self.q_offset + self.block_m * self.row_stride * 2)
+        bits = stages * self.bits_stage_bytes if self.mask_tiles else 0
+        return q_core + self.block_m * self.head_dim * 2 + bits + 2 * stages * 8
 
     @property
     def num_threads(self) -> int:

@@ -56,33 +56,36 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
                        block_m: int = abi.BLOCK_M, warp_rows: int = abi.WARP_ROWS,
                        load_warpgroup: bool = False) -> int:
     """Dynamic shared memory of a fused kernel (docs: lowering/fused_forward.py layout): K and V
-    in 2 stages (wgmma: 3; with a producer warpgroup abi.WGMMA_PRODUCER_STAGES), the Q tile
+    in 2 stages (wgmma: 3; with a producer warpgroup abi.wgmma_producer_stages), the Q tile
     (mma_sync: in K stage 1 when it fits there; wgmma: the padded Q / output staging area from
     stage 1, stages ordered [K0][V0][K1][V1], then Q again as core matrices, read by every key
     tile), then a stage of mask bits per K/V stage (masked variant), then with a producer
     warpgroup a full and an empty mbarrier (8 bytes) per stage."""
     row = (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
     q_tile = block_m * row
-    stages = 2
     if mma == "wgmma":
         kv_tile = block_n * head_dim * _ELEMENT_BYTES
         q_offset = 2 * kv_tile
-        stages = 3  # its P V of the previous key tile overlaps the current one
-        if load_warpgroup:
-            stages = abi.wgmma_producer_stages(block_n, masked)
     else:
         kv_tile = block_n * row
         # Q aliases K stage 1 when it fits there, unless it is re-read every key tile
         q_in_registers = abi.q_fragments_in_registers(head_dim, warp_rows)
         q_offset = kv_tile if q_in_registers and q_tile <= kv_tile else 4 * kv_tile
-    end = max(2 * stages * kv_tile, q_offset + q_tile)
-    if mma == "wgmma":
-        end += block_m * head_dim * _ELEMENT_BYTES
-    if masked:
-        end += stages * block_m * abi.mask_words(block_n) * 4
+
+    def layout_bytes(stages: int) -> int:
+        end = max(2 * stages * kv_tile, q_offset + q_tile)
+        if mma == "wgmma":
+            end += block_m * head_dim * _ELEMENT_BYTES
+        if masked:
+            end += stages * block_m * abi.mask_words(block_n) * 4
+        if load_warpgroup:
+            end += 2 * stages * 8
+        return end
+
     if load_warpgroup:
-        end += 2 * stages * 8
-    return end
+        return layout_bytes(abi.wgmma_producer_stages(block_n, layout_bytes))
+    # wgmma: its P V of the previous key tile overlaps the current one
+    return layout_bytes(3 if mma == "wgmma" else 2)
 
 
 def backward_shared_bytes(kind: str, head_dim: int, block_n: int, masked: bool) -> int:
