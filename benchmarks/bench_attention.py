@@ -11,8 +11,10 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
    - SPLAT fused: ``splat.torch.attention`` (the public call: validation, allocation, launch),
      and ``splat_fused_kernel_ms``: the prebound launch into preallocated buffers;
    - SPLAT decomposed (sddmm → softmax → spmm) when the pack has that variant, else null;
-   - with ``--wgmma-artifacts DIR`` (a pack made with ``--mma wgmma``), the wgmma build of the
-     same layout: checked, and its prebound launch timed (``splat_wgmma_kernel_ms``);
+   - with ``--build NAME=DIR`` (repeatable; a pack of the same layouts built otherwise, e.g.
+     ``--mma wgmma --kv-loads producer --block-n 128``), that build: checked
+     (``splat_NAME_rel_err``, ``splat_NAME_ok``) and its prebound launch timed
+     (``splat_NAME_kernel_ms``); ``--wgmma-artifacts DIR`` is ``--build wgmma=DIR``;
    - FlexAttention: ``torch.compile(flex_attention)`` with ``create_block_mask`` from the same
      mask predicate;
    - dense SDPA without a mask (``sdpa_ms``: the dense roofline) and with the boolean mask
@@ -47,6 +49,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -120,7 +123,20 @@ def _kernel_ms(art, q, k, v, scale, args) -> float:
                                            stream), args)
 
 
-def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None):
+def _builds(args) -> list:
+    """(name, directory) of every --build NAME=DIR (and --wgmma-artifacts, named wgmma)."""
+    out = [("wgmma", args.wgmma_artifacts)] if args.wgmma_artifacts else []
+    for spec in args.build:
+        name, sep, path = spec.partition("=")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", name) or not path:
+            raise SystemExit(f"--build takes NAME=DIR with NAME in [a-z][a-z0-9_]*, got {spec!r}")
+        if name in {n for n, _ in out} or name in ("fused", "decomposed"):
+            raise SystemExit(f"--build: the name {name!r} is taken")
+        out.append((name, Path(path)))
+    return out
+
+
+def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, builds=()):
     import torch
     import torch.nn.functional as F
 
@@ -164,16 +180,22 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
         except Exception as e:
             row["notes"].append(f"splat fused failed: {e!r}")
             traceback.print_exc()
-    wg = wgmma_catalog.get((str(fam), L, D, "bf16", "fused")) if wgmma_catalog else None
-    if wg is not None:  # the wgmma build of the same layout (issue 12), same inputs and card
+    for name, build_dir, build_catalog in builds:  # other builds of the layout, same inputs
+        wg = build_catalog.get((str(fam), L, D, "bf16", "fused"))
+        if wg is None:
+            continue
         try:
-            art_w = load_cached(args.wgmma_artifacts / wg["key"])
+            art_w = load_cached(build_dir / wg["key"])
             o = st.attention(q, k, v, scale=scale, artifact=art_w)
-            row["splat_wgmma_rel_err"] = T.rel_error(o[:1, hs], ref_o)
-            row["splat_wgmma_kernel_ms"] = _kernel_ms(art_w, q, k, v, scale, args)
+            err = T.rel_error(o[:1, hs], ref_o)
+            row[f"splat_{name}_rel_err"] = err
+            row[f"splat_{name}_ok"] = bool(err <= TOL and not torch.isnan(o).any())
+            row[f"splat_{name}_kernel_ms"] = _kernel_ms(art_w, q, k, v, scale, args)
+            row[f"splat_{name}_kernel_tflops"] = _tflops(nnz, D, B, H,
+                                                         row[f"splat_{name}_kernel_ms"])
             del o
         except Exception as e:
-            row["notes"].append(f"splat wgmma failed: {e!r}")
+            row["notes"].append(f"splat {name} failed: {e!r}")
             traceback.print_exc()
     dec = catalog.get((str(fam), L, D, "bf16", "decomposed"))
     if dec is not None:
@@ -242,7 +264,7 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog=None
         except Exception as e:
             row["notes"].append(f"sdpa with mask failed: {e!r}")
 
-    for name in ("splat_fused", "splat_fused_kernel", "splat_wgmma_kernel", "splat_decomposed",
+    for name in ("splat_fused", "splat_fused_kernel", "splat_decomposed",
                  "flex", "sdpa_masked"):
         row[f"{name}_tflops"] = _tflops(nnz, D, B, H, row.get(f"{name}_ms"))
     row["sdpa_dense_tflops"] = _tflops(L * L, D, B, H, row["sdpa_ms"])
@@ -344,7 +366,12 @@ def main(argv=None) -> int:
                          "minus forward, with q, k, v requiring grad)")
     ap.add_argument("--wgmma-artifacts", type=Path,
                     help="a second pack, built with pack_gpu_artifacts.py --mma wgmma: its kernels "
-                         "are checked and timed beside the default ones (splat_wgmma_kernel_ms)")
+                         "are checked and timed beside the default ones (splat_wgmma_kernel_ms); "
+                         "the same as --build wgmma=DIR")
+    ap.add_argument("--build", action="append", default=[], metavar="NAME=DIR",
+                    help="another pack of the same layouts (another instruction, loads, BLOCK_N, "
+                         "...): its kernels are checked and timed beside the default ones "
+                         "(splat_NAME_kernel_ms, splat_NAME_rel_err); repeatable")
     args = ap.parse_args(argv)
 
     if args.from_json:
@@ -366,7 +393,7 @@ def main(argv=None) -> int:
                          "scripts/pack_gpu_artifacts.py --bench")
     art_dir = Path(args.artifacts)
     catalog = _catalog(art_dir)
-    wgmma_catalog = _catalog(args.wgmma_artifacts) if args.wgmma_artifacts else None
+    builds = [(name, d, _catalog(d)) for name, d in _builds(args)]
     fams = [f for f in T.BENCH_FAMILIES
             if not args.patterns or f.name in args.patterns.split(",")]
     lengths = [int(x) for x in args.lengths.split(",")]
@@ -386,7 +413,7 @@ def main(argv=None) -> int:
         for L in lengths:
             for D in dims:
                 t0 = time.perf_counter()
-                row = run_row(fam, L, D, args, catalog, art_dir, flex_compiled, wgmma_catalog)
+                row = run_row(fam, L, D, args, catalog, art_dir, flex_compiled, builds)
                 row.update(date=date, torch=meta["torch"], triton=meta["triton"], cuda=meta["cuda"])
                 rows.append(row)
                 print(f"{fam.name:14s} L={L:6d} D={D:3d} dens={row['density']:.4f} "
@@ -406,7 +433,8 @@ def main(argv=None) -> int:
         shutil.copy(out_json, dest / out_json.name)
         if not args.no_markdown:
             shutil.copy(PERF_MD, dest / PERF_MD.name)
-    bad = [r for r in rows if r.get("splat_ok") is False]
+    bad = [r for r in rows if r.get("splat_ok") is False
+           or any(r.get(f"splat_{name}_ok") is False for name, _, _ in builds)]
     return 1 if bad else 0
 
 
