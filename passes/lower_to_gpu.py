@@ -22,6 +22,7 @@ from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
 from ..lowering.emit import emit_backward_kernels, emit_decomposed_kernels, emit_kernel
+from ..lowering.fused_forward import kernel_launch_info
 from ..tiling.variants import resolve_warp_rows
 from .registry import (PassError, PassOption, SplatPass, failures_at, producing_sddmm,
                        register_pass, walk_ops)
@@ -215,10 +216,21 @@ class LowerToGPU(SplatPass):
                 raise PassError(f"option 'warp-rows' {warp_rows} needs head dim <= "
                                 f"{abi.MAX_HEAD_DIM_32_ROW_WARPS} (a warp's accumulators would "
                                 f"not fit its registers); got {head_dim}", target)
+            producer = self.options["kv-loads"] == "producer"
+            if self.options["mma"] == "wgmma":  # sm_90a only: its limit is known here
+                need = kernel_launch_info(dtype, head_dim, shape[1], mask_tiles=masked,
+                                          accumulate=accumulate, mma="wgmma", block_m=shape[0],
+                                          load_warpgroup=producer)["shared_bytes"]
+                if need > abi.SM90_SHARED_BYTES:
+                    raise PassError(
+                        f"the wgmma kernel{' with a producer warpgroup' if producer else ''} for "
+                        f"{shape[0]} x {shape[1]} tiles{' with mask tiles' if masked else ''} "
+                        f"needs {need} bytes of shared memory, more than the "
+                        f"{abi.SM90_SHARED_BYTES} a CTA may have on sm_90a: tile with a smaller "
+                        f"block-n", target)
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
                         mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"],
-                        warp_rows=warp_rows,
-                        load_warpgroup=self.options["kv-loads"] == "producer")
+                        warp_rows=warp_rows, load_warpgroup=producer)
             emitted[variant] = shape
 
     def warp_rows(self, block_m: int, head_dim: int) -> int:

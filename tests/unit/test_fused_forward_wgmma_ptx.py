@@ -295,19 +295,20 @@ def test_compile_builds_the_producer_warpgroup_on_request():
 
 def test_compile_refuses_a_producer_layout_over_the_budget_and_says_what_fits():
     """Three stages of 128-key tiles, their mask bits and Q exceed sm_90a's 227 KiB at D = 128:
-    the masked producer kernel is refused at compile time (two stages would deadlock), naming
-    the smaller block_n that fits; the unmasked one builds."""
+    the masked producer kernel is refused by splat-lower-to-gpu, located at the op (two stages
+    would deadlock), naming the way out; the unmasked one builds."""
     rng = np.random.default_rng(7)
     n = 512
     idx = np.arange(n)
     window = np.abs(idx[:, None] - idx[None, :]) < 100
     ragged = window & (rng.random((n, n)) < 0.7)  # leaves mask tiles
     splat.compile(window, head_dim=128, mma="wgmma", kv_loads="producer", block_n=128)
-    with pytest.raises(ValueError, match=r"target sm_90a: kernel splat_fwd_bf16_d128_masked needs "
-                                         r"\d+ bytes of shared memory, more than the 232448 a CTA "
-                                         r"may have on sm_90a \(head_dim 128\); compile with a "
-                                         r"smaller block_n \(this one is 128\) or a smaller "
-                                         r"head_dim$"):
+    from splat.compiler import CompileError
+
+    with pytest.raises(CompileError, match=r"the wgmma kernel with a producer warpgroup for 128 x "
+                                           r"128 tiles with mask tiles needs \d+ bytes of shared "
+                                           r"memory, more than the 232448 a CTA may have on "
+                                           r"sm_90a: tile with a smaller block-n"):
         splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=128)
     art = splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=64)
     assert any("masked" in k["name"] for k in art.manifest["kernels"])
