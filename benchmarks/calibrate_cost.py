@@ -33,7 +33,9 @@ Modes::
     python benchmarks/calibrate_cost.py --pack .device/calv-m64 --plans auto --tar
     python benchmarks/calibrate_cost.py --pack .device/calv-m128w32 --plans auto \
         --block-m 128 --warp-rows 32 --tar
-    python benchmarks/calibrate_cost.py --fit-variants <m64 results>,<m128w32 results> --write
+    python benchmarks/calibrate_cost.py --pack .device/calv-wgmma --plans auto --block-m 128 \
+        --mma wgmma --kv-loads producer --head-dims 128 --tar     # a Hopper build (sm_90a)
+    python benchmarks/calibrate_cost.py --fit-variants <m64 results>,<m128w32 results>,... --write
 
 The model is linear in the counts of one launch, summed over the grid: with enough CTAs per SM
 (every calibration shape has >= 4 waves), time ~ t0 + (B*H / SMs) * sum(beta_f * count_f).
@@ -128,6 +130,8 @@ def pack(args) -> int:
     variant = dict(block_m=args.block_m, warp_rows=args.warp_rows)
     if args.block_n:
         variant["block_n"] = args.block_n
+    if args.mma != "mma_sync":  # a Hopper build (sm_90a): its instruction and K/V loads
+        variant.update(mma=args.mma, kv_loads=args.kv_loads)
     head_dims = [int(d) for d in args.head_dims.split(",")]
     plans = PLANS if args.plans is None else tuple(args.plans.split(","))
     t_start = time.perf_counter()
@@ -335,7 +339,8 @@ def _fastest_block_n(by_bn: dict) -> tuple[int, list]:
 
 
 def fit_variants(results: list[dict]) -> list[dict]:
-    """Per kernel variant (block_m, warp_rows) and head dim, the time of one cost unit: the
+    """Per kernel variant (block_m, warp_rows, and for wgmma builds mma and kv_loads) and head
+    dim, the time of one cost unit: the
     least-relative-squares scale ``s`` of ``ms ~ s * units`` over the variant's rows, with the
     tiler's weights as they are (splat.tiling.variants compares ``s * units`` across variants).
     Where a variant ran with several key tile widths at one head dim, the fastest over the masks
@@ -345,13 +350,18 @@ def fit_variants(results: list[dict]) -> list[dict]:
     for res in results:
         for r in res["rows"]:
             if r.get("ok") and r.get("ms"):
-                v = (r.get("block_m", abi.BLOCK_M), r.get("warp_rows", abi.WARP_ROWS))
+                v = (r.get("block_m", abi.BLOCK_M), r.get("warp_rows", abi.WARP_ROWS),
+                     r.get("mma", "mma_sync"), r.get("kv_loads", "compute"))
                 bn = r.get("block_n") or abi.DEFAULT_BLOCK_N[r["D"]]
                 groups.setdefault(v, {}).setdefault(r["D"], {}).setdefault(bn, []).append(r)
     out = []
-    for (block_m, warp_rows), by_d in sorted(groups.items(),
-                                             key=lambda kv: kv[0] != (abi.BLOCK_M, abi.WARP_ROWS)):
+    default = (abi.BLOCK_M, abi.WARP_ROWS, "mma_sync", "compute")
+    # the default first, then the other mma.sync variants, then the wgmma ones
+    for (block_m, warp_rows, mma, kv_loads), by_d in sorted(
+            groups.items(), key=lambda kv: (kv[0] != default, kv[0][2] != "mma_sync")):
         entry = dict(block_m=block_m, warp_rows=warp_rows, ms_per_unit={}, fit={})
+        if mma != "mma_sync":
+            entry.update(mma=mma, kv_loads=kv_loads)
         for D, by_bn in sorted(by_d.items()):
             bn, rs = _fastest_block_n(by_bn)
             if bn != abi.DEFAULT_BLOCK_N[D]:
@@ -372,13 +382,16 @@ def do_fit_variants(args) -> int:
     if len({(r["gpu"], r["date"]) for r in results}) != 1:
         sys.exit("--fit-variants: the results must come from one card and one day (one run)")
     variants = fit_variants(results)
-    if not variants or (variants[0]["block_m"], variants[0]["warp_rows"]) != (abi.BLOCK_M,
-                                                                                abi.WARP_ROWS):
+    if not variants or (variants[0]["block_m"], variants[0]["warp_rows"],
+                        variants[0].get("mma", "mma_sync")) != (abi.BLOCK_M, abi.WARP_ROWS,
+                                                                "mma_sync"):
         sys.exit("--fit-variants: the results must include the default variant's")
     for v in variants:
         for D, t in v["ms_per_unit"].items():
             f = v["fit"][D]
-            print(f"block_m={v['block_m']} warp_rows={v['warp_rows']} D={D}: {t:.3e} ms/unit "
+            name = abi.variant_name(v["block_m"], v["warp_rows"], v.get("mma", "mma_sync"),
+                                    v.get("kv_loads") == "producer")
+            print(f"{name} D={D}: {t:.3e} ms/unit "
                   f"(n={f['n']}, |rel err| median {f['median_abs_rel_err']:.3f} "
                   f"max {f['max_abs_rel_err']:.3f})")
     if args.write:
@@ -410,6 +423,12 @@ def main(argv=None) -> int:
                     help="with --pack: the kernel variant's rows per warp")
     ap.add_argument("--block-n", type=int, choices=abi.BLOCK_N_CHOICES,
                     help="with --pack: the kernel variant's keys per key tile (default: per D)")
+    ap.add_argument("--mma", default="mma_sync", choices=abi.MMA_KINDS,
+                    help="with --pack: the kernel variant's instruction (wgmma: sm_90a, with "
+                         "--warp-rows 16)")
+    ap.add_argument("--kv-loads", default="compute", choices=abi.KV_LOADS,
+                    help="with --pack --mma wgmma: who gathers K/V (a producer warpgroup or "
+                         "the compute warps)")
     ap.add_argument("--head-dims", default=",".join(map(str, HEAD_DIMS)),
                     help="with --pack: comma-separated head dims")
     ap.add_argument("--artifacts", default=None)

@@ -23,7 +23,7 @@ from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
 from ..lowering.emit import emit_backward_kernels, emit_decomposed_kernels, emit_kernel
 from ..lowering.fused_forward import kernel_launch_info
-from ..tiling.variants import resolve_warp_rows
+from ..tiling.variants import Kernel, resolve_kernel
 from .registry import (PassError, PassOption, SplatPass, failures_at, producing_sddmm,
                        register_pass, walk_ops)
 
@@ -59,36 +59,54 @@ def _schedule_attr(op: ir.Operation, name: str) -> splat_d.TileScheduleAttr:
         raise PassError(f"'{name}': {e}", op) from None
 
 
+def chosen_kernel(target: ir.Operation) -> dict:
+    """The op's ``kernel`` attribute (splat-tile-acsr's chosen variant) as a checked dict, or
+    {} where there is none."""
+    if "kernel" not in target.attributes:
+        return {}
+    try:
+        d = ir.DictAttr(target.attributes["kernel"])
+        out = {"mma": ir.StringAttr(d["mma"]).value, "kv_loads": ir.StringAttr(d["kv_loads"]).value,
+               "warp_rows": ir.IntegerAttr(d["warp_rows"]).value}
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise PassError("'kernel' must be {mma = \"...\", kv_loads = \"...\", warp_rows = N}",
+                        target) from None
+    if (out["mma"] not in abi.MMA_KINDS or out["kv_loads"] not in abi.KV_LOADS
+            or out["warp_rows"] not in abi.WARP_ROWS_CHOICES):
+        raise PassError(f"'kernel' names no kernel build: mma {out['mma']!r}, kv_loads "
+                        f"{out['kv_loads']!r}, warp_rows {out['warp_rows']}", target)
+    return out
+
+
 @register_pass
 class LowerToGPU(SplatPass):
     argument = "splat-lower-to-gpu"
     summary = ("Lower tiled splat.attention (fused) and splat.sddmm/softmax/spmm (decomposed) to "
                "gpu.module kernels and runtime calls")
     options_spec = (
-        PassOption("mma", str, "mma_sync", "the fused kernel's tensor-core instruction: "
-                   "'mma_sync' (sm_80 and newer) or 'wgmma' (sm_90a)"),
-        PassOption("warp-rows", int, abi.WARP_ROWS, "query rows per warp of the fused kernel: "
+        PassOption("mma", str, "auto", "the fused kernel's tensor-core instruction: "
+                   "'mma_sync' (sm_80 and newer), 'wgmma' (sm_90a) or 'auto' (the kernel "
+                   "variant splat-tile-acsr chose, its 'kernel' attribute; else mma_sync)"),
+        PassOption("warp-rows", int, 0, "query rows per warp of the fused kernel: "
                    "16, or 32 (two m16 tiles share each K/V fragment; mma_sync only); 0: the "
-                   "kernel variant's for the schedule's tile height (splat.tiling.variants)"),
-        PassOption("kv-loads", str, "compute", "who gathers K/V for the fused kernel: "
-                   "'compute' (its own warps) or 'producer' (a producer warpgroup behind "
-                   "mbarriers; mma wgmma only)"),
+                   "kernel variant's (the op's 'kernel' attribute, else splat.tiling.variants' "
+                   "for the schedule's tile height)"),
+        PassOption("kv-loads", str, "auto", "who gathers K/V for the fused kernel: "
+                   "'compute' (its own warps), 'producer' (a producer warpgroup behind "
+                   "mbarriers; mma wgmma only) or 'auto' (the kernel variant's)"),
     )
 
     def run(self, op: ir.Operation) -> None:
-        if self.options["mma"] not in abi.MMA_KINDS:
-            raise PassError(f"option 'mma' must be one of {', '.join(abi.MMA_KINDS)}; got "
+        if self.options["mma"] not in ("auto",) + abi.MMA_KINDS:
+            raise PassError(f"option 'mma' must be one of auto, {', '.join(abi.MMA_KINDS)}; got "
                             f"'{self.options['mma']}'", op)
         if self.options["warp-rows"] not in (0,) + abi.WARP_ROWS_CHOICES:
             raise PassError(f"option 'warp-rows' must be {_either(abi.WARP_ROWS_CHOICES)} (or "
                             f"0: the kernel variant's); got {self.options['warp-rows']}", op)
-        if self.options["warp-rows"] not in (0, abi.WARP_ROWS) and self.options["mma"] == "wgmma":
-            raise PassError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
-                            "wgmma's 64 rows, 16 a warp)", op)
-        if self.options["kv-loads"] not in abi.KV_LOADS:
-            raise PassError(f"option 'kv-loads' must be {_either(abi.KV_LOADS)}; got "
+        if self.options["kv-loads"] not in ("auto",) + abi.KV_LOADS:
+            raise PassError(f"option 'kv-loads' must be {_either(abi.KV_LOADS)} (or auto); got "
                             f"'{self.options['kv-loads']}'", op)
-        if self.options["kv-loads"] == "producer" and self.options["mma"] != "wgmma":
+        if self.options["kv-loads"] == "producer" and self.options["mma"] == "mma_sync":
             raise PassError("option 'kv-loads' producer needs mma wgmma (the mma_sync kernel's "
                             "warps gather their own K/V)", op)
         self._lower_fused(op)
@@ -139,8 +157,6 @@ class LowerToGPU(SplatPass):
                 if "col_schedule" in target.attributes:
                     self._lower_backward(op, target, n, dtype, head_dim, emitted)
                     continue
-                if self.options["mma"] == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
-                    raise PassError(abi.wgmma_head_dim_error(head_dim), target)
                 schedule = _schedule_attr(target, "schedule")
                 shape = (schedule.block_m, schedule.block_n)
                 if (shape[0] not in abi.BLOCK_M_CHOICES
@@ -148,10 +164,14 @@ class LowerToGPU(SplatPass):
                     raise PassError(f"the kernel needs tiles of {_either(abi.BLOCK_M_CHOICES)} "
                                     f"rows by {_either(abi.BLOCK_N_CHOICES)} keys; the schedule "
                                     f"has block_m = {shape[0]}, block_n = {shape[1]}", target)
+                kernel = self._kernel(target, shape[0], head_dim)
+                if kernel.mma == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
+                    raise PassError(abi.wgmma_head_dim_error(head_dim), target)
                 # Layouts with an irregular remainder get the kernel variant that also walks the
                 # schedule's explicitly masked key tiles; the plain kernel stays lean.
                 masked = schedule.has_masks
-                self._emit_once(op, target, emitted, dtype, head_dim, shape, masked=masked)
+                self._emit_once(op, target, emitted, dtype, head_dim, shape, kernel,
+                                masked=masked)
                 if "split_schedule" in target.attributes:
                     # split-KV: the second schedule runs the accumulating kernel, which folds its
                     # result into the o and lse the first launch wrote
@@ -159,7 +179,8 @@ class LowerToGPU(SplatPass):
                     if split.has_masks or (split.block_m, split.block_n) != shape:
                         raise PassError("a split schedule must have no mask tiles and the tile "
                                         "shape of the schedule", target)
-                    self._emit_once(op, target, emitted, dtype, head_dim, shape, accumulate=True)
+                    self._emit_once(op, target, emitted, dtype, head_dim, shape, kernel,
+                                    accumulate=True)
                 self._replace_with_call(target, f"splat_attention_{n}",
                                         abi.fused_kernel_name(dtype, head_dim, masked), head_dim)
 
@@ -171,7 +192,7 @@ class LowerToGPU(SplatPass):
         if head_dim not in abi.BACKWARD_HEAD_DIMS:
             raise PassError(f"the backward kernels support head dim "
                             f"{_either(abi.BACKWARD_HEAD_DIMS)}, got {head_dim}", target)
-        if self.options["mma"] != "mma_sync":
+        if self.options["mma"] == "wgmma":
             raise PassError("the backward kernels are built with mma_sync only", target)
         attrs = target.attributes
         rows, cols = _schedule_attr(target, "schedule"), _schedule_attr(target, "col_schedule")
@@ -200,44 +221,45 @@ class LowerToGPU(SplatPass):
                                 abi.dq_kernel_name(dtype, head_dim, rows.has_masks), head_dim,
                                 dkv_kernel=abi.dkv_kernel_name(dtype, head_dim, cols.has_masks))
 
+    def _kernel(self, target: ir.Operation, block_m: int, head_dim: int) -> Kernel:
+        """The op's fused kernel build: each option as given, or where left to the schedule
+        ("auto", 0) the variant splat-tile-acsr chose (the op's ``kernel`` attribute)."""
+        try:
+            return resolve_kernel(self.options["mma"], self.options["kv-loads"],
+                                  self.options["warp-rows"], chosen_kernel(target), block_m,
+                                  head_dim)
+        except ValueError as e:
+            raise PassError(str(e), target) from None
+
     def _emit_once(self, op: ir.Operation, target: ir.Operation, emitted: dict, dtype: str,
-                   head_dim: int, shape: tuple[int, int], *, masked: bool = False,
-                   accumulate: bool = False) -> None:
+                   head_dim: int, shape: tuple[int, int], kernel: Kernel, *,
+                   masked: bool = False, accumulate: bool = False) -> None:
         """Emit the kernel variant once per module; all its users must share one tile shape
-        (block_m, block_n): the kernel's name does not carry it."""
+        (block_m, block_n) and build: the kernel's name carries neither."""
         variant = (dtype, head_dim, masked, accumulate)
-        if variant in emitted and emitted[variant] != shape:
+        if variant in emitted and emitted[variant] != (shape, kernel):
+            (m, n), other = emitted[variant]
             raise PassError(f"every {dtype} D={head_dim} attention of a module must use one "
-                            f"tile shape; this one uses {shape[0]} x {shape[1]}, another "
-                            f"{emitted[variant][0]} x {emitted[variant][1]}", target)
+                            f"tile shape and kernel build; this one uses {shape[0]} x "
+                            f"{shape[1]} ({kernel.describe()}), another {m} x {n} "
+                            f"({other.describe()})", target)
         if variant not in emitted:
-            warp_rows = self.warp_rows(shape[0], head_dim)
-            if warp_rows > abi.WARP_ROWS and head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
-                raise PassError(f"option 'warp-rows' {warp_rows} needs head dim <= "
-                                f"{abi.MAX_HEAD_DIM_32_ROW_WARPS} (a warp's accumulators would "
-                                f"not fit its registers); got {head_dim}", target)
-            producer = self.options["kv-loads"] == "producer"
-            if self.options["mma"] == "wgmma":  # sm_90a only: its limit is known here
+            if kernel.mma == "wgmma":  # sm_90a only: its limit is known here
                 need = kernel_launch_info(dtype, head_dim, shape[1], mask_tiles=masked,
                                           accumulate=accumulate, mma="wgmma", block_m=shape[0],
-                                          load_warpgroup=producer)["shared_bytes"]
+                                          load_warpgroup=kernel.load_warpgroup)["shared_bytes"]
                 if need > abi.SM90_SHARED_BYTES:
                     raise PassError(
-                        f"the wgmma kernel{' with a producer warpgroup' if producer else ''} for "
+                        f"the wgmma kernel"
+                        f"{' with a producer warpgroup' if kernel.load_warpgroup else ''} for "
                         f"{shape[0]} x {shape[1]} tiles{' with mask tiles' if masked else ''} "
                         f"needs {need} bytes of shared memory, more than the "
                         f"{abi.SM90_SHARED_BYTES} a CTA may have on sm_90a: tile with a smaller "
                         f"block-n", target)
             emit_kernel(op, dtype=dtype, head_dim=head_dim, block_n=shape[1], block_m=shape[0],
-                        mask_tiles=masked, accumulate=accumulate, mma=self.options["mma"],
-                        warp_rows=warp_rows, load_warpgroup=producer)
-            emitted[variant] = shape
-
-    def warp_rows(self, block_m: int, head_dim: int) -> int:
-        """The option's rows per warp; for 0, the kernel variant's for ``block_m``-row tiles
-        (wgmma, or a head dim too wide for 32-row warps: 16)."""
-        return resolve_warp_rows(self.options["warp-rows"], block_m, self.options["mma"],
-                                 head_dim)
+                        mask_tiles=masked, accumulate=accumulate, mma=kernel.mma,
+                        warp_rows=kernel.warp_rows, load_warpgroup=kernel.load_warpgroup)
+            emitted[variant] = (shape, kernel)
 
     @staticmethod
     def _replace_with_call(target: ir.Operation, name: str, kernel: str,

@@ -50,6 +50,11 @@ class TileACSR(SplatPass):
                    "schedules (merged per row) when that is cheaper"),
         PassOption("plan", str, "auto", "row tile plan: 'auto' (per tile, the affine or the "
                    "blocks plan by cost), 'affine' or 'blocks' (forced, for tests and benchmarks)"),
+        PassOption("mma", str, "mma_sync", "with block-m=0, the instructions whose kernel "
+                   "variants are priced: 'mma_sync', 'wgmma' or 'auto' (both: a target with "
+                   "wgmma); the chosen variant is recorded as the op's 'kernel' attribute"),
+        PassOption("kv-loads", str, "auto", "with block-m=0, the wgmma variants' K/V loads "
+                   "offered: 'compute', 'producer' or 'auto' (any measured)"),
         PassOption("backward", bool, False, "tile for the backward kernels: 64-row tiles, and "
                    "the transposed layout's schedule as col_schedule (each split as split-kv "
                    "says)"),
@@ -76,6 +81,12 @@ class TileACSR(SplatPass):
         if plan not in PLANS:
             raise PassError(f"plan must be one of {', '.join(repr(p) for p in PLANS)}, got "
                             f"'{plan}'", op)
+        if self.options["mma"] not in ("auto",) + abi.MMA_KINDS:
+            raise PassError(f"mma must be 'auto', 'mma_sync' or 'wgmma', got "
+                            f"'{self.options['mma']}'", op)
+        if self.options["kv-loads"] not in ("auto",) + abi.KV_LOADS:
+            raise PassError(f"kv-loads must be 'auto', 'compute' or 'producer', got "
+                            f"'{self.options['kv-loads']}'", op)
         return block_m, order, plan
 
     def _tile(self, target: ir.Operation, block_m: int, order: str, plan: str) -> None:
@@ -89,10 +100,12 @@ class TileACSR(SplatPass):
             self._tile_backward(target, acsr, block_m, order, plan)
             return
         try:
+            variant = None
             if block_m == 0:  # each variant's own block_n unless the option gives one
-                _, schedule, split = choose_schedule(acsr, head_dim(target),
-                                                     self.options["block-n"] or None, order=order,
-                                                     plan=plan, split_kv=split_kv)
+                variant, schedule, split = choose_schedule(
+                    acsr, head_dim(target), self.options["block-n"] or None, order=order,
+                    plan=plan, split_kv=split_kv, mma=self.options["mma"],
+                    kv_loads=self.options["kv-loads"])
             else:
                 schedule, split = tile_layout(acsr, block_m,
                                               self.options["block-n"] or default_block_n(target),
@@ -102,6 +115,9 @@ class TileACSR(SplatPass):
         target.attributes["schedule"] = schedule_to_attr(schedule)
         if split is not None:
             target.attributes["split_schedule"] = schedule_to_attr(split)
+        if variant is not None:
+            target.attributes["kernel"] = kernel_attr(variant)
+
 
     def _tile_backward(self, target: ir.Operation, acsr, block_m: int, order: str,
                        plan: str) -> None:
@@ -121,3 +137,12 @@ class TileACSR(SplatPass):
                                ("col_schedule", cols), ("col_split_schedule", cols_split)):
             if schedule is not None:
                 target.attributes[name] = schedule_to_attr(schedule)
+
+
+def kernel_attr(variant) -> ir.Attribute:
+    """``{mma, kv_loads, warp_rows}`` of the chosen kernel variant: what splat-lower-to-gpu
+    builds where its own options are left to the schedule (the tile height is the schedule's)."""
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.DictAttr.get({"mma": ir.StringAttr.get(variant.mma),
+                            "kv_loads": ir.StringAttr.get(variant.kv_loads),
+                            "warp_rows": ir.IntegerAttr.get(i64, variant.warp_rows)})

@@ -43,10 +43,11 @@ class ToPTX(SplatPipeline):
         PassOption("warp-rows", int, 16, "query rows per warp of the fused kernel: 16 or 32; 0: "
                    "the kernel variant's for the tile height"),
         PassOption("plan", str, "auto", "row tile plans: 'auto' (by cost), 'affine' or 'blocks'"),
-        PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (the "
-                   "chip's default, abi.default_mma), 'mma_sync' or 'wgmma'"),
+        PassOption("mma", str, "auto", "fused kernel's tensor-core instruction: 'auto' (with "
+                   "block-m=0 the kernel variant priced lowest among the chip's instructions; "
+                   "else mma_sync), 'mma_sync' or 'wgmma'"),
         PassOption("kv-loads", str, "auto", "who gathers K/V for the wgmma kernel: 'auto' "
-                   "(abi.resolve_kv_loads), 'compute' or 'producer'"),
+                   "(the chosen variant's, else abi.resolve_kv_loads), 'compute' or 'producer'"),
         PassOption("backward", bool, False, "build the backward kernels (dQ, dK/dV) instead of "
                    "the forward's: 64-row tiles (block-m=64), mma_sync"),
     )

@@ -62,22 +62,29 @@ def default_block_n(head_dim: int) -> int:
     return DEFAULT_BLOCK_N.get(head_dim, DEFAULT_BLOCK_N[64])
 
 
-def variant_name(block_m: int, warp_rows: int) -> str:
-    """A fused kernel variant's short name, ``m<block_m>w<warp_rows>`` (results, manifests)."""
-    return f"m{block_m}w{warp_rows}"
+def variant_name(block_m: int, warp_rows: int, mma: str = "mma_sync",
+                 load_warpgroup: bool = False) -> str:
+    """A fused kernel variant's short name, ``m<block_m>w<warp_rows>`` for mma.sync, then
+    ``-wgmma`` and ``-producer`` for the Hopper builds (results, manifests)."""
+    name = f"m{block_m}w{warp_rows}"
+    if mma != "mma_sync":
+        name += f"-{mma}" + ("-producer" if load_warpgroup else "")
+    return name
 # Tensor-core instruction of the fused kernel: warp-level mma.sync (sm_80 and newer) or Hopper's
 # warpgroup wgmma (sm_90a only). Same tables, parameters and grid; shared memory differs.
 MMA_KINDS = ("mma_sync", "wgmma")
 
 
-# Chips whose default is wgmma: none yet. On the H100 (2026-12-07) the wgmma kernel passed the
-# GPU suite at D = 128 but ran at 0.57x the mma.sync kernel's speed, and gave wrong results at
-# D = 64 (benchmarks/results/2026-12-07-nvidia-h100-80gb-hbm3-wgmma-*); with 128-row tiles
-# (two warpgroups on each K/V tile), Q read from shared memory and P V overlapped with the next
-# tile it runs at 0.86x (2026-12-07h, docs/performance.md). It is built only when asked for
-# (splat.compile(mma="wgmma"), splat-to-ptx{mma=wgmma}), for these head dims, on
-# WGMMA_BLOCK_M-row tiles.
-WGMMA_BY_DEFAULT: tuple[str, ...] = ()
+# Chips with Hopper's warpgroup MMA (wgmma, sm_90a PTX only). With mma "auto" the tiler prices the
+# wgmma kernel variants that splat/tiling/cost_model.json lists as measured beside the mma.sync
+# ones, per layout (splat.tiling.variants); it lists none yet. Measured on the H100
+# (2026-12-07): the wgmma kernel passed the GPU suite at D = 128 but ran at 0.57x the mma.sync
+# kernel's speed, and gave wrong results at D = 64 (64-row tiles,
+# benchmarks/results/2026-12-07-nvidia-h100-80gb-hbm3-wgmma-*); with 128-row tiles (two
+# warpgroups on each K/V tile), Q read from shared memory and P V overlapped with the next tile
+# it runs at 0.59-0.89x (2026-12-07l, docs/performance.md). Asked for (splat.compile(mma=
+# "wgmma"), splat-to-ptx{mma=wgmma}) it is built for these head dims.
+WGMMA_CHIPS = ("sm_90a",)
 WGMMA_HEAD_DIMS = (128,)
 WGMMA_BLOCK_M = 128
 # The wgmma kernel's K/V loads: by a producer warpgroup of WGMMA_PRODUCER_THREADS more threads
@@ -156,9 +163,12 @@ def wgmma_head_dim_error(head_dim: int) -> str:
             f"use mma_sync")
 
 
-def default_mma(chip: str) -> str:
-    """The fused kernel's tensor-core instruction for ``chip`` (wgmma needs sm_90a)."""
-    return "wgmma" if chip in WGMMA_BY_DEFAULT else "mma_sync"
+def mma_offer(mma: str, chip: str) -> str:
+    """The instructions the tiler prices for option ``mma`` on ``chip``: "auto" is both where the
+    chip has wgmma (the measured variants decide), else mma_sync."""
+    if mma == "auto":
+        return "auto" if chip in WGMMA_CHIPS else "mma_sync"
+    return mma
 
 
 # Rows and key columns are int32 in every table and kernel index: the largest Lq and Lk.

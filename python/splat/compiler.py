@@ -33,7 +33,8 @@ from .stages import CHIPS, STAGES, StageOptions, check_option
 from .tiling.schedule import PLANS
 from .tiling import decomposed
 from .tiling.schedule_attr import attr_to_schedule
-from .tiling.variants import resolve_warp_rows
+from .passes.lower_to_gpu import chosen_kernel
+from .tiling.variants import resolve_kernel
 from .tools.extract_ptx import binaries_ptx
 from .version import compiler_version
 
@@ -115,8 +116,10 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     schedule; docs/design.md §6), launched by ``Launcher.backward`` with the forward's lse.
     ``plan``: the row tile plans, ``"auto"`` (per tile by the cost model) or forced ``"affine"`` /
     ``"blocks"`` (tests, benchmarks, benchmarks/calibrate_cost.py).
-    ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (``abi.default_mma`` of the
-    target: mma.sync everywhere for now), or forced ``"mma_sync"`` / ``"wgmma"`` (sm_90a only).
+    ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (the kernel variant the
+    tiler prices lowest among the target's instructions, ``abi.mma_offer``: mma.sync unless
+    cost_model.json lists measured wgmma variants, for sm_90a), or forced ``"mma_sync"`` /
+    ``"wgmma"`` (sm_90a only).
     ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES``; default: the kernel variant
     (``splat.tiling.variants``) whose schedule the measured cost model prices lowest (the
     wgmma kernel: ``abi.WGMMA_BLOCK_M``; the decomposed variant: ``abi.BLOCK_M``).
@@ -159,18 +162,16 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     block_n = 0 if block_n is None else check_option("block_n", block_n, abi.BLOCK_N_CHOICES)
     # 0: chosen by the stages (the tile pass prices the kernel variants; the lowering takes the
     # chosen variant's warp shape)
-    kernel_mma = abi.default_mma(target) if mma == "auto" else mma
-    if kv_loads == "producer" and (kernel_mma != "wgmma" or variant != "fused"):
-        raise ValueError(f"kv_loads 'producer' needs the fused variant with mma 'wgmma'; got "
-                         f"variant {variant!r}, mma {kernel_mma!r}")
+    if kv_loads == "producer" and (mma == "mma_sync" or variant != "fused"
+                                   or target not in abi.WGMMA_CHIPS):
+        raise ValueError(f"kv_loads 'producer' needs the fused variant with mma 'wgmma' (target "
+                         f"sm_90a); got variant {variant!r}, mma {mma!r}, target {target!r}")
     if block_m is not None:
         block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
     elif backward:
         block_m = abi.BACKWARD_BLOCK_M
-    elif variant == "fused" and kernel_mma == "mma_sync":
+    elif variant == "fused":  # the kernel variant the tiler prices lowest
         block_m = 0
-    elif variant == "fused":  # wgmma: two warpgroups on each K/V tile
-        block_m = abi.WGMMA_BLOCK_M
     else:
         block_m = abi.BLOCK_M
     warp_rows = 0 if warp_rows is None else check_option("warp_rows", warp_rows,
@@ -222,7 +223,12 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             except ir.MLIRError as e:
                 raise CompileError(f"stage '{stage.name}' failed: {e}") from None
             if stage.name == "tile" and variant != "decomposed":
-                attrs = _attention_op(module).attributes
+                op = _attention_op(module)
+                attrs = op.attributes
+                kernel = resolve_kernel("mma_sync" if backward else mma, kv_loads, warp_rows,
+                                        chosen_kernel(op), attr_to_schedule(
+                                            attrs["schedule"], acsr.Lq, acsr.Lk).block_m,
+                                        head_dim)
                 schedule = attr_to_schedule(attrs["schedule"], acsr.Lq, acsr.Lk)
                 if "split_schedule" in attrs:
                     split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
@@ -250,11 +256,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                                  options=keyed)
     else:
         art = _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
-                        scale=scale, block_n=schedule.block_n, mma=options.kernel_mma,
+                        scale=scale, block_n=schedule.block_n, mma=kernel.mma,
                         split=split, options=keyed, block_m=schedule.block_m,
-                        load_warpgroup=options.kernel_kv_loads == "producer",
-                        warp_rows=resolve_warp_rows(warp_rows, schedule.block_m,
-                                                    options.kernel_mma, head_dim))
+                        load_warpgroup=kernel.load_warpgroup, warp_rows=kernel.warp_rows)
     _check_shared_memory(art, target)
     return art
 

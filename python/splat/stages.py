@@ -61,11 +61,13 @@ class StageOptions:
     # row tile plans: "auto" picks the affine or the blocks plan per tile by cost; "affine" and
     # "blocks" force one (tests, benchmarks and the cost-model calibration)
     plan: str = "auto"
-    # the fused kernel's tensor-core instruction: "auto" (abi.default_mma of the chip),
+    # the fused kernel's tensor-core instruction: "auto" (with block_m 0, the kernel variant the
+    # tiler prices lowest among the chip's instructions, abi.mma_offer; else mma_sync),
     # "mma_sync" or "wgmma" (sm_90a only)
     mma: str = "auto"
     # who gathers K/V for the wgmma kernel: "compute" (its own warps, between CTA barriers),
-    # "producer" (a producer warpgroup behind mbarriers), "auto" (abi.resolve_kv_loads)
+    # "producer" (a producer warpgroup behind mbarriers), "auto" (the chosen variant's, else
+    # abi.resolve_kv_loads)
     kv_loads: str = "auto"
     # tile for the backward kernels (splat-tile-acsr{backward}): the lowering then emits the dQ
     # and dK/dV kernels instead of the forward's
@@ -82,29 +84,26 @@ class StageOptions:
         check_option("mma", self.mma, ("auto",) + abi.MMA_KINDS)
         check_option("kv-loads", self.kv_loads, ("auto",) + abi.KV_LOADS)
         check_option("backward", self.backward, (False, True))
-        if self.kv_loads == "producer" and self.kernel_mma != "wgmma":
+        wgmma_chip = self.chip in abi.WGMMA_CHIPS
+        if self.kv_loads == "producer" and (self.mma == "mma_sync" or not wgmma_chip):
             raise ValueError("kv-loads producer needs mma wgmma")
-        if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M or self.kernel_mma != "mma_sync"
+        if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M or self.mma == "wgmma"
                               or self.warp_rows != abi.WARP_ROWS):
             raise ValueError(f"backward kernels run mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles "
                              f"of {abi.WARP_ROWS}-row warps")
-        if self.kernel_mma == "wgmma" and self.chip != "sm_90a":
+        if self.mma == "wgmma" and not wgmma_chip:
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
-        if self.kernel_mma == "wgmma" and self.block_m == 0:
-            raise ValueError("mma wgmma needs an explicit block-m (the kernel variants are "
-                             "measured for mma_sync)")
-        if self.kernel_mma == "wgmma" and self.warp_rows not in (0, abi.WARP_ROWS):
+        if self.mma == "wgmma" and self.warp_rows not in (0, abi.WARP_ROWS):
             raise ValueError(f"mma wgmma needs warp-rows {abi.WARP_ROWS}; got {self.warp_rows}")
 
     @property
-    def kernel_mma(self) -> str:
-        """The instruction the fused kernel is built with (``mma`` with "auto" resolved)."""
-        return abi.default_mma(self.chip) if self.mma == "auto" else self.mma
-
-    @property
-    def kernel_kv_loads(self) -> str:
-        """``kv_loads`` with "auto" resolved for the kernel's instruction."""
-        return "producer" if abi.resolve_kv_loads(self.kv_loads, self.kernel_mma) else "compute"
+    def tile_mma(self) -> str:
+        """The instructions whose kernel variants the tiler prices (block-m 0)."""
+        if self.backward:
+            return "mma_sync"
+        if self.kv_loads == "producer":  # a wgmma build
+            return "wgmma"
+        return abi.mma_offer(self.mma, self.chip)
 
 
 @dataclass(frozen=True)
@@ -119,9 +118,10 @@ class Stage:
 STAGES = (
     Stage("analyze", lambda o: "splat-canonicalize-patterns, splat-analyze-regularity"),
     Stage("tile", lambda o: f"splat-tile-acsr{{block-m={o.block_m} block-n={o.block_n} "
-                                f"plan={o.plan}" + (" backward=true}" if o.backward else "}")),
-    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.kernel_mma} warp-rows={o.warp_rows} "
-                             f"kv-loads={o.kernel_kv_loads}}}"),
+                                f"plan={o.plan} mma={o.tile_mma} kv-loads={o.kv_loads}"
+                                + (" backward=true}" if o.backward else "}")),
+    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={'mma_sync' if o.backward else o.mma} "
+                             f"warp-rows={o.warp_rows} kv-loads={o.kv_loads}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),
     Stage("ptx", lambda o: "gpu-module-to-binary{format=isa}", kernels_only=True),

@@ -58,3 +58,35 @@ def test_features_sum_both_launches_of_a_split_artifact():
     f = CC.features({"stats": st, "split_stats": dict(st, mask_tiles=0, masked_key_tiles=5)})
     assert f == dict(ctas=20, segments=60, full_tiles=60 + 95, masked_tiles=25 + 5,
                      mask_tiles=15, launches=2)
+
+
+def test_fit_variants_keeps_wgmma_builds_apart_and_writes_entries_the_tiler_loads():
+    """Rows of the default variant, a 128-row mma.sync variant and a 128-row wgmma build (one
+    unit costs s ms each): the fit recovers each s, lists the default first and the wgmma build
+    last with its instruction and K/V loads, and splat.tiling.variants accepts every entry."""
+    from splat.tiling import variants as V
+    from splat.tiling.cost_model import WEIGHTS
+
+    rng = np.random.default_rng(3)
+    scales = {(64, 16, "mma_sync", "compute"): 2e-4, (128, 32, "mma_sync", "compute"): 3e-4,
+              (128, 16, "wgmma", "producer"): 1e-4}
+    rows = []
+    for (block_m, warp_rows, mma, loads), s in scales.items():
+        for n in range(6):
+            f = dict(ctas=int(rng.integers(50, 500)), segments=int(rng.integers(50, 900)),
+                     full_tiles=int(rng.integers(100, 9000)), masked_tiles=int(rng.integers(0, 900)),
+                     mask_tiles=0, launches=1)
+            r = dict(name=f"m{n}", D=128, ok=True, features=f, block_m=block_m,
+                     warp_rows=warp_rows, block_n=32)
+            if mma != "mma_sync":
+                r.update(mma=mma, kv_loads=loads)
+            r["ms"] = s * CC._units(r, WEIGHTS)
+            rows.append(r)
+    rng.shuffle(rows)
+    out = CC.fit_variants([{"rows": rows}])
+    assert [(e["block_m"], e["warp_rows"], e.get("mma"), e.get("kv_loads")) for e in out] == [
+        (64, 16, None, None), (128, 32, None, None), (128, 16, "wgmma", "producer")]
+    for e, s in zip(out, scales.values()):
+        assert e["ms_per_unit"]["128"] == pytest.approx(s, rel=1e-9)
+    found = tuple(V._variant(n, e, V.MODEL_FILE) for n, e in enumerate(out))
+    assert [v.name for v in found] == ["m64w16", "m128w32", "m128w16-wgmma-producer"]

@@ -172,14 +172,19 @@ def test_producer_warpgroup_follows_the_compute_warpgroups():
         FusedForwardConfig("bf16", 128, load_warpgroup=True)
 
 
-def test_target_picks_the_instruction():
-    # mma.sync stays sm_90a's default until wgmma beats it on the H100 (abi.WGMMA_BY_DEFAULT)
-    assert StageOptions(chip="sm_90a").kernel_mma == "mma_sync"
-    assert StageOptions(chip="sm_90a", mma="wgmma").kernel_mma == "wgmma"
-    assert StageOptions(chip="sm_90").kernel_mma == "mma_sync"
-    assert StageOptions(chip="sm_90a", mma="mma_sync").kernel_mma == "mma_sync"
+def test_target_picks_the_instructions_the_tiler_prices():
+    """mma "auto" offers wgmma variants only on sm_90a (the measured table decides between
+    them); the backward and older chips price mma.sync alone; an explicit mma is kept."""
+    assert StageOptions(chip="sm_90a").tile_mma == "auto"
+    assert StageOptions(chip="sm_90a", mma="wgmma").tile_mma == "wgmma"
+    assert StageOptions(chip="sm_90").tile_mma == "mma_sync"
+    assert StageOptions(chip="sm_80").tile_mma == "mma_sync"
+    assert StageOptions(chip="sm_90a", mma="mma_sync").tile_mma == "mma_sync"
+    assert StageOptions(chip="sm_90a", block_m=64, backward=True).tile_mma == "mma_sync"
     with pytest.raises(ValueError, match="wgmma needs chip sm_90a"):
         StageOptions(chip="sm_90", mma="wgmma")
+    with pytest.raises(ValueError, match="kv-loads producer needs mma wgmma"):
+        StageOptions(chip="sm_90", kv_loads="producer")
     with pytest.raises(ValueError, match="mma must be one of"):
         StageOptions(mma="hmma")
     with pytest.raises(ValueError, match="mma must be one of"):
@@ -286,11 +291,14 @@ def test_compile_builds_the_producer_warpgroup_on_request():
     assert acc["load_warpgroup"] is True and acc["block"] == [384, 1, 1]
     assert acc["name"].endswith("_acc")
     with pytest.raises(ValueError, match="kv_loads 'producer' needs the fused variant with mma"):
-        splat.compile(window, head_dim=128, kv_loads="producer")  # mma.sync
+        splat.compile(window, head_dim=128, kv_loads="producer", target="sm_90")
+    with pytest.raises(ValueError, match="kv_loads 'producer' needs the fused variant with mma"):
+        splat.compile(window, head_dim=128, mma="mma_sync", kv_loads="producer")
     with pytest.raises(ValueError, match="kv_loads must be one of auto, compute, producer"):
         splat.compile(window, head_dim=128, mma="wgmma", kv_loads="tma")
     with pytest.raises(ValueError, match="kv-loads producer needs mma wgmma"):
-        StageOptions(kv_loads="producer")
+        StageOptions(mma="mma_sync", kv_loads="producer")
+    assert StageOptions(kv_loads="producer").tile_mma == "wgmma"  # producer loads: a wgmma build
 
 
 def test_compile_refuses_a_producer_layout_over_the_budget_and_says_what_fits():

@@ -219,7 +219,7 @@ def test_bad_tensor_core_options_are_errors():
     result = splat_opt("--pass-pipeline=builtin.module(splat-analyze-regularity, splat-tile-acsr, "
                        "splat-lower-to-gpu{mma=hmma})", stdin=OK)
     _clean_failure(result, "<stdin>:1:1: error: splat-lower-to-gpu: option 'mma' must be one of "
-                           "mma_sync, wgmma; got 'hmma'")
+                           "auto, mma_sync, wgmma; got 'hmma'")
     result = splat_opt("--pass-pipeline=builtin.module(splat-to-ptx{chip=sm_90 mma=wgmma})",
                        stdin=OK)
     _clean_failure(result, "splat-opt: error: mma wgmma needs chip sm_90a; got chip sm_90")

@@ -218,7 +218,8 @@ def test_stage_table_is_what_splat_to_ptx_expands_to():
     with make_context():
         expanded = ToPTX.from_options({"block-n": "32", "chip": "sm_90", "plan": "blocks"}).expand()
         assert expanded == full_pipeline(StageOptions(chip="sm_90", block_n=32, plan="blocks"))
-    assert "splat-tile-acsr{block-m=64 block-n=32 plan=blocks}" in expanded
+    # sm_90 has no wgmma: the tiler prices mma.sync variants only
+    assert "splat-tile-acsr{block-m=64 block-n=32 plan=blocks mma=mma_sync kv-loads=auto}" in expanded
     assert "chip=sm_90 " in expanded
 
 

@@ -181,3 +181,101 @@ def test_tile_layout_is_build_schedule_then_split_kv():
                                                                        ref_split.segments)
     s, none = V.tile_layout(acsr, 64, 64, split_kv=False)
     assert none is None and np.array_equal(s.segments, build_schedule(acsr, 64, 64).segments)
+
+
+# --- wgmma variants: listed beside the mma.sync ones, offered where the target has wgmma ------
+
+WGMMA = {"block_m": 128, "warp_rows": 16, "mma": "wgmma", "kv_loads": "producer",
+         "ms_per_unit": {"128": 1.5e-3}, "block_n": {"128": 64}}
+
+
+@pytest.mark.parametrize("entry, words", [
+    (dict(WGMMA, mma="hmma"), "mma must be one of"),
+    (dict(WGMMA, mma="mma_sync"), "'producer' with mma wgmma only"),
+    (dict(WGMMA, kv_loads="tma"), "kv_loads must be one of"),
+    (dict(WGMMA, warp_rows=32), "16-row warps"),
+    (dict(WGMMA, ms_per_unit={"64": 1e-3}), "not built at head dim 64"),
+])
+def test_a_bad_wgmma_entry_is_refused_by_name(tmp_path, entry, words):
+    with pytest.raises(ValueError, match=words):
+        V.load_variants(table(tmp_path, [DEFAULT, entry]))
+
+
+def test_wgmma_variants_share_a_tile_height_with_mma_sync_ones_but_not_with_each_other(tmp_path):
+    found = V.load_variants(table(tmp_path, [DEFAULT, TALL, WGMMA]))
+    assert [v.name for v in found] == ["m64w16", "m128w32", "m128w16-wgmma-producer"]
+    assert V.warp_rows_for(128, found) == 32  # the mma.sync variant's
+    with pytest.raises(ValueError, match="same block_m"):
+        V.load_variants(table(tmp_path, [DEFAULT, WGMMA, dict(WGMMA, ms_per_unit={"128": 1.0})]))
+    assert len(V.load_variants(table(tmp_path, [DEFAULT, WGMMA, dict(WGMMA, kv_loads="compute")]))
+               ) == 3
+
+
+def test_which_variants_each_instruction_offers():
+    compute = dict(WGMMA, kv_loads="compute", block_m=64)
+    vs = variants(DEFAULT, TALL, WGMMA, compute)
+    names = lambda offer: [v.name for v in offer]  # noqa: E731
+    assert names(V.variants_for(128, vs)) == ["m64w16", "m128w32"]  # mma.sync: as before
+    assert names(V.variants_for(128, vs, mma="auto")) == [
+        "m64w16", "m128w32", "m128w16-wgmma-producer", "m64w16-wgmma"]
+    assert names(V.variants_for(128, vs, mma="wgmma")) == ["m128w16-wgmma-producer",
+                                                            "m64w16-wgmma"]
+    assert names(V.variants_for(128, vs, mma="wgmma", kv_loads="compute")) == ["m64w16-wgmma"]
+    # not measured at the head dim, or none listed: the wgmma default alone, asked for
+    assert V.variants_for(64, vs, mma="auto") == V.variants_for(64, vs)
+    assert V.variants_for(64, vs, mma="wgmma") == (V.wgmma_default(),)
+    assert V.variants_for(128, variants(DEFAULT), mma="wgmma", kv_loads="producer") == (
+        V.wgmma_default("producer"),)
+    assert V.wgmma_default("producer").load_warpgroup and V.wgmma_default().block_m == 128
+
+
+def test_mma_auto_takes_a_wgmma_variant_where_it_is_measured_cheaper():
+    acsr = _dense_tiles()
+    cheap = dict(WGMMA, ms_per_unit={"128": 1e-9})
+    v, s, _ = V.choose_schedule(acsr, 128, variants=variants(DEFAULT, TALL, cheap), mma="auto")
+    assert (v.mma, v.load_warpgroup, s.block_m, s.block_n) == ("wgmma", True, 128, 64)
+    dear = dict(WGMMA, ms_per_unit={"128": 1.0})
+    v, _, _ = V.choose_schedule(acsr, 128, variants=variants(DEFAULT, TALL, dear), mma="auto")
+    assert v.mma == "mma_sync"
+    # mma_sync never prices it
+    v, _, _ = V.choose_schedule(acsr, 128, variants=variants(DEFAULT, TALL, cheap))
+    assert v.mma == "mma_sync"
+
+
+def test_the_kernel_build_follows_the_chosen_variant_unless_an_option_names_it():
+    chosen = {"mma": "wgmma", "kv_loads": "producer", "warp_rows": 16}
+    K = V.resolve_kernel
+    assert K("auto", "auto", 0, chosen, 128, 128) == V.Kernel("wgmma", True, 16)
+    assert K("auto", "compute", 0, chosen, 128, 128) == V.Kernel("wgmma", False, 16)
+    assert K("mma_sync", "auto", 0, chosen, 128, 128) == V.Kernel("mma_sync", False,
+                                                                  V.warp_rows_for(128))
+    assert K("auto", "auto", 0, {}, 64, 64) == V.Kernel("mma_sync", False, 16)
+    assert K("auto", "producer", 0, {}, 128, 128) == V.Kernel("wgmma", True, 16)
+    with pytest.raises(ValueError, match="producer warpgroup need mma wgmma"):
+        K("mma_sync", "producer", 0, {}, 64, 64)
+    with pytest.raises(ValueError, match="must be 16 with mma wgmma"):
+        K("wgmma", "auto", 32, {}, 128, 128)
+    with pytest.raises(ValueError, match="needs head dim <= 128"):
+        K("mma_sync", "auto", 32, {}, 128, 256)
+
+
+def test_compile_builds_the_variant_the_table_prices_lowest_for_the_target(monkeypatch):
+    """A wgmma variant measured cheaper is what splat.compile builds on sm_90a (the manifest
+    and the PTX say so, and the key differs from the mma.sync build's); on sm_90 the same
+    table gives the mma.sync kernel."""
+    import splat
+
+    cheap = variants(DEFAULT, TALL, dict(WGMMA, ms_per_unit={"128": 1e-9}))
+    mask = np.abs(np.arange(512)[:, None] - np.arange(512)[None, :]) < 96
+    before = splat.compile(mask, head_dim=128)
+    monkeypatch.setattr(V, "VARIANTS", cheap)
+    art = splat.compile(mask, head_dim=128)
+    k = art.manifest["kernels"][0]
+    assert (k["mma"], k["load_warpgroup"], k["block_m"], k["block_n"]) == ("wgmma", True, 128, 64)
+    assert "wgmma.mma_async" in art.ptx["kernel.ptx"] and "mbarrier" in art.ptx["kernel.ptx"]
+    older = splat.compile(mask, head_dim=128, target="sm_90")
+    assert older.manifest["kernels"][0]["mma"] == "mma_sync"
+    assert "wgmma" not in older.ptx["kernel.ptx"]
+    forced = splat.compile(mask, head_dim=128, mma="mma_sync")
+    assert forced.manifest["kernels"][0]["mma"] == "mma_sync"
+    assert before.manifest["kernels"][0]["mma"] == "mma_sync"  # the committed table

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from functools import cached_property
 from pathlib import Path
 
@@ -54,7 +55,7 @@ from .schedule import TileSchedule, build_schedule
 from .split import launch_cost_floor, may_split, plan_split, schedule_cost, tiles_cost_range
 
 __all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants",
-           "variants_for", "warp_rows_for", "resolve_warp_rows", "tile_layout", "choose_schedule"]
+           "wgmma_default", "Kernel", "resolve_kernel", "variants_for", "warp_rows_for", "resolve_warp_rows", "tile_layout", "choose_schedule"]
 
 # Above this many pieces + remainder blocks only the default variant is priced (module docstring).
 MAX_PRICED_PARTS = 1024
@@ -77,10 +78,18 @@ class KernelVariant:
     ms_per_unit: tuple[tuple[int, float], ...]
     # keys per key tile per head dim where not abi.DEFAULT_BLOCK_N's
     block_n: tuple[tuple[int, int], ...] = ()
+    # the kernel's tensor-core instruction, and for wgmma whether a producer warpgroup gathers
+    # K/V: wgmma variants are offered only where the target has wgmma (sm_90a)
+    mma: str = "mma_sync"
+    load_warpgroup: bool = False
 
     @property
     def name(self) -> str:
-        return abi.variant_name(self.block_m, self.warp_rows)
+        return abi.variant_name(self.block_m, self.warp_rows, self.mma, self.load_warpgroup)
+
+    @property
+    def kv_loads(self) -> str:
+        return "producer" if self.load_warpgroup else "compute"
 
     def unit_ms(self, head_dim: int) -> float | None:
         return dict(self.ms_per_unit).get(head_dim)
@@ -90,6 +99,13 @@ class KernelVariant:
 
 
 DEFAULT = KernelVariant(abi.BLOCK_M, abi.WARP_ROWS, ())
+
+
+def wgmma_default(kv_loads: str = "auto") -> KernelVariant:
+    """The wgmma build offered when the table lists none measured (mma="wgmma" asked for):
+    abi.WGMMA_BLOCK_M-row tiles, K/V loads as ``kv_loads`` resolves."""
+    return KernelVariant(abi.WGMMA_BLOCK_M, abi.WARP_ROWS, (), mma="wgmma",
+                         load_warpgroup=abi.resolve_kv_loads(kv_loads, "wgmma"))
 
 
 def _by_head_dim(where: str, field: str, mapping, valid, what: str) -> tuple:
@@ -132,8 +148,22 @@ def _variant(n: int, entry, path: Path) -> KernelVariant:
     block_n = _by_head_dim(where, "block_n", entry.get("block_n", {}),
                            lambda n: type(n) is int and n in abi.BLOCK_N_CHOICES,
                            f"one of {abi.BLOCK_N_CHOICES}")
+    mma, kv_loads = entry.get("mma", "mma_sync"), entry.get("kv_loads", "compute")
+    if mma not in abi.MMA_KINDS:
+        raise ValueError(f"{where}: mma must be one of {abi.MMA_KINDS}, got {mma!r}")
+    if kv_loads not in abi.KV_LOADS or (kv_loads == "producer" and mma != "wgmma"):
+        raise ValueError(f"{where}: kv_loads must be one of {abi.KV_LOADS} ('producer' with mma "
+                         f"wgmma only), got {kv_loads!r}")
+    if mma == "wgmma":
+        if warp_rows != abi.WARP_ROWS:
+            raise ValueError(f"{where}: a wgmma variant has {abi.WARP_ROWS}-row warps (a "
+                             f"warpgroup owns wgmma's 64 rows), got {warp_rows}")
+        unbuilt = [d for d, _ in ms_per_unit if d not in abi.WGMMA_HEAD_DIMS]
+        if unbuilt:
+            raise ValueError(f"{where}: the wgmma kernel is not built at head dim {unbuilt[0]} "
+                             f"(ms_per_unit lists it)")
     return KernelVariant(block_m, warp_rows, tuple((d, float(t)) for d, t in ms_per_unit),
-                         block_n)
+                         block_n, mma, kv_loads == "producer")
 
 
 def load_variants(path: Path = MODEL_FILE) -> tuple[KernelVariant, ...]:
@@ -150,31 +180,87 @@ def load_variants(path: Path = MODEL_FILE) -> tuple[KernelVariant, ...]:
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path.name}: variants must be a non-empty list")
     found = tuple(_variant(n, e, path) for n, e in enumerate(entries))
-    if (found[0].block_m, found[0].warp_rows) != (DEFAULT.block_m, DEFAULT.warp_rows):
+    if (found[0].block_m, found[0].warp_rows, found[0].mma) != (
+            DEFAULT.block_m, DEFAULT.warp_rows, DEFAULT.mma):
         raise ValueError(f"{path.name}: variants[0] must be the default variant "
-                         f"(block_m {DEFAULT.block_m}, warp_rows {DEFAULT.warp_rows})")
-    if len({v.block_m for v in found}) != len(found):
-        raise ValueError(f"{path.name}: two variants with the same block_m")
+                         f"(block_m {DEFAULT.block_m}, warp_rows {DEFAULT.warp_rows}, mma_sync)")
+    # mma.sync: one variant per tile height (an explicit block_m takes its warp shape);
+    # wgmma: one per tile height and K/V loads
+    kinds = [(v.mma, v.block_m, v.load_warpgroup) for v in found]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"{path.name}: two variants with the same block_m (and mma, kv_loads)")
     return found
 
 
 VARIANTS = load_variants()
 
 
-def variants_for(head_dim: int, variants: tuple[KernelVariant, ...] | None = None):
-    """The variants offered at ``head_dim``: the default always, the others where they and the
-    default were measured (their times are compared).  ``variants``: default :data:`VARIANTS`."""
+def variants_for(head_dim: int, variants: tuple[KernelVariant, ...] | None = None,
+                 mma: str = "mma_sync", kv_loads: str = "auto"):
+    """The variants offered at ``head_dim`` for instruction ``mma``, first the one the others
+    must beat by SWITCH_MARGIN.  ``"mma_sync"``: the default always, the other mma.sync
+    variants where they and the default were measured (their times are compared).
+    ``"wgmma"``: the wgmma variants measured at the head dim (of K/V loads ``kv_loads`` unless
+    "auto"), or `wgmma_default` where there are none.  ``"auto"`` (a target with both): the
+    mma.sync offer, then the wgmma variants measured where the default is.  ``variants``:
+    default :data:`VARIANTS`."""
     variants = VARIANTS if variants is None else variants
+    wgmma = tuple(v for v in variants if v.mma == "wgmma" and v.unit_ms(head_dim) is not None
+                  and kv_loads in ("auto", v.kv_loads))
+    if mma == "wgmma":
+        return wgmma or (wgmma_default(kv_loads),)
     if variants[0].unit_ms(head_dim) is None:
         return variants[:1]
-    return (variants[0],) + tuple(v for v in variants[1:] if v.unit_ms(head_dim) is not None)
+    offer = (variants[0],) + tuple(v for v in variants[1:] if v.mma == "mma_sync"
+                                   and v.unit_ms(head_dim) is not None)
+    return offer + (wgmma if mma == "auto" else ())
 
 
 def warp_rows_for(block_m: int, variants: tuple[KernelVariant, ...] | None = None) -> int:
-    """The fused kernel's rows per warp for schedules of ``block_m``-row tiles: the variant's,
-    or the default ``abi.WARP_ROWS`` for a tile height no variant lists."""
+    """The mma.sync kernel's rows per warp for schedules of ``block_m``-row tiles: the
+    variant's, or the default ``abi.WARP_ROWS`` for a tile height no variant lists."""
     variants = VARIANTS if variants is None else variants
-    return next((v.warp_rows for v in variants if v.block_m == block_m), abi.WARP_ROWS)
+    return next((v.warp_rows for v in variants if v.block_m == block_m and v.mma == "mma_sync"),
+                abi.WARP_ROWS)
+
+
+class Kernel(NamedTuple):
+    """How a fused kernel is built, beside its tile shape (the lowering's and the manifest's)."""
+
+    mma: str
+    load_warpgroup: bool
+    warp_rows: int
+
+    def describe(self) -> str:
+        loads = ", producer warpgroup" if self.load_warpgroup else ""
+        return f"{self.mma}, {self.warp_rows}-row warps{loads}"
+
+
+def resolve_kernel(mma: str, kv_loads: str, warp_rows: int, chosen: dict, block_m: int,
+                   head_dim: int) -> Kernel:
+    """The fused kernel build for options ``mma`` / ``kv_loads`` ("auto" allowed) and
+    ``warp_rows`` (0 allowed): each as given, or where left open the variant the tiler chose
+    (``chosen``: ``{mma, kv_loads, warp_rows}``, or {} when it chose none), else mma_sync and
+    the variant of the tile height. A build the kernels cannot make is a ValueError."""
+    if mma == "auto":  # K/V loads by a producer warpgroup are a wgmma build
+        mma = "wgmma" if kv_loads == "producer" else chosen.get("mma", "mma_sync")
+    same = chosen.get("mma") == mma  # the chosen variant's loads and warps apply
+    if kv_loads == "auto":
+        kv_loads = chosen["kv_loads"] if same else (
+            "producer" if abi.resolve_kv_loads("auto", mma) else "compute")
+    warp_rows = resolve_warp_rows(warp_rows or (chosen["warp_rows"] if same else 0), block_m,
+                                  mma, head_dim)
+    if kv_loads == "producer" and mma != "wgmma":
+        raise ValueError("K/V loads by a producer warpgroup need mma wgmma (the mma_sync "
+                         "kernel's warps gather their own K/V)")
+    if mma == "wgmma" and warp_rows != abi.WARP_ROWS:
+        raise ValueError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
+                         "wgmma's 64 rows, 16 a warp)")
+    if warp_rows > abi.WARP_ROWS and head_dim > abi.MAX_HEAD_DIM_32_ROW_WARPS:
+        raise ValueError(f"option 'warp-rows' {warp_rows} needs head dim <= "
+                         f"{abi.MAX_HEAD_DIM_32_ROW_WARPS} (a warp's accumulators would not fit "
+                         f"its registers); got {head_dim}")
+    return Kernel(mma, kv_loads == "producer", warp_rows)
 
 
 def resolve_warp_rows(warp_rows: int, block_m: int, mma: str, head_dim: int = 0) -> int:
@@ -205,15 +291,17 @@ def _parts(acsr: ACSR) -> int:
 
 def choose_schedule(acsr: ACSR, head_dim: int, block_n: int | None = None, *, order: str = "rows",
                     plan: str = "auto", split_kv: bool = True,
-                    variants: tuple[KernelVariant, ...] | None = None
+                    variants: tuple[KernelVariant, ...] | None = None,
+                    mma: str = "mma_sync", kv_loads: str = "auto"
                     ) -> tuple[KernelVariant, TileSchedule, TileSchedule | None]:
     """The cheapest variant at ``head_dim`` for ``acsr`` and its ``(schedule, split)`` (as
     :func:`~splat.tiling.split.plan_split` gives them; ``split`` is None without split-KV).
     ``block_n``: every variant's keys per key tile; None: each variant's own for the head dim.
+    ``mma``, ``kv_loads``: which variants are offered (:func:`variants_for`).
     Another variant must beat the default by :data:`SWITCH_MARGIN`; ties go to the earlier
     variant, so the default wins when the model cannot tell.  (How the prices are found
     without every variant's tables: the module docstring.)"""
-    offered = variants_for(head_dim, variants)
+    offered = variants_for(head_dim, variants, mma, kv_loads)
     if _parts(acsr) > MAX_PRICED_PARTS:
         offered = offered[:1]
     if len(offered) == 1:

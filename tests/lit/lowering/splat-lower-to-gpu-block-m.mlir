@@ -1,6 +1,6 @@
 // 128-row tiles: the tiler cuts them (block-m=128) and the lowering builds the kernel for the
 // schedule's height, a warp per 16 rows (256 threads), with 128-row Q and mask-bit buffers.
-// RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=128}, splat-lower-to-gpu)' | FileCheck %s
+// RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=128}, splat-lower-to-gpu{warp-rows=16})' | FileCheck %s
 // RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{block-m=128})' | %python -m splat.tools.extract_ptx -o %t.ptx
 // RUN: FileCheck %s --check-prefix=PTX --input-file=%t.ptx
 // 32-row warps (warp-rows=32): the same tables, half the warps.

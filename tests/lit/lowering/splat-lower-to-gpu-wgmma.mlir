@@ -2,7 +2,7 @@
 // RUN: %splat-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr, splat-lower-to-gpu{mma=wgmma})' | FileCheck %s
 // kv-loads=producer: a producer warpgroup after the compute ones gathers K/V behind mbarriers.
 // RUN: %splat-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=128}, splat-lower-to-gpu{mma=wgmma kv-loads=producer})' | FileCheck %s --check-prefix=PRODUCER
-// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr, splat-lower-to-gpu{kv-loads=producer})' 2>&1 | FileCheck %s --check-prefix=SYNC
+// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr, splat-lower-to-gpu{mma=mma_sync kv-loads=producer})' 2>&1 | FileCheck %s --check-prefix=SYNC
 // RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr, splat-lower-to-gpu{mma=wgmma kv-loads=tma})' 2>&1 | FileCheck %s --check-prefix=BAD
 // PRODUCER: gpu.func @splat_fwd_bf16_d128(
 // PRODUCER-SAME: known_block_size = array<i32: 384, 1, 1>
@@ -10,7 +10,7 @@
 // PRODUCER-DAG: setmaxnreg.inc.sync.aligned.u32 224
 // PRODUCER-DAG: bar.sync 1, 256;
 // SYNC: option 'kv-loads' producer needs mma wgmma (the mma_sync kernel's warps gather their own K/V)
-// BAD: option 'kv-loads' must be compute or producer; got 'tma'
+// BAD: option 'kv-loads' must be compute or producer (or auto); got 'tma'
 
 // The same kernel signature as mma.sync's; S and P V are inline wgmma.mma_async, K/V stay in
 // shared memory (no ldmatrix.trans for V), published to the async proxy after each cp.async wait.

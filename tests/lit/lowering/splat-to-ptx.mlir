@@ -3,7 +3,7 @@
 // RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{mma=wgmma})' | %python -m splat.tools.extract_ptx -o %t.ptx
 // RUN: %ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS
 // RUN: FileCheck %s --check-prefix=PTX --input-file=%t.ptx
-// The mma.sync kernel: sm_90 (no wgmma) and, for now, sm_90a's default (abi.default_mma).
+// The mma.sync kernel: sm_90 (no wgmma) and, for now, sm_90a's default while the cost table lists no measured wgmma variant (abi.mma_offer).
 // RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{chip=sm_90})' | %python -m splat.tools.extract_ptx -o %t.sm90.ptx
 // RUN: FileCheck %s --check-prefix=SYNC --input-file=%t.sm90.ptx
 // RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx)' | %python -m splat.tools.extract_ptx -o %t.sync.ptx

@@ -6,6 +6,13 @@
 // 64-row tiles on 16-row warps. (A re-calibrated table may move these two: re-check them then.)
 // RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0}, splat-lower-to-gpu{warp-rows=0})' | FileCheck %s
 // RUN: not %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=-1})' 2>&1 | FileCheck %s --check-prefix=BAD
+// The chosen variant's build is recorded on the op (its 'kernel' attribute), which the lowering
+// follows where its options are left open; mma=auto also prices the measured wgmma variants.
+// RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0 mma=auto})' | FileCheck %s --check-prefix=TILE
+// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0 mma=hmma})' 2>&1 | FileCheck %s --check-prefix=BADMMA
+// TILE: kernel = {kv_loads = "compute", mma = "mma_sync", warp_rows = 32 : i64}
+// TILE: kernel = {kv_loads = "compute", mma = "mma_sync", warp_rows = 16 : i64}
+// BADMMA: mma must be 'auto', 'mma_sync' or 'wgmma', got 'hmma'
 
 // CHECK: func.func private @splat_attention_0({{.*}}splat.schedule = #splat.tile_schedule<block_m = 128, block_n = 32,
 // CHECK-LABEL: func.func @blocks
