@@ -223,3 +223,22 @@ def test_bad_tensor_core_options_are_errors():
     result = splat_opt("--pass-pipeline=builtin.module(splat-to-ptx{chip=sm_90 mma=wgmma})",
                        stdin=OK)
     _clean_failure(result, "splat-opt: error: mma wgmma needs chip sm_90a; got chip sm_90")
+
+
+def test_a_tampered_kernel_attribute_is_a_located_error():
+    """splat-tile-acsr's chosen build (the op's ``kernel``) is checked by the lowering before it
+    is built from: an unknown instruction or a non-dictionary is an error at the op."""
+    src = OK.replace("1x1x8x16xf16", "1x1x256x64xbf16")
+    tiled = splat_opt("--pass-pipeline=builtin.module(splat-analyze-regularity, "
+                      "splat-tile-acsr{block-m=0})", stdin=src)
+    assert tiled.returncode == 0, tiled.stderr
+    assert 'kernel = {kv_loads = "compute", mma = "mma_sync"' in tiled.stdout
+    lower = "--pass-pipeline=builtin.module(splat-lower-to-gpu)"
+    assert splat_opt(lower, stdin=tiled.stdout).returncode == 0
+    bad = tiled.stdout.replace('mma = "mma_sync"', 'mma = "hmma"')
+    _clean_failure(splat_opt(lower, stdin=bad), "<stdin>:3:10: error: splat-lower-to-gpu: 'kernel' names no "
+                                                "kernel build: mma 'hmma'")
+    import re
+    not_a_dict = re.sub(r"kernel = \{[^}]*\}", "kernel = 3 : i64", tiled.stdout)
+    _clean_failure(splat_opt(lower, stdin=not_a_dict), "error: splat-lower-to-gpu: 'kernel' must "
+                                                       "be {mma =")
