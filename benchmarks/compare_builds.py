@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Compare builds of the fused kernel on the GPU in one call: pack here, run there.
+
+A *build* is a set of `splat.compile` options (instruction, K/V loads, tile shape) applied to
+every benchmark layout. ``pack`` compiles the default build (``base``) and each named build with
+``scripts/pack_gpu_artifacts.py --bench`` (one process per build, in parallel), and one build's
+GPU-suite artifacts; ``run`` (on the GPU machine) checks and times them all in one
+``bench_attention.py`` process (``--build NAME=DIR``: every build's kernels checked against fp64
+and timed on the same inputs and card) and runs the GPU suite on the suite build, each step
+under a time limit, so a hung kernel costs its step and not the call::
+
+    python benchmarks/compare_builds.py pack --out .device/builds --builds ws64,ws128,wc64 \\
+        --lengths 4096 --head-dims 128 --suite ws64 --tar            # where MLIR is
+    tar xzf .device/builds.tar.gz -C /tmp && chmod -R go-w /tmp/builds
+    PYTHONPATH=python python benchmarks/compare_builds.py run --dir /tmp/builds --out $OUT
+
+A build whose rows win on some layouts becomes a kernel variant by calibration
+(``calibrate_cost.py --pack ... --mma wgmma --kv-loads producer``, ``--fit-variants``): the
+tiler then picks it where it is measured faster (docs/design.md §3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT / "scripts" / "pack_gpu_artifacts.py"
+
+# name -> pack_gpu_artifacts.py options (the default build, "base", takes none)
+BUILDS = {
+    "wc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
+    "wc64": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "64"),
+    "wc128": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "128"),
+    "ws32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
+    "ws64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
+    "ws128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
+    "sync128": ("--mma", "mma_sync", "--block-m", "128", "--warp-rows", "32"),
+}
+PLAN_FILE = "builds.json"
+
+
+def _names(spec: str) -> list[str]:
+    names = [n for n in spec.split(",") if n]
+    unknown = [n for n in names if n not in BUILDS]
+    if unknown:
+        raise SystemExit(f"--builds: unknown build {unknown[0]!r}; known: {', '.join(BUILDS)}")
+    return names
+
+
+def pack(args) -> int:
+    out = Path(args.out)
+    names = _names(args.builds)
+    if args.suite and args.suite not in names:
+        raise SystemExit(f"--suite {args.suite!r} must be one of --builds")
+    out.mkdir(parents=True, exist_ok=True)
+    keep = []
+    for flag in ("lengths", "head_dims", "families"):
+        if getattr(args, flag):
+            keep += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    jobs = {"base": [*keep, "--bench"]}
+    jobs.update({n: [*keep, "--bench", *BUILDS[n]] for n in names})
+    if args.suite:  # the GPU suite's artifacts of that build (every family, dtype and mode)
+        suite_keep = [x for flag in ("head_dims",) if getattr(args, flag)
+                      for x in (f"--{flag.replace('_', '-')}", getattr(args, flag))]
+        jobs[f"suite-{args.suite}"] = [*suite_keep, "--tests", *BUILDS[args.suite]]
+    t0 = time.perf_counter()
+    procs = {name: subprocess.Popen([sys.executable, str(PACK), *argv, "--out", str(out / name)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name, argv in jobs.items()}
+    failed = []
+    for name, p in procs.items():
+        log = p.communicate()[0]
+        (out / f"{name}.pack.log").write_text(log)
+        print(f"{name}: rc {p.returncode}; {log.strip().splitlines()[-1] if log.strip() else ''}")
+        if p.returncode:
+            failed.append(name)
+    (out / PLAN_FILE).write_text(json.dumps(
+        {"builds": {n: list(BUILDS[n]) for n in names}, "suite": args.suite,
+         "lengths": args.lengths, "head_dims": args.head_dims, "families": args.families},
+        indent=1) + "\n")
+    print(f"packed {len(jobs)} builds in {time.perf_counter() - t0:.0f}s into {out}")
+    if args.tar:
+        subprocess.run(["tar", "czf", f"{out}.tar.gz", "-C", str(out.parent), out.name],
+                       check=True)
+        print(f"wrote {out}.tar.gz")
+    return 1 if failed else 0
+
+
+def _step(name: str, argv: list[str], limit: int, out: Path, env: dict) -> int:
+    t0 = time.perf_counter()
+    with open(out / f"{name}.log", "w") as log:
+        try:
+            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                timeout=limit).returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+    print(f"== {name}: rc {rc} in {time.perf_counter() - t0:.0f}s (limit {limit}s)", flush=True)
+    return rc
+
+
+def run(args) -> int:
+    d, out = Path(args.dir), Path(args.out)
+    plan = json.loads((d / PLAN_FILE).read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    start = time.perf_counter()
+
+    def left(limit):
+        return max(0, min(limit, int(args.budget - (time.perf_counter() - start))))
+
+    bench = [sys.executable, str(ROOT / "benchmarks" / "bench_attention.py"), "--skip-flex",
+             "--skip-sdpa-masked", "--no-markdown", "--artifacts", str(d / "base"),
+             "--out-json", str(out / "bench.json")]
+    for flag in ("lengths", "head_dims", "families"):
+        if plan.get(flag):
+            bench += ["--patterns" if flag == "families" else f"--{flag.replace('_', '-')}",
+                      plan[flag]]
+    bench += [x for n in plan["builds"] for x in ("--build", f"{n}={d / n}")]
+    rcs = {"bench": _step("bench", bench, left(args.bench_limit), out, env)}
+    if plan.get("suite") and left(args.suite_limit) >= 20:
+        suite_env = dict(env, SPLAT_ARTIFACT_DIR=str(d / f"suite-{plan['suite']}"))
+        rcs["suite"] = _step("suite", [sys.executable, "-m", "pytest", "-m", "gpu", "-q",
+                                       "-p", "no:cacheprovider", "tests/gpu/test_gpu_attention.py",
+                                       "-k", "fused"], left(args.suite_limit), out, suite_env)
+    if (out / "bench.json").exists():
+        print(summary(json.loads((out / "bench.json").read_text()), list(plan["builds"])))
+    return max(rcs.values())
+
+
+def summary(rows: list[dict], names: list[str]) -> str:
+    """One line a row: each build's kernel time as a multiple of the base build's (below 1:
+    faster), and whether its check passed."""
+    lines = ["pattern L D base_ms " + " ".join(names)]
+    for r in rows:
+        base = r.get("splat_fused_kernel_ms")
+        cells = []
+        for n in names:
+            ms, ok = r.get(f"splat_{n}_kernel_ms"), r.get(f"splat_{n}_ok")
+            cells.append("-" if not (ms and base) else
+                         f"{ms / base:.2f}x" + ("" if ok else "(WRONG)"))
+        lines.append(f"{r['pattern']} {r['L']} {r['D']} "
+                     f"{base if base is None else round(base, 4)} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("pack", help="compile the builds here (needs MLIR)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--builds", default="ws64,ws128,wc64", help=f"of: {', '.join(BUILDS)}")
+    p.add_argument("--suite", help="also pack the GPU suite's artifacts of this build")
+    p.add_argument("--lengths", default="4096")
+    p.add_argument("--head-dims", default="128")
+    p.add_argument("--families", help="comma-separated benchmark families (default: all)")
+    p.add_argument("--tar", action="store_true")
+    r = sub.add_parser("run", help="check and time the packed builds (needs the GPU)")
+    r.add_argument("--dir", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--budget", type=int, default=540, help="seconds for every step together")
+    r.add_argument("--bench-limit", type=int, default=300)
+    r.add_argument("--suite-limit", type=int, default=200)
+    args = ap.parse_args(argv)
+    return pack(args) if args.mode == "pack" else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

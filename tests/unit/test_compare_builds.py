@@ -1,0 +1,60 @@
+"""benchmarks/compare_builds.py: packs the default build and each named one of the same
+benchmark layouts (their manifests say which build), and its run reports each build against the
+default without a GPU being needed to test the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import compare_builds as CB  # noqa: E402
+
+
+def test_pack_builds_each_build_of_the_same_layouts(tmp_path):
+    out = tmp_path / "builds"
+    assert CB.main(["pack", "--out", str(out), "--builds", "ws64,sync128", "--families",
+                    "window", "--lengths", "4096", "--head-dims", "128"]) == 0
+    plan = json.loads((out / CB.PLAN_FILE).read_text())
+    assert list(plan["builds"]) == ["ws64", "sync128"] and plan["suite"] is None
+    kernels = {}
+    for name in ("base", "ws64", "sync128"):
+        cat = json.loads((out / name / "catalog.json").read_text())
+        (entry,) = cat["entries"]
+        manifest = json.loads((out / name / entry["key"] / "manifest.json").read_text())
+        kernels[name] = manifest["kernels"][0]
+    assert kernels["base"]["mma"] == "mma_sync"
+    assert (kernels["ws64"]["mma"], kernels["ws64"]["load_warpgroup"],
+            kernels["ws64"]["block_n"]) == ("wgmma", True, 64)
+    assert (kernels["sync128"]["block_m"], kernels["sync128"]["warp_rows"]) == (128, 32)
+
+
+def test_unknown_builds_and_a_suite_outside_them_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="unknown build 'ws65'"):
+        CB.main(["pack", "--out", str(tmp_path / "x"), "--builds", "ws64,ws65"])
+    with pytest.raises(SystemExit, match="--suite 'wc64' must be one of --builds"):
+        CB.main(["pack", "--out", str(tmp_path / "x"), "--builds", "ws64", "--suite", "wc64"])
+
+
+def test_summary_gives_each_build_as_a_multiple_of_the_default_and_flags_wrong_ones():
+    rows = [dict(pattern="window", L=4096, D=128, splat_fused_kernel_ms=0.2,
+                 splat_ws64_kernel_ms=0.1, splat_ws64_ok=True, splat_wc64_kernel_ms=0.3,
+                 splat_wc64_ok=False),
+            dict(pattern="dense", L=4096, D=128, splat_fused_kernel_ms=None)]
+    text = CB.summary(rows, ["ws64", "wc64"]).splitlines()
+    assert text[1] == "window 4096 128 0.2 0.50x 1.50x(WRONG)"
+    assert text[2] == "dense 4096 128 None - -"
+
+
+def test_run_without_a_gpu_fails_its_steps_and_still_reports(tmp_path):
+    d = tmp_path / "builds"
+    d.mkdir()
+    (d / CB.PLAN_FILE).write_text(json.dumps({"builds": {"ws64": []}, "suite": None,
+                                              "lengths": "4096", "head_dims": "128",
+                                              "families": "window"}))
+    out = tmp_path / "out"
+    assert CB.main(["run", "--dir", str(d), "--out", str(out), "--budget", "60"]) != 0
+    assert (out / "bench.log").exists()
