@@ -225,11 +225,10 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
             if stage.name == "tile" and variant != "decomposed":
                 op = _attention_op(module)
                 attrs = op.attributes
-                kernel = resolve_kernel("mma_sync" if backward else mma, kv_loads, warp_rows,
-                                        chosen_kernel(op), attr_to_schedule(
-                                            attrs["schedule"], acsr.Lq, acsr.Lk).block_m,
-                                        head_dim)
                 schedule = attr_to_schedule(attrs["schedule"], acsr.Lq, acsr.Lk)
+                # the build splat-lower-to-gpu will make: the options, else the tiler's choice
+                kernel = resolve_kernel("mma_sync" if backward else mma, kv_loads, warp_rows,
+                                        chosen_kernel(op), schedule.block_m, head_dim)
                 if "split_schedule" in attrs:
                     split = attr_to_schedule(attrs["split_schedule"], acsr.Lq, acsr.Lk)
                 if "col_schedule" in attrs:  # the transposed layout's: Lk "rows" of Lq "keys"
