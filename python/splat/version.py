@@ -2,8 +2,9 @@
 
 ``compiler_version()`` is ``<splat version>+<hash>``, the hash taken over the whole compiler
 side: every Python file of the ``splat`` package and of ``splat.passes`` except the runtime side
-(``runtime/``, the torch and JAX entry points and ops: they do not shape artifacts),
-and the built dialect library. Any change to any of them gives new content keys, so on-disk
+(``runtime/``, the torch and JAX entry points and ops: they do not shape artifacts), the data
+files the compiler reads (``COMPILER_DATA``: the tiler's measured cost model and kernel variants,
+which choose schedules and kernel builds), and the built dialect library. Any change to any of them gives new content keys, so on-disk
 caches and prebuilt artifact directories never serve kernels of another compiler.
 
 A machine without the compiler side (no dialect library: a GPU machine given prebuilt
@@ -23,6 +24,8 @@ import splat
 DIALECT_LIBRARY = "libSplatDialect.so"
 _RUNTIME_SIDE = ("runtime", "torch.py", "torch_op.py", "torch_train.py", "jax.py", "jax_op.py",
                  "jax_ffi.py")
+# Compiler-side files besides the Python ones (patterns relative to the splat package)
+COMPILER_DATA = ("tiling/*.json",)
 
 
 def dialect_library() -> Path | None:
@@ -54,6 +57,10 @@ def _compiler_files() -> dict[str, Path]:
             if package == "splat" and (rel.parts[0] in _RUNTIME_SIDE or rel.parts[0] == "passes"):
                 continue  # the runtime side; passes/ is hashed as splat.passes
             files.setdefault("/".join(package.split(".") + list(rel.parts)), path)
+        if package == "splat":
+            for pattern in COMPILER_DATA:
+                for path in sorted(root.glob(pattern)):
+                    files.setdefault("/".join(["splat", *path.relative_to(root).parts]), path)
     return files
 
 
