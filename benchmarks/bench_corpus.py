@@ -435,8 +435,7 @@ def pack(args) -> int:
                 traceback.print_exc()
                 continue
             first = art.manifest["kernels"][0]  # the variant compiled (chosen or given)
-            row["variant"] = abi.variant_name(first.get("block_m", abi.BLOCK_M),
-                                              first.get("warp_rows", abi.WARP_ROWS))
+            row["variant"] = abi.kernel_variant_name(first)
             row["stats"] = art.manifest.get("stats")
             row["split_stats"] = art.manifest.get("split_stats")
             row["artifact_bytes"] = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     for (mask, D), base in sorted(by_variant[first][0].items()):
         art = splat.compile(splat.analyze(masks[mask].pattern()), dtype="bf16", head_dim=D)
         k = art.kernels[0]
-        chosen = abi.variant_name(k.get("block_m", abi.BLOCK_M), k.get("warp_rows", abi.WARP_ROWS))
+        chosen = abi.kernel_variant_name(k)
         timed, entries = by_variant[chosen]
         e = entries[(mask, D)]
         if (e["stats"], e.get("split_stats")) != (art.manifest["stats"],

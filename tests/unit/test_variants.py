@@ -204,6 +204,10 @@ def test_a_bad_wgmma_entry_is_refused_by_name(tmp_path, entry, words):
 def test_wgmma_variants_share_a_tile_height_with_mma_sync_ones_but_not_with_each_other(tmp_path):
     found = V.load_variants(table(tmp_path, [DEFAULT, TALL, WGMMA]))
     assert [v.name for v in found] == ["m64w16", "m128w32", "m128w16-wgmma-producer"]
+    # a manifest's kernel entry names the same variant (results: bench_corpus, corpus_by_variant)
+    assert abi.kernel_variant_name({"block_m": 128, "warp_rows": 16, "mma": "wgmma",
+                                    "load_warpgroup": True}) == found[2].name
+    assert abi.kernel_variant_name({}) == found[0].name
     assert V.warp_rows_for(128, found) == 32  # the mma.sync variant's
     with pytest.raises(ValueError, match="same block_m"):
         V.load_variants(table(tmp_path, [DEFAULT, WGMMA, dict(WGMMA, ms_per_unit={"128": 1.0})]))
