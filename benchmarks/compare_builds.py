@@ -14,6 +14,10 @@ under a time limit, so a hung kernel costs its step and not the call::
     tar xzf .device/builds.tar.gz -C /tmp && chmod -R go-w /tmp/builds
     PYTHONPATH=python python benchmarks/compare_builds.py run --dir /tmp/builds --out $OUT
 
+Builds in ``PATCHES`` are experiments the compiler does not offer (ping-pong turns, wgmma at
+every head dim): their packs run in a process with those switches set, so only their artifacts
+differ; the GPU side needs no switch (artifacts describe themselves).
+
 A build whose rows win on some layouts becomes a kernel variant by calibration
 (``calibrate_cost.py --pack ... --mma wgmma --kv-loads producer``, ``--fit-variants``): the
 tiler then picks it where it is measured faster (docs/design.md §3).
@@ -33,6 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "scripts" / "pack_gpu_artifacts.py"
 
 # name -> pack_gpu_artifacts.py options (the default build, "base", takes none)
+_PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
+_WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
+# Experiments the compiler does not offer yet, packed with these switches set (module:attribute
+# -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim.
+PATCHES = {
+    "pp64": {_PING_PONG: True},
+    "pp128": {_PING_PONG: True},
+    "wsx32": {_WGMMA_DIMS: [64, 128, 256]},
+}
 BUILDS = {
     "wc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
     "wc64": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "64"),
@@ -41,6 +54,9 @@ BUILDS = {
     "ws64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "ws128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
     "sync128": ("--mma", "mma_sync", "--block-m", "128", "--warp-rows", "32"),
+    "pp64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
+    "pp128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
+    "wsx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
 }
 PLAN_FILE = "builds.json"
 
@@ -70,7 +86,13 @@ def pack(args) -> int:
                       for x in (f"--{flag.replace('_', '-')}", getattr(args, flag))]
         jobs[f"suite-{args.suite}"] = [*suite_keep, "--tests", *BUILDS[args.suite]]
     t0 = time.perf_counter()
-    procs = {name: subprocess.Popen([sys.executable, str(PACK), *argv, "--out", str(out / name)],
+    def command(name, argv):
+        build = name.removeprefix("suite-")
+        if build in PATCHES:  # pack in a process with the build's switches set
+            return [sys.executable, __file__, "pack-patched", json.dumps(PATCHES[build]), *argv]
+        return [sys.executable, str(PACK), *argv]
+
+    procs = {name: subprocess.Popen(command(name, [*argv, "--out", str(out / name)]),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name, argv in jobs.items()}
     failed = []
@@ -81,7 +103,8 @@ def pack(args) -> int:
         if p.returncode:
             failed.append(name)
     (out / PLAN_FILE).write_text(json.dumps(
-        {"builds": {n: list(BUILDS[n]) for n in names}, "suite": args.suite,
+        {"builds": {n: list(BUILDS[n]) for n in names},
+         "patches": {n: PATCHES[n] for n in names if n in PATCHES}, "suite": args.suite,
          "lengths": args.lengths, "head_dims": args.head_dims, "families": args.families},
         indent=1) + "\n")
     print(f"packed {len(jobs)} builds in {time.perf_counter() - t0:.0f}s into {out}")
@@ -90,6 +113,30 @@ def pack(args) -> int:
                        check=True)
         print(f"wrote {out}.tar.gz")
     return 1 if failed else 0
+
+
+def apply_patches(patches: dict) -> None:
+    """Set each ``module:attr.attr`` to its value (JSON lists become tuples)."""
+    import importlib
+
+    for target, value in patches.items():
+        module, _, path = target.partition(":")
+        obj = importlib.import_module(module)
+        *owners, attr = path.split(".")
+        for name in owners:
+            obj = getattr(obj, name)
+        if not hasattr(obj, attr):
+            raise SystemExit(f"patch {target!r}: no such attribute")
+        setattr(obj, attr, tuple(value) if isinstance(value, list) else value)
+
+
+def pack_patched(patches_json: str, argv: list[str]) -> int:
+    sys.path.insert(0, str(ROOT / "python"))
+    sys.path.insert(0, str(PACK.parent))
+    apply_patches(json.loads(patches_json))
+    import pack_gpu_artifacts
+
+    return pack_gpu_artifacts.main(argv)
 
 
 def _step(name: str, argv: list[str], limit: int, out: Path, env: dict) -> int:
@@ -150,6 +197,9 @@ def summary(rows: list[dict], names: list[str]) -> str:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pack-patched"]:  # internal: one build's pack with its switches set
+        return pack_patched(argv[1], argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("pack", help="compile the builds here (needs MLIR)")

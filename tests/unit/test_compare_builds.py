@@ -58,3 +58,28 @@ def test_run_without_a_gpu_fails_its_steps_and_still_reports(tmp_path):
     out = tmp_path / "out"
     assert CB.main(["run", "--dir", str(d), "--out", str(out), "--budget", "60"]) != 0
     assert (out / "bench.log").exists()
+
+
+def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
+    """pp64 packs the producer kernel with ping-pong turns (warpgroup 1 hands warpgroup 0 the
+    first turn: bar.arrive 2), wsx32 the wgmma kernel at a head dim the compiler refuses it
+    (D = 64), each in its own process: this one's compiler is untouched."""
+    from splat import abi
+
+    def packed(name, head_dim):
+        out = tmp_path / name
+        assert CB.main(["pack", "--out", str(out), "--builds", name, "--families", "window",
+                        "--lengths", "4096", "--head-dims", str(head_dim)]) == 0
+        assert json.loads((out / CB.PLAN_FILE).read_text())["patches"] == {name: CB.PATCHES[name]}
+        (entry,) = json.loads((out / name / "catalog.json").read_text())["entries"]
+        art = out / name / entry["key"]
+        kernel = json.loads((art / "manifest.json").read_text())["kernels"][0]
+        return kernel, "".join(p.read_text() for p in art.rglob("*.ptx"))
+
+    kernel, ptx = packed("pp64", 128)
+    assert kernel["load_warpgroup"] and "bar.arrive 2, 256;" in ptx
+    kernel, ptx = packed("wsx32", 64)
+    assert kernel["mma"] == "wgmma" and "wgmma.mma_async" in ptx and "d64" in kernel["name"]
+    assert abi.WGMMA_HEAD_DIMS == (128,)  # the patches stayed in the packs' processes
+    with pytest.raises(SystemExit, match="no such attribute"):
+        CB.apply_patches({"splat.abi:NO_SUCH_SWITCH": 1})
