@@ -83,12 +83,10 @@ MMA_KINDS = ("mma_sync", "wgmma")
 
 # Chips with Hopper's warpgroup MMA (wgmma, sm_90a PTX only). With mma "auto" the tiler prices the
 # wgmma kernel variants that splat/tiling/cost_model.json lists as measured beside the mma.sync
-# ones, per layout (splat.tiling.variants); it lists none yet. Measured on the H100
-# (2026-12-07): the wgmma kernel passed the GPU suite at D = 128 but ran at 0.57x the mma.sync
-# kernel's speed, and gave wrong results at D = 64 (64-row tiles,
-# benchmarks/results/2026-12-07-nvidia-h100-80gb-hbm3-wgmma-*); with 128-row tiles (two
-# warpgroups on each K/V tile), Q read from shared memory and P V overlapped with the next tile
-# it runs at 0.59-0.89x (2026-12-07l, docs/performance.md). Asked for (splat.compile(mma=
+# ones, per layout (splat.tiling.variants); it lists none: on the H100 (2026-12-07m,
+# docs/performance.md) every wgmma build (compute-warp or producer loads, 32-128-key tiles,
+# ping-pong) was exact at D = 128 and slower than mma.sync on every benchmark family (best
+# 0.83-0.87x on dense tiles, 0.49-0.78x on sparse ones). Asked for (splat.compile(mma=
 # "wgmma"), splat-to-ptx{mma=wgmma}) it is built for these head dims.
 WGMMA_CHIPS = ("sm_90a",)
 WGMMA_HEAD_DIMS = (128,)
@@ -97,7 +95,9 @@ WGMMA_BLOCK_M = 128
 # that fills WGMMA_PRODUCER_STAGES[block_n] stages behind mbarriers while the compute
 # warpgroups run (warp specialisation, fused_forward_wgmma.py), or (False) by the compute warps
 # themselves between two CTA barriers per key tile.  Manifests record it ("load_warpgroup").
-# Off until measured on the H100 (it assembles without spills); splat.compile(kv_loads=...)
+# Measured on the H100 (2026-12-07m): exact, 1.02-1.14x the compute-warp loads at 64-key
+# tiles, still slower than mma.sync; the default wgmma build (32-key tiles) is unchanged until
+# both are timed in one run at that width. splat.compile(kv_loads=...)
 # and the passes' kv-loads option choose either build of the wgmma kernel.
 WGMMA_LOAD_WARPGROUP = False
 KV_LOADS = ("compute", "producer")
@@ -160,7 +160,12 @@ def target_for_capability(cc: tuple) -> str | None:
 
 
 # Why the wgmma kernel refuses a head dim, where the reason is known.
-_WGMMA_REFUSED_WHY = {64: "it gave wrong results at D = 64 on the H100"}
+# (benchmarks/results/2026-12-07m-...-compare-builds-wgmma-d64-d256.json: the 128-row producer
+# build; the 64-row kernel of 2026-12-07 was wrong at D = 64)
+_WGMMA_REFUSED_WHY = {
+    64: "on the H100 it was exact at D = 64 but 0.44-0.72x the mma_sync kernel's speed",
+    256: "it gave wrong results at D = 256 on the H100",
+}
 
 
 def wgmma_head_dim_error(head_dim: int) -> str:
