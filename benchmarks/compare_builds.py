@@ -45,6 +45,7 @@ PATCHES = {
     "pp64": {_PING_PONG: True},
     "pp128": {_PING_PONG: True},
     "wsx32": {_WGMMA_DIMS: [64, 128, 256]},
+    "wcx32": {_WGMMA_DIMS: [64, 128, 256]},
 }
 BUILDS = {
     "wc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
@@ -57,6 +58,7 @@ BUILDS = {
     "pp64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "pp128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
     "wsx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
+    "wcx32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
 }
 PLAN_FILE = "builds.json"
 
