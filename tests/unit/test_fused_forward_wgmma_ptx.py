@@ -19,6 +19,7 @@ from splat.lowering.fused_forward import (FusedForwardConfig, build_into,  # noq
 from splat.lowering.modules import build_in_module  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
 from splat.stages import StageOptions  # noqa: E402
+from test_producer_protocol import flows  # noqa: E402
 
 CONFIGS = [dict(dtype=dt, head_dim=d, block_n=bn, mask_tiles=mt, accumulate=acc,
                 load_warpgroup=lw)
@@ -133,6 +134,7 @@ def test_producer_stages_are_the_most_that_fit_and_never_fewer_than_three(monkey
                                              block_m=bm, load_warpgroup=True)
                     s = cfg.kv_stages
                     assert abi.WGMMA_PRODUCER_MIN_STAGES <= s <= abi.WGMMA_PRODUCER_STAGES[bn]
+                    assert flows(s, 9), (d, bn, bm, masked, s)  # the protocol's model
                     assert cfg._producer_layout_bytes(s) == cfg.shared_bytes
                     if cfg.shared_bytes > abi.SM90_SHARED_BYTES:
                         assert s == abi.WGMMA_PRODUCER_MIN_STAGES
