@@ -340,9 +340,9 @@ def _fastest_block_n(by_bn: dict) -> tuple[int, list]:
 
 def fit_variants(results: list[dict]) -> list[dict]:
     """Per kernel variant (block_m, warp_rows, and for wgmma builds mma and kv_loads) and head
-    dim, the time of one cost unit: the
-    least-relative-squares scale ``s`` of ``ms ~ s * units`` over the variant's rows, with the
-    tiler's weights as they are (splat.tiling.variants compares ``s * units`` across variants).
+    dim, the time of one cost unit: the least-relative-squares scale ``s`` of ``ms ~ s * units``
+    over the variant's rows, with the tiler's weights as they are (splat.tiling.variants
+    compares ``s * units`` across variants).
     Where a variant ran with several key tile widths at one head dim, the fastest over the masks
     they share is kept (its ``block_n``)."""
     from splat.tiling.cost_model import WEIGHTS

@@ -84,9 +84,8 @@ def pack(args) -> int:
     jobs = {"base": [*keep, "--bench"]}
     jobs.update({n: [*keep, "--bench", *BUILDS[n]] for n in names})
     if args.suite:  # the GPU suite's artifacts of that build (every family, dtype and mode)
-        suite_keep = [x for flag in ("head_dims",) if getattr(args, flag)
-                      for x in (f"--{flag.replace('_', '-')}", getattr(args, flag))]
-        jobs[f"suite-{args.suite}"] = [*suite_keep, "--tests", *BUILDS[args.suite]]
+        head_dims = ["--head-dims", args.head_dims] if args.head_dims else []
+        jobs[f"suite-{args.suite}"] = [*head_dims, "--tests", *BUILDS[args.suite]]
     t0 = time.perf_counter()
     def command(name, argv):
         build = name.removeprefix("suite-")

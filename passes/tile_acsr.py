@@ -118,7 +118,6 @@ class TileACSR(SplatPass):
         if variant is not None:
             target.attributes["kernel"] = kernel_attr(variant)
 
-
     def _tile_backward(self, target: ir.Operation, acsr, block_m: int, order: str,
                        plan: str) -> None:
         if block_m not in (0, abi.BACKWARD_BLOCK_M):

@@ -76,6 +76,8 @@ def kernel_variant_name(kernel: dict) -> str:
     """`variant_name` of a manifest's fused kernel entry (fields it lacks: the defaults)."""
     return variant_name(kernel.get("block_m", BLOCK_M), kernel.get("warp_rows", WARP_ROWS),
                         kernel.get("mma", "mma_sync"), bool(kernel.get("load_warpgroup")))
+
+
 # Tensor-core instruction of the fused kernel: warp-level mma.sync (sm_80 and newer) or Hopper's
 # warpgroup wgmma (sm_90a only). Same tables, parameters and grid; shared memory differs.
 MMA_KINDS = ("mma_sync", "wgmma")

@@ -40,9 +40,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,7 +55,8 @@ from .schedule import TileSchedule, build_schedule
 from .split import launch_cost_floor, may_split, plan_split, schedule_cost, tiles_cost_range
 
 __all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants",
-           "wgmma_default", "Kernel", "resolve_kernel", "variants_for", "warp_rows_for", "resolve_warp_rows", "tile_layout", "choose_schedule"]
+           "wgmma_default", "Kernel", "resolve_kernel", "variants_for", "warp_rows_for",
+           "resolve_warp_rows", "tile_layout", "choose_schedule"]
 
 # Above this many pieces + remainder blocks only the default variant is priced (module docstring).
 MAX_PRICED_PARTS = 1024
