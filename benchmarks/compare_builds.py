@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -176,9 +178,48 @@ def run(args) -> int:
         rcs["suite"] = _step("suite", [sys.executable, "-m", "pytest", "-m", "gpu", "-q",
                                        "-p", "no:cacheprovider", "tests/gpu/test_gpu_attention.py",
                                        "-k", "fused"], left(args.suite_limit), out, suite_env)
+    if args.profile:
+        rcs["profile"] = profile(args, d, out, env, left)
     if (out / "bench.json").exists():
         print(summary(json.loads((out / "bench.json").read_text()), list(plan["builds"])))
     return max(rcs.values())
+
+
+def profile(args, d: Path, out: Path, env: dict, left) -> int:
+    """``ncu`` (every section, SASS-level stall samples) of one forward call of each build of
+    ``--profile`` (``base`` is the default build) per pattern of ``--profile-patterns``: the
+    details and source pages as text, tarred into ``out/profile.tar.gz`` with the steps' logs
+    (the reports themselves are large and stay behind)."""
+    work = out / "profile"
+    work.mkdir(parents=True, exist_ok=True)
+    plan = json.loads((d / PLAN_FILE).read_text())
+    ncu = shutil.which("ncu", path=env.get("PATH", os.environ.get("PATH")))
+    rc = 0
+    for name in args.profile.split(","):
+        for pattern in args.profile_patterns.split(","):
+            step = f"ncu-{name}-{pattern}"
+            if ncu is None:
+                (work / f"{step}.log").write_text("ncu is not on PATH\n")
+                rc = 1
+                continue
+            rep = work / f"{name}-{pattern}"
+            call = [sys.executable, str(ROOT / "benchmarks" / "profile_forward.py"), "--check",
+                    "--artifacts", str(d / name), "--patterns", pattern,
+                    "--lengths", plan.get("lengths", "4096").split(",")[0],
+                    "--head-dims", plan.get("head_dims", "128").split(",")[0]]
+            rc = max(rc, _step(step, [ncu, "--clock-control", "none", "--set", "full", "-k",
+                                      "regex:splat_", "-f", "-o", str(rep), *call],
+                               left(args.profile_limit), work, env))
+            for page, extra in (("details", []),
+                                ("source", ["--print-source", "sass", "--csv"])):
+                with open(work / f"{name}-{pattern}-{page}.txt", "w") as f:
+                    subprocess.run([ncu, "-i", f"{rep}.ncu-rep", "--page", page, *extra],
+                                   stdout=f, stderr=subprocess.STDOUT, timeout=120)
+            Path(f"{rep}.ncu-rep").unlink(missing_ok=True)
+    with tarfile.open(out / "profile.tar.gz", "w:gz") as tar:
+        tar.add(work, arcname="profile")
+    shutil.rmtree(work)
+    return rc
 
 
 def summary(rows: list[dict], names: list[str]) -> str:
@@ -217,6 +258,9 @@ def main(argv=None) -> int:
     r.add_argument("--budget", type=int, default=540, help="seconds for every step together")
     r.add_argument("--bench-limit", type=int, default=300)
     r.add_argument("--suite-limit", type=int, default=200)
+    r.add_argument("--profile", metavar="BUILD", help="also profile one call of each of these builds (comma-separated; ncu)")
+    r.add_argument("--profile-patterns", default="dense,strided")
+    r.add_argument("--profile-limit", type=int, default=120, help="seconds per pattern")
     args = ap.parse_args(argv)
     return pack(args) if args.mode == "pack" else run(args)
 

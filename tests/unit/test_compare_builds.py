@@ -83,3 +83,33 @@ def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
     assert abi.WGMMA_HEAD_DIMS == (128,)  # the patches stayed in the packs' processes
     with pytest.raises(SystemExit, match="no such attribute"):
         CB.apply_patches({"splat.abi:NO_SUCH_SWITCH": 1})
+
+
+def test_profile_without_ncu_fails_its_step_and_still_returns_the_logs(tmp_path, monkeypatch):
+    """--profile runs ncu per (build, pattern); where ncu is missing the step fails and its log
+    comes back in profile.tar.gz (the run's other results are kept)."""
+    import tarfile
+
+    d = tmp_path / "builds"
+    d.mkdir()
+    (d / CB.PLAN_FILE).write_text(json.dumps({"builds": {}, "suite": None, "lengths": "4096",
+                                              "head_dims": "128", "families": "dense"}))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ncu on it
+    out = tmp_path / "out"
+    args = type("A", (), dict(profile="base", profile_patterns="dense", profile_limit=30))
+    assert CB.profile(args, d, out, {}, lambda limit: limit) != 0
+    with tarfile.open(out / "profile.tar.gz") as tar:
+        assert "profile/ncu-base-dense.log" in tar.getnames()
+    assert not (out / "profile").exists()
+
+
+def test_profile_forward_refuses_layouts_the_pack_lacks(tmp_path):
+    import profile_forward as PF
+
+    (tmp_path / "catalog.json").write_text(json.dumps({"entries": []}))
+    with pytest.raises(SystemExit, match="unknown family 'densest'"):
+        PF.main(["--artifacts", str(tmp_path), "--patterns", "densest"])
+    with pytest.raises(SystemExit, match="no bf16 artifact of dense at L=4096 D=128"):
+        PF.main(["--artifacts", str(tmp_path), "--patterns", "dense"])
+    with pytest.raises(SystemExit, match="no readable catalog.json"):
+        PF.main(["--artifacts", str(tmp_path / "none")])
