@@ -41,9 +41,13 @@ PACK = ROOT / "scripts" / "pack_gpu_artifacts.py"
 # name -> pack_gpu_artifacts.py options (the default build, "base", takes none)
 _PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
 _WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
+_Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_REGISTERS"
 # Experiments the compiler does not offer yet, packed with these switches set (module:attribute
-# -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim.
+# -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim, Q's
+# fragments in registers.
 PATCHES = {
+    "wq64": {_Q_REGS: True},
+    "wq128": {_Q_REGS: True},
     "pp64": {_PING_PONG: True},
     "pp128": {_PING_PONG: True},
     "wsx32": {_WGMMA_DIMS: [64, 128, 256]},
@@ -61,6 +65,8 @@ BUILDS = {
     "pp128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
     "wsx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
     "wcx32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
+    "wq64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
+    "wq128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
 }
 PLAN_FILE = "builds.json"
 

@@ -43,6 +43,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         super().__init__(cfg, args)
         self.ptx_type = cfg.dtype  # "bf16" / "f16" are also the PTX type names
         self.kv_bytes = cfg.kv_tile_bytes
+        self.q_regs = None  # Q's A fragments per k16 step, where a subclass keeps them
 
     # --- shared memory --------------------------------------------------------------------------
     def _setup_kv_smem(self, raw, ws):
@@ -128,17 +129,38 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         wgmma.fence_proxy_async()
 
     def qk_scores(self, q_frags, stage):
-        """Issue S = Q Kᵀ for the K tile in ``stage``, Q from ``q_core`` (``q_frags`` unused:
-        nothing of Q is in registers); not waited for (`wgmma.wait` before reading S)."""
+        """Issue S = Q Kᵀ for the K tile in ``stage``, Q from ``q_core`` or, where
+        ``self.q_regs`` holds them, from registers (``q_frags`` unused); not waited for
+        (`wgmma.wait` before reading S)."""
         desc = self._stage_descriptor(self.k_desc0, stage)
         step = 2 * self.BN * 16  # one k16 step = two chunk columns of the K tile
         descs = [wgmma.advance(desc, kk * step) for kk in range(self.D // 16)]
+        undef = llvm.mlir_undef(f32_type())
+        if self.q_regs is not None:
+            return wgmma.mma_async([undef] * (self.BN // 2), self.q_regs, descs, n=self.BN,
+                                   ptx_type=self.ptx_type, trans_b=False, accumulate=False,
+                                   wait_group=None)
         q_step = 2 * self.BM * 16  # the same along Q's D
         q_descs = [wgmma.advance(self.q_desc0, kk * q_step) for kk in range(self.D // 16)]
-        undef = llvm.mlir_undef(f32_type())
         return wgmma.mma_async([undef] * (self.BN // 2), q_descs, descs, n=self.BN,
                                ptx_type=self.ptx_type, trans_b=False, accumulate=False,
                                wait_group=None, a_in_smem=True)
+
+    def load_q_registers(self):
+        """This warp's 16 rows of ``q_core`` as wgmma A fragments, one per k16 step (x4
+        ldmatrix: a core matrix is an 8x8 ldmatrix matrix; matrices (rows 0-7 / 8-15) x
+        (k 0-7 / 8-15) give registers a0..a3, as for mma.sync)."""
+        mi = arith.shrui(self.lane, ci(3))
+        row = add(add(self.warp_row0, mul(arith.andi(mi, ci(1)), 8)),
+                  arith.andi(self.lane, ci(7)))
+        half = arith.shrui(mi, ci(1))
+        frags = []
+        for kk in range(self.D // 16):
+            offset = wgmma.core_matrix_offset(row, add(half, 2 * kk), self.BM)
+            v = nvgpu.ldmatrix(ir.VectorType.get([4, 2], self.elem), self.q_core,
+                               [to_index(offset)], False, 4)
+            frags.append(wgmma.pack_a_fragment(self.ops.a_from_ldmatrix(v)))
+        return frags
 
     def pack_p(self, p):
         """P (f32, this warp's one m16 tile) as wgmma A fragments: 4 b32 per 16 keys."""
@@ -280,6 +302,11 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
     # cores; warpgroup w waits on barrier TURN_BARRIER + w, which the other one arrives on.
     PING_PONG = False
     TURN_BARRIER = 2
+    # Q's A fragments in registers for the whole key loop (D/4 registers a thread) instead of
+    # re-read from shared memory by every S = Q Kᵀ: at 64-key tiles S's operands from shared
+    # memory alone take as many cycles as its tensor-core work (Q 2 KiB + K 2 KiB per k16
+    # step at 128 B/clock), which registers halve. An experiment (compare_builds' wq64).
+    Q_IN_REGISTERS = False
 
     @classmethod
     def compute_registers(cls, cfg) -> int:
@@ -378,6 +405,8 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
         nvvm.cp_async_wait_group(0)
         wgmma.fence_proxy_async()
         self.sync_row_threads()
+        if self.Q_IN_REGISTERS and self.D <= 128:  # at 256 they would take 64 registers
+            self.q_regs = self.load_q_registers()
 
         self.warpgroup = arith.shrui(self.warp, ci(2))
         if self._ping_pong:  # warpgroup 0 takes the first turn
