@@ -89,14 +89,25 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         requests but puts a row's chunks, core matrices apart, in one bank group: 2x the store
         wavefronts, and it measured 4 % slower on the H100, 2026-12-07h.)"""
         chunks = self.D // CHUNK
-        rows_per_pass = self.threads // chunks
-        assert tile_rows % rows_per_pass == 0
+        # Core matrix cm = (row group cm // chunks, chunk cm % chunks); a pass copies `slots`
+        # consecutive ones, one per 8 threads. Both counts are powers of two, so a pass either
+        # covers whole row groups (the chunk is the same in every pass) or part of one (the row
+        # group is): at D = 256 a 128-thread producer covers half a row group per pass.
+        slots = self.threads // 8
+        total = tile_rows // 8 * chunks
+        assert total % slots == 0 and (slots % chunks == 0 or chunks % slots == 0)
         tid = self.tid
-        chunk = arith.remui(arith.shrui(tid, ci(3)), ci(chunks))
-        r_first = add(arith.andi(tid, ci(7)), mul(udiv(arith.shrui(tid, ci(3)), chunks), 8))
-        col = to_index(mul(chunk, CHUNK))
-        for i in range(tile_rows // rows_per_pass):
-            r = add(r_first, i * rows_per_pass)
+        slot, r8 = arith.shrui(tid, ci(3)), arith.andi(tid, ci(7))
+        if slots >= chunks:
+            chunk = arith.remui(slot, ci(chunks))
+            col = to_index(mul(chunk, CHUNK))
+            r_slot = add(r8, mul(udiv(slot, chunks), 8))
+        for first in range(0, total, slots):
+            if slots >= chunks:
+                r = add(r_slot, 8 * (first // chunks))
+            else:
+                chunk, r = add(slot, first % chunks), add(r8, 8 * (first // chunks))
+                col = to_index(mul(chunk, CHUNK))
             valid, grow = global_row(r)
             grow = select(valid, grow, 0)
             n_src = select(valid, cx(CHUNK), cx(0))
