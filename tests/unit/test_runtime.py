@@ -1306,3 +1306,32 @@ def test_split_row_tiles_must_not_overlap():
     art.manifest["tables"]["split_row_tiles"]["shape"] = list(art.tables["split_row_tiles"].shape)
     with pytest.raises(A.ArtifactError, match="each at most once"):
         L.check_artifact(art)
+
+
+# ------------------------------------------------------------------------- content identity
+
+
+def test_artifacts_of_one_key_but_other_kernels_never_share_a_launcher_or_handle(
+        fresh_driver, monkeypatch):
+    """The request key names what was asked for, not what was built: a build with the
+    compiler's switches set otherwise (compare_builds' experiments) or an edited copy has the
+    same key. The launcher registry and the op handles go by content, so the second artifact
+    runs its own kernels, and an identical copy still shares the first one's launcher."""
+    from splat.runtime.prepared import handle_key
+
+    art = make_artifact()
+    twin = art.copy()
+    twin.ptx = {name: text + "\n// built otherwise\n" for name, text in twin.ptx.items()}
+    assert twin.key == art.key
+    assert twin.identity != art.identity and handle_key(twin) != handle_key(art)
+    assert art.copy().identity == art.identity  # same content, same identity
+
+    made = []
+    monkeypatch.setattr(D, "ensure_init", lambda: None)
+    monkeypatch.setattr(D, "primary_context", lambda device: 7)
+    monkeypatch.setattr(L, "Launcher", lambda a, device: made.append(a) or
+                        types.SimpleNamespace(artifact=a, _closed=False))
+    assert L.get_launcher(art).artifact is art
+    assert L.get_launcher(twin).artifact is twin
+    assert L.get_launcher(art.copy()).artifact is art
+    assert made == [art, twin]

@@ -190,12 +190,30 @@ class Artifact:
     ptx: dict  # ptx_file name -> PTX text
     tables: dict  # table name -> np.ndarray (int32)
     path: Path | None = None  # where it was loaded from, if anywhere
+    _identity: str | None = dataclasses.field(default=None, init=False, repr=False)
 
     def copy(self) -> "Artifact":
         """An independent copy, not tied to a directory: the manifest deep-copied and every
         table's array copied, so a caller may edit it (the runtime's checks judge it afresh)."""
         return Artifact(manifest=copy.deepcopy(self.manifest), ptx=dict(self.ptx),
                         tables={k: v.copy() for k, v in self.tables.items()})
+
+    @property
+    def identity(self) -> str:
+        """What the runtime caches launchers and op handles by: a digest of the key and of
+        every file's content (`content_digests`). The key names a *request* (pattern, sizes,
+        options, compiler version), so two artifacts of one key may differ (a build with the
+        compiler's switches set otherwise, an edited copy): by the key alone the second would
+        run the first one's kernels. Computed once per object; edit a `copy`, never an artifact
+        already launched."""
+        if self._identity is None:
+            try:
+                files = content_digests(self.manifest, self.ptx, self.tables)
+            except (KeyError, TypeError, AttributeError, ValueError):
+                # malformed: the runtime's checks refuse it by name; never share its launcher
+                return f"id-{id(self)}"
+            self._identity = content_key(key=self.key, files=files)
+        return self._identity
 
     # convenient views of the manifest ------------------------------------------------------
     @property

@@ -487,10 +487,11 @@ def _forget(launcher: Launcher) -> None:
 
 
 def get_launcher(artifact: Artifact, device: int = 0) -> Launcher:
-    """The process-wide Launcher for (device's primary context, artifact key)."""
+    """The process-wide Launcher for (device's primary context, artifact content:
+    `Artifact.identity`)."""
     drv.ensure_init()
     ctx = drv.primary_context(int(device))
-    key = (int(ctx), artifact.key or f"id:{id(artifact)}")
+    key = (int(ctx), artifact.identity)
     with _reg_lock:
         hit = _registry.get(key)
     if hit is not None and not hit._closed:

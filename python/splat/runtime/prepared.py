@@ -16,9 +16,9 @@ __all__ = ["resolve_prepared", "check_matches", "handle_key", "resolve_backward"
 
 
 def handle_key(artifact: Artifact) -> str:
-    """The key a handle's op or primitive finds its artifact under: the content key, or the
-    object's identity for an artifact built in memory without one."""
-    return artifact.key or f"id-{id(artifact)}"
+    """The key a handle's op or primitive finds its artifact under: its content
+    (`Artifact.identity`), so that two artifacts of one request key never share a handle."""
+    return artifact.identity
 
 
 def resolve_prepared(pattern, head_dim, dtype, Lq, Lk, artifact, target, variant) -> Artifact:
