@@ -20,7 +20,7 @@ from mlir import ir, passmanager
 from mlir.dialects import gpu
 
 DYNAMIC_SMEM_PREFIX = "__dynamic_shmem__"
-DYNAMIC_SMEM_ALIGN = 128
+DYNAMIC_SMEM_ALIGN = 1024  # the 128-byte swizzle repeats every 1024 bytes (wgmma.SWIZZLE_ATOM_BYTES)
 
 
 def nvvm_passes_before_binary(chip: str, features: str, opt_level: int) -> str:
@@ -36,7 +36,7 @@ def nvvm_passes_before_binary(chip: str, features: str, opt_level: int) -> str:
 
 
 def patch_dynamic_shared_memory(module: ir.Module) -> int:
-    """Give every ``__dynamic_shmem__*`` LLVM global external linkage and 128-byte alignment."""
+    """Give every ``__dynamic_shmem__*`` LLVM global external linkage and 1024-byte alignment."""
     patched = 0
 
     def visit(op):

@@ -17,7 +17,7 @@
 // CHECK: call @splat_attention_0
 // CHECK: gpu.binary @splat_kernels
 // PTX: .target sm_90a
-// PTX: .extern .shared .align 128 .b8 __dynamic_shmem__
+// PTX: .extern .shared .align 1024 .b8 __dynamic_shmem__
 // PTX: .entry splat_fwd_f16_d128(
 // wgmma (sm_90a): S = Q K^T on m64n32k16 (BLOCK_N = 32 at D = 128) with Q and K both read
 // from shared memory (two descriptors: no ldmatrix), O += P V on m64n128k16
