@@ -42,12 +42,22 @@ PACK = ROOT / "scripts" / "pack_gpu_artifacts.py"
 _PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
 _WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
 _Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_REGISTERS"
+_SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
+_PREFETCH = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.PREFETCH_SEGMENT"
 # Experiments the compiler does not offer yet, packed with these switches set (module:attribute
 # -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim, Q's
-# fragments in registers.
+# fragments in registers, the 128-byte swizzled tile layout, segment fields read a tile ahead.
 PATCHES = {
+    "wzp64": {_SWIZZLE: True, _PREFETCH: True},
+    "wzp32": {_SWIZZLE: True, _PREFETCH: True},
+    "wz64": {_SWIZZLE: True},
+    "wz128": {_SWIZZLE: True},
+    "wz32": {_SWIZZLE: True},
+    "wzc32": {_SWIZZLE: True},
+    "wzx32": {_SWIZZLE: True, _WGMMA_DIMS: [64, 128, 256]},
     "wq64": {_Q_REGS: True},
     "wq128": {_Q_REGS: True},
+    "wqp128": {_Q_REGS: True, _PING_PONG: True},
     "pp64": {_PING_PONG: True},
     "pp128": {_PING_PONG: True},
     "wsx32": {_WGMMA_DIMS: [64, 128, 256]},
@@ -67,6 +77,14 @@ BUILDS = {
     "wcx32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
     "wq64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "wq128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
+    "wqp128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
+    "wz64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
+    "wz128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
+    "wz32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
+    "wzc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
+    "wzx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
+    "wzp64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
+    "wzp32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
 }
 PLAN_FILE = "builds.json"
 

@@ -33,7 +33,7 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm
 from .. import abi
 from . import sync, wgmma
 from .builder import (LOG2E, add, band, cf, ci, const, cx, f32_type, for_range, i32_type, icmp,
-                      if_else, if_then, mul, select, sub, to_i32, to_index, udiv)
+                      if_else, if_then, mul, select, sub, to_i32, to_index)
 from .fused_forward import CHUNK, _FusedForwardKernel
 
 class WgmmaForwardKernel(_FusedForwardKernel):
@@ -46,32 +46,36 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         self.q_regs = None  # Q's A fragments per k16 step, where a subclass keeps them
 
     # --- shared memory --------------------------------------------------------------------------
+    # The tiles' shared-memory layout (wgmma.TileLayout): interleaved core matrices, or the
+    # 128-byte swizzle, whose copies read whole 128-byte lines (half the L2 requests).
+    SWIZZLE = False
+    # The key loop reads a tile's segment fields one tile ahead, after issuing its products,
+    # and carries them: read at the tile, the global loads' latency sat in front of the next
+    # wgmma fence (ncu, 2026-12-07n: WARPGROUP.ARRIVE waiting on them, ~7 % of the samples).
+    PREFETCH_SEGMENT = False
+
+    @property
+    def layout(self) -> wgmma.TileLayout:
+        return wgmma.SWIZZLED_128B if self.SWIZZLE else wgmma.INTERLEAVED
+
     def _setup_kv_smem(self, raw, ws):
-        """The K and V stages as core matrices, with their stage-0 wgmma descriptors (the Q,
+        """The K and V stages in the tile layout, with their stage-0 wgmma descriptors (the Q,
         bits and split-KV views come from the base class at the config's offsets)."""
-        # [stage][K=0 / V=1][BLOCK_N * D elements as core matrices]
+        # [stage][K=0 / V=1][BLOCK_N * D elements in the tile layout]
         kv_ty = ir.MemRefType.get([self.cfg.kv_stages, 2, self.BN * self.D], self.elem,
                                   memory_space=ws)
         self.kv_s = memref.view(kv_ty, raw, cx(0), [])
         base = wgmma.smem_address(self.kv_s)
-        chunk_column = self.BN * 16  # bytes between core matrices along the D chunks
-        # leading = between core matrices along the product's K, stride = along its N
-        k_lead, k_stride = chunk_column, wgmma.CORE_BYTES  # K: K dim = D, N dim = keys
-        v_lead, v_stride = wgmma.CORE_BYTES, chunk_column  # V: K dim = keys, N dim = D
-        self.k_desc0 = wgmma.matrix_descriptor(base, leading_bytes=k_lead, stride_bytes=k_stride)
-        self.v_desc0 = wgmma.advance(
-            wgmma.matrix_descriptor(base, leading_bytes=v_lead, stride_bytes=v_stride),
-            self.kv_bytes)
-        # Q as core matrices, K-contiguous like K: wgmma's A operand of S = Q Kᵀ straight from
-        # shared memory, so Q's fragments take no registers (that buys the second CTA per SM).
-        # A warpgroup's 64 rows are 8 core-matrix rows: its descriptor starts that far in.
+        self.k_desc0 = self.layout.k_major(base, self.BN)  # S = Q Kᵀ: K's K dim is D
+        self.v_desc0 = wgmma.advance(self.layout.mn_major(base, self.BN), self.kv_bytes)
+        # Q in the same layout as K: wgmma's A operand of S = Q Kᵀ straight from shared memory,
+        # so Q's fragments take no registers (that buys the second CTA per SM). A warpgroup's
+        # descriptor starts at its 64 rows.
         q_ty = ir.MemRefType.get([self.BM * self.D], self.elem, memory_space=ws)
         self.q_core = memref.view(q_ty, raw, cx(self.cfg.q_core_offset), [])
-        q_desc = wgmma.matrix_descriptor(wgmma.smem_address(self.q_core),
-                                         leading_bytes=self.BM * 16,
-                                         stride_bytes=wgmma.CORE_BYTES)
+        q_desc = self.layout.k_major(wgmma.smem_address(self.q_core), self.BM)
         warpgroup = arith.shrui(self.warp, ci(2))
-        self.q_desc0 = wgmma.advance(q_desc, mul(warpgroup, 8 * wgmma.CORE_BYTES))
+        self.q_desc0 = wgmma.advance(q_desc, mul(warpgroup, self.layout.row_bytes(64)))
 
     def _stage_descriptor(self, desc0, stage):
         """``desc0`` moved to ``stage`` (an index, 0 or 1): stages are 2 tiles apart."""
@@ -80,38 +84,23 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         return arith.addi(desc0, arith.muli(arith.index_cast(i64, stage), step))
 
     def _copy_core_rows(self, tile_rows, global_row, copies):
-        """Copy ``tile_rows`` rows into shared memory as core matrices: ``global_row(r)`` gives
-        (valid, source row) of tile row ``r`` (an invalid row is zero-filled and reads row 0);
-        ``copies`` lists ``(dst buffer, dst index prefix, src tensor, src index prefix)``.
-        8 consecutive threads copy one 16-byte chunk of 8 consecutive rows: one core matrix,
-        128 contiguous bytes of shared memory (no bank conflict), and a warp reads 64
-        contiguous bytes of each of 8 rows. (A warp reading 4 whole 128-byte rows halves the L2
-        requests but puts a row's chunks, core matrices apart, in one bank group: 2x the store
-        wavefronts, and it measured 4 % slower on the H100, 2026-12-07h.)"""
+        """Copy ``tile_rows`` rows into shared memory in the tile layout: ``global_row(r)``
+        gives (valid, source row) of tile row ``r`` (an invalid row is zero-filled and reads
+        row 0); ``copies`` lists ``(dst buffer, dst index prefix, src tensor, src index
+        prefix)``. Each 16-byte chunk is one cp.async; which thread takes which chunk is the
+        layout's (`TileLayout.copy_units`): 8 threads fill 128 contiguous bytes of shared memory
+        (no bank conflict). Interleaved, a warp then reads 64 contiguous bytes of each of 8
+        rows (a warp reading 4 whole 128-byte rows instead halves the L2 requests but puts a
+        row's chunks, core matrices apart, in one bank group: 2x the store wavefronts, and it
+        measured 4 % slower on the H100, 2026-12-07h); swizzled, whole rows."""
         chunks = self.D // CHUNK
-        # Core matrix cm = (row group cm // chunks, chunk cm % chunks); a pass copies `slots`
-        # consecutive ones, one per 8 threads. Both counts are powers of two, so a pass either
-        # covers whole row groups (the chunk is the same in every pass) or part of one (the row
-        # group is): at D = 256 a 128-thread producer covers half a row group per pass.
-        slots = self.threads // 8
-        total = tile_rows // 8 * chunks
-        assert total % slots == 0 and (slots % chunks == 0 or chunks % slots == 0)
-        tid = self.tid
-        slot, r8 = arith.shrui(tid, ci(3)), arith.andi(tid, ci(7))
-        if slots >= chunks:
-            chunk = arith.remui(slot, ci(chunks))
+        slot, r8 = arith.shrui(self.tid, ci(3)), arith.andi(self.tid, ci(7))
+        for r, chunk in self.layout.copy_units(slot, r8, self.threads, tile_rows, chunks):
             col = to_index(mul(chunk, CHUNK))
-            r_slot = add(r8, mul(udiv(slot, chunks), 8))
-        for first in range(0, total, slots):
-            if slots >= chunks:
-                r = add(r_slot, 8 * (first // chunks))
-            else:
-                chunk, r = add(slot, first % chunks), add(r8, 8 * (first // chunks))
-                col = to_index(mul(chunk, CHUNK))
             valid, grow = global_row(r)
             grow = select(valid, grow, 0)
             n_src = select(valid, cx(CHUNK), cx(0))
-            dst = to_index(wgmma.core_matrix_offset(r, chunk, tile_rows))
+            dst = to_index(self.layout.offset(r, chunk, tile_rows))
             for buf, prefix, src, src_prefix in copies:
                 nvgpu.device_async_copy(buf, list(prefix) + [dst],
                                         src, list(src_prefix) + [to_index(grow), col],
@@ -144,15 +133,14 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         ``self.q_regs`` holds them, from registers (``q_frags`` unused); not waited for
         (`wgmma.wait` before reading S)."""
         desc = self._stage_descriptor(self.k_desc0, stage)
-        step = 2 * self.BN * 16  # one k16 step = two chunk columns of the K tile
-        descs = [wgmma.advance(desc, kk * step) for kk in range(self.D // 16)]
+        descs = [wgmma.advance(desc, self.layout.k_step(kk, self.BN)) for kk in range(self.D // 16)]
         undef = llvm.mlir_undef(f32_type())
         if self.q_regs is not None:
             return wgmma.mma_async([undef] * (self.BN // 2), self.q_regs, descs, n=self.BN,
                                    ptx_type=self.ptx_type, trans_b=False, accumulate=False,
                                    wait_group=None)
-        q_step = 2 * self.BM * 16  # the same along Q's D
-        q_descs = [wgmma.advance(self.q_desc0, kk * q_step) for kk in range(self.D // 16)]
+        q_descs = [wgmma.advance(self.q_desc0, self.layout.k_step(kk, self.BM))
+                   for kk in range(self.D // 16)]
         return wgmma.mma_async([undef] * (self.BN // 2), q_descs, descs, n=self.BN,
                                ptx_type=self.ptx_type, trans_b=False, accumulate=False,
                                wait_group=None, a_in_smem=True)
@@ -167,7 +155,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         half = arith.shrui(mi, ci(1))
         frags = []
         for kk in range(self.D // 16):
-            offset = wgmma.core_matrix_offset(row, add(half, 2 * kk), self.BM)
+            offset = self.layout.offset(row, add(half, 2 * kk), self.BM)
             v = nvgpu.ldmatrix(ir.VectorType.get([4, 2], self.elem), self.q_core,
                                [to_index(offset)], False, 4)
             frags.append(wgmma.pack_a_fragment(self.ops.a_from_ldmatrix(v)))
@@ -183,8 +171,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         """Issue O += P V (A = packed P fragments, V in ``stage``) without waiting: the
         accumulators come back pending (`wgmma.wait` before reading them)."""
         desc = self._stage_descriptor(self.v_desc0, stage)
-        step = 2 * wgmma.CORE_BYTES  # one k16 step = 16 keys = two core-matrix rows
-        descs = [wgmma.advance(desc, kk * step) for kk in range(self.BN // 16)]
+        descs = [wgmma.advance(desc, self.layout.mn_step(kk)) for kk in range(self.BN // 16)]
         flat = wgmma.mma_async([x for tile in o[0] for x in tile], a, descs, n=self.D,
                                ptx_type=self.ptx_type, trans_b=True, accumulate=True,
                                wait_group=None)
@@ -227,6 +214,8 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         """The pipelined key loop (`_pipelined_tile`) and the last tile's P V after it; ``extra``
         is a subclass's own loop state. Returns the final loop state and O."""
         ninf, zero = cf(-math.inf), cf(0.0)
+        if self.PREFETCH_SEGMENT:  # the first tile's segment fields, before the loop
+            extra["info"] = self.segment_or_zeros(self.seg_begin)
         init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf] * 2, l=[zero] * 2,
                     o=[[[zero] * 4 for _ in range(self.D // 8)]],
                     a=[[ci(0)] * 4 for _ in range(self.BN // 16)], stage=cx(0), prev=cx(0),
@@ -241,7 +230,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
 
     def _pipelined_tile(self, it, state, n_iter, c):
         u0, stage, prev = state["u0"], state["stage"], state["prev"]
-        keys = self._tile_keys(it, state["seg"], u0)
+        keys = self._tile_keys(it, state["seg"], u0, info=state.get("info"))
         after = self._advance(state)
         self._acquire_tile(it, n_iter, keys, state, after)
 
@@ -254,6 +243,9 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         o = if_else(later, o, lambda: self.pv_issue(state["a"], o, prev),
                     lambda: (wgmma.commit_empty_group(), o)[1])
         self._products_issued()
+        carried = {}
+        if self.PREFETCH_SEGMENT:  # the next tile's, read while this one's products run
+            carried["info"] = self.segment_or_zeros(keys["nseg"])
         s_tiles = self._tiles(wgmma.wait(s_pending, 1), self.BN)
         s_tiles = self._masked_scores(s_tiles, keys, u0, stage)
         p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], o, c,
@@ -261,7 +253,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         o = self._wait_o(o)
         self._release_tile(later, prev)
         return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
-                    prev=stage, **after)
+                    prev=stage, **after, **carried)
 
     # Hooks of the key loop: how a tile's K/V arrive and leave, and where the stages go next.
     def _advance(self, state) -> dict:

@@ -12,10 +12,15 @@ the m16n8k16 ``mma.sync`` layouts (mma.py): accumulator register ``4i + e`` is t
 ``i``'s value ``e``.  The fused kernel therefore keeps its per-warp softmax and masking code and
 only swaps how S and P V are computed.
 
-Shared-memory operands (B) use the no-swizzle ("interleave") layout: 8x8 core matrices, each 8
-rows of 16 contiguous bytes (128 B).  ``core_matrix_offset`` places element chunk ``c`` (8
-elements) of tile row ``r``; the descriptor's *leading* byte offset is the stride between core
-matrices along K and its *stride* byte offset the stride along M/N.
+Shared-memory operands come in two layouts (`INTERLEAVED`, `SWIZZLED_128B`), each a tile of
+rows (keys or query rows) by D, 16-byte chunks of 8 elements: where a chunk goes, the
+descriptors of the tile as a K-major operand (K and Q in S = Q Kᵀ) and as an MN-major one (V in
+O += P V), and how a k16 step advances them.  The no-swizzle ("interleave") layout stores 8x8
+core matrices, each 8 rows of 16 contiguous bytes; the 128-byte swizzle stores each row's 64
+elements of a D block as one 128-byte line, chunk ``j`` at ``j ^ (row mod 8)``, so that 8 threads
+copying one row's line read 128 contiguous bytes of global memory and write one conflict-free
+line of shared memory (the interleaved copy reads 8 rows x 16 bytes per 8 threads: twice the
+L2 requests).
 
 Asynchrony.  A wgmma reads and writes its accumulator registers after issue; LLVM does not know
 that.  Every accumulator therefore goes through the issuing asm and then through the asm that
@@ -30,9 +35,11 @@ from mlir.dialects import arith, llvm, memref, vector
 from .builder import add, ci, const, f32_type, i32_type, mul
 
 __all__ = ["core_matrix_offset", "smem_address", "matrix_descriptor", "pack_a_fragment",
-           "mma_async", "wait", "commit_empty_group", "fence_proxy_async"]
+           "mma_async", "wait", "commit_empty_group", "fence_proxy_async", "TileLayout",
+           "INTERLEAVED", "SWIZZLED_128B"]
 
 CORE_BYTES = 128  # one 8 x 16-byte core matrix
+SWIZZLE_ATOM_BYTES = 1024  # 8 rows x 128 bytes: the 128-byte swizzle's repeating pattern
 
 
 def core_matrix_offset(row, chunk, tile_rows: int):
@@ -54,13 +61,114 @@ def smem_address(buf) -> ir.Value:
     return arith.index_cast(ir.IntegerType.get_signless(64), idx)
 
 
-def matrix_descriptor(address, *, leading_bytes: int, stride_bytes: int) -> ir.Value:
-    """64-bit wgmma shared-memory matrix descriptor, no swizzle, base offset 0:
-    bits 0-13 address >> 4, 16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4."""
-    assert leading_bytes % 16 == 0 and stride_bytes % 16 == 0
+def matrix_descriptor(address, *, leading_bytes: int, stride_bytes: int,
+                      swizzle: int = 0) -> ir.Value:
+    """64-bit wgmma shared-memory matrix descriptor, base offset 0: bits 0-13 address >> 4,
+    16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4, 62-63 the swizzle mode
+    (0 none, 1 128-byte; a swizzled tile starts 1024-byte aligned, so base offset 0 holds)."""
+    assert leading_bytes % 16 == 0 and stride_bytes % 16 == 0 and swizzle in (0, 1)
     start = arith.shrui(arith.andi(address, _c64(0x3FFFF)), _c64(4))
-    fields = ((leading_bytes >> 4) << 16) | ((stride_bytes >> 4) << 32)
+    fields = ((leading_bytes >> 4) << 16) | ((stride_bytes >> 4) << 32) | (swizzle << 62)
     return arith.ori(start, _c64(fields))
+
+
+class TileLayout:
+    """A ``rows x D`` tile of 16-byte chunks in shared memory, as wgmma reads it.
+
+    ``offset(row, chunk, rows)``: element offset of chunk ``chunk`` (elements ``8*chunk ..``)
+    of tile row ``row``; ``k_major(address, rows)`` / ``k_step(kk, rows)``: the tile as an
+    operand whose K is D (K in S = Q Kᵀ, or Q as its A), and the byte offset of k16 step ``kk``;
+    ``mn_major(address, rows)`` / ``mn_step(kk)``: the tile as an operand whose K is its rows
+    and N is D (V in O += P V); ``row_bytes(rows)``: the byte offset of row ``rows`` (a
+    multiple of 8); ``copy_units(slot, r8, threads, rows, chunks)``: per copy pass, the
+    (row, chunk) each thread copies, where ``slot`` = thread // 8 and ``r8`` = thread % 8.
+    """
+
+    swizzle = 0
+
+
+class _Interleaved(TileLayout):
+    """No swizzle: core matrices chunk-column-major (`core_matrix_offset`); leading byte offset
+    = between core matrices along K, stride = along M/N (along N for the MN-major V)."""
+
+    def offset(self, row, chunk, rows: int):
+        return core_matrix_offset(row, chunk, rows)
+
+    def k_major(self, address, rows: int):
+        return matrix_descriptor(address, leading_bytes=rows * 16, stride_bytes=CORE_BYTES)
+
+    def k_step(self, kk: int, rows: int) -> int:
+        return kk * 2 * rows * 16  # two chunk columns
+
+    def mn_major(self, address, rows: int):
+        return matrix_descriptor(address, leading_bytes=CORE_BYTES, stride_bytes=rows * 16)
+
+    def mn_step(self, kk: int) -> int:
+        return kk * 2 * CORE_BYTES  # 16 rows = two core-matrix rows
+
+    def row_bytes(self, rows: int) -> int:
+        return rows // 8 * CORE_BYTES
+
+    def copy_units(self, slot, r8, threads: int, rows: int, chunks: int):
+        """8 threads copy one core matrix (8 rows of one chunk): core matrix cm = (row group
+        cm // chunks, chunk cm % chunks), a pass takes ``threads / 8`` consecutive ones. Both
+        counts are powers of two, so a pass covers whole row groups (the chunk is the same in
+        every pass) or part of one (at D = 256 a 128-thread producer covers half)."""
+        slots, total = threads // 8, rows // 8 * chunks
+        assert total % slots == 0 and (slots % chunks == 0 or chunks % slots == 0)
+        if slots >= chunks:
+            chunk = arith.remui(slot, ci(chunks))
+            r_slot = add(r8, mul(arith.divui(slot, ci(chunks)), 8))
+            return [(add(r_slot, 8 * (first // chunks)), chunk)
+                    for first in range(0, total, slots)]
+        return [(add(r8, 8 * (first // chunks)), add(slot, first % chunks))
+                for first in range(0, total, slots)]
+
+
+class _Swizzled128(TileLayout):
+    """128-byte swizzle: D in blocks of 64 elements, block-major; in a block, row ``r`` is the
+    128-byte line ``r``, its chunk ``j`` at ``j ^ (r mod 8)``. K-major: 8-row groups 1024 bytes
+    apart (stride), K inside a block by the start address (32 bytes a k16 step; the leading
+    offset is unused); MN-major: 8-row groups along K 1024 bytes apart (stride), D blocks
+    ``rows * 128`` bytes apart (leading)."""
+
+    swizzle = 1
+
+    def offset(self, row, chunk, rows: int):
+        block, j = arith.shrui(chunk, ci(3)), arith.andi(chunk, ci(7))
+        line = add(mul(block, rows), row)
+        return add(mul(line, 64), mul(arith.xori(j, arith.andi(row, ci(7))), 8))
+
+    def k_major(self, address, rows: int):
+        return matrix_descriptor(address, leading_bytes=16, stride_bytes=SWIZZLE_ATOM_BYTES,
+                                 swizzle=1)
+
+    def k_step(self, kk: int, rows: int) -> int:
+        return kk // 4 * rows * 128 + kk % 4 * 32
+
+    def mn_major(self, address, rows: int):
+        return matrix_descriptor(address, leading_bytes=rows * 128,
+                                 stride_bytes=SWIZZLE_ATOM_BYTES, swizzle=1)
+
+    def mn_step(self, kk: int) -> int:
+        return kk * 2 * SWIZZLE_ATOM_BYTES
+
+    def row_bytes(self, rows: int) -> int:
+        return rows * 128
+
+    def copy_units(self, slot, r8, threads: int, rows: int, chunks: int):
+        """8 threads copy one row's line of a D block (thread ``r8`` its chunk ``r8``); line
+        cl = (row cl // blocks, block cl % blocks), so a warp reads whole rows."""
+        blocks = chunks // 8
+        slots = threads // 8
+        assert slots % blocks == 0 and (rows * blocks) % slots == 0
+        chunk = add(mul(arith.remui(slot, ci(blocks)), 8), r8)
+        r_slot = arith.divui(slot, ci(blocks))
+        return [(add(r_slot, first // blocks), chunk) for first in range(0, rows * blocks, slots)]
+
+
+INTERLEAVED = _Interleaved()
+SWIZZLED_128B = _Swizzled128()
 
 
 def advance(descriptor, byte_offset: int | ir.Value) -> ir.Value:
