@@ -91,7 +91,12 @@ MMA_KINDS = ("mma_sync", "wgmma")
 # 0.83-0.87x on dense tiles, 0.49-0.78x on sparse ones). Asked for (splat.compile(mma=
 # "wgmma"), splat-to-ptx{mma=wgmma}) it is built for these head dims.
 WGMMA_CHIPS = ("sm_90a",)
-WGMMA_HEAD_DIMS = (128,)
+WGMMA_HEAD_DIMS = (128, 256)
+# At D = 256 the O accumulators alone take 128 registers a thread: the compute-warp build (two
+# 256-thread CTAs an SM, a 128-register cap) cannot be assembled (ptxas C7602 on the H100,
+# 2026-12-07n), while the producer build's compute warpgroups get 232 (setmaxnreg). So wgmma
+# at these head dims always has its producer warpgroup.
+WGMMA_PRODUCER_ONLY_HEAD_DIMS = (256,)
 WGMMA_BLOCK_M = 128
 # The wgmma kernel's K/V loads: by a producer warpgroup of WGMMA_PRODUCER_THREADS more threads
 # that fills WGMMA_PRODUCER_STAGES[block_n] stages behind mbarriers while the compute
@@ -107,12 +112,20 @@ WGMMA_PRODUCER_THREADS = 128
 WGMMA_PRODUCER_STAGES = {32: 4, 64: 4, 128: 3}
 
 
-def resolve_kv_loads(kv_loads: str, mma: str) -> bool:
+def resolve_kv_loads(kv_loads: str, mma: str, head_dim: int = 0) -> bool:
     """Whether the fused kernel has a producer warpgroup, for option ``kv_loads`` ("auto":
-    WGMMA_LOAD_WARPGROUP for wgmma, never for mma_sync)."""
+    for wgmma WGMMA_LOAD_WARPGROUP, or always at WGMMA_PRODUCER_ONLY_HEAD_DIMS; never for
+    mma_sync)."""
     if kv_loads == "auto":
-        return mma == "wgmma" and WGMMA_LOAD_WARPGROUP
+        return mma == "wgmma" and (WGMMA_LOAD_WARPGROUP
+                                   or head_dim in WGMMA_PRODUCER_ONLY_HEAD_DIMS)
     return kv_loads == "producer"
+
+
+def wgmma_loads_error(head_dim: int) -> str:
+    return (f"K/V loads by the compute warps cannot build the wgmma kernel at head dim "
+            f"{head_dim} (its accumulators need more registers than two such CTAs an SM "
+            f"leave a thread); use kv_loads 'producer' (or 'auto')")
 
 
 # The producer publishes tile t - 1 only after it has issued tile t, whose stage the compute
@@ -166,7 +179,6 @@ def target_for_capability(cc: tuple) -> str | None:
 # build; the 64-row kernel of 2026-12-07 was wrong at D = 64)
 _WGMMA_REFUSED_WHY = {
     64: "on the H100 it was exact at D = 64 but 0.44-0.72x the mma_sync kernel's speed",
-    256: "it gave wrong results at D = 256 on the H100",
 }
 
 

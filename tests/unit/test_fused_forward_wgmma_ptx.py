@@ -25,7 +25,7 @@ CONFIGS = [dict(dtype=dt, head_dim=d, block_n=bn, mask_tiles=mt, accumulate=acc,
                 load_warpgroup=lw)
            for dt in ("bf16", "f16") for d in abi.WGMMA_HEAD_DIMS for bn in (None, 64)
            for mt, acc in ((False, False), (True, False), (False, True))
-           for lw in (False, True)]
+           for lw in (False, True) if lw or d not in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS]
 
 
 def _config(kw) -> FusedForwardConfig:
@@ -94,6 +94,8 @@ def test_wgmma_shared_memory_layout(monkeypatch):
         for bn in abi.BLOCK_N_CHOICES:
             for bm in abi.BLOCK_M_CHOICES:
                 for producer in (False, True):
+                    if not producer and d in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS:
+                        continue  # refused (test_wgmma_at_d256_always_has_its_producer_...)
                     cfg = FusedForwardConfig("bf16", d, bn, mma="wgmma", block_m=bm,
                                              load_warpgroup=producer)
                     stages = cfg.kv_stages
@@ -214,16 +216,30 @@ def test_compile_builds_each_instruction_with_its_own_key():
 
 
 def test_wgmma_is_refused_where_it_failed_on_the_gpu():
-    """Only D = 128 is built (abi.WGMMA_HEAD_DIMS); the H100's verdict on the others is the
-    reason given: D = 64 exact but slower, D = 256 wrong (2026-12-07m)."""
-    with pytest.raises(ValueError, match=r"mma wgmma supports head dim 128 only \(on the H100 it "
-                                         r"was exact at D = 64 but 0.44-0.72x"):
+    """D = 128 and 256 are built (abi.WGMMA_HEAD_DIMS); the H100's verdict on D = 64 (exact
+    but slower, 2026-12-07m) is the reason given."""
+    with pytest.raises(ValueError, match=r"mma wgmma supports head dim 128, 256 only \(on the H100 "
+                                         r"it was exact at D = 64 but 0.44-0.72x"):
         splat.compile(np.ones((64, 64), dtype=bool), head_dim=64, mma="wgmma")
-    with pytest.raises(ValueError, match="mma wgmma supports head dim 128 only"):
+    with pytest.raises(ValueError, match="mma wgmma supports head dim 128, 256 only"):
         FusedForwardConfig("bf16", 64, mma="wgmma")
-    with pytest.raises(ValueError, match=r"128 only \(it gave wrong results at D = 256 on the "
-                                         r"H100\)"):
-        splat.compile(np.ones((64, 64), dtype=bool), head_dim=256, mma="wgmma")
+
+
+def test_wgmma_at_d256_always_has_its_producer_warpgroup():
+    """At D = 256 the compute-warp build cannot hold its accumulators (ptxas refused it on the
+    H100, 2026-12-07n): "auto" loads resolve to the producer warpgroup there, and asking for
+    the compute warps' loads is an error naming the argument, before anything is built."""
+    mask = np.ones((256, 256), dtype=bool)
+    art = splat.compile(mask, head_dim=256, mma="wgmma", target="sm_90a")
+    (kernel,) = art.manifest["kernels"]
+    assert kernel["mma"] == "wgmma" and kernel["load_warpgroup"]
+    assert FusedForwardConfig("bf16", 256, mma="wgmma").load_warpgroup
+    assert not FusedForwardConfig("bf16", 128, mma="wgmma").load_warpgroup
+    with pytest.raises(ValueError, match=r"kv_loads: K/V loads by the compute warps cannot "
+                                         r"build the wgmma kernel at head dim 256"):
+        splat.compile(mask, head_dim=256, mma="wgmma", kv_loads="compute", target="sm_90a")
+    with pytest.raises(ValueError, match="at head dim 256"):
+        FusedForwardConfig("bf16", 256, mma="wgmma", load_warpgroup=False)
 
 
 def test_ping_pong_takes_turns_between_the_two_compute_warpgroups(monkeypatch):

@@ -134,7 +134,7 @@ class FusedForwardConfig:
     # warp share every K/V fragment loaded from shared memory: half the ldmatrix bytes per MMA).
     warp_rows: int = abi.WARP_ROWS
     # wgmma only: K/V gathered by a producer warpgroup behind mbarriers (warp specialisation,
-    # fused_forward_wgmma.py); None: abi.resolve_kv_loads("auto", mma).
+    # fused_forward_wgmma.py); None: abi.resolve_kv_loads("auto", mma, head_dim).
     load_warpgroup: bool | None = None
 
     def __post_init__(self):
@@ -159,9 +159,13 @@ class FusedForwardConfig:
             raise ValueError("mma wgmma needs warp_rows 16 (a warpgroup's 4 warps own 16 rows "
                              "each of wgmma's 64)")
         if self.load_warpgroup is None:
-            object.__setattr__(self, "load_warpgroup", abi.resolve_kv_loads("auto", self.mma))
+            object.__setattr__(self, "load_warpgroup",
+                               abi.resolve_kv_loads("auto", self.mma, self.head_dim))
         if self.load_warpgroup and self.mma != "wgmma":
             raise ValueError("load_warpgroup needs mma wgmma")
+        if (self.mma == "wgmma" and not self.load_warpgroup
+                and self.head_dim in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS):
+            raise ValueError(abi.wgmma_loads_error(self.head_dim))
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):

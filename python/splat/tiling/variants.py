@@ -102,11 +102,11 @@ class KernelVariant:
 DEFAULT = KernelVariant(abi.BLOCK_M, abi.WARP_ROWS, ())
 
 
-def wgmma_default(kv_loads: str = "auto") -> KernelVariant:
+def wgmma_default(kv_loads: str = "auto", head_dim: int = 0) -> KernelVariant:
     """The wgmma build offered when the table lists none measured (mma="wgmma" asked for):
-    abi.WGMMA_BLOCK_M-row tiles, K/V loads as ``kv_loads`` resolves."""
+    abi.WGMMA_BLOCK_M-row tiles, K/V loads as ``kv_loads`` resolves at ``head_dim``."""
     return KernelVariant(abi.WGMMA_BLOCK_M, abi.WARP_ROWS, (), mma="wgmma",
-                         load_warpgroup=abi.resolve_kv_loads(kv_loads, "wgmma"))
+                         load_warpgroup=abi.resolve_kv_loads(kv_loads, "wgmma", head_dim))
 
 
 def _by_head_dim(where: str, field: str, mapping, valid, what: str) -> tuple:
@@ -209,7 +209,7 @@ def variants_for(head_dim: int, variants: tuple[KernelVariant, ...] | None = Non
     wgmma = tuple(v for v in variants if v.mma == "wgmma" and v.unit_ms(head_dim) is not None
                   and kv_loads in ("auto", v.kv_loads))
     if mma == "wgmma":
-        return wgmma or (wgmma_default(kv_loads),)
+        return wgmma or (wgmma_default(kv_loads, head_dim),)
     if variants[0].unit_ms(head_dim) is None:
         return variants[:1]
     offer = (variants[0],) + tuple(v for v in variants[1:] if v.mma == "mma_sync"
@@ -248,12 +248,14 @@ def resolve_kernel(mma: str, kv_loads: str, warp_rows: int, chosen: dict, block_
     same = chosen.get("mma") == mma  # the chosen variant's loads and warps apply
     if kv_loads == "auto":
         kv_loads = chosen["kv_loads"] if same else (
-            "producer" if abi.resolve_kv_loads("auto", mma) else "compute")
+            "producer" if abi.resolve_kv_loads("auto", mma, head_dim) else "compute")
     warp_rows = resolve_warp_rows(warp_rows or (chosen["warp_rows"] if same else 0), block_m,
                                   mma, head_dim)
     if kv_loads == "producer" and mma != "wgmma":
         raise ValueError("K/V loads by a producer warpgroup need mma wgmma (the mma_sync "
                          "kernel's warps gather their own K/V)")
+    if mma == "wgmma" and kv_loads == "compute" and head_dim in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS:
+        raise ValueError(abi.wgmma_loads_error(head_dim))
     if mma == "wgmma" and warp_rows != abi.WARP_ROWS:
         raise ValueError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
                          "wgmma's 64 rows, 16 a warp)")

@@ -1,4 +1,4 @@
-// splat-lower-to-gpu{mma=wgmma}: the Hopper build of the fused kernel (D = 128 only for now).
+// splat-lower-to-gpu{mma=wgmma}: the Hopper build of the fused kernel (D = 128 and 256; D = 256 in its own file).
 // RUN: %splat-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr, splat-lower-to-gpu{mma=wgmma})' | FileCheck %s
 // kv-loads=producer: a producer warpgroup after the compute ones gathers K/V behind mbarriers.
 // RUN: %splat-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=128}, splat-lower-to-gpu{mma=wgmma kv-loads=producer})' | FileCheck %s --check-prefix=PRODUCER
@@ -28,7 +28,7 @@ func.func @layer(%q: tensor<1x4x512x128xbf16>) -> tensor<1x4x512x128xbf16> {
 // -----
 
 func.func @d64(%q: tensor<1x4x512x64xbf16>) -> tensor<1x4x512x64xbf16> {
-  // expected-error @+1 {{splat-lower-to-gpu: mma wgmma supports head dim 128 only (on the H100 it was exact at D = 64 but 0.44-0.72x the mma_sync kernel's speed); use mma_sync}}
+  // expected-error @+1 {{splat-lower-to-gpu: mma wgmma supports head dim 128, 256 only (on the H100 it was exact at D = 64 but 0.44-0.72x the mma_sync kernel's speed); use mma_sync}}
   %o = splat.attention %q, %q, %q layout(#splat.window<w = 64>) : tensor<1x4x512x64xbf16>, tensor<1x4x512x64xbf16>, tensor<1x4x512x64xbf16> -> tensor<1x4x512x64xbf16>
   return %o : tensor<1x4x512x64xbf16>
 }
