@@ -46,8 +46,10 @@ _SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
 _PREFETCH = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.PREFETCH_SEGMENT"
 # Experiments the compiler does not offer yet, packed with these switches set (module:attribute
 # -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim, Q's
-# fragments in registers, the 128-byte swizzled tile layout, segment fields read a tile ahead.
+# fragments in registers, the 128-byte swizzled tile layout (now the default: the wz* builds are
+# their ws* twins; wi* are the interleaved layout), segment fields read a tile ahead.
 PATCHES = {
+    "wi64": {_SWIZZLE: False},
     "wzp64": {_SWIZZLE: True, _PREFETCH: True},
     "wzp32": {_SWIZZLE: True, _PREFETCH: True},
     "wz64": {_SWIZZLE: True},
@@ -84,6 +86,7 @@ BUILDS = {
     "wzc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
     "wzx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
     "wzp64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
+    "wi64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "wzp32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
 }
 PLAN_FILE = "builds.json"

@@ -90,7 +90,7 @@ def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
     assert ".extern .shared .align 1024" in ptx  # the swizzle's period
     kernel, ptx = packed("wsx32", 64)
     assert kernel["mma"] == "wgmma" and "wgmma.mma_async" in ptx and "d64" in kernel["name"]
-    assert abi.WGMMA_HEAD_DIMS == (128,)  # the patches stayed in the packs' processes
+    assert abi.WGMMA_HEAD_DIMS == (128, 256)  # the patches stayed in the packs' processes
     with pytest.raises(SystemExit, match="no such attribute"):
         CB.apply_patches({"splat.abi:NO_SUCH_SWITCH": 1})
 

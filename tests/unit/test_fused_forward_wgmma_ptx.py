@@ -340,3 +340,24 @@ def test_compile_refuses_a_producer_layout_over_the_budget_and_says_what_fits():
         splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=128)
     art = splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=64)
     assert any("masked" in k["name"] for k in art.manifest["kernels"])
+
+
+def _descriptor_modes(ptx: str) -> set:
+    """(swizzle mode, stride byte offset >> 4) of every descriptor constant the PTX ors in."""
+    return {(int(n) >> 62, (int(n) >> 32) & 0x3FFF)
+            for n in re.findall(r"or\.b64\s+%rd\d+, %rd\d+, (\d+);", ptx)}
+
+
+def test_tiles_are_128_byte_swizzled_unless_switched_off(monkeypatch):
+    """The default layout is the 128-byte swizzle (descriptor mode 1, 8-row groups 1024 bytes
+    apart) in 1024-byte-aligned shared memory; SWIZZLE = False keeps the interleaved core
+    matrices (mode 0, core matrices 128 bytes apart along the rows)."""
+    from splat.lowering.fused_forward_wgmma import WgmmaForwardKernel
+
+    swizzled = _ptx(dtype="bf16", head_dim=128, block_n=64, load_warpgroup=True)
+    assert (1, 1024 >> 4) in _descriptor_modes(swizzled)
+    assert ".extern .shared .align 1024" in swizzled
+    monkeypatch.setattr(WgmmaForwardKernel, "SWIZZLE", False)
+    interleaved = _ptx(dtype="bf16", head_dim=128, block_n=64, load_warpgroup=True)
+    modes = _descriptor_modes(interleaved)
+    assert (0, 128 >> 4) in modes and not any(mode for mode, _ in modes)

@@ -46,9 +46,12 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         self.q_regs = None  # Q's A fragments per k16 step, where a subclass keeps them
 
     # --- shared memory --------------------------------------------------------------------------
-    # The tiles' shared-memory layout (wgmma.TileLayout): interleaved core matrices, or the
-    # 128-byte swizzle, whose copies read whole 128-byte lines (half the L2 requests).
-    SWIZZLE = False
+    # The tiles' shared-memory layout (wgmma.TileLayout): the 128-byte swizzle, whose copies
+    # read whole 128-byte lines, or (False) interleaved core matrices, whose copies read 16
+    # bytes of 8 rows per 8 threads: twice the L2 requests. ncu on the H100 (2026-12-07n,
+    # dense, L = 4096, D = 128, producer at 64-key tiles): interleaved 998 us at 94 % of L2
+    # throughput, the compute warps waiting on the producer; swizzled 561 us.
+    SWIZZLE = True
     # The key loop reads a tile's segment fields one tile ahead, after issuing its products,
     # and carries them: read at the tile, the global loads' latency sat in front of the next
     # wgmma fence (ncu, 2026-12-07n: WARPGROUP.ARRIVE waiting on them, ~7 % of the samples).
