@@ -340,6 +340,12 @@ def test_compile_refuses_a_producer_layout_over_the_budget_and_says_what_fits():
         splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=128)
     art = splat.compile(ragged, head_dim=128, mma="wgmma", kv_loads="producer", block_n=64)
     assert any("masked" in k["name"] for k in art.manifest["kernels"])
+    # D = 256 (always a producer warpgroup): 32-key tiles fit three stages, 64-key ones do not
+    with pytest.raises(CompileError, match=r"for 128 x 64 tiles needs \d+ bytes of shared "
+                                           r"memory, .*: tile with a smaller block-n"):
+        splat.compile(window, head_dim=256, mma="wgmma", block_n=64)
+    art = splat.compile(window, head_dim=256, mma="wgmma", block_n=32)
+    assert art.manifest["kernels"][0]["load_warpgroup"]
 
 
 def _descriptor_modes(ptx: str) -> set:
