@@ -43,15 +43,12 @@ _PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING
 _WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
 _Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_REGISTERS"
 _SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
-_PREFETCH = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.PREFETCH_SEGMENT"
 # Experiments the compiler does not offer yet, packed with these switches set (module:attribute
 # -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim, Q's
 # fragments in registers, the 128-byte swizzled tile layout (now the default: the wz* builds are
-# their ws* twins; wi* are the interleaved layout), segment fields read a tile ahead.
+# their ws* twins; wi* are the interleaved layout).
 PATCHES = {
     "wi64": {_SWIZZLE: False},
-    "wzp64": {_SWIZZLE: True, _PREFETCH: True},
-    "wzp32": {_SWIZZLE: True, _PREFETCH: True},
     "wz64": {_SWIZZLE: True},
     "wz128": {_SWIZZLE: True},
     "wz32": {_SWIZZLE: True},
@@ -85,9 +82,7 @@ BUILDS = {
     "wz32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
     "wzc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
     "wzx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
-    "wzp64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "wi64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
-    "wzp32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
 }
 PLAN_FILE = "builds.json"
 

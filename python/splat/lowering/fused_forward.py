@@ -444,14 +444,6 @@ class _FusedForwardKernel:
         return dict(zip(abi.SEGMENT_FIELDS,
                         (memref.load(self.segments, [s, cx(i)]) for i in range(9))))
 
-    def segment_or_zeros(self, seg):
-        """`_segment` of ``seg`` while it is one of the row tile's segments, else zeros (past
-        the last one: ncols = 0, rho_hi = 0, as `_tile_keys` expects there)."""
-        return if_else(icmp("slt", seg, self.seg_end), dict.fromkeys(abi.SEGMENT_FIELDS,
-                                                                      i32_type()),
-                       lambda: self._segment(seg),
-                       lambda: dict.fromkeys(abi.SEGMENT_FIELDS, ci(0)))
-
     # --- global -> shared copies ----------------------------------------------------------------
     def _async_copy_rows(self, dst, dst_prefix, tile_rows, src, src_prefix, global_row):
         """Copy ``tile_rows`` rows of D elements with 16-byte cp.async chunks.
@@ -892,11 +884,11 @@ class _FusedForwardKernel:
         nvvm.cp_async_wait_group(0)
         self.write_output(final["m"], final["l"], final["o"])
 
-    def _tile_keys(self, it, seg, u0, info=None) -> dict:
+    def _tile_keys(self, it, seg, u0) -> dict:
         """Key tile ``it`` of the loop at segment row ``seg``, compressed key ``u0``: its
-        segment fields (``info``: read here unless given, as `segment_or_zeros` of ``seg``),
-        whether it is a segment tile (``is_seg``, masked kernels; else None), ``it`` as i32,
-        and the next tile in (segment, u0) order (``nseg``, ``nu0``)."""
+        segment fields (``info``), whether it is a segment tile (``is_seg``, masked kernels;
+        else None), ``it`` as i32, and the next tile in (segment, u0) order (``nseg``,
+        ``nu0``)."""
         it32 = to_i32(it) if self.masked else None
         is_seg = None
         if self.masked:
@@ -904,11 +896,10 @@ class _FusedForwardKernel:
             # The zeros give ncols = 0 (so nseg / nu0 below are harmless and unused) and
             # rho_hi = 0 (never "full").
             is_seg = icmp("slt", it32, self.n_seg_iter)
-            if info is None:
-                info = if_else(is_seg, dict.fromkeys(abi.SEGMENT_FIELDS, i32_type()),
-                               lambda: self._segment(seg),
-                               lambda: dict.fromkeys(abi.SEGMENT_FIELDS, ci(0)))
-        elif info is None:
+            info = if_else(is_seg, dict.fromkeys(abi.SEGMENT_FIELDS, i32_type()),
+                           lambda: self._segment(seg),
+                           lambda: dict.fromkeys(abi.SEGMENT_FIELDS, ci(0)))
+        else:
             info = self._segment(seg)
         nxt = add(u0, self.BN)
         same_seg = icmp("slt", nxt, info["ncols"])

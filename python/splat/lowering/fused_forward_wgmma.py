@@ -52,10 +52,6 @@ class WgmmaForwardKernel(_FusedForwardKernel):
     # dense, L = 4096, D = 128, producer at 64-key tiles): interleaved 998 us at 94 % of L2
     # throughput, the compute warps waiting on the producer; swizzled 561 us.
     SWIZZLE = True
-    # The key loop reads a tile's segment fields one tile ahead, after issuing its products,
-    # and carries them: read at the tile, the global loads' latency sat in front of the next
-    # wgmma fence (ncu, 2026-12-07n: WARPGROUP.ARRIVE waiting on them, ~7 % of the samples).
-    PREFETCH_SEGMENT = False
 
     @property
     def layout(self) -> wgmma.TileLayout:
@@ -217,8 +213,6 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         """The pipelined key loop (`_pipelined_tile`) and the last tile's P V after it; ``extra``
         is a subclass's own loop state. Returns the final loop state and O."""
         ninf, zero = cf(-math.inf), cf(0.0)
-        if self.PREFETCH_SEGMENT:  # the first tile's segment fields, before the loop
-            extra["info"] = self.segment_or_zeros(self.seg_begin)
         init = dict(seg=self.seg_begin, u0=ci(0), m=[ninf] * 2, l=[zero] * 2,
                     o=[[[zero] * 4 for _ in range(self.D // 8)]],
                     a=[[ci(0)] * 4 for _ in range(self.BN // 16)], stage=cx(0), prev=cx(0),
@@ -233,7 +227,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
 
     def _pipelined_tile(self, it, state, n_iter, c):
         u0, stage, prev = state["u0"], state["stage"], state["prev"]
-        keys = self._tile_keys(it, state["seg"], u0, info=state.get("info"))
+        keys = self._tile_keys(it, state["seg"], u0)
         after = self._advance(state)
         self._acquire_tile(it, n_iter, keys, state, after)
 
@@ -246,9 +240,6 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         o = if_else(later, o, lambda: self.pv_issue(state["a"], o, prev),
                     lambda: (wgmma.commit_empty_group(), o)[1])
         self._products_issued()
-        carried = {}
-        if self.PREFETCH_SEGMENT:  # the next tile's, read while this one's products run
-            carried["info"] = self.segment_or_zeros(keys["nseg"])
         s_tiles = self._tiles(wgmma.wait(s_pending, 1), self.BN)
         s_tiles = self._masked_scores(s_tiles, keys, u0, stage)
         p, m, l, o = self.online_softmax_update(s_tiles, state["m"], state["l"], o, c,
@@ -256,7 +247,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         o = self._wait_o(o)
         self._release_tile(later, prev)
         return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
-                    prev=stage, **after, **carried)
+                    prev=stage, **after)
 
     # Hooks of the key loop: how a tile's K/V arrive and leave, and where the stages go next.
     def _advance(self, state) -> dict:
