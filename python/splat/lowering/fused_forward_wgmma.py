@@ -5,8 +5,8 @@ warpgroup owning 64 rows (wgmma's native M), and the default 128-row tiles
 (``abi.WGMMA_BLOCK_M``) run two warpgroups on every K/V tile.  The products:
 
 * S = Q Kᵀ: ``wgmma m64n{BLOCK_N}k16`` per k16 step of D with both operands read by the tensor
-  cores from shared memory: Q (loaded once, as core matrices; each warpgroup's descriptor starts
-  at its 64 rows) and the K tile (K-contiguous).  Q takes no registers, which is what lets two
+  cores from shared memory: Q (loaded once, in the tile layout; each warpgroup's descriptor
+  starts at its 64 rows) and the K tile (K-contiguous).  Q takes no registers, which is what lets two
   256-thread CTAs share an SM at 128 registers a thread.
 * O += P V: ``wgmma m64n{D}k16`` per k16 step of the key tile, A = P straight from the softmax
   registers, B = the V tile in shared memory (D-contiguous, i.e. "transposed" B).
@@ -14,8 +14,9 @@ warpgroup owning 64 rows (wgmma's native M), and the default 128-row tiles
 The key loop is software-pipelined (`emit`): P V of tile j - 1 runs on the tensor cores while
 tile j is masked and its softmax computed, so K/V take three stages.  K and V never pass
 through registers, and the gather of arbitrary key sequences (``col0 + col_step*u``,
-zero-filled past ``ncols``, mask tiles) stays cp.async.  K/V tiles are stored as core matrices
-(wgmma.py), stages ``[K0][V0][K1][V1][K2][V2]``; the staged output (padded rows, 16-byte stores)
+zero-filled past ``ncols``, mask tiles) stays cp.async.  Q, K and V tiles are stored 128-byte
+swizzled (``wgmma.SWIZZLED_128B``; ``SWIZZLE = False``: interleaved core matrices), K/V in
+stages ``[K0][V0][K1][V1][K2][V2]``; the staged output (padded rows, 16-byte stores)
 reuses stage 1 onwards after the loop; split-KV's row weights go to K0.
 
 cp.async writes shared memory through the generic proxy and wgmma reads it through the async
@@ -302,7 +303,9 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
     # Q's A fragments in registers for the whole key loop (D/4 registers a thread) instead of
     # re-read from shared memory by every S = Q Kᵀ: at 64-key tiles S's operands from shared
     # memory alone take as many cycles as its tensor-core work (Q 2 KiB + K 2 KiB per k16
-    # step at 128 B/clock), which registers halve. An experiment (compare_builds' wq64).
+    # step at 128 B/clock), which registers halve. An experiment (compare_builds' wq64): with
+    # interleaved tiles one launch under ncu took 1.11 ms against 0.998 without (2026-12-07n);
+    # not yet timed with the swizzled layout, whose kernel leans on shared memory harder.
     Q_IN_REGISTERS = False
 
     @classmethod
