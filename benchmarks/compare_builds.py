@@ -14,9 +14,11 @@ under a time limit, so a hung kernel costs its step and not the call::
     tar xzf .device/builds.tar.gz -C /tmp && chmod -R go-w /tmp/builds
     PYTHONPATH=python python benchmarks/compare_builds.py run --dir /tmp/builds --out $OUT
 
-Builds in ``PATCHES`` are experiments the compiler does not offer (ping-pong turns, wgmma at
-every head dim): their packs run in a process with those switches set, so only their artifacts
-differ; the GPU side needs no switch (artifacts describe themselves).
+Builds in ``EXPERIMENTS`` are experiments the compiler does not offer (ping-pong turns, Q in
+registers, the interleaved layout, wgmma at D = 64): each modifies a build and packs in a
+process with its switches set, so only its artifacts differ; the GPU side needs no switch
+(artifacts describe themselves, and the runtime caches launchers by content, so a twin of the
+same request key still runs its own kernels).
 
 A build whose rows win on some layouts becomes a kernel variant by calibration
 (``calibrate_cost.py --pack ... --mma wgmma --kv-loads producer``, ``--fit-variants``): the
@@ -39,29 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "scripts" / "pack_gpu_artifacts.py"
 
 # name -> pack_gpu_artifacts.py options (the default build, "base", takes none)
-_PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
-_WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
-_Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_REGISTERS"
-_SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
-# Experiments the compiler does not offer yet, packed with these switches set (module:attribute
-# -> value): ping-pong turns between the compute warpgroups, wgmma at every head dim, Q's
-# fragments in registers, the 128-byte swizzled tile layout (now the default: the wz* builds are
-# their ws* twins; wi* are the interleaved layout).
-PATCHES = {
-    "wi64": {_SWIZZLE: False},
-    "wz64": {_SWIZZLE: True},
-    "wz128": {_SWIZZLE: True},
-    "wz32": {_SWIZZLE: True},
-    "wzc32": {_SWIZZLE: True},
-    "wzx32": {_SWIZZLE: True, _WGMMA_DIMS: [64, 128, 256]},
-    "wq64": {_Q_REGS: True},
-    "wq128": {_Q_REGS: True},
-    "wqp128": {_Q_REGS: True, _PING_PONG: True},
-    "pp64": {_PING_PONG: True},
-    "pp128": {_PING_PONG: True},
-    "wsx32": {_WGMMA_DIMS: [64, 128, 256]},
-    "wcx32": {_WGMMA_DIMS: [64, 128, 256]},
-}
 BUILDS = {
     "wc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
     "wc64": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "64"),
@@ -70,20 +49,27 @@ BUILDS = {
     "ws64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "ws128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
     "sync128": ("--mma", "mma_sync", "--block-m", "128", "--warp-rows", "32"),
-    "pp64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
-    "pp128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
-    "wsx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
-    "wcx32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
-    "wq64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
-    "wq128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
-    "wqp128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
-    "wz64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
-    "wz128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
-    "wz32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
-    "wzc32": ("--mma", "wgmma", "--kv-loads", "compute", "--block-n", "32"),
-    "wzx32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32"),
-    "wi64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
 }
+_PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
+_WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
+_Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_REGISTERS"
+_SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
+# Experiments the compiler does not offer, as (the build they modify, switches set in its pack's
+# process: module:attribute -> value): ping-pong turns between the compute warpgroups, Q's
+# fragments in registers, the interleaved (unswizzled) tile layout, wgmma at D = 64. Their
+# artifacts have their twin's request key; the runtime tells them apart by content.
+EXPERIMENTS = {
+    "pp64": ("ws64", {_PING_PONG: True}),
+    "pp128": ("ws128", {_PING_PONG: True}),
+    "wq64": ("ws64", {_Q_REGS: True}),
+    "wq128": ("ws128", {_Q_REGS: True}),
+    "wqp128": ("ws128", {_Q_REGS: True, _PING_PONG: True}),
+    "wi64": ("ws64", {_SWIZZLE: False}),
+    "wsx32": ("ws32", {_WGMMA_DIMS: [64, 128, 256]}),
+    "wcx32": ("wc32", {_WGMMA_DIMS: [64, 128, 256]}),
+}
+PATCHES = {name: switches for name, (_, switches) in EXPERIMENTS.items()}
+BUILDS.update({name: BUILDS[base] for name, (base, _) in EXPERIMENTS.items()})
 PLAN_FILE = "builds.json"
 
 

@@ -63,7 +63,7 @@ def test_run_without_a_gpu_fails_its_steps_and_still_reports(tmp_path):
 
 def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
     """pp64 packs the producer kernel with ping-pong turns (warpgroup 1 hands warpgroup 0 the
-    first turn: bar.arrive 2), wq64 with Q's fragments in registers, wz64 in the swizzled
+    first turn: bar.arrive 2), wq64 with Q's fragments in registers, wi64 in the interleaved
     layout, wsx32 the wgmma kernel at a head dim the compiler refuses it
     (D = 64), each in its own process: this one's compiler is untouched."""
     from splat import abi
@@ -83,11 +83,9 @@ def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
     kernel, ptx = packed("wq64", 128)  # Q's fragments by ldmatrix, S's A operand in registers
     assert kernel["load_warpgroup"] and "ldmatrix" in ptx
     assert re.search(r"m64n64k16\S* \{[^}]*\}, \{%r", ptx)
-    kernel, ptx = packed("wz64", 128)  # the 128-byte swizzle: descriptors' mode bits 62-63 = 1
-    modes = {(int(n) >> 62, (int(n) >> 32) & 0x3FFF)
-             for n in re.findall(r"or\.b64\s+%rd\d+, %rd\d+, (\d+);", ptx)}
-    assert (1, 1024 >> 4) in modes  # swizzled, 8-row groups 1024 bytes apart
-    assert ".extern .shared .align 1024" in ptx  # the swizzle's period
+    kernel, ptx = packed("wi64", 128)  # interleaved tiles: no descriptor has a swizzle mode
+    modes = {int(n) >> 62 for n in re.findall(r"or\.b64\s+%rd\d+, %rd\d+, (\d+);", ptx)}
+    assert kernel["load_warpgroup"] and modes == {0}
     kernel, ptx = packed("wsx32", 64)
     assert kernel["mma"] == "wgmma" and "wgmma.mma_async" in ptx and "d64" in kernel["name"]
     assert abi.WGMMA_HEAD_DIMS == (128, 256)  # the patches stayed in the packs' processes
