@@ -1,9 +1,11 @@
 """The wgmma kernel's tile layouts (splat.lowering.wgmma.TileLayout), evaluated on the CPU: the
 index arithmetic each layout emits for the copies (which thread copies which 16-byte chunk, and
 where it lands) is JIT-compiled with MLIR's ExecutionEngine and run for every thread, then
-checked against an independent numpy model of the layout. The descriptors' meaning is the
-hardware's and is checked on the GPU (the suite); this pins down the part a bug in which once
-left half of each D = 256 row unwritten."""
+checked against an independent numpy model of the layout (a bug there once left half of each
+D = 256 row unwritten). The descriptors the kernel builds, with its per-k16-step offsets, are
+then read back through a model of how wgmma addresses an operand (CUTLASS's canonical layouts
+of the PTX matrix descriptor) and must land on what the copies wrote. The model is not the
+hardware: the GPU suite is the last word; this keeps a layout edit honest on a CPU."""
 
 from __future__ import annotations
 
@@ -94,3 +96,89 @@ def test_every_chunk_is_copied_once_to_its_place_in_whole_lines(name, threads, r
         cols8 = chunk.reshape(threads // 8, 8, -1)
         assert (rows8 == rows8[:, :1]).all()
         assert (cols8 - cols8[:, :1] == np.arange(8)[None, :, None]).all()
+
+
+# ------------------------------------------------------------------ descriptors against the copy
+
+
+def descriptors(layout, rows: int) -> tuple[int, int]:
+    """The layout's K-major and MN-major descriptors of a tile at shared address 0."""
+    with ir.Context(), ir.Location.unknown():
+        module = ir.Module.create()
+        i64 = ir.IntegerType.get_signless(64)
+        out_ty = ir.MemRefType.get([2], i64)
+        with ir.InsertionPoint(module.body):
+            f = func.FuncOp("descs", ([out_ty], []))
+            f.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
+            with ir.InsertionPoint(f.add_entry_block()):
+                (out,) = f.arguments
+                zero = arith.constant(i64, 0)
+                for j, desc in enumerate((layout.k_major(zero, rows), layout.mn_major(zero, rows))):
+                    memref.store(desc, out, [cx(j)])
+                func.ReturnOp([])
+        passmanager.PassManager.parse(LOWER).run(module.operation)
+        arr = np.zeros(2, np.int64)
+        ExecutionEngine(module, opt_level=0).invoke(
+            "descs", ctypes.pointer(ctypes.pointer(get_ranked_memref_descriptor(arr))))
+        return int(arr[0]), int(arr[1])
+
+
+def _fields(desc: int) -> tuple[int, int, int]:
+    """(leading byte offset, stride byte offset, swizzle mode) of a descriptor (PTX ISA)."""
+    return ((desc >> 16) & 0x3FFF) << 4, ((desc >> 32) & 0x3FFF) << 4, desc >> 62
+
+
+def _swizzle(byte: np.ndarray, mode: int) -> np.ndarray:
+    """The 128-byte swizzle on shared addresses: bits 4-6 ^= bits 7-9."""
+    return byte ^ (((byte >> 7) & 7) << 4) if mode == 1 else byte
+
+
+def k_major_bytes(desc: int, start: int, mn: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Where wgmma reads element (m or n, k) of a K-major operand, per CUTLASS's canonical
+    layouts (T = 8 16-bit elements): interleaved ((8,m),(T,2k)):((1T,SBO),(1,LBO)), 128-byte
+    swizzled ((8,m),(T,2k)):((8T,SBO),(1,T)) then swizzled."""
+    lead, stride, mode = _fields(desc)
+    if mode == 0:
+        byte = (mn % 8) * 16 + (mn // 8) * stride + (k % 8) * 2 + (k // 8) * lead
+    else:
+        byte = (mn % 8) * 128 + (mn // 8) * stride + k * 2
+    return _swizzle(start + byte, mode)
+
+
+def mn_major_bytes(desc: int, start: int, mn: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The same for an MN-major operand: interleaved ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO)),
+    128-byte swizzled ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))."""
+    lead, stride, mode = _fields(desc)
+    if mode == 0:
+        byte = (mn % 8) * 2 + (mn // 8) * stride + (k % 8) * 16 + (k // 8) * lead
+    else:
+        byte = (mn % 64) * 2 + (mn // 64) * lead + (k % 8) * 128 + (k // 8) * stride
+    return _swizzle(start + byte, mode)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+@pytest.mark.parametrize("rows,d", [(32, 64), (64, 128), (128, 128), (32, 256), (128, 256)])
+def test_descriptors_read_what_the_copies_wrote(name, rows, d):
+    """For every k16 step the kernel issues, the element wgmma reads through the layout's
+    descriptor and step is the one the copy put there: S = Q Kᵀ reads the tile K-major (rows
+    = M or N, K = D; 64 rows a warpgroup: `row_bytes`), O += P V reads it MN-major (K = the
+    tile's rows, N = D)."""
+    layout = LAYOUTS[name]
+    chunks = d // 8
+    plan = copy_plan(layout, 128, rows, chunks).reshape(-1, 3)
+    where = np.full((rows, d), -1)  # byte address of element (row, column) after the copy
+    for row, chunk, offset in plan:
+        where[row, chunk * 8:chunk * 8 + 8] = (offset + np.arange(8)) * 2
+    k_desc, mn_desc = descriptors(layout, rows)
+    for kk in range(d // 16):  # S = Q Kᵀ: a warpgroup's 64 rows (or all, if fewer), K = D
+        for first in range(0, rows, 64):
+            mn = np.arange(min(64, rows))[:, None]
+            k = np.arange(16)[None, :]
+            start = layout.row_bytes(first) + layout.k_step(kk, rows)
+            got = k_major_bytes(k_desc, start, mn, k)
+            assert np.array_equal(got, where[first + mn, 16 * kk + k]), (kk, first)
+    for kk in range(rows // 16):  # O += P V: K = 16 tile rows a step, N = D
+        n = np.arange(d)[:, None]
+        k = np.arange(16)[None, :]
+        got = mn_major_bytes(mn_desc, layout.mn_step(kk), n, k)
+        assert np.array_equal(got, where[16 * kk + k, n]), kk
