@@ -85,11 +85,11 @@ MMA_KINDS = ("mma_sync", "wgmma")
 
 # Chips with Hopper's warpgroup MMA (wgmma, sm_90a PTX only). With mma "auto" the tiler prices the
 # wgmma kernel variants that splat/tiling/cost_model.json lists as measured beside the mma.sync
-# ones, per layout (splat.tiling.variants); it lists none: on the H100 (2026-12-07m,
-# docs/performance.md) every wgmma build (compute-warp or producer loads, 32-128-key tiles,
-# ping-pong) was exact at D = 128 and slower than mma.sync on every benchmark family (best
-# 0.83-0.87x on dense tiles, 0.49-0.78x on sparse ones). Asked for (splat.compile(mma=
-# "wgmma"), splat-to-ptx{mma=wgmma}) it is built for these head dims.
+# ones, per layout (splat.tiling.variants); it lists none yet. The interleaved-layout builds
+# timed on the H100 (2026-12-07m) were slower than mma.sync everywhere; the 128-byte swizzled
+# layout (2026-12-07n) ran one dense launch 1.52x faster than mma.sync under ncu, and awaits
+# calibration (docs/performance.md). Asked for (splat.compile(mma="wgmma"),
+# splat-to-ptx{mma=wgmma}) it is built for these head dims.
 WGMMA_CHIPS = ("sm_90a",)
 WGMMA_HEAD_DIMS = (128, 256)
 # At D = 256 the O accumulators alone take 128 registers a thread: the compute-warp build (two
