@@ -84,8 +84,6 @@ class TileLayout:
     (row, chunk) each thread copies, where ``slot`` = thread // 8 and ``r8`` = thread % 8.
     """
 
-    swizzle = 0
-
 
 class _Interleaved(TileLayout):
     """No swizzle: core matrices chunk-column-major (`core_matrix_offset`); leading byte offset
@@ -131,8 +129,6 @@ class _Swizzled128(TileLayout):
     apart (stride), K inside a block by the start address (32 bytes a k16 step; the leading
     offset is unused); MN-major: 8-row groups along K 1024 bytes apart (stride), D blocks
     ``rows * 128`` bytes apart (leading)."""
-
-    swizzle = 1
 
     def offset(self, row, chunk, rows: int):
         block, j = arith.shrui(chunk, ci(3)), arith.andi(chunk, ci(7))
