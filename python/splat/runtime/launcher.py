@@ -4,7 +4,7 @@
 (the context PyTorch and JAX use), uploads its int32 schedule tables to device memory once, and
 `forward(...)` launches the fused kernel on grid ``(n_row_tiles, H, B)`` on the caller's stream
 (`forward_with_scratch`: the same into scratch buffers the caller allocated, for CUDA graphs).
-`get_launcher` caches one Launcher per (context, artifact key) for the process.
+`get_launcher` caches one Launcher per (context, artifact content: `Artifact.identity`) for the process.
 """
 
 from __future__ import annotations
