@@ -14,6 +14,11 @@ under a time limit, so a hung kernel costs its step and not the call::
     tar xzf .device/builds.tar.gz -C /tmp && chmod -R go-w /tmp/builds
     PYTHONPATH=python python benchmarks/compare_builds.py run --dir /tmp/builds --out $OUT
 
+``pack --calibrate`` also packs the cost model's calibration masks as the default and as each
+build, and ``run`` times them after the bench (``calibration.tar.gz``), so one call gives both
+the comparison and what ``calibrate_cost.py --fit-variants calib-base.json,calib-ws64.json
+--write`` needs to let the tiler choose a build per layout.
+
 Builds in ``EXPERIMENTS`` are experiments the compiler does not offer (ping-pong turns, Q in
 registers, the interleaved layout, wgmma at D = 64): each modifies a build and packs in a
 process with its switches set, so only its artifacts differ; the GPU side needs no switch
@@ -39,6 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "scripts" / "pack_gpu_artifacts.py"
+CALIBRATE = ROOT / "benchmarks" / "calibrate_cost.py"
 
 # name -> pack_gpu_artifacts.py options (the default build, "base", takes none)
 BUILDS = {
@@ -96,14 +102,21 @@ def pack(args) -> int:
     if args.suite:  # the GPU suite's artifacts of that build (every family, dtype and mode)
         head_dims = ["--head-dims", args.head_dims] if args.head_dims else []
         jobs[f"suite-{args.suite}"] = [*head_dims, "--tests", *BUILDS[args.suite]]
+    calibrated = ["base", *names] if args.calibrate else []
+    for n in calibrated:  # the cost model's calibration masks, built as that kernel variant
+        jobs[f"calib-{n}"] = ["--plans", "auto", "--head-dims", args.head_dims,
+                              *calibration_options(n), "--pack"]
     t0 = time.perf_counter()
     def command(name, argv):
+        if name.startswith("calib-"):
+            return [sys.executable, str(CALIBRATE), *argv]
         build = name.removeprefix("suite-")
         if build in PATCHES:  # pack in a process with the build's switches set
             return [sys.executable, __file__, "pack-patched", json.dumps(PATCHES[build]), *argv]
         return [sys.executable, str(PACK), *argv]
 
-    procs = {name: subprocess.Popen(command(name, [*argv, "--out", str(out / name)]),
+    procs = {name: subprocess.Popen(command(name, [*argv, *([] if name.startswith("calib-")
+                                                          else ["--out"]), str(out / name)]),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name, argv in jobs.items()}
     failed = []
@@ -116,6 +129,7 @@ def pack(args) -> int:
     (out / PLAN_FILE).write_text(json.dumps(
         {"builds": {n: list(BUILDS[n]) for n in names},
          "patches": {n: PATCHES[n] for n in names if n in PATCHES}, "suite": args.suite,
+         "calibrate": calibrated,
          "lengths": args.lengths, "head_dims": args.head_dims, "families": args.families},
         indent=1) + "\n")
     print(f"packed {len(jobs)} builds in {time.perf_counter() - t0:.0f}s into {out}")
@@ -124,6 +138,22 @@ def pack(args) -> int:
                        check=True)
         print(f"wrote {out}.tar.gz")
     return 1 if failed else 0
+
+
+def calibration_options(name: str) -> list[str]:
+    """calibrate_cost.py --pack options of build ``name`` as a kernel variant: the default
+    ("base") takes none; a wgmma build its options on abi.WGMMA_BLOCK_M-row tiles."""
+    if name == "base":
+        return []
+    if name in EXPERIMENTS:
+        raise SystemExit(f"--calibrate: {name!r} is an experiment the tiler cannot build; "
+                         f"calibrate the builds it could choose")
+    from splat import abi
+
+    options = list(BUILDS[name])
+    if "wgmma" in options and "--block-m" not in options:
+        options += ["--block-m", str(abi.WGMMA_BLOCK_M)]
+    return options
 
 
 def apply_patches(patches: dict) -> None:
@@ -186,11 +216,32 @@ def run(args) -> int:
         rcs["suite"] = _step("suite", [sys.executable, "-m", "pytest", "-m", "gpu", "-q",
                                        "-p", "no:cacheprovider", "tests/gpu/test_gpu_attention.py",
                                        "-k", "fused"], left(args.suite_limit), out, suite_env)
+    if plan.get("calibrate"):
+        rcs["calibrate"] = calibrate(plan["calibrate"], d, out, env, left, args.calibrate_limit)
     if args.profile:
         rcs["profile"] = profile(args, d, out, env, left)
     if (out / "bench.json").exists():
         print(summary(json.loads((out / "bench.json").read_text()), list(plan["builds"])))
     return max(rcs.values())
+
+
+def calibrate(names: list, d: Path, out: Path, env: dict, left, limit: int) -> int:
+    """calibrate_cost.py --run on each build's calibration pack (base first: a variant's fit
+    is relative to the default's, measured on the same card in the same call), the results
+    tarred into ``out/calibration.tar.gz``. Fit them where the compiler is:
+    ``calibrate_cost.py --fit-variants calib-base.json,calib-<build>.json --write``."""
+    work = out / "calibration"
+    work.mkdir(parents=True, exist_ok=True)
+    rc = 0
+    for n in names:
+        step_env = dict(env, SPLAT_ARTIFACT_DIR=str(d / f"calib-{n}"))
+        rc = max(rc, _step(f"calib-{n}", [sys.executable, str(CALIBRATE), "--run", "--out-json",
+                                          str(work / f"calib-{n}.json")],
+                           left(limit), work, step_env))
+    with tarfile.open(out / "calibration.tar.gz", "w:gz") as tar:
+        tar.add(work, arcname="calibration")
+    shutil.rmtree(work)
+    return rc
 
 
 def profile(args, d: Path, out: Path, env: dict, left) -> int:
@@ -259,6 +310,8 @@ def main(argv=None) -> int:
     p.add_argument("--lengths", default="4096")
     p.add_argument("--head-dims", default="128")
     p.add_argument("--families", help="comma-separated benchmark families (default: all)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also pack the cost model's calibration masks as base and each build")
     p.add_argument("--tar", action="store_true")
     r = sub.add_parser("run", help="check and time the packed builds (needs the GPU)")
     r.add_argument("--dir", required=True)
@@ -266,6 +319,7 @@ def main(argv=None) -> int:
     r.add_argument("--budget", type=int, default=540, help="seconds for every step together")
     r.add_argument("--bench-limit", type=int, default=300)
     r.add_argument("--suite-limit", type=int, default=200)
+    r.add_argument("--calibrate-limit", type=int, default=120, help="seconds per build")
     r.add_argument("--profile", metavar="BUILD", help="also profile one call of each of these builds (comma-separated; ncu)")
     r.add_argument("--profile-patterns", default="dense,strided")
     r.add_argument("--profile-limit", type=int, default=120, help="seconds per pattern")

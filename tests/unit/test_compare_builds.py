@@ -121,3 +121,31 @@ def test_profile_forward_refuses_layouts_the_pack_lacks(tmp_path):
         PF.main(["--artifacts", str(tmp_path), "--patterns", "dense"])
     with pytest.raises(SystemExit, match="no readable catalog.json"):
         PF.main(["--artifacts", str(tmp_path / "none")])
+
+
+def test_calibration_packs_each_build_as_the_kernel_variant_the_tiler_would_price():
+    """--calibrate packs the cost model's masks as the default (no options) and as each build:
+    a wgmma build on abi.WGMMA_BLOCK_M-row tiles; experiments, which the tiler cannot build,
+    are refused."""
+    from splat import abi
+
+    assert CB.calibration_options("base") == []
+    assert CB.calibration_options("ws64") == [*CB.BUILDS["ws64"], "--block-m",
+                                              str(abi.WGMMA_BLOCK_M)]
+    assert CB.calibration_options("sync128") == list(CB.BUILDS["sync128"])
+    with pytest.raises(SystemExit, match="'pp64' is an experiment the tiler cannot build"):
+        CB.calibration_options("pp64")
+
+
+def test_calibration_without_a_gpu_fails_its_steps_and_still_returns_the_logs(tmp_path):
+    import tarfile
+
+    d = tmp_path / "builds"
+    d.mkdir()
+    (d / CB.PLAN_FILE).write_text(json.dumps({"builds": {}, "suite": None, "lengths": "4096",
+                                              "head_dims": "128", "families": "window",
+                                              "calibrate": ["base"]}))
+    out = tmp_path / "out"
+    assert CB.main(["run", "--dir", str(d), "--out", str(out), "--budget", "60"]) != 0
+    with tarfile.open(out / "calibration.tar.gz") as tar:
+        assert "calibration/calib-base.log" in tar.getnames()
