@@ -102,7 +102,8 @@ def pack(args) -> int:
     if args.suite:  # the GPU suite's artifacts of that build (every family, dtype and mode)
         head_dims = ["--head-dims", args.head_dims] if args.head_dims else []
         jobs[f"suite-{args.suite}"] = [*head_dims, "--tests", *BUILDS[args.suite]]
-    calibrated = ["base", *names] if args.calibrate else []
+    # experiments are left out: the tiler could not build them whatever they measure
+    calibrated = ["base", *(n for n in names if n not in EXPERIMENTS)] if args.calibrate else []
     for n in calibrated:  # the cost model's calibration masks, built as that kernel variant
         jobs[f"calib-{n}"] = ["--plans", "auto", "--head-dims", args.head_dims,
                               *calibration_options(n), "--pack"]
@@ -311,7 +312,8 @@ def main(argv=None) -> int:
     p.add_argument("--head-dims", default="128")
     p.add_argument("--families", help="comma-separated benchmark families (default: all)")
     p.add_argument("--calibrate", action="store_true",
-                   help="also pack the cost model's calibration masks as base and each build")
+                   help="also pack the cost model's calibration masks as base and each build "
+                        "(not the experiments)")
     p.add_argument("--tar", action="store_true")
     r = sub.add_parser("run", help="check and time the packed builds (needs the GPU)")
     r.add_argument("--dir", required=True)
