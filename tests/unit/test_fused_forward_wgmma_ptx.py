@@ -367,3 +367,22 @@ def test_tiles_are_128_byte_swizzled_unless_switched_off(monkeypatch):
     interleaved = _ptx(dtype="bf16", head_dim=128, block_n=64, load_warpgroup=True)
     modes = _descriptor_modes(interleaved)
     assert (0, 128 >> 4) in modes and not any(mode for mode, _ in modes)
+
+
+@pytest.mark.skipif(not have_ptxas(), reason="ptxas not installed")
+def test_random_masks_build_at_every_wgmma_head_dim_within_the_budget():
+    """Masks nobody named (random unions with mask tiles, Lq != Lk) compile as wgmma at every
+    head dim it is built for, with and without an explicit producer warpgroup: each kernel fits
+    sm_90a's shared memory, assembles, and spills nothing."""
+    from splat import testing as T
+
+    for _, mask in T.random_masks(5, 2):
+        for head_dim in abi.WGMMA_HEAD_DIMS:
+            for loads in ("auto", "producer"):
+                art = splat.compile(mask, head_dim=head_dim, mma="wgmma", kv_loads=loads,
+                                    target="sm_90a")
+                for kernel in art.manifest["kernels"]:
+                    assert kernel["mma"] == "wgmma"
+                    assert kernel["shared_bytes"] <= abi.SM90_SHARED_BYTES
+                    for stats in ptxas_check(art.ptx[kernel["ptx_file"]]).values():
+                        assert stats["spill_stores"] == stats["spill_loads"] == 0
