@@ -9,7 +9,7 @@ GPU-suite artifacts; ``run`` (on the GPU machine) checks and times them all in o
 and timed on the same inputs and card) and runs the GPU suite on the suite build, each step
 under a time limit, so a hung kernel costs its step and not the call::
 
-    python benchmarks/compare_builds.py pack --out .device/builds --builds ws64,ws128,wc64 \\
+    python benchmarks/compare_builds.py pack --out .device/builds --builds ws64,wi64,ws128 \\
         --lengths 4096 --head-dims 128 --suite ws64 --tar            # where MLIR is
     tar xzf .device/builds.tar.gz -C /tmp && chmod -R go-w /tmp/builds
     PYTHONPATH=python python benchmarks/compare_builds.py run --dir /tmp/builds --out $OUT
@@ -306,7 +306,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("pack", help="compile the builds here (needs MLIR)")
     p.add_argument("--out", required=True)
-    p.add_argument("--builds", default="ws64,ws128,wc64", help=f"of: {', '.join(BUILDS)}")
+    p.add_argument("--builds", default="ws64,wi64,ws128,wc32,pp64", help=f"of: {', '.join(BUILDS)}")
     p.add_argument("--suite", help="also pack the GPU suite's artifacts of this build")
     p.add_argument("--lengths", default="4096")
     p.add_argument("--head-dims", default="128")
