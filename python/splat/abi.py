@@ -122,7 +122,11 @@ def resolve_kv_loads(kv_loads: str, mma: str, head_dim: int = 0) -> bool:
     return kv_loads == "producer"
 
 
-def wgmma_loads_error(head_dim: int) -> str:
+def wgmma_loads_error(head_dim: int, producer: bool) -> str | None:
+    """Why the wgmma kernel cannot be built at ``head_dim`` with (``producer``) or without a
+    producer warpgroup, or None where it can."""
+    if producer or head_dim not in WGMMA_PRODUCER_ONLY_HEAD_DIMS:
+        return None
     return (f"K/V loads by the compute warps cannot build the wgmma kernel at head dim "
             f"{head_dim} (its accumulators need more registers than two such CTAs an SM "
             f"leave a thread); use kv_loads 'producer' (or 'auto')")

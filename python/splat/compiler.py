@@ -158,8 +158,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if mma == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
         raise ValueError(abi.wgmma_head_dim_error(head_dim))
     check_option("kv_loads", kv_loads, ("auto",) + abi.KV_LOADS)
-    if mma == "wgmma" and kv_loads == "compute" and head_dim in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS:
-        raise ValueError(f"kv_loads: {abi.wgmma_loads_error(head_dim)}")
+    loads_error = abi.wgmma_loads_error(head_dim, producer=kv_loads != "compute")
+    if mma == "wgmma" and loads_error:
+        raise ValueError(f"kv_loads: {loads_error}")
     # 0: the chosen kernel variant's (the tuned abi.DEFAULT_BLOCK_N unless the variant has its own)
     block_n = 0 if block_n is None else check_option("block_n", block_n, abi.BLOCK_N_CHOICES)
     # 0: chosen by the stages (the tile pass prices the kernel variants; the lowering takes the

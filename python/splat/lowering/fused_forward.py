@@ -163,9 +163,9 @@ class FusedForwardConfig:
                                abi.resolve_kv_loads("auto", self.mma, self.head_dim))
         if self.load_warpgroup and self.mma != "wgmma":
             raise ValueError("load_warpgroup needs mma wgmma")
-        if (self.mma == "wgmma" and not self.load_warpgroup
-                and self.head_dim in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS):
-            raise ValueError(abi.wgmma_loads_error(self.head_dim))
+        loads_error = abi.wgmma_loads_error(self.head_dim, self.load_warpgroup)
+        if self.mma == "wgmma" and loads_error:
+            raise ValueError(loads_error)
         defaults = dict(DEFAULTS[self.head_dim])
         if (self.mask_tiles and self.head_dim in MASKED_MIN_BLOCKS_PER_SM
                 and self.block_n in (None, defaults["block_n"])):

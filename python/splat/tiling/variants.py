@@ -254,8 +254,9 @@ def resolve_kernel(mma: str, kv_loads: str, warp_rows: int, chosen: dict, block_
     if kv_loads == "producer" and mma != "wgmma":
         raise ValueError("K/V loads by a producer warpgroup need mma wgmma (the mma_sync "
                          "kernel's warps gather their own K/V)")
-    if mma == "wgmma" and kv_loads == "compute" and head_dim in abi.WGMMA_PRODUCER_ONLY_HEAD_DIMS:
-        raise ValueError(abi.wgmma_loads_error(head_dim))
+    loads_error = abi.wgmma_loads_error(head_dim, producer=kv_loads == "producer")
+    if mma == "wgmma" and loads_error:
+        raise ValueError(loads_error)
     if mma == "wgmma" and warp_rows != abi.WARP_ROWS:
         raise ValueError("option 'warp-rows' must be 16 with mma wgmma (a warpgroup owns "
                          "wgmma's 64 rows, 16 a warp)")
