@@ -1312,7 +1312,7 @@ def test_split_row_tiles_must_not_overlap():
 
 
 def test_artifacts_of_one_key_but_other_kernels_never_share_a_launcher_or_handle(
-        fresh_driver, monkeypatch):
+        fresh_driver, monkeypatch, tmp_path):
     """The request key names what was asked for, not what was built: a build with the
     compiler's switches set otherwise (compare_builds' experiments) or an edited copy has the
     same key. The launcher registry and the op handles go by content, so the second artifact
@@ -1325,6 +1325,8 @@ def test_artifacts_of_one_key_but_other_kernels_never_share_a_launcher_or_handle
     assert twin.key == art.key
     assert twin.identity != art.identity and handle_key(twin) != handle_key(art)
     assert art.copy().identity == art.identity  # same content, same identity
+    A.save(art, tmp_path / "art")  # load takes it from the digests it checks
+    assert A.load(tmp_path / "art").identity == art.identity
 
     made = []
     monkeypatch.setattr(D, "ensure_init", lambda: None)

@@ -212,8 +212,13 @@ class Artifact:
             except (KeyError, TypeError, AttributeError, ValueError):
                 # malformed: the runtime's checks refuse it by name; never share its launcher
                 return f"id-{id(self)}"
-            self._identity = content_key(key=self.key, files=files)
+            self._know_content(files)
         return self._identity
+
+    def _know_content(self, files: dict) -> None:
+        """Record `identity` from ``files``, this artifact's `content_digests` (`load` has
+        just computed them to check the recorded ones)."""
+        self._identity = content_key(key=self.key, files=files)
 
     # convenient views of the manifest ------------------------------------------------------
     @property
@@ -595,6 +600,7 @@ def _load(d: Path, check_permissions: bool) -> Artifact:
                                 f"{actual[fname][:16]}...): it was modified after the artifact "
                                 f"was saved")
     art = Artifact(manifest=manifest, ptx=ptx, tables=tables, path=d)
+    art._know_content(actual)
     from .launcher import check_artifact  # noqa: PLC0415 - the launcher imports this module
 
     check_artifact(art)
