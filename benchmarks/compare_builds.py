@@ -226,6 +226,14 @@ def run(args) -> int:
     return max(rcs.values())
 
 
+def _tar_away(work: Path) -> None:
+    """``work`` (a folder of results) as ``work.tar.gz`` beside it, the folder removed: the
+    device tool returns few files."""
+    with tarfile.open(work.parent / f"{work.name}.tar.gz", "w:gz") as tar:
+        tar.add(work, arcname=work.name)
+    shutil.rmtree(work)
+
+
 def calibrate(names: list, d: Path, out: Path, env: dict, left, limit: int) -> int:
     """calibrate_cost.py --run on each build's calibration pack (base first: a variant's fit
     is relative to the default's, measured on the same card in the same call), the results
@@ -239,9 +247,7 @@ def calibrate(names: list, d: Path, out: Path, env: dict, left, limit: int) -> i
         rc = max(rc, _step(f"calib-{n}", [sys.executable, str(CALIBRATE), "--run", "--out-json",
                                           str(work / f"calib-{n}.json")],
                            left(limit), work, step_env))
-    with tarfile.open(out / "calibration.tar.gz", "w:gz") as tar:
-        tar.add(work, arcname="calibration")
-    shutil.rmtree(work)
+    _tar_away(work)
     return rc
 
 
@@ -276,9 +282,7 @@ def profile(args, d: Path, out: Path, env: dict, left) -> int:
                     subprocess.run([ncu, "-i", f"{rep}.ncu-rep", "--page", page, *extra],
                                    stdout=f, stderr=subprocess.STDOUT, timeout=120)
             Path(f"{rep}.ncu-rep").unlink(missing_ok=True)
-    with tarfile.open(out / "profile.tar.gz", "w:gz") as tar:
-        tar.add(work, arcname="profile")
-    shutil.rmtree(work)
+    _tar_away(work)
     return rc
 
 

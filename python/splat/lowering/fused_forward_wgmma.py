@@ -83,7 +83,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         step = const(i64, (2 * self.kv_bytes) >> 4)  # in the address field's 16-byte units
         return arith.addi(desc0, arith.muli(arith.index_cast(i64, stage), step))
 
-    def _copy_core_rows(self, tile_rows, global_row, copies):
+    def _copy_tile_rows(self, tile_rows, global_row, copies):
         """Copy ``tile_rows`` rows into shared memory in the tile layout: ``global_row(r)``
         gives (valid, source row) of tile row ``r`` (an invalid row is zero-filled and reads
         row 0); ``copies`` lists ``(dst buffer, dst index prefix, src tensor, src index
@@ -111,7 +111,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         def q_row(r):
             return icmp("slt", r, self.nrows), add(self.row0, mul(self.row_step, r))
 
-        self._copy_core_rows(self.BM, q_row, [(self.q_core, [], self.q, [self.b, self.h])])
+        self._copy_tile_rows(self.BM, q_row, [(self.q_core, [], self.q, [self.b, self.h])])
 
     def _load_kv_rows(self, col0, col_step, ncols, u0, stage):
         """Gather key/value rows ``col0 + col_step*u``, ``u in [u0, u0+BLOCK_N)`` (zero past
@@ -121,7 +121,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
             return icmp("slt", u, ncols), add(col0, mul(col_step, u))
 
         prefix = [self.b, self.hkv]
-        self._copy_core_rows(self.BN, kv_row, [(self.kv_s, [stage, cx(0)], self.k, prefix),
+        self._copy_tile_rows(self.BN, kv_row, [(self.kv_s, [stage, cx(0)], self.k, prefix),
                                                (self.kv_s, [stage, cx(1)], self.v, prefix)])
 
     # --- the two products -----------------------------------------------------------------------
