@@ -342,9 +342,60 @@ def fit_variants(results: list[dict]) -> list[dict]:
     """Per kernel variant (block_m, warp_rows, and for wgmma builds mma and kv_loads) and head
     dim, the time of one cost unit: the least-relative-squares scale ``s`` of ``ms ~ s * units``
     over the variant's rows, with the tiler's weights as they are (splat.tiling.variants
-    compares ``s * units`` across variants).
+    compares ``s * units`` across variants of one head dim).
     Where a variant ran with several key tile widths at one head dim, the fastest over the masks
-    they share is kept (its ``block_n``)."""
+    they share is kept (its ``block_n``).
+
+    Results of one card and one day are one run, fitted together. Results of several runs
+    (days) are put on one scale per head dim through the default variant, which each run must
+    have measured at every head dim it measured: a run's times at D are multiplied by the first
+    run's default time at D over its own (``fit[D]["scaled_by"]``), and a variant measured by
+    several runs takes the first run's time. So a new variant is calibrated against the default
+    alone, without timing every earlier variant again (the default's time per unit drifts
+    between calls by a few %, the ratios between variants much less)."""
+    runs: dict = {}
+    for res in results:
+        runs.setdefault((res.get("gpu"), res.get("date")), []).append(res)
+    if len({gpu for gpu, _ in runs}) > 1:
+        raise ValueError("the results must come from one kind of card")
+    default = (abi.BLOCK_M, abi.WARP_ROWS, "mma_sync", "compute")
+    merged: dict = {}
+    reference: dict = {}  # head dim -> the first run's default time per unit
+    for (_, date), run in runs.items():
+        fitted = _fit_run(run)
+        base = fitted.get(default, {})
+        for kind, by_d in fitted.items():
+            for D, entry in by_d.items():
+                if D not in base:
+                    name = abi.variant_name(*kind[:3], kind[3] == "producer")
+                    raise ValueError(f"the run of {date} measured {name} at D = {D} without "
+                                     f"the default variant")
+                ref = reference.setdefault(D, base[D]["ms"])
+                if D in merged.get(kind, {}):
+                    continue
+                scale = ref / base[D]["ms"]
+                entry = dict(entry, ms=entry["ms"] * scale)
+                if scale != 1.0:
+                    entry["fit"] = dict(entry["fit"], scaled_by=scale, run=date)
+                merged.setdefault(kind, {})[D] = entry
+    out = []
+    # the default first, then the other mma.sync variants, then the wgmma ones
+    for (block_m, warp_rows, mma, kv_loads), by_d in sorted(
+            merged.items(), key=lambda kv: (kv[0] != default, kv[0][2] != "mma_sync")):
+        entry = dict(block_m=block_m, warp_rows=warp_rows, ms_per_unit={}, fit={})
+        if mma != "mma_sync":
+            entry.update(mma=mma, kv_loads=kv_loads)
+        for D, e in sorted(by_d.items()):
+            if e["block_n"] != abi.DEFAULT_BLOCK_N[D]:
+                entry.setdefault("block_n", {})[str(D)] = e["block_n"]
+            entry["ms_per_unit"][str(D)] = e["ms"]
+            entry["fit"][str(D)] = e["fit"]
+        out.append(entry)
+    return out
+
+
+def _fit_run(results: list[dict]) -> dict:
+    """``{variant: {D: {ms, block_n, fit}}}`` of one run's rows (`fit_variants`)."""
     from splat.tiling.cost_model import WEIGHTS
     groups: dict = {}
     for res in results:
@@ -354,34 +405,27 @@ def fit_variants(results: list[dict]) -> list[dict]:
                      r.get("mma", "mma_sync"), r.get("kv_loads", "compute"))
                 bn = r.get("block_n") or abi.DEFAULT_BLOCK_N[r["D"]]
                 groups.setdefault(v, {}).setdefault(r["D"], {}).setdefault(bn, []).append(r)
-    out = []
-    default = (abi.BLOCK_M, abi.WARP_ROWS, "mma_sync", "compute")
-    # the default first, then the other mma.sync variants, then the wgmma ones
-    for (block_m, warp_rows, mma, kv_loads), by_d in sorted(
-            groups.items(), key=lambda kv: (kv[0] != default, kv[0][2] != "mma_sync")):
-        entry = dict(block_m=block_m, warp_rows=warp_rows, ms_per_unit={}, fit={})
-        if mma != "mma_sync":
-            entry.update(mma=mma, kv_loads=kv_loads)
-        for D, by_bn in sorted(by_d.items()):
+    fitted: dict = {}
+    for kind, by_d in groups.items():
+        for D, by_bn in by_d.items():
             bn, rs = _fastest_block_n(by_bn)
-            if bn != abi.DEFAULT_BLOCK_N[D]:
-                entry.setdefault("block_n", {})[str(D)] = bn
             ratio = np.array([_units(r, WEIGHTS) / r["ms"] for r in rs])
             scale = float(ratio.sum() / (ratio ** 2).sum())
             rel = scale * ratio - 1
-            entry["ms_per_unit"][str(D)] = scale
-            entry["fit"][str(D)] = dict(n=len(rs), median_abs_rel_err=float(np.median(np.abs(rel))),
-                                        max_abs_rel_err=float(np.max(np.abs(rel))))
-        out.append(entry)
-    return out
+            fitted.setdefault(kind, {})[D] = dict(
+                ms=scale, block_n=bn,
+                fit=dict(n=len(rs), median_abs_rel_err=float(np.median(np.abs(rel))),
+                         max_abs_rel_err=float(np.max(np.abs(rel)))))
+    return fitted
 
 
 def do_fit_variants(args) -> int:
     paths = [Path(p).resolve() for p in args.fit_variants.split(",")]
     results = [json.loads(p.read_text()) for p in paths]
-    if len({(r["gpu"], r["date"]) for r in results}) != 1:
-        sys.exit("--fit-variants: the results must come from one card and one day (one run)")
-    variants = fit_variants(results)
+    try:
+        variants = fit_variants(results)
+    except ValueError as e:
+        sys.exit(f"--fit-variants: {e}")
     if not variants or (variants[0]["block_m"], variants[0]["warp_rows"],
                         variants[0].get("mma", "mma_sync")) != (abi.BLOCK_M, abi.WARP_ROWS,
                                                                 "mma_sync"):

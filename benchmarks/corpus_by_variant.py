@@ -4,7 +4,8 @@
 ``bench_corpus.py --run`` times one pack.  To measure the variant choice of
 ``splat.tiling.variants`` without a pack per table, pack and run the corpus once per variant
 (``--pack ... --block-m 64 --warp-rows 16`` with Flex and SDPA+mask, ``--block-m 128
---warp-rows 32 --skip-flex``, in one GPU call), then, where MLIR is, let ``splat.compile`` choose
+--warp-rows 32 --mma mma_sync --skip-flex``, ``--mma wgmma --head-dims 128 --skip-flex``, in one
+GPU call), then, where MLIR is, let ``splat.compile`` choose
 for every mask and head dim with the committed table and take the chosen variant's time.  The
 chosen artifact's schedule statistics are checked against the packed one's, so the row really
 is the artifact the compiler gives::
@@ -47,32 +48,40 @@ def main(argv=None) -> int:
     packs = [json.loads((Path(p) / "catalog.json").read_text()) for p in args.packs.split(",")]
     if len(runs) != len(packs):
         sys.exit("--runs and --packs must pair up")
-    by_variant = {}
+    # every packed artifact by the variant it was compiled as (a catalog entry records it), so
+    # a pack may hold one forced variant or the compiler's mixed choice
+    by_variant: dict = {}
     for (meta, rows), cat in zip(runs, packs):
-        name = abi.variant_name(cat.get("block_m") or abi.BLOCK_M,
-                                cat.get("warp_rows") or abi.WARP_ROWS)
-        entries = {(e["name"], e["D"]): e for e in cat["entries"]}
-        by_variant[name] = ({(r["mask"], r["D"]): r for r in rows}, entries)
-    first = next(iter(by_variant))
+        timed = {(r["mask"], r["D"]): r for r in rows}
+        for e in cat["entries"]:
+            if "variant" not in e:
+                sys.exit(f"{e['name']} D={e['D']}: the pack's catalog does not record the "
+                         f"variant compiled (pack it again with bench_corpus.py --pack)")
+            if (e["name"], e["D"]) in timed:
+                by_variant.setdefault(e["variant"], {})[(e["name"], e["D"])] = (
+                    timed[(e["name"], e["D"])], e)
+    first = {(r["mask"], r["D"]): r for r in runs[0][1]}
     meta = dict(runs[0][0])
     meta.pop("rows", None)
     out, logs = [], []
     masks = {m.name: m for m in corpus(packs[0]["seed"], packs[0]["scale"])}
-    for (mask, D), base in sorted(by_variant[first][0].items()):
+    for (mask, D), base in sorted(first.items()):
         art = splat.compile(splat.analyze(masks[mask].pattern()), dtype="bf16", head_dim=D)
         k = art.kernels[0]
         chosen = abi.kernel_variant_name(k)
-        timed, entries = by_variant[chosen]
-        e = entries[(mask, D)]
+        if (mask, D) not in by_variant.get(chosen, {}):
+            sys.exit(f"{mask} D={D}: no pack holds the compiler's choice, variant {chosen} "
+                     f"(packed: {', '.join(sorted(by_variant)) or 'none'})")
+        timed, e = by_variant[chosen][(mask, D)]
         if (e["stats"], e.get("split_stats")) != (art.manifest["stats"],
                                                    art.manifest.get("split_stats")):
             sys.exit(f"{mask} D={D}: the compiler's artifact is not the packed {chosen} one")
-        row = dict(base, variant=chosen, splat_ms=timed[(mask, D)]["splat_ms"],
-                   splat_ok=timed[(mask, D)]["splat_ok"],
+        row = dict(base, variant=chosen, splat_ms=timed["splat_ms"], splat_ok=timed["splat_ok"],
                    block_m=k.get("block_m", abi.BLOCK_M),
                    warp_rows=k.get("warp_rows", abi.WARP_ROWS))
-        for name, (t, _) in by_variant.items():
-            row[f"splat_{name}_ms"] = t[(mask, D)]["splat_ms"] if (mask, D) in t else None
+        for name, packed in by_variant.items():
+            row[f"splat_{name}_ms"] = packed[(mask, D)][0]["splat_ms"] if (mask, D) in packed \
+                else None
         peers = [x for x in (row.get("flex_ms"), row.get("sdpa_masked_ms")) if x]
         row["vs_best_peer"] = min(peers) / row["splat_ms"] if peers else None
         if row.get("flex_ms"):

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import calibrate_cost as CC  # noqa: E402
+from splat import abi  # noqa: E402
 
 
 def _rows(rng, weights, D, n=80, sms=132, B=2, H=16, unit=5e-4, noise=0.0):
@@ -90,3 +91,43 @@ def test_fit_variants_keeps_wgmma_builds_apart_and_writes_entries_the_tiler_load
         assert e["ms_per_unit"]["128"] == pytest.approx(s, rel=1e-9)
     found = tuple(V._variant(n, e, V.MODEL_FILE) for n, e in enumerate(out))
     assert [v.name for v in found] == ["m64w16", "m128w32", "m128w16-wgmma-producer"]
+
+
+def test_fit_variants_puts_runs_of_other_days_on_one_scale_through_the_default():
+    """Run 1 times the default and a wgmma build at D = 128; run 2 (another day, a card 10 %
+    slower) the default at D = 64 and 128 and a 128-row mma.sync variant. The fit keeps run 1's
+    times at D = 128, scales run 2's there by run 1's default over its own, and takes D = 64 from
+    run 2 alone; a run without the default at a head dim it measured, or another card, is an
+    error."""
+    from splat.tiling.cost_model import WEIGHTS
+
+    rng = np.random.default_rng(5)
+
+    def rows(kind, D, s):
+        (block_m, warp_rows, mma, loads), out = kind, []
+        for n in range(5):
+            f = dict(ctas=int(rng.integers(50, 500)), segments=int(rng.integers(50, 900)),
+                     full_tiles=int(rng.integers(100, 9000)), masked_tiles=0, mask_tiles=0,
+                     launches=1)
+            r = dict(name=f"m{n}", D=D, ok=True, features=f, block_m=block_m,
+                     warp_rows=warp_rows, block_n=abi.DEFAULT_BLOCK_N[D], mma=mma, kv_loads=loads)
+            r["ms"] = s * CC._units(r, WEIGHTS)
+            out.append(r)
+        return out
+
+    base, m128, wg = ((64, 16, "mma_sync", "compute"), (128, 32, "mma_sync", "compute"),
+                      (128, 16, "wgmma", "producer"))
+    day1 = dict(gpu="G", date="2026-12-08", rows=rows(base, 128, 2e-4) + rows(wg, 128, 3e-4))
+    day2 = dict(gpu="G", date="2026-12-07", rows=rows(base, 128, 2.2e-4) + rows(base, 64, 1e-4)
+                + rows(m128, 128, 3.3e-4) + rows(m128, 64, 1.5e-4))
+    out = CC.fit_variants([day1, day2])
+    got = {(e["block_m"], e.get("mma", "mma_sync")): e["ms_per_unit"] for e in out}
+    assert list(got) == [(64, "mma_sync"), (128, "mma_sync"), (128, "wgmma")]
+    assert got[(64, "mma_sync")] == pytest.approx({"64": 1e-4, "128": 2e-4}, rel=1e-9)
+    assert got[(128, "mma_sync")] == pytest.approx({"64": 1.5e-4, "128": 3e-4}, rel=1e-9)
+    assert got[(128, "wgmma")] == pytest.approx({"128": 3e-4}, rel=1e-9)
+    assert out[1]["fit"]["128"]["scaled_by"] == pytest.approx(2 / 2.2)
+    with pytest.raises(ValueError, match="measured m128w32 at D = 64 without the default"):
+        CC.fit_variants([day1, dict(day2, rows=rows(base, 128, 2e-4) + rows(m128, 64, 1e-4))])
+    with pytest.raises(ValueError, match="one kind of card"):
+        CC.fit_variants([day1, dict(day2, gpu="other")])

@@ -21,13 +21,14 @@ def test_pack_builds_each_build_of_the_same_layouts(tmp_path):
                     "window", "--lengths", "4096", "--head-dims", "128"]) == 0
     plan = json.loads((out / CB.PLAN_FILE).read_text())
     assert list(plan["builds"]) == ["ws64", "sync128"] and plan["suite"] is None
-    kernels = {}
+    kernels, options = {}, {}
     for name in ("base", "ws64", "sync128"):
         cat = json.loads((out / name / "catalog.json").read_text())
         (entry,) = cat["entries"]
         manifest = json.loads((out / name / entry["key"] / "manifest.json").read_text())
-        kernels[name] = manifest["kernels"][0]
-    assert kernels["base"]["mma"] == "mma_sync"
+        kernels[name], options[name] = manifest["kernels"][0], manifest.get("options", {})
+    assert options["base"] == {}  # the compiler's own choice of build
+    assert options["ws64"]["mma"] == "wgmma" and options["sync128"]["block_m"] == 128
     assert (kernels["ws64"]["mma"], kernels["ws64"]["load_warpgroup"],
             kernels["ws64"]["block_n"]) == ("wgmma", True, 64)
     assert (kernels["sync128"]["block_m"], kernels["sync128"]["warp_rows"]) == (128, 32)

@@ -205,8 +205,10 @@ def test_compile_builds_each_instruction_with_its_own_key():
     for art, mma in ((wg, "wgmma"), (sync, "mma_sync")):
         (kernel,) = art.manifest["kernels"]
         assert kernel["mma"] == mma
-        info = kernel_launch_info("bf16", 128, mma=mma, block_m=kernel["block_m"],
-                                  warp_rows=kernel.get("warp_rows", 16))
+        info = kernel_launch_info("bf16", 128, kernel["block_n"], mask_tiles="masked" in kernel["name"],
+                                  mma=mma, block_m=kernel["block_m"],
+                                  warp_rows=kernel.get("warp_rows", 16),
+                                  load_warpgroup=kernel.get("load_warpgroup", False))
         assert kernel["shared_bytes"] == info["shared_bytes"]
         assert art.manifest["options"] == {"mma": mma}
     assert wg.manifest["kernels"][0]["block_m"] == abi.WGMMA_BLOCK_M  # two warpgroups

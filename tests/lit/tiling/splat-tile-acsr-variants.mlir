@@ -7,10 +7,12 @@
 // RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0}, splat-lower-to-gpu{warp-rows=0})' | FileCheck %s
 // RUN: not %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=-1})' 2>&1 | FileCheck %s --check-prefix=BAD
 // The chosen variant's build is recorded on the op (its 'kernel' attribute), which the lowering
-// follows where its options are left open; mma=auto also prices the measured wgmma variants.
+// follows where its options are left open; mma=auto also prices the measured wgmma variants:
+// the dense blocks go to the wgmma kernel with a producer warpgroup (sm_90a's default), the
+// dilated window at D = 64 (where no wgmma kernel is built) keeps mma.sync.
 // RUN: %splat-opt %s --split-input-file --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0 mma=auto})' | FileCheck %s --check-prefix=TILE
 // RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{block-m=0 mma=hmma})' 2>&1 | FileCheck %s --check-prefix=BADMMA
-// TILE: kernel = {kv_loads = "compute", mma = "mma_sync", warp_rows = 32 : i64}
+// TILE: kernel = {kv_loads = "producer", mma = "wgmma", warp_rows = 16 : i64}
 // TILE: kernel = {kv_loads = "compute", mma = "mma_sync", warp_rows = 16 : i64}
 // BADMMA: mma must be 'auto', 'mma_sync' or 'wgmma', got 'hmma'
 
