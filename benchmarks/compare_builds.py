@@ -72,6 +72,7 @@ EXPERIMENTS = {
     "wqp128": ("ws128", {_Q_REGS: True, _PING_PONG: True}),
     "wi64": ("ws64", {_SWIZZLE: False}),
     "wsx32": ("ws32", {_WGMMA_DIMS: [64, 128, 256]}),
+    "wsx64": ("ws64", {_WGMMA_DIMS: [64, 128, 256]}),
     "wcx32": ("wc32", {_WGMMA_DIMS: [64, 128, 256]}),
 }
 PATCHES = {name: switches for name, (_, switches) in EXPERIMENTS.items()}
