@@ -19,7 +19,9 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
      mask predicate;
    - dense SDPA without a mask (``sdpa_ms``: the dense roofline) and with the boolean mask
      (``sdpa_masked_ms``);
-3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``;
+3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``, and ``io_floor_ms``: the time
+   reading Q, K and V and writing O once takes at the card's nominal memory bandwidth (no
+   kernel is faster, so a rate target whose time is below it cannot be met at that size);
 4. with ``--backward``: ``splat_bwd_ms`` and ``flex_bwd_ms``, forward + backward minus
    forward, q, k, v requiring grad (a failing backward is a note, its column null), after
    SPLAT's gradients are checked against fp64; and the kernels alone, which is what compares
@@ -55,6 +57,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
@@ -91,6 +94,42 @@ def _tflops(nnz, D, B, H, ms):
     if ms is None or not ms or not math.isfinite(ms):
         return None
     return 4.0 * nnz * D * B * H / (ms * 1e-3) / 1e12
+
+
+def hbm_bytes_per_s(props) -> float | None:
+    """The card's nominal memory bandwidth from its CUDA properties (double data rate: two
+    transfers a memory clock over the bus width), or None where torch does not report them."""
+    clock_khz = getattr(props, "memory_clock_rate", None)
+    bus_bits = getattr(props, "memory_bus_width", None)
+    if not clock_khz or not bus_bits:
+        return None
+    return 2.0 * clock_khz * 1e3 * bus_bits / 8
+
+
+def _memory_props(dev):
+    """The device's memory clock (kHz) and bus width (bits): torch's properties where it
+    reports them, else the driver's attributes."""
+    import torch
+
+    props = torch.cuda.get_device_properties(dev)
+    if getattr(props, "memory_clock_rate", None) and getattr(props, "memory_bus_width", None):
+        return props
+    from splat.runtime import driver
+
+    ordinal = dev.index or 0
+    return SimpleNamespace(
+        memory_clock_rate=driver.device_attribute(ordinal, "CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE"),
+        memory_bus_width=driver.device_attribute(ordinal,
+                                                 "CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH"))
+
+
+def io_floor_ms(B: int, H: int, Lq: int, Lk: int, D: int, bytes_per_s: float | None,
+                elem_bytes: int = 2) -> float | None:
+    """Time to read Q, K and V and write O once at ``bytes_per_s``: no kernel is faster, so an
+    effective-rate target whose time is below it cannot be met at that size."""
+    if not bytes_per_s:
+        return None
+    return B * H * (2 * Lq + 2 * Lk) * D * elem_bytes / bytes_per_s * 1e3
 
 
 def _catalog(art_dir: Path) -> dict:
@@ -151,6 +190,7 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, builds=()):
                sdpa_masked_ms=None, notes=[])
     nnz = _nnz_torch(fam, L, dev)
     row.update(nnz=nnz, density=nnz / (L * L))
+    row["io_floor_ms"] = io_floor_ms(B, H, L, L, D, hbm_bytes_per_s(_memory_props(dev)))
     scale = 1.0 / math.sqrt(D)
     q, k, v = (torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16) for _ in range(3))
     hs = slice(0, args.check_heads)
