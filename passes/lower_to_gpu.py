@@ -22,7 +22,7 @@ from .. import abi
 from ..analysis.acsr_attr import is_acsr_attr
 from ..dialects import splat as splat_d
 from ..lowering.emit import emit_backward_kernels, emit_decomposed_kernels, emit_kernel
-from ..lowering.fused_forward import kernel_launch_info
+from ..lowering.fused_config import kernel_launch_info
 from ..tiling.variants import Kernel, resolve_kernel
 from .registry import (PassError, PassOption, SplatPass, failures_at, producing_sddmm,
                        register_pass, walk_ops)

@@ -26,7 +26,7 @@ from .analysis.acsr_attr import acsr_to_attr
 from .analysis import analyze
 from .dialects import splat as splat_d
 from .ir import make_context
-from .lowering import backward_kernels, fused_forward, ptx_cache
+from .lowering import backward_kernels, fused_config, ptx_cache
 from .pipeline import build_pass_manager
 from .runtime.artifact import FORMAT, Artifact, artifact_key
 from .stages import CHIPS, STAGES, StageOptions, check_option
@@ -377,7 +377,7 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
               scale: float | None, block_n: int, mma: str, options: dict,
               split=None, block_m: int = abi.BLOCK_M,
               warp_rows: int = abi.WARP_ROWS, load_warpgroup: bool = False) -> Artifact:
-    kernel = fused_forward.kernel_launch_info(dtype, head_dim, block_n,
+    kernel = fused_config.kernel_launch_info(dtype, head_dim, block_n,
                                               mask_tiles=schedule.has_masks, mma=mma,
                                               block_m=block_m, warp_rows=warp_rows,
                                               load_warpgroup=load_warpgroup)
@@ -430,7 +430,7 @@ def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: in
                   warp_rows: int, load_warpgroup: bool) -> dict:
     """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
     per split row tile)."""
-    k = fused_forward.kernel_launch_info(dtype, head_dim, block_n, accumulate=True, mma=mma,
+    k = fused_config.kernel_launch_info(dtype, head_dim, block_n, accumulate=True, mma=mma,
                                          block_m=block_m, warp_rows=warp_rows,
                                          load_warpgroup=load_warpgroup)
     k["params"] = [dict(p, name=abi.SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]

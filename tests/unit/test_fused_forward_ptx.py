@@ -18,8 +18,8 @@ mlir = pytest.importorskip("mlir.ir")
 
 from splat.abi import fused_kernel_name as kernel_name  # noqa: E402
 
-from splat.lowering.fused_forward import (  # noqa: E402
-    FusedForwardConfig, build_fused_forward, build_into, kernel_launch_info)
+from splat.lowering.fused_config import FusedForwardConfig, kernel_launch_info  # noqa: E402
+from splat.lowering.fused_forward import build_fused_forward, build_into  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptx_param_count, ptxas_check  # noqa: E402
 
 VARIANTS = [(dt, d) for dt in ("bf16", "f16") for d in (64, 128)]

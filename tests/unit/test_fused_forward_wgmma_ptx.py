@@ -14,8 +14,8 @@ pytest.importorskip("mlir.ir")
 
 import splat  # noqa: E402
 from splat import abi  # noqa: E402
-from splat.lowering.fused_forward import (FusedForwardConfig, build_into,  # noqa: E402
-                                          kernel_launch_info)
+from splat.lowering.fused_config import FusedForwardConfig, kernel_launch_info  # noqa: E402
+from splat.lowering.fused_forward import build_into  # noqa: E402
 from splat.lowering.modules import build_in_module  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
 from splat.stages import StageOptions  # noqa: E402

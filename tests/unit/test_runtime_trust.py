@@ -404,7 +404,7 @@ def test_compiled_artifacts_pass_every_check(arts, tmp_path):
 @pytest.mark.parametrize("block_m", abi.BLOCK_M_CHOICES)
 @pytest.mark.parametrize("warp_rows", abi.WARP_ROWS_CHOICES)
 def test_fused_shared_bytes_matches_the_kernel_layout(block_m, warp_rows):
-    fused_forward = pytest.importorskip("splat.lowering.fused_forward")
+    fused_config = pytest.importorskip("splat.lowering.fused_config")
     for D in abi.HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
             for masked in (False, True):
@@ -413,9 +413,9 @@ def test_fused_shared_bytes_matches_the_kernel_layout(block_m, warp_rows):
                         continue
                     if warp_rows > 16 and D > abi.MAX_HEAD_DIM_32_ROW_WARPS:
                         continue  # not built (test_d256 refuses it)
-                    cfg = fused_forward.FusedForwardConfig("bf16", D, bn, mask_tiles=masked,
-                                                           mma=mma, block_m=block_m,
-                                                           warp_rows=warp_rows)
+                    cfg = fused_config.FusedForwardConfig("bf16", D, bn, mask_tiles=masked,
+                                                          mma=mma, block_m=block_m,
+                                                          warp_rows=warp_rows)
                     got = I.fused_shared_bytes(D, bn, masked, mma, block_m, warp_rows,
                                                cfg.load_warpgroup)
                     assert got == cfg.shared_bytes, (D, bn, masked, mma)

@@ -19,7 +19,8 @@ from splat.runtime.artifact import ArtifactError
 pytest.importorskip("mlir")
 splat = pytest.importorskip("splat.compiler")
 from splat import patterns  # noqa: E402
-from splat.lowering.fused_forward import FusedForwardConfig, build_into  # noqa: E402
+from splat.lowering.fused_config import FusedForwardConfig  # noqa: E402
+from splat.lowering.fused_forward import build_into  # noqa: E402
 from splat.lowering.modules import build_in_module  # noqa: E402
 from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa: E402
 

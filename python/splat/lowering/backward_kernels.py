@@ -52,7 +52,8 @@ from mlir.dialects import arith, gpu, memref, nvgpu, nvvm, vector
 from .. import abi
 from .builder import (LOG2E, add, cf, ci, cx, exp2, f32_type, fcmp, fma, for_range,
                       icmp, if_then, mul, select, shuffle_xor, sub, to_index, udiv, urem)
-from .fused_forward import FusedForwardConfig, _FusedForwardKernel
+from .fused_config import FusedForwardConfig
+from .fused_forward import _FusedForwardKernel
 from .modules import abi_arg_type, find_or_create_gpu_module
 
 _F32_MAX = 3.4028234663852886e38

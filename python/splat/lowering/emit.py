@@ -11,8 +11,9 @@ from types import SimpleNamespace
 
 from mlir import ir
 
+from .. import abi
 from ..tiling.decomposed import DecomposedConfig
-from . import backward_kernels, decomposed, fused_forward, to_ptx
+from . import backward_kernels, decomposed, fused_config, fused_forward, to_ptx
 
 
 def _as_module(op: ir.Operation) -> SimpleNamespace:
@@ -21,10 +22,10 @@ def _as_module(op: ir.Operation) -> SimpleNamespace:
 
 def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
                 mask_tiles: bool = False, accumulate: bool = False, mma: str = "mma_sync",
-                block_m: int = fused_forward.BLOCK_M, warp_rows: int = 16,
+                block_m: int = abi.BLOCK_M, warp_rows: int = 16,
                 load_warpgroup: bool = False) -> None:
     """Adds ``gpu.func @splat_fwd_<dtype>_d<D>[_masked][_acc]`` to ``gpu.module @splat_kernels``."""
-    cfg = fused_forward.FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles,
+    cfg = fused_config.FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles,
                                            accumulate=accumulate, mma=mma, block_m=block_m,
                                            warp_rows=warp_rows, load_warpgroup=load_warpgroup)
     fused_forward.build_into(_as_module(module_op), cfg)

@@ -35,7 +35,8 @@ from .. import abi
 from . import sync, wgmma
 from .builder import (LOG2E, add, band, cf, ci, const, cx, f32_type, for_range, i32_type, icmp,
                       if_else, if_then, mul, select, sub, to_i32, to_index)
-from .fused_forward import CHUNK, _FusedForwardKernel
+from .fused_config import CHUNK
+from .fused_forward import _FusedForwardKernel
 
 class WgmmaForwardKernel(_FusedForwardKernel):
     """The fused kernel with S and P V on wgmma (see the module docstring)."""

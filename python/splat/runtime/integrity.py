@@ -35,7 +35,7 @@ _LAST_INDEX = abi.MAX_LENGTH - 1  # the largest row or key column any table may 
 # decomposed row_pieces: (offset, stride, count) per slot, as splat.tiling.decomposed writes them
 _ROW_PIECE_FIELDS = 3
 # The mma.sync kernel pads every shared-memory row of K, V and Q by 8 elements (16 bytes)
-# against bank conflicts (splat.lowering.fused_forward.SMEM_PAD); the wgmma kernel stores K and V
+# against bank conflicts (splat.lowering.fused_config.SMEM_PAD); the wgmma kernel stores K and V
 # as unpadded core matrices and only pads Q. The runtime cannot import the lowering (it needs
 # MLIR), so the layout's size is restated here; tests/unit/test_runtime_trust.py checks that both
 # agree for every head dim, BLOCK_N, instruction and kernel variant.
