@@ -19,8 +19,8 @@ build, and ``run`` times them after the bench (``calibration.tar.gz``), so one c
 the comparison and what ``calibrate_cost.py --fit-variants calib-base.json,calib-ws64.json
 --write`` needs to let the tiler choose a build per layout.
 
-Builds in ``EXPERIMENTS`` are experiments the compiler does not offer (ping-pong turns, Q in
-registers, the interleaved layout, wgmma at D = 64): each modifies a build and packs in a
+Builds in ``EXPERIMENTS`` are experiments the compiler does not offer (ping-pong turns at 64-key
+tiles, 128-key tiles without them, Q in registers, the interleaved layout, wgmma at D = 64): each modifies a build and packs in a
 process with its switches set, so only its artifacts differ; the GPU side needs no switch
 (artifacts describe themselves, and the runtime caches launchers by content, so a twin of the
 same request key still runs its own kernels).
@@ -57,19 +57,20 @@ BUILDS = {
     "sync128": ("--mma", "mma_sync", "--block-m", "128", "--warp-rows", "32"),
 }
 _PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
+_PING_PONG_BLOCK_N = \
+    "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG_BLOCK_N"
 _WGMMA_DIMS = "splat.abi:WGMMA_HEAD_DIMS"
 _Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_REGISTERS"
 _SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
 # Experiments the compiler does not offer, as (the build they modify, switches set in its pack's
-# process: module:attribute -> value): ping-pong turns between the compute warpgroups, Q's
-# fragments in registers, the interleaved (unswizzled) tile layout, wgmma at D = 64. Their
+# process: module:attribute -> value): ping-pong turns between the compute warpgroups at 64-key
+# tiles (the kernel takes them from 128), none at 128, Q's fragments in registers, the interleaved (unswizzled) tile layout, wgmma at D = 64. Their
 # artifacts have their twin's request key; the runtime tells them apart by content.
 EXPERIMENTS = {
     "pp64": ("ws64", {_PING_PONG: True}),
-    "pp128": ("ws128", {_PING_PONG: True}),
+    "np128": ("ws128", {_PING_PONG_BLOCK_N: 1024}),  # ws128 without its ping-pong
     "wq64": ("ws64", {_Q_REGS: True}),
     "wq128": ("ws128", {_Q_REGS: True}),
-    "wqp128": ("ws128", {_Q_REGS: True, _PING_PONG: True}),
     "wi64": ("ws64", {_SWIZZLE: False}),
     "wsx32": ("ws32", {_WGMMA_DIMS: [64, 128, 256]}),
     "wsx64": ("ws64", {_WGMMA_DIMS: [64, 128, 256]}),

@@ -64,7 +64,7 @@ def test_run_without_a_gpu_fails_its_steps_and_still_reports(tmp_path):
 
 def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
     """pp64 packs the producer kernel with ping-pong turns (warpgroup 1 hands warpgroup 0 the
-    first turn: bar.arrive 2), wq64 with Q's fragments in registers, wi64 in the interleaved
+    first turn: bar.arrive 2), np128 without them at 128-key tiles, wq64 with Q's fragments in registers, wi64 in the interleaved
     layout, wsx32 the wgmma kernel at a head dim the compiler refuses it
     (D = 64), each in its own process: this one's compiler is untouched."""
     from splat import abi
@@ -81,6 +81,8 @@ def test_experimental_builds_are_packed_with_their_switches_set(tmp_path):
 
     kernel, ptx = packed("pp64", 128)
     assert kernel["load_warpgroup"] and "bar.arrive 2, 256;" in ptx
+    kernel, ptx = packed("np128", 128)  # 128-key tiles, their ping-pong switched off
+    assert kernel["block_n"] == 128 and "bar.arrive 2, 256;" not in ptx
     kernel, ptx = packed("wq64", 128)  # Q's fragments by ldmatrix, S's A operand in registers
     assert kernel["load_warpgroup"] and "ldmatrix" in ptx
     assert re.search(r"m64n64k16\S* \{[^}]*\}, \{%r", ptx)

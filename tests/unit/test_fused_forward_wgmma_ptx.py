@@ -263,6 +263,17 @@ def test_ping_pong_takes_turns_between_the_two_compute_warpgroups(monkeypatch):
         assert stats["spill_stores"] == 0 and stats["stack_bytes"] == 0
 
 
+def test_ping_pong_is_on_from_128_key_tiles_without_the_switch():
+    """The producer kernel takes ping-pong turns at 128-key tiles (measured faster there on
+    every family) and not at 64 unless PING_PONG forces it."""
+    def turns(block_n):
+        cfg = FusedForwardConfig("bf16", 128, block_n, mma="wgmma", block_m=128,
+                                 load_warpgroup=True)
+        return "bar.arrive 2, 256;" in lower_to_ptx(build_in_module(None,
+                                                                    lambda m: build_into(m, cfg)))
+    assert turns(128) and not turns(64)
+
+
 @pytest.mark.parametrize("block_m", abi.BLOCK_M_CHOICES)
 def test_register_split_fits_the_pool(block_m):
     """setmaxnreg.inc waits until the CTA's pool has the registers: the producer's and the

@@ -299,7 +299,12 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
     # Ping-pong (FlashAttention-3's inter-warpgroup schedule): the compute warpgroups take turns
     # issuing their products, so one's softmax runs while the other's products have the tensor
     # cores; warpgroup w waits on barrier TURN_BARRIER + w, which the other one arrives on.
+    # On from PING_PONG_BLOCK_N keys a tile: on the H100 (2026-12-08a, D = 128, swizzled) it
+    # made 128-key tiles 3-15 % faster on every benchmark family, and was within ±5 % either
+    # way at 64 (a softmax over 64 keys is too short to hide the other warpgroup's products).
+    # PING_PONG = True forces it at any width (compare_builds' pp64).
     PING_PONG = False
+    PING_PONG_BLOCK_N = 128
     TURN_BARRIER = 2
     # Q's A fragments in registers for the whole key loop (D/4 registers a thread) instead of
     # re-read from shared memory by every S = Q Kᵀ: at 64-key tiles S's operands from shared
@@ -325,7 +330,8 @@ class WarpSpecializedWgmmaKernel(WgmmaForwardKernel):
 
     @property
     def _ping_pong(self) -> bool:
-        return self.PING_PONG and self.threads == 256  # two compute warpgroups
+        return ((self.PING_PONG or self.BN >= self.PING_PONG_BLOCK_N)
+                and self.threads == 256)  # two compute warpgroups
 
     def _setup_kv_smem(self, raw, ws):
         super()._setup_kv_smem(raw, ws)
