@@ -36,6 +36,9 @@ Modes::
     python benchmarks/calibrate_cost.py --pack .device/calv-wgmma --plans auto --block-m 128 \
         --mma wgmma --kv-loads producer --head-dims 128 --tar     # a Hopper build (sm_90a)
     python benchmarks/calibrate_cost.py --fit-variants <m64 results>,<m128w32 results>,... --write
+    # a new variant another day: time it beside the default only, and list the new run first
+    # (its default sets the scale; the earlier runs' variants join through their own default)
+    python benchmarks/calibrate_cost.py --fit-variants <new m64>,<new wgmma>,<old m64>,... --write
 
 The model is linear in the counts of one launch, summed over the grid: with enough CTAs per SM
 (every calibration shape has >= 4 waves), time ~ t0 + (B*H / SMs) * sum(beta_f * count_f).
@@ -455,7 +458,9 @@ def main(argv=None) -> int:
     mode.add_argument("--fit", metavar="JSON")
     mode.add_argument("--fit-variants", metavar="JSON[,JSON...]",
                       help="fit each kernel variant's time per cost unit (splat.tiling.variants) "
-                           "from --run results of packs with --plans auto, one per variant")
+                           "from --run results of packs with --plans auto, one per variant; "
+                           "results of other days join through the default variant each timed "
+                           "(the first listed day sets the scale)")
     mode.add_argument("--list", action="store_true")
     ap.add_argument("--tar", action="store_true")
     ap.add_argument("--write", action="store_true", help="with --fit: write the tiler's model")
