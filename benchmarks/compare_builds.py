@@ -55,6 +55,10 @@ BUILDS = {
     "ws64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64"),
     "ws128": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "128"),
     "sync128": ("--mma", "mma_sync", "--block-m", "128", "--warp-rows", "32"),
+    # one compute warpgroup (64-row tiles) and the producer: at D = 256 its 64-key tiles fit
+    # three stages (229 KiB, mask tiles included), which two warpgroups' 128 rows do not
+    "wm32": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "32", "--block-m", "64"),
+    "wm64": ("--mma", "wgmma", "--kv-loads", "producer", "--block-n", "64", "--block-m", "64"),
 }
 _PING_PONG = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.PING_PONG"
 _PING_PONG_BLOCK_N = \

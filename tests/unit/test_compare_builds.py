@@ -152,3 +152,18 @@ def test_calibration_without_a_gpu_fails_its_steps_and_still_returns_the_logs(tm
     assert CB.main(["run", "--dir", str(d), "--out", str(out), "--budget", "60"]) != 0
     with tarfile.open(out / "calibration.tar.gz") as tar:
         assert "calibration/calib-base.log" in tar.getnames()
+
+
+def test_one_compute_warpgroup_build_fits_64_key_tiles_at_head_dim_256(tmp_path):
+    """wm64: 64-row tiles (one compute warpgroup) and the producer; at D = 256 its 64-key
+    tiles fit three stages in sm_90a's shared memory, which 128-row tiles do not."""
+    from splat import abi
+
+    out = tmp_path / "builds"
+    assert CB.main(["pack", "--out", str(out), "--builds", "wm64", "--families", "window",
+                    "--lengths", "4096", "--head-dims", "256"]) == 0
+    (entry,) = json.loads((out / "wm64" / "catalog.json").read_text())["entries"]
+    (kernel,) = json.loads((out / "wm64" / entry["key"] / "manifest.json").read_text())["kernels"]
+    assert (kernel["mma"], kernel["block_m"], kernel["block_n"], kernel["load_warpgroup"]) == (
+        "wgmma", 64, 64, True)
+    assert kernel["shared_bytes"] <= abi.MAX_SHARED_BYTES["sm_90a"]
