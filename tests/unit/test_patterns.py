@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from splat import patterns as P
+from splat.patterns import families, pattern, pieces
 from splat.analysis.acsr import ACSR
 from splat.analysis import analyze
 from splat.analysis.intervals import consecutive_runs
@@ -253,7 +254,7 @@ def test_from_mask():
 
 
 def test_from_mask_fn_is_chunked(monkeypatch):
-    monkeypatch.setattr(P, "_CHUNK_CELLS", 64 * 10)
+    monkeypatch.setattr(pattern, "_CHUNK_CELLS", 64 * 10)
     calls = []
 
     def fn(q, k):
@@ -350,16 +351,16 @@ def test_fast_helpers_match_plain_numpy():
     rng = np.random.default_rng(5)
     for n, hi in ((0, 10), (1, 10), (50, 3), (1000, 10**6)):
         key = rng.integers(0, hi, n)
-        assert np.array_equal(P._stable_order(key, hi), np.argsort(key, kind="stable"))
-        assert np.array_equal(P._stable_order(key, 1 << 62), np.argsort(key, kind="stable"))  # fallback
-        assert np.array_equal(P._unique(key), np.unique(key))
+        assert np.array_equal(pieces._stable_order(key, hi), np.argsort(key, kind="stable"))
+        assert np.array_equal(pieces._stable_order(key, 1 << 62), np.argsort(key, kind="stable"))  # fallback
+        assert np.array_equal(pieces._unique(key), np.unique(key))
         s0, s1 = consecutive_runs(np.unique(key))
-        assert [(a, b) for a, b in zip(s0.tolist(), s1.tolist())] == P._runs_of(np.unique(key))
+        assert [(a, b) for a, b in zip(s0.tolist(), s1.tolist())] == families._runs_of(np.unique(key))
     for nrb, ncb, r, B, Lk in ((1, 1, 1, 4, 3), (7, 9, 3, 5, 43), (40, 12, 5, 8, 90)):
         idx = np.sort(np.stack([rng.choice(ncb, r, replace=False) for _ in range(nrb)]), axis=1)
-        rb, c0, c1 = P._block_runs(idx, B, Lk)
+        rb, c0, c1 = pieces._block_runs(idx, B, Lk)
         ref = [(b, s * B, min((e + 1) * B, Lk)) for b in range(nrb) for s, e in
-               ((a, b_ - 1) for a, b_ in P._runs_of(idx[b]))]
+               ((a, b_ - 1) for a, b_ in families._runs_of(idx[b]))]
         assert list(zip(rb.tolist(), c0.tolist(), c1.tolist())) == ref
 
 

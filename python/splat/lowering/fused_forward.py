@@ -81,7 +81,7 @@ from .builder import (LN2, LOG2E, add, all_of, band, cf, ci, cx, exp2, f32_type,
                       for_range, i32_type, icmp, if_else, if_then, log2, mul, select, shuffle_xor,
                       smax, smin, sub, to_i32, to_index, tree_reduce, udiv, urem,
                       warp_any)
-from .fused_config import CHUNK, SMEM_PAD, FusedForwardConfig
+from .fused_config import CHUNK, FusedForwardConfig
 from .mma import mma_operands
 from .modules import abi_arg_type, build_in_module, find_or_create_gpu_module
 

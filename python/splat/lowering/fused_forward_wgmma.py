@@ -33,7 +33,7 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm
 
 from .. import abi
 from . import sync, wgmma
-from .builder import (LOG2E, add, band, cf, ci, const, cx, f32_type, for_range, i32_type, icmp,
+from .builder import (LOG2E, add, band, cf, ci, const, cx, f32_type, for_range, icmp,
                       if_else, if_then, mul, select, sub, to_i32, to_index)
 from .fused_config import CHUNK
 from .fused_forward import _FusedForwardKernel
