@@ -16,7 +16,7 @@ import pytest
 from splat import patterns as P
 from splat.analysis import analyze
 from splat.tiling import build_schedule, reference_attention, run_schedule
-from splat.tiling.schedule import PLAN_BLOCKS, TileSchedule
+from splat.tiling.tile_schedule import PLAN_BLOCKS, TileSchedule
 
 PLANS = ("auto", "affine", "blocks")
 

@@ -8,7 +8,7 @@ import pytest
 
 from splat.analysis.acsr import ACSR, BlockRemainder, Piece
 from splat.tiling import TileSchedule, build_schedule, reference_attention, run_schedule
-from splat.tiling.schedule import key_tile_full
+from splat.tiling.tile_schedule import key_tile_full
 
 try:  # the real pattern constructors and the analysis
     from splat import patterns as P

@@ -17,7 +17,7 @@ import pytest
 
 from splat import patterns as P
 from splat.analysis import analyze
-from splat.tiling import plan_split
+from splat.tiling import band_costs, plan_split
 from splat.tiling import schedule as S
 
 
@@ -92,11 +92,11 @@ def test_band_costs_price_the_tiles_as_the_builder_does():
         assert b.bands is not None
         lo = rng.integers(0, L - 64, 400)
         nrows = rng.integers(1, 65, 400)
-        rules = S.PlanRules(True, S._PLAN_MIN_ITEMS, S._PLAN_MIN_MASKED, S._COALESCE_MAX_CHAINS,
+        rules = band_costs.PlanRules(True, S._PLAN_MIN_ITEMS, S._PLAN_MIN_MASKED, S._COALESCE_MAX_CHAINS,
                             S._BLOCKS_MARGIN)
-        bc = S.band_tile_costs(b.bands, lo, nrows, 64, 64, L, rules)
+        bc = band_costs.band_tile_costs(b.bands, lo, nrows, 64, 64, L, rules)
         assert not bc.general.all()
-        segs = S.band_tile_segments(b.bands, lo, nrows)
+        segs = band_costs.band_tile_segments(b.bands, lo, nrows)
         for m in np.flatnonzero(~bc.general).tolist():
             planned = b.tile(int(lo[m]), 1, int(nrows[m]))
             assert (bc.cost[m], bc.plan[m]) == (planned[2], planned[3])

@@ -2,7 +2,8 @@
 that want two row groupings, plus a numpy executor that runs a schedule exactly as the GPU kernel
 walks it."""
 
-from .schedule import TileSchedule, build_schedule
+from .schedule import build_schedule
+from .tile_schedule import TileSchedule
 from .executor import reference_attention, run_schedule
 from .split import merge_partials, plan_split
 

@@ -28,7 +28,7 @@ from ..abi import default_scale
 from ..analysis import acsr_from_mask
 from ..analysis.acsr import ACSR
 from .executor import _check_shapes, has_keys, key_tiles
-from .schedule import TileSchedule
+from .tile_schedule import TileSchedule
 
 __all__ = ["transpose_layout", "column_schedule", "column_schedules", "run_backward",
            "reference_backward"]

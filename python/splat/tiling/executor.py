@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from ..abi import default_scale
-from .schedule import TileSchedule, key_tile_full
+from .tile_schedule import TileSchedule, key_tile_full
 
 __all__ = ["run_schedule", "reference_attention", "key_tiles", "has_keys"]
 

@@ -28,7 +28,8 @@ from ..analysis.acsr import ACSR, BlockRemainder
 from . import cost_model
 from .cost_model import launch_cost
 from . import schedule as _sched
-from .schedule import TileSchedule, build_schedule
+from .schedule import build_schedule
+from .tile_schedule import PLAN_BLOCKS, TileSchedule
 
 __all__ = ["plan_split", "split_pieces", "may_split", "schedule_cost", "tiles_cost_range",
            "launch_cost_floor", "merge_partials"]
@@ -166,7 +167,7 @@ def tiles_cost_range(b, built: list) -> tuple[float, float]:
         return -math.inf, math.inf
     tiles = sum(r[2] for _, r in built)
     cost = tiles + w.W_LAUNCH
-    if not any(b.blocks_adds_masks(t, r) if r[3] == _sched.PLAN_BLOCKS else len(r[1])
+    if not any(b.blocks_adds_masks(t, r) if r[3] == PLAN_BLOCKS else len(r[1])
                for t, r in built):
         return cost, cost
     walked = max(0.0, tiles - w.W_TILE * len(built))  # the key tiles' costs

@@ -51,7 +51,8 @@ from ..analysis.acsr import ACSR
 from . import cost_model
 from . import schedule as _sched
 from .cost_model import MODEL_FILE
-from .schedule import TileSchedule, build_schedule
+from .schedule import build_schedule
+from .tile_schedule import TileSchedule
 from .split import launch_cost_floor, may_split, plan_split, schedule_cost, tiles_cost_range
 
 __all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants",
