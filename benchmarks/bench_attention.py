@@ -19,9 +19,10 @@ Longformer, BigBird, blocked) at L ∈ {4096, 16384}, D ∈ {64, 128}, B = 2, H 
      mask predicate;
    - dense SDPA without a mask (``sdpa_ms``: the dense roofline) and with the boolean mask
      (``sdpa_masked_ms``);
-3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``, and ``io_floor_ms``: the time
-   reading Q, K and V and writing O once takes at the card's nominal memory bandwidth (no
-   kernel is faster, so a rate target whose time is below it cannot be met at that size);
+3. effective TFLOP/s on the non-zeros: ``4 · nnz · D · B · H / time``, and ``io_floor_ms``:
+   the time reading Q, K and V and writing O once takes at the card's nominal memory
+   bandwidth (no kernel is faster, so a rate target whose time is below it cannot be met at
+   that size);
 4. with ``--backward``: ``splat_bwd_ms`` and ``flex_bwd_ms``, forward + backward minus
    forward, q, k, v requiring grad (a failing backward is a note, its column null), after
    SPLAT's gradients are checked against fp64; and the kernels alone, which is what compares
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -106,21 +108,22 @@ def hbm_bytes_per_s(props) -> float | None:
     return 2.0 * clock_khz * 1e3 * bus_bits / 8
 
 
-def _memory_props(dev):
-    """The device's memory clock (kHz) and bus width (bits): torch's properties where it
-    reports them, else the driver's attributes."""
+@functools.lru_cache(maxsize=None)
+def _device_bandwidth(ordinal: int) -> float | None:
+    """`hbm_bytes_per_s` of device ``ordinal``, once per device: from torch's properties where
+    they report the memory clock and bus width, else from the driver's attributes."""
     import torch
 
-    props = torch.cuda.get_device_properties(dev)
-    if getattr(props, "memory_clock_rate", None) and getattr(props, "memory_bus_width", None):
-        return props
-    from splat.runtime import driver
+    bandwidth = hbm_bytes_per_s(torch.cuda.get_device_properties(ordinal))
+    if bandwidth is None:
+        from splat.runtime import driver
 
-    ordinal = dev.index or 0
-    return SimpleNamespace(
-        memory_clock_rate=driver.device_attribute(ordinal, "CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE"),
-        memory_bus_width=driver.device_attribute(ordinal,
-                                                 "CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH"))
+        bandwidth = hbm_bytes_per_s(SimpleNamespace(
+            memory_clock_rate=driver.device_attribute(ordinal,
+                                                      "CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE"),
+            memory_bus_width=driver.device_attribute(ordinal,
+                                                     "CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH")))
+    return bandwidth
 
 
 def io_floor_ms(B: int, H: int, Lq: int, Lk: int, D: int, bytes_per_s: float | None,
@@ -190,7 +193,7 @@ def run_row(fam, L, D, args, catalog, art_dir, flex_compiled, builds=()):
                sdpa_masked_ms=None, notes=[])
     nnz = _nnz_torch(fam, L, dev)
     row.update(nnz=nnz, density=nnz / (L * L))
-    row["io_floor_ms"] = io_floor_ms(B, H, L, L, D, hbm_bytes_per_s(_memory_props(dev)))
+    row["io_floor_ms"] = io_floor_ms(B, H, L, L, D, _device_bandwidth(dev.index or 0))
     scale = 1.0 / math.sqrt(D)
     q, k, v = (torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16) for _ in range(3))
     hs = slice(0, args.check_heads)

@@ -20,8 +20,8 @@ the comparison and what ``calibrate_cost.py --fit-variants calib-base.json,calib
 --write`` needs to let the tiler choose a build per layout.
 
 Builds in ``EXPERIMENTS`` are experiments the compiler does not offer (ping-pong turns at 64-key
-tiles, 128-key tiles without them, Q in registers, the interleaved layout, wgmma at D = 64): each modifies a build and packs in a
-process with its switches set, so only its artifacts differ; the GPU side needs no switch
+tiles, 128-key tiles without them, Q in registers, the interleaved layout, wgmma at D = 64):
+each modifies a build and packs in a process with its switches set, so only its artifacts differ; the GPU side needs no switch
 (artifacts describe themselves, and the runtime caches launchers by content, so a twin of the
 same request key still runs its own kernels).
 
@@ -68,8 +68,9 @@ _Q_REGS = "splat.lowering.fused_forward_wgmma:WarpSpecializedWgmmaKernel.Q_IN_RE
 _SWIZZLE = "splat.lowering.fused_forward_wgmma:WgmmaForwardKernel.SWIZZLE"
 # Experiments the compiler does not offer, as (the build they modify, switches set in its pack's
 # process: module:attribute -> value): ping-pong turns between the compute warpgroups at 64-key
-# tiles (the kernel takes them from 128), none at 128, Q's fragments in registers, the interleaved (unswizzled) tile layout, wgmma at D = 64. Their
-# artifacts have their twin's request key; the runtime tells them apart by content.
+# tiles (the kernel takes them from 128), none at 128, Q's fragments in registers, the
+# interleaved (unswizzled) tile layout, wgmma at D = 64. Their artifacts have their twin's
+# request key; the runtime tells them apart by content.
 EXPERIMENTS = {
     "pp64": ("ws64", {_PING_PONG: True}),
     "np128": ("ws128", {_PING_PONG_BLOCK_N: 1024}),  # ws128 without its ping-pong
@@ -115,15 +116,15 @@ def pack(args) -> int:
                               *calibration_options(n), "--pack"]
     t0 = time.perf_counter()
     def command(name, argv):
-        if name.startswith("calib-"):
-            return [sys.executable, str(CALIBRATE), *argv]
+        if name.startswith("calib-"):  # argv ends with --pack, which takes the folder
+            return [sys.executable, str(CALIBRATE), *argv, str(out / name)]
+        argv = [*argv, "--out", str(out / name)]
         build = name.removeprefix("suite-")
         if build in PATCHES:  # pack in a process with the build's switches set
             return [sys.executable, __file__, "pack-patched", json.dumps(PATCHES[build]), *argv]
         return [sys.executable, str(PACK), *argv]
 
-    procs = {name: subprocess.Popen(command(name, [*argv, *([] if name.startswith("calib-")
-                                                          else ["--out"]), str(out / name)]),
+    procs = {name: subprocess.Popen(command(name, argv),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name, argv in jobs.items()}
     failed = []

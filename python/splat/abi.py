@@ -85,10 +85,9 @@ MMA_KINDS = ("mma_sync", "wgmma")
 
 # Chips with Hopper's warpgroup MMA (wgmma, sm_90a PTX only). With mma "auto" the tiler prices the
 # wgmma kernel variants that splat/tiling/cost_model.json lists as measured beside the mma.sync
-# ones, per layout (splat.tiling.variants); it lists none yet. The interleaved-layout builds
-# timed on the H100 (2026-12-07m) were slower than mma.sync everywhere; the 128-byte swizzled
-# layout (2026-12-07n) ran one dense launch 1.52x faster than mma.sync under ncu, and awaits
-# calibration (docs/performance.md). Asked for (splat.compile(mma="wgmma"),
+# ones, per layout (splat.tiling.variants): since 2026-12-08 the producer build at 64-key tiles
+# (128-byte swizzled tiles), at D = 128, where it took 0.81x mma.sync's time in geometric mean
+# on the calibration masks (docs/performance.md). Asked for (splat.compile(mma="wgmma"),
 # splat-to-ptx{mma=wgmma}) it is built for these head dims.
 WGMMA_CHIPS = ("sm_90a",)
 WGMMA_HEAD_DIMS = (128, 256)

@@ -378,9 +378,9 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
               split=None, block_m: int = abi.BLOCK_M,
               warp_rows: int = abi.WARP_ROWS, load_warpgroup: bool = False) -> Artifact:
     kernel = fused_config.kernel_launch_info(dtype, head_dim, block_n,
-                                              mask_tiles=schedule.has_masks, mma=mma,
-                                              block_m=block_m, warp_rows=warp_rows,
-                                              load_warpgroup=load_warpgroup)
+                                             mask_tiles=schedule.has_masks, mma=mma,
+                                             block_m=block_m, warp_rows=warp_rows,
+                                             load_warpgroup=load_warpgroup)
     tables = schedule.kernel_tables()
     kernels = [kernel]
     if split is not None:
@@ -431,8 +431,8 @@ def _split_launch(dtype: str, head_dim: int, block_n: int, mma: str, block_m: in
     """The accumulating kernel's entry, bound to the split schedule's tables (its grid: one CTA
     per split row tile)."""
     k = fused_config.kernel_launch_info(dtype, head_dim, block_n, accumulate=True, mma=mma,
-                                         block_m=block_m, warp_rows=warp_rows,
-                                         load_warpgroup=load_warpgroup)
+                                        block_m=block_m, warp_rows=warp_rows,
+                                        load_warpgroup=load_warpgroup)
     k["params"] = [dict(p, name=abi.SPLIT_TABLES.get(p["name"], p["name"])) for p in k["params"]]
     k["tables"] = [abi.SPLIT_TABLES.get(t, t) for t in k["tables"]]
     k["tile_table"] = abi.SPLIT_TABLES["row_tiles"]

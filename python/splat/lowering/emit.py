@@ -26,8 +26,8 @@ def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: 
                 load_warpgroup: bool = False) -> None:
     """Adds ``gpu.func @splat_fwd_<dtype>_d<D>[_masked][_acc]`` to ``gpu.module @splat_kernels``."""
     cfg = fused_config.FusedForwardConfig(dtype, head_dim, block_n, mask_tiles=mask_tiles,
-                                           accumulate=accumulate, mma=mma, block_m=block_m,
-                                           warp_rows=warp_rows, load_warpgroup=load_warpgroup)
+                                          accumulate=accumulate, mma=mma, block_m=block_m,
+                                          warp_rows=warp_rows, load_warpgroup=load_warpgroup)
     fused_forward.build_into(_as_module(module_op), cfg)
 
 

@@ -60,9 +60,9 @@ Q is only read (into registers, once) before the key loop, whose first prefetch 
 K stage 1; after the loop the same region stages the output tile for 16-byte coalesced stores.
 (For BLOCK_N < BLOCK_M the Q tile gets its own region after the V stages.)
 Defaults (``fused_config.DEFAULTS``): D = 64 uses BLOCK_N = 64, 36 KiB, <= 128 registers
-(4 CTAs/SM); D = 128 uses BLOCK_N = 32, 51 KiB and 168 registers (3 CTAs/SM).  The masked kernels add
-2 x BLOCK_M x ceil(BLOCK_N/32) x 4 bytes of shared memory (1 KiB at D = 64, 0.5 KiB at D = 128)
-and keep the same occupancy (D = 128: the hint ``MASKED_MIN_BLOCKS_PER_SM``, 167 registers).
+(4 CTAs/SM); D = 128 uses BLOCK_N = 32, 51 KiB and 168 registers (3 CTAs/SM).  The masked
+kernels add 2 x BLOCK_M x ceil(BLOCK_N/32) x 4 bytes of shared memory (1 KiB at D = 64,
+0.5 KiB at D = 128) and keep the same occupancy (D = 128: the hint ``MASKED_MIN_BLOCKS_PER_SM``, 167 registers).
 The kernel requires scale > 0 (the running max is taken on raw scores and scaled afterwards).
 
 The tensor-core operands per element type (f16 / bf16) and the ldmatrix loads are in mma.py; the

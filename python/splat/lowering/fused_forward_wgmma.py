@@ -6,8 +6,8 @@ warpgroup owning 64 rows (wgmma's native M), and the default 128-row tiles
 
 * S = Q Kᵀ: ``wgmma m64n{BLOCK_N}k16`` per k16 step of D with both operands read by the tensor
   cores from shared memory: Q (loaded once, in the tile layout; each warpgroup's descriptor
-  starts at its 64 rows) and the K tile (K-contiguous).  Q takes no registers, which is what lets two
-  256-thread CTAs share an SM at 128 registers a thread.
+  starts at its 64 rows) and the K tile (K-contiguous).  Q takes no registers, which is what
+  lets two 256-thread CTAs share an SM at 128 registers a thread.
 * O += P V: ``wgmma m64n{D}k16`` per k16 step of the key tile, A = P straight from the softmax
   registers, B = the V tile in shared memory (D-contiguous, i.e. "transposed" B).
 

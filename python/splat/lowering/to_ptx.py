@@ -20,7 +20,7 @@ from mlir import ir, passmanager
 from mlir.dialects import gpu
 
 DYNAMIC_SMEM_PREFIX = "__dynamic_shmem__"
-DYNAMIC_SMEM_ALIGN = 1024  # the 128-byte swizzle repeats every 1024 bytes (wgmma.SWIZZLE_ATOM_BYTES)
+DYNAMIC_SMEM_ALIGN = 1024  # the 128-byte swizzle's period (wgmma.SWIZZLE_ATOM_BYTES)
 
 
 def nvvm_passes_before_binary(chip: str, features: str, opt_level: int) -> str:
