@@ -15,7 +15,8 @@ The key loop is software-pipelined (`emit`): P V of tile j - 1 runs on the tenso
 tile j is masked and its softmax computed, so K/V take three stages.  K and V never pass
 through registers, and the gather of arbitrary key sequences (``col0 + col_step*u``,
 zero-filled past ``ncols``, mask tiles) stays cp.async.  Q, K and V tiles are stored 128-byte
-swizzled (``wgmma.SWIZZLED_128B``; ``SWIZZLE = False``: interleaved core matrices), K/V in
+swizzled (``wgmma.SWIZZLED_128B``; ``SWIZZLE = False``: interleaved core matrices; the
+gathers and descriptors are wgmma_tiles.py's, shared with the backward), K/V in
 stages ``[K0][V0][K1][V1][K2][V2]``; the staged output (padded rows, 16-byte stores)
 reuses stage 1 onwards after the loop; split-KV's row weights go to K0.
 
@@ -33,12 +34,13 @@ from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm
 
 from .. import abi
 from . import sync, wgmma
-from .builder import (LOG2E, add, band, cf, ci, const, cx, f32_type, for_range, icmp,
-                      if_else, if_then, mul, select, sub, to_i32, to_index)
-from .fused_config import CHUNK
+from .builder import (LOG2E, add, band, cf, ci, cx, f32_type, for_range, icmp, if_else, if_then,
+                      mul, sub, to_i32, to_index)
 from .fused_forward import _FusedForwardKernel
+from .wgmma_tiles import WgmmaTiles
 
-class WgmmaForwardKernel(_FusedForwardKernel):
+
+class WgmmaForwardKernel(WgmmaTiles, _FusedForwardKernel):
     """The fused kernel with S and P V on wgmma (see the module docstring)."""
 
     def __init__(self, cfg, args):
@@ -48,17 +50,6 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         self.q_regs = None  # Q's A fragments per k16 step, where a subclass keeps them
 
     # --- shared memory --------------------------------------------------------------------------
-    # The tiles' shared-memory layout (wgmma.TileLayout): the 128-byte swizzle, whose copies
-    # read whole 128-byte lines, or (False) interleaved core matrices, whose copies read 16
-    # bytes of 8 rows per 8 threads: twice the L2 requests. ncu on the H100 (2026-12-07n,
-    # dense, L = 4096, D = 128, producer at 64-key tiles): interleaved 998 us at 94 % of L2
-    # throughput, the compute warps waiting on the producer; swizzled 561 us.
-    SWIZZLE = True
-
-    @property
-    def layout(self) -> wgmma.TileLayout:
-        return wgmma.SWIZZLED_128B if self.SWIZZLE else wgmma.INTERLEAVED
-
     def _setup_kv_smem(self, raw, ws):
         """The K and V stages in the tile layout, with their stage-0 wgmma descriptors (the Q,
         bits and split-KV views come from the base class at the config's offsets)."""
@@ -78,35 +69,6 @@ class WgmmaForwardKernel(_FusedForwardKernel):
         warpgroup = arith.shrui(self.warp, ci(2))
         self.q_desc0 = wgmma.advance(q_desc, mul(warpgroup, self.layout.row_bytes(64)))
 
-    def _stage_descriptor(self, desc0, stage):
-        """``desc0`` moved to ``stage`` (an index, 0 or 1): stages are 2 tiles apart."""
-        i64 = ir.IntegerType.get_signless(64)
-        step = const(i64, (2 * self.kv_bytes) >> 4)  # in the address field's 16-byte units
-        return arith.addi(desc0, arith.muli(arith.index_cast(i64, stage), step))
-
-    def _copy_tile_rows(self, tile_rows, global_row, copies):
-        """Copy ``tile_rows`` rows into shared memory in the tile layout: ``global_row(r)``
-        gives (valid, source row) of tile row ``r`` (an invalid row is zero-filled and reads
-        row 0); ``copies`` lists ``(dst buffer, dst index prefix, src tensor, src index
-        prefix)``. Each 16-byte chunk is one cp.async; which thread takes which chunk is the
-        layout's (`TileLayout.copy_units`): 8 threads fill 128 contiguous bytes of shared memory
-        (no bank conflict). Interleaved, a warp then reads 64 contiguous bytes of each of 8
-        rows (a warp reading 4 whole 128-byte rows instead halves the L2 requests but puts a
-        row's chunks, core matrices apart, in one bank group: 2x the store wavefronts, and it
-        measured 4 % slower on the H100, 2026-12-07h); swizzled, whole rows."""
-        chunks = self.D // CHUNK
-        slot, r8 = arith.shrui(self.tid, ci(3)), arith.andi(self.tid, ci(7))
-        for r, chunk in self.layout.copy_units(slot, r8, self.threads, tile_rows, chunks):
-            col = to_index(mul(chunk, CHUNK))
-            valid, grow = global_row(r)
-            grow = select(valid, grow, 0)
-            n_src = select(valid, cx(CHUNK), cx(0))
-            dst = to_index(self.layout.offset(r, chunk, tile_rows))
-            for buf, prefix, src, src_prefix in copies:
-                nvgpu.device_async_copy(buf, list(prefix) + [dst],
-                                        src, list(src_prefix) + [to_index(grow), col],
-                                        CHUNK, src_elements=n_src, bypass_l1=True)
-
     def load_q_tile(self):
         """The Q tile into ``q_core`` (core matrices), rows past ``nrows`` zero."""
         def q_row(r):
@@ -114,21 +76,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
 
         self._copy_tile_rows(self.BM, q_row, [(self.q_core, [], self.q, [self.b, self.h])])
 
-    def _load_kv_rows(self, col0, col_step, ncols, u0, stage):
-        """Gather key/value rows ``col0 + col_step*u``, ``u in [u0, u0+BLOCK_N)`` (zero past
-        ``ncols``) into ``stage`` as core matrices."""
-        def kv_row(r):
-            u = add(u0, r)
-            return icmp("slt", u, ncols), add(col0, mul(col_step, u))
-
-        prefix = [self.b, self.hkv]
-        self._copy_tile_rows(self.BN, kv_row, [(self.kv_s, [stage, cx(0)], self.k, prefix),
-                                               (self.kv_s, [stage, cx(1)], self.v, prefix)])
-
     # --- the two products -----------------------------------------------------------------------
-    def publish_tile(self):
-        wgmma.fence_proxy_async()
-
     def qk_scores(self, q_frags, stage):
         """Issue S = Q Kᵀ for the K tile in ``stage``, Q from ``q_core`` or, where
         ``self.q_regs`` holds them, from registers (``q_frags`` unused); not waited for
@@ -162,29 +110,18 @@ class WgmmaForwardKernel(_FusedForwardKernel):
             frags.append(wgmma.pack_a_fragment(self.ops.a_from_ldmatrix(v)))
         return frags
 
-    def pack_p(self, p):
-        """P (f32, this warp's one m16 tile) as wgmma A fragments: 4 b32 per 16 keys."""
-        p = p[0]
-        return [wgmma.pack_a_fragment(self.ops.a_from_f32(p[2 * kk] + p[2 * kk + 1]))
-                for kk in range(self.BN // 16)]
-
     def pv_issue(self, a, o, stage):
         """Issue O += P V (A = packed P fragments, V in ``stage``) without waiting: the
         accumulators come back pending (`wgmma.wait` before reading them)."""
         desc = self._stage_descriptor(self.v_desc0, stage)
         descs = [wgmma.advance(desc, self.layout.mn_step(kk)) for kk in range(self.BN // 16)]
-        flat = wgmma.mma_async([x for tile in o[0] for x in tile], a, descs, n=self.D,
+        flat = wgmma.mma_async(self._flat(o), a, descs, n=self.D,
                                ptx_type=self.ptx_type, trans_b=True, accumulate=True,
                                wait_group=None)
         return self._tiles(flat, self.D)
 
-    @staticmethod
-    def _tiles(flat, n):
-        """Flat accumulators (n/2 a thread) as ``[m16 tile][n8 tile][4]`` (one m16 tile)."""
-        return [[flat[4 * j:4 * j + 4] for j in range(n // 8)]]
-
     def _wait_o(self, o, pending=0):
-        return self._tiles(wgmma.wait([x for tile in o[0] for x in tile], pending), self.D)
+        return self._tiles(wgmma.wait(self._flat(o), pending), self.D)
 
     # --- the key loop: P V of tile j - 1 overlaps tile j ------------------------------------------
     def emit(self):
@@ -248,7 +185,7 @@ class WgmmaForwardKernel(_FusedForwardKernel):
                                                 prepare_o=self._wait_o)
         o = self._wait_o(o)
         self._release_tile(later, prev)
-        return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_p(p),
+        return dict(seg=keys["nseg"], u0=keys["nu0"], m=m, l=l, o=o, a=self.pack_a(p),
                     prev=stage, **after)
 
     # Hooks of the key loop: how a tile's K/V arrive and leave, and where the stages go next.
