@@ -186,14 +186,19 @@ class LowerToGPU(SplatPass):
 
     def _lower_backward(self, op: ir.Operation, target: ir.Operation, n: int, dtype: str,
                         head_dim: int, emitted: dict) -> None:
-        """The dQ kernel over ``schedule`` and the dK/dV kernel over ``col_schedule`` (mma.sync,
-        ``abi.BACKWARD_BLOCK_M``-row tiles), and their accumulating variants over the splits
-        (``split_schedule``, ``col_split_schedule``), once per module and variant."""
+        """The dQ kernel over ``schedule`` and the dK/dV kernel over ``col_schedule``
+        (``abi.BACKWARD_BLOCK_M``-row tiles; option ``mma``: `abi.backward_mma`), and their
+        accumulating variants over the splits (``split_schedule``, ``col_split_schedule``),
+        once per module and variant."""
         if head_dim not in abi.BACKWARD_HEAD_DIMS:
             raise PassError(f"the backward kernels support head dim "
                             f"{_either(abi.BACKWARD_HEAD_DIMS)}, got {head_dim}", target)
-        if self.options["mma"] == "wgmma":
-            raise PassError("the backward kernels are built with mma_sync only", target)
+        if self.options["warp-rows"] not in (0, abi.WARP_ROWS) or \
+                self.options["kv-loads"] == "producer":
+            raise PassError(f"the backward kernels run {abi.WARP_ROWS}-row warps without a "
+                            f"producer warpgroup; got warp-rows={self.options['warp-rows']} "
+                            f"kv-loads={self.options['kv-loads']}", target)
+        mma = abi.backward_mma(self.options["mma"])
         attrs = target.attributes
         rows, cols = _schedule_attr(target, "schedule"), _schedule_attr(target, "col_schedule")
         splits = {name: _schedule_attr(target, name) for name in
@@ -208,14 +213,14 @@ class LowerToGPU(SplatPass):
             raise PassError("a split schedule must have no mask tiles", target)
         rows_split, cols_split = "split_schedule" in splits, "col_split_schedule" in splits
         variant = ("backward", dtype, head_dim, rows.has_masks, cols.has_masks, rows_split,
-                   cols_split)
+                   cols_split, mma)
         if variant in emitted and emitted[variant] != shape:
             raise PassError(f"every {dtype} D={head_dim} backward of a module must use one tile "
                             f"shape", target)
         if variant not in emitted:
             emit_backward_kernels(op, dtype=dtype, head_dim=head_dim, block_n=shape[1],
                                   rows_masked=rows.has_masks, cols_masked=cols.has_masks,
-                                  rows_split=rows_split, cols_split=cols_split)
+                                  rows_split=rows_split, cols_split=cols_split, mma=mma)
             emitted[variant] = shape
         self._replace_with_call(target, f"splat_attention_backward_{n}",
                                 abi.dq_kernel_name(dtype, head_dim, rows.has_masks), head_dim,

@@ -3,6 +3,7 @@
 here (where MLIR is), into one directory carried to the GPU machine.
 
     python scripts/pack_backward_kernels.py --out .device/backward
+    python scripts/pack_backward_kernels.py --mma wgmma --out .device/backward-wgmma
 
 Per case (a test family or an irregular mask, a head dim, bf16): ``<case>/kernels.ptx`` (the dQ
 and dK/dV kernels), ``<case>/tables.npz`` (the row schedule's tables and the column
@@ -49,14 +50,15 @@ def _tables(sched, names: dict | None = None) -> dict:
             for n, t in sched.kernel_tables(names).items()}
 
 
-def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16") -> dict:
+def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16",
+              mma: str = "mma_sync") -> dict:
     acsr = analyze(mask)
     bn = abi.backward_block_n(D)
     rows = build_schedule(acsr, abi.BLOCK_M, bn, order="heavy_first")
     cols = column_schedule(acsr, abi.BLOCK_M, bn)
     row_t, col_t = _tables(rows), _tables(cols, abi.COL_TABLES)
-    dq = DqConfig(dtype, D, bn, mask_tiles="mask_ptr" in row_t)
-    dkv = DkvConfig(dtype, D, bn, mask_tiles=abi.COL_TABLES["mask_ptr"] in col_t)
+    dq = DqConfig(dtype, D, bn, mask_tiles="mask_ptr" in row_t, mma=mma)
+    dkv = DkvConfig(dtype, D, bn, mask_tiles=abi.COL_TABLES["mask_ptr"] in col_t, mma=mma)
 
     def build(module):
         build_dq_into(module, dq)
@@ -68,7 +70,7 @@ def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16
     (case_dir / "kernels.ptx").write_text(ptx)
     np.savez(case_dir / "tables.npz", mask=mask, **row_t, **col_t)
     info = dict(name=name, Lq=int(mask.shape[0]), Lk=int(mask.shape[1]), D=D, dtype=dtype,
-                block=[dq.forward().num_threads, 1, 1],
+                mma=mma, block=[dq.forward().num_threads, 1, 1],
                 dq=dict(kernel=dq.name, masked=dq.mask_tiles, shared_bytes=dq.shared_bytes,
                         params=abi.dq_kernel_params(dtype, dq.mask_tiles),
                         n_tiles=int(rows.row_tiles.shape[0])),
@@ -83,10 +85,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / ".device" / "backward")
     ap.add_argument("--head-dims", default="64,128")
+    ap.add_argument("--mma", choices=abi.MMA_KINDS, default="mma_sync",
+                    help="the kernels' tensor-core instruction (wgmma: sm_90a)")
     args = ap.parse_args(argv)
     for name, mask in masks().items():
         for D in (int(x) for x in args.head_dims.split(",")):
-            info = pack_case(args.out, name, mask, D)
+            info = pack_case(args.out, name, mask, D, mma=args.mma)
             print(f"{name} D={D}: {info['dq']['kernel']} ({info['dq']['n_tiles']} row tiles), "
                   f"{info['dkv']['kernel']} ({info['dkv']['n_tiles']} column tiles)")
     return 0

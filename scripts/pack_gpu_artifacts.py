@@ -122,8 +122,8 @@ def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, b
     kw = dict(dtype=dtype, head_dim=D, target=target)
     if variant != "fused":
         kw["variant"] = variant
-        if variant == "backward" and block_n is not None:  # the backward's only tile option
-            kw["block_n"] = block_n
+        if variant == "backward":  # the backward's options: its key tile and instruction
+            kw.update({k: v for k, v in (("block_n", block_n), ("mma", mma)) if v is not None})
     else:
         kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows),
                                      ("block_n", block_n), ("mma", mma),
@@ -191,7 +191,8 @@ def main(argv=None) -> int:
                     help="fused and backward artifacts with this many keys a key tile (as "
                          "--block-m)")
     ap.add_argument("--mma", choices=abi.MMA_KINDS,
-                    help="fused artifacts on this tensor-core instruction (as --block-m)")
+                    help="fused and backward artifacts on this tensor-core instruction (as "
+                         "--block-m)")
     ap.add_argument("--kv-loads", choices=abi.KV_LOADS,
                     help="wgmma artifacts whose K/V are gathered by this (splat.compile's "
                          "kv_loads; as --block-m)")
@@ -272,8 +273,7 @@ def main(argv=None) -> int:
                                                  args.warp_rows, args.block_n, args.mma,
                                                  args.kv_loads))
     write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                         args.warp_rows, args.block_n, args.mma,
-                                                 args.kv_loads))
+                                         args.warp_rows, args.block_n, args.mma, args.kv_loads))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")

@@ -333,6 +333,14 @@ def backward_block_n(head_dim: int) -> int:
 BACKWARD_HEAD_DIMS = (64, 128, 256)
 
 
+def backward_mma(requested: str) -> str:
+    """The backward kernels' tensor-core instruction for a requested one: ``"wgmma"``
+    (sm_90a, every backward head dim: lowering/backward_kernels_wgmma.py) only where asked
+    for, else ``"mma_sync"``, which "auto" stays until the wgmma kernels are measured on a GPU.
+    Both builds have one ABI, tables, grid and 64-row tiles."""
+    return "wgmma" if requested == "wgmma" else "mma_sync"
+
+
 # Split schedules (split-KV, as the forward's): the second launch of each kernel runs its
 # "_acc" variant over the split schedule's tables and adds into the gradients the first wrote.
 COL_SPLIT_TABLES = {"row_tiles": "col_split_tiles", "segments": "col_split_segments"}

@@ -119,7 +119,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     ``mma``: the fused kernel's tensor-core instruction, ``"auto"`` (the kernel variant the
     tiler prices lowest among the target's instructions, ``abi.mma_offer``: mma.sync unless
     cost_model.json lists measured wgmma variants, for sm_90a), or forced ``"mma_sync"`` /
-    ``"wgmma"`` (sm_90a only).
+    ``"wgmma"`` (sm_90a only); for ``variant="backward"`` the gradient kernels' instruction,
+    ``"auto"`` being mma_sync (`abi.backward_mma`).
     ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES``; default: the kernel variant
     (``splat.tiling.variants``) whose schedule the measured cost model prices lowest (the
     wgmma kernel: ``abi.WGMMA_BLOCK_M``; the decomposed variant: ``abi.BLOCK_M``).
@@ -148,18 +149,17 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if backward and head_dim not in abi.BACKWARD_HEAD_DIMS:
         raise ValueError(f"head_dim: the backward kernels are built for "
                          f"{' or '.join(map(str, abi.BACKWARD_HEAD_DIMS))}, got {head_dim}")
-    if backward and (mma not in ("auto", "mma_sync") or block_m not in (None, abi.BLOCK_M)
-                     or warp_rows not in (None, abi.WARP_ROWS)):
-        raise ValueError(f"variant 'backward' runs mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles "
-                         f"of {abi.WARP_ROWS}-row warps: leave mma, block_m and warp_rows unset")
+    if backward and (block_m not in (None, abi.BLOCK_M) or warp_rows not in (None, abi.WARP_ROWS)):
+        raise ValueError(f"variant 'backward' runs {abi.BACKWARD_BLOCK_M}-row tiles of "
+                         f"{abi.WARP_ROWS}-row warps: leave block_m and warp_rows unset")
     check_option("target", target, CHIPS)
     check_option("plan", plan, PLANS)
     check_option("mma", mma, ("auto",) + abi.MMA_KINDS)
-    if mma == "wgmma" and head_dim not in abi.WGMMA_HEAD_DIMS:
+    if mma == "wgmma" and not backward and head_dim not in abi.WGMMA_HEAD_DIMS:
         raise ValueError(abi.wgmma_head_dim_error(head_dim))
     check_option("kv_loads", kv_loads, ("auto",) + abi.KV_LOADS)
     loads_error = abi.wgmma_loads_error(head_dim, producer=kv_loads != "compute")
-    if mma == "wgmma" and loads_error:
+    if mma == "wgmma" and not backward and loads_error:
         raise ValueError(f"kv_loads: {loads_error}")
     # 0: the chosen kernel variant's (the tuned abi.DEFAULT_BLOCK_N unless the variant has its own)
     block_n = 0 if block_n is None else check_option("block_n", block_n, abi.BLOCK_N_CHOICES)
@@ -255,7 +255,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     elif backward:
         art = _backward_artifact(acsr, (schedule, split), (columns, col_split), ptx,
                                  dtype=dtype, head_dim=head_dim, target=target, scale=scale,
-                                 options=keyed)
+                                 options=keyed, mma=abi.backward_mma(mma))
     else:
         art = _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                         scale=scale, block_n=schedule.block_n, mma=kernel.mma,
@@ -399,15 +399,15 @@ def _artifact(acsr: ACSR, schedule, ptx: str, *, dtype: str, head_dim: int, targ
 
 def _backward_artifact(acsr: ACSR, rows: tuple, columns: tuple, ptx: str, *, dtype: str,
                        head_dim: int, target: str, scale: float | None,
-                       options: dict) -> Artifact:
+                       options: dict, mma: str) -> Artifact:
     """dQ over the row schedule's tables (the forward's names) and its split's
     (``abi.SPLIT_TABLES``), then dK/dV over the column schedule's (``abi.COL_TABLES``) and its
     split's (``abi.COL_SPLIT_TABLES``): launched in that order by ``Launcher.backward``.
-    ``rows``, ``columns``: (schedule, split or None)."""
+    ``rows``, ``columns``: (schedule, split or None); ``mma``: the kernels' instruction."""
     (main, split), (cols, col_split) = rows, columns
     tables = main.kernel_tables() | cols.kernel_tables(abi.COL_TABLES)
     info = functools.partial(backward_kernels.launch_info, dtype=dtype, head_dim=head_dim,
-                             block_n=main.block_n)
+                             block_n=main.block_n, mma=mma)
     kernels = [info("dq", masked=main.has_masks)]
     if split is not None:
         tables.update(split.kernel_tables(abi.SPLIT_TABLES))

@@ -87,14 +87,20 @@ class StageOptions:
         wgmma_chip = self.chip in abi.WGMMA_CHIPS
         if self.kv_loads == "producer" and (self.mma == "mma_sync" or not wgmma_chip):
             raise ValueError("kv-loads producer needs mma wgmma")
-        if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M or self.mma == "wgmma"
-                              or self.warp_rows != abi.WARP_ROWS):
-            raise ValueError(f"backward kernels run mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles "
-                             f"of {abi.WARP_ROWS}-row warps")
+        if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M
+                              or self.warp_rows != abi.WARP_ROWS or self.kv_loads == "producer"):
+            raise ValueError(f"backward kernels run {abi.BACKWARD_BLOCK_M}-row tiles of "
+                             f"{abi.WARP_ROWS}-row warps, without a producer warpgroup")
         if self.mma == "wgmma" and not wgmma_chip:
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
         if self.mma == "wgmma" and self.warp_rows not in (0, abi.WARP_ROWS):
             raise ValueError(f"mma wgmma needs warp-rows {abi.WARP_ROWS}; got {self.warp_rows}")
+
+    @property
+    def lower_mma(self) -> str:
+        """The instruction splat-lower-to-gpu is asked for: the backward's (`abi.backward_mma`),
+        or the forward's option as given ("auto": the tiler's choice)."""
+        return abi.backward_mma(self.mma) if self.backward else self.mma
 
     @property
     def tile_mma(self) -> str:
@@ -120,7 +126,7 @@ STAGES = (
     Stage("tile", lambda o: f"splat-tile-acsr{{block-m={o.block_m} block-n={o.block_n} "
                                 f"plan={o.plan} mma={o.tile_mma} kv-loads={o.kv_loads}"
                                 + (" backward=true}" if o.backward else "}")),
-    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={'mma_sync' if o.backward else o.mma} "
+    Stage("lower", lambda o: f"splat-lower-to-gpu{{mma={o.lower_mma} "
                              f"warp-rows={o.warp_rows} kv-loads={o.kv_loads}}}"),
     Stage("nvvm", lambda o: nvvm_passes_before_binary(o.chip, o.features, o.opt_level)
           + ", splat-export-dynamic-smem", kernels_only=True),

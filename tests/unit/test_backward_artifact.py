@@ -88,14 +88,45 @@ def test_a_saved_artifact_loads_and_checks(arts, tmp_path):
     assert loaded.key == art.key and L.check_artifact(loaded).tile_Lk == 320
 
 
-def test_shared_memory_restated_by_the_runtime_agrees_with_the_kernels():
+@pytest.mark.parametrize("mma", abi.MMA_KINDS)
+def test_shared_memory_restated_by_the_runtime_agrees_with_the_kernels(mma):
     for D in abi.BACKWARD_HEAD_DIMS:
         for bn in abi.BLOCK_N_CHOICES:
             for masked in (False, True):
-                assert I.backward_shared_bytes("dq", D, bn, masked) == \
-                    DqConfig("bf16", D, bn, mask_tiles=masked).shared_bytes
-                assert I.backward_shared_bytes("dkv", D, bn, masked) == \
-                    DkvConfig("bf16", D, bn, mask_tiles=masked).shared_bytes
+                assert I.backward_shared_bytes("dq", D, bn, masked, mma) == \
+                    DqConfig("bf16", D, bn, mask_tiles=masked, mma=mma).shared_bytes
+                assert I.backward_shared_bytes("dkv", D, bn, masked, mma) == \
+                    DkvConfig("bf16", D, bn, mask_tiles=masked, mma=mma).shared_bytes
+
+
+@pytest.mark.parametrize("name", ["strided", "irregular"])
+def test_the_wgmma_build_runs_the_same_schedules(arts, name):
+    """``mma="wgmma"``: the same kernels, tables and launches on Hopper warpgroup MMA (split
+    schedules and mask tiles included); the manifest records the instruction per kernel and the
+    runtime checks the wgmma layout's shared memory."""
+    mask, sync = arts[name]
+    art = splat.compile(mask, variant="backward", head_dim=sync.head_dim, dtype=sync.dtype,
+                        mma="wgmma")
+    assert [k["name"] for k in art.kernels] == [k["name"] for k in sync.kernels]
+    assert {k["mma"] for k in art.kernels} == {"wgmma"}
+    assert {k["mma"] for k in sync.kernels} == {"mma_sync"}
+    assert sorted(art.tables) == sorted(sync.tables)
+    for t in art.tables:
+        np.testing.assert_array_equal(art.tables[t], sync.tables[t])
+    ptx = art.ptx["kernel.ptx"]
+    assert "wgmma.mma_async" in ptx and "mma.sync" not in ptx
+    for entry in art.kernels:
+        assert entry["shared_bytes"] == I.backward_shared_bytes(
+            entry["name"].split("_")[2], art.head_dim, entry["block_n"],
+            entry["name"].endswith("_masked"), "wgmma")
+    assert L.check_artifact(art).tile_Lk == mask.shape[1]
+    assert art.key != sync.key
+
+
+def test_a_backward_artifact_mixing_instructions_is_refused(arts, tmp_path):
+    art = arts["strided"][1].copy()
+    art.manifest["kernels"][1]["mma"] = "wgmma"
+    _refused(art, "the same in every kernel", tmp_path)
 
 
 def _refused(art: Artifact, match: str, tmp_path) -> None:
@@ -137,7 +168,8 @@ def test_column_mask_bits_outside_their_tile_are_refused(arts, tmp_path):
     ("shared_bytes", 1024, "shared_bytes"),
     ("grid", "row_tiles", "grid"),
     ("block_m", 128, "64-row tiles"),
-    ("mma", "wgmma", "mma_sync"),
+    ("mma", "wgmma", "shared_bytes .* its wgmma layout"),
+    ("mma", "hmma", "one of"),
 ])
 def test_kernel_entries_off_the_abi_are_refused(arts, tmp_path, field, value, match):
     art = arts["window"][1].copy()
@@ -154,8 +186,9 @@ def test_a_backward_artifact_cannot_pose_as_a_forward_one(arts, tmp_path):
 
 def test_the_compiler_refuses_what_the_backward_kernels_do_not_run():
     mask = T.mask_numpy(T.F("window", w=64), 256)
-    for kwargs, match in ((dict(mma="wgmma"), "mma_sync"), (dict(block_m=128), "64-row"),
-                          (dict(warp_rows=32), "16-row")):
+    for kwargs, match in ((dict(mma="wgmma", target="sm_80"), "wgmma needs chip sm_90a"),
+                          (dict(kv_loads="producer"), "fused variant"),
+                          (dict(block_m=128), "64-row"), (dict(warp_rows=32), "16-row")):
         with pytest.raises(ValueError, match=match):
             splat.compile(mask, variant="backward", head_dim=128, **kwargs)
 

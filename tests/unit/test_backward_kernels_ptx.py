@@ -1,9 +1,10 @@
-"""The backward's kernels (issue 14, `splat.lowering.backward_kernels`) on a machine without a
-GPU: dQ over the row schedule and dK/dV over the column schedule. Each PTX
-entry matches its ABI (`abi.dq_kernel_params`, `abi.dkv_kernel_params`), assembles for sm_90a
-without spills, and issues its products per key tile on mma.sync (dQ: S, dP, dQ; dK/dV: Sᵀ,
-dPᵀ, dV, dK; at D = 256 dV and dK in two walks, Sᵀ in each). The GPU suite runs them
-(tests/gpu/test_gpu_backward.py, test_gpu_train.py)."""
+"""The backward's kernels (issue 14, `splat.lowering.backward_kernels`, and their wgmma build,
+`backward_kernels_wgmma`) on a machine without a GPU: dQ over the row schedule and dK/dV over
+the column schedule. Each PTX entry matches its ABI (`abi.dq_kernel_params`,
+`abi.dkv_kernel_params`), assembles for sm_90a without spills, and issues its products per key
+tile on its instruction (dQ: S, dP, dQ; dK/dV: Sᵀ, dPᵀ, dV, dK; at D = 256 dV and dK in two
+walks, Sᵀ in each). The GPU suite runs them (tests/gpu/test_gpu_backward.py,
+test_gpu_train.py)."""
 
 from __future__ import annotations
 
@@ -21,36 +22,53 @@ from splat.lowering.to_ptx import have_ptxas, lower_to_ptx, ptxas_check  # noqa:
 from splat.runtime import driver as drv  # noqa: E402
 
 
-def _dkv_products(cfg) -> int:
-    """Per query tile and walk of the schedule: Sᵀ, then dV's product and (for dK) dPᵀ and
-    dK's: 4 in one walk, 2 + 3 in the two walks of D = 256 (`DkvConfig.passes`)."""
-    return sum(1 + ("dv" in grads) + 2 * ("dk" in grads) for grads in cfg.passes)
+def _dkv_products(cfg) -> tuple[int, int]:
+    """Per query tile and walk of the schedule, (score products, gradient products): Sᵀ, then
+    dV's product and (for dK) dPᵀ and dK's: 4 in one walk, 2 + 3 in the two walks of D = 256
+    (`DkvConfig.passes`)."""
+    return (sum(1 + ("dk" in grads) for grads in cfg.passes),
+            sum(("dv" in grads) + ("dk" in grads) for grads in cfg.passes))
 
 
-# kind: (config class, builder, ABI parameters, kernel name, products per key tile)
+# kind: (config class, builder, ABI parameters, kernel name, (score, gradient) products per
+# key tile: a score product's K is D, a gradient product's the tile's BLOCK_N)
 KINDS = {
-    "dq": (DqConfig, build_dq_into, abi.dq_kernel_params, abi.dq_kernel_name, lambda cfg: 3),
+    "dq": (DqConfig, build_dq_into, abi.dq_kernel_params, abi.dq_kernel_name,
+           lambda cfg: (2, 1)),
     "dkv": (DkvConfig, build_dkv_into, abi.dkv_kernel_params, abi.dkv_kernel_name,
             _dkv_products),
 }
 # (masked, accumulate): the plain kernel, its remainder variant, its split variant
 VARIANTS = ((False, False), (True, False), (False, True))
-CONFIGS = [(kind, dt, d, masked, acc) for kind in KINDS for dt in ("bf16", "f16")
-           for d in abi.BACKWARD_HEAD_DIMS for masked, acc in VARIANTS]
+CONFIGS = [(kind, dt, d, masked, acc, mma) for kind in KINDS for dt in ("bf16", "f16")
+           for d in abi.BACKWARD_HEAD_DIMS for masked, acc in VARIANTS for mma in abi.MMA_KINDS]
 
 
-@pytest.mark.parametrize("kind, dtype, head_dim, masked, accumulate", CONFIGS)
+@pytest.mark.parametrize("kind, dtype, head_dim, masked, accumulate, mma", CONFIGS)
 def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_dim, masked,
-                                                             accumulate):
+                                                             accumulate, mma):
     config, build, params, name, products = KINDS[kind]
-    cfg = config(dtype, head_dim, mask_tiles=masked, accumulate=accumulate)
+    cfg = config(dtype, head_dim, mask_tiles=masked, accumulate=accumulate, mma=mma)
     ptx = lower_to_ptx(build_in_module(None, lambda m: build(m, cfg)))
     assert cfg.name == name(dtype, head_dim, masked, accumulate) and f".entry {cfg.name}(" in ptx
     drv.check_ptx_abi(ptx, cfg.name, params(dtype, masked, accumulate))
     bn = cfg.forward().block_n
-    per_product = (bn // 16) * (head_dim // 16) * 2  # m16n8k16 per k16 step and n8 pair
-    assert len(re.findall(r"mma\.sync\.aligned\.m16n8k16", ptx)) == products(cfg) * per_product
-    assert "ex2.approx" in ptx and "wgmma" not in ptx
+    scores, gradients = products(cfg)
+    if mma == "mma_sync":
+        per_product = (bn // 16) * (head_dim // 16) * 2  # m16n8k16 per k16 step and n8 pair
+        assert len(re.findall(r"mma\.sync\.aligned\.m16n8k16", ptx)) == \
+            (scores + gradients) * per_product
+        assert "wgmma" not in ptx
+    else:  # one warpgroup instruction per k16 step: 64 x BLOCK_N scores, 64 x D gradients
+        ty = dtype
+        wg = rf"wgmma\.mma_async\.sync\.aligned\.m64n{{}}k16\.f32\.{ty}\.{ty} "
+        shapes = {bn: scores * head_dim // 16}
+        shapes[head_dim] = shapes.get(head_dim, 0) + gradients * bn // 16
+        for n, count in shapes.items():
+            assert len(re.findall(wg.format(n), ptx)) == count, n
+        assert "mma.sync" not in ptx and "ldmatrix" not in ptx
+        assert "fence.proxy.async.shared::cta" in ptx
+    assert "ex2.approx" in ptx
     if not have_ptxas():
         pytest.skip("ptxas not installed")
     (stats,) = ptxas_check(ptx).values()

@@ -157,7 +157,8 @@ def mn_major_bytes(desc: int, start: int, mn: np.ndarray, k: np.ndarray) -> np.n
 
 
 @pytest.mark.parametrize("name", LAYOUTS)
-@pytest.mark.parametrize("rows,d", [(32, 64), (64, 128), (128, 128), (32, 256), (128, 256)])
+@pytest.mark.parametrize("rows,d", [(32, 64), (64, 64), (64, 128), (128, 128), (32, 256),
+                                    (64, 256), (128, 256)])
 def test_descriptors_read_what_the_copies_wrote(name, rows, d):
     """For every k16 step the kernel issues, the element wgmma reads through the layout's
     descriptor and step is the one the copy put there: S = Q Kᵀ reads the tile K-major (rows

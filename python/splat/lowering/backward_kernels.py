@@ -77,8 +77,13 @@ class _BackwardConfig:
     # split-KV's second launch: over the split schedule's tables, adding into the gradients the
     # first launch wrote (no mask tiles, as the forward's accumulating variant)
     accumulate: bool = False
+    # tensor-core instruction (abi.MMA_KINDS): "mma_sync" (this module's kernels) or "wgmma"
+    # (sm_90a, backward_kernels_wgmma.py; the same ABI, tables, grid and 64-row tiles)
+    mma: str = "mma_sync"
 
     def __post_init__(self):
+        if self.mma not in abi.MMA_KINDS:
+            raise ValueError(f"mma must be one of {abi.MMA_KINDS}, got {self.mma!r}")
         if self.accumulate and self.mask_tiles:
             raise ValueError("an accumulating backward kernel has no mask tiles")
         if self.head_dim not in abi.BACKWARD_HEAD_DIMS:
@@ -103,41 +108,76 @@ class _BackwardConfig:
         return self.kernel_abi.tables(self.mask_tiles, self.accumulate)
 
     def forward(self) -> FusedForwardConfig:
-        """The forward configuration whose layout, tiles and loop the kernel shares."""
+        """The forward configuration whose tiles, loop and (mma_sync) layout the kernel shares:
+        the 64-row mma_sync kernel's, whichever the instruction (its geometry is wgmma's too:
+        one warpgroup of 16-row warps)."""
         return FusedForwardConfig(self.dtype, self.head_dim, self.block_n,
                                   mask_tiles=self.mask_tiles)
 
     @property
+    def wgmma(self) -> bool:
+        return self.mma == "wgmma"
+
+    @property
     def row_tile_bytes(self) -> int:
-        """One ``BLOCK_M``-row tile in padded rows (Q's layout)."""
+        """One ``BLOCK_M``-row tile: padded rows (mma_sync, Q's layout) or ``BLOCK_M x D`` in
+        the wgmma tile layout."""
         fwd = self.forward()
-        return fwd.block_m * fwd.row_stride * 2
+        return fwd.block_m * (self.head_dim if self.wgmma else fwd.row_stride) * 2
+
+    @property
+    def stages_bytes(self) -> int:
+        """wgmma: the two stages of two ``BLOCK_N x D`` tiles each (K and V for dQ, the gathered
+        Q and dO rows for dK/dV) that start its shared memory."""
+        return 2 * 2 * self.forward().block_n * self.head_dim * 2
+
+    @property
+    def bits_bytes(self) -> int:
+        """wgmma: the two stages of mask bits (mask tiles only), at the end of its layout."""
+        return 2 * self.forward().bits_stage_bytes if self.mask_tiles else 0
 
 
 class DqConfig(_BackwardConfig):
-    """dQ: the forward's shared memory, then the dO tile."""
+    """dQ: the forward's shared memory, then the dO tile; wgmma: the K/V stages, the Q and dO
+    tiles, the mask bits."""
 
     kind = "dq"
 
     @property
+    def q_offset(self) -> int:
+        """wgmma only (mma_sync keeps the forward's Q offset)."""
+        return self.stages_bytes
+
+    @property
     def do_offset(self) -> int:
+        if self.wgmma:
+            return self.q_offset + self.row_tile_bytes
         return self.forward().shared_bytes
 
     @property
+    def bits_offset(self) -> int:
+        """wgmma only (mma_sync keeps the forward's)."""
+        return self.do_offset + self.row_tile_bytes
+
+    @property
     def shared_bytes(self) -> int:
+        if self.wgmma:
+            return self.bits_offset + self.bits_bytes
         return self.do_offset + self.row_tile_bytes
 
 
 class DkvConfig(_BackwardConfig):
     """dK/dV: the forward's shared memory (its K/V stages hold the gathered Q and dO rows), the
-    per-stage query values ``[2 stages][lse2, delta][BLOCK_N]`` f32, the tile's K and V rows."""
+    per-stage query values ``[2 stages][lse2, delta][BLOCK_N]`` f32, the tile's K and V rows;
+    wgmma: the Q/dO stages, the K and V tiles, the query values, the mask bits."""
 
     kind = "dkv"
 
     @property
     def frags_in_registers(self) -> bool:
-        """K's and V's A fragments held for the whole loop (D = 64), or re-read per tile."""
-        return self.head_dim <= 64
+        """mma_sync: K's and V's A fragments held for the whole loop (D = 64), or re-read per
+        tile; wgmma reads them from shared memory (descriptors)."""
+        return self.head_dim <= 64 and not self.wgmma
 
     @property
     def passes(self) -> tuple[tuple[str, ...], ...]:
@@ -149,15 +189,30 @@ class DkvConfig(_BackwardConfig):
         return (("dk", "dv"),)
 
     @property
+    def query_values_bytes(self) -> int:
+        return 2 * 2 * self.forward().block_n * 4
+
+    @property
     def query_values_offset(self) -> int:
+        if self.wgmma:
+            return self.key_rows_offset + 2 * self.row_tile_bytes
         return self.forward().shared_bytes
 
     @property
     def key_rows_offset(self) -> int:
-        return self.query_values_offset + 2 * 2 * self.forward().block_n * 4
+        if self.wgmma:
+            return self.stages_bytes
+        return self.query_values_offset + self.query_values_bytes
+
+    @property
+    def bits_offset(self) -> int:
+        """wgmma only (mma_sync keeps the forward's)."""
+        return self.query_values_offset + self.query_values_bytes
 
     @property
     def shared_bytes(self) -> int:
+        if self.wgmma:
+            return self.bits_offset + self.bits_bytes
         return self.key_rows_offset + 2 * self.row_tile_bytes
 
 
@@ -252,16 +307,22 @@ class _DqKernel(_BackwardKernel):
         row = to_index(select(valid, row, 0))
         acc = arith.constant(f8, ir.DenseElementsAttr.get_splat(f8, ir.FloatAttr.get_f32(0.0)))
         for i in range(half // 8):
-            col = to_index(add(mul(part, half), 8 * i))
-            o = vector.load(vec8, self.arg["o"], [self.b, self.h, row, col], alignment=16)
-            do = vector.load(vec8, self.dos, [to_index(r), col], alignment=16)
-            acc = vector.fma(arith.extf(f8, o), arith.extf(f8, do), acc)
+            col = add(mul(part, half), 8 * i)
+            o = vector.load(vec8, self.arg["o"], [self.b, self.h, row, to_index(col)],
+                            alignment=16)
+            acc = vector.fma(arith.extf(f8, o), arith.extf(f8, self._do_chunk(r, col)), acc)
         total = vector.reduction(f32_type(), vector.CombiningKind.ADD, acc)
         total = arith.addf(total, shuffle_xor(total, 1))
         with if_then(arith.andi(valid, icmp("eq", part, 0))):
             idx = [self.b, self.h, row]
             memref.store(sub(total, memref.load(self.arg["dlse"], idx)), self.delta, idx)
         gpu.barrier()  # the CTA's Δ stores are visible to its threads past the barrier
+
+    def _do_chunk(self, r, col):
+        """Elements ``col .. col + 7`` of row ``r`` of the dO tile in shared memory."""
+        return vector.load(ir.VectorType.get([8], self.elem), self.dos, [to_index(r),
+                                                                         to_index(col)],
+                           alignment=16)
 
     def emit(self):
         n_iter = self._setup()
@@ -291,11 +352,19 @@ class _DqKernel(_BackwardKernel):
         self._load_next_tile(it, n_iter, keys, lambda: arith.xori(stage, cx(1)))
         s = self._masked_scores(self.qk_scores(q_frags, stage), keys, u0, stage)
         dp = self.qk_scores(do_frags, stage, kbuf=self.vs, abuf=self.dos)
-        ds = [[[mul(exp2(fma(s[mt][j][e], c, neg_lse2[2 * mt + e // 2])),
-                    sub(dp[mt][j][e], delta[2 * mt + e // 2])) for e in range(4)]
-               for j in range(self.BN // 8)] for mt in range(self.MT)]
+        ds = self._score_gradients(self._probabilities(s, c, neg_lse2), dp, delta)
         dq = self.pv_accumulate(ds, state["dq"], stage, vbuf=self.ks)
         return dict(seg=keys["nseg"], u0=keys["nu0"], dq=dq)
+
+    def _probabilities(self, s, c, neg_lse2):
+        """P = exp2(S·c − lse·log2 e) from the rows' saved lse (`_row_values`)."""
+        return [[[exp2(fma(s[mt][j][e], c, neg_lse2[2 * mt + e // 2])) for e in range(4)]
+                 for j in range(self.BN // 8)] for mt in range(self.MT)]
+
+    def _score_gradients(self, p, dp, delta):
+        """dS = P ∘ (dP − Δ) with the rows' Δ."""
+        return [[[mul(p[mt][j][e], sub(dp[mt][j][e], delta[2 * mt + e // 2])) for e in range(4)]
+                 for j in range(self.BN // 8)] for mt in range(self.MT)]
 
 
 class _DkvKernel(_BackwardKernel):
@@ -331,9 +400,13 @@ class _DkvKernel(_BackwardKernel):
 
         for buf, src in ((self.ks, self.q), (self.vs, self.do)):
             self._async_copy_rows(buf, [stage], self.BN, src, [self.b, self.h], q_row)
-        # lse and Δ travel with the rows, by 4-byte async copies in the same group (a plain
-        # load would stall its warp a global-memory latency per tile); queries past the
-        # sequence read zeros (their scores are masked)
+        self._copy_query_values(q_row, stage)
+
+    def _copy_query_values(self, q_row, stage):
+        """The query tile's lse and Δ (``q_row(u)``: valid, query of tile column ``u``) into
+        ``stage`` of ``qvals``: they travel with the rows, by 4-byte async copies in the same
+        group (a plain load would stall its warp a global-memory latency per tile); queries
+        past the sequence read zeros (their scores are masked)."""
         with if_then(icmp("slt", self.tid, self.BN)):
             valid, qi = q_row(self.tid)
             idx = [self.b, self.h, to_index(select(valid, qi, 0))]
@@ -348,6 +421,7 @@ class _DkvKernel(_BackwardKernel):
         self.load_row_operands()
         nvvm.cp_async_commit_group()
         nvvm.cp_async_wait_group(0)
+        self.publish_tile()
         gpu.barrier()
         frags = None, None
         if self.bwd_cfg.frags_in_registers:
@@ -390,24 +464,15 @@ class _DkvKernel(_BackwardKernel):
                                 stage)
         with_dk = "dk" in grads
         dp = self.qk_scores(v_frags, stage, kbuf=self.vs, abuf=self.v_rows) if with_dk else None
+        # P and dS a column pair at a time (both orders of the whole tiles spilled at D = 128)
         p, ds = [], []
         for mt in range(self.MT):
             p.append([])
             ds.append([])
             for j in range(self.BN // 8):
-                col = [to_index(add(add(mul(self.t, 2), 8 * j), e)) for e in range(2)]
-                lse = [memref.load(self.qvals, [stage, cx(0), x]) for x in col]
-                # a query without keys has lse = −inf and every score masked (−inf): −lse·log2 e
-                # is clamped to the largest float so that S·c − lse·log2 e stays −inf, P = 0
-                neg_lse2 = [arith.minimumf(arith.negf(mul(x, cf(LOG2E))), cf(_F32_MAX))
-                            for x in lse]
-                delta = [memref.load(self.qvals, [stage, cx(1), x]) for x in col] \
-                    if with_dk else None
-                pj = [exp2(fma(s[mt][j][e], c, neg_lse2[e % 2])) for e in range(4)]
-                p[mt].append(pj)
+                p[mt].append(self._column_probabilities(s, c, stage, mt, j))
                 if with_dk:
-                    ds[mt].append([mul(pj[e], sub(dp[mt][j][e], delta[e % 2]))
-                                   for e in range(4)])
+                    ds[mt].append(self._column_score_gradients(p[mt][j], dp, stage, mt, j))
         out = dict(seg=keys["nseg"], u0=keys["nu0"])
         if "dv" in grads:
             out["dv"] = self.pv_accumulate(p, state["dv"], stage, vbuf=self.vs)
@@ -415,11 +480,37 @@ class _DkvKernel(_BackwardKernel):
             out["dk"] = self.pv_accumulate(ds, state["dk"], stage, vbuf=self.ks)
         return out
 
+    def _query_columns(self, j):
+        """This thread's two query columns (indices into ``qvals``) of n8 tile ``j``."""
+        return [to_index(add(add(mul(self.t, 2), 8 * j), e)) for e in range(2)]
+
+    def _column_probabilities(self, s, c, stage, mt, j):
+        """Pᵀ = exp2(Sᵀ·c − lse[q]·log2 e) of n8 tile ``j`` of m16 tile ``mt`` (per query
+        column q, lse from ``stage`` of ``qvals``). A query without keys has lse = −inf and
+        every score masked (−inf): −lse·log2 e is clamped to the largest float so that
+        S·c − lse·log2 e stays −inf, P = 0."""
+        lse = [memref.load(self.qvals, [stage, cx(0), x]) for x in self._query_columns(j)]
+        neg_lse2 = [arith.minimumf(arith.negf(mul(x, cf(LOG2E))), cf(_F32_MAX)) for x in lse]
+        return [exp2(fma(s[mt][j][e], c, neg_lse2[e % 2])) for e in range(4)]
+
+    def _column_score_gradients(self, p_tile, dp, stage, mt, j):
+        """dSᵀ = Pᵀ ∘ (dPᵀ − Δ[q]) of n8 tile ``j`` of m16 tile ``mt`` (its Pᵀ: ``p_tile``),
+        Δ from ``stage`` of ``qvals``."""
+        delta = [memref.load(self.qvals, [stage, cx(1), x]) for x in self._query_columns(j)]
+        return [mul(p_tile[e], sub(dp[mt][j][e], delta[e % 2])) for e in range(4)]
+
 
 # ------------------------------------------------------------------------------ entry points
 
 
-def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type):
+def _kernel_class(cfg: _BackwardConfig) -> type:
+    if cfg.wgmma:  # subclasses of this module's kernels
+        from .backward_kernels_wgmma import WgmmaDkvKernel, WgmmaDqKernel
+        return {"dq": WgmmaDqKernel, "dkv": WgmmaDkvKernel}[cfg.kind]
+    return {"dq": _DqKernel, "dkv": _DkvKernel}[cfg.kind]
+
+
+def _build(module: ir.Module, cfg: _BackwardConfig):
     gm = find_or_create_gpu_module(module)
     params = cfg.params()
     with ir.InsertionPoint(gm.bodyRegion.blocks[0]):
@@ -428,7 +519,8 @@ def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type):
                            known_block_size=[cfg.forward().num_threads, 1, 1])
         entry = fn.add_entry_block()
         with ir.InsertionPoint(entry):
-            kernel(cfg, list(entry.arguments), [p["name"] for p in params]).emit()
+            _kernel_class(cfg)(cfg, list(entry.arguments),
+                               [p["name"] for p in params]).emit()
             gpu.return_([])
     return module
 
@@ -436,28 +528,29 @@ def _build(module: ir.Module, cfg: _BackwardConfig, kernel: type):
 def build_dq_into(module: ir.Module, cfg: DqConfig) -> ir.Module:
     """Emit ``gpu.func @splat_bwd_dq_...`` (arguments: ``abi.dq_kernel_params``) into the
     module's ``gpu.module @splat_kernels``."""
-    return _build(module, cfg, _DqKernel)
+    return _build(module, cfg)
 
 
 def build_dkv_into(module: ir.Module, cfg: DkvConfig) -> ir.Module:
     """Emit ``gpu.func @splat_bwd_dkv_...`` (arguments: ``abi.dkv_kernel_params``)."""
-    return _build(module, cfg, _DkvKernel)
+    return _build(module, cfg)
 
 
 _CONFIGS = {"dq": DqConfig, "dkv": DkvConfig}
 
 
 def launch_info(kind: str, dtype: str, head_dim: int, block_n: int, masked: bool,
-                accumulate: bool = False) -> dict:
+                accumulate: bool = False, mma: str = "mma_sync") -> dict:
     """A backward artifact's manifest entry (less ptx_file) for the ``"dq"`` or ``"dkv"``
     kernel: dQ on grid ``row_tiles`` (row tile, query head, batch), dK/dV on grid
     ``col_tiles`` (column tile, kv head, batch); ``accumulate``: the variant over the split
-    schedule's tables."""
+    schedule's tables; ``mma``: the kernels' instruction (the manifest records it)."""
     if kind not in _CONFIGS:
         raise ValueError(f"kind must be 'dq' or 'dkv', got {kind!r}")
-    cfg = _CONFIGS[kind](dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate)
+    cfg = _CONFIGS[kind](dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate,
+                         mma=mma)
     fwd, params, tables = cfg.forward(), cfg.params(), cfg.tables()
     return {"name": cfg.name, "block": [fwd.num_threads, 1, 1], "shared_bytes": cfg.shared_bytes,
             "params": params, "num_ptx_params": abi.num_ptx_params(params),
             "grid": cfg.kernel_abi.grid, "tile_table": tables[0], "tables": tables,
-            "block_m": fwd.block_m, "block_n": fwd.block_n, "mma": "mma_sync"}
+            "block_m": fwd.block_m, "block_n": fwd.block_n, "mma": cfg.mma}

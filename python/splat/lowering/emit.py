@@ -33,18 +33,19 @@ def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: 
 
 def emit_backward_kernels(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
                           rows_masked: bool, cols_masked: bool, rows_split: bool = False,
-                          cols_split: bool = False) -> None:
+                          cols_split: bool = False, mma: str = "mma_sync") -> None:
     """Adds ``gpu.func @splat_bwd_dq_...`` (over the row schedule, ``_masked`` when it has mask
     tiles) and ``@splat_bwd_dkv_...`` (over the column schedule) to ``@splat_kernels``, and
-    their ``_acc`` variants for split schedules."""
+    their ``_acc`` variants for split schedules, on ``mma`` (mma_sync or wgmma)."""
     module = _as_module(module_op)
     bk = backward_kernels
-    bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, block_n, mask_tiles=rows_masked))
+    kw = dict(block_n=block_n, mma=mma)
+    bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, mask_tiles=rows_masked, **kw))
     if rows_split:
-        bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, block_n, accumulate=True))
-    bk.build_dkv_into(module, bk.DkvConfig(dtype, head_dim, block_n, mask_tiles=cols_masked))
+        bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, accumulate=True, **kw))
+    bk.build_dkv_into(module, bk.DkvConfig(dtype, head_dim, mask_tiles=cols_masked, **kw))
     if cols_split:
-        bk.build_dkv_into(module, bk.DkvConfig(dtype, head_dim, block_n, accumulate=True))
+        bk.build_dkv_into(module, bk.DkvConfig(dtype, head_dim, accumulate=True, **kw))
 
 
 def export_dynamic_shared_memory(module_op: ir.Operation) -> int:

@@ -601,13 +601,15 @@ class _FusedForwardKernel:
 
     def _prologue(self, n_iter):
         """The row tile's own operands (`load_row_operands`, group 0) and the first key tile
-        into stage 0 (group 1), then wait for group 0 and publish it to every warp."""
+        into stage 0 (group 1), then wait for group 0 and publish it to every warp (and, where
+        the tensor cores read it from shared memory, to their proxy: `publish_tile`)."""
         self.load_row_operands()
         nvvm.cp_async_commit_group()
         with if_then(icmp("sgt", n_iter, 0)):
             self.load_key_tile(ci(0), self.seg_begin, ci(0), cx(0))
         nvvm.cp_async_commit_group()
         nvvm.cp_async_wait_group(1)
+        self.publish_tile()
         gpu.barrier()
 
     def load_row_operands(self):

@@ -29,14 +29,16 @@ waits (tied operands), so no other instruction can touch them in between.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from mlir import ir
 from mlir.dialects import arith, llvm, memref, vector
 
 from .builder import add, ci, const, f32_type, i32_type, mul
 
 __all__ = ["core_matrix_offset", "smem_address", "matrix_descriptor", "pack_a_fragment",
-           "mma_async", "wait", "commit_empty_group", "fence_proxy_async", "TileLayout",
-           "INTERLEAVED", "SWIZZLED_128B"]
+           "DescriptorSteps", "mma_async", "wait", "commit_empty_group", "fence_proxy_async",
+           "TileLayout", "INTERLEAVED", "SWIZZLED_128B"]
 
 CORE_BYTES = 128  # one 8 x 16-byte core matrix
 SWIZZLE_ATOM_BYTES = 1024  # 8 rows x 128 bytes: the 128-byte swizzle's repeating pattern
@@ -194,47 +196,77 @@ def _unpack(res, n: int) -> list:
     return [llvm.extractvalue(f32_type(), res, [i]) for i in range(n)]
 
 
-def mma_async(acc: list, a_frags: list, descriptors: list, *, n: int, ptx_type: str,
+class DescriptorSteps(NamedTuple):
+    """A shared-memory operand of every k16 step as one base descriptor and each step's byte
+    offset from it (multiples of 16): the asm adds the offsets itself, so only the base takes
+    registers (per-step descriptors kept 2 registers each live across the product: 64 at
+    D = 256, which spilled the backward's dK/dV kernel)."""
+
+    base: ir.Value
+    offsets: tuple
+
+
+def _descriptor_steps(d, first: int, steps: int, temp: str) -> tuple[list, list, list]:
+    """(asm operands, the PTX computing each step's descriptor, each step's descriptor name)
+    of a list of per-step descriptors or a `DescriptorSteps`; operands start at ``$first``."""
+    if isinstance(d, DescriptorSteps):
+        assert len(d.offsets) == steps and all(o % 16 == 0 for o in d.offsets)
+        code = [f"add.s64 {temp}, ${first}, {o >> 4};" if o else f"mov.b64 {temp}, ${first};"
+                for o in d.offsets]
+        return [d.base], code, [temp] * steps
+    assert len(d) == steps
+    return list(d), [""] * steps, [f"${first + k}" for k in range(steps)]
+
+
+def mma_async(acc: list, a_frags, descriptors, *, n: int, ptx_type: str,
               trans_b: bool, accumulate: bool, wait_group: int | None,
               a_in_smem: bool = False) -> list:
-    """``acc (64 x n, f32) (+)= sum_k A_k B_k`` over ``len(a_frags)`` k16 steps, one warpgroup.
+    """``acc (64 x n, f32) (+)= sum_k A_k B_k`` over the k16 steps, one warpgroup.
 
     ``acc``: n/2 f32 per thread (tile-major, as the kernel keeps them); ``a_frags``: 4 b32
     registers per k step, or with ``a_in_smem`` A's shared-memory descriptor per k step (A
-    K-contiguous, as core matrices); ``descriptors``: B's descriptor per k step; ``trans_b``: B
-    is stored N-contiguous (MN-major) instead of K-contiguous; ``accumulate=False`` ignores
-    ``acc`` in the first step (scale-d = false).  Fences the registers first, commits the group,
-    then waits for ``wait_group`` pending groups (None: does not wait; call :func:`wait` before
-    reading).
+    K-contiguous) or a `DescriptorSteps`; ``descriptors``: B's descriptor per k step, or a
+    `DescriptorSteps`; ``trans_b``: B is stored N-contiguous (MN-major) instead of
+    K-contiguous; ``accumulate=False`` ignores ``acc`` in the first step (scale-d = false).
+    Fences the registers first, commits the group, then waits for ``wait_group`` pending groups
+    (None: does not wait; call :func:`wait` before reading).
     """
     n_acc = n // 2
-    assert len(acc) == n_acc and len(a_frags) == len(descriptors)
-    steps = len(a_frags)
-    a_regs = 1 if a_in_smem else 4  # asm operands per k step's A
+    assert len(acc) == n_acc
+    steps = (len(descriptors.offsets) if isinstance(descriptors, DescriptorSteps)
+             else len(descriptors))
     a_base = 2 * n_acc
-    d_base = a_base + a_regs * steps
-    flag = d_base + steps
+    if a_in_smem:
+        a_operands, a_code, a_names = _descriptor_steps(a_frags, a_base, steps, "da")
+    else:
+        assert len(a_frags) == steps
+        a_operands = [r for f in a_frags for r in f]
+        a_code = [""] * steps
+        a_names = ["{" + ", ".join(f"${a_base + 4 * k + j}" for j in range(4)) + "}"
+                   for k in range(steps)]
+    d_base = a_base + len(a_operands)
+    b_operands, b_code, b_names = _descriptor_steps(descriptors, d_base, steps, "db")
+    flag = d_base + len(b_operands)
     dst = "{" + ", ".join(f"${i}" for i in range(n_acc)) + "}"
-    lines = ["{", ".reg .pred first, later;", f"setp.ne.b32 first, ${flag}, 0;",
-             f"setp.eq.b32 later, ${flag}, ${flag};", "wgmma.fence.sync.aligned;"]
+    stepped = any(a_code) or any(b_code)
+    lines = ["{", ".reg .pred first, later;"] + ([".reg .b64 da, db;"] if stepped else []) + [
+        f"setp.ne.b32 first, ${flag}, 0;", f"setp.eq.b32 later, ${flag}, ${flag};",
+        "wgmma.fence.sync.aligned;"]
     for k in range(steps):
         scale_d = "first" if k == 0 else "later"
-        if a_in_smem:  # ..., a-desc, b-desc, scale-d, scale-a, scale-b, trans-a, trans-b
-            a, trans = f"${a_base + k}", f"0, {int(trans_b)}"
-        else:  # ..., {a regs}, b-desc, scale-d, scale-a, scale-b, trans-b
-            a = "{" + ", ".join(f"${a_base + 4 * k + j}" for j in range(4)) + "}"
-            trans = f"{int(trans_b)}"
+        # ..., a (desc or regs), b-desc, scale-d, scale-a, scale-b[, trans-a], trans-b
+        trans = f"0, {int(trans_b)}" if a_in_smem else f"{int(trans_b)}"
+        lines += [c for c in (a_code[k], b_code[k]) if c]
         lines.append(f"wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{ptx_type}.{ptx_type} "
-                     f"{dst}, {a}, ${d_base + k}, {scale_d}, 1, 1, {trans};")
+                     f"{dst}, {a_names[k]}, {b_names[k]}, {scale_d}, 1, 1, {trans};")
     lines.append("wgmma.commit_group.sync.aligned;")
     if wait_group is not None:
         lines.append(f"wgmma.wait_group.sync.aligned {wait_group};")
     lines.append("}")
     constraints = ",".join(["=f"] * n_acc + [str(i) for i in range(n_acc)]
-                           + ["l" if a_in_smem else "r"] * (a_regs * steps) + ["l"] * steps
-                           + ["r"])
-    a_operands = list(a_frags) if a_in_smem else [r for f in a_frags for r in f]
-    operands = list(acc) + a_operands + list(descriptors) + [ci(1 if accumulate else 0)]
+                           + ["l" if a_in_smem else "r"] * len(a_operands)
+                           + ["l"] * len(b_operands) + ["r"])
+    operands = list(acc) + a_operands + b_operands + [ci(1 if accumulate else 0)]
     res = llvm.inline_asm(_struct(n_acc), operands, "\n".join(lines), constraints,
                           has_side_effects=True)
     return _unpack(res, n_acc)

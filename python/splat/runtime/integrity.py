@@ -88,15 +88,24 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
     return layout_bytes(3 if mma == "wgmma" else 2)
 
 
-def backward_shared_bytes(kind: str, head_dim: int, block_n: int, masked: bool) -> int:
+def backward_shared_bytes(kind: str, head_dim: int, block_n: int, masked: bool,
+                          mma: str = "mma_sync") -> int:
     """Dynamic shared memory of a backward kernel (lowering/backward_kernels.py): the forward's
     64-row mma_sync layout, then for dQ the dO tile, for dK/dV the per-stage query values
-    ``[2 stages][lse, delta][block_n]`` f32 and the tile's K and V rows."""
+    ``[2 stages][lse, delta][block_n]`` f32 and the tile's K and V rows. wgmma
+    (backward_kernels_wgmma.py): two stages of two unpadded ``block_n x D`` tiles, the two
+    ``64 x D`` row tiles, dK/dV's query values, two stages of mask bits."""
+    query_values = 2 * 2 * block_n * 4
+    if mma == "wgmma":
+        row_tile = abi.BACKWARD_BLOCK_M * head_dim * _ELEMENT_BYTES
+        stages = 2 * 2 * block_n * head_dim * _ELEMENT_BYTES
+        bits = 2 * abi.BACKWARD_BLOCK_M * abi.mask_words(block_n) * 4 if masked else 0
+        return stages + 2 * row_tile + (query_values if kind == "dkv" else 0) + bits
     forward = fused_shared_bytes(head_dim, block_n, masked)
     row_tile = abi.BACKWARD_BLOCK_M * (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
     if kind == "dq":
         return forward + row_tile
-    return forward + 2 * 2 * block_n * 4 + 2 * row_tile
+    return forward + query_values + 2 * row_tile
 
 
 def _fail(where: str, msg: str) -> None:
@@ -229,10 +238,12 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                           f"built with more than {abi.WARP_ROWS} rows a warp above head dim "
                           f"{abi.MAX_HEAD_DIM_32_ROW_WARPS}")
         if "backward" in e and (block_m != abi.BACKWARD_BLOCK_M or warp_rows != abi.WARP_ROWS
-                                or k.get("mma", "mma_sync") != "mma_sync"
+                                or k.get("mma", "mma_sync") not in abi.MMA_KINDS
+                                or k.get("mma", "mma_sync") != kernels[0].get("mma", "mma_sync")
                                 or "block_n" not in k):
-            _fail(kw, f"a backward kernel runs mma_sync on {abi.BACKWARD_BLOCK_M}-row tiles of "
-                      f"{abi.WARP_ROWS}-row warps and records its block_n")
+            _fail(kw, f"a backward kernel runs {abi.BACKWARD_BLOCK_M}-row tiles of "
+                      f"{abi.WARP_ROWS}-row warps on one of {abi.MMA_KINDS} (the same in every "
+                      f"kernel of the artifact) and records its block_n")
         threads = (abi.fused_threads(block_m, warp_rows, load_warpgroup) if e["fused"]
                    else abi.NUM_THREADS)
         if list(k["block"]) != [threads, 1, 1]:
@@ -255,7 +266,7 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 mma = k.get("mma", "mma_sync")
                 if "backward" in e:
                     want_smem = backward_shared_bytes(e["backward"], artifact.head_dim, bn,
-                                                      e["masked"])
+                                                      e["masked"], mma)
                 else:
                     want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma,
                                                    block_m, warp_rows, load_warpgroup)

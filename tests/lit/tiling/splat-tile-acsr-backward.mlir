@@ -7,7 +7,10 @@
 // RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{backward})' | %python -m splat.tools.extract_ptx -o %t.ptx
 // RUN: FileCheck %s --check-prefix=PTX --input-file=%t.ptx
 // RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{backward block-m=128})' 2>&1 | FileCheck %s --check-prefix=BAD
-// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{backward mma=wgmma})' 2>&1 | FileCheck %s --check-prefix=BADPIPE
+// RUN: %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{backward mma=wgmma})' | %python -m splat.tools.extract_ptx -o %t.wgmma.ptx
+// RUN: FileCheck %s --check-prefix=WGMMA --input-file=%t.wgmma.ptx
+// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-to-ptx{backward kv-loads=producer})' 2>&1 | FileCheck %s --check-prefix=BADPIPE
+// RUN: not %splat-opt %s --pass-pipeline='builtin.module(splat-analyze-regularity, splat-tile-acsr{backward}, splat-lower-to-gpu{warp-rows=32})' 2>&1 | FileCheck %s --check-prefix=BADLOWER
 
 // The column tiles cover the 320 keys, the last 64 (keys 256..319, which no query sees) with no
 // segments: the kernel writes their dK, dV as zeros.
@@ -23,7 +26,14 @@
 // PTX-DAG: .entry splat_bwd_dq_bf16_d64(
 // PTX-DAG: .entry splat_bwd_dkv_bf16_d64(
 // BAD: the backward kernels run 64-row tiles; got block-m=128
-// BADPIPE: backward kernels run mma_sync on 64-row tiles of 16-row warps
+// The wgmma build (mma=wgmma, sm_90a): the same two entries, every product a warpgroup MMA.
+// WGMMA: .entry splat_bwd_dq_bf16_d64(
+// WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA: .entry splat_bwd_dkv_bf16_d64(
+// WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA-NOT: mma.sync
+// BADPIPE: backward kernels run 64-row tiles of 16-row warps, without a producer warpgroup
+// BADLOWER: splat-tile-acsr-backward.mlir:{{[0-9]+}}:{{[0-9]+}}: error: splat-lower-to-gpu: the backward kernels run 16-row warps without a producer warpgroup; got warp-rows=32 kv-loads=auto
 func.func @cross(%q: tensor<1x4x256x64xbf16>, %kv: tensor<1x4x320x64xbf16>) -> tensor<1x4x256x64xbf16> {
   %o = splat.attention %q, %kv, %kv layout(#splat.causal_window<w = 64>) : tensor<1x4x256x64xbf16>, tensor<1x4x320x64xbf16>, tensor<1x4x320x64xbf16> -> tensor<1x4x256x64xbf16>
   return %o : tensor<1x4x256x64xbf16>
