@@ -63,7 +63,9 @@ def measure(pack_dir: Path, fwd_entry: dict, bwd_entry: dict, fam, tensors, args
     hs = slice(0, args.check_heads)
     want = T.reference_backward_torch(*(t[:1, hs] for t in (q, k, v, do)), fam, scale)
     err = max(T.rel_error(g[:1, hs], w) for g, w in zip(grads, want))
-    row = dict(rel_err=err, ok=bool(err <= TOL), block_n=bwd_art.manifest.get("block_n"),
+    first = bwd_art.kernels[0]
+    row = dict(rel_err=err, ok=bool(err <= TOL), block_n=first.get("block_n"),
+               block_m=first.get("block_m"), mma=first.get("mma", "mma_sync"),
                kernels=[kk["name"] for kk in bwd_art.kernels])
     row["bwd_kernel_ms"] = C.bench(run, args)
     row["kernels_ms"] = C.per_kernel_ms(run, args.iters)

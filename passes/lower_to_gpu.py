@@ -48,7 +48,7 @@ def kernel_head_dim(op: ir.Operation, operand: int = 0) -> int:
 
 def _either(choices: tuple) -> str:
     *others, last = choices
-    return f"{', '.join(map(str, others))} or {last}"
+    return f"{', '.join(map(str, others))} or {last}" if others else str(last)
 
 
 def _schedule_attr(op: ir.Operation, name: str) -> splat_d.TileScheduleAttr:
@@ -187,7 +187,7 @@ class LowerToGPU(SplatPass):
     def _lower_backward(self, op: ir.Operation, target: ir.Operation, n: int, dtype: str,
                         head_dim: int, emitted: dict) -> None:
         """The dQ kernel over ``schedule`` and the dK/dV kernel over ``col_schedule``
-        (``abi.BACKWARD_BLOCK_M``-row tiles; option ``mma``: `abi.backward_mma`), and their
+        (option ``mma``: `abi.backward_mma`; the schedules' tile height), and their
         accumulating variants over the splits (``split_schedule``, ``col_split_schedule``),
         once per module and variant."""
         if head_dim not in abi.BACKWARD_HEAD_DIMS:
@@ -204,9 +204,10 @@ class LowerToGPU(SplatPass):
         splits = {name: _schedule_attr(target, name) for name in
                   ("split_schedule", "col_split_schedule") if name in attrs}
         shape = (rows.block_m, rows.block_n)
-        if shape[0] != abi.BACKWARD_BLOCK_M or shape[1] not in abi.BLOCK_N_CHOICES or any(
+        heights = abi.backward_block_ms(mma, head_dim)
+        if shape[0] not in heights or shape[1] not in abi.BLOCK_N_CHOICES or any(
                 (s.block_m, s.block_n) != shape for s in [cols, *splits.values()]):
-            raise PassError(f"the backward kernels need {abi.BACKWARD_BLOCK_M}-row tiles of "
+            raise PassError(f"the {mma} backward kernels need {_either(heights)}-row tiles of "
                             f"{_either(abi.BLOCK_N_CHOICES)} keys, one shape in every schedule; "
                             f"the row schedule's is {shape[0]} x {shape[1]}", target)
         if any(s.has_masks for s in splits.values()):
@@ -220,7 +221,8 @@ class LowerToGPU(SplatPass):
         if variant not in emitted:
             emit_backward_kernels(op, dtype=dtype, head_dim=head_dim, block_n=shape[1],
                                   rows_masked=rows.has_masks, cols_masked=cols.has_masks,
-                                  rows_split=rows_split, cols_split=cols_split, mma=mma)
+                                  rows_split=rows_split, cols_split=cols_split, mma=mma,
+                                  block_m=shape[0])
             emitted[variant] = shape
         self._replace_with_call(target, f"splat_attention_backward_{n}",
                                 abi.dq_kernel_name(dtype, head_dim, rows.has_masks), head_dim,

@@ -120,15 +120,17 @@ class TileACSR(SplatPass):
 
     def _tile_backward(self, target: ir.Operation, acsr, block_m: int, order: str,
                        plan: str) -> None:
-        if block_m not in (0, abi.BACKWARD_BLOCK_M):
-            raise PassError(f"the backward kernels run {abi.BACKWARD_BLOCK_M}-row tiles; got "
-                            f"block-m={block_m}", target)
+        heights = sorted({m for ms in abi.BACKWARD_BLOCK_M_CHOICES.values() for m in ms})
+        if block_m not in (0, *heights):
+            raise PassError(f"the backward kernels run {' or '.join(map(str, heights))}-row "
+                            f"tiles; got block-m={block_m}", target)
+        block_m = block_m or abi.BACKWARD_BLOCK_M
         block_n = self.options["block-n"] or abi.backward_block_n(head_dim(target))
         split_kv = self.options["split-kv"]
         try:
-            rows, rows_split = tile_layout(acsr, abi.BACKWARD_BLOCK_M, block_n, order=order,
+            rows, rows_split = tile_layout(acsr, block_m, block_n, order=order,
                                            plan=plan, split_kv=split_kv)
-            cols, cols_split = column_schedules(acsr, abi.BACKWARD_BLOCK_M, block_n,
+            cols, cols_split = column_schedules(acsr, block_m, block_n,
                                                 order=order, plan=plan, split_kv=split_kv)
         except (ValueError, MemoryError) as e:
             raise PassError(f"cannot tile this layout: {e}", target) from None

@@ -4,6 +4,8 @@ here (where MLIR is), into one directory carried to the GPU machine.
 
     python scripts/pack_backward_kernels.py --out .device/backward
     python scripts/pack_backward_kernels.py --mma wgmma --out .device/backward-wgmma
+    python scripts/pack_backward_kernels.py --mma wgmma --block-m 128 --head-dims 64,128 \
+        --out .device/backward-wgmma128
 
 Per case (a test family or an irregular mask, a head dim, bf16): ``<case>/kernels.ptx`` (the dQ
 and dK/dV kernels), ``<case>/tables.npz`` (the row schedule's tables and the column
@@ -51,14 +53,15 @@ def _tables(sched, names: dict | None = None) -> dict:
 
 
 def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16",
-              mma: str = "mma_sync") -> dict:
+              mma: str = "mma_sync", block_m: int = abi.BACKWARD_BLOCK_M) -> dict:
     acsr = analyze(mask)
     bn = abi.backward_block_n(D)
-    rows = build_schedule(acsr, abi.BLOCK_M, bn, order="heavy_first")
-    cols = column_schedule(acsr, abi.BLOCK_M, bn)
+    rows = build_schedule(acsr, block_m, bn, order="heavy_first")
+    cols = column_schedule(acsr, block_m, bn)
     row_t, col_t = _tables(rows), _tables(cols, abi.COL_TABLES)
-    dq = DqConfig(dtype, D, bn, mask_tiles="mask_ptr" in row_t, mma=mma)
-    dkv = DkvConfig(dtype, D, bn, mask_tiles=abi.COL_TABLES["mask_ptr"] in col_t, mma=mma)
+    kw = dict(mma=mma, block_m=block_m)
+    dq = DqConfig(dtype, D, bn, mask_tiles="mask_ptr" in row_t, **kw)
+    dkv = DkvConfig(dtype, D, bn, mask_tiles=abi.COL_TABLES["mask_ptr"] in col_t, **kw)
 
     def build(module):
         build_dq_into(module, dq)
@@ -70,7 +73,7 @@ def pack_case(out: Path, name: str, mask: np.ndarray, D: int, dtype: str = "bf16
     (case_dir / "kernels.ptx").write_text(ptx)
     np.savez(case_dir / "tables.npz", mask=mask, **row_t, **col_t)
     info = dict(name=name, Lq=int(mask.shape[0]), Lk=int(mask.shape[1]), D=D, dtype=dtype,
-                mma=mma, block=[dq.forward().num_threads, 1, 1],
+                mma=mma, block_m=block_m, block=[dq.forward().num_threads, 1, 1],
                 dq=dict(kernel=dq.name, masked=dq.mask_tiles, shared_bytes=dq.shared_bytes,
                         params=abi.dq_kernel_params(dtype, dq.mask_tiles),
                         n_tiles=int(rows.row_tiles.shape[0])),
@@ -87,10 +90,12 @@ def main(argv=None) -> int:
     ap.add_argument("--head-dims", default="64,128")
     ap.add_argument("--mma", choices=abi.MMA_KINDS, default="mma_sync",
                     help="the kernels' tensor-core instruction (wgmma: sm_90a)")
+    ap.add_argument("--block-m", type=int, default=abi.BACKWARD_BLOCK_M,
+                    help="rows a row tile (128: wgmma, head dims up to 128)")
     args = ap.parse_args(argv)
     for name, mask in masks().items():
         for D in (int(x) for x in args.head_dims.split(",")):
-            info = pack_case(args.out, name, mask, D, mma=args.mma)
+            info = pack_case(args.out, name, mask, D, mma=args.mma, block_m=args.block_m)
             print(f"{name} D={D}: {info['dq']['kernel']} ({info['dq']['n_tiles']} row tiles), "
                   f"{info['dkv']['kernel']} ({info['dkv']['n_tiles']} column tiles)")
     return 0

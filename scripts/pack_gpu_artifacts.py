@@ -115,19 +115,31 @@ def jobs(args) -> list:
     return out
 
 
-def _compile(pattern, dtype, D, target, variant, block_m=None, warp_rows=None, block_n=None,
-             mma=None, kv_loads=None):
+# The splat.compile options a pack may fix (None: the compiler's default), by variant: the
+# fused artifacts' tile shape, instruction and loads; the backward's key tile, instruction and
+# row tile height (its own options, so that a pack can hold default forwards beside them).
+PACK_OPTIONS = ("block_m", "warp_rows", "block_n", "mma", "kv_loads", "backward_mma",
+                "backward_block_m")
+_VARIANT_OPTIONS = {
+    "fused": {o: o for o in ("block_m", "warp_rows", "block_n", "mma", "kv_loads")},
+    "backward": {"block_n": "block_n", "backward_mma": "mma", "backward_block_m": "block_m"},
+}
+
+
+def pack_options(args) -> dict:
+    """The pack's fixed options (`PACK_OPTIONS`) from the command line, None where not given."""
+    return {o: getattr(args, o, None) for o in PACK_OPTIONS}
+
+
+def _compile(pattern, dtype, D, target, variant, options: dict | None = None):
     from splat import compiler  # imports MLIR; only this script and the compiler do
 
     kw = dict(dtype=dtype, head_dim=D, target=target)
     if variant != "fused":
         kw["variant"] = variant
-        if variant == "backward":  # the backward's options: its key tile and instruction
-            kw.update({k: v for k, v in (("block_n", block_n), ("mma", mma)) if v is not None})
-    else:
-        kw.update({k: v for k, v in (("block_m", block_m), ("warp_rows", warp_rows),
-                                     ("block_n", block_n), ("mma", mma),
-                                     ("kv_loads", kv_loads)) if v is not None})
+    for option, argument in _VARIANT_OPTIONS.get(variant, {}).items():
+        if (options or {}).get(option) is not None:
+            kw[argument] = options[option]
     return compiler.compile(pattern, **kw)
 
 
@@ -191,7 +203,11 @@ def main(argv=None) -> int:
                     help="fused and backward artifacts with this many keys a key tile (as "
                          "--block-m)")
     ap.add_argument("--mma", choices=abi.MMA_KINDS,
-                    help="fused and backward artifacts on this tensor-core instruction (as "
+                    help="fused artifacts on this tensor-core instruction (as --block-m)")
+    ap.add_argument("--backward-mma", choices=abi.MMA_KINDS,
+                    help="backward artifacts on this tensor-core instruction (as --block-m)")
+    ap.add_argument("--backward-block-m", type=int, choices=abi.BLOCK_M_CHOICES,
+                    help="backward artifacts with this row tile height (128: wgmma; as "
                          "--block-m)")
     ap.add_argument("--kv-loads", choices=abi.KV_LOADS,
                     help="wgmma artifacts whose K/V are gathered by this (splat.compile's "
@@ -204,13 +220,12 @@ def main(argv=None) -> int:
     out, version = pack_dir(args.out)
     cat_path = out / "catalog.json"
     old = json.loads(cat_path.read_text()) if cat_path.is_file() else {"entries": []}
-    shape = (version, args.block_m, args.warp_rows, args.block_n, args.mma, args.kv_loads)
-    if old.get("entries") and (old.get("compiler_version"), old.get("block_m"),
-                               old.get("warp_rows"), old.get("block_n"), old.get("mma"),
-                               old.get("kv_loads")) != shape:
-        print(f"the last pack was made by compiler {old.get('compiler_version')} (block_m "
-              f"{old.get('block_m')}, warp_rows {old.get('warp_rows')}), this is {version} "
-              f"(block_m {args.block_m}, warp_rows {args.warp_rows}): starting a fresh catalog")
+    options = pack_options(args)
+    if old.get("entries") and ((old.get("compiler_version"),) + tuple(
+            old.get(o) for o in PACK_OPTIONS)) != (version,) + tuple(options.values()):
+        print(f"the last pack was made by compiler {old.get('compiler_version')} with "
+              f"{ {o: old.get(o) for o in PACK_OPTIONS} }, this is {version} with {options}: "
+              f"starting a fresh catalog")
         old = {"entries": []}
     stale = args.force
     entries = {(e["family_id"], e["L"], e["D"], e["dtype"], e.get("variant", "fused")): e
@@ -241,8 +256,7 @@ def main(argv=None) -> int:
         except ArtifactError:
             t0 = time.perf_counter()
             try:
-                art = _compile(pattern, dt, D, args.target, variant, args.block_m, args.warp_rows,
-                               args.block_n, args.mma, args.kv_loads)
+                art = _compile(pattern, dt, D, args.target, variant, options)
             except TypeError as e:
                 if variant != "fused":
                     print(f"[{i + 1}/{len(todo)}] {ident}: compiler has no {variant} variant ({e}); skipped")
@@ -269,11 +283,8 @@ def main(argv=None) -> int:
         print(f"[{i + 1}/{len(todo)}] {fam} L={L} D={D} {dt} {variant}: {state} "
               f"({route}) -> {key[:12]}", flush=True)
         if (i + 1) % 16 == 0:
-            write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                                 args.warp_rows, args.block_n, args.mma,
-                                                 args.kv_loads))
-    write_json_atomic(cat_path, _catalog(entries, args.target, version, args.block_m,
-                                         args.warp_rows, args.block_n, args.mma, args.kv_loads))
+            write_json_atomic(cat_path, _catalog(entries, args.target, version, options))
+    write_json_atomic(cat_path, _catalog(entries, args.target, version, options))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{len(entries)} catalog entries, {size / 2**20:.1f} MiB in {out} "
           f"({time.perf_counter() - t_start:.1f}s)")
@@ -287,15 +298,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _catalog(entries: dict, target: str, version: str, block_m: int | None = None,
-             warp_rows: int | None = None, block_n: int | None = None,
-             mma: str | None = None, kv_loads: str | None = None) -> dict:
+def _catalog(entries: dict, target: str, version: str, options: dict | None = None) -> dict:
+    """The catalog: the pack's fixed options (those given) beside its entries."""
     return {"format": "splat-catalog/1", "compiler_version": version, "target": target,
-            **({"mma": mma} if mma is not None else {}),
-            **({"kv_loads": kv_loads} if kv_loads is not None else {}),
-            **({"block_m": block_m} if block_m is not None else {}),
-            **({"warp_rows": warp_rows} if warp_rows is not None else {}),
-            **({"block_n": block_n} if block_n is not None else {}),
+            **{o: v for o, v in (options or {}).items() if v is not None},
             "entries": sorted(entries.values(), key=lambda e: (e["family_id"], e["L"], e["D"],
                                                                e["dtype"], e["variant"]))}
 

@@ -418,8 +418,33 @@ def dkv_kernel_tables(masked: bool = False, accumulate: bool = False) -> list[st
 
 
 # Backward artifacts (variant "backward") run both kernels on BLOCK_M-row tiles of NUM_WARPS
-# 16-row warps; the dK/dV kernel's grid is "col_tiles": one CTA per column tile, kv head, batch.
+# 16-row warps by default; the dK/dV kernel's grid is "col_tiles": one CTA per column tile, kv
+# head, batch. The wgmma build also runs 128-row tiles: two warpgroups share every gathered
+# K/V (Q/dO) tile, half the gather traffic per row, as the forward's 128-row wgmma tiles.
 BACKWARD_BLOCK_M = BLOCK_M
+BACKWARD_BLOCK_M_CHOICES = {"mma_sync": (BLOCK_M,), "wgmma": (BLOCK_M, 128)}
+# Up to this head dim only: at 256 the masked dK/dV kernel on 128-row tiles spilled (ptxas,
+# 80 bytes; 64-row tiles and the unmasked kernel did not).
+BACKWARD_128_ROWS_MAX_HEAD_DIM = 128
+
+
+def backward_block_ms(mma: str, head_dim: int | None = None) -> tuple:
+    """The row tile heights of the backward kernels on ``mma`` (at ``head_dim``, if given)."""
+    heights = BACKWARD_BLOCK_M_CHOICES[mma]
+    if head_dim is not None and head_dim > BACKWARD_128_ROWS_MAX_HEAD_DIM:
+        heights = tuple(m for m in heights if m <= BLOCK_M)
+    return heights
+
+
+def backward_block_m_error(block_m: int, mma: str, head_dim: int | None = None) -> str | None:
+    """Why the backward kernels on ``mma`` (at ``head_dim``) have no ``block_m``-row tiles
+    (None: they do)."""
+    choices = backward_block_ms(mma, head_dim)
+    if block_m in choices:
+        return None
+    at = f" at head dim {head_dim}" if head_dim is not None else ""
+    return (f"the {mma} backward kernels run {' or '.join(map(str, choices))}-row tiles{at}; "
+            f"got block_m {block_m}")
 
 
 class BackwardKernelABI(NamedTuple):

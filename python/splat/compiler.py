@@ -149,9 +149,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     if backward and head_dim not in abi.BACKWARD_HEAD_DIMS:
         raise ValueError(f"head_dim: the backward kernels are built for "
                          f"{' or '.join(map(str, abi.BACKWARD_HEAD_DIMS))}, got {head_dim}")
-    if backward and (block_m not in (None, abi.BLOCK_M) or warp_rows not in (None, abi.WARP_ROWS)):
-        raise ValueError(f"variant 'backward' runs {abi.BACKWARD_BLOCK_M}-row tiles of "
-                         f"{abi.WARP_ROWS}-row warps: leave block_m and warp_rows unset")
+    if backward and warp_rows not in (None, abi.WARP_ROWS):
+        raise ValueError(f"warp_rows: variant 'backward' runs {abi.WARP_ROWS}-row warps; leave "
+                         f"warp_rows unset")
     check_option("target", target, CHIPS)
     check_option("plan", plan, PLANS)
     check_option("mma", mma, ("auto",) + abi.MMA_KINDS)
@@ -171,6 +171,9 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                          f"sm_90a); got variant {variant!r}, mma {mma!r}, target {target!r}")
     if block_m is not None:
         block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
+        why = backward and abi.backward_block_m_error(block_m, abi.backward_mma(mma), head_dim)
+        if why:
+            raise ValueError(f"block_m: {why}")
     elif backward:
         block_m = abi.BACKWARD_BLOCK_M
     elif variant == "fused":  # the kernel variant the tiler prices lowest
@@ -407,7 +410,7 @@ def _backward_artifact(acsr: ACSR, rows: tuple, columns: tuple, ptx: str, *, dty
     (main, split), (cols, col_split) = rows, columns
     tables = main.kernel_tables() | cols.kernel_tables(abi.COL_TABLES)
     info = functools.partial(backward_kernels.launch_info, dtype=dtype, head_dim=head_dim,
-                             block_n=main.block_n, mma=mma)
+                             block_n=main.block_n, mma=mma, block_m=main.block_m)
     kernels = [info("dq", masked=main.has_masks)]
     if split is not None:
         tables.update(split.kernel_tables(abi.SPLIT_TABLES))

@@ -21,7 +21,7 @@ the rules. In short:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mlir import ir
 

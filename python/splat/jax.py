@@ -18,8 +18,6 @@ at trace time. Forward only (no ``jax.grad`` until the backward lands).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .jax_op import JaxAttention, check_arrays, prepare
 from .runtime.resolve import AUTO_TARGET
 from .runtime.validate import SplatInputError

@@ -87,10 +87,11 @@ class StageOptions:
         wgmma_chip = self.chip in abi.WGMMA_CHIPS
         if self.kv_loads == "producer" and (self.mma == "mma_sync" or not wgmma_chip):
             raise ValueError("kv-loads producer needs mma wgmma")
-        if self.backward and (self.block_m != abi.BACKWARD_BLOCK_M
-                              or self.warp_rows != abi.WARP_ROWS or self.kv_loads == "producer"):
-            raise ValueError(f"backward kernels run {abi.BACKWARD_BLOCK_M}-row tiles of "
-                             f"{abi.WARP_ROWS}-row warps, without a producer warpgroup")
+        if self.backward and (self.warp_rows != abi.WARP_ROWS or self.kv_loads == "producer"):
+            raise ValueError(f"backward kernels run {abi.WARP_ROWS}-row warps, without a "
+                             f"producer warpgroup")
+        if self.backward and abi.backward_block_m_error(self.block_m, self.lower_mma):
+            raise ValueError(abi.backward_block_m_error(self.block_m, self.lower_mma))
         if self.mma == "wgmma" and not wgmma_chip:
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
         if self.mma == "wgmma" and self.warp_rows not in (0, abi.WARP_ROWS):

@@ -91,12 +91,36 @@ def test_a_saved_artifact_loads_and_checks(arts, tmp_path):
 @pytest.mark.parametrize("mma", abi.MMA_KINDS)
 def test_shared_memory_restated_by_the_runtime_agrees_with_the_kernels(mma):
     for D in abi.BACKWARD_HEAD_DIMS:
-        for bn in abi.BLOCK_N_CHOICES:
-            for masked in (False, True):
-                assert I.backward_shared_bytes("dq", D, bn, masked, mma) == \
-                    DqConfig("bf16", D, bn, mask_tiles=masked, mma=mma).shared_bytes
-                assert I.backward_shared_bytes("dkv", D, bn, masked, mma) == \
-                    DkvConfig("bf16", D, bn, mask_tiles=masked, mma=mma).shared_bytes
+        for block_m in abi.backward_block_ms(mma, D):
+            for bn in abi.BLOCK_N_CHOICES:
+                for masked in (False, True):
+                    kw = dict(mask_tiles=masked, mma=mma, block_m=block_m)
+                    dq, dkv = DqConfig("bf16", D, bn, **kw), DkvConfig("bf16", D, bn, **kw)
+                    assert I.backward_shared_bytes("dq", D, bn, masked, mma, block_m) == \
+                        dq.shared_bytes
+                    assert I.backward_shared_bytes("dkv", D, bn, masked, mma, block_m) == \
+                        dkv.shared_bytes
+                    if bn == abi.backward_block_n(D):  # the default tiles fit an H100's CTA
+                        assert max(dq.shared_bytes, dkv.shared_bytes) <= abi.SM90_SHARED_BYTES
+
+
+def test_128_row_tiles_are_a_wgmma_build():
+    """Two warpgroups a CTA, both schedules on 128-row tiles; mma.sync has no such build."""
+    mask = T.irregular_mask(5)
+    art = splat.compile(mask, variant="backward", head_dim=128, mma="wgmma", block_m=128)
+    acsr = splat.analyze(mask)
+    bn = abi.backward_block_n(128)
+    np.testing.assert_array_equal(art.tables["row_tiles"],
+                                  build_schedule(acsr, 128, bn, order="heavy_first").row_tiles)
+    np.testing.assert_array_equal(art.tables["col_tiles"], column_schedule(acsr, 128, bn).row_tiles)
+    assert {(k["block_m"], k["block"][0], k["mma"]) for k in art.kernels} == {(128, 256, "wgmma")}
+    assert ".maxntid 256, 1, 1" in art.ptx["kernel.ptx"]
+    assert L.check_artifact(art).tile_Lk == mask.shape[1]
+    with pytest.raises(ValueError, match="the mma_sync backward kernels run 64-row tiles"):
+        DqConfig("bf16", 128, block_m=128)
+    with pytest.raises(ValueError, match="block_m: the wgmma backward kernels run 64-row tiles "
+                                         "at head dim 256"):
+        splat.compile(mask, variant="backward", head_dim=256, mma="wgmma", block_m=128)
 
 
 @pytest.mark.parametrize("name", ["strided", "irregular"])
@@ -187,8 +211,9 @@ def test_a_backward_artifact_cannot_pose_as_a_forward_one(arts, tmp_path):
 def test_the_compiler_refuses_what_the_backward_kernels_do_not_run():
     mask = T.mask_numpy(T.F("window", w=64), 256)
     for kwargs, match in ((dict(mma="wgmma", target="sm_80"), "wgmma needs chip sm_90a"),
+                          (dict(block_m=128), "mma_sync backward kernels run 64-row"),
                           (dict(kv_loads="producer"), "fused variant"),
-                          (dict(block_m=128), "64-row"), (dict(warp_rows=32), "16-row")):
+                          (dict(warp_rows=32), "16-row")):
         with pytest.raises(ValueError, match=match):
             splat.compile(mask, variant="backward", head_dim=128, **kwargs)
 

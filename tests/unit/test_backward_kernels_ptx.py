@@ -40,15 +40,20 @@ KINDS = {
 }
 # (masked, accumulate): the plain kernel, its remainder variant, its split variant
 VARIANTS = ((False, False), (True, False), (False, True))
-CONFIGS = [(kind, dt, d, masked, acc, mma) for kind in KINDS for dt in ("bf16", "f16")
+CONFIGS = [(kind, dt, d, masked, acc, mma, 64) for kind in KINDS for dt in ("bf16", "f16")
            for d in abi.BACKWARD_HEAD_DIMS for masked, acc in VARIANTS for mma in abi.MMA_KINDS]
+# the wgmma build's 128-row tiles (two warpgroups), bf16: the layout does not depend on the type
+CONFIGS += [(kind, "bf16", d, masked, acc, "wgmma", 128) for kind in KINDS
+            for d in abi.BACKWARD_HEAD_DIMS if 128 in abi.backward_block_ms("wgmma", d)
+            for masked, acc in VARIANTS]
 
 
-@pytest.mark.parametrize("kind, dtype, head_dim, masked, accumulate, mma", CONFIGS)
+@pytest.mark.parametrize("kind, dtype, head_dim, masked, accumulate, mma, block_m", CONFIGS)
 def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_dim, masked,
-                                                             accumulate, mma):
+                                                             accumulate, mma, block_m):
     config, build, params, name, products = KINDS[kind]
-    cfg = config(dtype, head_dim, mask_tiles=masked, accumulate=accumulate, mma=mma)
+    cfg = config(dtype, head_dim, mask_tiles=masked, accumulate=accumulate, mma=mma,
+                 block_m=block_m)
     ptx = lower_to_ptx(build_in_module(None, lambda m: build(m, cfg)))
     assert cfg.name == name(dtype, head_dim, masked, accumulate) and f".entry {cfg.name}(" in ptx
     drv.check_ptx_abi(ptx, cfg.name, params(dtype, masked, accumulate))
@@ -69,6 +74,7 @@ def test_kernel_matches_its_abi_and_assembles_without_spills(kind, dtype, head_d
         assert "mma.sync" not in ptx and "ldmatrix" not in ptx
         assert "fence.proxy.async.shared::cta" in ptx
     assert "ex2.approx" in ptx
+    assert f".maxntid {2 * block_m}, 1, 1" in ptx  # a 16-row warp per 16 rows
     if not have_ptxas():
         pytest.skip("ptxas not installed")
     (stats,) = ptxas_check(ptx).values()

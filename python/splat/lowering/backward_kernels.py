@@ -80,10 +80,15 @@ class _BackwardConfig:
     # tensor-core instruction (abi.MMA_KINDS): "mma_sync" (this module's kernels) or "wgmma"
     # (sm_90a, backward_kernels_wgmma.py; the same ABI, tables, grid and 64-row tiles)
     mma: str = "mma_sync"
+    # rows (queries for dQ, keys for dK/dV) per row tile: abi.backward_block_ms(mma, head_dim)
+    block_m: int = abi.BACKWARD_BLOCK_M
 
     def __post_init__(self):
         if self.mma not in abi.MMA_KINDS:
             raise ValueError(f"mma must be one of {abi.MMA_KINDS}, got {self.mma!r}")
+        block_m_error = abi.backward_block_m_error(self.block_m, self.mma, self.head_dim)
+        if block_m_error:
+            raise ValueError(block_m_error)
         if self.accumulate and self.mask_tiles:
             raise ValueError("an accumulating backward kernel has no mask tiles")
         if self.head_dim not in abi.BACKWARD_HEAD_DIMS:
@@ -112,7 +117,7 @@ class _BackwardConfig:
         the 64-row mma_sync kernel's, whichever the instruction (its geometry is wgmma's too:
         one warpgroup of 16-row warps)."""
         return FusedForwardConfig(self.dtype, self.head_dim, self.block_n,
-                                  mask_tiles=self.mask_tiles)
+                                  mask_tiles=self.mask_tiles, block_m=self.block_m)
 
     @property
     def wgmma(self) -> bool:
@@ -540,15 +545,17 @@ _CONFIGS = {"dq": DqConfig, "dkv": DkvConfig}
 
 
 def launch_info(kind: str, dtype: str, head_dim: int, block_n: int, masked: bool,
-                accumulate: bool = False, mma: str = "mma_sync") -> dict:
+                accumulate: bool = False, mma: str = "mma_sync",
+                block_m: int = abi.BACKWARD_BLOCK_M) -> dict:
     """A backward artifact's manifest entry (less ptx_file) for the ``"dq"`` or ``"dkv"``
     kernel: dQ on grid ``row_tiles`` (row tile, query head, batch), dK/dV on grid
     ``col_tiles`` (column tile, kv head, batch); ``accumulate``: the variant over the split
-    schedule's tables; ``mma``: the kernels' instruction (the manifest records it)."""
+    schedule's tables; ``mma``, ``block_m``: the kernels' instruction and row tile height
+    (the manifest records both)."""
     if kind not in _CONFIGS:
         raise ValueError(f"kind must be 'dq' or 'dkv', got {kind!r}")
     cfg = _CONFIGS[kind](dtype, head_dim, block_n, mask_tiles=masked, accumulate=accumulate,
-                         mma=mma)
+                         mma=mma, block_m=block_m)
     fwd, params, tables = cfg.forward(), cfg.params(), cfg.tables()
     return {"name": cfg.name, "block": [fwd.num_threads, 1, 1], "shared_bytes": cfg.shared_bytes,
             "params": params, "num_ptx_params": abi.num_ptx_params(params),

@@ -71,9 +71,14 @@ class _WgmmaBackward(WgmmaTiles):
 
     def _row_tile(self, offset: int):
         """A ``BLOCK_M x D`` row tile at byte ``offset`` in the tile layout, and its descriptor
-        as a K-major A operand (wgmma's A of the score products)."""
+        as a K-major A operand (wgmma's A of the score products): each warpgroup's starts at
+        its 64 rows."""
         tile = self._shared_view([self.BM * self.D], self.elem, offset)
-        return tile, self.layout.k_major(wgmma.smem_address(tile), self.BM)
+        desc = self.layout.k_major(wgmma.smem_address(tile), self.BM)
+        if self.BM == 64:
+            return tile, desc
+        warpgroup = arith.shrui(self.warp, ci(2))
+        return tile, wgmma.advance(desc, mul(warpgroup, self.layout.row_bytes(64)))
 
     def load_q_frags(self):
         """No operand fragments in registers: wgmma reads A from shared memory."""

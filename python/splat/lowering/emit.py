@@ -33,13 +33,15 @@ def emit_kernel(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: 
 
 def emit_backward_kernels(module_op: ir.Operation, *, dtype: str, head_dim: int, block_n: int,
                           rows_masked: bool, cols_masked: bool, rows_split: bool = False,
-                          cols_split: bool = False, mma: str = "mma_sync") -> None:
+                          cols_split: bool = False, mma: str = "mma_sync",
+                          block_m: int = abi.BACKWARD_BLOCK_M) -> None:
     """Adds ``gpu.func @splat_bwd_dq_...`` (over the row schedule, ``_masked`` when it has mask
     tiles) and ``@splat_bwd_dkv_...`` (over the column schedule) to ``@splat_kernels``, and
-    their ``_acc`` variants for split schedules, on ``mma`` (mma_sync or wgmma)."""
+    their ``_acc`` variants for split schedules, on ``mma`` (mma_sync or wgmma) and
+    ``block_m``-row tiles."""
     module = _as_module(module_op)
     bk = backward_kernels
-    kw = dict(block_n=block_n, mma=mma)
+    kw = dict(block_n=block_n, mma=mma, block_m=block_m)
     bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, mask_tiles=rows_masked, **kw))
     if rows_split:
         bk.build_dq_into(module, bk.DqConfig(dtype, head_dim, accumulate=True, **kw))

@@ -89,17 +89,17 @@ def fused_shared_bytes(head_dim: int, block_n: int, masked: bool, mma: str = "mm
 
 
 def backward_shared_bytes(kind: str, head_dim: int, block_n: int, masked: bool,
-                          mma: str = "mma_sync") -> int:
+                          mma: str = "mma_sync", block_m: int = abi.BACKWARD_BLOCK_M) -> int:
     """Dynamic shared memory of a backward kernel (lowering/backward_kernels.py): the forward's
     64-row mma_sync layout, then for dQ the dO tile, for dK/dV the per-stage query values
     ``[2 stages][lse, delta][block_n]`` f32 and the tile's K and V rows. wgmma
     (backward_kernels_wgmma.py): two stages of two unpadded ``block_n x D`` tiles, the two
-    ``64 x D`` row tiles, dK/dV's query values, two stages of mask bits."""
+    ``block_m x D`` row tiles, dK/dV's query values, two stages of mask bits."""
     query_values = 2 * 2 * block_n * 4
     if mma == "wgmma":
-        row_tile = abi.BACKWARD_BLOCK_M * head_dim * _ELEMENT_BYTES
+        row_tile = block_m * head_dim * _ELEMENT_BYTES
         stages = 2 * 2 * block_n * head_dim * _ELEMENT_BYTES
-        bits = 2 * abi.BACKWARD_BLOCK_M * abi.mask_words(block_n) * 4 if masked else 0
+        bits = 2 * block_m * abi.mask_words(block_n) * 4 if masked else 0
         return stages + 2 * row_tile + (query_values if kind == "dkv" else 0) + bits
     forward = fused_shared_bytes(head_dim, block_n, masked)
     row_tile = abi.BACKWARD_BLOCK_M * (head_dim + _SMEM_ROW_PAD) * _ELEMENT_BYTES
@@ -237,13 +237,16 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 _fail(kw, f"warp_rows {warp_rows} at head dim {artifact.head_dim}: no kernel is "
                           f"built with more than {abi.WARP_ROWS} rows a warp above head dim "
                           f"{abi.MAX_HEAD_DIM_32_ROW_WARPS}")
-        if "backward" in e and (block_m != abi.BACKWARD_BLOCK_M or warp_rows != abi.WARP_ROWS
-                                or k.get("mma", "mma_sync") not in abi.MMA_KINDS
-                                or k.get("mma", "mma_sync") != kernels[0].get("mma", "mma_sync")
-                                or "block_n" not in k):
-            _fail(kw, f"a backward kernel runs {abi.BACKWARD_BLOCK_M}-row tiles of "
-                      f"{abi.WARP_ROWS}-row warps on one of {abi.MMA_KINDS} (the same in every "
-                      f"kernel of the artifact) and records its block_n")
+        if "backward" in e:
+            mma = k.get("mma", "mma_sync")
+            if (warp_rows != abi.WARP_ROWS or mma not in abi.MMA_KINDS
+                    or mma != kernels[0].get("mma", "mma_sync") or "block_n" not in k):
+                _fail(kw, f"a backward kernel runs {abi.WARP_ROWS}-row warps on one of "
+                          f"{abi.MMA_KINDS} (the same in every kernel of the artifact) and "
+                          f"records its block_n")
+            why = abi.backward_block_m_error(block_m, mma, artifact.head_dim)
+            if why:
+                _fail(kw, why)
         threads = (abi.fused_threads(block_m, warp_rows, load_warpgroup) if e["fused"]
                    else abi.NUM_THREADS)
         if list(k["block"]) != [threads, 1, 1]:
@@ -266,7 +269,7 @@ def check_kernels(artifact: Artifact, where: str = "artifact") -> str:
                 mma = k.get("mma", "mma_sync")
                 if "backward" in e:
                     want_smem = backward_shared_bytes(e["backward"], artifact.head_dim, bn,
-                                                      e["masked"], mma)
+                                                      e["masked"], mma, block_m)
                 else:
                     want_smem = fused_shared_bytes(artifact.head_dim, bn, e["masked"], mma,
                                                    block_m, warp_rows, load_warpgroup)
