@@ -333,12 +333,20 @@ def backward_block_n(head_dim: int) -> int:
 BACKWARD_HEAD_DIMS = (64, 128, 256)
 
 
-def backward_mma(requested: str) -> str:
+# Whether "auto" picks the backward's wgmma build on a chip that has it: off until that build
+# has run on a GPU (correct against fp64 and faster than mma.sync's, docs/performance.md).
+BACKWARD_WGMMA_BY_DEFAULT = False
+
+
+def backward_mma(requested: str, chip: str | None = None) -> str:
     """The backward kernels' tensor-core instruction for a requested one: ``"wgmma"``
-    (sm_90a, every backward head dim: lowering/backward_kernels_wgmma.py) only where asked
-    for, else ``"mma_sync"``, which "auto" stays until the wgmma kernels are measured on a GPU.
-    Both builds have one ABI, tables, grid and 64-row tiles."""
-    return "wgmma" if requested == "wgmma" else "mma_sync"
+    (sm_90a, every backward head dim: lowering/backward_kernels_wgmma.py) where asked for, or
+    for "auto" on a wgmma ``chip`` when BACKWARD_WGMMA_BY_DEFAULT; else ``"mma_sync"``. Both
+    builds have one ABI, tables and grid."""
+    if requested == "wgmma" or (requested == "auto" and BACKWARD_WGMMA_BY_DEFAULT
+                                and chip in WGMMA_CHIPS):
+        return "wgmma"
+    return "mma_sync"
 
 
 # Split schedules (split-KV, as the forward's): the second launch of each kernel runs its

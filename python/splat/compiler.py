@@ -171,7 +171,8 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
                          f"sm_90a); got variant {variant!r}, mma {mma!r}, target {target!r}")
     if block_m is not None:
         block_m = check_option("block_m", block_m, abi.BLOCK_M_CHOICES)
-        why = backward and abi.backward_block_m_error(block_m, abi.backward_mma(mma), head_dim)
+        why = backward and abi.backward_block_m_error(block_m, abi.backward_mma(mma, target),
+                                                      head_dim)
         if why:
             raise ValueError(f"block_m: {why}")
     elif backward:
@@ -258,7 +259,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     elif backward:
         art = _backward_artifact(acsr, (schedule, split), (columns, col_split), ptx,
                                  dtype=dtype, head_dim=head_dim, target=target, scale=scale,
-                                 options=keyed, mma=abi.backward_mma(mma))
+                                 options=keyed, mma=abi.backward_mma(mma, target))
     else:
         art = _artifact(acsr, schedule, ptx, dtype=dtype, head_dim=head_dim, target=target,
                         scale=scale, block_n=schedule.block_n, mma=kernel.mma,

@@ -101,7 +101,7 @@ class StageOptions:
     def lower_mma(self) -> str:
         """The instruction splat-lower-to-gpu is asked for: the backward's (`abi.backward_mma`),
         or the forward's option as given ("auto": the tiler's choice)."""
-        return abi.backward_mma(self.mma) if self.backward else self.mma
+        return abi.backward_mma(self.mma, self.chip) if self.backward else self.mma
 
     @property
     def tile_mma(self) -> str:

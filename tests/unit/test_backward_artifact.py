@@ -244,3 +244,15 @@ def test_a_handle_cannot_be_prepared_from_a_backward_artifact(arts):
 
     with pytest.raises(SplatInputError, match="^artifact: .*holds backward kernels"):
         resolve_prepared(None, None, None, None, None, arts["window"][1], "sm_90a", "fused")
+
+
+@pytest.mark.parametrize("by_default", [False, True])
+def test_auto_takes_wgmma_only_where_switched_on_and_the_chip_has_it(monkeypatch, by_default):
+    """``mma="auto"`` (the default) builds the backward on mma.sync until
+    ``abi.BACKWARD_WGMMA_BY_DEFAULT`` is switched on, then on wgmma for sm_90a only."""
+    monkeypatch.setattr(abi, "BACKWARD_WGMMA_BY_DEFAULT", by_default)
+    mask = T.mask_numpy(T.F("window", w=64), 256)
+    for target, want in (("sm_90a", "wgmma" if by_default else "mma_sync"), ("sm_80", "mma_sync")):
+        art = splat.compile(mask, variant="backward", head_dim=64, target=target)
+        assert {k["mma"] for k in art.kernels} == {want}, target
+        assert ("wgmma.mma_async" in art.ptx["kernel.ptx"]) == (want == "wgmma")

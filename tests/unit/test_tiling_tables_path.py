@@ -19,6 +19,7 @@ from splat import patterns as P
 from splat.analysis import analyze
 from splat.tiling import schedule as S
 from splat.tiling.block_plan import block_counts, dense_runs
+from splat.tiling.chains import chain_segments
 
 
 def _lengths(rng, L, n):
@@ -100,7 +101,7 @@ def _blocks_costs_by_counts(b, lo, nrows):
     out, masks = [], []
     for row0, n in zip(lo.tolist(), nrows.tolist()):
         chains, _ = b._tile_chains(row0, 1, n, b._pieces_in(row0, row0 + n - 1, 1, n))
-        segs = S._chain_segments(chains) if chains else []
+        segs = chain_segments(chains) if chains else []
         counts = block_counts(segs, [], n, b.Lk, b.BN)
         runs = dense_runs(counts, n, b.Lk, b.BN)
         n_mask = int(np.count_nonzero(counts)) - sum(S._cdiv(sg[2], b.BN) for sg in runs)

@@ -217,7 +217,7 @@ def _per_tile(rows: np.ndarray, tile: np.ndarray, ntiles: int) -> list[list[tupl
 
 def _chains(pcs, lo, nrows):
     """``(tile, alpha, beta, gamma, delta, rho_lo, rho_hi)``: one chain per (tile, piece) with
-    live rows in the tile (``_piece_chains`` at row step 1), tiles in order."""
+    live rows in the tile (``chains.piece_chains`` at row step 1), tiles in order."""
     if getattr(pcs, "ranges", False):
         # the pieces with first < lo + nrows and end > lo: k in [k0, k1), by tile, then k
         k0 = np.searchsorted(pcs.end, lo, side="right")
@@ -390,7 +390,7 @@ def _blocks_bound(seg, first_col, tile, nrows, BN, Lk):
 
 
 def _segments(al, be, ga, de, rl, rh):
-    """``_chain_segment`` of stride-1 chains: (ncols, rl, rh, lo_a, lo_b, hi_a, hi_b)."""
+    """``chains.chain_segment`` of stride-1 chains: (ncols, rl, rh, lo_a, lo_b, hi_a, hi_b)."""
     col0 = np.minimum(al * rl + be, al * (rh - 1) + be)
     lo_b = be - col0
     hi_a, hi_b = al + ga, lo_b + de
@@ -438,10 +438,10 @@ def _merged_chains(pcs, lo, nrows, BM, BN):
 def _one_row_merges(ch, general, nrows, BM, BN):
     """A one-row chain in a taller tile (a piece that ends or starts one row into the tile)
     may continue the line of its neighbour: ``_coalesce`` then merges the two when the merged
-    segment costs no more than both (``_try_merge``, delta <= 1e-9).  Reproduced here for a
+    segment costs no more than both (``chains.try_merge``, delta <= 1e-9).  Reproduced here for a
     tile whose only one-row chain is its first or last row and that has at most one chain it
     can merge with: of the chains starting on the next row (or ending on the row before), the
-    one whose line the one-row chain lies on (``_try_merge`` refuses the others, whatever
+    one whose line the one-row chain lies on (``try_merge`` refuses the others, whatever
     their order), so that no choice between candidates and no further merge arises; the
     merged chain takes the place of the earlier one, where ``_coalesce`` puts it.  Other tiles
     with one-row chains are left to the general path.  Returns the chains and ``general``."""
@@ -482,7 +482,7 @@ def _merge_lines(ch, A, B, line, nrows, BM, BN):
     m = (al[line], be[line], ga[line], de[line], rl[A], rh[B])
     n = nrows[tile[A]]
 
-    def cost(al_, be_, ga_, de_, rl_, rh_):  # _Builder._chain_cost
+    def cost(al_, be_, ga_, de_, rl_, rh_):  # chains.ChainCost.one
         walked, full = _key_tiles(_segments(al_, be_, ga_, de_, rl_, rh_), n, BM, BN)
         return (COST.W_SEG + walked) + COST.W_MASKED * (walked - full)
 
