@@ -208,7 +208,8 @@ def stack(chains: list, nrows: int, cost: "ChainCost") -> list:
                 j += 1
             run = lst[i:j]
             stacked = None
-            if len(run) >= 3 and al % P == 0:
+            # P = 0: chains repeated (never from disjoint pieces): nothing to stack
+            if len(run) >= 3 and P > 0 and al % P == 0:
                 stacked = _stacked(run, P, nrows, cost)
             out.extend(run if stacked is None else stacked)
             i = j
