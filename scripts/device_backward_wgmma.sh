@@ -6,6 +6,7 @@
 #   scripts/device_backward_wgmma.sh pack     # here, where MLIR is: writes .device/bwd.tar.gz
 #   # on the GPU machine, from the repository root (carry .device/bwd.tar.gz):
 #   tar xzf .device/bwd.tar.gz -C /tmp && scripts/device_backward_wgmma.sh run
+#   # or in two device calls (each under the call's time limit): "test", then "bench"
 #
 # Builds (label:instruction:row tile height): the mma.sync default, wgmma on 64-row tiles
 # (one warpgroup) and on 128-row tiles (two warpgroups; head dims up to 128). The run writes
@@ -32,26 +33,40 @@ pack)
     tar czf .device/bwd.tar.gz -C .device bwd
     ls -l .device/bwd.tar.gz
     ;;
-run)
+test|run)
+    # each build's GPU test; the labels that passed go to $OUT/passed (read by "bench")
     OUT=${OUT:-/tmp/out}
     ROOT=${BWD_ROOT:-/tmp/bwd}
     mkdir -p "$OUT"
     export PYTHONPATH=python
-    packs=""
+    : > "$OUT/passed"
     for build in $BUILDS; do
         IFS=: read -r label _ _ <<< "$build"
-        if SPLAT_BACKWARD_DIR="$ROOT/kernels-$label" timeout 240 python -m pytest -m gpu -q \
+        if SPLAT_BACKWARD_DIR="$ROOT/kernels-$label" timeout 150 python -m pytest -m gpu -q \
                 -p no:cacheprovider tests/gpu/test_gpu_backward.py > "$OUT/gpu-$label.log" 2>&1; then
-            packs="${packs:+$packs,}$label=$ROOT/bench-$label"
+            echo "$label" >> "$OUT/passed"
         fi
         tail -n 3 "$OUT/gpu-$label.log"
     done
-    echo "builds that passed: ${packs:-none}"
-    [ -n "$packs" ] && timeout 400 python benchmarks/bench_backward_kernels.py --packs "$packs" \
+    echo "builds that passed: $(tr '\n' ' ' < "$OUT/passed")"
+    if [ "$1" = run ]; then exec "$0" bench; fi
+    ;;
+bench)
+    # the builds that passed "test" (or $BUILDS_PASSED, labels separated by spaces), timed
+    # against each other and Flex; rows are saved one by one, so a cut-off call keeps them
+    OUT=${OUT:-/tmp/out}
+    ROOT=${BWD_ROOT:-/tmp/bwd}
+    export PYTHONPATH=python
+    packs=""
+    for label in ${BUILDS_PASSED:-$(cat "$OUT/passed" 2>/dev/null)}; do
+        packs="${packs:+$packs,}$label=$ROOT/bench-$label"
+    done
+    [ -n "$packs" ] || { echo "no build passed its GPU test: nothing to time"; exit 1; }
+    timeout 420 python benchmarks/bench_backward_kernels.py --packs "$packs" \
         --patterns "$PATTERNS" --flex --out-json "$OUT/bwd-kernels.json"
     ;;
 *)
-    echo "usage: $0 pack|run" >&2
+    echo "usage: $0 pack|run|test|bench" >&2
     exit 2
     ;;
 esac
