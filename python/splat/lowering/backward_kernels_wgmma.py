@@ -32,7 +32,7 @@ kernel's per-stage query values, then two stages of mask bits.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, gpu, llvm, vector
+from mlir.dialects import arith, llvm, vector
 
 from . import wgmma
 from .backward_kernels import _DkvKernel, _DqKernel
@@ -50,11 +50,8 @@ class _WgmmaBackward(WgmmaTiles):
         self.kv_bytes = self.BN * self.D * 2
 
     def _setup_smem(self):
-        ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
-        dyn = ir.ShapedType.get_dynamic_size()
-        self._smem = gpu.dynamic_shared_memory(
-            ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
-        self._ws = ws
+        """Replaces the mma.sync kernels' padded layout (the module docstring's layout)."""
+        self._dynamic_shared_memory()
         # [stage][part 0 / part 1][BLOCK_N * D elements in the tile layout]
         self.kv_s = self._shared_view([2, 2, self.BN * self.D], self.elem, 0)
         base = wgmma.smem_address(self.kv_s)

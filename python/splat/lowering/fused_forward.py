@@ -148,12 +148,18 @@ class _FusedForwardKernel:
             first = add(self.warp_row0, add(self.g, 16 * mt))
             self.rows += [first, add(first, 8)]
 
-    def _setup_smem(self):
+    def _dynamic_shared_memory(self):
+        """The dynamic shared memory as bytes (``self._smem``, in address space ``self._ws``),
+        which `_shared_view` carves up; returns both."""
         ws = ir.Attribute.parse("#gpu.address_space<workgroup>")
         dyn = ir.ShapedType.get_dynamic_size()
         raw = gpu.dynamic_shared_memory(
             ir.MemRefType.get([dyn], ir.IntegerType.get_signless(8), memory_space=ws))
         self._smem, self._ws = raw, ws
+        return raw, ws
+
+    def _setup_smem(self):
+        raw, ws = self._dynamic_shared_memory()
         cfg = self.cfg
         self._setup_kv_smem(raw, ws)
         # Q is only read (into registers) before the key loop and the output is only staged after
