@@ -35,9 +35,10 @@ recomputed, five products a query tile instead of four), and the dQ kernel reads
 fragments from shared memory per k16 step instead of holding them (the forward's choice at
 that head dim). Same ABI, tables and launches at every head dim.
 
-mma.sync only, 64-row tiles on 16-row warps (the forward's default variant). A backward
-artifact (``splat.compile(variant="backward")``) holds both, built by splat-lower-to-gpu for an
-op that splat-tile-acsr{backward} tiled.
+This module's kernels run mma.sync on 64-row tiles of 16-row warps (the forward's default
+variant); ``mma="wgmma"`` builds backward_kernels_wgmma.py's subclasses instead (the same ABI,
+also on 128-row tiles). A backward artifact (``splat.compile(variant="backward")``) holds both
+kernels, built by splat-lower-to-gpu for an op that splat-tile-acsr{backward} tiled.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class _BackwardConfig:
     # first launch wrote (no mask tiles, as the forward's accumulating variant)
     accumulate: bool = False
     # tensor-core instruction (abi.MMA_KINDS): "mma_sync" (this module's kernels) or "wgmma"
-    # (sm_90a, backward_kernels_wgmma.py; the same ABI, tables, grid and 64-row tiles)
+    # (sm_90a, backward_kernels_wgmma.py; the same ABI, tables and grid)
     mma: str = "mma_sync"
     # rows (queries for dQ, keys for dK/dV) per row tile: abi.backward_block_ms(mma, head_dim)
     block_m: int = abi.BACKWARD_BLOCK_M
@@ -114,8 +115,8 @@ class _BackwardConfig:
 
     def forward(self) -> FusedForwardConfig:
         """The forward configuration whose tiles, loop and (mma_sync) layout the kernel shares:
-        the 64-row mma_sync kernel's, whichever the instruction (its geometry is wgmma's too:
-        one warpgroup of 16-row warps)."""
+        the mma_sync kernel's of ``block_m`` rows on 16-row warps, whichever the instruction
+        (its geometry is wgmma's too: a warpgroup per 64 rows)."""
         return FusedForwardConfig(self.dtype, self.head_dim, self.block_n,
                                   mask_tiles=self.mask_tiles, block_m=self.block_m)
 
