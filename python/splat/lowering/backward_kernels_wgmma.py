@@ -2,8 +2,9 @@
 ``DkvConfig(mma="wgmma")``, sm_90a): backward_kernels.py's dQ and dK/dV kernels with every
 product on ``wgmma.mma_async`` instead of mma.sync.
 
-Same ABI, tables, grid, 64-row tiles and 128 threads: the CTA's 4 warps are one warpgroup, and
-wgmma's accumulator and register-A fragments have, per warp, the mma.sync layouts
+Same ABI, tables and grid, and a 16-row warp per 16 rows: on 64-row tiles the CTA's 4 warps
+are one warpgroup, on 128-row tiles (``block_m=128``) two, each with its own 64 rows of every
+product. wgmma's accumulator and register-A fragments have, per warp, the mma.sync layouts
 (wgmma.py), so the masking, P, dS, Δ and the stores are the mma.sync kernels' code. What
 changes is where the operands live: every tile is stored in the wgmma layout
 (`WgmmaTiles`, 128-byte swizzled, unpadded) and read by the tensor cores through descriptors,
@@ -25,7 +26,7 @@ completed before the next tile's barrier (whose prefetch overwrites the stage).
 
 Shared memory (``DqConfig``/``DkvConfig`` with ``mma="wgmma"``; 1024-byte aligned, each tile
 a multiple of 1024 bytes): two stages of two ``BLOCK_N x D`` tiles ``[K0][V0][K1][V1]``
-(dK/dV: ``[Q0][dO0][Q1][dO1]``), the two ``64 x D`` row tiles (Q, dO or K, V), the dK/dV
+(dK/dV: ``[Q0][dO0][Q1][dO1]``), the two ``BLOCK_M x D`` row tiles (Q, dO or K, V), the dK/dV
 kernel's per-stage query values, then two stages of mask bits.
 """
 
