@@ -1,12 +1,16 @@
 """GPU tests of the backward kernels (issue 14; docs/design.md §6): dQ over the row schedule and
 dK/dV over the column schedule match the dense fp64 gradients of
 `splat.tiling.backward.reference_backward` on fresh random inputs, for test families and an
-irregular mask (Lq != Lk, mask tiles, empty rows and columns), D = 64 and 128, MHA and GQA.
+irregular mask (Lq != Lk, mask tiles, empty rows and columns), at the packed head dims, MHA and
+GQA, for whichever build was packed (mma.sync, or the wgmma build on 64- or 128-row tiles).
 
 The kernels and tables come prebuilt (the GPU machine has no MLIR)::
 
     python scripts/pack_backward_kernels.py --out .device/backward    # where MLIR is
+    python scripts/pack_backward_kernels.py --mma wgmma --block-m 128 --out .device/bwd-wg128
     SPLAT_BACKWARD_DIR=.device/backward python -m pytest -m gpu tests/gpu/test_gpu_backward.py
+
+(scripts/device_backward_wgmma.sh runs every build's test, then times the ones that pass.)
 
 lse and o come from the dense fp64 forward (`splat.testing`), with a random lse gradient dlse
 (the dQ kernel computes Δ = rowsum(dO ∘ O) − dlse for the dK/dV kernel); the kernels
