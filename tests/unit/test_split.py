@@ -193,3 +193,32 @@ def test_union_of_remainders_keeps_every_cell():
     assert u.masks[0, 0, 0] and u.masks[0, 1, 1] and u.masks[1, 2, 2] and u.masks[2, 3, 3]
     assert u.masks.sum() == 4
     assert _union_remainders(None, b) is b and _union_remainders(a, None) is a
+
+
+def _reanalysed(acsr: ACSR):
+    """split_pieces' extra set re-expressed from its cells (the path without the shortcut)."""
+    from splat import analysis
+    from splat.tiling.split import _row_local
+    other = tuple(p for p in acsr.pieces if not _row_local(p))
+    block = acsr.remainder.block if acsr.remainder is not None else 64
+    return analysis.acsr_from_intervals(analysis.intervals_from_acsr(ACSR(acsr.Lq, acsr.Lk, other)),
+                                        block=block, prefer_residue=True)
+
+
+@pytest.mark.parametrize("local, stride, L", [(128, 128, 4096), (16, 8, 1000), (40, 24, 2500),
+                                              (1, 64, 3000), (100, 7, 777)])
+def test_extra_pieces_already_in_residue_form_are_kept_as_the_reanalysis_gives_them(local,
+                                                                                    stride, L):
+    """Where every piece of the extra set is already one residue class run (strided's), split
+    pieces keeps them instead of re-expressing their cells (seconds at 64K): the same pieces
+    the re-analysis gives, and the same remainder (none)."""
+    from splat.tiling.split import _residue_form, _row_local
+    acsr = P.strided(local, stride, L).acsr()
+    other = [p for p in acsr.pieces if not _row_local(p)]
+    parts = split_pieces(acsr)
+    if not other or not all(_residue_form(p) for p in other):
+        pytest.skip("no shortcut for this layout")
+    slow = _reanalysed(acsr)
+    assert slow.remainder is None
+    assert sorted(map(str, parts[1].pieces)) == sorted(map(str, slow.pieces))
+    np.testing.assert_array_equal(parts[0].to_mask() | parts[1].to_mask(), acsr.to_mask())

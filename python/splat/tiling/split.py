@@ -40,6 +40,8 @@ __all__ = ["plan_split", "split_pieces", "may_split", "schedule_cost", "tiles_co
 _SPLIT_MARGIN = 0.9
 # the relative error allowed the main schedule's cost read off its tiles (measured: 1e-14)
 _REFUSE_SLACK = 1e-6
+# pieces of the extra set in residue form from this size on are kept as they are (_residue_form)
+_RESIDUE_MIN_NNZ = 64
 
 
 def schedule_cost(s: TileSchedule) -> float:
@@ -51,6 +53,13 @@ def _row_local(p) -> bool:
     """Columns on one residue class from row to row: ``row_step == 1`` and the offset moves by a
     multiple of the stride (always so for ``stride == 1``)."""
     return p.row_step == 1 and (p.stride == 1 or p.off_a % p.stride == 0)
+
+
+def _residue_form(p) -> bool:
+    """The residue form the extra set is re-expressed in: rows one stride apart (``row_step
+    == stride``) whose columns stay on one residue class, and large enough that the analysis
+    would not move it to the remainder (``min_piece_nnz`` is 8)."""
+    return p.row_step == p.stride > 1 and p.off_a % p.stride == 0 and p.nnz >= _RESIDUE_MIN_NNZ
 
 
 def may_split(acsr: ACSR) -> bool:
@@ -68,6 +77,11 @@ def split_pieces(acsr: ACSR) -> tuple[ACSR, ACSR] | None:
         return None
     main = tuple(p for p in acsr.pieces if _row_local(p))
     other = tuple(p for p in acsr.pieces if not _row_local(p))
+    if all(_residue_form(p) for p in other):
+        # already one piece per residue class run: re-expressing their cells gives them back
+        # (on every layout tried, tests/unit/test_split.py), at a cost that grows with their
+        # cells (Sparse Transformer strided at 64K: 16.7M cells, ~7 s)
+        return ACSR(acsr.Lq, acsr.Lk, main, acsr.remainder), ACSR(acsr.Lq, acsr.Lk, other)
     from .. import analysis  # noqa: PLC0415  (analysis imports nothing from tiling)
     block = acsr.remainder.block if acsr.remainder is not None else 64
     extra = ACSR(acsr.Lq, acsr.Lk, other)
@@ -117,14 +131,18 @@ def _partitions_rows(s: TileSchedule) -> bool:
 
 def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
                single: TileSchedule | None = None, order: str = "rows",
-               plan: str = "auto") -> tuple[TileSchedule, TileSchedule | None]:
+               plan: str = "auto", parts: tuple | None | bool = False
+               ) -> tuple[TileSchedule, TileSchedule | None]:
     """``(schedule, None)`` for one schedule, or ``(main, extra)`` when split-KV is cheaper.
     ``single``: the one-schedule result if the caller has it already; ``order``: the row tile
     order of the schedules built here; ``plan``: the plan of the single and main schedules (the
-    extra one always takes the affine plan: its kernel runs no mask tiles)."""
+    extra one always takes the affine plan: its kernel runs no mask tiles); ``parts``:
+    ``split_pieces(acsr)`` if the caller has it already (it depends on the layout alone, and
+    re-expressing the extra set walks its cells: ~4 s for strided at 64K), False if not."""
     single = (single if single is not None
               else build_schedule(acsr, block_m, block_n, order=order, plan=plan))
-    parts = split_pieces(acsr)
+    if parts is False:
+        parts = split_pieces(acsr)
     if parts is None:
         return single, None
     budget = _SPLIT_MARGIN * schedule_cost(single)

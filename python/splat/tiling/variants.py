@@ -53,7 +53,8 @@ from . import schedule as _sched
 from .cost_model import MODEL_FILE
 from .schedule import build_schedule
 from .tile_schedule import TileSchedule
-from .split import launch_cost_floor, may_split, plan_split, schedule_cost, tiles_cost_range
+from .split import (launch_cost_floor, may_split, plan_split, schedule_cost, split_pieces,
+                    tiles_cost_range)
 
 __all__ = ["KernelVariant", "VARIANTS", "MAX_PRICED_PARTS", "SWITCH_MARGIN", "load_variants",
            "wgmma_default", "Kernel", "resolve_kernel", "variants_for", "warp_rows_for",
@@ -416,6 +417,11 @@ class _Job:
         prices the split on them)."""
         return self.split_kv and may_split(self.acsr)
 
+    @cached_property
+    def split_parts(self) -> tuple | None:
+        """``split_pieces`` of the layout, shared by every variant's plan_split."""
+        return split_pieces(self.acsr)
+
     def builder(self, p: _Priced):
         """``p``'s builder, made on first need."""
         if p.planned is None:
@@ -474,7 +480,7 @@ class _Job:
             p.tables = (schedule, None)
             if self.split_kv:
                 p.tables = plan_split(self.acsr, p.variant.block_m, p.block_n, single=schedule,
-                                      order=self.order, plan=self.plan)
+                                      order=self.order, plan=self.plan, parts=self.split_parts)
         return p.tables
 
 
