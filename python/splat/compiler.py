@@ -120,7 +120,7 @@ def compile(pattern, *, dtype: str = "bf16", head_dim: int = 64, target: str = "
     tiler prices lowest among the target's instructions, ``abi.mma_offer``: mma.sync unless
     cost_model.json lists measured wgmma variants, for sm_90a), or forced ``"mma_sync"`` /
     ``"wgmma"`` (sm_90a only); for ``variant="backward"`` the gradient kernels' instruction,
-    ``"auto"`` being mma_sync (`abi.backward_mma`).
+    ``"auto"`` being wgmma on sm_90a and mma_sync elsewhere (`abi.backward_mma`).
     ``block_m``: query rows per row tile, ``abi.BLOCK_M_CHOICES``; default: the kernel variant
     (``splat.tiling.variants``) whose schedule the measured cost model prices lowest (the
     wgmma kernel: ``abi.WGMMA_BLOCK_M``; the decomposed variant: ``abi.BLOCK_M``).

@@ -124,13 +124,14 @@ def test_128_row_tiles_are_a_wgmma_build():
 
 
 @pytest.mark.parametrize("name", ["strided", "irregular"])
-def test_the_wgmma_build_runs_the_same_schedules(arts, name):
-    """``mma="wgmma"``: the same kernels, tables and launches on Hopper warpgroup MMA (split
+def test_the_wgmma_build_runs_the_mma_sync_builds_schedules(arts, name):
+    """sm_90a's default backward (``abi.BACKWARD_WGMMA_BY_DEFAULT``) is the wgmma build: the
+    same kernels, tables and launches as ``mma="mma_sync"``'s on Hopper warpgroup MMA (split
     schedules and mask tiles included); the manifest records the instruction per kernel and the
     runtime checks the wgmma layout's shared memory."""
-    mask, sync = arts[name]
-    art = splat.compile(mask, variant="backward", head_dim=sync.head_dim, dtype=sync.dtype,
-                        mma="wgmma")
+    mask, art = arts[name]
+    sync = splat.compile(mask, variant="backward", head_dim=art.head_dim, dtype=art.dtype,
+                         mma="mma_sync")
     assert [k["name"] for k in art.kernels] == [k["name"] for k in sync.kernels]
     assert {k["mma"] for k in art.kernels} == {"wgmma"}
     assert {k["mma"] for k in sync.kernels} == {"mma_sync"}
@@ -149,7 +150,7 @@ def test_the_wgmma_build_runs_the_same_schedules(arts, name):
 
 def test_a_backward_artifact_mixing_instructions_is_refused(arts, tmp_path):
     art = arts["strided"][1].copy()
-    art.manifest["kernels"][1]["mma"] = "wgmma"
+    art.manifest["kernels"][1]["mma"] = "mma_sync"
     _refused(art, "the same in every kernel", tmp_path)
 
 
@@ -191,8 +192,8 @@ def test_column_mask_bits_outside_their_tile_are_refused(arts, tmp_path):
 @pytest.mark.parametrize("field, value, match", [
     ("shared_bytes", 1024, "shared_bytes"),
     ("grid", "row_tiles", "grid"),
-    ("block_m", 128, "64-row tiles"),
-    ("mma", "wgmma", "shared_bytes .* its wgmma layout"),
+    ("block_m", 32, "block_m 32 is not one of"),
+    ("mma", "mma_sync", "shared_bytes .* its mma_sync layout"),
     ("mma", "hmma", "one of"),
 ])
 def test_kernel_entries_off_the_abi_are_refused(arts, tmp_path, field, value, match):
@@ -211,7 +212,7 @@ def test_a_backward_artifact_cannot_pose_as_a_forward_one(arts, tmp_path):
 def test_the_compiler_refuses_what_the_backward_kernels_do_not_run():
     mask = T.mask_numpy(T.F("window", w=64), 256)
     for kwargs, match in ((dict(mma="wgmma", target="sm_80"), "wgmma needs chip sm_90a"),
-                          (dict(block_m=128), "mma_sync backward kernels run 64-row"),
+                          (dict(block_m=128, mma="mma_sync"), "mma_sync backward kernels run 64-row"),
                           (dict(kv_loads="producer"), "fused variant"),
                           (dict(warp_rows=32), "16-row")):
         with pytest.raises(ValueError, match=match):
