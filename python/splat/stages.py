@@ -90,8 +90,10 @@ class StageOptions:
         if self.backward and (self.warp_rows != abi.WARP_ROWS or self.kv_loads == "producer"):
             raise ValueError(f"backward kernels run {abi.WARP_ROWS}-row warps, without a "
                              f"producer warpgroup")
-        if self.backward and abi.backward_block_m_error(self.block_m, self.lower_mma):
-            raise ValueError(abi.backward_block_m_error(self.block_m, self.lower_mma))
+        block_m_error = self.backward and abi.backward_block_m_error(self.block_m,
+                                                                     self.lower_mma)
+        if block_m_error:
+            raise ValueError(block_m_error)
         if self.mma == "wgmma" and not wgmma_chip:
             raise ValueError(f"mma wgmma needs chip sm_90a; got chip {self.chip}")
         if self.mma == "wgmma" and self.warp_rows not in (0, abi.WARP_ROWS):

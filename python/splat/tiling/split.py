@@ -42,6 +42,8 @@ _SPLIT_MARGIN = 0.9
 _REFUSE_SLACK = 1e-6
 # pieces of the extra set in residue form from this size on are kept as they are (_residue_form)
 _RESIDUE_MIN_NNZ = 64
+# plan_split's ``parts`` when the caller has no split_pieces result (None is one: no split)
+_NOT_GIVEN = object()
 
 
 def schedule_cost(s: TileSchedule) -> float:
@@ -131,17 +133,17 @@ def _partitions_rows(s: TileSchedule) -> bool:
 
 def plan_split(acsr: ACSR, block_m: int = 64, block_n: int = 64, *,
                single: TileSchedule | None = None, order: str = "rows",
-               plan: str = "auto", parts: tuple | None | bool = False
+               plan: str = "auto", parts: object = _NOT_GIVEN
                ) -> tuple[TileSchedule, TileSchedule | None]:
     """``(schedule, None)`` for one schedule, or ``(main, extra)`` when split-KV is cheaper.
     ``single``: the one-schedule result if the caller has it already; ``order``: the row tile
     order of the schedules built here; ``plan``: the plan of the single and main schedules (the
     extra one always takes the affine plan: its kernel runs no mask tiles); ``parts``:
     ``split_pieces(acsr)`` if the caller has it already (it depends on the layout alone, and
-    re-expressing the extra set walks its cells: ~4 s for strided at 64K), False if not."""
+    re-expressing the extra set walks its cells: ~4 s for strided at 64K), None included."""
     single = (single if single is not None
               else build_schedule(acsr, block_m, block_n, order=order, plan=plan))
-    if parts is False:
+    if parts is _NOT_GIVEN:
         parts = split_pieces(acsr)
     if parts is None:
         return single, None
